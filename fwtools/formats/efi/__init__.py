@@ -1,0 +1,1 @@
+"""formats/efi layer (see docs/architecture.md)."""

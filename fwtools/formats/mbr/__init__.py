@@ -1,0 +1,1 @@
+"""formats/mbr layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""formats/pe layer (see docs/architecture.md)."""

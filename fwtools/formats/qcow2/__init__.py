@@ -1,0 +1,1 @@
+"""formats/qcow2 layer (see docs/architecture.md)."""

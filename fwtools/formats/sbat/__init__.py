@@ -1,0 +1,1 @@
+"""formats/sbat layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""formats/varstore layer (see docs/architecture.md)."""

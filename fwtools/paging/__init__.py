@@ -1,0 +1,1 @@
+"""paging layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""uefi layer (see docs/architecture.md)."""
