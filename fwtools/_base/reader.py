@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Any, Final
 
 from fwtools.errors import TruncatedError
 
@@ -63,6 +63,6 @@ class Reader:
         self.need(offset, 8, structure)
         return int(_U64.unpack_from(self.data, offset)[0])
 
-    def unpack(self, layout: struct.Struct, offset: int, structure: str) -> tuple[int, ...]:
+    def unpack(self, layout: struct.Struct, offset: int, structure: str) -> tuple[Any, ...]:
         self.need(offset, layout.size, structure)
         return tuple(layout.unpack_from(self.data, offset))

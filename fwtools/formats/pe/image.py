@@ -8,6 +8,7 @@ Section bodies are read only when asked for.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from fwtools._base.reader import Reader
-from fwtools.errors import FwIOError, PeFormatError, TruncatedError
+from fwtools.errors import FwIOError, ParseError, PeFormatError, TruncatedError
 from fwtools.formats.pe import layout
 
 if TYPE_CHECKING:
@@ -112,8 +113,8 @@ class PeImage:
         self.anomalies: list[str] = []
         try:
             self._parse()
-        except PeFormatError as exc:
-            raise exc.with_path(path) if path else exc
+        except ParseError as exc:
+            raise (exc.with_path(path) if path else exc) from None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> PeImage:
@@ -294,7 +295,7 @@ class PeImage:
                 )
             sections.append(section)
         ordered = sorted(sections, key=lambda s: s.virtual_address)
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if a.virtual_end > b.virtual_address:
                 self.anomalies.append(
                     f"sections {a.name!r} and {b.name!r} overlap in memory"

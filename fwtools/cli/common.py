@@ -1,0 +1,27 @@
+"""What every command shares: exit codes and one-line error reporting."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Final, NoReturn
+
+import click
+
+EXIT_OK: Final = 0
+EXIT_FINDINGS: Final = 1
+EXIT_INPUT: Final = 2
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    """Print one line to stderr and exit; never a traceback."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def print_json(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=False))
+
+
+def not_built(command: str, issue: str) -> NoReturn:
+    fail(f"{command} is not built yet (tracked in {issue})")

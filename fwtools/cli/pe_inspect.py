@@ -1,0 +1,105 @@
+"""pe-inspect: inspect EFI binaries (headers, sections, special sections, signatures)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.pe-inspect/1).")
+@click.option(
+    "--verify", "anchors", multiple=True, type=click.Path(dir_okay=False),
+    help="Verify against this trust anchor: a PEM/DER certificate or an EFI signature list "
+    "(db). Repeatable.",
+)
+@click.option(
+    "--dbx", "dbx", multiple=True, type=click.Path(dir_okay=False),
+    help="Revocations: an EFI signature list (dbx) or certificate. Repeatable.",
+)
+@click.option(
+    "--extract-certs", "extract_dir", type=click.Path(file_okay=False),
+    help="Write every signature (.p7s) and certificate (.pem) found into DIR.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show every certificate of each signature.")
+@click.option("--color/--no-color", default=None, help="Force or disable colours.")
+def pe_inspect(
+    paths: tuple[str, ...],
+    as_json: bool,
+    anchors: tuple[str, ...],
+    dbx: tuple[str, ...],
+    extract_dir: str | None,
+    verbose: bool,
+    color: bool | None,
+) -> None:
+    """Inspect EFI binaries: PE header, sections and permissions, special sections
+    (.sbat, .sbatlevel, .vendor_cert, UKI), kernel headers, Authenticode signatures and
+    digests, and (with --verify) whether db/dbx trust them.
+
+    PATHS may be files or directories (searched recursively for PE images).
+
+    Exit status: 0 inspected; 1 a --verify verdict was untrusted or revoked; 2 an input was
+    unreadable or malformed (the other inputs are still reported).
+    """
+    from fwtools.errors import FwError
+    from fwtools.policy.pe_facts import expand_paths, inspect_path
+
+    trust = None
+    if dbx and not anchors:
+        fail("--dbx needs at least one --verify trust anchor")
+    if anchors:
+        from fwtools.crypto.trust import TrustAnchors
+
+        try:
+            trust = TrustAnchors.from_files(list(anchors), dbx_paths=list(dbx))
+        except FwError as exc:
+            fail(str(exc))
+
+    from fwtools.report.text_progress import progress
+
+    files = list(expand_paths(list(paths)))
+    missing_dirs = [p for p in paths if Path(p).is_dir() and not any(
+        f.startswith(p.rstrip("/") + "/") for f in files)]
+    results = [
+        inspect_path(f, anchors=trust)
+        for f in progress(files, "inspecting", enabled=not as_json and len(files) > 8)
+    ]
+    if extract_dir is not None:
+        from fwtools.policy.pe_extract import extract_certificates
+
+        try:
+            extract_certificates([r.facts for r in results if r.facts], Path(extract_dir))
+        except FwError as exc:
+            fail(str(exc))
+
+    if as_json:
+        from fwtools.report.pe_json import inspect_document
+
+        print_json(inspect_document(results))
+    else:
+        from fwtools.report.text_pe import render_inspection
+
+        render_inspection(results, None if sys.stdout.isatty() else sys.stdout,
+                          verbose=verbose, color=color)
+    for d in missing_dirs:
+        click.echo(f"warning: no PE images found under {d}", err=True)
+    if any(r.facts is None for r in results):
+        for r in results:
+            if r.facts is None and as_json:
+                click.echo(f"error: {r.error}", err=True)
+        sys.exit(EXIT_INPUT)
+    if any(
+        r.facts.verification is not None and r.facts.verification.status != "trusted"
+        for r in results if r.facts
+    ):
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_OK)
+
+
+def main() -> None:
+    pe_inspect(prog_name="pe-inspect")

@@ -1,0 +1,163 @@
+"""Everything fwtools knows about one EFI binary, gathered once for inspection and rules.
+
+This is the meeting point of the format parsers (headers, sections, special sections,
+kernel headers) and the crypto layer (Authenticode signatures, trust verdicts). pe-inspect
+renders it; the rules in :mod:`fwtools.policy.pe_rules` judge it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from fwtools.errors import FwError, FwIOError, ParseError
+from fwtools.formats.pe import layout
+from fwtools.formats.pe.image import PeImage
+
+if TYPE_CHECKING:
+    from fwtools.crypto.authenticode import AuthenticodeSignature
+    from fwtools.crypto.trust import TrustAnchors, VerifyResult
+    from fwtools.formats.pe.kernel import KernelInfo
+    from fwtools.formats.pe.special import SpecialSection
+    from fwtools.policy.findings import Finding
+
+# Larger files are refused rather than read into memory: no EFI binary comes close, and a
+# UKI with a big initrd stays far below it.
+MAX_FILE_SIZE: Final = 1 << 30
+# How deep .linux sections of UKIs are followed (a UKI inside a UKI is already odd).
+MAX_EMBED_DEPTH: Final = 2
+DIGEST_ALGORITHMS: Final = ("sha256", "sha1")
+
+
+@dataclass
+class PeFacts:
+    path: str
+    size: int
+    image: PeImage
+    digests: dict[str, bytes]
+    signatures: list[AuthenticodeSignature]
+    special: list[SpecialSection]
+    kernel: KernelInfo | None
+    embedded: dict[str, PeFacts | str] = field(default_factory=dict)
+    verification: VerifyResult | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input file: facts, or the one-line error that stopped it."""
+
+    path: str
+    facts: PeFacts | None = None
+    error: str | None = None
+
+
+def read_input(path: str) -> bytes:
+    try:
+        st = os.stat(path)
+        if Path(path).is_dir():
+            raise FwIOError(f"{path}: is a directory")
+        if st.st_size > MAX_FILE_SIZE:
+            raise FwIOError(
+                f"{path}: {st.st_size} bytes is larger than the {MAX_FILE_SIZE} byte limit"
+            )
+        with open(path, "rb") as f:
+            return f.read(MAX_FILE_SIZE + 1)
+    except OSError as exc:
+        raise FwIOError(f"{path}: {exc.strerror or exc}") from None
+
+
+def collect_facts(
+    data: bytes,
+    path: str,
+    *,
+    anchors: TrustAnchors | None = None,
+    depth: int = 0,
+) -> PeFacts:
+    """Parse ``data`` as a PE image and gather all facts; raises FwError on bad input."""
+    from fwtools.crypto.authenticode import image_signatures
+    from fwtools.formats.pe.authenticode import authenticode_digests
+    from fwtools.formats.pe.kernel import kernel_info
+    from fwtools.formats.pe.special import embedded_pe, special_sections
+    from fwtools.policy.pe_rules import evaluate
+
+    image = PeImage(data, path)
+    digests = authenticode_digests(image, DIGEST_ALGORITHMS)
+    signatures = image_signatures(image, digests)
+    special = special_sections(image)
+    facts = PeFacts(
+        path=path,
+        size=len(data),
+        image=image,
+        digests=digests,
+        signatures=signatures,
+        special=special,
+        kernel=kernel_info(data),
+    )
+    if depth < MAX_EMBED_DEPTH:
+        for sect in image.sections:
+            if sect.name != ".linux":
+                continue
+            inner = embedded_pe(image, sect)
+            if inner is None:
+                continue
+            label = f"{path}[{sect.name}]"
+            try:
+                facts.embedded[sect.name] = collect_facts(
+                    inner, label, anchors=anchors, depth=depth + 1
+                )
+            except FwError as exc:
+                facts.embedded[sect.name] = str(exc)
+    if anchors is not None:
+        from fwtools.crypto.trust import verify_image
+
+        facts.verification = verify_image(image, signatures, anchors, digests=digests)
+    facts.findings = evaluate(facts)
+    return facts
+
+
+def inspect_path(path: str, *, anchors: TrustAnchors | None = None) -> FileResult:
+    """Inspect one file, turning every expected failure into a one-line error."""
+    try:
+        return FileResult(path, collect_facts(read_input(path), path, anchors=anchors))
+    except ParseError as exc:
+        return FileResult(path, error=str(exc.with_path(path)))
+    except FwError as exc:
+        return FileResult(path, error=str(exc))
+    except RecursionError:
+        return FileResult(path, error=f"{path}: structure nests too deeply")
+
+
+def looks_like_pe(path: Path) -> bool:
+    """Cheap sniff used when walking directories: MZ, and PE\\0\\0 at e_lfanew."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(0x40)
+            if len(head) < 0x40 or head[:2] != layout.DOS_MAGIC:
+                return False
+            f.seek(int.from_bytes(head[layout.E_LFANEW_OFFSET : 0x40], "little"))
+            return f.read(4) == layout.PE_SIGNATURE
+    except OSError:
+        return False
+
+
+def expand_paths(paths: list[str]) -> Iterator[str]:
+    """Named files as given; directories walked recursively for PE files, in sorted order.
+
+    Files named explicitly are always inspected (and fail loudly when not PE); files found
+    in a directory are only taken when they look like PE images, so an ESP's config files
+    and fonts make no noise.
+    """
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    full = Path(root, name)
+                    if full.is_file() and not full.is_symlink() and looks_like_pe(full):
+                        yield str(full)
+        else:
+            yield p

@@ -1,0 +1,275 @@
+"""The human view of pe-inspect, rendered with rich.
+
+Built for reading at a glance: permissions coloured (write yellow, execute green, both red),
+problems marked with the rule that found them, digests and verdicts in one place.
+"""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from fwtools.report.jsonable import to_jsonable
+
+if TYPE_CHECKING:
+    from fwtools.crypto.authenticode import AuthenticodeSignature
+    from fwtools.crypto.x509info import CertificateInfo
+    from fwtools.formats.pe.image import Section
+    from fwtools.formats.pe.special import SpecialSection
+    from fwtools.policy.findings import Finding
+    from fwtools.policy.pe_facts import FileResult, PeFacts
+
+SEVERITY_STYLE = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("·", "dim")}
+STATUS_STYLE = {"trusted": "bold green", "untrusted": "bold red", "revoked": "bold red"}
+
+
+def make_console(stream: IO[str] | None, color: bool | None) -> Console:
+    return Console(
+        file=stream,
+        force_terminal=color,
+        no_color=color is False,
+        highlight=False,
+        soft_wrap=False,
+        width=None if stream is None else 120,
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _yes_no(value: bool | None, good: bool = True) -> Text:
+    if value is None:
+        return Text("n/a", style="dim")
+    ok = value is good
+    return Text("yes" if value else "no", style="green" if ok else "red")
+
+
+def _perms(s: Section) -> Text:
+    text = Text()
+    text.append("r" if s.read else "-", style="cyan" if s.read else "dim")
+    text.append("w" if s.write else "-", style="yellow" if s.write else "dim")
+    text.append("x" if s.execute else "-", style="green" if s.execute else "dim")
+    if s.write and s.execute:
+        text.stylize("bold white on red")
+    return text
+
+
+def _header(facts: PeFacts) -> Table:
+    img = facts.image
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row(
+        "Image",
+        f"{'PE32+' if img.is_pe32_plus else 'PE32'} {img.machine_name}, "
+        f"{img.subsystem_name}, {_size(facts.size)}",
+    )
+    grid.add_row(
+        "Layout",
+        f"ImageBase {img.image_base:#x}  Entry {img.entry_point:#x}  "
+        f"SizeOfImage {img.size_of_image:#x}  SizeOfHeaders {img.size_of_headers:#x}",
+    )
+    align_style = "green" if img.section_alignment >= 4096 else "red"
+    grid.add_row(
+        "Alignment",
+        Text.assemble(
+            ("SectionAlignment ", ""), (f"{img.section_alignment:#x}", align_style),
+            (f"  FileAlignment {img.file_alignment:#x}", ""),
+        ),
+    )
+    nx = Text("NX_COMPAT ", style="bold")
+    nx.append("set" if img.nx_compat else "not set", style="green" if img.nx_compat else "red")
+    others = [n for n in img.dll_characteristic_names if n != "NX_COMPAT"]
+    if others:
+        nx.append("  " + " ".join(others), style="dim")
+    grid.add_row("DllCharacteristics", Text.assemble(f"{img.dll_characteristics:#06x}  ", nx))
+    grid.add_row("Relocations", _yes_no(img.has_relocations))
+    checksum = img.computed_checksum()
+    ck = Text(f"{img.checksum:#x}")
+    if img.checksum and img.checksum != checksum:
+        ck.append(f" (computed {checksum:#x})", style="yellow")
+    grid.add_row("CheckSum", ck)
+    for alg, digest in facts.digests.items():
+        grid.add_row(f"Authenticode {alg}", digest.hex())
+    return grid
+
+
+def _sections(facts: PeFacts) -> Table:
+    table = Table(title=None, box=None, header_style="bold", pad_edge=False, padding=(0, 1))
+    for col in ("#", "name", "virtual", "vsize", "raw", "rsize", "perm", "page", "flags"):
+        table.add_column(col, justify="right" if col in ("#", "vsize", "rsize") else "left")
+    for s in facts.image.sections:
+        table.add_row(
+            str(s.index),
+            Text(s.name, style="bold"),
+            f"{s.virtual_address:#010x}",
+            f"{s.virtual_size:#x}",
+            f"{s.raw_offset:#010x}",
+            f"{s.raw_size:#x}",
+            _perms(s),
+            Text("✓", style="green") if s.is_page_aligned() else Text("✗", style="red"),
+            Text(" ".join(n for n in s.characteristic_names if not n.startswith("MEM_")),
+                 style="dim"),
+        )
+    return table
+
+
+def _decoded_lines(value: Any, indent: str = "") -> list[str]:
+    plain = to_jsonable(value)
+    lines: list[str] = []
+    if isinstance(plain, dict):
+        for key, item in plain.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{indent}{key}:")
+                lines.extend(_decoded_lines(item, indent + "  "))
+            elif item not in (None, "", [], {}):
+                text = str(item)
+                if len(text) > 96:
+                    text = text[:93] + "..."
+                lines.append(f"{indent}{key}: {text}")
+    elif isinstance(plain, list):
+        for item in plain:
+            if isinstance(item, dict):
+                sub = _decoded_lines(item, indent + "  ")
+                if sub:
+                    lines.append(indent + "- " + sub[0].strip())
+                    lines.extend(sub[1:])
+            else:
+                lines.append(f"{indent}- {item}")
+    elif plain is not None:
+        lines.append(f"{indent}{plain}")
+    return lines
+
+
+def _special(sect: SpecialSection) -> RenderableType:
+    head = Text.assemble(
+        (sect.name, "bold magenta"), f"  {sect.kind}, {sect.size} bytes at {sect.offset:#x}",
+        ("  sha256 " + sect.sha256[:16] + "…", "dim"),
+    )
+    if sect.error:
+        return Group(head, Text("  ✗ " + sect.error, style="red"))
+    if sect.kind == "sbat" and sect.decoded is not None:
+        table = Table(box=None, header_style="dim", padding=(0, 1))
+        for col in ("component", "gen", "vendor", "package", "version", "url"):
+            table.add_column(col)
+        for row in getattr(sect.decoded, "rows", []):
+            table.add_row(row.component, str(row.generation), row.vendor_name,
+                          row.vendor_package_name, row.vendor_version, row.vendor_url)
+        return Group(head, Padding(table, (0, 0, 0, 2)))
+    lines = _decoded_lines(sect.decoded, "  ")
+    return Group(head, *(Text(line) for line in lines[:40]))
+
+
+def _cert_line(cert: CertificateInfo, indent: str = "    ") -> Text:
+    return Text.assemble(
+        indent, (cert.subject, "bold"), ("  issued by ", "dim"), cert.issuer,
+        (f"  {cert.key_type}, serial {cert.serial}, {cert.not_before[:10]}..{cert.not_after[:10]}",
+         "dim"),
+    )
+
+
+def _signature(sig: AuthenticodeSignature, verbose: bool, indent: str = "") -> list[RenderableType]:
+    out: list[RenderableType] = []
+    title = Text(f"{indent}[{sig.index}] ", style="bold")
+    if sig.error:
+        out.append(title + Text(sig.error, style="red"))
+        return out
+    signer = (
+        sig.signer.subject
+        if sig.signer
+        else f"issuer {sig.signer_issuer} serial {sig.signer_serial}"
+    )
+    title.append(signer, style="bold cyan")
+    out.append(title)
+    digest = Text(f"{indent}    {sig.digest_algorithm} ")
+    digest.append(sig.signed_digest.hex() if sig.signed_digest else "-", style="dim")
+    if sig.digest_matches is True:
+        digest.append("  ✓ matches the image", style="green")
+    elif sig.digest_matches is False:
+        digest.append("  ✗ does NOT match the image", style="bold red")
+    out.append(digest)
+    if sig.signature_valid is not None:
+        out.append(Text(
+            f"{indent}    PKCS#7 signature "
+            + ("valid" if sig.signature_valid else "INVALID"),
+            style="green" if sig.signature_valid else "bold red",
+        ))
+    certs = sig.certificates if verbose else sig.certificates[:0]
+    if sig.signer and not verbose:
+        out.append(_cert_line(sig.signer, indent + "    signer: "))
+    for cert in certs:
+        out.append(_cert_line(cert, indent + "    cert: "))
+    for nested in sig.nested:
+        out.extend(_signature(nested, verbose, indent + "    nested "))
+    return out
+
+
+def _finding(f: Finding) -> Text:
+    mark, style = SEVERITY_STYLE[f.severity]
+    text = Text(f" {mark} ", style=style)
+    text.append(f"{f.rule}", style=style)
+    text.append(f"  {f.message}")
+    if f.location:
+        text.append(f"  [{f.location}" + (f" @ {f.offset:#x}" if f.offset is not None else "")
+                    + "]", style="dim")
+    return text
+
+
+def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
+    parts: list[RenderableType] = [_header(facts), Text(""), Text("Sections", style="bold"),
+                                   _sections(facts)]
+    if facts.special:
+        parts += [Text(""), Text("Special sections", style="bold")]
+        parts += [_special(s) for s in facts.special]
+    if facts.kernel is not None:
+        parts += [Text(""), Text("Kernel", style="bold")]
+        parts += [Text(line) for line in _decoded_lines(facts.kernel, "  ")]
+    parts += [Text(""), Text(f"Signatures ({len(facts.signatures)})", style="bold")]
+    for sig in facts.signatures:
+        parts += _signature(sig, verbose, "  ")
+    if facts.verification is not None:
+        v = facts.verification
+        line = Text("Verification  ", style="bold")
+        line.append(v.status.upper(), style=STATUS_STYLE.get(v.status, "bold"))
+        line.append(f"  {v.reason}")
+        parts += [Text(""), line]
+        for cert in v.chain:
+            parts.append(_cert_line(cert, "    chain: "))
+    for name, inner in facts.embedded.items():
+        parts += [Text(""), Rule(f"{facts.path} {name}", style="magenta", align="left")]
+        if isinstance(inner, str):
+            parts.append(Text("✗ " + inner, style="red"))
+        else:
+            parts += [Padding(Group(*render_facts(inner, verbose)), (0, 0, 0, 2))]
+    if facts.findings:
+        parts += [Text(""), Text("Verdicts", style="bold")]
+        order = {"error": 0, "warning": 1, "info": 2}
+        parts += [_finding(f) for f in sorted(facts.findings, key=lambda f: order[f.severity])]
+    return parts
+
+
+def render_inspection(
+    results: list[FileResult], stream: IO[str] | None = None, *, verbose: bool = False,
+    color: bool | None = None,
+) -> None:
+    console = make_console(stream, color)
+    for r in results:
+        if r.facts is None:
+            console.print(Text(f"✗ {r.error}", style="bold red"))
+            continue
+        console.print(Rule(Text(r.path, style="bold"), align="left"))
+        console.print(Group(*render_facts(r.facts, verbose)))
+        console.print()
+    if len(results) > 1:
+        bad = sum(1 for r in results if r.facts is None)
+        console.print(Text(f"{len(results)} files, {bad} unreadable", style="bold"))

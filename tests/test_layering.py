@@ -1,0 +1,325 @@
+"""The import graph keeps DESIGN.md's layering (checked here, not by review).
+
+Layers, bottom to top: errors < _base < formats < crypto < paging < uefi < policy < report <
+cli. A module imports only from its own layer or below, wherever the import statement is:
+module level, inside a function (lazy imports), or under ``if TYPE_CHECKING`` (a lower layer
+that names an upper layer's types is still coupled to it). Only ``report/text*`` imports rich;
+only ``cli/`` imports click.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+PKG_DIR: Final = REPO_ROOT / "fwtools"
+
+LAYERS: Final = {
+    "errors": 0,
+    "_base": 1,
+    "formats": 2,
+    "crypto": 3,
+    "paging": 4,
+    "uefi": 5,
+    "policy": 6,
+    "report": 7,
+    "cli": 8,
+    "__main__": 8,  # `python -m fwtools` is a command like the console scripts
+}
+CLI_LAYER: Final = LAYERS["cli"]
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str  # dotted module name
+    path: Path
+    lineno: int
+    target: str  # dotted module name, resolved (relative imports made absolute)
+    type_only: bool  # under `if TYPE_CHECKING:`
+    module_level: bool  # executed when the importer is imported
+
+    def where(self) -> str:
+        kind = " (TYPE_CHECKING)" if self.type_only else ""
+        return f"{self.path.relative_to(REPO_ROOT)}:{self.lineno}: {self.target}{kind}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def module_exists(dotted: str) -> bool:
+    p = REPO_ROOT.joinpath(*dotted.split("."))
+    return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = module_name(path)
+        # The package that relative imports start from.
+        self.package = self.name if is_package(path) else self.name.rpartition(".")[0]
+        self.found: list[Import] = []
+        self.third_party: list[tuple[str, int]] = []
+        self._type_only = 0
+        self._in_function = 0
+
+    def _add(self, target: str, lineno: int) -> None:
+        self.found.append(
+            Import(self.name, self.path, lineno, target, self._type_only > 0,
+                   self._in_function == 0 and self._type_only == 0)
+        )
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test):
+            self._type_only += 1
+            for child in node.body:
+                self.visit(child)
+            self._type_only -= 1
+            for child in node.orelse:
+                self.visit(child)
+        else:
+            self.generic_visit(node)
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self._in_function += 1
+        self.generic_visit(node)
+        self._in_function -= 1
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if alias.name == "fwtools" or alias.name.startswith("fwtools."):
+                self._add(alias.name, node.lineno)
+            else:
+                self.third_party.append((alias.name, node.lineno))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            base_parts = self.package.split(".")
+            if node.level > 1:
+                base_parts = base_parts[: -(node.level - 1)]
+            base = ".".join(base_parts)
+            module = f"{base}.{node.module}" if node.module else base
+        else:
+            module = node.module or ""
+        if not (module == "fwtools" or module.startswith("fwtools.")):
+            self.third_party.append((module, node.lineno))
+            return
+        # `from pkg import name` imports the submodule pkg.name when there is one, and
+        # otherwise only pkg itself.
+        for alias in node.names:
+            sub = f"{module}.{alias.name}"
+            self._add(sub if module_exists(sub) else module, node.lineno)
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    name: str
+    path: Path
+    imports: tuple[Import, ...]
+    third_party: tuple[tuple[str, int], ...]
+
+
+@cache
+def modules() -> tuple[ModuleInfo, ...]:
+    out = []
+    for path in sorted(PKG_DIR.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        c = _Collector(path)
+        c.visit(tree)
+        out.append(ModuleInfo(c.name, path, tuple(c.found), tuple(c.third_party)))
+    return tuple(out)
+
+
+def layer_of(dotted: str) -> int | None:
+    """The layer of a module; None for the root package and for subpackages missing from
+    LAYERS (test_every_subpackage_has_a_layer reports those).
+    """
+    parts = dotted.split(".")
+    assert parts[0] == "fwtools", dotted
+    if len(parts) == 1:
+        return None
+    return LAYERS.get(parts[1])
+
+
+def test_collector_sees_the_package() -> None:
+    names = {m.name for m in modules()}
+    # Guards against a collector bug (wrong root, wrong glob) turning every test vacuous.
+    assert {"fwtools", "fwtools.errors"} <= names
+    assert sum(len(m.imports) for m in modules()) > 0
+
+
+def test_every_subpackage_has_a_layer() -> None:
+    unknown = sorted(
+        {m.name.split(".")[1] for m in modules() if "." in m.name} - set(LAYERS)
+    )
+    assert not unknown, (
+        f"fwtools/{unknown} not in the layer list: add it to DESIGN.md and LAYERS here"
+    )
+
+
+def test_imports_only_go_down() -> None:
+    violations = []
+    for m in modules():
+        if m.name == "fwtools":
+            continue  # checked separately: it must not import anything from the package
+        own = layer_of(m.name)
+        if own is None:
+            continue
+        for imp in m.imports:
+            target = layer_of(imp.target)
+            if target is None:
+                continue  # the root package (e.g. __version__): see the next test
+            if target > own:
+                violations.append(
+                    f"{imp.where()}  [{m.name.split('.')[1]}({own}) imports "
+                    f"{imp.target.split('.')[1]}({target})]"
+                )
+    assert not violations, "imports that go up a layer:\n" + "\n".join(violations)
+
+
+def test_root_package_imports_nothing_at_load() -> None:
+    # Every `import fwtools.x` runs fwtools/__init__.py first; if it imported a layer, every
+    # module would silently depend on that layer.
+    root = next(m for m in modules() if m.name == "fwtools")
+    loaded = [imp.where() for imp in root.imports if imp.module_level]
+    assert not loaded, f"fwtools/__init__.py imports at load time: {loaded}"
+
+
+def test_nothing_imports_main() -> None:
+    bad = [imp.where() for m in modules() for imp in m.imports
+           if imp.target == "fwtools.__main__"]
+    assert not bad
+
+
+def test_no_import_cycles_at_load_time() -> None:
+    # Only module-level runtime imports can deadlock a partial import; lazy and
+    # TYPE_CHECKING imports are how a same-layer back-reference is meant to be written.
+    graph: dict[str, set[str]] = {m.name: set() for m in modules()}
+    for m in modules():
+        for imp in m.imports:
+            if imp.module_level and imp.target != m.name and imp.target in graph:
+                graph[m.name].add(imp.target)
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+    cycles: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(nxt):], nxt]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def _third_party_users(package: str) -> list[tuple[ModuleInfo, int]]:
+    return [
+        (m, lineno)
+        for m in modules()
+        for name, lineno in m.third_party
+        if name == package or name.startswith(package + ".")
+    ]
+
+
+def _is_text_renderer(path: Path) -> bool:
+    rel = path.relative_to(PKG_DIR).parts
+    return rel[0] == "report" and (rel[1].startswith("text") if len(rel) > 1 else False)
+
+
+def test_only_text_renderer_imports_rich() -> None:
+    bad = [
+        f"{m.path.relative_to(REPO_ROOT)}:{lineno}"
+        for m, lineno in _third_party_users("rich")
+        if not _is_text_renderer(m.path)
+    ]
+    assert not bad, f"rich imported outside fwtools/report/text*: {bad}"
+
+
+def test_only_cli_imports_click() -> None:
+    bad = [
+        f"{m.path.relative_to(REPO_ROOT)}:{lineno}"
+        for m, lineno in _third_party_users("click")
+        if m.path.relative_to(PKG_DIR).parts[0] != "cli"
+    ]
+    assert not bad, f"click imported outside fwtools/cli/: {bad}"
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [("fwtools.formats.efi.siglist", ("click", "rich"))],
+)
+def test_library_module_loads_without_ui(module: str, forbidden: tuple[str, ...]) -> None:
+    # In a fresh interpreter, so modules other tests imported cannot hide a leak.
+    code = (
+        f"import sys, {module}\n"
+        f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & {set(forbidden)!r})))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO_ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"importing {module} loads {proc.stdout.strip()}"
+
+
+# --- the checker itself ----------------------------------------------------------------
+
+
+def _collect(source: str, rel: str) -> list[Import]:
+    path = REPO_ROOT / rel
+    c = _Collector(path)
+    c.visit(ast.parse(source))
+    return c.found
+
+
+def test_collector_resolves_relative_and_lazy_imports() -> None:
+    found = _collect(
+        "from typing import TYPE_CHECKING\n"
+        "from . import siglist\n"
+        "from ..pe import layout\n"
+        "from ...errors import FwError\n"
+        "if TYPE_CHECKING:\n"
+        "    from fwtools.policy.findings import Finding\n"
+        "def f():\n"
+        "    import fwtools.crypto\n",
+        "fwtools/formats/efi/x.py",
+    )
+    got = {(i.target, i.type_only, i.module_level) for i in found}
+    assert got == {
+        ("fwtools.formats.efi.siglist", False, True),
+        ("fwtools.formats.pe.layout", False, True),
+        ("fwtools.errors", False, True),
+        ("fwtools.policy.findings", True, False),
+        ("fwtools.crypto", False, False),
+    }
