@@ -1,0 +1,540 @@
+"""Trust anchors (db/dbx) and the Secure Boot verdict for a PE image.
+
+The verdict models edk2's DxeImageVerificationLib (DxeImageVerificationHandler,
+IsForbiddenByDbx, IsAllowedByDb) as firmware applies it:
+
+1. the image's Authenticode digest, in any algorithm dbx lists hashes of, is in dbx
+   -> ``revoked``;
+2. for each signature in the certificate table (nested signatures are ignored, as edk2
+   and sbverify ignore them): a certificate of its chain (signer, PKCS#7 intermediates, the
+   db anchor) is a dbx certificate or issued by one, or the TBSCertificate hash of any of
+   its certificates is in dbx (EFI_CERT_X509_SHA256/384/512) -> ``revoked``;
+3. a signature whose signed digest differs from the image digest, or whose SignerInfo
+   does not verify, counts for nothing;
+4. a valid signature whose chain reaches a db certificate -> ``trusted``. The db certificate
+   may be a root or an intermediate (partial chains, as edk2's Pkcs7Verify allows); the
+   PKCS#7 certificates serve as intermediates; validity periods, key usages and EKUs are
+   ignored, as firmware ignores them;
+5. the image digest is in db -> ``trusted``; otherwise ``untrusted``.
+
+Deliberate simplifications, each more conservative than edk2: a TBS hash found in dbx
+revokes even when a timestamp predates the revocation time (edk2 consults dbt), a dbx
+certificate revokes even if the signature's digest does not match, and dbx/db image hashes
+are checked in every algorithm the databases use, not only in the signature's. edk2 also
+rejects an image whose certificate table does not end exactly after its last 8-byte-aligned
+entry, and so does this model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from fwtools.crypto.authenticode import AuthenticodeSignature
+from fwtools.crypto.x509info import (
+    PARSE_ERRORS,
+    CertificateInfo,
+    certificate_info,
+    load_certificates,
+)
+from fwtools.errors import FwIOError, SignatureFormatError
+from fwtools.formats.efi import guids
+from fwtools.formats.efi.siglist import (
+    FIXED_SIGNATURE_SIZE,
+    HASH_ALGORITHM,
+    X509_HASH_TYPES,
+    SignatureList,
+    parse_signature_lists,
+)
+from fwtools.formats.pe import layout
+from fwtools.formats.pe.authenticode import authenticode_digests, authenticode_layout
+from fwtools.formats.pe.image import PeImage
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# Signature types a signature-list file can start with; a DER certificate starts with 0x30,
+# which none of their first GUID bytes is.
+_LIST_TYPES: Final = frozenset(FIXED_SIGNATURE_SIZE) | {guids.CERT_X509, guids.CERT_X509_SM3}
+# Chains longer than this are not built (real ones have two or three certificates).
+_MAX_CHAIN: Final = 8
+
+Status = Literal["trusted", "untrusted", "revoked"]
+
+
+@dataclass
+class TrustAnchors:
+    """The allowed (db) and forbidden (dbx) signature databases.
+
+    Hash sets are keyed by hashlib algorithm name. ``dbx_tbs_hashes`` hold the
+    TBSCertificate digests of EFI_CERT_X509_SHA256/384/512 entries (their revocation time is
+    not used). ``ignored`` lists entries the verification model does not use (RSA2048 keys,
+    X509 TBS hashes in db, ...), one line each.
+    """
+
+    db_certs: list[bytes] = field(default_factory=list)
+    db_hashes: dict[str, set[bytes]] = field(default_factory=dict)
+    dbx_hashes: dict[str, set[bytes]] = field(default_factory=dict)
+    dbx_certs: list[bytes] = field(default_factory=list)
+    dbx_tbs_hashes: dict[str, set[bytes]] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_signature_lists(
+        cls, db: Iterable[SignatureList], dbx: Iterable[SignatureList] = ()
+    ) -> TrustAnchors:
+        """Anchors from parsed db and dbx signature lists (e.g. from a variable store)."""
+        anchors = cls()
+        for sl in db:
+            anchors._add_list(sl, forbidden=False)
+        for sl in dbx:
+            anchors._add_list(sl, forbidden=True)
+        return anchors
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: Iterable[str | os.PathLike[str]],
+        dbx_paths: Iterable[str | os.PathLike[str]] = (),
+    ) -> TrustAnchors:
+        """Anchors from files: PEM or DER certificates, raw EFI signature lists (.esl, a db
+        or dbx variable's data) or signed variable updates (.auth, whose signature is not
+        checked). ``paths`` feed db, ``dbx_paths`` dbx."""
+        anchors = cls()
+        for forbidden, group in ((False, paths), (True, dbx_paths)):
+            for path in group:
+                certs, lists = _read_anchor_file(path)
+                for der in certs:
+                    (anchors.dbx_certs if forbidden else anchors.db_certs).append(der)
+                for sl in lists:
+                    anchors._add_list(sl, forbidden=forbidden)
+        return anchors
+
+    def _add_list(self, sl: SignatureList, *, forbidden: bool) -> None:
+        which = "dbx" if forbidden else "db"
+        if sl.signature_type == guids.CERT_X509:
+            for i, entry in enumerate(sl.entries):
+                name, at = f"{which} EFI_SIGNATURE_DATA[{i}]", entry.offset + 16
+                der = leading_certificate(entry.data, structure=name, offset=at)
+                info = certificate_info(der, structure=name, offset=at)
+                (self.dbx_certs if forbidden else self.db_certs).append(info.der)
+            return
+        algorithm = HASH_ALGORITHM.get(sl.signature_type)
+        if algorithm is None:
+            self.ignored.append(f"{which}: {len(sl.entries)} {sl.type_name} entries (unused)")
+            return
+        size = hashlib.new(algorithm).digest_size
+        if sl.signature_type in X509_HASH_TYPES:
+            if not forbidden:
+                self.ignored.append(
+                    f"db: {len(sl.entries)} {sl.type_name} entries (firmware only uses "
+                    "certificate hashes in dbx)"
+                )
+                return
+            target = self.dbx_tbs_hashes
+        else:
+            target = self.dbx_hashes if forbidden else self.db_hashes
+        target.setdefault(algorithm, set()).update(e.data[:size] for e in sl.entries)
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing in db (no image can be trusted)."""
+        return not self.db_certs and not any(self.db_hashes.values())
+
+
+def leading_certificate(
+    data: bytes, *, structure: str = "X.509 certificate", offset: int | None = None
+) -> bytes:
+    """The DER of the certificate at the start of ``data``, without trailing bytes.
+
+    Signature-list entries and PKCS#7 bags sometimes pad certificates; firmware parses the
+    first certificate and ignores the rest.
+    """
+    from asn1crypto import x509 as asn1_x509
+
+    try:
+        return bytes(asn1_x509.Certificate.load(bytes(data)).dump())
+    except PARSE_ERRORS as exc:
+        raise SignatureFormatError(
+            f"not a DER X.509 certificate: {exc}", structure=structure, offset=offset
+        ) from None
+
+
+def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[SignatureList]]:
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise FwIOError(f"{name}: {exc.strerror or exc}") from None
+    try:
+        if not data:
+            return [], []  # an empty db/dbx variable
+        if len(data) >= 16 and uuid.UUID(bytes_le=data[:16]) in _LIST_TYPES:
+            return [], parse_signature_lists(data)
+        auth_size = _auth_header_size(data)
+        if auth_size:
+            return [], parse_signature_lists(data[auth_size:], base=auth_size)
+        return load_certificates(path), []
+    except SignatureFormatError as exc:
+        raise exc.with_path(name) from None
+
+
+def _auth_header_size(data: bytes) -> int:
+    """Size of an EFI_VARIABLE_AUTHENTICATION_2 header (EFI_TIME + WIN_CERTIFICATE_UEFI_GUID
+    with a PKCS#7 CertType) at the start of ``data``, or 0 when there is none."""
+    time_size = 16
+    if len(data) < time_size + layout.WIN_CERTIFICATE.size + 16:
+        return 0
+    length, _revision, cert_type = layout.WIN_CERTIFICATE.unpack_from(data, time_size)
+    cert_guid = uuid.UUID(bytes_le=data[time_size + 8 : time_size + 24])
+    if cert_type != layout.WIN_CERT_TYPE_EFI_GUID or cert_guid != guids.CERT_TYPE_PKCS7:
+        return 0
+    if length < 24 or time_size + length > len(data):
+        return 0
+    return time_size + int(length)
+
+
+@dataclass
+class VerifyResult:
+    """The verdict for one image.
+
+    ``chain`` runs from the signer to the anchor that decided the verdict (empty for hash
+    matches and unsigned images); ``signature_index`` is the WIN_CERTIFICATE index of the
+    deciding signature; ``matched_entry`` names the db/dbx entry that matched, e.g.
+    ``db cert CN=...`` or ``dbx sha256 <hex>``.
+    """
+
+    status: Status
+    reason: str
+    chain: list[CertificateInfo] = field(default_factory=list)
+    signature_index: int | None = None
+    matched_entry: str | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """Whether firmware would run the image."""
+        return self.status == "trusted"
+
+
+class _Cert:
+    """A certificate with the parsed forms chain building needs, loaded on demand."""
+
+    __slots__ = ("_crypto", "_crypto_loaded", "_info", "asn1", "der")
+
+    def __init__(self, der: bytes, asn1: Any) -> None:
+        self.der = der
+        self.asn1 = asn1
+        self._crypto: x509.Certificate | None = None
+        self._crypto_loaded = False
+        self._info: CertificateInfo | None = None
+
+    @classmethod
+    def load(cls, der: bytes) -> _Cert | None:
+        """The certificate, or None when asn1crypto cannot read its TBSCertificate."""
+        from asn1crypto import x509 as asn1_x509
+
+        try:
+            asn1 = asn1_x509.Certificate.load(der)
+            # Parsing is lazy; touch the TBSCertificate so that a malformed one fails here.
+            asn1["tbs_certificate"]["subject"]
+        except PARSE_ERRORS:
+            return None
+        return cls(der, asn1)
+
+    @property
+    def info(self) -> CertificateInfo:
+        if self._info is None:
+            self._info = certificate_info(self.der)
+        return self._info
+
+    @property
+    def crypto(self) -> x509.Certificate | None:
+        """The cryptography object, or None when cryptography refuses the certificate."""
+        if not self._crypto_loaded:
+            from cryptography import x509
+
+            self._crypto_loaded = True
+            try:
+                self._crypto = x509.load_der_x509_certificate(self.der)
+            except (ValueError, x509.InvalidVersion):
+                self._crypto = None
+        return self._crypto
+
+    def tbs_digest(self, algorithm: str) -> bytes:
+        return hashlib.new(algorithm, self.asn1["tbs_certificate"].dump()).digest()
+
+
+class _CertCache:
+    """Certificates parsed once per verification, keyed by DER."""
+
+    def __init__(self) -> None:
+        self._certs: dict[bytes, _Cert | None] = {}
+
+    def get(self, der: bytes) -> _Cert | None:
+        if der not in self._certs:
+            self._certs[der] = _Cert.load(der)
+        return self._certs[der]
+
+    def many(self, ders: Iterable[bytes]) -> list[_Cert]:
+        return [c for c in (self.get(d) for d in ders) if c is not None]
+
+
+def _issued_by(cert: _Cert, issuer: _Cert) -> bool:
+    """Whether ``issuer`` issued ``cert``: names match and the signature verifies."""
+    try:
+        if cert.asn1["tbs_certificate"]["issuer"] != issuer.asn1["tbs_certificate"]["subject"]:
+            return False
+    except PARSE_ERRORS:
+        return False
+    child, parent = cert.crypto, issuer.crypto
+    if child is None or parent is None:
+        return False
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    try:
+        child.verify_directly_issued_by(parent)
+        return True
+    except InvalidSignature:
+        return False
+    except ValueError:
+        # cryptography compares names byte for byte; asn1crypto above compared them as
+        # RFC 5280 does (as OpenSSL and edk2 do). Check the signature by hand.
+        return _signature_verifies(child, parent)
+    except (TypeError, UnsupportedAlgorithm):
+        return False
+
+
+def _signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+
+    key: Any = issuer.public_key()
+    try:
+        params: Any = cert.signature_algorithm_parameters
+        digest = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
+            pad = params if isinstance(params, padding.AsymmetricPadding) else padding.PKCS1v15()
+            key.verify(cert.signature, cert.tbs_certificate_bytes, pad, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, params)
+        elif isinstance(key, dsa.DSAPublicKey) and digest is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, digest)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _find_chain(
+    signer: _Cert, pool: Sequence[_Cert], anchors: Sequence[_Cert]
+) -> tuple[list[_Cert], _Cert | None]:
+    """A chain from ``signer`` through ``pool`` to one of ``anchors``.
+
+    Returns (chain, anchor) with the anchor as the chain's last element, or the longest
+    chain built and None. An anchor ends the chain as soon as a chain certificate *is* one
+    (same DER) or is issued by one, the partial-chain rule of edk2's Pkcs7Verify.
+    """
+    anchor_ders = {a.der for a in anchors}
+    best: list[_Cert] = [signer]
+
+    def walk(chain: list[_Cert]) -> _Cert | None:
+        nonlocal best
+        if len(chain) > len(best):
+            best = list(chain)
+        current = chain[-1]
+        if current.der in anchor_ders:
+            return current
+        for anchor in anchors:
+            if _issued_by(current, anchor):
+                chain.append(anchor)
+                return anchor
+        if len(chain) >= _MAX_CHAIN:
+            return None
+        seen = {c.der for c in chain}
+        for candidate in pool:
+            if candidate.der in seen or not _issued_by(current, candidate):
+                continue
+            chain.append(candidate)
+            found = walk(chain)
+            if found is not None:
+                return found
+            chain.pop()
+        return None
+
+    chain = [signer]
+    anchor = walk(chain)
+    return (chain, anchor) if anchor is not None else (best, None)
+
+
+def _image_digests(
+    img: PeImage, algorithms: set[str], digests: dict[str, bytes] | None
+) -> list[tuple[str, bytes, str]]:
+    """(algorithm, digest, note) for the image in each algorithm, padded and, for an
+    unsigned image of unaligned length, also unpadded (edk2's value)."""
+    have = dict(digests or {})
+    missing = sorted(a for a in algorithms if a not in have)
+    if missing:
+        have.update(authenticode_digests(img, missing))
+    out = [(a, have[a], "") for a in sorted(algorithms)]
+    if algorithms and img.certificate_table is None and authenticode_layout(img).padding:
+        unpadded = authenticode_digests(img, sorted(algorithms), pad=False)
+        out += [(a, unpadded[a], " (unpadded, as edk2 hashes it)") for a in sorted(algorithms)]
+    return out
+
+
+def _edk2_table_problem(img: PeImage) -> str | None:
+    """Why edk2's walk over the certificate table would not end at the table's end."""
+    table = img.certificate_table
+    if table is None:
+        return None
+    start, size = table
+    end, pos = start + size, start
+    header = layout.WIN_CERTIFICATE
+    while pos < end:
+        if end - pos <= header.size:
+            break
+        length, _revision, cert_type = header.unpack_from(img.data, pos)
+        if end - pos < length:
+            break
+        if cert_type == layout.WIN_CERT_TYPE_PKCS_SIGNED_DATA:
+            if length <= header.size:
+                break
+        elif cert_type == layout.WIN_CERT_TYPE_EFI_GUID:
+            if length <= header.size + 16:
+                break
+        elif length < header.size:
+            break
+        pos += (length + 7) // 8 * 8
+    if pos == end:
+        return None
+    return (
+        f"edk2's walk over the certificate table ({start:#x}+{size:#x}) stops at {pos:#x}, "
+        "not at the table's end: firmware rejects the image"
+    )
+
+
+def _dbx_match(
+    signer: _Cert,
+    bag: list[_Cert],
+    anchors: TrustAnchors,
+    cache: _CertCache,
+    db_anchor: _Cert | None,
+) -> tuple[str, list[_Cert]] | None:
+    dbx_certs = cache.many(anchors.dbx_certs)
+    if dbx_certs:
+        chain, hit = _find_chain(signer, bag, dbx_certs)
+        if hit is not None:
+            return f"dbx cert {hit.info.subject}", chain
+    checked = [signer, *bag] + ([db_anchor] if db_anchor is not None else [])
+    for cert in checked:
+        for algorithm, hashes in anchors.dbx_tbs_hashes.items():
+            digest = cert.tbs_digest(algorithm)
+            if digest in hashes:
+                return (
+                    f"dbx x509-{algorithm} {digest.hex()} (TBS of {cert.info.subject})",
+                    [signer] if cert is signer else [signer, cert],
+                )
+    return None
+
+
+def verify_image(
+    img: PeImage,
+    signatures: Sequence[AuthenticodeSignature],
+    anchors: TrustAnchors,
+    *,
+    digests: dict[str, bytes] | None = None,
+) -> VerifyResult:
+    """Decide whether firmware with these db/dbx would run ``img`` (see the module doc).
+
+    ``signatures`` are the image's signatures from
+    :func:`fwtools.crypto.authenticode.image_signatures` (their ``digest_matches`` filled);
+    ``digests`` may carry precomputed image digests to avoid hashing again.
+    """
+    cache = _CertCache()
+    wanted = set(anchors.dbx_hashes) | set(anchors.db_hashes)
+    image_digests = _image_digests(img, wanted, digests)
+
+    for algorithm, digest, note in image_digests:
+        if digest in anchors.dbx_hashes.get(algorithm, ()):
+            return VerifyResult(
+                "revoked",
+                f"the image's {algorithm} Authenticode digest{note} is in dbx",
+                matched_entry=f"dbx {algorithm} {digest.hex()}",
+            )
+
+    db_certs = cache.many(anchors.db_certs)
+    reasons: list[str] = []
+    trusted: VerifyResult | None = None
+    for sig in signatures:
+        label = f"signature {sig.index}"
+        if sig.signer is None:
+            reasons.append(f"{label}: {sig.error or 'no signer certificate'}")
+            continue
+        signer = cache.get(sig.signer.der)
+        if signer is None:
+            reasons.append(f"{label}: signer certificate cannot be parsed")
+            continue
+        bag = [c for c in cache.many(ci.der for ci in sig.certificates) if c.der != signer.der]
+        chain, db_anchor = _find_chain(signer, bag, db_certs) if db_certs else ([signer], None)
+        revoked = _dbx_match(signer, bag, anchors, cache, db_anchor)
+        if revoked is not None:
+            entry, revoked_chain = revoked
+            return VerifyResult(
+                "revoked",
+                f"{label} by {signer.info.subject or '?'} is revoked: {entry}",
+                [c.info for c in revoked_chain],
+                sig.index,
+                entry,
+            )
+        if trusted is not None:
+            continue  # keep looking for revocations only, as edk2 does
+        if sig.digest_matches is not True:
+            if sig.digest_matches is False:
+                reasons.append(
+                    f"{label}: the image's {sig.digest_algorithm} digest "
+                    f"{(sig.computed_digest or b'').hex()} does not match the signed digest "
+                    f"{sig.signed_digest.hex()}"
+                )
+            else:
+                reasons.append(f"{label}: image digest not checked ({sig.error or 'unknown'})")
+            continue
+        if sig.signature_valid is not True:
+            reasons.append(f"{label}: {sig.error or 'SignerInfo signature not verified'}")
+            continue
+        if db_anchor is None:
+            reasons.append(
+                f"{label}: signer {signer.info.subject} (issuer {signer.info.issuer}) does not "
+                "chain to a db certificate"
+            )
+            continue
+        trusted = VerifyResult(
+            "trusted",
+            f"{label} by {signer.info.subject} chains to db certificate {db_anchor.info.subject}",
+            [c.info for c in chain],
+            sig.index,
+            f"db cert {db_anchor.info.subject}",
+        )
+
+    table_problem = _edk2_table_problem(img)
+    if table_problem is not None:
+        return VerifyResult("untrusted", table_problem)
+    if trusted is not None:
+        return trusted
+    for algorithm, digest, note in image_digests:
+        if digest in anchors.db_hashes.get(algorithm, ()):
+            return VerifyResult(
+                "trusted",
+                f"the image's {algorithm} Authenticode digest{note} is in db",
+                matched_entry=f"db {algorithm} {digest.hex()}",
+            )
+    if not signatures:
+        reasons.append("the image is unsigned and its digest is not in db")
+    return VerifyResult("untrusted", "; ".join(reasons))
