@@ -1,0 +1,212 @@
+"""pe-inspect end to end: JSON schema, batches with bad files, verification, extraction."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from fwtools.cli.pe_inspect import pe_inspect
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((REPO / "docs/schemas/pe-inspect-1.schema.json").read_text())
+SAMPLE = REPO / "testdata/sample"
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(pe_inspect, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
+    code, out, _ = run("--json", *args)
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    return code, doc
+
+
+def test_sample_json() -> None:
+    code, doc = run_json(SAMPLE / "hello-nx.efi", SAMPLE / "legacy-wx.efi")
+    assert code == 0
+    good, legacy = doc["files"]
+    assert good["nx_compat"] and good["section_alignment"] == 0x1000
+    assert [s["name"] for s in good["sections"]][:2] == [".text", ".data"]
+    assert good["sbat"][0]["component"] == "sbat"
+    assert good["signatures"] == []
+    rules = {f["rule"]: f["severity"] for f in legacy["findings"]}
+    assert rules["wx-section"] == "error"
+    assert rules["section-alignment"] == "error"
+    assert rules["nx-compat"] == "warning"
+    assert doc["summary"]["files"] == 2 and doc["summary"]["errors"] == 0
+
+
+def test_signed_sample_verifies(tmp_path: Path) -> None:
+    path = SAMPLE / "hello-nx.signed.efi"
+    code, doc = run_json("--verify", SAMPLE / "test-ca.pem", path)
+    assert code == 0
+    (f,) = doc["files"]
+    (sig,) = f["signatures"]
+    assert sig["digest_matches"] is True
+    assert sig["signature_valid"] is True
+    assert f["verification"]["status"] == "trusted"
+    assert "test" in sig["subject"].lower()
+    # The signing certificate itself (DER this time) is an anchor too.
+    code, doc = run_json("--verify", SAMPLE / "test-db.der", path)
+    assert code == 0 and doc["files"][0]["verification"]["status"] == "trusted"
+    # An unrelated certificate does not trust it: exit 1, and so does sbverify.
+    other = tmp_path / "other.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=other",
+         "-keyout", str(tmp_path / "other.key"), "-out", str(other), "-days", "1"],
+        check=True, capture_output=True,
+    )
+    code, doc = run_json("--verify", other, path)
+    assert code == 1 and doc["files"][0]["verification"]["status"] == "untrusted"
+    assert subprocess.run(["sbverify", "--cert", str(other), str(path)],
+                          capture_output=True).returncode != 0
+
+
+def test_bad_files_in_a_batch(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.efi"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.efi"
+    garbage.write_bytes(os.urandom(5000))
+    truncated = tmp_path / "truncated.efi"
+    truncated.write_bytes((SAMPLE / "hello-nx.efi").read_bytes()[:1500])
+    missing = tmp_path / "missing.efi"
+    files = [empty, SAMPLE / "hello-nx.efi", garbage, truncated, missing]
+    code, out, err = run("--json", *files)
+    assert code == 2
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    by_name = {Path(f["path"]).name: f for f in doc["files"]}
+    assert by_name["hello-nx.efi"]["error"] is None
+    for name in ("empty.efi", "garbage.efi", "truncated.efi", "missing.efi"):
+        msg = by_name[name]["error"]
+        assert msg and name in msg and "\n" not in msg
+    assert "offset 0x" in by_name["truncated.efi"]["error"]
+    assert "offset 0x0" in by_name["empty.efi"]["error"]
+    # One line per bad file on stderr, no traceback.
+    assert err.count("error:") == 4 and "Traceback" not in err
+    # The text view reports the same and still exits 2.
+    code, out, err = run("--no-color", *files)
+    assert code == 2
+    assert "hello-nx.efi" in out and "Traceback" not in out + err
+
+
+def test_directory_is_searched(tmp_path: Path) -> None:
+    (tmp_path / "EFI" / "BOOT").mkdir(parents=True)
+    (tmp_path / "EFI/BOOT/BOOTX64.EFI").write_bytes((SAMPLE / "hello-nx.efi").read_bytes())
+    (tmp_path / "EFI/BOOT/grub.cfg").write_text("set timeout=0\n")
+    (tmp_path / "EFI/BOOT/fake.efi").write_bytes(b"MZ" + b"\0" * 100)  # not PE: skipped
+    code, doc = run_json(tmp_path)
+    assert code == 0
+    assert [Path(f["path"]).name for f in doc["files"]] == ["BOOTX64.EFI"]
+
+
+def test_directory_as_file_argument_and_usage_errors(tmp_path: Path) -> None:
+    code, _, err = run("--dbx", SAMPLE / "test-ca.pem", SAMPLE / "hello-nx.efi")
+    assert code == 2 and "--verify" in err
+    bad_anchor = tmp_path / "anchor.pem"
+    bad_anchor.write_text("not a certificate")
+    code, _, err = run("--verify", bad_anchor, SAMPLE / "hello-nx.efi")
+    assert code == 2 and "anchor.pem" in err and "Traceback" not in err
+
+
+def test_extract_certs(tmp_path: Path) -> None:
+    out = tmp_path / "certs"
+    code, _, _ = run("--json", "--extract-certs", out, SAMPLE / "hello-nx.signed.efi")
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert "hello-nx.signed.efi.sig0.p7s" in names
+    pems = [out / n for n in names if n.endswith(".pem")]
+    assert pems
+    for pem in pems:
+        subprocess.run(["openssl", "x509", "-noout", "-in", str(pem)], check=True)
+    subprocess.run(
+        ["openssl", "pkcs7", "-inform", "DER", "-noout", "-in",
+         str(out / "hello-nx.signed.efi.sig0.p7s")],
+        check=True,
+    )
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from fwtools.cli.pe_inspect import main; "
+        "heavy = [m for m in ('pefile', 'cryptography', 'asn1crypto', 'rich') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+# -- real data --------------------------------------------------------------------------
+
+
+def _vendor_cert(corpus: Any, tmp_path: Path, suite: str, arch: str) -> Path:
+    out = tmp_path / "vendor"
+    code, _, _ = run("--json", "--extract-certs", out, corpus.shim(suite, arch))
+    assert code == 0
+    (pem,) = out.glob("*.vendor_cert.0.*.pem")
+    return pem
+
+
+@pytest.mark.parametrize(("suite", "arch"), [("bookworm", "amd64"), ("trixie", "arm64")])
+def test_debian_chain_verifies_against_sbverify(
+    corpus: Any, ms_corpus: Any, tmp_path: Path, suite: str, arch: str
+) -> None:
+    vendor = _vendor_cert(corpus, tmp_path, suite, arch)
+    grub = corpus.grub(suite, arch)
+    kernel = corpus.kernel(suite, arch)
+    code, doc = run_json("--verify", vendor, grub, kernel)
+    statuses = [f["verification"]["status"] for f in doc["files"]]
+    oracle = [
+        subprocess.run(["sbverify", "--cert", str(vendor), str(p)], capture_output=True).returncode
+        for p in (grub, kernel)
+    ]
+    assert statuses == ["trusted" if rc == 0 else "untrusted" for rc in oracle]
+    assert statuses == ["trusted", "trusted"]
+    assert code == 0
+    # Microsoft's CA does not sign grub directly.
+    ms_ca = ms_corpus.root / "certs/db/MicCorUEFCA2011_2011-06-27.der"
+    code, doc = run_json("--verify", ms_ca, grub)
+    assert code == 1 and doc["files"][0]["verification"]["status"] == "untrusted"
+
+
+def test_shim_trusted_by_microsoft_and_revoked_by_its_hash(
+    corpus: Any, ms_corpus: Any, tmp_path: Path
+) -> None:
+    shim = corpus.shim("bookworm", "amd64")
+    ca = ms_corpus.root / "certs/db/MicCorUEFCA2011_2011-06-27.der"
+    code, doc = run_json("--verify", ca, shim)
+    assert code == 0, doc["files"][0]["verification"]
+    digest = bytes.fromhex(doc["files"][0]["authenticode"]["sha256"])
+    # A dbx with the image's own hash revokes it.
+    import uuid
+
+    from fwtools.formats.efi import guids
+    from fwtools.formats.efi.siglist import SignatureData, SignatureList, signature_lists_to_bytes
+
+    dbx = tmp_path / "dbx.esl"
+    dbx.write_bytes(signature_lists_to_bytes([SignatureList(
+        guids.CERT_SHA256, 48, (SignatureData(uuid.uuid4(), digest),))]))
+    code, doc = run_json("--verify", ca, "--dbx", dbx, shim)
+    assert code == 1 and doc["files"][0]["verification"]["status"] == "revoked"
+
+
+def test_whole_corpus_in_one_call(corpus: Any) -> None:
+    roots = sorted({str(corpus.root / b.suite / b.arch / b.package) for b in corpus.efi_binaries()})
+    code, doc = run_json(*roots)
+    assert code == 0, [f["error"] for f in doc["files"] if f["error"]]
+    assert len(doc["files"]) == len(corpus.efi_binaries())
+    for f in doc["files"]:
+        for sig in f["signatures"]:
+            assert sig["digest_matches"] is True, f["path"]
