@@ -26,6 +26,16 @@ from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_j
     "--extract-certs", "extract_dir", type=click.Path(file_okay=False),
     help="Write every signature (.p7s) and certificate (.pem) found into DIR.",
 )
+@click.option(
+    "--check-signatures", is_flag=True,
+    help="Verify each PKCS#7 SignerInfo signature with its signer's key even without "
+    "--verify (always done with --verify).",
+)
+@click.option(
+    "--checksum", is_flag=True,
+    help="Also compute the optional header CheckSum (costs as much as a digest; firmware "
+    "ignores it).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show every certificate of each signature.")
 @click.option("--color/--no-color", default=None, help="Force or disable colours.")
 def pe_inspect(
@@ -34,6 +44,8 @@ def pe_inspect(
     anchors: tuple[str, ...],
     dbx: tuple[str, ...],
     extract_dir: str | None,
+    check_signatures: bool,
+    checksum: bool,
     verbose: bool,
     color: bool | None,
 ) -> None:
@@ -66,7 +78,7 @@ def pe_inspect(
     missing_dirs = [p for p in paths if Path(p).is_dir() and not any(
         f.startswith(p.rstrip("/") + "/") for f in files)]
     results = [
-        inspect_path(f, anchors=trust)
+        inspect_path(f, anchors=trust, check_signatures=check_signatures, checksum=checksum)
         for f in progress(files, "inspecting", enabled=not as_json and len(files) > 8)
     ]
     if extract_dir is not None:

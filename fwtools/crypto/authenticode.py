@@ -204,19 +204,25 @@ def _verify_signer_info(
     return True, None
 
 
-def parse_authenticode(content: bytes, *, index: int = 0, offset: int = 0) -> AuthenticodeSignature:
+def parse_authenticode(
+    content: bytes, *, index: int = 0, offset: int = 0, check: bool = True
+) -> AuthenticodeSignature:
     """Parse one Authenticode PKCS#7 SignedData blob (trailing zero padding is allowed).
 
     ``index`` and ``offset`` locate the WIN_CERTIFICATE the blob came from and are copied
     into the result and into errors. The SignerInfo is verified against the signer
     certificate from the bag; comparing with the image digest is left to
     :func:`image_signatures`. Raises :class:`SignatureFormatError` when the blob is not a
-    PKCS#7 SignedData carrying an SpcIndirectDataContent.
+    PKCS#7 SignedData carrying an SpcIndirectDataContent. With ``check=False`` the
+    SignerInfo signature is not verified (``signature_valid`` stays None), which spares
+    loading cryptography when only the contents are wanted.
     """
-    return _parse(content, index, offset, 0)
+    return _parse(content, index, offset, 0, check)
 
 
-def _parse(content: bytes, index: int, offset: int, depth: int) -> AuthenticodeSignature:
+def _parse(
+    content: bytes, index: int, offset: int, depth: int, check: bool = True
+) -> AuthenticodeSignature:
     from asn1crypto import cms, x509
 
     structure = f"WIN_CERTIFICATE[{index}] PKCS#7"
@@ -295,7 +301,7 @@ def _parse(content: bytes, index: int, offset: int, depth: int) -> AuthenticodeS
         valid: bool | None = None
         if signer_cert is None:
             errors.append("the signer's certificate is not in the signature")
-        else:
+        elif check:
             spki = signer_cert[0]["tbs_certificate"]["subject_public_key_info"].dump()
             valid, why = _verify_signer_info(signer_info, spki, idc_value)
             if why:
@@ -310,7 +316,7 @@ def _parse(content: bytes, index: int, offset: int, depth: int) -> AuthenticodeS
                     errors.append("nested signatures nest too deep; ignoring the rest")
                     break
                 try:
-                    nested.append(_parse(value.dump(), index, offset, depth + 1))
+                    nested.append(_parse(value.dump(), index, offset, depth + 1, check))
                 except SignatureFormatError as exc:
                     nested.append(_failed(index, offset, f"nested signature: {exc.message}"))
     except SignatureFormatError:
@@ -349,7 +355,7 @@ def _entry_blob(entry: WinCertificate) -> bytes | str:
 
 
 def image_signatures(
-    img: PeImage, digests: dict[str, bytes] | None = None
+    img: PeImage, digests: dict[str, bytes] | None = None, *, check: bool = True
 ) -> list[AuthenticodeSignature]:
     """Every signature in the image's certificate table, checked against the image digest.
 
@@ -357,7 +363,7 @@ def image_signatures(
     Authenticode digests (from :func:`authenticode_digests`); the algorithms the signatures
     need and that are missing are computed in one pass. An entry that cannot be parsed, or a
     malformed table entry, yields a result with ``error`` set instead of stopping the
-    others.
+    others. ``check`` is passed on to :func:`parse_authenticode`.
     """
     entries, table_error = scan_certificate_entries(img)
     sigs: list[AuthenticodeSignature] = []
@@ -367,7 +373,9 @@ def image_signatures(
             sigs.append(_failed(entry.index, entry.offset, blob))
             continue
         try:
-            sigs.append(parse_authenticode(blob, index=entry.index, offset=entry.offset))
+            sigs.append(
+                parse_authenticode(blob, index=entry.index, offset=entry.offset, check=check)
+            )
         except SignatureFormatError as exc:
             sigs.append(_failed(entry.index, entry.offset, str(exc)))
     if table_error is not None:

@@ -44,6 +44,9 @@ class PeFacts:
     embedded: dict[str, PeFacts | str] = field(default_factory=dict)
     verification: VerifyResult | None = None
     findings: list[Finding] = field(default_factory=list)
+    # The PE CheckSum as computed over the file; only on request, since it costs as much as
+    # a digest and firmware never checks it.
+    computed_checksum: int | None = None
 
 
 @dataclass
@@ -75,9 +78,16 @@ def collect_facts(
     path: str,
     *,
     anchors: TrustAnchors | None = None,
+    check_signatures: bool = False,
+    checksum: bool = False,
     depth: int = 0,
 ) -> PeFacts:
-    """Parse ``data`` as a PE image and gather all facts; raises FwError on bad input."""
+    """Parse ``data`` as a PE image and gather all facts; raises FwError on bad input.
+
+    The PKCS#7 SignerInfo signatures are verified when ``check_signatures`` is set or trust
+    anchors are given; a valid signature by an unknown key proves nothing by itself, and
+    skipping it spares loading cryptography.
+    """
     from fwtools.crypto.authenticode import image_signatures
     from fwtools.formats.pe.authenticode import authenticode_digests
     from fwtools.formats.pe.kernel import kernel_info
@@ -86,7 +96,9 @@ def collect_facts(
 
     image = PeImage(data, path)
     digests = authenticode_digests(image, DIGEST_ALGORITHMS)
-    signatures = image_signatures(image, digests)
+    signatures = image_signatures(
+        image, digests, check=check_signatures or anchors is not None
+    )
     special = special_sections(image)
     facts = PeFacts(
         path=path,
@@ -96,6 +108,7 @@ def collect_facts(
         signatures=signatures,
         special=special,
         kernel=kernel_info(data),
+        computed_checksum=image.computed_checksum() if checksum else None,
     )
     if depth < MAX_EMBED_DEPTH:
         for sect in image.sections:
@@ -107,7 +120,8 @@ def collect_facts(
             label = f"{path}[{sect.name}]"
             try:
                 facts.embedded[sect.name] = collect_facts(
-                    inner, label, anchors=anchors, depth=depth + 1
+                    inner, label, anchors=anchors, check_signatures=check_signatures,
+                    checksum=checksum, depth=depth + 1,
                 )
             except FwError as exc:
                 facts.embedded[sect.name] = str(exc)
@@ -119,10 +133,20 @@ def collect_facts(
     return facts
 
 
-def inspect_path(path: str, *, anchors: TrustAnchors | None = None) -> FileResult:
+def inspect_path(
+    path: str,
+    *,
+    anchors: TrustAnchors | None = None,
+    check_signatures: bool = False,
+    checksum: bool = False,
+) -> FileResult:
     """Inspect one file, turning every expected failure into a one-line error."""
     try:
-        return FileResult(path, collect_facts(read_input(path), path, anchors=anchors))
+        data = read_input(path)
+        facts = collect_facts(
+            data, path, anchors=anchors, check_signatures=check_signatures, checksum=checksum
+        )
+        return FileResult(path, facts)
     except ParseError as exc:
         return FileResult(path, error=str(exc.with_path(path)))
     except FwError as exc:

@@ -113,11 +113,12 @@ def evaluate(facts: PeFacts) -> list[Finding]:
                 "the PKCS#7 signature does not verify with the signer's certificate",
                 where, sig.offset,
             ))
-    if img.checksum and img.checksum != img.computed_checksum():
+    computed = facts.computed_checksum
+    if computed is not None and img.checksum and img.checksum != computed:
         out.append(Finding(
             "checksum", "info",
             f"optional header CheckSum {img.checksum:#x} differs from the computed "
-            f"{img.computed_checksum():#x} (firmware does not check it)",
+            f"{computed:#x} (firmware does not check it)",
             "optional header CheckSum", img.checksum_offset,
         ))
     if facts.verification is not None:

@@ -99,7 +99,7 @@ def facts_json(facts: PeFacts) -> dict[str, Any]:
         "relocations": img.has_relocations,
         "timestamp": img.timestamp,
         "linker_version": f"{img.major_linker_version}.{img.minor_linker_version}",
-        "checksum": {"stored": img.checksum, "computed": img.computed_checksum()},
+        "checksum": {"stored": img.checksum, "computed": facts.computed_checksum},
         "sections": [
             {
                 "name": s.name,

@@ -94,10 +94,14 @@ def _header(facts: PeFacts) -> Table:
         nx.append("  " + " ".join(others), style="dim")
     grid.add_row("DllCharacteristics", Text.assemble(f"{img.dll_characteristics:#06x}  ", nx))
     grid.add_row("Relocations", _yes_no(img.has_relocations))
-    checksum = img.computed_checksum()
+    checksum = facts.computed_checksum
     ck = Text(f"{img.checksum:#x}")
-    if img.checksum and img.checksum != checksum:
-        ck.append(f" (computed {checksum:#x})", style="yellow")
+    if checksum is not None:
+        if img.checksum and img.checksum != checksum:
+            ck.append(f" (computed {checksum:#x})", style="yellow")
+        else:
+            ck.append(" (matches)" if img.checksum else f" (computed {checksum:#x})",
+                      style="green" if img.checksum else "dim")
     grid.add_row("CheckSum", ck)
     for alg, digest in facts.digests.items():
         grid.add_row(f"Authenticode {alg}", digest.hex())
@@ -124,30 +128,45 @@ def _sections(facts: PeFacts) -> Table:
     return table
 
 
+def _scalar(item: Any) -> str:
+    text = str(item)
+    return text if len(text) <= 96 else text[:93] + "..."
+
+
 def _decoded_lines(value: Any, indent: str = "") -> list[str]:
+    """Indented ``key: value`` lines for a decoded structure, empty fields left out.
+
+    Lists of scalars go on one line; ``{key, value}`` pairs (os-release and friends) read
+    as ``KEY: value``.
+    """
     plain = to_jsonable(value)
     lines: list[str] = []
     if isinstance(plain, dict):
+        if set(plain) == {"key", "value"}:
+            return [f"{indent}{plain['key']}: {_scalar(plain['value'])}"]
         for key, item in plain.items():
-            if isinstance(item, dict | list) and item:
+            if item in (None, "", [], {}):
+                continue
+            if isinstance(item, list) and all(not isinstance(i, dict | list) for i in item):
+                lines.append(f"{indent}{key}: {_scalar(', '.join(map(str, item)))}")
+            elif isinstance(item, dict | list):
                 lines.append(f"{indent}{key}:")
                 lines.extend(_decoded_lines(item, indent + "  "))
-            elif item not in (None, "", [], {}):
-                text = str(item)
-                if len(text) > 96:
-                    text = text[:93] + "..."
-                lines.append(f"{indent}{key}: {text}")
+            else:
+                lines.append(f"{indent}{key}: {_scalar(item)}")
     elif isinstance(plain, list):
         for item in plain:
             if isinstance(item, dict):
                 sub = _decoded_lines(item, indent + "  ")
-                if sub:
+                if sub and set(item) == {"key", "value"}:
+                    lines.append(indent + sub[0].strip())
+                elif sub:
                     lines.append(indent + "- " + sub[0].strip())
                     lines.extend(sub[1:])
             else:
-                lines.append(f"{indent}- {item}")
+                lines.append(f"{indent}- {_scalar(item)}")
     elif plain is not None:
-        lines.append(f"{indent}{plain}")
+        lines.append(f"{indent}{_scalar(plain)}")
     return lines
 
 
@@ -198,7 +217,12 @@ def _signature(sig: AuthenticodeSignature, verbose: bool, indent: str = "") -> l
     elif sig.digest_matches is False:
         digest.append("  ✗ does NOT match the image", style="bold red")
     out.append(digest)
-    if sig.signature_valid is not None:
+    if sig.signature_valid is None:
+        out.append(Text(
+            f"{indent}    PKCS#7 signature not checked (--check-signatures or --verify)",
+            style="dim",
+        ))
+    else:
         out.append(Text(
             f"{indent}    PKCS#7 signature "
             + ("valid" if sig.signature_valid else "INVALID"),

@@ -47,6 +47,14 @@ def test_sample_json() -> None:
     assert doc["summary"]["files"] == 2 and doc["summary"]["errors"] == 0
 
 
+def test_checksum_on_request() -> None:
+    _, doc = run_json(SAMPLE / "hello-nx.efi")
+    assert doc["files"][0]["checksum"]["computed"] is None
+    _, doc = run_json("--checksum", SAMPLE / "hello-nx.efi")
+    checksum = doc["files"][0]["checksum"]
+    assert checksum["stored"] and checksum["computed"] == checksum["stored"]
+
+
 def test_signed_sample_verifies(tmp_path: Path) -> None:
     path = SAMPLE / "hello-nx.signed.efi"
     code, doc = run_json("--verify", SAMPLE / "test-ca.pem", path)

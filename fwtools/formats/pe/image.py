@@ -419,18 +419,21 @@ class PeImage:
 
     def computed_checksum(self) -> int:
         """The PE optional-header CheckSum as the Windows loader computes it."""
+        return self._computed_checksum
+
+    @cached_property
+    def _computed_checksum(self) -> int:
         # The checksum is the ones'-complement sum of the 16-bit words with the CheckSum
         # field taken as 0, folded to 16 bits, plus the file length. Since 2**16 == 1
         # (mod 0xFFFF), the folded sum of the words is the whole file read as one
         # little-endian integer, mod 0xFFFF (0xFFFF instead of 0 for a non-zero sum).
+        # The stored CheckSum's two words are subtracted rather than the field zeroed in a
+        # copy of the file; CheckSum sits at an even offset, so they are whole words.
         data = self.data
         n = len(data)
-        off = self.checksum_offset
-        words = data[:off] + b"\0\0\0\0" + data[off + 4 :]
-        if n % 2:
-            words += b"\0"
-        value = int.from_bytes(words, "little")
-        folded = value % 0xFFFF
-        if folded == 0 and value:
+        value = int.from_bytes(data, "little")  # an odd trailing byte is its own low half
+        stored = self.checksum
+        folded = (value - (stored & 0xFFFF) - (stored >> 16)) % 0xFFFF
+        if folded == 0 and value != stored << (8 * self.checksum_offset):
             folded = 0xFFFF
         return (folded + n) & 0xFFFFFFFF
