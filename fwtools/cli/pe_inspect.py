@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
 
+if TYPE_CHECKING:
+    from fwtools.policy.pe_facts import FileResult
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.pe-inspect/1).")
 @click.option(
     "--verify", "anchors", multiple=True, type=click.Path(dir_okay=False),
@@ -55,8 +60,9 @@ def pe_inspect(
 
     PATHS may be files or directories (searched recursively for PE images).
 
-    Exit status: 0 inspected; 1 a --verify verdict was untrusted or revoked; 2 an input was
-    unreadable or malformed (the other inputs are still reported).
+    Exit status: 0 inspected; 1 a signature does not match its image, or a --verify verdict
+    was untrusted or revoked; 2 an input (or a signature or special section in it) was
+    unreadable or malformed; the other inputs are still reported.
     """
     from fwtools.errors import FwError
     from fwtools.policy.pe_facts import expand_paths, inspect_path
@@ -75,7 +81,7 @@ def pe_inspect(
     from fwtools.report.text_progress import progress
 
     files = list(expand_paths(list(paths)))
-    missing_dirs = [p for p in paths if Path(p).is_dir() and not any(
+    missing_dirs = [p for p in paths if os.path.isdir(p) and not any(
         f.startswith(p.rstrip("/") + "/") for f in files)]
     results = [
         inspect_path(f, anchors=trust, check_signatures=check_signatures, checksum=checksum)
@@ -100,17 +106,31 @@ def pe_inspect(
                           verbose=verbose, color=color)
     for d in missing_dirs:
         click.echo(f"warning: no PE images found under {d}", err=True)
-    if any(r.facts is None for r in results):
-        for r in results:
-            if r.facts is None and as_json:
-                click.echo(f"error: {r.error}", err=True)
-        sys.exit(EXIT_INPUT)
-    if any(
-        r.facts.verification is not None and r.facts.verification.status != "trusted"
-        for r in results if r.facts
-    ):
-        sys.exit(EXIT_FINDINGS)
-    sys.exit(EXIT_OK)
+    sys.exit(exit_status(results))
+
+
+def exit_status(results: list[FileResult]) -> int:
+    """2 if any input (or part of one) is malformed, 1 if a signature check failed, else 0.
+
+    Every unreadable file, and every malformed part of an otherwise readable one (a
+    signature that is not PKCS#7, a special section that does not decode), gets one
+    ``error:`` line on stderr, in both output modes.
+    """
+    from fwtools.policy.pe_rules import MALFORMED_RULES, VERIFICATION_RULES, all_findings
+
+    status = EXIT_OK
+    for r in results:
+        if r.facts is None:
+            click.echo(f"error: {r.error}", err=True)
+            status = EXIT_INPUT
+            continue
+        for path, f in all_findings(r.facts):
+            if f.rule in MALFORMED_RULES:
+                click.echo(f"error: {path}: {f.message}", err=True)
+                status = EXIT_INPUT
+            elif f.rule in VERIFICATION_RULES and f.severity == "error" and status == EXIT_OK:
+                status = EXIT_FINDINGS
+    return status
 
 
 def main() -> None:

@@ -8,13 +8,29 @@ signature whose digest does not match the image is worthless).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
 
 from fwtools.formats.pe import layout
 from fwtools.policy.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from fwtools.policy.pe_facts import PeFacts
+
+
+# Findings that mean part of the input is malformed (exit 2, like an unreadable file) and
+# findings that mean a signature check failed (exit 1), as DESIGN.md's exit codes ask.
+MALFORMED_RULES: Final = frozenset({"signature", "special-section", "embedded"})
+VERIFICATION_RULES: Final = frozenset({"digest-mismatch", "signature-invalid", "verify"})
+
+
+def all_findings(facts: PeFacts) -> Iterator[tuple[str, Finding]]:
+    """(path, finding) for ``facts`` and every image embedded in it (a UKI's .linux)."""
+    for f in facts.findings:
+        yield facts.path, f
+    for inner in facts.embedded.values():
+        if not isinstance(inner, str):
+            yield from all_findings(inner)
 
 
 def evaluate(facts: PeFacts) -> list[Finding]:

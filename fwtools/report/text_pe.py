@@ -287,9 +287,9 @@ def render_inspection(
     color: bool | None = None,
 ) -> None:
     console = make_console(stream, color)
+    # Unreadable files are reported on stderr by the command, one line each.
     for r in results:
         if r.facts is None:
-            console.print(Text(f"✗ {r.error}", style="bold red"))
             continue
         console.print(Rule(Text(r.path, style="bold"), align="left"))
         console.print(Group(*render_facts(r.facts, verbose)))

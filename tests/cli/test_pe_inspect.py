@@ -218,3 +218,100 @@ def test_whole_corpus_in_one_call(corpus: Any) -> None:
     for f in doc["files"]:
         for sig in f["signatures"]:
             assert sig["digest_matches"] is True, f["path"]
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+
+def test_garbage_inside_a_signed_image_fails_its_hash(corpus: Any, tmp_path: Path) -> None:
+    grub = corpus.grub("bookworm", "amd64")
+    data = bytearray(grub.read_bytes())
+    from fwtools.formats.pe.image import PeImage
+
+    mods = PeImage(bytes(data)).section("mods")
+    assert mods is not None
+    data[mods.raw_offset + 4096 : mods.raw_offset + 4096 + 65536] = os.urandom(65536)
+    bad = tmp_path / "grubx64.efi"
+    bad.write_bytes(bytes(data))
+    code, doc = run_json(bad)
+    assert code == 1
+    rules = {f["rule"] for f in doc["files"][0]["findings"]}
+    assert "digest-mismatch" in rules
+    assert doc["files"][0]["signatures"][0]["digest_matches"] is False
+    # sbverify agrees that the hash check fails.
+    assert subprocess.run(["sbverify", "--no-verify", str(bad)],
+                          capture_output=True).returncode != 0
+
+
+def test_signature_that_is_not_pkcs7(tmp_path: Path) -> None:
+    data = bytearray((SAMPLE / "hello-nx.signed.efi").read_bytes())
+    from fwtools.formats.pe.image import PeImage
+
+    table = PeImage(bytes(data)).certificate_table
+    assert table is not None
+    start = table[0] + 8  # past dwLength, wRevision, wCertificateType
+    data[start : start + 64] = b"\xa5" * 64
+    bad = tmp_path / "bad-sig.efi"
+    bad.write_bytes(bytes(data))
+    code, out, err = run("--json", bad, SAMPLE / "hello-nx.efi")
+    assert code == 2
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["files"][1]["error"] is None  # the other file is still reported
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert "bad-sig.efi" in line and f"offset {table[0]:#x}" in line
+    assert doc["files"][0]["signatures"][0]["error"]
+
+
+def test_hostile_headers_exit_2(tmp_path: Path) -> None:
+    import struct
+
+    from fwtools.formats.pe.image import PeImage
+
+    data = (SAMPLE / "hello-nx.efi").read_bytes()
+    img = PeImage(data)
+    many = bytearray(data)
+    struct.pack_into("<H", many, img.pe_offset + 6, 0xFFFF)
+    huge = bytearray(data)
+    struct.pack_into("<I", huge, img.sections[0].header_offset + 16, 0xFFFFFFFF)
+    cases = {"many.efi": bytes(many), "huge.efi": bytes(huge)}
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+    code, _, err = run("--json", *(tmp_path / n for n in cases))
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 2 and all("offset 0x" in ln for ln in lines)
+
+
+def test_oversized_file(tmp_path: Path) -> None:
+    big = tmp_path / "big.efi"
+    with big.open("wb") as f:  # sparse: nothing is really written
+        f.truncate((1 << 30) + 1)
+    code, _, err = run("--json", big)
+    assert code == 2 and "big.efi" in err and "limit" in err
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    target = tmp_path / "secret.efi"
+    target.write_bytes((SAMPLE / "hello-nx.efi").read_bytes())
+    target.chmod(0)
+    if os.access(target, os.R_OK):  # root reads anything: drop to nobody in a child
+        # Everything is imported before dropping privileges: the interpreter's own files
+        # may not be readable by nobody.
+        script = (
+            "import os, sys, json, shutil, textwrap; from fwtools.cli.pe_inspect import main; "
+            "import fwtools.policy.pe_facts, fwtools.policy.pe_rules, "
+            "fwtools.report.pe_json, fwtools.report.text_progress; "
+            "os.setgid(65534); os.setuid(65534); "
+            "sys.argv = ['pe-inspect', '--json', sys.argv[1]]; main()"
+        )
+        tmp_path.chmod(0o755)
+        proc = subprocess.run([sys.executable, "-c", script, str(target)],
+                              capture_output=True, text=True)
+        if "secret.efi" not in proc.stderr or "ModuleNotFoundError" in proc.stderr:
+            pytest.skip(f"cannot run as nobody here: {proc.stderr.strip()[-200:]}")
+        code, err = proc.returncode, proc.stderr
+    else:
+        code, _, err = run(target)
+    assert code == 2
+    assert "secret.efi" in err and "Permission denied" in err and "Traceback" not in err
