@@ -16,8 +16,6 @@ a compressed arm64 Image, the form ``vmlinuz`` takes on several distributions.
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import struct
 import zlib
 from dataclasses import dataclass
@@ -136,16 +134,26 @@ def sniff_kernel(data: bytes) -> KernelFormat:
 
 
 def _peek_decompressed(data: bytes, compression: str) -> bytes | None:
-    """Up to PEEK_OUTPUT bytes of the decompressed stream, or None (unsupported/corrupt)."""
+    """Up to PEEK_OUTPUT bytes of the decompressed stream, or None (unsupported/corrupt).
+
+    lzma and bz2 are imported here: only a plainly compressed kernel file needs them.
+    """
     chunk = data[:PEEK_INPUT]
     try:
         if compression == "gzip":
             return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(chunk, PEEK_OUTPUT)
         if compression in ("xz", "lzma"):
-            return lzma.LZMADecompressor().decompress(chunk, PEEK_OUTPUT)
+            import lzma
+
+            try:
+                return lzma.LZMADecompressor().decompress(chunk, PEEK_OUTPUT)
+            except lzma.LZMAError:
+                return None
         if compression == "bzip2":
+            import bz2
+
             return bz2.BZ2Decompressor().decompress(chunk, PEEK_OUTPUT)
-    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+    except (zlib.error, OSError, EOFError, ValueError):
         return None
     return None  # zstd, lz4, lzo: no stdlib decoder
 

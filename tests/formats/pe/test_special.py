@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -20,25 +21,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwtools.formats.efi import guids
+from fwtools.formats.pe import shim_sections, special, uki_sections
 from fwtools.formats.pe.image import PeImage
 from fwtools.formats.pe.kernel import KernelInfo
+from fwtools.formats.pe.shim_sections import ShimIdent, ShimSbatLevel, VendorCert
 from fwtools.formats.pe.special import (
     DECODERS,
+    SpecialSection,
+    decode_section,
+    embedded_pe,
+    special_sections,
+)
+from fwtools.formats.pe.uki_sections import (
     DeviceTree,
     KeyValues,
     PayloadFormat,
     PcrSignature,
     PublicKeyPem,
     SdMagic,
-    ShimIdent,
-    ShimSbatLevel,
-    SpecialSection,
     SplashImage,
     Text,
-    VendorCert,
-    decode_section,
-    embedded_pe,
-    special_sections,
 )
 from fwtools.formats.sbat import Sbat
 
@@ -111,12 +113,16 @@ def by_name(sections: list[SpecialSection], name: str) -> list[SpecialSection]:
     return [s for s in sections if s.name == name]
 
 
-def pe_with(sections: list[tuple[str, bytes]]) -> PeImage:
+def pe_bytes(sections: list[tuple[str, bytes]]) -> bytes:
     """A PE built by testdata/make_uki.py's writer with the given read-only sections."""
-    data = MAKE_UKI.build_pe(
+    data: bytes = MAKE_UKI.build_pe(
         [(".text", MAKE_UKI.STUB_CODE, MAKE_UKI.RX)] + [(n, d, MAKE_UKI.RO) for n, d in sections]
     )
-    return PeImage(data)
+    return data
+
+
+def pe_with(sections: list[tuple[str, bytes]]) -> PeImage:
+    return PeImage(pe_bytes(sections))
 
 
 def test_fixtures_are_reproducible() -> None:
@@ -506,6 +512,111 @@ def test_hostile_pe_sections(sections: list[tuple[str, bytes]]) -> None:
     assert [s.name for s in found] == [n for n, _ in sections]
     for s, (_, payload) in zip(found, sections, strict=True):
         assert s.sha256 == hashlib.sha256(payload).hexdigest()
+
+
+# -- lazy decoder modules ---------------------------------------------------------------
+
+SBAT_GRUB = (
+    b"sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n"
+    b"grub,4,Free Software Foundation,grub,2.12,https://www.gnu.org/software/grub/\n"
+)
+DECODER_MODULES = (
+    "fwtools.formats.pe.shim_sections",
+    "fwtools.formats.pe.uki_sections",
+    "fwtools.formats.pe.kernel",
+    "fwtools.formats.efi.siglist",
+    "fwtools.formats.sbat.sbat",
+)
+
+
+def test_decoder_table_resolves() -> None:
+    assert set(DECODERS) <= set(special.SECTION_KINDS)
+    for module, function in DECODERS.values():
+        assert callable(getattr(importlib.import_module(module), function))
+
+
+def _public_definitions(module: ModuleType) -> set[str]:
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("module", [shim_sections, uki_sections], ids=lambda m: m.__name__)
+def test_special_still_exports_the_moved_names(module: ModuleType) -> None:
+    moved = special._MOVED
+    forwarded = {name for name, where in moved.items() if where == module.__name__}
+    reexported = {"KeyValue"} if module is uki_sections else set()
+    assert forwarded == _public_definitions(module) | reexported
+    for name in forwarded:
+        assert getattr(special, name) is getattr(module, name)
+    assert forwarded <= set(dir(special))
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        _ = special.nonexistent
+
+
+@pytest.mark.parametrize(
+    ("sections", "loaded", "not_loaded"),
+    [
+        pytest.param(
+            [(".sbat", SBAT_GRUB)],
+            {"fwtools.formats.sbat.sbat"},
+            set(DECODER_MODULES) - {"fwtools.formats.sbat.sbat"},
+            id="grub",
+        ),
+        pytest.param(
+            [(".sdmagic", b"#### LoaderInfo: systemd-boot 252 ####\0"), (".osrel", b"ID=x\n")],
+            {"fwtools.formats.pe.uki_sections"},
+            # json and base64 only for .pcrsig/.pcrpkey.
+            set(DECODER_MODULES) - {"fwtools.formats.pe.uki_sections"} | {"json", "base64"},
+            id="systemd-boot",
+        ),
+        pytest.param(
+            "shim-like.efi",
+            {"fwtools.formats.pe.shim_sections", "fwtools.formats.efi.siglist"},
+            {"fwtools.formats.pe.uki_sections", "fwtools.formats.pe.kernel"},
+            id="shim",
+        ),
+        pytest.param(
+            "uki.efi",
+            {"fwtools.formats.pe.uki_sections", "fwtools.formats.pe.kernel"},
+            # kernel.py decompresses only plainly compressed kernels; .linux is a bzImage.
+            {"fwtools.formats.pe.shim_sections", "fwtools.formats.efi.siglist", "bz2", "lzma"},
+            id="uki",
+        ),
+    ],
+)
+def test_decoders_are_imported_on_demand(
+    sections: list[tuple[str, bytes]] | str, loaded: set[str], not_loaded: set[str], tmp_path: Path
+) -> None:
+    # In a fresh interpreter, so that modules other tests imported cannot hide a load.
+    if isinstance(sections, str):
+        path = TESTDATA / sections
+    else:
+        path = tmp_path / "image.efi"
+        path.write_bytes(pe_bytes(sections))
+    code = (
+        "import sys\n"
+        "from fwtools.formats.pe.image import PeImage\n"
+        "from fwtools.formats.pe.special import special_sections\n"
+        f"found = special_sections(PeImage.open({str(path)!r}))\n"
+        "assert found and all(s.error is None for s in found), found\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = set(proc.stdout.split())
+    assert loaded <= modules
+    assert not (not_loaded & modules)
 
 
 # -- Debian binaries --------------------------------------------------------------------
