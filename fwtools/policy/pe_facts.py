@@ -90,7 +90,6 @@ def collect_facts(
     """
     from fwtools.crypto.authenticode import image_signatures
     from fwtools.formats.pe.authenticode import authenticode_digests
-    from fwtools.formats.pe.kernel import kernel_info
     from fwtools.formats.pe.special import embedded_pe, special_sections
     from fwtools.policy.pe_rules import evaluate
 
@@ -107,7 +106,7 @@ def collect_facts(
         digests=digests,
         signatures=signatures,
         special=special,
-        kernel=kernel_info(data),
+        kernel=_kernel_info(data),
         computed_checksum=image.computed_checksum() if checksum else None,
     )
     if depth < MAX_EMBED_DEPTH:
@@ -131,6 +130,16 @@ def collect_facts(
         facts.verification = verify_image(image, signatures, anchors, digests=digests)
     facts.findings = evaluate(facts)
     return facts
+
+
+def _kernel_info(data: bytes) -> KernelInfo | None:
+    from fwtools.formats.pe.kernel_magic import looks_like_pe_kernel
+
+    if not looks_like_pe_kernel(data):
+        return None
+    from fwtools.formats.pe.kernel import kernel_info
+
+    return kernel_info(data)
 
 
 def inspect_path(

@@ -218,6 +218,11 @@ def test_whole_corpus_in_one_call(corpus: Any) -> None:
     for f in doc["files"]:
         for sig in f["signatures"]:
             assert sig["digest_matches"] is True, f["path"]
+        # Kernels, and only kernels, get their boot headers decoded.
+        is_kernel = "/boot/vmlinuz-" in f["path"]
+        assert (f["kernel"] is not None) == is_kernel, f["path"]
+        if is_kernel:
+            assert f["kernel"]["release"] and f["kernel"]["release"] in f["path"]
 
 
 # -- hostile input ----------------------------------------------------------------------

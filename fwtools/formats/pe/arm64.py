@@ -23,14 +23,15 @@ from typing import Final
 
 from fwtools._base.reader import Reader
 from fwtools.errors import ParseError
+from fwtools.formats.pe import kernel_magic
 from fwtools.formats.pe.bzimage import sniff_compression
 
 # -- layout: arm64 Image header (booting.rst) --------------------------------------------
 
 # code0, code1, text_offset, image_size, flags, res2, res3, res4, magic, res5
 ARM64_HEADER: Final = struct.Struct("<IIQQQQQQ4sI")
-ARM64_MAGIC: Final = b"ARM\x64"
-ARM64_MAGIC_OFFSET: Final = 0x38
+ARM64_MAGIC: Final = kernel_magic.ARM64_MAGIC
+ARM64_MAGIC_OFFSET: Final = kernel_magic.ARM64_MAGIC_OFFSET
 ARM64_PE_OFFSET_FIELD: Final = 0x3C
 FLAG_BIG_ENDIAN: Final = 1 << 0
 FLAG_PAGE_SIZE_SHIFT: Final = 1
@@ -47,8 +48,8 @@ MZ: Final = b"MZ"
 
 # MZ_MAGIC (u32), "zimg", payload offset, payload size, 2 x reserved
 ZBOOT_HEADER: Final = struct.Struct("<4s4sIIII")
-ZBOOT_MAGIC: Final = b"zimg"
-ZBOOT_MAGIC_OFFSET: Final = 4
+ZBOOT_MAGIC: Final = kernel_magic.ZBOOT_MAGIC
+ZBOOT_MAGIC_OFFSET: Final = kernel_magic.ZBOOT_MAGIC_OFFSET
 ZBOOT_COMP_TYPE_OFFSET: Final = 24
 ZBOOT_COMP_TYPE_END: Final = 0x38
 LINUX_PE_MAGIC: Final = 0x818223CD

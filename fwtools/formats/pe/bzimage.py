@@ -23,7 +23,7 @@ from typing import Final
 
 from fwtools._base.reader import Reader
 from fwtools.errors import ParseError, TruncatedError
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import kernel_magic, layout
 
 # -- layout: the setup header (boot.rst "The Real-Mode Kernel Header") -------------------
 
@@ -31,8 +31,8 @@ SECTOR_SIZE: Final = 512
 SETUP_SECTS_OFFSET: Final = 0x1F1
 BOOT_FLAG_OFFSET: Final = 0x1FE
 BOOT_FLAG: Final = 0xAA55
-HEADER_MAGIC_OFFSET: Final = 0x202
-HEADER_MAGIC: Final = b"HdrS"
+HEADER_MAGIC_OFFSET: Final = kernel_magic.BZIMAGE_MAGIC_OFFSET
+HEADER_MAGIC: Final = kernel_magic.BZIMAGE_MAGIC
 # setup_sects == 0 means 4, for compatibility with ancient kernels.
 DEFAULT_SETUP_SECTS: Final = 4
 # kernel_version holds the string's offset minus 0x200.
