@@ -180,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_pe_inspect: {args.virt} missing: run bash benchmarks/setup-peers.sh",
               file=sys.stderr)
 
+    # An installed package has its bytecode compiled by pip; an editable checkout only when
+    # Python may write it, which PYTHONDONTWRITEBYTECODE (set in some shells and CI
+    # environments) forbids. Compile it up front so both tools start from bytecode.
+    import compileall
+
+    compileall.compile_dir(str(REPO_ROOT / "fwtools"), quiet=1)
+
     results: list[Case] = []
     for name, description, paths in cases(corpus, args.suite):
         if args.only and name not in args.only:
