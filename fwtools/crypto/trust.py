@@ -34,14 +34,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from fwtools._base.fileio import read_file
 from fwtools.crypto.authenticode import AuthenticodeSignature
 from fwtools.crypto.x509info import (
     PARSE_ERRORS,
     CertificateInfo,
     certificate_info,
-    load_certificates,
+    certificates_from_bytes,
 )
-from fwtools.errors import FwIOError, SignatureFormatError
+from fwtools.errors import SignatureFormatError
 from fwtools.formats.efi import guids
 from fwtools.formats.efi.siglist import (
     FIXED_SIGNATURE_SIZE,
@@ -166,11 +167,7 @@ def leading_certificate(
 
 def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[SignatureList]]:
     name = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise FwIOError(f"{name}: {exc.strerror or exc}") from None
+    data = read_file(path)
     try:
         if not data:
             return [], []  # an empty db/dbx variable
@@ -179,7 +176,7 @@ def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[S
         auth_size = _auth_header_size(data)
         if auth_size:
             return [], parse_signature_lists(data[auth_size:], base=auth_size)
-        return load_certificates(path), []
+        return certificates_from_bytes(data, name), []
     except SignatureFormatError as exc:
         raise exc.with_path(name) from None
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from fwtools.errors import FwIOError, SignatureFormatError
+from fwtools._base.fileio import read_file
+from fwtools.errors import SignatureFormatError
 
 if TYPE_CHECKING:
     from asn1crypto import x509 as asn1_x509
@@ -242,14 +243,13 @@ def load_certificates(path: str | os.PathLike[str]) -> list[bytes]:
     Raises :class:`FwIOError` when the file cannot be read and :class:`SignatureFormatError`
     (naming the file) when it holds no certificate or a malformed one.
     """
+    return certificates_from_bytes(read_file(path), os.fspath(path))
+
+
+def certificates_from_bytes(data: bytes, name: str) -> list[bytes]:
+    """:func:`load_certificates` on a file's content; ``name`` goes into errors."""
     from asn1crypto import pem
 
-    name = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise FwIOError(f"{name}: {exc.strerror or exc}") from None
     if pem.detect(data):
         ders: list[bytes] = []
         try:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from fwtools.errors import FwError, FwIOError, ParseError
+from fwtools._base.fileio import read_file
+from fwtools.errors import FwError, ParseError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage
 
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
     from fwtools.formats.pe.special import SpecialSection
     from fwtools.policy.findings import Finding
 
-# Larger files are refused rather than read into memory: no EFI binary comes close, and a
-# UKI with a big initrd stays far below it.
-MAX_FILE_SIZE: Final = 1 << 30
 # How deep .linux sections of UKIs are followed (a UKI inside a UKI is already odd).
 MAX_EMBED_DEPTH: Final = 2
 DIGEST_ALGORITHMS: Final = ("sha256", "sha1")
@@ -56,21 +54,6 @@ class FileResult:
     path: str
     facts: PeFacts | None = None
     error: str | None = None
-
-
-def read_input(path: str) -> bytes:
-    try:
-        st = os.stat(path)
-        if Path(path).is_dir():
-            raise FwIOError(f"{path}: is a directory")
-        if st.st_size > MAX_FILE_SIZE:
-            raise FwIOError(
-                f"{path}: {st.st_size} bytes is larger than the {MAX_FILE_SIZE} byte limit"
-            )
-        with open(path, "rb") as f:
-            return f.read(MAX_FILE_SIZE + 1)
-    except OSError as exc:
-        raise FwIOError(f"{path}: {exc.strerror or exc}") from None
 
 
 def collect_facts(
@@ -151,7 +134,7 @@ def inspect_path(
 ) -> FileResult:
     """Inspect one file, turning every expected failure into a one-line error."""
     try:
-        data = read_input(path)
+        data = read_file(path)
         facts = collect_facts(
             data, path, anchors=anchors, check_signatures=check_signatures, checksum=checksum
         )

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from fwtools._base.fileio import read_file
 from fwtools._base.reader import Reader
-from fwtools.errors import FwIOError, ParseError, PeFormatError, TruncatedError
+from fwtools.errors import ParseError, PeFormatError, TruncatedError
 from fwtools.formats.pe import layout
 
 if TYPE_CHECKING:
@@ -118,14 +119,7 @@ class PeImage:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> PeImage:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except IsADirectoryError:
-            raise FwIOError(f"{path}: is a directory") from None
-        except OSError as exc:
-            raise FwIOError(f"{path}: {exc.strerror or exc}") from None
-        return cls(data, os.fspath(path))
+        return cls(read_file(path), os.fspath(path))
 
     # -- parsing -------------------------------------------------------------------------
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import re
 import shutil
 import struct
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
+from corpus.params import CORPUS, corpus_files, need
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,34 +22,6 @@ from fwtools.formats.pe.kernel import kernel_info, sniff_kernel
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata" / "uki"
 FAKE = TESTDATA / "fake-bzimage.efi"
 
-# -- corpus helper (local on purpose: no dependency on tests/conftest.py) -----------------
-
-CORPUS = Path(os.environ.get("FWTOOLS_CORPUS", "/var/cache/fwtools-corpus")) / "root"
-REQUIRE_CORPUS = os.environ.get("FWTOOLS_REQUIRE_CORPUS") == "1"
-
-
-def corpus_files(*patterns: str) -> list[Any]:
-    """pytest params for corpus files matching ``patterns`` (globs below root/)."""
-    found = sorted(
-        {
-            p
-            for pattern in patterns
-            for p in CORPUS.glob(pattern)
-            if p.is_file() and not any(part.endswith(".tmp") for part in p.parts)
-        }
-    )
-    if not found:
-        return [pytest.param(None, id="corpus-missing", marks=pytest.mark.corpus)]
-    return [pytest.param(p, id=str(p.relative_to(CORPUS)), marks=pytest.mark.corpus) for p in found]
-
-
-def need(path: Path | None) -> Path:
-    if path is None:
-        message = f"real-world corpus not found under {CORPUS} (run tests/corpus/fetch.sh)"
-        if REQUIRE_CORPUS:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 # -- the fixture (testdata/make_uki.py fake_bzimage) --------------------------------------

@@ -6,7 +6,6 @@ import ast
 import hashlib
 import importlib.util
 import json
-import os
 import re
 import shutil
 import struct
@@ -17,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from corpus.params import CORPUS, corpus_files, need
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,34 +47,6 @@ from fwtools.formats.sbat import Sbat
 ROOT = Path(__file__).resolve().parents[3]
 TESTDATA = ROOT / "testdata" / "uki"
 
-# -- corpus helper (local on purpose: no dependency on tests/conftest.py) -----------------
-
-CORPUS = Path(os.environ.get("FWTOOLS_CORPUS", "/var/cache/fwtools-corpus")) / "root"
-REQUIRE_CORPUS = os.environ.get("FWTOOLS_REQUIRE_CORPUS") == "1"
-
-
-def corpus_files(*patterns: str) -> list[Any]:
-    """pytest params for corpus files matching ``patterns`` (globs below root/)."""
-    found = sorted(
-        {
-            p
-            for pattern in patterns
-            for p in CORPUS.glob(pattern)
-            if p.is_file() and not any(part.endswith(".tmp") for part in p.parts)
-        }
-    )
-    if not found:
-        return [pytest.param(None, id="corpus-missing", marks=pytest.mark.corpus)]
-    return [pytest.param(p, id=str(p.relative_to(CORPUS)), marks=pytest.mark.corpus) for p in found]
-
-
-def need(path: Path | None) -> Path:
-    if path is None:
-        message = f"real-world corpus not found under {CORPUS} (run tests/corpus/fetch.sh)"
-        if REQUIRE_CORPUS:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def corpus_versions() -> dict[tuple[str, str, str], str]:
