@@ -170,23 +170,88 @@ def _decoded_lines(value: Any, indent: str = "") -> list[str]:
     return lines
 
 
-def _special(sect: SpecialSection) -> RenderableType:
-    head = Text.assemble(
-        (sect.name, "bold magenta"), f"  {sect.kind}, {sect.size} bytes at {sect.offset:#x}",
-        ("  sha256 " + sect.sha256[:16] + "…", "dim"),
-    )
-    if sect.error:
-        return Group(head, Text("  ✗ " + sect.error, style="red"))
-    if sect.kind == "sbat" and sect.decoded is not None:
+# Position bookkeeping of decoded structures: useful in JSON, noise on a screen.
+_HIDDEN_FIELDS = frozenset({"offset", "line", "warnings"})
+_MAX_LIST = 6
+
+
+def _brief(value: Any) -> Any:
+    """Drop position fields and cut long lists, for the human view."""
+    if isinstance(value, dict):
+        return {k: _brief(v) for k, v in value.items() if k not in _HIDDEN_FIELDS}
+    if isinstance(value, list):
+        items = [_brief(v) for v in value[:_MAX_LIST]]
+        if len(value) > _MAX_LIST:
+            items.append(f"... {len(value) - _MAX_LIST} more")
+        return items
+    return value
+
+
+def _sbat_level_line(label: str, level: Any) -> Text:
+    gens = " ".join(f"{e.component},{e.generation}" for e in level.entries)
+    return Text.assemble(f"  {label:<10}", (level.datestamp, "bold"), f"  {gens}")
+
+
+def _subject(der: bytes) -> str:
+    from fwtools.crypto.x509info import certificate_info
+    from fwtools.errors import FwError
+
+    try:
+        return certificate_info(der).subject
+    except FwError as exc:
+        return f"unparsable certificate ({exc})"
+
+
+def _lists_line(label: str, lists: Any) -> Text:
+    from collections import Counter
+
+    counts = Counter(sl.type_name for sl in lists)
+    total = ", ".join(f"{n} x {name}" for name, n in counts.items())
+    entries = sum(len(sl.entries) for sl in lists)
+    plural = "list" if len(lists) == 1 else "lists"
+    return Text(f"  {label:<10}{entries} entries in {len(lists)} {plural} ({total})")
+
+
+def _special_body(sect: SpecialSection) -> list[RenderableType]:
+    d: Any = sect.decoded
+    if sect.kind == "sbat":
         table = Table(box=None, header_style="dim", padding=(0, 1))
         for col in ("component", "gen", "vendor", "package", "version", "url"):
             table.add_column(col)
-        for row in getattr(sect.decoded, "rows", []):
+        for row in d.rows:
             table.add_row(row.component, str(row.generation), row.vendor_name,
                           row.vendor_package_name, row.vendor_version, row.vendor_url)
-        return Group(head, Padding(table, (0, 0, 0, 2)))
-    lines = _decoded_lines(sect.decoded, "  ")
-    return Group(head, *(Text(line) for line in lines[:40]))
+        return [Padding(table, (0, 0, 0, 2))]
+    if sect.kind == "sbatlevel":
+        return [_sbat_level_line("automatic", d.automatic), _sbat_level_line("latest", d.latest)]
+    if sect.kind == "ident":
+        return [Text.assemble(
+            "  ", (f"{d.title} {d.version or '?'}", "bold"),
+            f"  commit {d.commit or '?'}  built on {d.build_machine or '?'}",
+        )]
+    if sect.kind == "vendor_cert":
+        out: list[RenderableType] = []
+        for der in d.certificates:
+            out.append(Text.assemble("  cert      ", (_subject(der), "bold cyan")))
+        if d.db_lists:
+            out.append(_lists_line("db", d.db_lists))
+        if d.dbx_lists:
+            out.append(_lists_line("dbx", d.dbx_lists))
+        return out or [Text("  empty", style="dim")]
+    return [Text(line) for line in _decoded_lines(_brief(to_jsonable(d)), "  ")]
+
+
+def _special(sect: SpecialSection) -> RenderableType:
+    head = Text.assemble(
+        (sect.name, "bold magenta"), f"  {sect.size} bytes at {sect.offset:#x}",
+        ("  sha256 " + sect.sha256[:16] + "…", "dim"),
+    )
+    parts: list[RenderableType] = [head]
+    if sect.error:
+        parts.append(Text("  ✗ " + sect.error, style="red"))
+    if sect.decoded is not None:
+        parts.extend(_special_body(sect))
+    return Group(*parts)
 
 
 def _cert_line(cert: CertificateInfo, indent: str = "    ") -> Text:
@@ -230,7 +295,11 @@ def _signature(sig: AuthenticodeSignature, verbose: bool, indent: str = "") -> l
         ))
     certs = sig.certificates if verbose else sig.certificates[:0]
     if sig.signer and not verbose:
-        out.append(_cert_line(sig.signer, indent + "    signer: "))
+        c = sig.signer
+        out.append(Text(
+            f"{indent}    issued by {c.issuer}; {c.key_type}, serial {c.serial}, "
+            f"valid {c.not_before[:10]}..{c.not_after[:10]}", style="dim",
+        ))
     for cert in certs:
         out.append(_cert_line(cert, indent + "    cert: "))
     for nested in sig.nested:
