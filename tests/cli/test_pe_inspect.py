@@ -320,3 +320,19 @@ def test_unreadable_file(tmp_path: Path) -> None:
         code, _, err = run(target)
     assert code == 2
     assert "secret.efi" in err and "Permission denied" in err and "Traceback" not in err
+
+
+def test_text_view_of_shim(corpus: Any, tmp_path: Path) -> None:
+    shim = corpus.shim("bookworm", "amd64")
+    code, out, err = run("--no-color", shim)
+    assert code == 0 and "Traceback" not in out + err
+    # The vendor certificate's subject as openssl reads it from the extracted PEM.
+    pem = _vendor_cert(corpus, tmp_path, "bookworm", "amd64")
+    subject = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in", str(pem)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().removeprefix("subject=")
+    assert f"cert      {subject}" in out
+    for marker in ("UEFI SHIM", "automatic ", "latest ", "dbx ", "✓ matches the image",
+                   "nx-compat"):
+        assert marker in out
