@@ -269,3 +269,21 @@ def certificates_from_bytes(data: bytes, name: str) -> list[bytes]:
     except SignatureFormatError as exc:
         raise exc.with_path(name) from None
     return [data]
+
+
+def to_pem(der: bytes) -> bytes:
+    """PEM armour for a DER certificate (64-column base64, as openssl writes it)."""
+    import base64
+
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+def filename_slug(subject: str) -> str:
+    """A file-name-safe short form of a subject: its CN, else the whole name."""
+    import re
+
+    cn = re.search(r"CN=([^,]+)", subject)
+    base = cn.group(1) if cn else subject
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("_")[:60] or "cert"

@@ -6,7 +6,6 @@ several binaries can be extracted into one directory; every write is atomic.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,23 +17,9 @@ if TYPE_CHECKING:
     from fwtools.policy.pe_facts import PeFacts
 
 
-def _slug(text: str) -> str:
-    cn = re.search(r"CN=([^,]+)", text)
-    base = cn.group(1) if cn else text
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("_")[:60] or "cert"
-
-
-def _pem(der: bytes) -> bytes:
-    import base64
-
-    body = base64.encodebytes(der).replace(b"\n", b"")
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
-
-
 def extract_certificates(all_facts: Iterable[PeFacts], directory: Path) -> list[Path]:
     """Write ``<binary>.sig<i>.p7s`` and ``<binary>.sig<i>.<j>.<CN>.pem`` files."""
-    from fwtools.crypto.x509info import certificate_info
+    from fwtools.crypto.x509info import certificate_info, filename_slug, to_pem
     from fwtools.formats.pe.wincert import certificate_entries
 
     try:
@@ -56,12 +41,13 @@ def extract_certificates(all_facts: Iterable[PeFacts], directory: Path) -> list[
             if entry is not None:
                 put(f"{stem}.sig{sig.index}.p7s", entry.content)
             for j, cert in enumerate(sig.certificates):
-                put(f"{stem}.sig{sig.index}.{j}.{_slug(cert.subject)}.pem", _pem(cert.der))
+                name = f"{stem}.sig{sig.index}.{j}.{filename_slug(cert.subject)}.pem"
+                put(name, to_pem(cert.der))
         for sect in facts.special:
             for j, der in enumerate(getattr(sect.decoded, "certificates", []) or []):
                 try:
                     subject = certificate_info(der).subject
                 except Exception:  # a broken vendor cert is still worth extracting raw
                     subject = "unparsable"
-                put(f"{stem}{sect.name}.{j}.{_slug(subject)}.pem", _pem(der))
+                put(f"{stem}{sect.name}.{j}.{filename_slug(subject)}.pem", to_pem(der))
     return written
