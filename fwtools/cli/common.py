@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Final, NoReturn
 
@@ -20,6 +19,8 @@ def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
 
 
 def print_json(document: dict[str, Any]) -> None:
+    import json
+
     click.echo(json.dumps(document, indent=2, sort_keys=False))
 
 

@@ -1,21 +1,478 @@
-"""fw-sigdb: not built yet; the command exists so that installs and scripts can find it."""
+"""fw-sigdb: EFI signature databases (db, dbx, KEK, MokList) and signed .auth updates."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import click
 
-from fwtools.cli.common import not_built
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
+
+if TYPE_CHECKING:
+    import uuid
+
+    from fwtools.crypto.sigdb_inputs import SigdbInput
+    from fwtools.formats.efi.siglist import SignatureDatabase
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+INPUT = click.Path(dir_okay=False, readable=False)
 
 
-@click.command(
-    context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True},
-    add_help_option=False,
+def _owner(text: str) -> uuid.UUID:
+    """A GUID, or a well-known owner's name (Microsoft, OvmfEnrollDefaultKeys, ...)."""
+    from fwtools.formats.efi import guids
+
+    found = guids.guid_by_name(text)
+    if found is not None:
+        return found
+    from fwtools._base.guid import parse_guid
+    from fwtools.errors import FwError
+
+    try:
+        return parse_guid(text)
+    except FwError:
+        fail(f"--owner {text!r} is neither a GUID nor a known owner name")
+
+
+def _load(path: str) -> SigdbInput:
+    from fwtools.crypto.sigdb_inputs import load_input
+    from fwtools.errors import FwError
+
+    try:
+        return load_input(path)
+    except FwError as exc:
+        fail(str(exc))
+
+
+def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
+    """A database to edit: an ESL file (or nothing yet, for create/add to a new file)."""
+    from fwtools.formats.efi.siglist import SignatureDatabase
+
+    if missing_ok and not Path(path).exists():
+        return SignatureDatabase(())
+    item = _load(path)
+    if item.format == "auth":
+        fail(f"{path}: is a signed .auth update; edit its lists (fw-sigdb show --json) and "
+             "sign again")
+    return item.database
+
+
+def _write(db: SignatureDatabase, output: str) -> None:
+    from fwtools._base.atomic import atomic_write
+    from fwtools.errors import FwError
+
+    try:
+        atomic_write(output, db.to_bytes())
+    except FwError as exc:
+        fail(str(exc))
+
+
+def _target(db_path: str, output: str | None, in_place: bool) -> str:
+    if output and in_place:
+        fail("give either -o/--output or --in-place, not both")
+    if not output and not in_place:
+        fail("editing needs -o/--output FILE or --in-place")
+    return db_path if in_place else str(output)
+
+
+def _image_digest(path: str) -> bytes:
+    from fwtools.errors import FwError
+    from fwtools.formats.pe.authenticode import authenticode_digests
+    from fwtools.formats.pe.image import PeImage
+
+    try:
+        return authenticode_digests(PeImage.open(path), ("sha256",))["sha256"]
+    except FwError as exc:
+        fail(str(exc))
+
+
+def _hash_bytes(text: str) -> bytes:
+    try:
+        digest = bytes.fromhex(text.strip())
+    except ValueError:
+        fail(f"--hash {text!r} is not hexadecimal")
+    if len(digest) not in (20, 28, 32, 48, 64):
+        fail(f"--hash {text!r}: {len(digest)} bytes is not a SHA-1/224/256/384/512 digest")
+    return digest
+
+
+def _add_entries(
+    db: SignatureDatabase, owner: uuid.UUID, certs: tuple[str, ...], hashes: tuple[str, ...],
+    images: tuple[str, ...],
+) -> SignatureDatabase:
+    from fwtools.crypto.x509info import load_certificates
+    from fwtools.errors import FwError
+
+    for path in certs:
+        try:
+            ders = load_certificates(path)
+        except FwError as exc:
+            fail(str(exc))
+        for der in ders:
+            db = db.add_certificate(der, owner)
+    for text in hashes:
+        db = db.add_hash(_hash_bytes(text), owner)
+    for path in images:
+        db = db.add_hash(_image_digest(path), owner)
+    return db
+
+
+owner_option = click.option(
+    "--owner", default="00000000-0000-0000-0000-000000000000", show_default=True,
+    help="SignatureOwner GUID, or a well-known name such as Microsoft.",
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """fw-sigdb is not built yet."""
-    not_built("fw-sigdb", "issue 3")
+entry_options = [
+    click.option("--cert", "certs", multiple=True, type=INPUT,
+                 help="A PEM (one or more certificates) or DER certificate. Repeatable."),
+    click.option("--hash", "hashes", multiple=True,
+                 help="A hex digest (the type follows its length). Repeatable."),
+    click.option("--image", "images", multiple=True, type=INPUT,
+                 help="An EFI binary: its Authenticode SHA-256. Repeatable."),
+]
+
+
+def _with(options: list[Any]) -> Callable[[F], F]:
+    def wrap(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+@click.group(context_settings=CONTEXT)
+def cli() -> None:
+    """EFI signature databases (db, dbx, KEK, MokList as EFI_SIGNATURE_LISTs) and signed
+    .auth updates (EFI_VARIABLE_AUTHENTICATION_2).
+
+    Inputs may be signature-list files, .auth files, PEM/DER certificates, or EFI binaries
+    with shim's .vendor_cert. Exit status: 0 success; 1 a verification failed or nothing
+    matched; 2 usage error or malformed input.
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=INPUT)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.fw-sigdb/1).")
+@click.option("-v", "--verbose", is_flag=True, help="Full digests and every certificate.")
+@click.option("--color/--no-color", default=None)
+def show(files: tuple[str, ...], as_json: bool, verbose: bool, color: bool | None) -> None:
+    """List the signature lists, entries and certificates of FILES."""
+    from fwtools.crypto.sigdb_inputs import load_input
+    from fwtools.errors import FwError
+
+    items: list[SigdbInput | tuple[str, str]] = []
+    status = EXIT_OK
+    for path in files:
+        try:
+            items.append(load_input(path))
+        except FwError as exc:
+            items.append((path, str(exc)))
+            click.echo(f"error: {exc}", err=True)
+            status = EXIT_INPUT
+    for item in items:
+        if not isinstance(item, tuple) and item.auth_error:
+            click.echo(f"error: {item.path}: {item.auth_error}", err=True)
+            status = EXIT_INPUT
+    if as_json:
+        from fwtools.report.sigdb_json import show_document
+
+        print_json(show_document(items))
+    else:
+        from fwtools.report.text_sigdb import render_inputs
+
+        render_inputs(items, None if sys.stdout.isatty() else sys.stdout, verbose=verbose,
+                      color=color)
+    sys.exit(status)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@owner_option
+@_with(entry_options)
+@click.option("--from", "sources", multiple=True, type=INPUT,
+              help="Start from the lists of this file (ESL, .auth payload, PE .vendor_cert).")
+def create(output: str, owner: str, certs: tuple[str, ...], hashes: tuple[str, ...],
+           images: tuple[str, ...], sources: tuple[str, ...]) -> None:
+    """Write a new signature-list file from certificates, hashes and images."""
+    from fwtools.formats.efi.siglist import SignatureDatabase
+
+    db = SignatureDatabase(())
+    for path in sources:
+        db = db.merge(_load(path).database)
+    db = _add_entries(db, _owner(owner), certs, hashes, images)
+    if not certs and not hashes and not images and not sources:
+        fail("nothing to put in the list: give --cert, --hash, --image or --from")
+    _write(db, output)
+    click.echo(f"{output}: {len(db.lists)} lists, {db.count} entries")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("database", type=INPUT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--in-place", is_flag=True)
+@owner_option
+@_with(entry_options)
+def add(database: str, output: str | None, in_place: bool, owner: str, certs: tuple[str, ...],
+        hashes: tuple[str, ...], images: tuple[str, ...]) -> None:
+    """Add certificates and hashes to DATABASE (entries already present are skipped)."""
+    target = _target(database, output, in_place)
+    if not certs and not hashes and not images:
+        fail("nothing to add: give --cert, --hash or --image")
+    db = _load_db(database, missing_ok=not in_place)
+    new = _add_entries(db, _owner(owner), certs, hashes, images)
+    new, dropped = new.dedupe()
+    _write(new, target)
+    click.echo(f"{target}: added {new.count - db.count} entries"
+               + (f" ({dropped} already present)" if dropped else ""))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("database", type=INPUT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--in-place", is_flag=True)
+@click.option("--hash", "hashes", multiple=True, help="Remove entries with this digest.")
+@click.option("--image", "images", multiple=True, type=INPUT,
+              help="Remove the Authenticode SHA-256 of this EFI binary.")
+@click.option("--cert", "certs", multiple=True, type=INPUT,
+              help="Remove this certificate (matched by its DER).")
+@click.option("--subject", "subjects", multiple=True,
+              help="Remove certificates whose subject (RFC 4514) or CN is exactly this.")
+@click.option("--owner", "owners", multiple=True, help="Remove every entry of this owner.")
+def remove(database: str, output: str | None, in_place: bool, hashes: tuple[str, ...],
+           images: tuple[str, ...], certs: tuple[str, ...], subjects: tuple[str, ...],
+           owners: tuple[str, ...]) -> None:
+    """Remove entries from DATABASE. Exit 1 (and write nothing) when nothing matched."""
+    from fwtools.crypto.x509info import certificate_info, load_certificates
+    from fwtools.errors import FwError
+
+    target = _target(database, output, in_place)
+    if not (hashes or images or certs or subjects or owners):
+        fail("nothing to remove: give --hash, --image, --cert, --subject or --owner")
+    digests = {_hash_bytes(h) for h in hashes} | {_image_digest(p) for p in images}
+    ders: set[bytes] = set()
+    for path in certs:
+        try:
+            ders.update(load_certificates(path))
+        except FwError as exc:
+            fail(str(exc))
+    owner_ids = {_owner(o) for o in owners}
+    wanted = set(subjects)
+
+    def matches(sl: Any, entry: Any) -> bool:
+        if entry.owner in owner_ids or entry.data in ders:
+            return True
+        if not sl.is_x509:
+            size = len(entry.data) - 16 if sl.signature_type in _x509_hash_types() else None
+            return entry.data[:size] in digests
+        if wanted:
+            try:
+                info = certificate_info(entry.data)
+            except FwError:
+                return False
+            return info.subject in wanted or (info.common_name or "") in wanted
+        return False
+
+    db = _load_db(database)
+    new, removed = db.remove(matches)
+    if not removed:
+        click.echo(f"{database}: no entry matched; nothing written", err=True)
+        sys.exit(EXIT_FINDINGS)
+    _write(new, target)
+    click.echo(f"{target}: removed {removed} entries, {new.count} left")
+
+
+def _x509_hash_types() -> frozenset[Any]:
+    from fwtools.formats.efi.siglist import X509_HASH_TYPES
+
+    return X509_HASH_TYPES
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("databases", nargs=-1, required=True, type=INPUT)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def merge(databases: tuple[str, ...], output: str) -> None:
+    """Merge DATABASES into one list file, in order, without duplicate entries."""
+    from fwtools.formats.efi.siglist import SignatureDatabase
+
+    db = SignatureDatabase(())
+    for path in databases:
+        db = db.merge(_load(path).database)
+    _write(db, output)
+    click.echo(f"{output}: {len(db.lists)} lists, {db.count} entries")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("database", type=INPUT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--in-place", is_flag=True)
+@click.option("--canonical", is_flag=True,
+              help="Also sort into canonical order (one list per hash type).")
+def dedupe(database: str, output: str | None, in_place: bool, canonical: bool) -> None:
+    """Drop duplicate entries (same type, owner and data) from DATABASE."""
+    target = _target(database, output, in_place)
+    db, dropped = _load_db(database).dedupe()
+    if canonical:
+        db = db.canonical()
+    _write(db, target)
+    click.echo(f"{target}: dropped {dropped} duplicate entries, {db.count} left")
+
+
+@cli.command("extract-certs", context_settings=CONTEXT)
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, required=True, type=INPUT)
+@click.option("--der", is_flag=True, help="Write DER (.der) instead of PEM (.pem).")
+def extract_certs(directory: str, files: tuple[str, ...], der: bool) -> None:
+    """Write every certificate in FILES (lists, .auth payloads and signers) into DIRECTORY."""
+    from fwtools.crypto.sigdb_extract import extract
+    from fwtools.errors import FwError
+
+    try:
+        written = extract([_load(p) for p in files], Path(directory), der=der)
+    except FwError as exc:
+        fail(str(exc))
+    for path in written:
+        click.echo(str(path))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("payload", required=False, type=INPUT)
+@click.option("--name", "var_name", required=True,
+              help="Variable name: PK, KEK, db, dbx, dbt, MokList, ... (sets GUID and "
+              "attributes).")
+@click.option("--guid", help="Vendor GUID, when not the variable's usual one.")
+@click.option("--attributes", type=str, help="Attributes (default 0x27, NV|BS|RT|TIME_AUTH).")
+@click.option("--append", is_flag=True, help="Sign an append write (APPEND_WRITE 0x40).")
+@click.option("--timestamp", default="now", show_default=True,
+              help="EFI_TIME: now, 0, or an ISO date/time in UTC (2024-01-02T03:04:05Z).")
+@click.option("--key", type=INPUT, help="The signer's private key (PEM).")
+@click.option("--cert", "cert", type=INPUT, help="The signer's certificate (PEM or DER).")
+@click.option("--chain", multiple=True, type=INPUT,
+              help="Intermediate certificates to carry in the signature. Repeatable.")
+@click.option("--form", type=click.Choice(["signed-data", "content-info"]),
+              default="signed-data", show_default=True,
+              help="PKCS#7 as a bare SignedData (what efitools writes) or a ContentInfo.")
+@click.option("--empty", is_flag=True, help="Sign an empty payload (deletes the variable).")
+@click.option("--unsigned", is_flag=True,
+              help="Write an unsigned .auth (empty PKCS#7), for firmware in setup/custom mode.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def sign(payload: str | None, var_name: str, guid: str | None, attributes: str | None,
+         append: bool, timestamp: str, key: str | None, cert: str | None,
+         chain: tuple[str, ...], form: str, empty: bool, unsigned: bool, output: str) -> None:
+    """Make a signed .auth update of PAYLOAD (signature lists, certificates, a PE's vendor
+    lists) for variable NAME."""
+    from fwtools._base.atomic import atomic_write
+    from fwtools._base.efitime import parse_time
+    from fwtools.crypto.authvar import empty_auth, sign_auth
+    from fwtools.crypto.x509info import load_certificates
+    from fwtools.errors import FwError
+    from fwtools.formats.efi.authvar import APPEND_WRITE, variable_defaults
+
+    if (payload is None) != empty:
+        fail("give a PAYLOAD file, or --empty to sign a deletion")
+    data = b"" if payload is None else _load(payload).database.to_bytes()
+    default_guid, default_attrs = variable_defaults(var_name)
+    vendor = _owner(guid) if guid else default_guid
+    try:
+        attrs = int(attributes, 0) if attributes else default_attrs
+        when = parse_time(timestamp)
+    except (ValueError, FwError) as exc:
+        fail(f"bad --attributes/--timestamp: {exc}")
+    if append:
+        attrs |= APPEND_WRITE
+    try:
+        if unsigned:
+            if key or cert:
+                fail("--unsigned takes no --key/--cert")
+            blob = empty_auth(data, when)
+        else:
+            if not key or not cert:
+                fail("signing needs --key and --cert (or --unsigned, explicitly)")
+            (cert_der, *_rest) = load_certificates(cert)
+            extra = [d for path in chain for d in load_certificates(path)]
+            key_pem = Path(key).read_bytes()
+            blob = sign_auth(var_name, vendor, attrs, data, key_pem, cert_der, timestamp=when,
+                             extra_certs=extra,
+                             form="ContentInfo" if form == "content-info" else "SignedData")
+        atomic_write(output, blob)
+    except OSError as exc:
+        fail(f"{key}: {exc.strerror or exc}")
+    except FwError as exc:
+        fail(str(exc))
+    click.echo(f"{output}: {var_name} {vendor} attributes {attrs:#x}, timestamp {when}, "
+               f"{len(data)} bytes of payload" + (", UNSIGNED" if unsigned else ""))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=INPUT)
+@click.option("--cert", "certs", multiple=True, required=True, type=INPUT,
+              help="Trusted certificate (KEK/PK, PEM or DER, or a list file of them). "
+              "Repeatable.")
+@click.option("--name", "var_name", help="Variable the update is for (default: guessed from "
+              "the payload, else db).")
+@click.option("--guid", help="Vendor GUID, when not the variable's usual one.")
+@click.option("--attributes", type=str,
+              help="Attributes the signature must cover (default: the variable's, with and "
+              "without APPEND_WRITE).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+def verify(files: tuple[str, ...], certs: tuple[str, ...], var_name: str | None,
+           guid: str | None, attributes: str | None, as_json: bool) -> None:
+    """Verify signed .auth FILES against trusted certificates, as firmware would."""
+    from fwtools.crypto.authvar import verify_auth
+    from fwtools.errors import FwError
+    from fwtools.formats.efi.authvar import variable_defaults
+    from fwtools.report.sigdb_json import verify_document, verify_json
+
+    anchors: list[bytes] = []
+    for path in certs:
+        item = _load(path)
+        anchors.extend(e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509)
+    if not anchors:
+        fail("no certificate among --cert")
+    try:
+        attrs = int(attributes, 0) if attributes else None
+    except ValueError:
+        fail(f"--attributes {attributes!r} is not a number")
+    docs = []
+    status = EXIT_OK
+    for path in files:
+        try:
+            item = _load(path)
+            if item.auth is None:
+                raise FwError(f"{path}: not a signed .auth update ({item.format})")
+            name = var_name or _guess_variable(item)
+            default_guid, _ = variable_defaults(name)
+            vendor = _owner(guid) if guid else default_guid
+            result = verify_auth(item.auth, name, vendor, attrs, anchors)
+        except (FwError, SystemExit) as exc:
+            message = str(exc) if isinstance(exc, FwError) else f"{path}: unreadable"
+            docs.append(verify_json(path, None, message))
+            click.echo(f"error: {message}", err=True)
+            status = EXIT_INPUT
+            continue
+        docs.append(verify_json(path, result, None))
+        if not result.valid and status == EXIT_OK:
+            status = EXIT_FINDINGS
+        if not as_json:
+            mark = "OK  " if result.valid else "FAIL"
+            click.echo(f"{mark} {path} ({name}, attributes {result.attributes:#x}): "
+                       f"{result.reason}")
+    if as_json:
+        print_json(verify_document(docs))
+    sys.exit(status)
+
+
+def _guess_variable(item: SigdbInput) -> str:
+    """dbx for hash-only payloads, db otherwise: what Microsoft's updates are."""
+    from fwtools.formats.efi import guids
+
+    types = {sl.signature_type for sl in item.database.lists}
+    return "dbx" if types and guids.CERT_X509 not in types else "db"
 
 
 def main() -> None:
-    command(prog_name="fw-sigdb")
+    cli(prog_name="fw-sigdb")

@@ -44,6 +44,7 @@ from fwtools.crypto.x509info import (
 )
 from fwtools.errors import SignatureFormatError
 from fwtools.formats.efi import guids
+from fwtools.formats.efi.authvar import auth_header_size
 from fwtools.formats.efi.siglist import (
     FIXED_SIGNATURE_SIZE,
     HASH_ALGORITHM,
@@ -173,27 +174,12 @@ def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[S
             return [], []  # an empty db/dbx variable
         if len(data) >= 16 and uuid.UUID(bytes_le=data[:16]) in _LIST_TYPES:
             return [], parse_signature_lists(data)
-        auth_size = _auth_header_size(data)
+        auth_size = auth_header_size(data)
         if auth_size:
             return [], parse_signature_lists(data[auth_size:], base=auth_size)
         return certificates_from_bytes(data, name), []
     except SignatureFormatError as exc:
         raise exc.with_path(name) from None
-
-
-def _auth_header_size(data: bytes) -> int:
-    """Size of an EFI_VARIABLE_AUTHENTICATION_2 header (EFI_TIME + WIN_CERTIFICATE_UEFI_GUID
-    with a PKCS#7 CertType) at the start of ``data``, or 0 when there is none."""
-    time_size = 16
-    if len(data) < time_size + layout.WIN_CERTIFICATE.size + 16:
-        return 0
-    length, _revision, cert_type = layout.WIN_CERTIFICATE.unpack_from(data, time_size)
-    cert_guid = uuid.UUID(bytes_le=data[time_size + 8 : time_size + 24])
-    if cert_type != layout.WIN_CERT_TYPE_EFI_GUID or cert_guid != guids.CERT_TYPE_PKCS7:
-        return 0
-    if length < 24 or time_size + length > len(data):
-        return 0
-    return time_size + int(length)
 
 
 @dataclass
