@@ -71,6 +71,20 @@ def _write(db: SignatureDatabase, output: str) -> None:
         fail(str(exc))
 
 
+def _merged(paths: tuple[str, ...]) -> SignatureDatabase:
+    """The lists of all ``paths`` in order, without duplicate entries."""
+    from fwtools.formats.efi.siglist import SignatureDatabase
+
+    db = SignatureDatabase(())
+    for path in paths:
+        db = db.merge(_load(path).database)
+    return db
+
+
+def _summary(output: str, db: SignatureDatabase) -> None:
+    click.echo(f"{output}: {len(db.lists)} lists, {db.count} entries")
+
+
 def _target(db_path: str, output: str | None, in_place: bool) -> str:
     if output and in_place:
         fail("give either -o/--output or --in-place, not both")
@@ -199,16 +213,11 @@ def show(files: tuple[str, ...], as_json: bool, verbose: bool, color: bool | Non
 def create(output: str, owner: str, certs: tuple[str, ...], hashes: tuple[str, ...],
            images: tuple[str, ...], sources: tuple[str, ...]) -> None:
     """Write a new signature-list file from certificates, hashes and images."""
-    from fwtools.formats.efi.siglist import SignatureDatabase
-
-    db = SignatureDatabase(())
-    for path in sources:
-        db = db.merge(_load(path).database)
-    db = _add_entries(db, _owner(owner), certs, hashes, images)
     if not certs and not hashes and not images and not sources:
         fail("nothing to put in the list: give --cert, --hash, --image or --from")
+    db = _add_entries(_merged(sources), _owner(owner), certs, hashes, images)
     _write(db, output)
-    click.echo(f"{output}: {len(db.lists)} lists, {db.count} entries")
+    _summary(output, db)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -297,13 +306,9 @@ def _x509_hash_types() -> frozenset[Any]:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 def merge(databases: tuple[str, ...], output: str) -> None:
     """Merge DATABASES into one list file, in order, without duplicate entries."""
-    from fwtools.formats.efi.siglist import SignatureDatabase
-
-    db = SignatureDatabase(())
-    for path in databases:
-        db = db.merge(_load(path).database)
+    db = _merged(databases)
     _write(db, output)
-    click.echo(f"{output}: {len(db.lists)} lists, {db.count} entries")
+    _summary(output, db)
 
 
 @cli.command(context_settings=CONTEXT)

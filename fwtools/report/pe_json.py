@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from fwtools import __version__
+from fwtools.report.envelope import document
 from fwtools.report.jsonable import to_jsonable
 
 if TYPE_CHECKING:
@@ -147,25 +147,19 @@ def inspect_document(results: list[FileResult]) -> dict[str, Any]:
             files.append(facts_json(r.facts))
     errors = sum(1 for r in results if r.facts is None)
     findings = [f for r in results if r.facts for f in r.facts.findings]
-    return {
-        "schema": SCHEMA,
-        "tool": {"name": "fwtools", "version": __version__},
-        "files": files,
-        "summary": {
-            "files": len(results),
-            "errors": errors,
-            "findings": {
-                level: sum(1 for f in findings if f.severity == level)
-                for level in ("error", "warning", "info")
-            },
-            "verification": {
-                status: sum(
-                    1
-                    for r in results
-                    if r.facts and r.facts.verification
-                    and r.facts.verification.status == status
-                )
-                for status in ("trusted", "untrusted", "revoked")
-            },
+    return document(SCHEMA, files, {
+        "files": len(results),
+        "errors": errors,
+        "findings": {
+            level: sum(1 for f in findings if f.severity == level)
+            for level in ("error", "warning", "info")
         },
-    }
+        "verification": {
+            status: sum(
+                1
+                for r in results
+                if r.facts and r.facts.verification and r.facts.verification.status == status
+            )
+            for status in ("trusted", "untrusted", "revoked")
+        },
+    })

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Final
 
-from fwtools import __version__
+from fwtools.report.envelope import document
 from fwtools.report.pe_json import certificate_json
 
 if TYPE_CHECKING:
@@ -121,17 +121,12 @@ def show_document(items: list[SigdbInput | tuple[str, str]]) -> dict[str, Any]:
         {"path": item[0], "error": item[1]} if isinstance(item, tuple) else input_json(item)
         for item in items
     ]
-    return {
-        "schema": SHOW_SCHEMA,
-        "tool": {"name": "fwtools", "version": __version__},
-        "files": files,
-        "summary": {
-            "files": len(files),
-            "errors": sum(1 for f in files if f["error"]),
-            "lists": sum(len(f.get("lists", ())) for f in files),
-            "entries": sum(f.get("entries", 0) for f in files),
-        },
-    }
+    return document(SHOW_SCHEMA, files, {
+        "files": len(files),
+        "errors": sum(1 for f in files if f["error"]),
+        "lists": sum(len(f.get("lists", ())) for f in files),
+        "entries": sum(f.get("entries", 0) for f in files),
+    })
 
 
 def verify_json(path: str, result: AuthVerifyResult | None, error: str | None) -> dict[str, Any]:
@@ -150,14 +145,9 @@ def verify_json(path: str, result: AuthVerifyResult | None, error: str | None) -
 
 
 def verify_document(files: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schema": VERIFY_SCHEMA,
-        "tool": {"name": "fwtools", "version": __version__},
-        "files": files,
-        "summary": {
-            "files": len(files),
-            "valid": sum(1 for f in files if f["valid"]),
-            "invalid": sum(1 for f in files if not f["valid"] and not f["error"]),
-            "errors": sum(1 for f in files if f["error"]),
-        },
-    }
+    return document(VERIFY_SCHEMA, files, {
+        "files": len(files),
+        "valid": sum(1 for f in files if f["valid"]),
+        "invalid": sum(1 for f in files if not f["valid"] and not f["error"]),
+        "errors": sum(1 for f in files if f["error"]),
+    })
