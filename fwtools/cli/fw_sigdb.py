@@ -38,12 +38,12 @@ def _owner(text: str) -> uuid.UUID:
         fail(f"--owner {text!r} is neither a GUID nor a known owner name")
 
 
-def _load(path: str) -> SigdbInput:
+def _load(path: str, *, describe: bool = True) -> SigdbInput:
     from fwtools.crypto.sigdb_inputs import load_input
     from fwtools.errors import FwError
 
     try:
-        return load_input(path)
+        return load_input(path, describe=describe)
     except FwError as exc:
         fail(str(exc))
 
@@ -54,7 +54,7 @@ def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
 
     if missing_ok and not Path(path).exists():
         return SignatureDatabase(())
-    item = _load(path)
+    item = _load(path, describe=False)
     if item.format == "auth":
         fail(f"{path}: is a signed .auth update; edit its lists (fw-sigdb show --json) and "
              "sign again")
@@ -77,7 +77,7 @@ def _merged(paths: tuple[str, ...]) -> SignatureDatabase:
 
     db = SignatureDatabase(())
     for path in paths:
-        db = db.merge(_load(path).database)
+        db = db.merge(_load(path, describe=False).database)
     return db
 
 
@@ -379,7 +379,7 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
 
     if (payload is None) != empty:
         fail("give a PAYLOAD file, or --empty to sign a deletion")
-    data = b"" if payload is None else _load(payload).database.to_bytes()
+    data = b"" if payload is None else _load(payload, describe=False).database.to_bytes()
     default_guid, default_attrs = variable_defaults(var_name)
     vendor = _owner(guid) if guid else default_guid
     try:
@@ -434,7 +434,7 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], var_name: str | None,
 
     anchors: list[bytes] = []
     for path in certs:
-        item = _load(path)
+        item = _load(path, describe=False)
         anchors.extend(e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509)
     if not anchors:
         fail("no certificate among --cert")
@@ -446,7 +446,7 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], var_name: str | None,
     status = EXIT_OK
     for path in files:
         try:
-            item = _load(path)
+            item = _load(path, describe=False)
             if item.auth is None:
                 raise FwError(f"{path}: not a signed .auth update ({item.format})")
             name = var_name or _guess_variable(item)

@@ -75,8 +75,12 @@ def _load_pe(path: str, data: bytes) -> SigdbInput:
     return SigdbInput(path, "pe", [("db", db), ("dbx", dbx)])
 
 
-def load_input(path: str | os.PathLike[str]) -> SigdbInput:
-    """Read and classify one input; raises FwError (with file and offset) when malformed."""
+def load_input(path: str | os.PathLike[str], *, describe: bool = True) -> SigdbInput:
+    """Read and classify one input; raises FwError (with file and offset) when malformed.
+
+    ``describe`` decodes a .auth file's PKCS#7 (signers, certificates) for display; a
+    verification does its own decoding and skips it.
+    """
     from fwtools.formats.efi.authvar import AuthVariable2, is_auth_payload
 
     name = os.fspath(path)
@@ -88,12 +92,13 @@ def load_input(path: str | os.PathLike[str]) -> SigdbInput:
             auth = AuthVariable2.parse(data)
             db = SignatureDatabase.parse(auth.payload, base=auth.payload_offset)
             result = SigdbInput(name, "auth", [("db", db)], auth=auth)
-            from fwtools.crypto.authvar import auth_signature_info
+            if describe:
+                from fwtools.crypto.authvar import auth_signature_info
 
-            try:
-                result.auth_info = auth_signature_info(auth)
-            except FwError as exc:
-                result.auth_error = str(exc)
+                try:
+                    result.auth_info = auth_signature_info(auth)
+                except FwError as exc:
+                    result.auth_error = str(exc)
             return result
         if _looks_like_certificate(data):
             from fwtools.crypto.x509info import certificates_from_bytes
