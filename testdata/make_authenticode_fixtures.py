@@ -45,52 +45,60 @@ Needs sbsign, sbverify, osslsigncode and the venv's cryptography.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
-import json
+import functools
 import random
-import shutil
 import struct
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from _fixture_tools import (
+    CHECKSUM_FIELD,
+    COFF_HEADER,
+    DATA_DIRECTORIES_FIELD,
+    DATA_DIRECTORY,
+    FILE_ALIGNMENT,
+    IMAGE_DIRECTORY_ENTRY_BASERELOC,
+    IMAGE_DIRECTORY_ENTRY_SECURITY,
+    PE_SIGNATURE,
+    SCN_CNT_CODE,
+    SCN_CNT_INITIALIZED_DATA,
+    SCN_CNT_UNINITIALIZED_DATA,
+    SCN_MEM_DISCARDABLE,
+    SCN_MEM_EXECUTE,
+    SCN_MEM_READ,
+    SCN_MEM_WRITE,
+    SECTION_ALIGNMENT,
+    FixtureDir,
+    PrivateKey,
+    align,
+    coff_header,
+    issue_cert,
+    load_or_make_key,
+    optional_header64,
+    patched,
+    require_tools,
+    run,
+    sbsign,
+    section_header,
+    set_checksum,
+    win_certificate,
+)
 
 HERE: Final = Path(__file__).resolve().parent
 OUT: Final = HERE / "authenticode"
 KEYS: Final = OUT / "keys"
-MAX_FIXTURE: Final = 64 * 1024
+FIXTURES: Final = FixtureDir(OUT)
 
-# --- PE/COFF (Microsoft PE Format specification) ----------------------------------------
+# --- PE/COFF ------------------------------------------------------------------------------
 
-MACHINE_AMD64: Final = 0x8664
-# EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE | DEBUG_STRIPPED
-CHARACTERISTICS: Final = 0x0002 | 0x0020 | 0x0200
-PE32PLUS: Final = 0x20B
-SUBSYSTEM_EFI_APPLICATION: Final = 10
-DLLCHARS: Final = 0x0100 | 0x0040  # NX_COMPAT | DYNAMIC_BASE
-SCN_CODE: Final = 0x00000020
-SCN_IDATA: Final = 0x00000040
-SCN_UDATA: Final = 0x00000080
-SCN_DISCARDABLE: Final = 0x02000000
-SCN_X: Final = 0x20000000
-SCN_R: Final = 0x40000000
-SCN_W: Final = 0x80000000
 E_LFANEW: Final = 0x80
-FILE_ALIGN: Final = 0x200
-SECTION_ALIGN: Final = 0x1000
-OPT_HEADER_SIZE: Final = 112 + 16 * 8
-DIR_SECURITY: Final = 4
-DIR_BASERELOC: Final = 5
-WIN_CERT_REVISION_2: Final = 0x0200
-WIN_CERT_TYPE_PKCS: Final = 0x0002
+OPTIONAL_HEADER: Final = E_LFANEW + len(PE_SIGNATURE) + COFF_HEADER.size
+CHECKSUM: Final = OPTIONAL_HEADER + CHECKSUM_FIELD
+SECURITY_ENTRY: Final = (
+    OPTIONAL_HEADER + DATA_DIRECTORIES_FIELD + IMAGE_DIRECTORY_ENTRY_SECURITY * DATA_DIRECTORY.size
+)
 
 
 class Section:
@@ -101,10 +109,6 @@ class Section:
         self.raw_offset = raw_offset
 
 
-def _align(value: int, align: int) -> int:
-    return (value + align - 1) // align * align
-
-
 def build_pe(sections: list[Section], size_of_headers: int, fill: dict[int, bytes]) -> bytearray:
     """A PE32+ image; sections' raw_offset must already be set (0 for no raw data).
 
@@ -113,60 +117,45 @@ def build_pe(sections: list[Section], size_of_headers: int, fill: dict[int, byte
     end = size_of_headers
     for s in sections:
         if s.data:
-            end = max(end, s.raw_offset + _align(len(s.data), FILE_ALIGN))
+            end = max(end, s.raw_offset + align(len(s.data), FILE_ALIGNMENT))
     for off, blob in fill.items():
         end = max(end, off + len(blob))
     img = bytearray(end)
     img[0:2] = b"MZ"
     struct.pack_into("<I", img, 0x3C, E_LFANEW)
-    struct.pack_into("<4s", img, E_LFANEW, b"PE\0\0")
-    struct.pack_into(
-        "<HHIIIHH", img, E_LFANEW + 4,
-        MACHINE_AMD64, len(sections), 0, 0, 0, OPT_HEADER_SIZE, CHARACTERISTICS,
-    )  # fmt: skip
-    code = sum(_align(len(s.data), FILE_ALIGN) for s in sections if s.flags & SCN_CODE)
-    idata = sum(_align(len(s.data), FILE_ALIGN) for s in sections if s.flags & SCN_IDATA)
-    udata = sum(s.vsize for s in sections if s.flags & SCN_UDATA)
-    image_size = max(_align(s.va + s.vsize, SECTION_ALIGN) for s in sections)
-    text = next(s for s in sections if s.flags & SCN_CODE)
-    opt = E_LFANEW + 24
-    struct.pack_into(
-        "<HBBIIIIIQIIHHHHHHIIIIHHQQQQII", img, opt,
-        PE32PLUS, 2, 40, code, idata, udata, text.va, text.va,
-        0x10000000, SECTION_ALIGN, FILE_ALIGN, 0, 0, 0, 0, 0, 0, 0,
-        image_size, size_of_headers, 0, SUBSYSTEM_EFI_APPLICATION, DLLCHARS,
-        0x10000, 0x10000, 0x10000, 0x10000, 0, 16,
-    )  # fmt: skip
+    text = next(s for s in sections if s.flags & SCN_CNT_CODE)
     reloc = next((s for s in sections if s.name == ".reloc"), None)
-    if reloc is not None:
-        struct.pack_into("<II", img, opt + 112 + DIR_BASERELOC * 8, reloc.va, reloc.vsize)
-    table = opt + OPT_HEADER_SIZE
-    for i, s in enumerate(sections):
-        raw_size = _align(len(s.data), FILE_ALIGN) if s.data else 0
-        struct.pack_into(
-            "<8sIIIIIIHHI", img, table + 40 * i,
-            s.name.encode(), s.vsize, s.va, raw_size, s.raw_offset if s.data else 0,
-            0, 0, 0, 0, s.flags,
-        )  # fmt: skip
+    headers = PE_SIGNATURE + coff_header(len(sections)) + optional_header64(
+        entry=text.va,
+        base_of_code=text.va,
+        image_base=0x10000000,
+        image_size=max(align(s.va + s.vsize, SECTION_ALIGNMENT) for s in sections),
+        headers_size=size_of_headers,
+        code_size=sum(
+            align(len(s.data), FILE_ALIGNMENT) for s in sections if s.flags & SCN_CNT_CODE
+        ),
+        initialized_data_size=sum(
+            align(len(s.data), FILE_ALIGNMENT)
+            for s in sections
+            if s.flags & SCN_CNT_INITIALIZED_DATA
+        ),
+        uninitialized_data_size=sum(
+            s.vsize for s in sections if s.flags & SCN_CNT_UNINITIALIZED_DATA
+        ),
+        directories={IMAGE_DIRECTORY_ENTRY_BASERELOC: (reloc.va, reloc.vsize)} if reloc else {},
+    )
+    for s in sections:
+        raw_size = align(len(s.data), FILE_ALIGNMENT) if s.data else 0
+        raw_pointer = s.raw_offset if s.data else 0
+        headers += section_header(s.name.encode(), s.vsize, s.va, raw_size, raw_pointer, s.flags)
         if s.data:
             img[s.raw_offset : s.raw_offset + len(s.data)] = s.data
-    assert table + 40 * len(sections) <= size_of_headers
+    assert E_LFANEW + len(headers) <= size_of_headers
+    img[E_LFANEW : E_LFANEW + len(headers)] = headers
     for off, blob in fill.items():
         img[off : off + len(blob)] = blob
     set_checksum(img)
     return img
-
-
-def set_checksum(img: bytearray) -> None:
-    """The PE CheckSum, as the Windows loader computes it (the field itself taken as 0)."""
-    off = E_LFANEW + 24 + 64
-    struct.pack_into("<I", img, off, 0)
-    data = bytes(img) + (b"\0" if len(img) % 2 else b"")
-    total = 0
-    for (word,) in struct.iter_unpack("<H", data):
-        total += word
-        total = (total & 0xFFFF) + (total >> 16)
-    struct.pack_into("<I", img, off, (total + len(img)) & 0xFFFFFFFF)
 
 
 def _sections() -> list[Section]:
@@ -174,11 +163,14 @@ def _sections() -> list[Section]:
     data = b"fwtools authenticode fixture\0".ljust(64, b"\0")
     # One relocation block for the .data page holding only ABSOLUTE (padding) entries.
     reloc = struct.pack("<IIHH", 0x2000, 12, 0, 0)
+    r, w, x = SCN_MEM_READ, SCN_MEM_WRITE, SCN_MEM_EXECUTE
     return [
-        Section(".text", 0x1000, len(code), code, SCN_CODE | SCN_X | SCN_R),
-        Section(".data", 0x2000, len(data), data, SCN_IDATA | SCN_R | SCN_W),
-        Section(".bss", 0x3000, 0x100, b"", SCN_UDATA | SCN_R | SCN_W),
-        Section(".reloc", 0x4000, len(reloc), reloc, SCN_IDATA | SCN_R | SCN_DISCARDABLE),
+        Section(".text", 0x1000, len(code), code, SCN_CNT_CODE | x | r),
+        Section(".data", 0x2000, len(data), data, SCN_CNT_INITIALIZED_DATA | r | w),
+        Section(".bss", 0x3000, 0x100, b"", SCN_CNT_UNINITIALIZED_DATA | r | w),
+        Section(
+            ".reloc", 0x4000, len(reloc), reloc, SCN_CNT_INITIALIZED_DATA | r | SCN_MEM_DISCARDABLE
+        ),
     ]
 
 
@@ -188,7 +180,7 @@ def tiny() -> bytearray:
     for s in secs:
         if s.data:
             s.raw_offset = pos
-            pos += _align(len(s.data), FILE_ALIGN)
+            pos += align(len(s.data), FILE_ALIGNMENT)
     return build_pe(secs, 0x400, {})
 
 
@@ -204,125 +196,69 @@ def tiny_gaps() -> bytearray:
 
 # --- PKI ----------------------------------------------------------------------------------
 
-NOT_BEFORE: Final = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-NOT_AFTER: Final = dt.datetime(2045, 1, 1, tzinfo=dt.UTC)
 
-
-def _key(name: str, kind: str, new: bool) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
-    path = KEYS / f"{name}.key"
-    if path.exists() and not new:
-        key = serialization.load_pem_private_key(path.read_bytes(), None)
-        assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
-        return key
-    key = (
-        rsa.generate_private_key(65537, 2048)
-        if kind == "rsa"
-        else ec.generate_private_key(ec.SECP256R1())
-    )
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return key
-
-
-def _cert(
-    cn: str,
-    serial: int,
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
-    issuer: x509.Certificate | None,
-    issuer_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fwtools test"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(NOT_BEFORE)
-        .not_valid_after(NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-    else:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def make_pki(new: bool) -> dict[str, Path]:
+def make_pki(new: bool) -> None:
     KEYS.mkdir(parents=True, exist_ok=True)
-    ca_key = _key("ca", "rsa", new)
-    ca = _cert("fwtools authenticode test CA", 0x2001, ca_key, None, ca_key, ca=True)
+
+    def key(name: str, kind: str = "rsa") -> PrivateKey:
+        return load_or_make_key(KEYS / f"{name}.key", kind=kind, new=new)
+
+    # With KeyUsage (and, for signers, the codeSigning EKU) as Authenticode PKIs have them.
+    issue = functools.partial(issue_cert, usage=True)
+    ca_key = key("ca")
+    ca = issue("fwtools authenticode test CA", 0x2001, ca_key, None, ca_key, ca=True)
     out = {"ca": ca}
-    signer_key = _key("signer", "rsa", new)
-    out["signer"] = _cert("fwtools test signer", 0x2002, signer_key, ca, ca_key, ca=False)
-    ec_key = _key("ec-signer", "ec", new)
-    out["ec-signer"] = _cert("fwtools test EC signer", 0x2003, ec_key, ca, ca_key, ca=False)
-    int_key = _key("intermediate", "rsa", new)
-    inter = _cert("fwtools test intermediate CA", 0x2004, int_key, ca, ca_key, ca=True)
-    out["intermediate"] = inter
-    chain_key = _key("chain-signer", "rsa", new)
-    out["chain-signer"] = _cert(
-        "fwtools test chain signer", 0x2005, chain_key, inter, int_key, ca=False
+    out["signer"] = issue("fwtools test signer", 0x2002, key("signer"), ca, ca_key, ca=False)
+    out["ec-signer"] = issue(
+        "fwtools test EC signer", 0x2003, key("ec-signer", "ec"), ca, ca_key, ca=False
     )
-    other_key = _key("other-ca", "rsa", new)
-    out["other-ca"] = _cert("fwtools unrelated CA", 0x2006, other_key, None, other_key, ca=True)
-    paths = {}
+    int_key = key("intermediate")
+    inter = issue("fwtools test intermediate CA", 0x2004, int_key, ca, ca_key, ca=True)
+    out["intermediate"] = inter
+    out["chain-signer"] = issue(
+        "fwtools test chain signer", 0x2005, key("chain-signer"), inter, int_key, ca=False
+    )
+    other_key = key("other-ca")
+    out["other-ca"] = issue("fwtools unrelated CA", 0x2006, other_key, None, other_key, ca=True)
     for name, cert in out.items():
-        pem = OUT / f"{name}.pem"
-        pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (OUT / f"{name}.der").write_bytes(cert.public_bytes(serialization.Encoding.DER))
-        paths[name] = pem
-    return paths
+        FIXTURES.write_cert(name, cert)
 
 
 # --- signing with the real tools ------------------------------------------------------------
 
 
-def run(*cmd: str | Path) -> None:
-    subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+def sign_with(signer: str, *extra: str | Path) -> Callable[[Path, Path], None]:
+    """sbsign by ``signer`` (a key and certificate made by make_pki)."""
+
+    def sign(src: Path, dst: Path) -> None:
+        key, cert = KEYS / f"{signer}.key", OUT / f"{signer}.pem"
+        sbsign(src, dst, key=key, cert=cert, extra=extra)
+
+    return sign
 
 
-def sbsign(src: Path, dst: Path, name: str, *extra: str | Path) -> None:
-    run("sbsign", "--key", KEYS / f"{name}.key", "--cert", OUT / f"{name}.pem",
-        *extra, "--output", dst, src)  # fmt: skip
+def osslsign_with(signer: str, *extra: str) -> Callable[[Path, Path], None]:
+    """osslsigncode by ``signer``, for what sbsign cannot do (SHA-1, nesting)."""
 
+    def sign(src: Path, dst: Path) -> None:
+        dst.unlink(missing_ok=True)
+        run("osslsigncode", "sign", "-certs", OUT / f"{signer}.pem", "-key",
+            KEYS / f"{signer}.key", *extra, "-in", src, "-out", dst)  # fmt: skip
 
-def osslsign(src: Path, dst: Path, name: str, *extra: str) -> None:
-    dst.unlink(missing_ok=True)
-    run("osslsigncode", "sign", "-certs", OUT / f"{name}.pem", "-key", KEYS / f"{name}.key",
-        *extra, "-in", src, "-out", dst)  # fmt: skip
+    return sign
 
 
 def security_dir(img: bytes | bytearray) -> tuple[int, int]:
-    start, size = struct.unpack_from("<II", img, E_LFANEW + 24 + 112 + DIR_SECURITY * 8)
+    start, size = struct.unpack_from("<II", img, SECURITY_ENTRY)
     return int(start), int(size)
 
 
 def set_security_dir(img: bytearray, start: int, size: int) -> None:
-    struct.pack_into("<II", img, E_LFANEW + 24 + 112 + DIR_SECURITY * 8, start, size)
+    struct.pack_into("<II", img, SECURITY_ENTRY, start, size)
     set_checksum(img)
 
 
 # --- the fixtures --------------------------------------------------------------------------
-
-MANIFEST: dict[str, str] = {}
 
 
 def covered_bytes(img: bytes) -> bytes:
@@ -331,10 +267,8 @@ def covered_bytes(img: bytes) -> bytes:
     start, size = security_dir(img)
     body = bytearray(img[:start] if size else img)
     body += bytes(-len(body) % 8)
-    checksum = E_LFANEW + 24 + 64
-    entry = E_LFANEW + 24 + 112 + DIR_SECURITY * 8
-    body[checksum : checksum + 4] = bytes(4)
-    body[entry : entry + 8] = bytes(8)
+    body[CHECKSUM : CHECKSUM + 4] = bytes(4)
+    body[SECURITY_ENTRY : SECURITY_ENTRY + DATA_DIRECTORY.size] = bytes(DATA_DIRECTORY.size)
     return bytes(body)
 
 
@@ -350,31 +284,19 @@ def signed_fixture(
         and dst.exists()
         and covered_bytes(dst.read_bytes()) == covered_bytes(base.read_bytes())
     ):
-        MANIFEST[name] = what
-        return dst, True
+        return FIXTURES.record(name, what), True
     with tempfile.TemporaryDirectory() as tmpdir:
         out = Path(tmpdir) / name
         sign(base, out)
-        write(name, out.read_bytes(), what)
+        FIXTURES.write(name, out.read_bytes(), what)
     return dst, False
 
 
-def write(name: str, data: bytes | bytearray, what: str) -> Path:
-    assert len(data) < MAX_FIXTURE, f"{name} is {len(data)} bytes"
-    path = OUT / name
-    path.write_bytes(bytes(data))
-    MANIFEST[name] = what
-    return path
-
-
 def build(new_keys: bool, resign: bool) -> None:
-    for tool in ("sbsign", "sbverify", "osslsigncode"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found (apt-get install sbsigntool osslsigncode)")
+    require_tools("sbsign", "sbverify", "osslsigncode", install="sbsigntool osslsigncode")
     OUT.mkdir(parents=True, exist_ok=True)
     make_pki(new_keys)
-    for name in ("ca", "signer", "ec-signer", "intermediate", "chain-signer", "other-ca"):
-        MANIFEST[f"{name}.pem"] = f"test certificate {name} (PEM; .der alongside)"
+    write = FIXTURES.write
     base = write("tiny.efi", tiny(), "unsigned minimal PE32+ EFI application, contiguous")
     unaligned_img = tiny() + b"\x01\x02\x03\x04\x05"
     set_checksum(unaligned_img)
@@ -393,42 +315,31 @@ def build(new_keys: bool, resign: bool) -> None:
 
     keep = not (resign or new_keys)
     signed, signed_kept = signed_fixture(
-        "signed.efi", base, lambda s, d: sbsign(s, d, "signer"),
+        "signed.efi", base, sign_with("signer"),
         "tiny.efi signed by signer (sbsign, SHA-256)", keep=keep,
     )  # fmt: skip
-    signed_fixture(
-        "signed-ec.efi", base, lambda s, d: sbsign(s, d, "ec-signer"),
-        "tiny.efi signed by ec-signer (ECDSA P-256, sbsign)", keep=keep,
-    )  # fmt: skip
-    signed_fixture(
-        "signed-sha1.efi", base, lambda s, d: osslsign(s, d, "signer", "-h", "sha1"),
-        "tiny.efi signed by signer with a SHA-1 digest (osslsigncode)", keep=keep,
-    )  # fmt: skip
-    signed_fixture(
-        "chain.efi", base,
-        lambda s, d: sbsign(s, d, "chain-signer", "--addcert", OUT / "intermediate.pem"),
-        "tiny.efi signed by chain-signer, intermediate CA in the PKCS#7 bag", keep=keep,
-    )  # fmt: skip
-    signed_fixture(
-        "gaps-signed.efi", gaps, lambda s, d: sbsign(s, d, "signer"),
-        "tiny-gaps.efi signed", keep=keep,
-    )  # fmt: skip
-    signed_fixture(
-        "unaligned-signed.efi", unaligned, lambda s, d: sbsign(s, d, "signer"),
-        "tiny-unaligned.efi signed: sbsign pads it to 8 bytes before the table", keep=keep,
-    )  # fmt: skip
+    singles: list[tuple[str, Path, Callable[[Path, Path], None], str]] = [
+        ("signed-ec.efi", base, sign_with("ec-signer"),
+         "tiny.efi signed by ec-signer (ECDSA P-256, sbsign)"),
+        ("signed-sha1.efi", base, osslsign_with("signer", "-h", "sha1"),
+         "tiny.efi signed by signer with a SHA-1 digest (osslsigncode)"),
+        ("chain.efi", base, sign_with("chain-signer", "--addcert", OUT / "intermediate.pem"),
+         "tiny.efi signed by chain-signer, intermediate CA in the PKCS#7 bag"),
+        ("gaps-signed.efi", gaps, sign_with("signer"), "tiny-gaps.efi signed"),
+        ("unaligned-signed.efi", unaligned, sign_with("signer"),
+         "tiny-unaligned.efi signed: sbsign pads it to 8 bytes before the table"),
+    ]  # fmt: skip
     # These add to signed.efi's signature, so they are remade whenever it is.
-    signed_fixture(
-        "two-sigs.efi", signed, lambda s, d: sbsign(s, d, "ec-signer"),
-        "signed.efi + a second WIN_CERTIFICATE by ec-signer (sbsign appends)",
-        keep=keep and signed_kept,
-    )  # fmt: skip
-    signed_fixture(
-        "nested.efi", signed,
-        lambda s, d: osslsign(s, d, "ec-signer", "-nest", "-h", "sha1"),
-        "signed.efi + a SHA-1 ec-signer signature nested in signature 0 (osslsigncode -nest)",
-        keep=keep and signed_kept,
-    )  # fmt: skip
+    additions: list[tuple[str, Path, Callable[[Path, Path], None], str]] = [
+        ("two-sigs.efi", signed, sign_with("ec-signer"),
+         "signed.efi + a second WIN_CERTIFICATE by ec-signer (sbsign appends)"),
+        ("nested.efi", signed, osslsign_with("ec-signer", "-nest", "-h", "sha1"),
+         "signed.efi + a SHA-1 ec-signer signature nested in signature 0 (osslsigncode -nest)"),
+    ]  # fmt: skip
+    for name, src, sign, what in singles:
+        signed_fixture(name, src, sign, what, keep=keep)
+    for name, src, sign, what in additions:
+        signed_fixture(name, src, sign, what, keep=keep and signed_kept)
 
     signed_bytes = bytearray((OUT / "signed.efi").read_bytes())
     start, size = security_dir(signed_bytes)
@@ -439,20 +350,17 @@ def build(new_keys: bool, resign: bool) -> None:
 
     entry = bytes(signed_bytes[start : start + size])
     rng = random.Random(20250101)
-    junk = bytes(rng.randrange(256) for _ in range(40))
-    garbage = struct.pack("<IHH", 8 + len(junk), WIN_CERT_REVISION_2, WIN_CERT_TYPE_PKCS) + junk
+    garbage = win_certificate(bytes(rng.randrange(256) for _ in range(40)))
     img = bytearray(signed_bytes[:start]) + garbage + entry
     set_security_dir(img, start, len(garbage) + len(entry))
     write("garbage-entry.efi", img,
           "WIN_CERTIFICATE[0] is PKCS_SIGNED_DATA holding 40 random bytes, [1] is signed.efi's "
           "good signature")  # fmt: skip
 
-    small = bytearray(signed_bytes)
-    struct.pack_into("<I", small, start, 4)
+    small = patched(signed_bytes, start, "<I", 4)
     set_checksum(small)
     write("bad-dwlength-small.efi", small, "signed.efi with dwLength 4 (< 8-byte header)")
-    big = bytearray(signed_bytes)
-    struct.pack_into("<I", big, start, size + 0x100)
+    big = patched(signed_bytes, start, "<I", size + 0x100)
     set_checksum(big)
     write("bad-dwlength-big.efi", big, "signed.efi with dwLength 0x100 past the table end")
 
@@ -460,18 +368,14 @@ def build(new_keys: bool, resign: bool) -> None:
     body = bytes(signed_bytes[start + 8 : start + length])
     if length % 8 == 0:
         body += bytes(4)  # zeros after the DER (ignored by parsers) to end off a boundary
-    head = struct.pack("<IHH", 8 + len(body), WIN_CERT_REVISION_2, WIN_CERT_TYPE_PKCS)
-    unpadded = bytearray(signed_bytes[:start]) + head + body
-    set_security_dir(unpadded, start, len(head) + len(body))
+    table = win_certificate(body)
+    unpadded = bytearray(signed_bytes[:start]) + table
+    set_security_dir(unpadded, start, len(table))
     write("unpadded-table.efi", unpadded,
           "signed.efi with the table size (and file) cut to dwLength, dropping the final "
           "alignment padding: edk2 rejects it, sbverify accepts")  # fmt: skip
 
-    manifest = {
-        name: {"sha256": hashlib.sha256((OUT / name).read_bytes()).hexdigest(), "what": what}
-        for name, what in sorted(MANIFEST.items())
-    }
-    (OUT / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    FIXTURES.write_manifest()
     # Sanity: the real verifier accepts what should verify.
     ca = OUT / "ca.pem"
     for name in ("signed.efi", "signed-ec.efi", "chain.efi", "gaps-signed.efi", "two-sigs.efi"):
@@ -484,7 +388,7 @@ def main() -> None:
     parser.add_argument("--resign", action="store_true", help="re-sign every signed fixture")
     args = parser.parse_args()
     build(args.new_keys, args.resign)
-    print(f"wrote {len(MANIFEST)} fixtures to {OUT}")
+    print(f"wrote {len(FIXTURES)} fixtures to {OUT}")
 
 
 if __name__ == "__main__":

@@ -87,24 +87,29 @@ efitools (cert-to-efi-sig-list, cert-to-efi-hash-list, sign-efi-sig-list), sbsig
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
-import json
-import os
 import random
-import shutil
 import struct
-import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from _fixture_tools import (
+    WIN_CERT_TYPE_PKCS_SIGNED_DATA,
+    FixtureDir,
+    PrivateKey,
+    issue_cert,
+    load_or_make_key,
+    patched,
+    require_tools,
+    run,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import NameOID
 
 HERE: Final = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -125,119 +130,46 @@ from fwtools.formats.efi.siglist import (  # noqa: E402
 
 OUT: Final = HERE / "sigdb"
 KEYS: Final = OUT / "keys"
-MAX_FIXTURE: Final = 64 * 1024
+FIXTURES: Final = FixtureDir(OUT)
+write: Final = FIXTURES.write
 OWNER: Final = uuid.UUID("5ef1d8b0-0d1c-4c5e-9e7a-6f7774f00d01")
 UNKNOWN_TYPE: Final = uuid.UUID("0badc0de-0000-4000-8000-000000000001")
 STAMP: Final = EfiTime(2024, 1, 2, 3, 4, 5)
 STAMP_TEXT: Final = "2024-01-02 03:04:05"
-NOT_BEFORE: Final = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-NOT_AFTER: Final = dt.datetime(2045, 1, 1, tzinfo=dt.UTC)
-
-MANIFEST: dict[str, dict[str, str]] = {}
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-def write(name: str, data: bytes, what: str) -> Path:
-    if len(data) >= MAX_FIXTURE:
-        raise SystemExit(f"{name}: {len(data)} bytes is over the fixture limit")
-    path = OUT / name
-    path.write_bytes(data)
-    path.chmod(0o644)  # sign-efi-sig-list creates its output 0600
-    MANIFEST[name] = {"sha256": hashlib.sha256(data).hexdigest(), "what": what}
-    return path
-
-
-def run(*cmd: object) -> None:
-    subprocess.run(
-        [str(c) for c in cmd], check=True, capture_output=True, env={**os.environ, "TZ": "UTC"}
-    )
 
 
 # -- PKI ---------------------------------------------------------------------------------
 
 
-def _key(name: str, kind: str, new: bool) -> PrivateKey:
-    path = KEYS / f"{name}.key"
-    if path.exists() and not new:
-        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
-        assert isinstance(loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
-        return loaded
-    key: PrivateKey = (
-        rsa.generate_private_key(65537, 2048)
-        if kind == "rsa"
-        else ec.generate_private_key(ec.SECP256R1())
-    )
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return key
-
-
-def _cert(
-    cn: str,
-    serial: int,
-    key: PrivateKey,
-    issuer: x509.Certificate | None,
-    issuer_key: PrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fwtools test"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(NOT_BEFORE)
-        .not_valid_after(NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA256())
-    )
-
-
 def make_pki(new: bool) -> tuple[dict[str, x509.Certificate], dict[str, PrivateKey]]:
     KEYS.mkdir(parents=True, exist_ok=True)
     keys = {
-        name: _key(name, "ec" if name == "ec-kek" else "rsa", new)
+        name: load_or_make_key(
+            KEYS / f"{name}.key", kind="ec" if name == "ec-kek" else "rsa", new=new
+        )
         for name in ("pk", "kek-ca", "kek", "db", "ec-kek", "other")
     }
     certs: dict[str, x509.Certificate] = {}
-    certs["pk"] = _cert("fwtools test PK", 0x3001, keys["pk"], None, keys["pk"], ca=True)
-    certs["kek-ca"] = _cert(
+    certs["pk"] = issue_cert("fwtools test PK", 0x3001, keys["pk"], None, keys["pk"], ca=True)
+    certs["kek-ca"] = issue_cert(
         "fwtools test KEK CA", 0x3002, keys["kek-ca"], None, keys["kek-ca"], ca=True
     )
-    certs["kek"] = _cert(
+    certs["kek"] = issue_cert(
         "fwtools test KEK signer", 0x3003, keys["kek"], certs["kek-ca"], keys["kek-ca"], ca=False
     )
-    certs["db"] = _cert("fwtools test db", 0x3004, keys["db"], None, keys["db"], ca=True)
-    certs["other"] = _cert(
+    certs["db"] = issue_cert("fwtools test db", 0x3004, keys["db"], None, keys["db"], ca=True)
+    certs["other"] = issue_cert(
         "fwtools test unrelated", 0x3006, keys["other"], None, keys["other"], ca=True
     )
     ec_pem = OUT / "ec-kek.pem"
     if ec_pem.exists() and not new:  # ECDSA signatures are not deterministic: keep it
         certs["ec-kek"] = x509.load_pem_x509_certificate(ec_pem.read_bytes())
     else:
-        certs["ec-kek"] = _cert(
+        certs["ec-kek"] = issue_cert(
             "fwtools test EC KEK", 0x3005, keys["ec-kek"], None, keys["ec-kek"], ca=True
         )
     for name, cert in certs.items():
-        write(
-            f"{name}.pem",
-            cert.public_bytes(serialization.Encoding.PEM),
-            f"test certificate {name} (PEM; .der alongside)",
-        )
-        (OUT / f"{name}.der").write_bytes(cert.public_bytes(serialization.Encoding.DER))
+        FIXTURES.write_cert(name, cert)
     return certs, keys
 
 
@@ -255,8 +187,8 @@ def digest(n: int, algorithm: str = "sha256") -> bytes:
 def make_lists(certs: dict[str, x509.Certificate]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     run("cert-to-efi-sig-list", "-g", OWNER, OUT / "db.pem", OUT / "db-efitools.esl")
-    out["db-efitools.esl"] = (OUT / "db-efitools.esl").read_bytes()
-    write("db-efitools.esl", out["db-efitools.esl"], "cert-to-efi-sig-list -g OWNER db.pem")
+    what = "cert-to-efi-sig-list -g OWNER db.pem"
+    out["db-efitools.esl"] = FIXTURES.record("db-efitools.esl", what).read_bytes()
     run(
         "cert-to-efi-hash-list",
         "-g",
@@ -266,9 +198,8 @@ def make_lists(certs: dict[str, x509.Certificate]) -> dict[str, bytes]:
         OUT / "db.pem",
         OUT / "x509-sha256-efitools.esl",
     )
-    write(
+    FIXTURES.record(
         "x509-sha256-efitools.esl",
-        (OUT / "x509-sha256-efitools.esl").read_bytes(),
         "cert-to-efi-hash-list -g OWNER -t '2024-01-02 03:04:05' db.pem",
     )
 
@@ -349,122 +280,89 @@ def make_auths(
     db_esl = OUT / "db-efitools.esl"
     kek_pem, kek_key = OUT / "kek.pem", KEYS / "kek.key"
 
-    def efitools(name: str, *args: str | Path, what: str) -> None:
-        run("sign-efi-sig-list", *args, OUT / name)
-        out[name] = (OUT / name).read_bytes()
-        write(name, out[name], what)
+    def efitools(name: str, var: str, esl: Path, signer: str, *options: str, what: str) -> None:
+        key, cert = KEYS / f"{signer}.key", OUT / f"{signer}.pem"
+        run("sign-efi-sig-list", *options, "-k", key, "-c", cert, var, esl, OUT / name)
+        out[name] = FIXTURES.record(name, what).read_bytes()
+
+    def fwtools(var: str, attributes: int, payload: bytes, signer: str, **options: Any) -> bytes:
+        return sign_auth(
+            var,
+            guids.EFI_IMAGE_SECURITY_DATABASE,
+            attributes,
+            payload,
+            keys[signer],
+            der(certs[signer]),
+            timestamp=STAMP,
+            **options,
+        )
+
+    def kept_while_valid(
+        name: str, anchors: list[bytes], remake: Callable[[Path], object], what: str
+    ) -> None:
+        """Keep the committed ``name`` while it verifies with ``anchors`` (its signature is
+        not deterministic), else ``remake`` it."""
+        path = OUT / name
+        if resign or not verifies(path, "db", anchors):
+            remake(path)
+        out[name] = FIXTURES.record(name, what).read_bytes()
 
     efitools(
-        "db-efitools.auth",
-        "-t",
-        STAMP_TEXT,
-        "-k",
-        kek_key,
-        "-c",
-        kek_pem,
-        "db",
-        db_esl,
+        "db-efitools.auth", "db", db_esl, "kek", "-t", STAMP_TEXT,
         what="sign-efi-sig-list -t '2024-01-02 03:04:05' -k kek.key -c kek.pem db "
         "db-efitools.esl (0x27)",
-    )
+    )  # fmt: skip
     efitools(
-        "db-efitools-append.auth",
-        "-a",
-        "-k",
-        kek_key,
-        "-c",
-        kek_pem,
-        "db",
-        db_esl,
+        "db-efitools-append.auth", "db", db_esl, "kek", "-a",
         what="sign-efi-sig-list -a (0x67, zero TimeStamp) of db-efitools.esl by kek",
-    )
+    )  # fmt: skip
     efitools(
-        "kek-efitools.auth",
-        "-t",
-        STAMP_TEXT,
-        "-k",
-        KEYS / "pk.key",
-        "-c",
-        OUT / "pk.pem",
-        "KEK",
-        OUT / "kek.esl",
+        "kek-efitools.auth", "KEK", OUT / "kek.esl", "pk", "-t", STAMP_TEXT,
         what="sign-efi-sig-list by pk of kek.esl for KEK (0x27)",
-    )
+    )  # fmt: skip
     efitools(
-        "moklist-efitools.auth",
-        "-g",
-        str(guids.SHIM_LOCK),
-        "-t",
-        STAMP_TEXT,
-        "-k",
-        kek_key,
-        "-c",
-        kek_pem,
-        "MokList",
-        db_esl,
+        "moklist-efitools.auth", "MokList", db_esl, "kek", "-g", str(guids.SHIM_LOCK),
+        "-t", STAMP_TEXT,
         what="sign-efi-sig-list -g SHIM_LOCK MokList db-efitools.esl by kek (0x27)",
-    )
+    )  # fmt: skip
 
     anchors = [der(certs["kek-ca"])]
-    sb = OUT / "db-sbvarsign.auth"
-    if resign or not verifies(sb, "db", anchors):
-        run("sbvarsign", "--key", kek_key, "--cert", kek_pem, "--output", sb, "db", db_esl)
-    out[sb.name] = sb.read_bytes()
-    write(
-        sb.name,
-        out[sb.name],
+    kept_while_valid(
+        "db-sbvarsign.auth",
+        anchors,
+        lambda path: run(
+            "sbvarsign", "--key", kek_key, "--cert", kek_pem, "--output", path, "db", db_esl
+        ),
         "sbvarsign --key kek.key --cert kek.pem db db-efitools.esl "
         "(0x67, authenticated attributes, 0-based Month)",
     )
 
     db_bytes = lists["db-efitools.esl"]
-    blob = sign_auth(
-        "dbx",
-        guids.EFI_IMAGE_SECURITY_DATABASE,
-        0x27,
-        lists["hashes.esl"],
-        keys["kek"],
-        der(certs["kek"]),
-        timestamp=STAMP,
-    )
+    blob = fwtools("dbx", 0x27, lists["hashes.esl"], "kek")
     write("dbx-fwtools.auth", blob, "fwtools sign_auth dbx hashes.esl by kek, bare SignedData")
 
-    ci = OUT / "db-fwtools-ci.auth"
-    if resign or not verifies(ci, "db", anchors):
-        ci.write_bytes(
-            sign_auth(
+    kept_while_valid(
+        "db-fwtools-ci.auth",
+        anchors,
+        lambda path: path.write_bytes(
+            fwtools(
                 "db",
-                guids.EFI_IMAGE_SECURITY_DATABASE,
                 0x67,
                 db_bytes,
-                keys["kek"],
-                der(certs["kek"]),
-                timestamp=STAMP,
+                "kek",
                 extra_certs=[der(certs["kek-ca"])],
                 form="ContentInfo",
                 signed_attributes=True,
             )
-        )
-    write(
-        ci.name,
-        ci.read_bytes(),
+        ),
         "fwtools sign_auth db, ContentInfo, authenticated attributes, kek-ca in the bag, 0x67",
     )
-
-    ec_path = OUT / "db-fwtools-ec.auth"
-    if resign or not verifies(ec_path, "db", [der(certs["ec-kek"])]):
-        ec_path.write_bytes(
-            sign_auth(
-                "db",
-                guids.EFI_IMAGE_SECURITY_DATABASE,
-                0x27,
-                db_bytes,
-                keys["ec-kek"],
-                der(certs["ec-kek"]),
-                timestamp=STAMP,
-            )
-        )
-    write(ec_path.name, ec_path.read_bytes(), "fwtools sign_auth db by ec-kek (ECDSA P-256)")
+    kept_while_valid(
+        "db-fwtools-ec.auth",
+        [der(certs["ec-kek"])],
+        lambda path: path.write_bytes(fwtools("db", 0x27, db_bytes, "ec-kek")),
+        "fwtools sign_auth db by ec-kek (ECDSA P-256)",
+    )
 
     write(
         "db-unsigned.auth",
@@ -505,32 +403,20 @@ def make_malformed(lists: dict[str, bytes], auths: dict[str, bytes]) -> None:
     hashes_esl = lists["hashes.esl"]
     one = SignatureDatabase.parse(hashes_esl).lists[0].to_bytes()
 
-    bad = bytearray(one)
-    struct.pack_into("<I", bad, 24, 47)
-    write("bad-sigsize.esl", bytes(bad), "SHA256 list with SignatureSize 47 (offset 24)")
+    for name, data, offset, value, what in (
+        ("bad-sigsize.esl", one, 24, 47, "SHA256 list with SignatureSize 47 (offset 24)"),
+        ("bad-listsize-small.esl", one, 16, 20, "SignatureListSize 20 < 28 (offset 16)"),
+        ("bad-listsize-overflow.esl", hashes_esl, 16, len(one) + 0x1000,
+         "first SignatureListSize runs 0x1000 bytes past the data (offset 16)"),
+        ("bad-headersize.esl", one, 20, len(one),
+         "SignatureHeaderSize larger than the list (offset 20)"),
+    ):  # fmt: skip
+        write(name, patched(data, offset, "<I", value), what)
 
-    bad = bytearray(one)
-    struct.pack_into("<I", bad, 16, 20)
-    write("bad-listsize-small.esl", bytes(bad), "SignatureListSize 20 < 28 (offset 16)")
-
-    bad = bytearray(hashes_esl)
-    struct.pack_into("<I", bad, 16, len(one) + 0x1000)
-    write(
-        "bad-listsize-overflow.esl",
-        bytes(bad),
-        "first SignatureListSize runs 0x1000 bytes past the data (offset 16)",
-    )
-
-    bad = bytearray(one)
-    struct.pack_into("<I", bad, 20, len(one))
-    write("bad-headersize.esl", bytes(bad), "SignatureHeaderSize larger than the list (offset 20)")
-
-    body = SignatureList(UNKNOWN_TYPE, 20, ()).to_bytes()
-    bad = bytearray(body + bytes(range(30)))
-    struct.pack_into("<I", bad, 16, len(bad))
+    body = SignatureList(UNKNOWN_TYPE, 20, ()).to_bytes() + bytes(range(30))
     write(
         "bad-body.esl",
-        bytes(bad),
+        patched(body, 16, "<I", len(body)),
         "unknown type, 30 bytes of entries, SignatureSize 20 (offset 28)",
     )
 
@@ -549,27 +435,22 @@ def make_malformed(lists: dict[str, bytes], auths: dict[str, bytes]) -> None:
     good = auths["db-efitools.auth"]
     (length,) = struct.unpack_from("<I", good, 16)
 
-    bad = bytearray(good)
-    struct.pack_into("<I", bad, 16, len(good) - 16 + 0x100)
-    write("bad-dwlength.auth", bytes(bad), "dwLength 0x100 bytes past the end (offset 16)")
+    for name, fmt, offset, value, what in (
+        ("bad-dwlength.auth", "<I", 16, len(good) - 16 + 0x100,
+         "dwLength 0x100 bytes past the end (offset 16)"),
+        ("bad-dwlength-small.auth", "<I", 16, 8, "dwLength 8 < 24 (offset 16)"),
+        ("bad-certtype.auth", "<H", 22, WIN_CERT_TYPE_PKCS_SIGNED_DATA,
+         "wCertificateType 0x0002 (offset 22)"),
+    ):  # fmt: skip
+        write(name, patched(good, offset, fmt, value), what)
 
-    bad = bytearray(good)
-    struct.pack_into("<I", bad, 16, 8)
-    write("bad-dwlength-small.auth", bytes(bad), "dwLength 8 < 24 (offset 16)")
-
-    bad = bytearray(good)
-    struct.pack_into("<H", bad, 22, 0x0002)
-    write("bad-certtype.auth", bytes(bad), "wCertificateType 0x0002 (offset 22)")
-
-    bad = bytearray(good)
-    bad[24:40] = guids.CERT_TYPE_RSA2048_SHA256.bytes_le
-    write("bad-certguid.auth", bytes(bad), "CertType RSA2048_SHA256 GUID (offset 24)")
+    bad_guid = good[:24] + guids.CERT_TYPE_RSA2048_SHA256.bytes_le + good[40:]
+    write("bad-certguid.auth", bad_guid, "CertType RSA2048_SHA256 GUID (offset 24)")
 
     rng = random.Random(3)
     garbage = bytes(rng.randrange(256) for _ in range(64))
-    bad = bytearray(good[:40] + garbage + good[16 + length :])
-    struct.pack_into("<I", bad, 16, 24 + len(garbage))
-    write("garbage-pkcs7.auth", bytes(bad), "64 pseudo-random bytes as PKCS#7 (offset 40)")
+    bad = patched(good[:40] + garbage + good[16 + length :], 16, "<I", 24 + len(garbage))
+    write("garbage-pkcs7.auth", bad, "64 pseudo-random bytes as PKCS#7 (offset 40)")
 
     write("truncated-timestamp.auth", good[:10], "10 bytes: TimeStamp cut short")
     write("truncated-header.auth", good[:30], "30 bytes: WIN_CERTIFICATE_UEFI_GUID cut short")
@@ -582,16 +463,17 @@ def main() -> None:
     )
     parser.add_argument("--new-keys", action="store_true", help="new keys (implies --resign)")
     args = parser.parse_args()
-    for tool in ("cert-to-efi-sig-list", "cert-to-efi-hash-list", "sign-efi-sig-list", "sbvarsign"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed (apt-get install efitools sbsigntool)")
+    require_tools(
+        "cert-to-efi-sig-list", "cert-to-efi-hash-list", "sign-efi-sig-list", "sbvarsign",
+        install="efitools sbsigntool",
+    )  # fmt: skip
     OUT.mkdir(exist_ok=True)
     certs, keys = make_pki(args.new_keys)
     lists = make_lists(certs)
     auths = make_auths(certs, keys, lists, args.resign or args.new_keys)
     make_malformed(lists, auths)
-    (OUT / "MANIFEST.json").write_text(json.dumps(dict(sorted(MANIFEST.items())), indent=2) + "\n")
-    print(f"wrote {len(MANIFEST)} fixtures to {OUT}")
+    FIXTURES.write_manifest()
+    print(f"wrote {len(FIXTURES)} fixtures to {OUT}")
 
 
 if __name__ == "__main__":

@@ -39,37 +39,39 @@ import struct
 import sys
 from pathlib import Path
 
+# The shared helpers sit next to this script; put them on the path also when the tests load
+# it by file name.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fixture_tools import (
+    COFF_HEADER,
+    FILE_ALIGNMENT,
+    OPTIONAL_HEADER64_SIZE,
+    PE_SIGNATURE,
+    SCN_CNT_CODE,
+    SCN_CNT_INITIALIZED_DATA,
+    SCN_MEM_EXECUTE,
+    SCN_MEM_READ,
+    SCN_MEM_WRITE,
+    SECTION_ALIGNMENT,
+    SECTION_HEADER,
+    align,
+    coff_header,
+    optional_header64,
+    section_header,
+)
+
 # -- a minimal PE32+ writer (Microsoft PE/COFF specification) ---------------------------
 
-FILE_ALIGN = 0x200
-SECT_ALIGN = 0x1000
-MACHINE_X64 = 0x8664
-SUBSYSTEM_EFI_APPLICATION = 10
-DLL_NX_COMPAT = 0x0100
-DLL_DYNAMIC_BASE = 0x0040
-FILE_EXECUTABLE_IMAGE = 0x0002
-FILE_LARGE_ADDRESS_AWARE = 0x0020
-FILE_DEBUG_STRIPPED = 0x0200
-SCN_CODE = 0x00000020
-SCN_IDATA = 0x00000040
-SCN_READ = 0x40000000
-SCN_WRITE = 0x80000000
-SCN_EXECUTE = 0x20000000
-RX = SCN_CODE | SCN_READ | SCN_EXECUTE
-RO = SCN_IDATA | SCN_READ
-RW = SCN_IDATA | SCN_READ | SCN_WRITE
+RX = SCN_CNT_CODE | SCN_MEM_READ | SCN_MEM_EXECUTE
+RO = SCN_CNT_INITIALIZED_DATA | SCN_MEM_READ
+RW = SCN_CNT_INITIALIZED_DATA | SCN_MEM_READ | SCN_MEM_WRITE
 E_LFANEW = 0x40
-OPT_HEADER_SIZE = 240  # PE32+ with 16 data directories
-COFF = struct.Struct("<4sHHIIIHH")  # "PE\0\0" + IMAGE_FILE_HEADER
-SECTION_HEADER = struct.Struct("<8sIIIIIIHHI")
 LINUX_PE_MAGIC = 0x818223CD
 
 # movabs rax, 0x8000000000000003 (EFI_UNSUPPORTED); ret
 STUB_CODE = bytes.fromhex("48b80300000000000080c3")
-
-
-def align(value: int, to: int) -> int:
-    return (value + to - 1) // to * to
 
 
 def build_pe(
@@ -80,11 +82,12 @@ def build_pe(
 ) -> bytes:
     """Lay out ``sections`` (name, data, characteristics) after the headers, in order."""
     nsec = len(sections)
-    headers_end = E_LFANEW + COFF.size + OPT_HEADER_SIZE + nsec * SECTION_HEADER.size
-    size_of_headers = align(headers_end, FILE_ALIGN)
+    headers_end = E_LFANEW + len(PE_SIGNATURE) + COFF_HEADER.size + OPTIONAL_HEADER64_SIZE
+    headers_end += nsec * SECTION_HEADER.size
+    size_of_headers = align(headers_end, FILE_ALIGNMENT)
     strtab = bytearray()
     raw = size_of_headers
-    rva = align(size_of_headers, SECT_ALIGN)
+    rva = align(size_of_headers, SECTION_ALIGNMENT)
     table = bytearray()
     body = bytearray()
     size_code = size_idata = 0
@@ -98,70 +101,33 @@ def build_pe(
             strtab += encoded + b"\0"
         else:
             field = encoded
-        raw_size = align(len(data), FILE_ALIGN)
-        table += SECTION_HEADER.pack(
-            field.ljust(8, b"\0"), len(data), rva, raw_size, raw, 0, 0, 0, 0, chars
-        )
+        raw_size = align(len(data), FILE_ALIGNMENT)
+        table += section_header(field, len(data), rva, raw_size, raw, chars)
         body += data.ljust(raw_size, b"\0")
-        if chars & SCN_CODE:
+        if chars & SCN_CNT_CODE:
             size_code += raw_size
         else:
             size_idata += raw_size
         if index == entry_section:
             entry_rva = rva
         raw += raw_size
-        rva += align(max(len(data), 1), SECT_ALIGN)
-    size_of_image = rva
+        rva += align(max(len(data), 1), SECTION_ALIGNMENT)
     symtab = raw if strtab else 0
-    coff = COFF.pack(
-        b"PE\0\0",
-        MACHINE_X64,
-        nsec,
-        0,
-        symtab,
-        0,
-        OPT_HEADER_SIZE,
-        FILE_EXECUTABLE_IMAGE | FILE_LARGE_ADDRESS_AWARE | FILE_DEBUG_STRIPPED,
+    opt = optional_header64(
+        entry=entry_rva,
+        base_of_code=align(size_of_headers, SECTION_ALIGNMENT),
+        image_base=0,
+        image_size=rva,
+        headers_size=size_of_headers,
+        code_size=size_code,
+        initialized_data_size=size_idata,
+        stack_and_heap=(0x10000, 0x10000, 0x10000, 0),
     )
-    opt = struct.pack(
-        "<HBBIIIIIQIIHHHHHHIIIIHHQQQQII",
-        0x20B,
-        2,
-        40,
-        size_code,
-        size_idata,
-        0,
-        entry_rva,
-        align(size_of_headers, SECT_ALIGN),
-        0,
-        SECT_ALIGN,
-        FILE_ALIGN,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        size_of_image,
-        size_of_headers,
-        0,
-        SUBSYSTEM_EFI_APPLICATION,
-        DLL_NX_COMPAT | DLL_DYNAMIC_BASE,
-        0x10000,
-        0x10000,
-        0x10000,
-        0,
-        0,
-        16,
-    )
-    opt += b"\0" * (16 * 8)
-    assert len(opt) == OPT_HEADER_SIZE
     dos = bytearray(E_LFANEW)
     dos[0:2] = b"MZ"
     dos[2 : 2 + len(dos_stub)] = dos_stub
     dos[0x3C:0x40] = struct.pack("<I", E_LFANEW)
-    head = bytes(dos) + coff + opt + bytes(table)
+    head = bytes(dos) + PE_SIGNATURE + coff_header(nsec, symbol_table=symtab) + opt + table
     out = head.ljust(size_of_headers, b"\0") + bytes(body)
     if strtab:
         out += struct.pack("<I", 4 + len(strtab)) + bytes(strtab)
@@ -189,9 +155,9 @@ def fake_bzimage() -> bytes:
     pm[KERNEL_INFO_REL : KERNEL_INFO_REL + len(kinfo)] = kinfo
     pm += payload
     pm += struct.pack("<I", len(elf))  # the decompressed size follows, as in real kernels
-    setup = bytearray(PM_OFFSET - FILE_ALIGN)  # file 0x200 .. PM_OFFSET
+    setup = bytearray(PM_OFFSET - FILE_ALIGNMENT)  # file 0x200 .. PM_OFFSET
     version = KERNEL_VERSION.encode() + b"\0"
-    rel = KERNEL_VERSION_STRING_AT - FILE_ALIGN
+    rel = KERNEL_VERSION_STRING_AT - FILE_ALIGNMENT
     setup[rel : rel + len(version)] = version
     image = bytearray(
         build_pe([(".setup", bytes(setup), RO), (".text", bytes(pm), RX)], entry_section=1)

@@ -99,12 +99,7 @@ class EfiTime:
 
     def to_bytes(self) -> bytes:
         return EFI_TIME_LAYOUT.pack(
-            self.year,
-            self.month,
-            self.day,
-            self.hour,
-            self.minute,
-            self.second,
+            *self.sort_key,  # Year..Second
             self.pad1,
             self.nanosecond,
             self.timezone,
@@ -225,16 +220,7 @@ class EfiTime:
             tz = UTC
         else:
             tz = timezone(timedelta(minutes=self.timezone))
-        return datetime(
-            self.year,
-            self.month,
-            self.day,
-            self.hour,
-            self.minute,
-            self.second,
-            self.nanosecond // 1000,
-            tzinfo=tz,
-        )
+        return datetime(*self.sort_key, self.nanosecond // 1000, tzinfo=tz)
 
     def isoformat(self) -> str:
         """ISO 8601 text of the fields as stored, never failing: ``2010-03-06T19:17:21Z``.

@@ -21,13 +21,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from fwtools.crypto.x509info import (
-    PARSE_ERRORS,
-    CertificateInfo,
-    certificate_info,
-    format_name,
-    format_serial,
+from fwtools.crypto.pkcs7 import (
+    PKCS9_CONTENT_TYPE,
+    PKCS9_MESSAGE_DIGEST,
+    content_signed_data,
+    find_signer,
+    malformed_der,
+    verify_signer_info,
 )
+from fwtools.crypto.x509info import CertificateInfo, certificate_info, format_name, format_serial
 from fwtools.errors import FwError, SignatureFormatError
 from fwtools.formats.efi import guids
 from fwtools.formats.pe import layout
@@ -39,8 +41,6 @@ SPC_INDIRECT_DATA: Final = "1.3.6.1.4.1.311.2.1.4"
 # Unauthenticated attribute holding further, complete SignedData blobs (signtool /as,
 # osslsigncode -nest).
 SPC_NESTED_SIGNATURE: Final = "1.3.6.1.4.1.311.2.4.1"
-PKCS9_CONTENT_TYPE: Final = "1.2.840.113549.1.9.3"
-PKCS9_MESSAGE_DIGEST: Final = "1.2.840.113549.1.9.4"
 
 # Nested signatures can nest again; real files go one level deep.
 _MAX_NESTING: Final = 4
@@ -129,81 +129,6 @@ def _spc_indirect_data_content() -> Any:
     return SpcIndirectDataContent
 
 
-def _attribute(attrs: Any, oid: str) -> Any | None:
-    for attr in attrs:
-        if attr["type"].dotted == oid:
-            values = attr["values"]
-            return values[0] if len(values) else None
-    return None
-
-
-def _verify_signer_info(
-    signer_info: Any, signer_spki: bytes, idc_value: bytes
-) -> tuple[bool | None, str | None]:
-    """Check a SignerInfo against its signer's SubjectPublicKeyInfo: (valid, why not)."""
-    # The key is loaded from the SPKI rather than through cryptography.x509, whose import
-    # alone would double what inspecting an image costs.
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-    digest_name = str(signer_info["digest_algorithm"]["algorithm"].native)
-    try:
-        content_digest = hashlib.new(digest_name, idc_value).digest()
-    except ValueError:
-        return None, f"unsupported SignerInfo digest algorithm {digest_name}"
-    signed_attrs = signer_info["signed_attrs"]
-    if len(signed_attrs):
-        content_type = _attribute(signed_attrs, PKCS9_CONTENT_TYPE)
-        if content_type is not None and content_type.dotted != SPC_INDIRECT_DATA:
-            return False, f"contentType attribute is {content_type.dotted}, not SPC_INDIRECT_DATA"
-        message_digest = _attribute(signed_attrs, PKCS9_MESSAGE_DIGEST)
-        if message_digest is None:
-            return False, "authenticated attributes lack messageDigest"
-        if message_digest.native != content_digest:
-            return False, "messageDigest attribute does not match the SpcIndirectDataContent"
-        # The signature covers the attributes' DER with the SET OF tag in place of the
-        # [0] IMPLICIT one; the original encoding is kept (not re-sorted) on purpose.
-        signed = b"\x31" + signed_attrs.dump()[1:]
-    else:
-        signed = idc_value
-    try:
-        key = load_der_public_key(signer_spki)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        return None, f"signer's public key unusable: {exc}"
-    sig_alg = signer_info["signature_algorithm"]
-    signature = signer_info["signature"].native
-    try:
-        try:
-            algo_hash = str(sig_alg.hash_algo)
-        except ValueError:
-            algo_hash = digest_name  # plain rsaEncryption: the SignerInfo digest applies
-        chosen: hashes.HashAlgorithm = getattr(hashes, algo_hash.upper())()
-        if isinstance(key, rsa.RSAPublicKey):
-            if sig_alg.signature_algo == "rsassa_pss":
-                params = sig_alg["parameters"]
-                pss = padding.PSS(
-                    mgf=padding.MGF1(chosen), salt_length=int(params["salt_length"].native)
-                )
-                key.verify(signature, signed, pss, chosen)
-            else:
-                key.verify(signature, signed, padding.PKCS1v15(), chosen)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, signed, ec.ECDSA(chosen))
-        elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(signature, signed, chosen)
-        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            key.verify(signature, signed)
-        else:
-            return None, f"unsupported signer key type {type(key).__name__}"
-    except InvalidSignature:
-        return False, "SignerInfo signature does not verify with the signer's public key"
-    except (AttributeError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        return None, f"cannot check the SignerInfo signature: {exc}"
-    return True, None
-
-
 def parse_authenticode(
     content: bytes, *, index: int = 0, offset: int = 0, check: bool = True
 ) -> AuthenticodeSignature:
@@ -226,16 +151,9 @@ def _parse(
     from asn1crypto import cms, x509
 
     structure = f"WIN_CERTIFICATE[{index}] PKCS#7"
-    try:
+    with malformed_der("malformed PKCS#7 SignedData", structure=structure, offset=offset):
         info = cms.ContentInfo.load(bytes(content))
-        content_type = info["content_type"].dotted
-        if content_type != "1.2.840.113549.1.7.2":
-            raise SignatureFormatError(
-                f"content type {content_type} is not PKCS#7 SignedData",
-                structure=structure,
-                offset=offset,
-            )
-        signed_data = info["content"]
+        signed_data = content_signed_data(info, structure=structure, offset=offset)
         encap = signed_data["encap_content_info"]
         if encap["content_type"].dotted != SPC_INDIRECT_DATA:
             raise SignatureFormatError(
@@ -278,32 +196,22 @@ def _parse(
             except SignatureFormatError as exc:
                 errors.append(f"certificate {i} in the bag: {exc.message}")
 
-        signer_cert: tuple[Any, CertificateInfo] | None = None
         if sid.name == "issuer_and_serial_number":
-            issuer = sid.chosen["issuer"]
-            serial = int(sid.chosen["serial_number"].native)
-            signer_issuer, signer_serial = format_name(issuer), format_serial(serial)
-            for cert, cinfo in bag:
-                tbs = cert["tbs_certificate"]
-                # asn1crypto's Name equality is RFC 5280's (case- and space-insensitive),
-                # as OpenSSL's lookup of the signer is.
-                if int(tbs["serial_number"].native) == serial and tbs["issuer"] == issuer:
-                    signer_cert = (cert, cinfo)
-                    break
+            signer_issuer = format_name(sid.chosen["issuer"])
+            signer_serial = format_serial(int(sid.chosen["serial_number"].native))
         else:
-            key_id = bytes(sid.chosen.native)
             signer_issuer, signer_serial = "", ""
-            for cert, cinfo in bag:
-                if cert.key_identifier == key_id:
-                    signer_cert = (cert, cinfo)
-                    break
+        found = find_signer(sid, [cert for cert, _cinfo in bag])
+        signer_cert = bag[found] if found is not None else None
 
         valid: bool | None = None
         if signer_cert is None:
             errors.append("the signer's certificate is not in the signature")
         elif check:
             spki = signer_cert[0]["tbs_certificate"]["subject_public_key_info"].dump()
-            valid, why = _verify_signer_info(signer_info, spki, idc_value)
+            valid, why = verify_signer_info(
+                signer_info, spki, idc_value, content_type=SPC_INDIRECT_DATA
+            )
             if why:
                 errors.append(why)
 
@@ -319,12 +227,6 @@ def _parse(
                     nested.append(_parse(value.dump(), index, offset, depth + 1, check))
                 except SignatureFormatError as exc:
                     nested.append(_failed(index, offset, f"nested signature: {exc.message}"))
-    except SignatureFormatError:
-        raise
-    except PARSE_ERRORS as exc:
-        raise SignatureFormatError(
-            f"malformed PKCS#7 SignedData: {exc}", structure=structure, offset=offset
-        ) from None
     return AuthenticodeSignature(
         index=index,
         offset=offset,

@@ -29,15 +29,23 @@ asn1crypto parses, cryptography verifies and signs; both are imported inside fun
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fwtools._base.efitime import EfiTime
+from fwtools.crypto.pkcs7 import (
+    PKCS7_DATA,
+    PKCS9_SIGNING_TIME,
+    attribute,
+    content_signed_data,
+    find_signer,
+    malformed_der,
+    verify_signer_info,
+)
 from fwtools.crypto.x509info import PARSE_ERRORS, CertificateInfo, certificate_info
-from fwtools.errors import FwError, SignatureFormatError, UsageError
+from fwtools.errors import SignatureFormatError, UsageError
 from fwtools.formats.efi.authvar import (
     APPEND_WRITE,
     TIME_BASED_AUTHENTICATED_WRITE_ACCESS,
@@ -54,11 +62,7 @@ if TYPE_CHECKING:
 
     from fwtools.formats.efi.siglist import SignatureDatabase
 
-PKCS7_DATA: Final = "1.2.840.113549.1.7.1"
-PKCS7_SIGNED_DATA: Final = "1.2.840.113549.1.7.2"
-PKCS9_CONTENT_TYPE: Final = "1.2.840.113549.1.9.3"
-PKCS9_MESSAGE_DIGEST: Final = "1.2.840.113549.1.9.4"
-PKCS9_SIGNING_TIME: Final = "1.2.840.113549.1.9.5"
+_STRUCTURE: Final = "EFI_VARIABLE_AUTHENTICATION_2 PKCS#7"
 # Digests edk2 accepts for .auth signatures (AuthService.c mHashInfo; SHA-384/512 only since
 # 2023, SHA-256 in every version).
 SIGNING_DIGESTS: Final = ("sha256", "sha384", "sha512")
@@ -142,18 +146,8 @@ def _signer_id(sid: Any) -> str:
 
 
 def _find_signer(sid: Any, bag: list[tuple[bytes, Any]]) -> tuple[bytes, Any] | None:
-    for der, cert in bag:
-        tbs = cert["tbs_certificate"]
-        if sid.name == "issuer_and_serial_number":
-            # asn1crypto compares Names as RFC 5280 does (as OpenSSL's lookup does).
-            if (
-                int(tbs["serial_number"].native) == int(sid.chosen["serial_number"].native)
-                and tbs["issuer"] == sid.chosen["issuer"]
-            ):
-                return der, cert
-        elif cert.key_identifier == bytes(sid.chosen.native):
-            return der, cert
-    return None
+    found = find_signer(sid, [cert for _der, cert in bag])
+    return bag[found] if found is not None else None
 
 
 def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
@@ -162,7 +156,7 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
     from asn1crypto import cms, core
     from asn1crypto import x509 as asn1_x509
 
-    structure = "EFI_VARIABLE_AUTHENTICATION_2 PKCS#7"
+    structure = _STRUCTURE
     offset = auth.pkcs7_offset
     blob = auth.pkcs7
     if not blob:
@@ -172,7 +166,7 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
             offset=offset,
         )
     problems: list[str] = []
-    try:
+    with malformed_der("malformed PKCS#7", structure=structure, offset=offset):
         outer = core.Sequence.load(blob, strict=False)
         consumed = len(outer.dump())
         if consumed != len(blob):
@@ -181,14 +175,7 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
         form: Form
         if isinstance(first, core.ObjectIdentifier):
             info = cms.ContentInfo.load(blob[:consumed])
-            content_type = info["content_type"].dotted
-            if content_type != PKCS7_SIGNED_DATA:
-                raise SignatureFormatError(
-                    f"ContentInfo content type {content_type} is not PKCS#7 SignedData",
-                    structure=structure,
-                    offset=offset,
-                )
-            signed_data = info["content"]
+            signed_data = content_signed_data(info, structure=structure, offset=offset)
             form = "ContentInfo"
         elif isinstance(first, core.Integer):
             signed_data = cms.SignedData.load(blob[:consumed])
@@ -233,27 +220,11 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
                 _ = attr["values"].native
             signer_ids.append(_signer_id(si["sid"]))
             signer_certs.append(_find_signer(si["sid"], bag))
-    except SignatureFormatError:
-        raise
-    except PARSE_ERRORS as exc:
-        raise SignatureFormatError(
-            f"malformed PKCS#7: {exc}", structure=structure, offset=offset
-        ) from None
     return _Parsed(signed_data, form, bag, signer_infos, signer_certs, signer_ids, problems)
 
 
-def _attribute(attrs: Any, oid: str) -> Any | None:
-    for attr in attrs or []:
-        if attr["type"].dotted == oid:
-            values = attr["values"]
-            return values[0] if len(values) else None
-    return None
-
-
 def _cert_info(der: bytes, what: str, offset: int) -> CertificateInfo:
-    return certificate_info(
-        der, structure=f"EFI_VARIABLE_AUTHENTICATION_2 PKCS#7 {what}", offset=offset
-    )
+    return certificate_info(der, structure=f"{_STRUCTURE} {what}", offset=offset)
 
 
 def auth_signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
@@ -262,16 +233,8 @@ def auth_signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
     Raises :class:`SignatureFormatError` (with the PKCS#7's absolute offset) when the
     CertData is empty or not a PKCS#7 SignedData.
     """
-    try:
+    with malformed_der("malformed PKCS#7", structure=_STRUCTURE, offset=auth.pkcs7_offset):
         return _signature_info(auth)
-    except FwError:
-        raise
-    except PARSE_ERRORS as exc:
-        raise SignatureFormatError(
-            f"malformed PKCS#7: {exc}",
-            structure="EFI_VARIABLE_AUTHENTICATION_2 PKCS#7",
-            offset=auth.pkcs7_offset,
-        ) from None
 
 
 def _signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
@@ -285,7 +248,7 @@ def _signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
     ]
     first = parsed.signer_infos[0]
     signed_attrs = first["signed_attrs"]
-    signing_time = _attribute(signed_attrs, PKCS9_SIGNING_TIME)
+    signing_time = attribute(signed_attrs, PKCS9_SIGNING_TIME)
     problems = list(parsed.problems)
     for sid, found in zip(parsed.signer_ids, parsed.signer_certs, strict=True):
         if found is None:
@@ -319,63 +282,6 @@ def _signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
 # -- verification -----------------------------------------------------------------------
 
 
-def _verify_signer_info(signer_info: Any, spki_der: bytes, content: bytes) -> str | None:
-    """None when ``signer_info`` verifies over ``content`` with the key ``spki_der``, else
-    why not."""
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-    digest_name = str(signer_info["digest_algorithm"]["algorithm"].native)
-    try:
-        content_digest = hashlib.new(digest_name, content).digest()
-    except ValueError:
-        return f"unsupported digest algorithm {digest_name}"
-    signed_attrs = signer_info["signed_attrs"]
-    if len(signed_attrs):
-        message_digest = _attribute(signed_attrs, PKCS9_MESSAGE_DIGEST)
-        if message_digest is None:
-            return "the authenticated attributes have no messageDigest"
-        if message_digest.native != content_digest:
-            return f"the messageDigest attribute is not the {digest_name} of the signed data"
-        # The signature covers the attributes' DER with the SET OF tag in place of the
-        # [0] IMPLICIT one (RFC 2315 §9.3).
-        signed = b"\x31" + signed_attrs.dump()[1:]
-    else:
-        signed = content
-    try:
-        key = load_der_public_key(spki_der)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        return f"the signer's public key is unusable: {exc}"
-    sig_alg = signer_info["signature_algorithm"]
-    signature = bytes(signer_info["signature"].native)
-    try:
-        try:
-            hash_name = str(sig_alg.hash_algo)
-        except ValueError:
-            hash_name = digest_name  # rsaEncryption: the SignerInfo's digest applies
-        algorithm = getattr(hashes, hash_name.upper(), None)
-        if algorithm is None:
-            return f"unsupported signature hash {hash_name}"
-        chosen: hashes.HashAlgorithm = algorithm()
-        if isinstance(key, rsa.RSAPublicKey):
-            if sig_alg.signature_algo == "rsassa_pss":
-                salt = int(sig_alg["parameters"]["salt_length"].native)
-                key.verify(signature, signed, padding.PSS(padding.MGF1(chosen), salt), chosen)
-            else:
-                key.verify(signature, signed, padding.PKCS1v15(), chosen)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, signed, ec.ECDSA(chosen))
-        else:
-            return f"unsupported signer key type {type(key).__name__}"
-    except InvalidSignature:
-        return "the signature does not verify with the signer's public key"
-    except (*PARSE_ERRORS, AttributeError, UnsupportedAlgorithm) as exc:
-        return f"the signature cannot be checked: {exc}"
-    return None
-
-
 def _check_signatures(parsed: _Parsed, content: bytes) -> str | None:
     """None when every SignerInfo verifies over ``content`` (PKCS7_verify requires all)."""
     for i, (si, found) in enumerate(zip(parsed.signer_infos, parsed.signer_certs, strict=True)):
@@ -383,8 +289,8 @@ def _check_signatures(parsed: _Parsed, content: bytes) -> str | None:
         if found is None:
             return f"{label}: signer {parsed.signer_ids[i]} has no certificate in the PKCS#7"
         spki = found[1]["tbs_certificate"]["subject_public_key_info"].dump()
-        why = _verify_signer_info(si, spki, content)
-        if why is not None:
+        valid, why = verify_signer_info(si, spki, content)
+        if not valid:
             return f"{label}: {why}"
     return None
 
@@ -407,17 +313,9 @@ def verify_auth(
     unsigned header, a signature that does not verify or a chain that reaches no anchor is
     an invalid result, not an error.
     """
-    try:
+    # asn1crypto decodes lazily; anything it trips over late is still malformed DER.
+    with malformed_der("malformed PKCS#7", structure=_STRUCTURE, offset=auth.pkcs7_offset):
         return _verify_auth(auth, name, vendor, attributes, anchors)
-    except FwError:
-        raise
-    except PARSE_ERRORS as exc:
-        # asn1crypto decodes lazily; anything it trips over late is still malformed DER.
-        raise SignatureFormatError(
-            f"malformed PKCS#7: {exc}",
-            structure="EFI_VARIABLE_AUTHENTICATION_2 PKCS#7",
-            offset=auth.pkcs7_offset,
-        ) from None
 
 
 def _verify_auth(

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fwtools._base.fileio import read_file
 from fwtools.crypto.authenticode import AuthenticodeSignature
+from fwtools.crypto.pkcs7 import verify_with_key
 from fwtools.crypto.x509info import (
     PARSE_ERRORS,
     CertificateInfo,
@@ -294,26 +295,20 @@ def _issued_by(cert: _Cert, issuer: _Cert) -> bool:
 
 def _signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import padding
 
-    key: Any = issuer.public_key()
     try:
         params: Any = cert.signature_algorithm_parameters
-        digest = cert.signature_hash_algorithm
-        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
-            pad = params if isinstance(params, padding.AsymmetricPadding) else padding.PKCS1v15()
-            key.verify(cert.signature, cert.tbs_certificate_bytes, pad, digest)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, params)
-        elif isinstance(key, dsa.DSAPublicKey) and digest is not None:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, digest)
-        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes)
-        else:
-            return False
+        rsa_padding = params if isinstance(params, padding.AsymmetricPadding) else None
+        return verify_with_key(
+            issuer.public_key(),
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            cert.signature_hash_algorithm,
+            rsa_padding,
+        )
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
-    return True
 
 
 def _find_chain(
@@ -373,6 +368,24 @@ def _image_digests(
     return out
 
 
+def _hash_match(
+    image_digests: list[tuple[str, bytes, str]],
+    hashes: dict[str, set[bytes]],
+    which: str,
+    status: Status,
+) -> VerifyResult | None:
+    """The verdict ``status`` when one of the image's digests is among ``hashes`` (db's or
+    dbx's, named ``which``), else None."""
+    for algorithm, digest, note in image_digests:
+        if digest in hashes.get(algorithm, ()):
+            return VerifyResult(
+                status,
+                f"the image's {algorithm} Authenticode digest{note} is in {which}",
+                matched_entry=f"{which} {algorithm} {digest.hex()}",
+            )
+    return None
+
+
 def _edk2_table_problem(img: PeImage) -> str | None:
     """Why edk2's walk over the certificate table would not end at the table's end."""
     table = img.certificate_table
@@ -380,7 +393,7 @@ def _edk2_table_problem(img: PeImage) -> str | None:
         return None
     start, size = table
     end, pos = start + size, start
-    header = layout.WIN_CERTIFICATE
+    header, align = layout.WIN_CERTIFICATE, layout.WIN_CERTIFICATE_ALIGN
     while pos < end:
         if end - pos <= header.size:
             break
@@ -395,7 +408,7 @@ def _edk2_table_problem(img: PeImage) -> str | None:
                 break
         elif length < header.size:
             break
-        pos += (length + 7) // 8 * 8
+        pos += (length + align - 1) // align * align
     if pos == end:
         return None
     return (
@@ -445,13 +458,9 @@ def verify_image(
     wanted = set(anchors.dbx_hashes) | set(anchors.db_hashes)
     image_digests = _image_digests(img, wanted, digests)
 
-    for algorithm, digest, note in image_digests:
-        if digest in anchors.dbx_hashes.get(algorithm, ()):
-            return VerifyResult(
-                "revoked",
-                f"the image's {algorithm} Authenticode digest{note} is in dbx",
-                matched_entry=f"dbx {algorithm} {digest.hex()}",
-            )
+    revoked_hash = _hash_match(image_digests, anchors.dbx_hashes, "dbx", "revoked")
+    if revoked_hash is not None:
+        return revoked_hash
 
     db_certs = cache.many(anchors.db_certs)
     reasons: list[str] = []
@@ -511,13 +520,9 @@ def verify_image(
         return VerifyResult("untrusted", table_problem)
     if trusted is not None:
         return trusted
-    for algorithm, digest, note in image_digests:
-        if digest in anchors.db_hashes.get(algorithm, ()):
-            return VerifyResult(
-                "trusted",
-                f"the image's {algorithm} Authenticode digest{note} is in db",
-                matched_entry=f"db {algorithm} {digest.hex()}",
-            )
+    allowed_hash = _hash_match(image_digests, anchors.db_hashes, "db", "trusted")
+    if allowed_hash is not None:
+        return allowed_hash
     if not signatures:
         reasons.append("the image is unsigned and its digest is not in db")
     return VerifyResult("untrusted", "; ".join(reasons))

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fwtools.report.jsonable import to_jsonable
+from fwtools.report.outline import brief, outline_lines
 
 if TYPE_CHECKING:
     from fwtools.crypto.authenticode import AuthenticodeSignature
@@ -128,65 +129,6 @@ def _sections(facts: PeFacts) -> Table:
     return table
 
 
-def _scalar(item: Any) -> str:
-    text = str(item)
-    return text if len(text) <= 96 else text[:93] + "..."
-
-
-def _decoded_lines(value: Any, indent: str = "") -> list[str]:
-    """Indented ``key: value`` lines for a decoded structure, empty fields left out.
-
-    Lists of scalars go on one line; ``{key, value}`` pairs (os-release and friends) read
-    as ``KEY: value``.
-    """
-    plain = to_jsonable(value)
-    lines: list[str] = []
-    if isinstance(plain, dict):
-        if set(plain) == {"key", "value"}:
-            return [f"{indent}{plain['key']}: {_scalar(plain['value'])}"]
-        for key, item in plain.items():
-            if item in (None, "", [], {}):
-                continue
-            if isinstance(item, list) and all(not isinstance(i, dict | list) for i in item):
-                lines.append(f"{indent}{key}: {_scalar(', '.join(map(str, item)))}")
-            elif isinstance(item, dict | list):
-                lines.append(f"{indent}{key}:")
-                lines.extend(_decoded_lines(item, indent + "  "))
-            else:
-                lines.append(f"{indent}{key}: {_scalar(item)}")
-    elif isinstance(plain, list):
-        for item in plain:
-            if isinstance(item, dict):
-                sub = _decoded_lines(item, indent + "  ")
-                if sub and set(item) == {"key", "value"}:
-                    lines.append(indent + sub[0].strip())
-                elif sub:
-                    lines.append(indent + "- " + sub[0].strip())
-                    lines.extend(sub[1:])
-            else:
-                lines.append(f"{indent}- {_scalar(item)}")
-    elif plain is not None:
-        lines.append(f"{indent}{_scalar(plain)}")
-    return lines
-
-
-# Position bookkeeping of decoded structures: useful in JSON, noise on a screen.
-_HIDDEN_FIELDS = frozenset({"offset", "line", "warnings"})
-_MAX_LIST = 6
-
-
-def _brief(value: Any) -> Any:
-    """Drop position fields and cut long lists, for the human view."""
-    if isinstance(value, dict):
-        return {k: _brief(v) for k, v in value.items() if k not in _HIDDEN_FIELDS}
-    if isinstance(value, list):
-        items = [_brief(v) for v in value[:_MAX_LIST]]
-        if len(value) > _MAX_LIST:
-            items.append(f"... {len(value) - _MAX_LIST} more")
-        return items
-    return value
-
-
 def _sbat_level_line(label: str, level: Any) -> Text:
     gens = " ".join(f"{e.component},{e.generation}" for e in level.entries)
     return Text.assemble(f"  {label:<10}", (level.datestamp, "bold"), f"  {gens}")
@@ -238,7 +180,7 @@ def _special_body(sect: SpecialSection) -> list[RenderableType]:
         if d.dbx_lists:
             out.append(_lists_line("dbx", d.dbx_lists))
         return out or [Text("  empty", style="dim")]
-    return [Text(line) for line in _decoded_lines(_brief(to_jsonable(d)), "  ")]
+    return [Text(line) for line in outline_lines(brief(to_jsonable(d)), "  ")]
 
 
 def _special(sect: SpecialSection) -> RenderableType:
@@ -326,7 +268,7 @@ def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
         parts += [_special(s) for s in facts.special]
     if facts.kernel is not None:
         parts += [Text(""), Text("Kernel", style="bold")]
-        parts += [Text(line) for line in _decoded_lines(facts.kernel, "  ")]
+        parts += [Text(line) for line in outline_lines(facts.kernel, "  ")]
     parts += [Text(""), Text(f"Signatures ({len(facts.signatures)})", style="bold")]
     for sig in facts.signatures:
         parts += _signature(sig, verbose, "  ")

@@ -1,8 +1,10 @@
 """Parametrising tests over corpus files found by glob, for tests that need paths at
-collection time rather than the ``corpus`` fixture."""
+collection time rather than the ``corpus`` fixture; skipping tests whose oracle tool is
+missing."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,9 @@ def need(path: Path | None) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def need_tool(tool: str) -> None:
+    """Skip the test unless ``tool`` (an oracle such as sbverify or openssl) is on PATH."""
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")

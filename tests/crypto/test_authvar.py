@@ -15,7 +15,6 @@ Oracles:
 from __future__ import annotations
 
 import contextlib
-import shutil
 import ssl
 import subprocess
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from corpus import MsCorpus
+from corpus.params import need_tool
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -63,11 +63,6 @@ def key(name: str) -> bytes:
 
 def fixture(name: str) -> AuthVariable2:
     return AuthVariable2.parse((SIGDB / name).read_bytes())
-
-
-def need_tool(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
 
 
 def openssl_verifies(auth: AuthVariable2, content: bytes, anchor: bytes, tmp_path: Path) -> bool:

@@ -15,7 +15,6 @@ Oracles:
 from __future__ import annotations
 
 import hashlib
-import shutil
 import ssl
 import struct
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from corpus import Corpus, MsCorpus
+from corpus.params import need_tool
 
 from fwtools.crypto.authenticode import (
     AuthenticodeSignature,
@@ -43,11 +43,6 @@ FIXTURES = Path(__file__).resolve().parents[2] / "testdata" / "authenticode"
 OWNER = uuid.UUID("0f0f0f0f-1111-2222-3333-444444444444")
 
 
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
-
-
 def pem_file(der: bytes, tmp_path: Path, name: str) -> Path:
     """sbverify and openssl -CAfile read PEM only."""
     path = tmp_path / f"{name}.pem"
@@ -56,7 +51,7 @@ def pem_file(der: bytes, tmp_path: Path, name: str) -> Path:
 
 
 def sbverify_ok(image: Path, cert_pem: Path) -> bool:
-    need("sbverify")
+    need_tool("sbverify")
     proc = subprocess.run(["sbverify", "--cert", cert_pem, image], capture_output=True)
     return proc.returncode == 0
 
@@ -65,7 +60,7 @@ def openssl_verdicts(image: Path, anchor_pem: Path, tmp_path: Path) -> list[bool
     """Per WIN_CERTIFICATE: does OpenSSL verify the SignerInfo and a chain to the anchor?"""
     from asn1crypto import cms
 
-    need("openssl")
+    need_tool("openssl")
     out = []
     for entry in certificate_entries(PeImage.open(image)):
         info = cms.ContentInfo.load(entry.content)

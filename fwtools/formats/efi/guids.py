@@ -25,6 +25,16 @@ EFI_CERT_DB: Final = uuid.UUID("d9bee56e-75dc-49d9-b4d7-b534210f637a")
 EFI_SECURE_BOOT_ENABLE_DISABLE: Final = uuid.UUID("f0a30bc7-af08-4556-99c4-001009c93a44")
 EFI_CUSTOM_MODE_ENABLE: Final = uuid.UUID("c076ec0c-7028-4399-a072-71ee5c448b9f")
 EFI_VENDOR_KEYS_NV: Final = uuid.UUID("9073e4e0-60ec-4b6e-9903-4c223c260f3c")
+# MdeModulePkg.dec gMtcVendorGuid (Include/Guid/MtcVendor.h): "MTC", the high 32 bits of the
+# monotonic counter (MonotonicCounterRuntimeDxe).
+MTC_VENDOR: Final = uuid.UUID("eb704011-1402-11d3-8e77-00a0c969723b")
+# MdeModulePkg.dec gEdkiiVarErrorFlagGuid (Include/Guid/VarErrorFlag.h): "VarErrorFlag".
+VAR_ERROR_FLAG: Final = uuid.UUID("04b37fe8-f6ae-480b-bdd5-37d98c5e89aa")
+# MdeModulePkg.dec gEfiMemoryTypeInformationGuid: "MemoryTypeInformation".
+MEMORY_TYPE_INFORMATION: Final = uuid.UUID("4c19049f-4137-4dd3-9c10-8b97a83ffdfa")
+# UefiBootManagerLib BmBoot.c mBmAutoCreateBootOptionGuid: the OptionalData of the boot
+# options edk2's BDS creates for every bootable device (measured in OVMF-written Boot####).
+EDK2_AUTO_CREATED_BOOT_OPTION: Final = uuid.UUID("8108ac4e-9f11-4d59-850e-e21a522c59b2")
 
 # -- WIN_CERTIFICATE_UEFI_GUID.CertType -------------------------------------------------
 
@@ -81,6 +91,10 @@ NAMES: Final[dict[uuid.UUID, str]] = {
     EFI_SECURE_BOOT_ENABLE_DISABLE: "EfiSecureBootEnableDisable",
     EFI_CUSTOM_MODE_ENABLE: "EfiCustomModeEnable",
     EFI_VENDOR_KEYS_NV: "EfiVendorKeysNv",
+    MTC_VENDOR: "MtcVendor",
+    VAR_ERROR_FLAG: "EdkiiVarErrorFlag",
+    MEMORY_TYPE_INFORMATION: "EfiMemoryTypeInformation",
+    EDK2_AUTO_CREATED_BOOT_OPTION: "Edk2AutoCreatedBootOption",
     MICROSOFT: "Microsoft",
     MICROSOFT_SVN: "MicrosoftSvn",
     OVMF_ENROLL_DEFAULT_KEYS: "OvmfEnrollDefaultKeys",

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from fwtools._base.efitime import EfiTime
-from fwtools._base.guid import guid_from_bytes
 from fwtools._base.reader import Reader
 from fwtools.errors import SignatureFormatError, UsageError
 from fwtools.formats.efi import guids
@@ -78,9 +77,6 @@ HASH_ALGORITHM: Final[dict[uuid.UUID, str]] = {
     guids.CERT_X509_SHA384: "sha384",
     guids.CERT_X509_SHA512: "sha512",
 }
-X509_HASH_TYPES: Final = frozenset(
-    {guids.CERT_X509_SHA256, guids.CERT_X509_SHA384, guids.CERT_X509_SHA512}
-)
 # Image-digest list type for each digest length (add_hash picks the type this way).
 HASH_TYPE_BY_LENGTH: Final[dict[int, uuid.UUID]] = {
     SHA1_SIZE: guids.CERT_SHA1,
@@ -89,6 +85,13 @@ HASH_TYPE_BY_LENGTH: Final[dict[int, uuid.UUID]] = {
     SHA384_SIZE: guids.CERT_SHA384,
     SHA512_SIZE: guids.CERT_SHA512,
 }
+# Certificate-revocation list type for each TBSCertificate digest length (add_x509_hash).
+X509_HASH_TYPE_BY_LENGTH: Final[dict[int, uuid.UUID]] = {
+    SHA256_SIZE: guids.CERT_X509_SHA256,
+    SHA384_SIZE: guids.CERT_X509_SHA384,
+    SHA512_SIZE: guids.CERT_X509_SHA512,
+}
+X509_HASH_TYPES: Final = frozenset(X509_HASH_TYPE_BY_LENGTH.values())
 # The types edk2 accepts in PK/KEK/db/dbx/dbt (AuthService.c mSupportSigItem). SM3 types are
 # not among them.
 EDK2_SUPPORTED_TYPES: Final = frozenset(
@@ -245,14 +248,19 @@ def parse_signature_lists(
     :class:`TruncatedError` for a cut-off list header) naming the list and the offset of the
     offending field.
     """
-    reader = Reader(data, base=base)
+    # One copy of a memoryview (none of bytes): entries are then plain slices of it.
+    buf = bytes(data)
+    reader = Reader(buf, base=base)
+    # GUIDs by their 16 stored bytes, built once per distinct value: a dbx of thousands of
+    # entries has a handful of owners, and uuid.UUID() is the costliest step per entry.
+    guids_seen: dict[bytes, uuid.UUID] = {}
     lists: list[SignatureList] = []
     pos = 0
-    while pos < len(data):
+    while pos < len(buf):
         name = f"{structure}[{len(lists)}]"
         raw_type, list_size, header_size, sig_size = reader.unpack(LIST_HEADER, pos, name)
-        sig_type = uuid.UUID(bytes_le=raw_type)
-        remaining = len(data) - pos
+        sig_type = _guid(guids_seen, raw_type)
+        remaining = len(buf) - pos
         if list_size < LIST_HEADER_SIZE or list_size > remaining:
             why = (
                 f"is smaller than the {LIST_HEADER_SIZE}-byte list header"
@@ -288,18 +296,38 @@ def parse_signature_lists(
                 structure=name,
                 offset=base + body_start,
             )
-        header = bytes(data[pos + LIST_HEADER_SIZE : body_start])
-        entries = tuple(
-            SignatureData(
-                owner=guid_from_bytes(data, off),
-                data=bytes(data[off + OWNER_SIZE : off + sig_size]),
-                offset=base + off,
-            )
-            for off in range(body_start, body_start + body_len, sig_size)
-        )
+        header = buf[pos + LIST_HEADER_SIZE : body_start]
+        entries = _parse_entries(buf, body_start, body_len, sig_size, base, guids_seen)
         lists.append(SignatureList(sig_type, sig_size, entries, header, base + pos))
         pos += list_size
     return lists
+
+
+def _guid(seen: dict[bytes, uuid.UUID], raw: bytes) -> uuid.UUID:
+    """The GUID stored as ``raw``, made once per parse (``seen`` caches them)."""
+    guid = seen.get(raw)
+    if guid is None:
+        guid = seen[raw] = uuid.UUID(bytes_le=raw)
+    return guid
+
+
+def _parse_entries(
+    buf: bytes, start: int, length: int, size: int, base: int, guids_seen: dict[bytes, uuid.UUID]
+) -> tuple[SignatureData, ...]:
+    """The EFI_SIGNATURE_DATA entries in ``buf[start:start + length]`` (``size`` bytes each,
+    ``length`` a multiple of it): the hot loop of a large dbx, kept free of per-entry calls
+    beyond the slices and the dataclass."""
+    entries: list[SignatureData] = []
+    append = entries.append
+    get = guids_seen.get
+    for off in range(start, start + length, size):
+        data_start = off + OWNER_SIZE
+        raw = buf[off:data_start]
+        owner = get(raw)  # _guid(), inlined: a call per entry costs ~10% here
+        if owner is None:
+            owner = guids_seen[raw] = uuid.UUID(bytes_le=raw)
+        append(SignatureData(owner, buf[data_start : off + size], base + off))
+    return tuple(entries)
 
 
 def signature_lists_to_bytes(lists: Iterable[SignatureList]) -> bytes:
@@ -487,9 +515,8 @@ class SignatureDatabase:
     ) -> SignatureDatabase:
         """Append an EFI_CERT_X509_SHA256/384/512 entry (type from the digest length)
         revoking a certificate from ``revocation_time`` on (None: for all time)."""
-        types = {32: guids.CERT_X509_SHA256, 48: guids.CERT_X509_SHA384, 64: guids.CERT_X509_SHA512}
         try:
-            signature_type = types[len(tbs_digest)]
+            signature_type = X509_HASH_TYPE_BY_LENGTH[len(tbs_digest)]
         except KeyError:
             raise UsageError(
                 f"{len(tbs_digest)} bytes is not a SHA-256/384/512 TBSCertificate digest"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 import struct
 import subprocess
 import uuid
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from corpus import MsCorpus
-from corpus.params import corpus_files, need
+from corpus.params import corpus_files, need, need_tool
 from efi_varstore_walk import variables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,11 +50,6 @@ UNKNOWN_TYPE = uuid.UUID("0badc0de-0000-4000-8000-000000000001")
 GOOD_ESL = sorted(
     p.name for p in SIGDB.glob("*.esl") if not p.name.startswith(("bad-", "truncated"))
 )
-
-
-def need_tool(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
 
 
 def run(*cmd: object) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 from corpus import Corpus, EfiBinary
+from corpus.params import need_tool
 
 from fwtools.errors import PeFormatError, UsageError
 from fwtools.formats.pe.authenticode import (
@@ -31,16 +31,11 @@ from fwtools.formats.pe.image import PeImage
 FIXTURES = Path(__file__).resolve().parents[3] / "testdata" / "authenticode"
 
 
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
-
-
 @pytest.fixture(scope="module")
 def detached_sig(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A detached signature of an image no test hashes (tiny.efi with .text changed): with
     it, sbverify reports the digest of whatever image it is given."""
-    need("sbsign")
+    need_tool("sbsign")
     tmp = tmp_path_factory.mktemp("detached")
     other = tmp / "other.efi"
     other.write_bytes(flipped((FIXTURES / "tiny.efi").read_bytes(), 0x401))
@@ -64,7 +59,7 @@ def sbverify_sha256(path: Path, detached: Path) -> str:
 
 
 def pesign_digest(path: Path, algorithm: str) -> str:
-    need("pesign")
+    need_tool("pesign")
     proc = subprocess.run(
         ["pesign", "-h", "-d", algorithm, "-i", str(path)], capture_output=True, text=True
     )
@@ -74,7 +69,7 @@ def pesign_digest(path: Path, algorithm: str) -> str:
 
 
 def osslsigncode_digest(path: Path, algorithm: str, tmp_path: Path) -> str | None:
-    need("osslsigncode")
+    need_tool("osslsigncode")
     out = tmp_path / f"data-{algorithm}.der"
     out.unlink(missing_ok=True)
     proc = subprocess.run(
@@ -98,7 +93,7 @@ def osslsigncode_digest(path: Path, algorithm: str, tmp_path: Path) -> str | Non
 def test_corpus_digests_match_sbverify_pesign_osslsigncode(
     corpus_efi_binary: EfiBinary, detached_sig: Path, tmp_path: Path
 ) -> None:
-    need("sbverify")
+    need_tool("sbverify")
     path = corpus_efi_binary.path
     img = PeImage.open(path)
     padded = authenticode_digests(img, ("sha256", "sha1"))
@@ -142,7 +137,7 @@ OSSLSIGNCODE_LINEAR = {"tiny-gaps.efi", "gaps-signed.efi", "trailing-after-cert.
 
 @pytest.mark.parametrize("name", FIXTURE_IMAGES)
 def test_fixture_digests_match_tools(name: str, detached_sig: Path, tmp_path: Path) -> None:
-    need("sbverify")
+    need_tool("sbverify")
     path = FIXTURES / name
     img = PeImage.open(path)
     padded = authenticode_digests(img)

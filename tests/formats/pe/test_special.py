@@ -715,6 +715,17 @@ def corpus_one(pattern: str) -> Path | None:
     return found[0] if found else None
 
 
+def stub_and_kernel(suite: str) -> tuple[Path, Path]:
+    """Debian's x86-64 systemd-stub and kernel of ``suite`` (skip, or fail under
+    FWTOOLS_REQUIRE_CORPUS=1, without them)."""
+    stub = corpus_one(f"{suite}/amd64/systemd-boot-efi/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+    kernel = corpus_one(f"{suite}/amd64/linux-image-*/boot/vmlinuz-*")
+    if stub is None or kernel is None:
+        need(None)
+    assert stub is not None and kernel is not None
+    return stub, kernel
+
+
 def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> None:
     """objcopy --add-section/--change-section-vma, as systemd-stub(7) documents it: each
     section at the next free 4 KiB-aligned address after the stub's SizeOfImage."""
@@ -729,11 +740,7 @@ def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> Non
 
 @pytest.mark.parametrize("suite", UKI_SUITES)
 def test_real_uki_from_the_corpus(suite: str, tmp_path: Path) -> None:
-    stub = corpus_one(f"{suite}/amd64/systemd-boot-efi/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
-    kernel = corpus_one(f"{suite}/amd64/linux-image-*/boot/vmlinuz-*")
-    if stub is None or kernel is None:
-        need(None)
-    assert stub is not None and kernel is not None
+    stub, kernel = stub_and_kernel(suite)
     if shutil.which("objcopy") is None:
         pytest.skip("needs binutils objcopy")
     inputs = {
@@ -782,11 +789,7 @@ def test_real_uki_from_the_corpus(suite: str, tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("ukify") is None, reason="ukify (systemd-ukify) not installed")
 @pytest.mark.parametrize("suite", UKI_SUITES)
 def test_real_uki_with_ukify(suite: str, tmp_path: Path) -> None:
-    stub = corpus_one(f"{suite}/amd64/systemd-boot-efi/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
-    kernel = corpus_one(f"{suite}/amd64/linux-image-*/boot/vmlinuz-*")
-    if stub is None or kernel is None:
-        need(None)
-    assert stub is not None and kernel is not None
+    stub, kernel = stub_and_kernel(suite)
     initrd = tmp_path / "initrd"
     initrd.write_bytes(MAKE_UKI.cpio_newc({"init": b"#!/bin/sh\n"}))
     out = tmp_path / "uki.efi"

@@ -1,0 +1,209 @@
+"""What Authenticode signatures and .auth signatures share: PKCS#7 SignerInfo checks.
+
+References: RFC 2315 (PKCS #7 v1.5) §9; RFC 2985 (PKCS #9 attributes). Both kinds of
+signature are a PKCS#7 SignedData whose SignerInfo either signs the content directly or
+signs authenticated attributes whose messageDigest is the content's digest;
+:func:`verify_signer_info` checks either form, :func:`find_signer` finds the signer's
+certificate in the bag and :func:`verify_with_key` checks a raw signature with a public key
+(also used for certificate signatures in :mod:`fwtools.crypto.trust`). Parsing shares
+:func:`content_signed_data` (unwrap a ContentInfo) and :func:`malformed_der` (asn1crypto's
+errors as :class:`~fwtools.errors.SignatureFormatError`).
+
+asn1crypto and cryptography are imported inside the functions, so importing this module
+costs nothing until a signature is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from fwtools.crypto.x509info import PARSE_ERRORS
+from fwtools.errors import FwError, SignatureFormatError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+    from cryptography.hazmat.primitives.hashes import HashAlgorithm
+
+PKCS7_DATA: Final = "1.2.840.113549.1.7.1"
+PKCS7_SIGNED_DATA: Final = "1.2.840.113549.1.7.2"
+PKCS9_CONTENT_TYPE: Final = "1.2.840.113549.1.9.3"
+PKCS9_MESSAGE_DIGEST: Final = "1.2.840.113549.1.9.4"
+PKCS9_SIGNING_TIME: Final = "1.2.840.113549.1.9.5"
+
+
+@contextmanager
+def malformed_der(message: str, *, structure: str, offset: int | None) -> Iterator[None]:
+    """Turn what asn1crypto raises on bad DER into a :class:`SignatureFormatError`
+    ``"{message}: {error}"`` at ``structure``/``offset``; fwtools' own errors pass through.
+
+    asn1crypto decodes lazily, so malformed DER can fail at any field access, not only at
+    ``load``: the whole use of a parsed structure belongs inside the block.
+    """
+    try:
+        yield
+    except FwError:
+        raise
+    except PARSE_ERRORS as exc:
+        raise SignatureFormatError(
+            f"{message}: {exc}", structure=structure, offset=offset
+        ) from None
+
+
+def content_signed_data(info: Any, *, structure: str, offset: int | None) -> Any:
+    """The SignedData an asn1crypto ContentInfo wraps; :class:`SignatureFormatError` when it
+    wraps another content type."""
+    content_type = info["content_type"].dotted
+    if content_type != PKCS7_SIGNED_DATA:
+        raise SignatureFormatError(
+            f"ContentInfo content type {content_type} is not PKCS#7 SignedData",
+            structure=structure,
+            offset=offset,
+        )
+    return info["content"]
+
+
+def attribute(attrs: Any, oid: str) -> Any | None:
+    """The first value of the attribute ``oid`` among ``attrs`` (asn1crypto CMSAttributes,
+    possibly None), or None when there is none."""
+    for attr in attrs or []:
+        if attr["type"].dotted == oid:
+            values = attr["values"]
+            return values[0] if len(values) else None
+    return None
+
+
+def find_signer(sid: Any, certs: Sequence[Any]) -> int | None:
+    """The index in ``certs`` (asn1crypto Certificates) of the certificate a SignerInfo's
+    ``sid`` names, by issuer and serial number or by subject key identifier; None when it is
+    not there. Names compare as RFC 5280 has it (asn1crypto's Name equality), as OpenSSL's
+    lookup of the signer does."""
+    if sid.name == "issuer_and_serial_number":
+        issuer = sid.chosen["issuer"]
+        serial = int(sid.chosen["serial_number"].native)
+        for i, cert in enumerate(certs):
+            tbs = cert["tbs_certificate"]
+            if int(tbs["serial_number"].native) == serial and tbs["issuer"] == issuer:
+                return i
+        return None
+    key_id = bytes(sid.chosen.native)
+    for i, cert in enumerate(certs):
+        if cert.key_identifier == key_id:
+            return i
+    return None
+
+
+def verify_with_key(
+    key: Any,
+    signature: bytes,
+    data: bytes,
+    digest: HashAlgorithm | None,
+    rsa_padding: AsymmetricPadding | None = None,
+) -> bool:
+    """Check ``signature`` over ``data`` with a cryptography public ``key``: RSA (PKCS#1
+    v1.5 unless ``rsa_padding``), ECDSA and DSA with ``digest``, Ed25519 and Ed448.
+
+    Returns False, without checking, for other key types and for a ``digest`` of None where
+    one is needed; raises ``InvalidSignature`` when the signature does not verify (and
+    whatever cryptography raises for unusable input).
+    """
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        key.verify(signature, data)
+    elif digest is None:
+        return False
+    elif isinstance(key, rsa.RSAPublicKey):
+        key.verify(signature, data, rsa_padding or padding.PKCS1v15(), digest)
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(signature, data, ec.ECDSA(digest))
+    elif isinstance(key, dsa.DSAPublicKey):
+        key.verify(signature, data, digest)
+    else:
+        return False
+    return True
+
+
+def verify_signer_info(
+    signer_info: Any, spki_der: bytes, content: bytes, *, content_type: str | None = None
+) -> tuple[bool | None, str | None]:
+    """Check an asn1crypto SignerInfo over ``content`` with the signer's SubjectPublicKeyInfo.
+
+    Without authenticated attributes the signature covers ``content``. With them, their
+    messageDigest must be the digest of ``content`` (and their contentType, when present
+    and ``content_type`` is given, that OID), and the signature covers the attributes' DER
+    as a SET OF (RFC 2315 §9.3; the encoding found is kept, not re-sorted).
+
+    Returns (True, None) when it verifies, (False, why) when it does not, and (None, why)
+    when it cannot be checked (unsupported digest, key or algorithm).
+    """
+    # The key is loaded from the SPKI rather than through cryptography.x509, whose import
+    # alone would double what inspecting an image costs.
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    digest_name = str(signer_info["digest_algorithm"]["algorithm"].native)
+    try:
+        content_digest = hashlib.new(digest_name, content).digest()
+    except ValueError:
+        return None, f"unsupported SignerInfo digest algorithm {digest_name}"
+    signed_attrs = signer_info["signed_attrs"]
+    if len(signed_attrs):
+        found = attribute(signed_attrs, PKCS9_CONTENT_TYPE) if content_type else None
+        if found is not None and found.dotted != content_type:
+            return False, f"the contentType attribute is {found.dotted}, not {content_type}"
+        message_digest = attribute(signed_attrs, PKCS9_MESSAGE_DIGEST)
+        if message_digest is None:
+            return False, "the authenticated attributes have no messageDigest"
+        if message_digest.native != content_digest:
+            return False, (
+                f"the messageDigest attribute is not the {digest_name} digest of the signed content"
+            )
+        signed = b"\x31" + signed_attrs.dump()[1:]
+    else:
+        signed = content
+    try:
+        key = load_der_public_key(spki_der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        return None, f"the signer's public key is unusable: {exc}"
+    sig_alg = signer_info["signature_algorithm"]
+    signature = bytes(signer_info["signature"].native)
+    try:
+        try:
+            hash_name = str(sig_alg.hash_algo)
+        except ValueError:
+            hash_name = digest_name  # rsaEncryption: the SignerInfo's digest applies
+        algorithm = getattr(hashes, hash_name.upper(), None)
+        if algorithm is None:
+            return None, f"unsupported signature hash {hash_name}"
+        chosen: hashes.HashAlgorithm = algorithm()
+        pss = None
+        if isinstance(key, rsa.RSAPublicKey) and sig_alg.signature_algo == "rsassa_pss":
+            salt = int(sig_alg["parameters"]["salt_length"].native)
+            pss = padding.PSS(mgf=padding.MGF1(chosen), salt_length=salt)
+        if not verify_with_key(key, signature, signed, chosen, pss):
+            return None, f"unsupported signer key type {type(key).__name__}"
+    except InvalidSignature:
+        return False, "the SignerInfo signature does not verify with the signer's public key"
+    except (*PARSE_ERRORS, AttributeError, UnsupportedAlgorithm) as exc:
+        return None, f"the SignerInfo signature cannot be checked: {exc}"
+    return True, None
+
+
+__all__ = [
+    "PKCS7_DATA",
+    "PKCS7_SIGNED_DATA",
+    "PKCS9_CONTENT_TYPE",
+    "PKCS9_MESSAGE_DIGEST",
+    "PKCS9_SIGNING_TIME",
+    "attribute",
+    "content_signed_data",
+    "find_signer",
+    "malformed_der",
+    "verify_signer_info",
+    "verify_with_key",
+]
