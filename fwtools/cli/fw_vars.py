@@ -1,21 +1,557 @@
-"""fw-vars: not built yet; the command exists so that installs and scripts can find it."""
+"""fw-vars: edk2 variable stores (raw flash images, qcow2, JSON): read, edit, enrol keys."""
 
 from __future__ import annotations
 
+import functools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 
-from fwtools.cli.common import not_built
-
-
-@click.command(
-    context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True},
-    add_help_option=False,
+from fwtools.cli._varstore import (
+    call,
+    default_guid,
+    edit_options,
+    open_store,
+    save_store,
+    store_from_json,
+    vendor_guid,
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """fw-vars is not built yet."""
-    not_built("fw-vars", "issue 4")
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, fail, print_json
+from fwtools.cli.fw_vars_boot import boot
+
+if TYPE_CHECKING:
+    import uuid
+
+    from fwtools.formats.varstore.edk2 import Variable
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+STORE = click.Path(dir_okay=False, readable=False)
+
+
+@click.group(context_settings=CONTEXT)
+def cli() -> None:
+    """edk2 UEFI variable stores (OVMF/AAVMF VARS files, raw or qcow2, or JSON).
+
+    Edits need -o OUT or --in-place and are written atomically; the output container
+    follows --format, else the output's extension (.fd/.raw, .qcow2, .json), else the input's.
+    Exit status: 0 success; 1 check found problems or a verification failed; 2 usage error
+    or malformed input.
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.argument("names", nargs=-1)
+@click.option("--guid", help="Only variables of this vendor GUID (or name).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.fw-vars/1).")
+@click.option("-v", "--verbose", is_flag=True, help="Decode every variable in full.")
+@click.option("--color/--no-color", default=None)
+def show(store: str, names: tuple[str, ...], guid: str | None, as_json: bool, verbose: bool,
+         color: bool | None) -> None:
+    """List the variables of STORE (or only NAMES)."""
+    from fwtools.formats.varstore.storeio import load_store
+
+    loaded = call(lambda: load_store(store))
+    variables = _select(loaded.variables, names, guid)
+    if as_json:
+        from fwtools.formats.varstore.jsonform import variables_to_json
+
+        doc = variables_to_json(variables, format=loaded.format)
+        if loaded.store is not None:
+            doc["layout"] = loaded.store.layout.name
+        print_json(doc)
+        return
+    from fwtools.report.text_vars import render_variables
+
+    notes = []
+    if loaded.store is not None:
+        st = loaded.store
+        notes.append(f"{loaded.format}, layout {st.layout.name}, "
+                     f"{'authenticated' if st.authenticated else 'normal'} header format, "
+                     f"{len(variables)} variables, {st.free_space()} bytes free")
+    render_variables(variables, title=store, verbose=verbose, color=color, notes=notes)
+
+
+def _select(variables: list[Variable], names: tuple[str, ...], guid: str | None) -> list[
+    Variable
+]:
+    wanted = set(names)
+    vendor = vendor_guid(guid, default_guid("")) if guid else None
+    chosen = [v for v in variables if (not wanted or v.name in wanted)
+              and (vendor is None or v.guid == vendor)]
+    missing = wanted - {v.name for v in chosen}
+    if missing:
+        fail(f"no variable {', '.join(sorted(missing))} in the store")
+    return chosen
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.argument("name")
+@click.option("--guid", help="Vendor GUID or name (default: the usual one for NAME).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the data here instead of stdout.")
+def get(store: str, name: str, guid: str | None, output: str | None) -> None:
+    """Write the raw data of variable NAME to stdout or a file."""
+    from fwtools._base.atomic import atomic_write
+    from fwtools.formats.varstore.storeio import load_store
+
+    loaded = call(lambda: load_store(store))
+    vendor = vendor_guid(guid, default_guid(name))
+    found = [v for v in loaded.variables if v.name == name and v.guid == vendor]
+    if not found:
+        fail(f"{store}: no variable {name} {vendor}")
+    if output:
+        call(lambda: atomic_write(output, found[0].data))
+    else:
+        sys.stdout.buffer.write(found[0].data)
+
+
+def _value(kind: str, text: str) -> bytes:
+    import struct
+
+    sizes = {"uint8": "<B", "uint16": "<H", "uint32": "<I", "uint64": "<Q"}
+    try:
+        if kind == "bool":
+            if text.lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
+                raise ValueError(text)
+            return b"\x01" if text.lower() in ("1", "true", "on", "yes") else b"\x00"
+        if kind in sizes:
+            return struct.pack(sizes[kind], int(text, 0))
+        if kind == "string":
+            return text.encode("ascii")
+        if kind == "ucs2":
+            return (text + "\0").encode("utf-16-le")
+        if kind == "hex":
+            return bytes.fromhex(text)
+        return Path(text).read_bytes()
+    except (ValueError, struct.error, UnicodeEncodeError):
+        fail(f"--{kind} {text!r} is not a valid value")
+    except OSError as exc:
+        fail(f"{text}: {exc.strerror or exc}")
+
+
+@cli.command("set", context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.argument("name")
+@click.option("--guid", help="Vendor GUID or name (default: the usual one for NAME).")
+@click.option("--attributes", help="Attributes, e.g. 0x7 or NV,BS,RT (default: NV|BS|RT, or "
+              "the existing variable's).")
+@click.option("--bool", "v_bool")
+@click.option("--uint8", "v_uint8")
+@click.option("--uint16", "v_uint16")
+@click.option("--uint32", "v_uint32")
+@click.option("--uint64", "v_uint64")
+@click.option("--string", "v_string", help="ASCII, no terminator (like Lang).")
+@click.option("--ucs2", "v_ucs2", help="UCS-2 with a NUL terminator.")
+@click.option("--hex", "v_hex", help="Raw data as hex.")
+@click.option("--file", "v_file", type=click.Path(dir_okay=False), help="Raw data from a file.")
+@edit_options
+def set_(store: str, name: str, guid: str | None, attributes: str | None, output: str | None,
+         in_place: bool, fmt: str | None, template: str | None, **values: str | None) -> None:
+    """Set variable NAME to a typed value or raw data."""
+    from dataclasses import replace
+
+    from fwtools.formats.efi.authvar import parse_attributes
+    from fwtools.formats.varstore.edk2 import Variable
+
+    given = [(k[2:], v) for k, v in values.items() if v is not None]
+    if len(given) != 1:
+        fail("give exactly one value: --bool, --uint8/16/32/64, --string, --ucs2, --hex, --file")
+    data = _value(*given[0])
+    loaded = open_store(store, template)
+    st = loaded.store
+    assert st is not None
+    vendor = vendor_guid(guid, default_guid(name))
+    old = st.get(name, vendor)
+    attrs = call(lambda: parse_attributes(attributes)) if attributes else (
+        old.attributes if old is not None else 0x07
+    )
+    if old is not None:
+        new = replace(old, attributes=attrs, data=data)
+    else:
+        new = Variable(name=name, guid=vendor, attributes=attrs, data=data)
+    call(lambda: st.set(new))
+    target = save_store(loaded, st, output, in_place, fmt)
+    click.echo(f"{target}: {name} = {len(data)} bytes, attributes {attrs:#x}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.argument("names", nargs=-1, required=True)
+@click.option("--guid", help="Vendor GUID or name (default: the usual one for each NAME).")
+@edit_options
+def delete(store: str, names: tuple[str, ...], guid: str | None, output: str | None,
+           in_place: bool, fmt: str | None, template: str | None) -> None:
+    """Delete variables. Exit 1 (nothing written) when one does not exist."""
+    loaded = open_store(store, template)
+    st = loaded.store
+    assert st is not None
+    missing = [n for n in names if not st.delete(n, vendor_guid(guid, default_guid(n)))]
+    if missing:
+        click.echo(f"{store}: no variable {', '.join(missing)}; nothing written", err=True)
+        sys.exit(EXIT_FINDINGS)
+    target = save_store(loaded, st, output, in_place, fmt)
+    click.echo(f"{target}: deleted {', '.join(names)}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.option("--pk", help="PK certificate file, 'microsoft' (Windows OEM Devices PK), or "
+              "'generate:CN' for a fresh self-signed one.")
+@click.option("--pk-key-out", type=click.Path(dir_okay=False),
+              help="With generate:CN, where to keep the new PK's private key.")
+@click.option("--kek", "keks", multiple=True, type=STORE,
+              help="KEK certificates or signature lists. Repeatable.")
+@click.option("--db", "dbs", multiple=True, type=STORE,
+              help="db certificates or signature lists. Repeatable.")
+@click.option("--dbx", "dbxs", multiple=True, type=STORE,
+              help="dbx signature lists, certificates, or signed .auth updates. Repeatable.")
+@click.option("--microsoft", is_flag=True,
+              help="Add Microsoft's KEK and db certificates (see --microsoft-kek/-db).")
+@click.option("--microsoft-kek", default="2011,2023", show_default=True,
+              help="Microsoft KEK CAs: 2011, 2023, all or none.")
+@click.option("--microsoft-db", default="windows-2011,uefi-2011,windows-2023,uefi-2023",
+              show_default=True,
+              help="Microsoft db CAs: windows-2011, uefi-2011, windows-2023, uefi-2023, "
+              "oprom-2023, all or none.")
+@click.option("--distro", "distros", multiple=True, type=click.Choice(["debian"]),
+              help="Add a distribution's Secure Boot CA to db. Repeatable.")
+@click.option("--owner", help="Owner GUID (or name) for the entries you give.")
+@click.option("--secure-boot/--no-secure-boot", default=None,
+              help="Set SecureBootEnable (default: leave it; firmware turns Secure Boot on "
+              "once a PK exists).")
+@click.option("--replace", is_flag=True, help="Replace KEK/db/dbx instead of adding to them.")
+@click.option("--timestamp", default="now", show_default=True,
+              help="Timestamp of the authenticated variables (now, 0, or ISO UTC).")
+@edit_options
+def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, ...],
+           dbs: tuple[str, ...], dbxs: tuple[str, ...], microsoft: bool, microsoft_kek: str,
+           microsoft_db: str, distros: tuple[str, ...], owner: str | None,
+           secure_boot: bool | None, replace: bool, timestamp: str, output: str | None,
+           in_place: bool, fmt: str | None, template: str | None) -> None:
+    """Enrol Secure Boot keys: PK, KEK, db, dbx, and switch Secure Boot on."""
+    from fwtools._base.efitime import parse_time
+    from fwtools.crypto import secureboot as sb
+    from fwtools.formats.efi import guids
+
+    own = vendor_guid(owner, guids.OVMF_ENROLL_DEFAULT_KEYS)
+    request = sb.EnrollRequest(secure_boot=secure_boot, replace=replace,
+                               timestamp=call(lambda: parse_time(timestamp)))
+    if pk is not None:
+        request.pk = (_pk_certificate(pk, pk_key_out), own)
+    request.kek = _databases(keks, own)
+    request.db = _databases(dbs, own)
+    request.dbx = _databases(dbxs, own)
+    if microsoft:
+        ms = guids.MICROSOFT
+        kek = call(lambda: sb.microsoft_kek(sb.parse_selection(
+            microsoft_kek, list(sb.MICROSOFT_KEK), option="--microsoft-kek")))
+        db = call(lambda: sb.microsoft_db(sb.parse_selection(
+            microsoft_db, list(sb.MICROSOFT_DB), option="--microsoft-db")))
+        for der in kek:
+            request.kek = request.kek.add_certificate(der, ms)
+        for der in db:
+            request.db = request.db.add_certificate(der, ms)
+    for distro in distros:
+        request.db = request.db.add_certificate(
+            sb.shipped_certificate("distro", sb.DISTRO_CERTS[distro]), own)
+    if request.pk is None and not (request.kek.lists or request.db.lists or request.dbx.lists) \
+            and secure_boot is None:
+        fail("nothing to enrol: give --pk, --kek, --db, --dbx, --microsoft or --distro")
+    request.kek, _ = request.kek.dedupe()
+    request.db, _ = request.db.dedupe()
+    loaded = open_store(store, template)
+    st = loaded.store
+    assert st is not None
+    changes = call(lambda: sb.enroll(st, request))
+    target = save_store(loaded, st, output, in_place, fmt)
+    click.echo(f"{target}: " + "; ".join(changes))
+
+
+def _pk_certificate(spec: str, key_out: str | None) -> bytes:
+    from fwtools.crypto import secureboot as sb
+
+    if spec == "microsoft":
+        return sb.shipped_certificate("microsoft", sb.MICROSOFT_PK)
+    if spec.startswith("generate:"):
+        from fwtools.crypto.keys import self_signed
+
+        der, key_pem = call(lambda: self_signed(spec.split(":", 1)[1]))
+        if key_out:
+            from fwtools._base.atomic import atomic_write
+
+            call(lambda: atomic_write(key_out, key_pem, mode=0o600))
+        return der
+    from fwtools.crypto.x509info import load_certificates
+
+    certs = call(lambda: load_certificates(spec))
+    if len(certs) != 1:
+        fail(f"--pk {spec}: PK holds exactly one certificate, the file has {len(certs)}")
+    return certs[0]
+
+
+def _databases(paths: tuple[str, ...], owner: uuid.UUID) -> Any:
+    """Certificates, signature lists or .auth payloads, as one database."""
+    from fwtools.crypto.sigdb_inputs import load_input
+    from fwtools.formats.efi.siglist import SignatureDatabase
+
+    db = SignatureDatabase(())
+    for path in paths:
+        item = call(functools.partial(load_input, path, describe=False))
+        incoming = item.database
+        if item.format == "certificate":
+            # Plain certificates get the requested owner rather than the nil GUID.
+            for _i, _j, _sl, entry in incoming.entries():
+                db = db.add_certificate(entry.data, owner)
+        else:
+            db = db.merge(incoming)
+    return db
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.argument("update", type=STORE)
+@click.option("--cert", "certs", multiple=True, type=STORE,
+              help="Verify with these certificates instead of the store's KEK and PK.")
+@click.option("--force", is_flag=True, help="Apply even when the signature does not verify.")
+@click.option("--name", "var_name", default="dbx", show_default=True,
+              help="The variable the update is for (db updates work the same way).")
+@edit_options
+def dbx(store: str, update: str, certs: tuple[str, ...], force: bool, var_name: str,
+        output: str | None, in_place: bool, fmt: str | None, template: str | None) -> None:
+    """Apply a signed dbx (or db) update, after verifying it against the store's KEK/PK."""
+    from fwtools._base.fileio import read_file
+    from fwtools.crypto.secureboot import apply_signed_update
+    from fwtools.crypto.x509info import load_certificates
+
+    blob = call(lambda: read_file(update))
+    anchors = [d for c in certs for d in call(functools.partial(load_certificates, c))] or None
+    loaded = open_store(store, template)
+    st = loaded.store
+    assert st is not None
+    result = call(lambda: apply_signed_update(st, blob, name=var_name, anchors=anchors,
+                                               force=force))
+    target = save_store(loaded, st, output, in_place, fmt)
+    how = "FORCED, signature not verified" if result.forced else (
+        result.verification.reason if result.verification else "")
+    click.echo(f"{target}: {var_name} +{result.added} entries "
+               f"({result.already_present} already present); {how}")
+
+
+@cli.command("sbat-level", context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.option("--from-shim", type=STORE, help="Take the level embedded in this shim binary.")
+@click.option("--which", type=click.Choice(["latest", "automatic"]), default="latest",
+              show_default=True, help="Which of shim's embedded levels (automatic = previous).")
+@click.option("--file", "level_file", type=STORE, help="An SbatLevel payload file.")
+@click.option("--level", help="The payload text, e.g. 'sbat,1,2024010900\\nshim,4\\ngrub,3\\n'.")
+@click.option("--delete", "remove", is_flag=True, help="Delete SbatLevel.")
+@edit_options
+def sbat_level(store: str, from_shim: str | None, which: str, level_file: str | None,
+               level: str | None, remove: bool, output: str | None, in_place: bool,
+               fmt: str | None, template: str | None) -> None:
+    """Set (or delete) shim's SbatLevel variable."""
+    from fwtools.formats.efi import guids
+    from fwtools.formats.sbat import parse_sbat_level
+    from fwtools.formats.varstore.edk2 import Variable
+
+    chosen = [x for x in (from_shim, level_file, level) if x is not None]
+    if len(chosen) + remove != 1:
+        fail("give exactly one of --from-shim, --file, --level or --delete")
+    loaded = open_store(store, template)
+    st = loaded.store
+    assert st is not None
+    if remove:
+        if not st.delete("SbatLevel", guids.SHIM_LOCK):
+            click.echo(f"{store}: no SbatLevel; nothing written", err=True)
+            sys.exit(EXIT_FINDINGS)
+        click.echo(f"{save_store(loaded, st, output, in_place, fmt)}: SbatLevel deleted")
+        return
+    if from_shim is not None:
+        payload = _shim_level(from_shim, which)
+    elif level_file is not None:
+        payload = Path(level_file).read_bytes()
+    else:
+        payload = (level or "").encode().decode("unicode_escape").encode()
+    parsed = call(lambda: parse_sbat_level(payload))
+    # shim keeps SbatLevel as NV|BS, set with the payload's length (no terminating NUL).
+    call(lambda: st.set(Variable("SbatLevel", guids.SHIM_LOCK, 0x03, payload)))
+    target = save_store(loaded, st, output, in_place, fmt)
+    gens = " ".join(f"{e.component},{e.generation}" for e in parsed.entries)
+    click.echo(f"{target}: SbatLevel {parsed.datestamp} {gens}")
+
+
+def _shim_level(path: str, which: str) -> bytes:
+    from fwtools.formats.pe.image import PeImage
+    from fwtools.formats.pe.special import decode_section
+
+    image = call(lambda: PeImage.open(path))
+    section = image.section(".sbatlevel")
+    if section is None:
+        fail(f"{path}: no .sbatlevel section (shim 15.7 or later has one)")
+    decoded, error = decode_section(".sbatlevel", image.section_data(section), section.raw_offset)
+    if decoded is None:
+        fail(f"{path}: {error}")
+    text: str = getattr(decoded, f"{which}_text")
+    return text.encode()
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("store", type=STORE)
+@click.option("--verbose/--no-verbose", "verbose", default=None, help="SHIM_VERBOSE.")
+@click.option("--debug/--no-debug", "debug", default=None, help="SHIM_DEBUG (waits for gdb).")
+@click.option("--fallback-verbose/--no-fallback-verbose", default=None, help="FALLBACK_VERBOSE.")
+@click.option("--fallback-no-reboot/--fallback-reboot", default=None, help="FB_NO_REBOOT.")
+@edit_options
+def shim(store: str, verbose: bool | None, debug: bool | None, fallback_verbose: bool | None,
+         fallback_no_reboot: bool | None, output: str | None, in_place: bool, fmt: str | None,
+         template: str | None) -> None:
+    """Switch shim's and fallback's debugging variables on or off."""
+    from fwtools.formats.efi import guids
+    from fwtools.formats.varstore.edk2 import Variable
+
+    switches = {"SHIM_VERBOSE": verbose, "SHIM_DEBUG": debug,
+                "FALLBACK_VERBOSE": fallback_verbose, "FB_NO_REBOOT": fallback_no_reboot}
+    if all(v is None for v in switches.values()):
+        fail("nothing to change: give --verbose, --debug, --fallback-verbose or "
+             "--fallback-no-reboot (or their --no- forms)")
+    loaded = open_store(store, template)
+    st = loaded.store
+    assert st is not None
+    done = []
+    for name, on in switches.items():
+        if on is None:
+            continue
+        if on:
+            # shim reads a UINT32 (any non-zero byte for fallback); NV|BS like mokutil.
+            st.set(Variable(name, guids.SHIM_LOCK, 0x03, (1).to_bytes(4, "little")))
+        else:
+            st.delete(name, guids.SHIM_LOCK)
+        done.append(f"{name}={'on' if on else 'off'}")
+    click.echo(f"{save_store(loaded, st, output, in_place, fmt)}: {', '.join(done)}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("source", type=STORE)
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["raw", "qcow2", "json"]),
+              help="Output container (default: from OUTPUT's extension).")
+@click.option("--template", help="For JSON input: a store or layout name to build on.")
+@click.option("--cluster-size", type=int, help="qcow2 cluster size (default: the input's, "
+              "else 4096 as libvirt uses).")
+def convert(source: str, output: str, fmt: str | None, template: str | None,
+            cluster_size: int | None) -> None:
+    """Convert between raw, qcow2 and JSON. Raw <-> qcow2 keeps the store byte for byte."""
+    from fwtools._base.atomic import atomic_write
+    from fwtools.formats.varstore.storeio import format_for_output, load_store, store_bytes
+
+    loaded = call(lambda: load_store(source))
+    out_fmt = call(lambda: format_for_output(output, fmt, loaded.format))
+    if out_fmt == loaded.format and fmt is None and Path(output).suffix == "":
+        fail(f"say which format {output} should have: --format raw|qcow2|json")
+    if loaded.store is None:
+        if out_fmt == "json":
+            import json
+
+            from fwtools.formats.varstore.jsonform import variables_to_json
+
+            data = (json.dumps(variables_to_json(loaded.json_variables, format="json"),
+                               indent=2) + "\n").encode()
+            call(lambda: atomic_write(output, data))
+            return
+        loaded.store = store_from_json(loaded.json_variables, template)
+    st = loaded.store
+    data = call(lambda: store_bytes(st, out_fmt,
+                                     cluster_size=cluster_size or loaded.qcow2_cluster_size,
+                                     version=loaded.qcow2_version, source_format=loaded.format))
+    call(lambda: atomic_write(output, data))
+    click.echo(f"{output}: {out_fmt}, {len(st)} variables")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("first", type=STORE)
+@click.argument("second", type=STORE)
+@click.option("--json", "as_json", is_flag=True)
+def diff(first: str, second: str, as_json: bool) -> None:
+    """Compare two stores variable by variable (keyed by GUID and name). Exit 1 if they
+    differ."""
+    from fwtools.formats.efi import guids
+    from fwtools.formats.varstore.storeio import load_store
+
+    a = {v.key: v for v in call(lambda: load_store(first)).variables}
+    b = {v.key: v for v in call(lambda: load_store(second)).variables}
+    rows: list[dict[str, Any]] = []
+    for key in list(a) + [k for k in b if k not in a]:
+        va, vb = a.get(key), b.get(key)
+        if va is not None and vb is not None:
+            changes = [f for f in ("attributes", "data", "timestamp")
+                       if getattr(va, f) != getattr(vb, f)]
+            if not changes:
+                continue
+            status = "changed"
+        else:
+            changes, status = [], "removed" if vb is None else "added"
+        rows.append({"guid": str(key[0]), "guid_name": guids.guid_name(key[0]),
+                     "name": key[1], "status": status, "changed": changes})
+    if as_json:
+        from fwtools.report.envelope import document
+
+        print_json(document("fwtools.fw-vars.diff/1", rows, {
+            s: sum(1 for r in rows if r["status"] == s) for s in ("added", "removed", "changed")
+        }))
+    else:
+        mark = {"added": "+", "removed": "-", "changed": "~"}
+        for r in rows:
+            extra = f" ({', '.join(r['changed'])})" if r["changed"] else ""
+            click.echo(f"{mark[r['status']]} {r['name']} {r['guid_name'] or r['guid']}{extra}")
+        if not rows:
+            click.echo("no differences")
+    sys.exit(EXIT_FINDINGS if rows else EXIT_OK)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("stores", nargs=-1, required=True, type=STORE)
+@click.option("--json", "as_json", is_flag=True)
+def check(stores: tuple[str, ...], as_json: bool) -> None:
+    """Integrity report: headers, checksums, record states, free space, FTW, sizes. Exit 1
+    when a problem (not just a note) is found."""
+    from fwtools.formats.varstore.storeio import load_store
+    from fwtools.report.jsonable import to_jsonable
+
+    files = []
+    worst = EXIT_OK
+    for path in stores:
+        loaded = call(functools.partial(load_store, path))
+        if loaded.store is None:
+            files.append({"path": path, "format": loaded.format, "issues": []})
+            continue
+        issues = loaded.store.check()
+        files.append({"path": path, "format": loaded.format,
+                      "layout": loaded.store.layout.name, "issues": to_jsonable(issues)})
+        if any(getattr(i, "severity", "") in ("error", "warning") for i in issues):
+            worst = EXIT_FINDINGS
+        if not as_json:
+            click.echo(f"{path}: {loaded.format}, layout {loaded.store.layout.name}, "
+                       f"{len(issues)} findings")
+            for i in issues:
+                where = f" @ {i.offset:#x}" if getattr(i, "offset", None) is not None else ""
+                click.echo(f"  {i.severity:<7} {i.message}{where}")
+    if as_json:
+        from fwtools.report.envelope import document
+
+        print_json(document("fwtools.fw-vars.check/1", files, {"files": len(files)}))
+    sys.exit(worst)
+
+
+cli.add_command(boot)
 
 
 def main() -> None:
-    command(prog_name="fw-vars")
+    cli(prog_name="fw-vars")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,468 @@
+"""edk2 non-volatile variable store: every structure, constant and known layout.
+
+References (tianocore/edk2; the fact sheet ``formats.md`` §1 has the measured details):
+
+- ``MdePkg/Include/Pi/PiFirmwareVolume.h``: EFI_FIRMWARE_VOLUME_HEADER, EFI_FV_BLOCK_MAP_ENTRY;
+- ``MdeModulePkg/Include/Guid/SystemNvDataGuid.h``: gEfiSystemNvDataFvGuid,
+  EFI_FAULT_TOLERANT_WORKING_BLOCK_HEADER, gEdkiiWorkingBlockSignatureGuid;
+- ``MdeModulePkg/Include/Guid/VariableFormat.h``: VARIABLE_STORE_HEADER, VARIABLE_HEADER,
+  AUTHENTICATED_VARIABLE_HEADER, the State values, HEADER_ALIGNMENT;
+- ``MdeModulePkg/Universal/FaultTolerantWriteDxe/FaultTolerantWrite.h``, ``FtwMisc.c``:
+  EFI_FAULT_TOLERANT_WRITE_HEADER / _RECORD and the restart rule;
+- ``OvmfPkg/Include/Fdf/VarStore.fdf.inc``, ``ArmVirtPkg/VarStore.fdf.inc``: the templates;
+- ``OvmfPkg/OvmfPkgX64.dsc``, ``ArmVirtPkg/ArmVirtQemu.dsc``: PcdMaxVariableSize and
+  PcdMaxAuthVariableSize of each build.
+
+All integers are little-endian; GUIDs are in the EFI mixed-endian form.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# Attribute bits (one definition, in fwtools.formats.efi.authvar).
+from fwtools.formats.efi.authvar import (
+    AUTHENTICATED_WRITE_ACCESS,
+    HARDWARE_ERROR_RECORD,
+    TIME_BASED_AUTHENTICATED_WRITE_ACCESS,
+)
+
+# -- firmware volume header (PiFirmwareVolume.h) ------------------------------------------
+#
+#   0x00  ZeroVector[16]         all 0
+#   0x10  FileSystemGuid         gEfiSystemNvDataFvGuid for a variable FV
+#   0x20  FvLength u64           the whole NV region (variables + event log + FTW + spare)
+#   0x28  Signature u32          "_FVH"
+#   0x2C  Attributes u32         EFI_FVB_ATTRIBUTES_2
+#   0x30  HeaderLength u16       0x48 with one block-map entry
+#   0x32  Checksum u16           16-bit sum of all words over HeaderLength is 0
+#   0x34  ExtHeaderOffset u16    0
+#   0x36  Reserved u8            0
+#   0x37  Revision u8            2 (EFI_FVH_REVISION)
+#   0x38  BlockMap[]             {NumBlocks u32, Length u32} ... {0, 0}
+
+FV_HEADER: Final = struct.Struct("<16s16sQ4sIHHHBB")
+FV_HEADER_SIZE: Final = FV_HEADER.size  # 0x38, without the block map
+FV_ZERO_VECTOR_OFFSET: Final = 0x00
+FV_GUID_OFFSET: Final = 0x10
+FV_LENGTH_OFFSET: Final = 0x20
+FV_SIGNATURE_OFFSET: Final = 0x28
+FV_ATTRIBUTES_OFFSET: Final = 0x2C
+FV_HEADER_LENGTH_OFFSET: Final = 0x30
+FV_CHECKSUM_OFFSET: Final = 0x32
+FV_EXT_HEADER_OFFSET_OFFSET: Final = 0x34
+FV_REVISION_OFFSET: Final = 0x37
+FV_BLOCK_MAP_OFFSET: Final = 0x38
+FV_SIGNATURE: Final = b"_FVH"
+FV_REVISION: Final = 2
+BLOCK_MAP_ENTRY: Final = struct.Struct("<II")
+BLOCK_MAP_ENTRY_SIZE: Final = BLOCK_MAP_ENTRY.size
+# One block-map entry plus the {0, 0} terminator: what every OVMF/ArmVirt varstore has.
+FV_HEADER_LENGTH: Final = FV_HEADER_SIZE + 2 * BLOCK_MAP_ENTRY_SIZE  # 0x48
+
+# The attributes the fdf templates give the NV FV (VarStore.fdf.inc: 0x0004FEFF), and what
+# ArmVirt's VirtNorFlashDxe writes when it formats the flash at runtime
+# (InitializeFvAndVariableStoreHeaders: EFI_FVB2_READ_ENABLED_CAP | ... = 0x00000E36,
+# measured on bookworm's AAVMF_VARS.{ms,snakeoil}.fd).
+FV_ATTRIBUTES_TEMPLATE: Final = 0x0004FEFF
+FV_ATTRIBUTES_ARMVIRT_RUNTIME: Final = 0x00000E36
+
+# SystemNvDataGuid.h: gEfiSystemNvDataFvGuid.
+SYSTEM_NV_DATA_FV_GUID: Final = uuid.UUID("fff12b8d-7696-4c8b-a985-2747075b4f50")
+# PiFirmwareFile.h: the file systems a *code* FV carries (to name what was given instead).
+FIRMWARE_FILE_SYSTEM2_GUID: Final = uuid.UUID("8c8ce578-8a3d-4f1c-9935-896185c32dd3")
+FIRMWARE_FILE_SYSTEM3_GUID: Final = uuid.UUID("5473c07a-3dcb-4dca-bd6f-1e9689e7349a")
+
+
+def fv_checksum(header: bytes | bytearray | memoryview) -> int:
+    """The 16-bit sum of the little-endian words of ``header`` (0 for a valid FV header;
+    ``header`` is HeaderLength bytes, an even number)."""
+    count = len(header) // 2
+    words: tuple[int, ...] = struct.unpack_from(f"<{count}H", header)
+    return sum(words) & 0xFFFF
+
+
+def fv_checksum_field(header: bytes | bytearray | memoryview) -> int:
+    """The Checksum value that makes ``header`` sum to 0 (its current Checksum ignored)."""
+    without = fv_checksum(header) - int.from_bytes(
+        bytes(header[FV_CHECKSUM_OFFSET : FV_CHECKSUM_OFFSET + 2]), "little"
+    )
+    return (-without) & 0xFFFF
+
+
+# -- variable store header (VariableFormat.h) ---------------------------------------------
+#
+#   0   Signature GUID   gEfiAuthenticatedVariableGuid or gEfiVariableGuid
+#   16  Size u32         the store including this header, excluding the FV header
+#   20  Format u8        VARIABLE_STORE_FORMATTED 0x5A
+#   21  State u8         VARIABLE_STORE_HEALTHY 0xFE
+#   22  Reserved u16, Reserved1 u32
+
+STORE_HEADER: Final = struct.Struct("<16sIBBHI")
+STORE_HEADER_SIZE: Final = STORE_HEADER.size  # 28
+AUTHENTICATED_VARIABLE_GUID: Final = uuid.UUID("aaf32c78-947b-439a-a180-2e144ec37792")
+VARIABLE_GUID: Final = uuid.UUID("ddcf3616-3275-4164-98b6-fe85707ffe7d")
+VARIABLE_STORE_FORMATTED: Final = 0x5A
+VARIABLE_STORE_HEALTHY: Final = 0xFE
+# GetVariableStoreStatus: a store header of all 0xFF is "raw" (never formatted).
+RAW_STORE_HEADER: Final = b"\xff" * STORE_HEADER_SIZE
+
+# -- variable records (VariableFormat.h) --------------------------------------------------
+#
+# VARIABLE_HEADER (32 bytes), used under gEfiVariableGuid:
+#   0 StartId u16 0x55AA, 2 State u8, 3 Reserved u8, 4 Attributes u32, 8 NameSize u32,
+#   12 DataSize u32, 16 VendorGuid
+# AUTHENTICATED_VARIABLE_HEADER (60 bytes), used under gEfiAuthenticatedVariableGuid:
+#   0 StartId, 2 State, 3 Reserved, 4 Attributes, 8 MonotonicCount u64, 16 TimeStamp
+#   (EFI_TIME), 32 PubKeyIndex u32, 36 NameSize, 40 DataSize, 44 VendorGuid
+# Each header is followed by the name (UCS-2LE with its NUL, NameSize bytes) and the data
+# (DataSize bytes), with no padding (ALIGNMENT is 1 on IA32/X64/ARM/AARCH64); the next
+# header starts at the next HEADER_ALIGNMENT (4) boundary.
+
+NORMAL_HEADER: Final = struct.Struct("<HBBIII16s")
+AUTH_HEADER: Final = struct.Struct("<HBBIQ16sIII16s")
+NORMAL_HEADER_SIZE: Final = NORMAL_HEADER.size  # 32
+AUTH_HEADER_SIZE: Final = AUTH_HEADER.size  # 60
+START_ID: Final = 0x55AA
+START_ID_BYTES: Final = b"\xaa\x55"
+HEADER_ALIGNMENT: Final = 4
+STATE_OFFSET: Final = 2
+AUTH_TIMESTAMP_OFFSET: Final = 16
+ERASED: Final = 0xFF
+ERASED_U32: Final = 0xFFFFFFFF
+
+
+def header_align(value: int) -> int:
+    """HEADER_ALIGN: round up to the 4-byte boundary the next record starts at."""
+    return (value + HEADER_ALIGNMENT - 1) & ~(HEADER_ALIGNMENT - 1)
+
+
+# State bits (flash semantics: bits only go 1 -> 0). VariableFormat.h:
+VAR_IN_DELETED_TRANSITION: Final = 0xFE  # variable is in obsolete transition
+VAR_DELETED: Final = 0xFD  # variable is obsolete
+VAR_HEADER_VALID_ONLY: Final = 0x7F  # header has been written, data not yet
+VAR_ADDED: Final = 0x3F  # variable has been completely added
+# The composite values that appear in stores.
+STATE_UNWRITTEN: Final = 0xFF  # header being written (Variable.c UpdateVariable step 1)
+STATE_ADDED: Final = VAR_ADDED  # 0x3F
+STATE_IN_TRANSITION: Final = VAR_ADDED & VAR_IN_DELETED_TRANSITION  # 0x3E
+STATE_DELETED: Final = VAR_ADDED & VAR_DELETED  # 0x3D
+STATE_REPLACED: Final = VAR_ADDED & VAR_IN_DELETED_TRANSITION & VAR_DELETED  # 0x3C
+
+STATE_NAMES: Final[dict[int, str]] = {
+    STATE_UNWRITTEN: "unwritten",
+    VAR_HEADER_VALID_ONLY: "header-only",
+    STATE_ADDED: "added",
+    STATE_IN_TRANSITION: "in-transition",
+    STATE_DELETED: "deleted",
+    STATE_REPLACED: "replaced",
+}
+
+
+def state_name(state: int) -> str:
+    """A short name for a record State (``added``, ``in-transition``, ``deleted`` for a
+    delete, ``replaced`` for the old copy after an update, ``header-only``, ``unwritten``),
+    or ``invalid 0x..`` for a value edk2's strict validators reject."""
+    return STATE_NAMES.get(state, f"invalid {state:#04x}")
+
+
+# -- FTW working block (SystemNvDataGuid.h) -----------------------------------------------
+#
+#   0   Signature GUID      gEdkiiWorkingBlockSignatureGuid
+#   16  Crc u32             CRC-32 of the header with Crc, state byte and Reserved3 all 0xFF
+#   20  WorkingBlockValid:1, WorkingBlockInvalid:1, Reserved:6  ("set" = 0: 0xFE is valid)
+#   21  Reserved3[3]        0xFF
+#   24  WriteQueueSize u64  working area size - 32
+
+FTW_WORKING_HEADER: Final = struct.Struct("<16sIB3sQ")
+FTW_WORKING_HEADER_SIZE: Final = FTW_WORKING_HEADER.size  # 32
+WORKING_BLOCK_SIGNATURE_GUID: Final = uuid.UUID("9e58292b-7c68-497d-a0ce-6500fd9f1b95")
+FTW_WORKING_STATE_VALID: Final = 0xFE
+FTW_WORKING_STATE_BIT_VALID: Final = 0x01
+FTW_WORKING_STATE_BIT_INVALID: Final = 0x02
+
+# EFI_FAULT_TOLERANT_WRITE_HEADER (natural alignment, 40 bytes): bits byte
+# (HeaderAllocated:1, WritesAllocated:1, Complete:1; FTW_VALID_STATE = 0), CallerId GUID @4,
+# NumberOfWrites u64 @24, PrivateDataSize u64 @32.
+FTW_WRITE_HEADER: Final = struct.Struct("<B3x16s4xQQ")
+FTW_WRITE_HEADER_SIZE: Final = FTW_WRITE_HEADER.size  # 40
+FTW_HEADER_ALLOCATED: Final = 0x01
+FTW_WRITES_ALLOCATED: Final = 0x02
+FTW_COMPLETE: Final = 0x04
+# EFI_FAULT_TOLERANT_WRITE_RECORD (40 bytes + PrivateDataSize): bits byte (BootBlockUpdate:1,
+# SpareComplete:1, DestinationComplete:1), Lba u64 @8, Offset u64 @16, Length u64 @24,
+# RelativeOffset i64 @32 (target relative to the spare area).
+FTW_WRITE_RECORD: Final = struct.Struct("<B7xQQQq")
+FTW_WRITE_RECORD_SIZE: Final = FTW_WRITE_RECORD.size  # 40
+FTW_BOOT_BLOCK_UPDATE: Final = 0x01
+FTW_SPARE_COMPLETE: Final = 0x02
+FTW_DESTINATION_COMPLETE: Final = 0x04
+
+
+def ftw_working_header(write_queue_size: int) -> bytes:
+    """The 32-byte working-block header the FTW driver writes and accepts
+    (``UpdateWorkingBlock.c:InitWorkSpaceHeader``; ``IsValidWorkSpace`` compares byte for
+    byte): CRC-32 over the header with Crc, state and Reserved3 set to 0xFF, then state 0xFE.
+    Measured: 0x642CAF2C for WriteQueueSize 0xFE0, 0x86C6E75B for 0x3FFE0."""
+    signature = WORKING_BLOCK_SIGNATURE_GUID.bytes_le
+    erased = FTW_WORKING_HEADER.pack(signature, ERASED_U32, ERASED, b"\xff" * 3, write_queue_size)
+    crc = zlib.crc32(erased)
+    return FTW_WORKING_HEADER.pack(
+        signature, crc, FTW_WORKING_STATE_VALID, b"\xff" * 3, write_queue_size
+    )
+
+
+# -- variable size limits (MdeModulePkg.dec defaults, overridden per build) ---------------
+
+# MdeModulePkg.dec: PcdMaxHardwareErrorVariableSize default, not overridden by OVMF/ArmVirt.
+MAX_HARDWARE_ERROR_VARIABLE_SIZE: Final = 0x8000
+
+# -- known layouts -------------------------------------------------------------------------
+
+Trailer = Literal["none", "zero", "code"]
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Where everything is in one kind of NV image (all offsets from the start of the file).
+
+    ``store_offset`` is where the VARIABLE_STORE_HEADER is (FV HeaderLength) and
+    ``store_size`` its Size field, so the variable region ends at ``store_end``.
+    ``block_map`` and ``fv_attributes`` are those of the build's fdf template (what
+    :meth:`VariableStore.blank` writes); a parsed store keeps its own header.
+    ``event_log``, ``ftw_working`` and ``ftw_spare`` are byte ranges (``None`` where the
+    build has none, or where a custom image has no FTW working block). ``trailer`` says what
+    follows FvLength up to ``total_size``: nothing, zeros (ArmVirt's 64 MiB pflash) or
+    firmware code (the unified ``OVMF.fd``).
+    The size limits include the record header and the name (``Variable.c``:
+    ``StrSize (VariableName) + PayloadSize > Max... - GetVariableHeaderSize ()``);
+    ``None`` means unknown (custom layouts).
+    """
+
+    name: str
+    description: str
+    total_size: int
+    fv_length: int
+    block_map: tuple[tuple[int, int], ...]
+    fv_attributes: int
+    store_offset: int
+    store_size: int
+    event_log: range | None
+    ftw_working: range | None
+    ftw_spare: range | None
+    max_variable_size: int | None
+    max_auth_variable_size: int | None
+    max_hw_error_variable_size: int | None = MAX_HARDWARE_ERROR_VARIABLE_SIZE
+    trailer: Trailer = "none"
+    x86_flash: bool = False  # QemuFlashFvbServicesRuntimeDxe: BlockMap[0].Length == 0x1000
+
+    @property
+    def store_end(self) -> int:
+        """End of the variable region (store header offset + Size)."""
+        return self.store_offset + self.store_size
+
+    @property
+    def records_offset(self) -> int:
+        """Where the first record starts: the 4-byte-aligned end of the store header."""
+        return header_align(self.store_offset + STORE_HEADER_SIZE)
+
+    @property
+    def capacity(self) -> int:
+        """Bytes available for records."""
+        return self.store_end - self.records_offset
+
+    @property
+    def write_queue_size(self) -> int | None:
+        """The FTW WriteQueueSize the driver computes for this working area."""
+        if self.ftw_working is None:
+            return None
+        return len(self.ftw_working) - FTW_WORKING_HEADER_SIZE
+
+    def limit_for(self, attributes: int) -> int | None:
+        """The maximum record size (header + name + data) edk2 accepts for a variable with
+        these attributes (``Variable.c:VariableServiceSetVariable``)."""
+        if attributes & HARDWARE_ERROR_RECORD:
+            return self.max_hw_error_variable_size
+        if attributes & (AUTHENTICATED_WRITE_ACCESS | TIME_BASED_AUTHENTICATED_WRITE_ACCESS):
+            return self.max_auth_variable_size
+        return self.max_variable_size
+
+
+_KIB: Final = 1024
+_MIB: Final = 1024 * _KIB
+
+# OvmfPkg/Include/Fdf/VarStore.fdf.inc, FD_SIZE_1MB / FD_SIZE_2MB: 0x20000 bytes,
+# 0x20 blocks of 0x1000; variables 0x0-0xE000, event log 0xE000-0xF000, FTW working
+# 0xF000-0x10000, spare 0x10000-0x20000. OvmfPkgX64.dsc: PcdMaxVariableSize 0x2000,
+# PcdMaxAuthVariableSize 0x2800. Debian: OVMF_VARS.fd (bookworm).
+OVMF_2M: Final = StoreLayout(
+    name="ovmf-2m-128k",
+    description="OVMF 1M/2M build, 128 KiB OVMF_VARS.fd",
+    total_size=0x20000,
+    fv_length=0x20000,
+    block_map=((0x20, 0x1000),),
+    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
+    store_offset=FV_HEADER_LENGTH,
+    store_size=0xE000 - FV_HEADER_LENGTH,  # 0xDFB8
+    event_log=range(0xE000, 0xF000),
+    ftw_working=range(0xF000, 0x10000),
+    ftw_spare=range(0x10000, 0x20000),
+    max_variable_size=0x2000,
+    max_auth_variable_size=0x2800,
+    x86_flash=True,
+)
+
+# VarStore.fdf.inc, FD_SIZE_4MB: 0x84000 bytes, 0x84 blocks of 0x1000; variables
+# 0x0-0x40000, event log 0x40000-0x41000, FTW working 0x41000-0x42000, spare
+# 0x42000-0x84000. OvmfPkgX64.dsc: both limits 0x8400. Debian: OVMF_VARS_4M.fd (and
+# OVMF32_VARS_4M.fd).
+OVMF_4M: Final = StoreLayout(
+    name="ovmf-4m-528k",
+    description="OVMF 4M build, 528 KiB OVMF_VARS_4M.fd",
+    total_size=0x84000,
+    fv_length=0x84000,
+    block_map=((0x84, 0x1000),),
+    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
+    store_offset=FV_HEADER_LENGTH,
+    store_size=0x40000 - FV_HEADER_LENGTH,  # 0x3FFB8
+    event_log=range(0x40000, 0x41000),
+    ftw_working=range(0x41000, 0x42000),
+    ftw_spare=range(0x42000, 0x84000),
+    max_variable_size=0x8400,
+    max_auth_variable_size=0x8400,
+    x86_flash=True,
+)
+
+# ArmVirtPkg/VarStore.fdf.inc: FV of 3 blocks of 0x40000 (FvLength 0xC0000); variables
+# 0x0-0x40000, no event log, FTW working 0x40000-0x80000 (WriteQueueSize 0x3FFE0), spare
+# 0x80000-0xC0000; the file is QEMU virt's second 64 MiB pflash, zero after 0xC0000.
+# ArmVirtQemu.dsc: PcdMaxVariableSize 0x2000, PcdMaxAuthVariableSize 0x2800.
+AAVMF_64M: Final = StoreLayout(
+    name="aavmf-64m",
+    description="ArmVirtQemu (AAVMF) 64 MiB AAVMF_VARS.fd",
+    total_size=64 * _MIB,
+    fv_length=0xC0000,
+    block_map=((3, 0x40000),),
+    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
+    store_offset=FV_HEADER_LENGTH,
+    store_size=0x40000 - FV_HEADER_LENGTH,
+    event_log=None,
+    ftw_working=range(0x40000, 0x80000),
+    ftw_spare=range(0x80000, 0xC0000),
+    max_variable_size=0x2000,
+    max_auth_variable_size=0x2800,
+    trailer="zero",
+)
+# What VirtNorFlashDxe writes when it formats the flash itself
+# (InitializeFvAndVariableStoreHeaders): NumBlocks covering the whole 64 MiB device, so the
+# block map is larger than FvLength. Normal on bookworm's AAVMF_VARS.{ms,snakeoil}.fd.
+AAVMF_RUNTIME_BLOCK_MAP: Final = ((0x100, 0x40000),)
+
+# Debian's unified /usr/share/ovmf/OVMF.fd: the varstore FV at offset 0, firmware code after.
+OVMF_UNIFIED_2M: Final = StoreLayout(
+    name="ovmf-unified-2m",
+    description="OVMF 2M build, unified 2 MiB OVMF.fd (variables + code)",
+    total_size=0x200000,
+    fv_length=OVMF_2M.fv_length,
+    block_map=OVMF_2M.block_map,
+    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
+    store_offset=OVMF_2M.store_offset,
+    store_size=OVMF_2M.store_size,
+    event_log=OVMF_2M.event_log,
+    ftw_working=OVMF_2M.ftw_working,
+    ftw_spare=OVMF_2M.ftw_spare,
+    max_variable_size=OVMF_2M.max_variable_size,
+    max_auth_variable_size=OVMF_2M.max_auth_variable_size,
+    trailer="code",
+    x86_flash=True,
+)
+OVMF_UNIFIED_4M: Final = StoreLayout(
+    name="ovmf-unified-4m",
+    description="OVMF 4M build, unified 4 MiB OVMF.fd (variables + code)",
+    total_size=0x400000,
+    fv_length=OVMF_4M.fv_length,
+    block_map=OVMF_4M.block_map,
+    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
+    store_offset=OVMF_4M.store_offset,
+    store_size=OVMF_4M.store_size,
+    event_log=OVMF_4M.event_log,
+    ftw_working=OVMF_4M.ftw_working,
+    ftw_spare=OVMF_4M.ftw_spare,
+    max_variable_size=OVMF_4M.max_variable_size,
+    max_auth_variable_size=OVMF_4M.max_auth_variable_size,
+    trailer="code",
+    x86_flash=True,
+)
+
+LAYOUTS: Final[dict[str, StoreLayout]] = {
+    layout.name: layout
+    for layout in (OVMF_2M, OVMF_4M, AAVMF_64M, OVMF_UNIFIED_2M, OVMF_UNIFIED_4M)
+}
+# Spellings people use for the same layouts.
+LAYOUT_ALIASES: Final[dict[str, str]] = {
+    "ovmf-2m": OVMF_2M.name,
+    "ovmf": OVMF_2M.name,
+    "ovmf_vars.fd": OVMF_2M.name,
+    "ovmf-4m": OVMF_4M.name,
+    "ovmf_vars_4m.fd": OVMF_4M.name,
+    "aavmf": AAVMF_64M.name,
+    "armvirt": AAVMF_64M.name,
+    "aavmf_vars.fd": AAVMF_64M.name,
+}
+CUSTOM_LAYOUT_NAME: Final = "custom"
+
+
+def layout_by_name(name: str) -> StoreLayout | None:
+    """A known layout by name or alias (case-insensitive), or None."""
+    key = name.strip().lower()
+    return LAYOUTS.get(LAYOUT_ALIASES.get(key, key))
+
+
+def match_layout(
+    total_size: int, fv_length: int, store_offset: int, store_size: int
+) -> StoreLayout | None:
+    """The known layout with exactly this geometry, or None."""
+    for layout in LAYOUTS.values():
+        if (
+            layout.total_size == total_size
+            and layout.fv_length == fv_length
+            and layout.store_offset == store_offset
+            and layout.store_size == store_size
+        ):
+            return layout
+    return None
+
+
+def layout_for_size(total_size: int) -> StoreLayout | None:
+    """The variables-only known layout whose image has this size (for blank images)."""
+    for layout in (OVMF_2M, OVMF_4M, AAVMF_64M):
+        if layout.total_size == total_size:
+            return layout
+    return None
+
+
+__all__ = [
+    "AAVMF_64M",
+    "AUTHENTICATED_VARIABLE_GUID",
+    "AUTH_HEADER",
+    "FV_HEADER",
+    "LAYOUTS",
+    "NORMAL_HEADER",
+    "OVMF_2M",
+    "OVMF_4M",
+    "STORE_HEADER",
+    "SYSTEM_NV_DATA_FV_GUID",
+    "VARIABLE_GUID",
+    "WORKING_BLOCK_SIGNATURE_GUID",
+    "StoreLayout",
+    "ftw_working_header",
+    "fv_checksum",
+    "header_align",
+    "layout_by_name",
+    "match_layout",
+    "state_name",
+]

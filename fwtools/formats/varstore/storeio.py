@@ -1,0 +1,112 @@
+"""Variable stores in their three containers: raw edk2 flash images, qcow2, and JSON.
+
+The container is told by content (qcow2 magic, JSON text, else raw), never by file name; the
+container to write follows ``--format``, else the output's extension, else the input's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal
+
+from fwtools._base.fileio import read_file
+from fwtools.errors import ParseError, UsageError
+
+if TYPE_CHECKING:
+    from fwtools.formats.varstore.edk2 import Variable, VariableStore
+
+StoreFormat = Literal["edk2-raw", "qcow2", "json"]
+FORMATS: Final[tuple[StoreFormat, ...]] = ("edk2-raw", "qcow2", "json")
+_ALIASES: Final[dict[str, StoreFormat]] = {
+    "raw": "edk2-raw", "edk2-raw": "edk2-raw", "fd": "edk2-raw", "qcow2": "qcow2",
+    "json": "json",
+}
+# libvirt and virt-firmware make NVRAM qcow2 images with 4 KiB clusters; keep that default.
+DEFAULT_QCOW2_CLUSTER: Final = 4096
+# The largest store is AAVMF's 64 MiB; a qcow2 header claiming far more is refused before
+# any memory is spent on it (virt-firmware's probe draws the line at 256 MiB too).
+MAX_STORE_SIZE: Final = 256 << 20
+
+
+@dataclass
+class LoadedStore:
+    """A store as read: the parsed store (raw and qcow2) or just its variables (JSON)."""
+
+    path: str
+    format: StoreFormat
+    store: VariableStore | None
+    json_variables: list[Variable] = field(default_factory=list)
+    qcow2_cluster_size: int = DEFAULT_QCOW2_CLUSTER
+    qcow2_version: int = 3
+
+    @property
+    def variables(self) -> list[Variable]:
+        return list(self.store) if self.store is not None else list(self.json_variables)
+
+
+def parse_format(text: str) -> StoreFormat:
+    try:
+        return _ALIASES[text.lower()]
+    except KeyError:
+        raise UsageError(f"unknown store format {text!r}: use raw, qcow2 or json") from None
+
+
+def format_for_output(path: str, explicit: str | None, fallback: StoreFormat) -> StoreFormat:
+    if explicit:
+        return parse_format(explicit)
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".qcow2", ".qcow"):
+        return "qcow2"
+    if ext == ".json":
+        return "json"
+    if ext in (".fd", ".raw", ".bin", ".img"):
+        return "edk2-raw"
+    return fallback
+
+
+def load_store(path: str | os.PathLike[str]) -> LoadedStore:
+    """Read a store in any container; ParseError (with file and offset) when it is not one."""
+    from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
+    from fwtools.formats.varstore.edk2 import VariableStore
+
+    name = os.fspath(path)
+    data = read_file(path)
+    try:
+        if is_qcow2(data):
+            image = Qcow2Image.parse(data, path=name, max_virtual_size=MAX_STORE_SIZE)
+            raw = image.to_raw()
+            return LoadedStore(name, "qcow2", VariableStore.parse(raw, path=name),
+                               qcow2_cluster_size=image.cluster_size,
+                               qcow2_version=image.version)
+        if data[:1] in (b"{", b"[") or data[:3] == b"\xef\xbb\xbf":
+            from fwtools.formats.varstore.jsonform import variables_from_json
+
+            return LoadedStore(name, "json", None, json_variables=variables_from_json(data))
+        return LoadedStore(name, "edk2-raw", VariableStore.parse(data, path=name))
+    except ParseError as exc:
+        raise exc.with_path(name) from None
+
+
+def store_bytes(
+    store: VariableStore,
+    fmt: StoreFormat,
+    *,
+    cluster_size: int = DEFAULT_QCOW2_CLUSTER,
+    version: int = 3,
+    source_format: StoreFormat = "edk2-raw",
+) -> bytes:
+    """Serialise ``store`` into the container ``fmt``."""
+    if fmt == "json":
+        import json
+
+        from fwtools.formats.varstore.jsonform import variables_to_json
+
+        doc = variables_to_json(list(store), format=source_format)
+        return (json.dumps(doc, indent=2) + "\n").encode()
+    raw = store.to_bytes()
+    if fmt == "qcow2":
+        from fwtools.formats.qcow2 import raw_to_qcow2
+
+        return raw_to_qcow2(raw, cluster_size=cluster_size, version=version)
+    return raw

@@ -1,0 +1,1 @@
+"""End-to-end tests: Debian's real firmware (OVMF) booted in QEMU; see README.md."""
