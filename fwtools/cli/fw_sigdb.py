@@ -414,9 +414,11 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=INPUT)
-@click.option("--cert", "certs", multiple=True, required=True, type=INPUT,
+@click.option("--cert", "certs", multiple=True, type=INPUT,
               help="Trusted certificate (KEK/PK, PEM or DER, or a list file of them). "
               "Repeatable.")
+@click.option("--vars", "vars_store", type=INPUT,
+              help="Trust the KEK and PK of this variable store, as its firmware would.")
 @click.option("--name", "var_name", help="Variable the update is for (default: guessed from "
               "the payload, else db).")
 @click.option("--guid", help="Vendor GUID, when not the variable's usual one.")
@@ -424,8 +426,9 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
               help="Attributes the signature must cover (default: the variable's, with and "
               "without APPEND_WRITE).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-def verify(files: tuple[str, ...], certs: tuple[str, ...], var_name: str | None,
-           guid: str | None, attributes: str | None, as_json: bool) -> None:
+def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | None,
+           var_name: str | None, guid: str | None, attributes: str | None,
+           as_json: bool) -> None:
     """Verify signed .auth FILES against trusted certificates, as firmware would."""
     from fwtools.crypto.authvar import verify_auth
     from fwtools.errors import FwError
@@ -436,8 +439,19 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], var_name: str | None,
     for path in certs:
         item = _load(path, describe=False)
         anchors.extend(e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509)
+    if vars_store:
+        from fwtools.crypto.secureboot import store_update_anchors
+        from fwtools.formats.varstore.storeio import load_store
+
+        try:
+            loaded = load_store(vars_store)
+        except FwError as exc:
+            fail(str(exc))
+        if loaded.store is None:
+            fail(f"{vars_store}: give a raw or qcow2 store")
+        anchors.extend(store_update_anchors(loaded.store))
     if not anchors:
-        fail("no certificate among --cert")
+        fail("no trusted certificate: give --cert or --vars (a store with KEK/PK)")
     try:
         attrs = int(attributes, 0) if attributes else None
     except ValueError:

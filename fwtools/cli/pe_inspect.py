@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     help="Revocations: an EFI signature list (dbx) or certificate. Repeatable.",
 )
 @click.option(
+    "--vars", "vars_store", type=click.Path(dir_okay=False),
+    help="Verify against the db and dbx of this variable store (raw, qcow2 or JSON), as the "
+    "firmware booting with it would.",
+)
+@click.option(
     "--extract-certs", "extract_dir", type=click.Path(file_okay=False),
     help="Write every signature (.p7s) and certificate (.pem) found into DIR.",
 )
@@ -48,6 +53,7 @@ def pe_inspect(
     as_json: bool,
     anchors: tuple[str, ...],
     dbx: tuple[str, ...],
+    vars_store: str | None,
     extract_dir: str | None,
     check_signatures: bool,
     checksum: bool,
@@ -70,6 +76,23 @@ def pe_inspect(
     trust = None
     if dbx and not anchors:
         fail("--dbx needs at least one --verify trust anchor")
+    if vars_store and anchors:
+        fail("give --vars or --verify, not both")
+    if vars_store:
+        from fwtools.crypto.secureboot import store_trust_anchors
+        from fwtools.formats.varstore.storeio import load_store
+
+        try:
+            loaded = load_store(vars_store)
+            if loaded.store is None:
+                from fwtools.formats.varstore.edk2 import VariableStore
+
+                loaded.store = VariableStore.blank("ovmf-4m-528k")
+                for var in loaded.json_variables:
+                    loaded.store.set(var)
+            trust = store_trust_anchors(loaded.store)
+        except FwError as exc:
+            fail(str(exc))
     if anchors:
         from fwtools.crypto.trust import TrustAnchors
 

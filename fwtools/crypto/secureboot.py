@@ -24,6 +24,7 @@ from fwtools.formats.efi.siglist import SignatureDatabase
 
 if TYPE_CHECKING:
     from fwtools.crypto.authvar import AuthVerifyResult
+    from fwtools.crypto.trust import TrustAnchors
     from fwtools.formats.varstore.edk2 import Variable, VariableStore
 
 SECURE_BOOT_ENABLE_GUID: Final = guids.EFI_SECURE_BOOT_ENABLE_DISABLE
@@ -177,9 +178,7 @@ def apply_signed_update(
 
     auth = AuthVariable2.parse(update)
     guid, _ = variable_defaults(name)
-    keys = list(anchors) if anchors is not None else stored_certificates(
-        store, [("KEK", guids.EFI_GLOBAL_VARIABLE), ("PK", guids.EFI_GLOBAL_VARIABLE)]
-    )
+    keys = list(anchors) if anchors is not None else store_update_anchors(store)
     result: AuthVerifyResult | None = None
     if keys:
         result = verify_auth(auth, name, guid, None, keys)
@@ -212,5 +211,25 @@ __all__ = [
     "microsoft_kek",
     "parse_selection",
     "shipped_certificate",
+    "store_trust_anchors",
+    "store_update_anchors",
     "stored_certificates",
 ]
+
+
+def store_trust_anchors(store: VariableStore) -> TrustAnchors:
+    """What the firmware booting with ``store`` trusts for images: its db and dbx."""
+    from fwtools.crypto.trust import TrustAnchors
+
+    lists = {}
+    for name in ("db", "dbx"):
+        var = store.get(name, guids.EFI_IMAGE_SECURITY_DATABASE)
+        lists[name] = SignatureDatabase.parse(var.data).lists if var is not None else ()
+    return TrustAnchors.from_signature_lists(lists["db"], lists["dbx"])
+
+
+def store_update_anchors(store: VariableStore) -> list[bytes]:
+    """The certificates the firmware accepts signed db/dbx updates from: KEK and PK."""
+    return stored_certificates(
+        store, [("KEK", guids.EFI_GLOBAL_VARIABLE), ("PK", guids.EFI_GLOBAL_VARIABLE)]
+    )

@@ -204,3 +204,13 @@ def test_bad_inputs(tmp_path: Path) -> None:
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 4 and all("offset 0x" in ln for ln in lines), lines
     assert "Traceback" not in err
+
+
+def test_verify_against_a_variable_store(corpus: Any, ms_corpus: Any) -> None:
+    update = ms_corpus.root / "dbx/amd64/DBXUpdate.bin"
+    code, out, _ = run("verify", "--vars", corpus.ovmf("bookworm", "OVMF_VARS_4M.ms.fd"), update)
+    assert code == 0 and out.startswith("OK")
+    # Debian's snakeoil store trusts only Debian's test KEK.
+    code, out, _ = run("verify", "--vars", corpus.ovmf("bookworm", "OVMF_VARS_4M.snakeoil.fd"),
+                       update)
+    assert code == 1 and out.startswith("FAIL")

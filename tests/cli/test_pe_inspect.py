@@ -336,3 +336,13 @@ def test_text_view_of_shim(corpus: Any, tmp_path: Path) -> None:
     for marker in ("UEFI SHIM", "automatic ", "latest ", "dbx ", "✓ matches the image",
                    "nx-compat"):
         assert marker in out
+
+
+def test_verify_against_a_variable_store(corpus: Any) -> None:
+    shim, grub = corpus.shim("bookworm", "amd64"), corpus.grub("bookworm", "amd64")
+    code, doc = run_json("--vars", corpus.ovmf("bookworm", "OVMF_VARS_4M.ms.fd"), shim, grub)
+    statuses = [f["verification"]["status"] for f in doc["files"]]
+    # The firmware trusts shim (Microsoft UEFI CA in db); grub is shim's business, not db's.
+    assert statuses == ["trusted", "untrusted"] and code == 1
+    code, doc = run_json("--vars", corpus.ovmf("bookworm", "OVMF_VARS_4M.snakeoil.fd"), shim)
+    assert doc["files"][0]["verification"]["status"] == "untrusted" and code == 1
