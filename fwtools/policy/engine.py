@@ -1,0 +1,253 @@
+"""The fw-check engine: a profile's rules over files, waivers, and the verdict.
+
+:func:`check_path` judges one file (in a worker process when there are many);
+:func:`run` does a whole list in deterministic order; :func:`apply_waivers` marks waived
+results and adds ``waiver-expired`` ones; :func:`exit_code` turns it into DESIGN.md's codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fnmatch
+import functools
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, Final
+
+from fwtools.errors import UsageError
+from fwtools.policy.checks import (
+    ENGINE_RULES,
+    LEVEL_RANK,
+    RULES,
+    Context,
+    NotApplicable,
+    Rule,
+    arch_name,
+    image_type,
+)
+
+if TYPE_CHECKING:
+    from fwtools.crypto.trust import TrustAnchors
+    from fwtools.formats.sbat import SbatLevel
+    from fwtools.policy.profiles import Profile
+
+# Below this many files a process pool costs more than it saves (measured: see
+# docs/fw-check.md, "Parallelism").
+PARALLEL_MIN_FILES: Final = 24
+
+
+@dataclass(frozen=True)
+class Waiver:
+    path: str
+    rule: str
+    reason: str
+    expires: datetime.date | None
+
+    def matches(self, path: str, rule: str) -> bool:
+        if self.rule not in ("*", rule):
+            return False
+        posix = PurePath(path).as_posix()
+        candidates = {posix, posix.removeprefix("./")}
+        with contextlib.suppress(ValueError):
+            candidates.add(PurePath(os.path.relpath(path)).as_posix())
+        return any(fnmatch.fnmatchcase(c, self.path) for c in candidates)
+
+
+@dataclass(frozen=True)
+class Result:
+    path: str
+    rule: str
+    severity: str
+    message: str
+    location: str = ""
+    offset: int | None = None
+    waived: Waiver | None = None
+
+
+@dataclass
+class FileReport:
+    path: str
+    error: str | None = None
+    results: list[Result] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    """Rule ids that judged this file (passed or not), in profile order."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Rule id -> why it did not apply."""
+
+
+@dataclass(frozen=True)
+class Options:
+    sbat_level: SbatLevel | None = None
+    sbat_level_source: str = ""
+    anchors: TrustAnchors | None = None
+
+
+def rule_info(rule_id: str) -> Rule:
+    return RULES.get(rule_id) or ENGINE_RULES[rule_id]
+
+
+def check_facts(facts: Any, path: str, profile: Profile, options: Options) -> FileReport:
+    report = FileReport(path)
+    arch, kind = arch_name(facts), image_type(facts)
+    for cfg in profile.active:
+        rule = RULES[cfg.id]
+        ctx = Context(facts, cfg.params_for(arch, kind), options.sbat_level,
+                      options.sbat_level_source)
+        try:
+            violations = rule.run(ctx)
+        except NotApplicable as na:
+            report.skipped[cfg.id] = str(na)
+            continue
+        report.checked.append(cfg.id)
+        for v in violations:
+            report.results.append(Result(path, cfg.id, cfg.severity, v.message, v.location,
+                                         v.offset))
+    return report
+
+
+def check_path(path: str, profile: Profile, options: Options) -> FileReport:
+    """Judge one file; an unreadable or malformed file gives an ``input-error`` result."""
+    from fwtools.policy.pe_facts import inspect_path
+
+    fr = inspect_path(path, anchors=options.anchors,
+                      check_signatures=profile.needs_signature_check())
+    if fr.facts is None:
+        message = fr.error or f"{path}: unreadable"
+        return FileReport(path, error=message,
+                          results=[Result(path, "input-error", "error", message)])
+    return check_facts(fr.facts, path, profile, options)
+
+
+def run(
+    paths: list[str],
+    profile: Profile,
+    options: Options,
+    *,
+    jobs: int | None = None,
+    progress: Callable[[Iterable[FileReport]], Iterator[FileReport]] | None = None,
+) -> list[FileReport]:
+    """Check ``paths`` in order; in a process pool when there are many files and cores."""
+    work = functools.partial(check_path, profile=profile, options=options)
+    cpus = os.cpu_count() or 1
+    if jobs is None:
+        jobs = cpus if len(paths) >= PARALLEL_MIN_FILES else 1
+    stream: Iterable[FileReport]
+    if jobs > 1 and len(paths) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+            chunk = max(1, len(paths) // (jobs * 8))
+            stream = pool.map(work, paths, chunksize=chunk)
+            return list(progress(stream) if progress else stream)
+    stream = map(work, paths)
+    return list(progress(stream) if progress else stream)
+
+
+# -- waivers ----------------------------------------------------------------------------
+
+
+def load_waivers(path: str) -> list[Waiver]:
+    """A waiver file: ``[[waiver]]`` tables with path (glob), rule, reason, expires (date)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise UsageError(f"--waivers {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--waivers {path}: not valid TOML: {exc}") from None
+    out = []
+    for i, w in enumerate(data.get("waiver", [])):
+        where = f"--waivers {path}: waiver {i + 1}"
+        missing = [k for k in ("path", "rule", "reason") if not w.get(k)]
+        if missing:
+            raise UsageError(f"{where}: missing {', '.join(missing)}")
+        expires = w.get("expires")
+        if isinstance(expires, str):
+            try:
+                expires = datetime.date.fromisoformat(expires)
+            except ValueError:
+                raise UsageError(f"{where}: expires {expires!r} is not YYYY-MM-DD") from None
+        if isinstance(expires, datetime.datetime):
+            expires = expires.date()
+        if expires is not None and not isinstance(expires, datetime.date):
+            raise UsageError(f"{where}: expires must be a date")
+        if w["rule"] != "*" and w["rule"] not in RULES:
+            raise UsageError(f"{where}: unknown rule {w['rule']!r}")
+        out.append(Waiver(str(w["path"]), str(w["rule"]), str(w["reason"]), expires))
+    return out
+
+
+def apply_waivers(
+    reports: list[FileReport], waivers: list[Waiver], today: datetime.date
+) -> None:
+    """Mark results a live waiver covers; an expired one leaves the result active and adds
+    a ``waiver-expired`` warning (once per waiver and file)."""
+    if not waivers:
+        return
+    for rep in reports:
+        new: list[Result] = []
+        expired_seen: set[int] = set()
+        for r in rep.results:
+            if r.rule in ENGINE_RULES:
+                new.append(r)
+                continue
+            waived = None
+            for i, w in enumerate(waivers):
+                if not w.matches(r.path, r.rule):
+                    continue
+                if w.expires is not None and w.expires < today:
+                    if i not in expired_seen:
+                        expired_seen.add(i)
+                        new.append(Result(
+                            r.path, "waiver-expired", "warning",
+                            f"waiver for rule {w.rule} on {w.path} expired on "
+                            f"{w.expires.isoformat()} ({w.reason}); the finding is active again",
+                            "waiver file"))
+                    continue
+                waived = w
+                break
+            new.append(replace(r, waived=waived) if waived else r)
+        rep.results = new
+
+
+# -- verdict ----------------------------------------------------------------------------
+
+
+def active(reports: Iterable[FileReport]) -> Iterator[Result]:
+    for rep in reports:
+        for r in rep.results:
+            if r.waived is None:
+                yield r
+
+
+def summary(reports: list[FileReport], fail_on: str) -> dict[str, Any]:
+    counts = {"error": 0, "warning": 0, "note": 0}
+    for r in active(reports):
+        counts[r.severity] += 1
+    waived = sum(1 for rep in reports for r in rep.results if r.waived is not None)
+    code = exit_code(reports, fail_on)
+    return {
+        "files": len(reports),
+        "unreadable": sum(1 for r in reports if r.error),
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "notes": counts["note"],
+        "waived": waived,
+        "fail_on": fail_on,
+        "passed": code == 0,
+        "exit_code": code,
+    }
+
+
+def exit_code(reports: list[FileReport], fail_on: str) -> int:
+    """2 if an input was unreadable, 1 if an active result is at or above ``fail_on``."""
+    if any(r.error for r in reports):
+        return 2
+    threshold = LEVEL_RANK[fail_on]
+    if any(LEVEL_RANK[r.severity] >= threshold for r in active(reports)):
+        return 1
+    return 0

@@ -1,0 +1,150 @@
+"""Profiles: which rules of :mod:`fwtools.policy.checks` apply, how severe, with what parameters.
+
+A profile is a TOML file (``policies/<name>.toml`` for the shipped ones)::
+
+    name = "my-distro"
+    description = "..."
+    extends = "uefi-ca"            # a shipped name, or a path relative to this file
+
+    [rules.nx-compat]
+    severity = "warning"           # error | warning | note | off
+    rationale = "why this rule is in the profile"
+    reference = "https://..."
+    [rules.section-alignment.params]
+    min = 4096
+    [rules.section-alignment.by_type.RUNTIME_DRIVER]   # or AA64.RUNTIME_DRIVER
+    equals = [0x10000]
+
+``by_type`` parameter overrides apply by image type (APP, DRIVER, RUNTIME_DRIVER, DEFAULT, told
+by subsystem), optionally qualified by architecture (X64, AA64, IA32, ARM). A profile that
+extends another inherits all its rules; a rule table in the child replaces the keys it sets.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from fwtools.errors import UsageError
+from fwtools.policy.checks import LEVEL_RANK, RULES
+
+SEVERITIES: Final = (*LEVEL_RANK, "off")
+MAX_EXTENDS: Final = 8
+
+
+def policies_dir() -> Path:
+    """policies/ of the source tree (or $FWTOOLS_POLICIES)."""
+    env = os.environ.get("FWTOOLS_POLICIES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def shipped_profiles() -> list[str]:
+    d = policies_dir()
+    return sorted(p.stem for p in d.glob("*.toml") if p.stem != "sbatlevel-history")
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    id: str
+    severity: str
+    params: dict[str, Any] = field(default_factory=dict)
+    by_type: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rationale: str = ""
+    reference: str = ""
+
+    def params_for(self, arch: str, image_type: str) -> dict[str, Any]:
+        out = dict(self.params)
+        out.update(self.by_type.get(image_type, {}))
+        out.update(self.by_type.get(f"{arch}.{image_type}", {}))
+        return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    source: str
+    rules: dict[str, RuleConfig]
+    chain: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> list[RuleConfig]:
+        return [r for r in self.rules.values() if r.severity != "off"]
+
+    def needs_signature_check(self) -> bool:
+        return any(r.id in ("signature-invalid", "trusted") for r in self.active)
+
+
+def _resolve(ref: str, relative_to: Path | None) -> Path:
+    if ref.endswith(".toml") or os.sep in ref or "/" in ref:
+        p = Path(ref)
+        if not p.is_absolute() and relative_to is not None and not p.exists():
+            p = relative_to / p
+        return p
+    p = policies_dir() / f"{ref}.toml"
+    if not p.is_file():
+        raise UsageError(f"unknown profile {ref!r} (shipped: {', '.join(shipped_profiles())})")
+    return p
+
+
+def load_profile(ref: str) -> Profile:
+    """A shipped profile by name, or a profile file; raises UsageError when invalid."""
+    return _load(_resolve(ref, None), depth=0)
+
+
+def _load(path: Path, depth: int) -> Profile:
+    if depth > MAX_EXTENDS:
+        raise UsageError(f"{path}: profiles extend each other more than {MAX_EXTENDS} deep")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    base: dict[str, RuleConfig] = {}
+    chain: tuple[str, ...] = ()
+    parent_ref = data.get("extends")
+    if parent_ref is not None:
+        if not isinstance(parent_ref, str):
+            raise UsageError(f"{path}: extends must be a profile name or file")
+        parent = _load(_resolve(parent_ref, path.parent), depth + 1)
+        base = dict(parent.rules)
+        chain = (*parent.chain, parent.name)
+    rules = data.get("rules", {})
+    if not isinstance(rules, dict):
+        raise UsageError(f"{path}: [rules] must be a table")
+    for rule_id, cfg in rules.items():
+        if rule_id not in RULES:
+            raise UsageError(f"{path}: unknown rule {rule_id!r} "
+                             f"(known: {', '.join(sorted(RULES))})")
+        if not isinstance(cfg, dict):
+            raise UsageError(f"{path}: rules.{rule_id} must be a table")
+        unknown = set(cfg) - {"severity", "params", "by_type", "rationale", "reference"}
+        if unknown:
+            raise UsageError(f"{path}: rules.{rule_id}: unknown keys {sorted(unknown)}")
+        prev = base.get(rule_id)
+        lib = RULES[rule_id]
+        severity = cfg.get("severity", prev.severity if prev else lib.default_severity)
+        if severity not in SEVERITIES:
+            raise UsageError(f"{path}: rules.{rule_id}: severity {severity!r} is not one of "
+                             f"{', '.join(SEVERITIES)}")
+        params = dict(lib.params)
+        if prev:
+            params.update(prev.params)
+        params.update(cfg.get("params", {}))
+        by_type = {k: dict(v) for k, v in (prev.by_type if prev else {}).items()}
+        for k, v in cfg.get("by_type", {}).items():
+            by_type.setdefault(k, {}).update(v)
+        base[rule_id] = RuleConfig(
+            rule_id, severity, params, by_type,
+            cfg.get("rationale", prev.rationale if prev else ""),
+            cfg.get("reference", prev.reference if prev else lib.help_uri),
+        )
+    name = data.get("name", path.stem)
+    return Profile(str(name), str(data.get("description", "")), str(path), base, chain)

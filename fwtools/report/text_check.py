@@ -1,0 +1,40 @@
+"""fw-check's text output (rich): findings grouped by file, then the verdict."""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fwtools.policy.engine import FileReport
+
+_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
+
+
+def render_check(
+    reports: list[FileReport], profile_name: str, summary: dict[str, Any],
+    file: IO[str] | None = None, color: bool | None = None,
+) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(file=file, no_color=color is False, force_terminal=color or None,
+                      highlight=False, width=200 if file is not None else None)
+    for rep in reports:
+        active = [r for r in rep.results if r.waived is None]
+        waived = [r for r in rep.results if r.waived is not None]
+        mark = "[red]FAIL[/]" if active else "[green]ok[/]"
+        console.print(f"{mark} {escape(rep.path)}")
+        for r in active:
+            where = f" [dim]({escape(r.location)})[/]" if r.location else ""
+            console.print(f"  [{_STYLE[r.severity]}]{r.severity}[/] {r.rule}: "
+                          f"{escape(r.message)}{where}")
+        for r in waived:
+            assert r.waived is not None
+            console.print(f"  [dim]waived {r.rule}: {escape(r.message)} "
+                          f"({escape(r.waived.reason)})[/]")
+    s = summary
+    verdict = "[green]passed[/]" if s["passed"] else "[red]failed[/]"
+    console.print(
+        f"{profile_name}: {s['files']} files, {s['errors']} errors, {s['warnings']} warnings, "
+        f"{s['notes']} notes, {s['waived']} waived, {s['unreadable']} unreadable: {verdict} "
+        f"(--fail-on {s['fail_on']})")
