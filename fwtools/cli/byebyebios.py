@@ -1,20 +1,350 @@
-"""byebyebios: not built yet; the command exists so that installs and scripts can find it."""
+"""byebyebios: put a BIOS boot stub into a disk image's MBR that says the image needs UEFI.
+
+Only the boot code area (sector 0, bytes 0..439) changes; the disk signature, the partition
+table and 0x55AA are kept, so GPT (protective MBR), hybrid and MBR-partitioned disks keep
+working. Raw images, qcow2 images (natively: the guest bytes are rewritten where they lie in
+their data cluster) and block devices.
+
+How files are written:
+- regular files (raw or qcow2): a copy is made next to the target in a temporary file (holes
+  kept with SEEK_DATA/SEEK_HOLE and copy_file_range, which reflinks where the filesystem can),
+  the changed bytes are written into the copy, the copy is fsynced and renamed over the
+  target. A failure leaves the target untouched.
+- block devices cannot be renamed over: the 512-byte sector (or, for qcow2 on a device, the
+  changed bytes) is written in place with one pwrite, fsynced and read back. Every check runs
+  before that write (a qcow2 on a device that would need a new cluster is refused). Use
+  --backup for a copy of the original sector.
+
+Exit codes: 0 done (or --check found the stub), 1 --check found no stub, 2 errors.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import click
 
-from fwtools.cli.common import not_built
-
-
-@click.command(
-    context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True},
-    add_help_option=False,
+from fwtools._base.atomic import atomic_write
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
+from fwtools.errors import FwError, FwIOError, UsageError
+from fwtools.formats.mbr import (
+    BYEBYEBIOS,
+    DEFAULT_MESSAGE,
+    KIND_DESCRIPTIONS,
+    REPLACEABLE,
+    build_boot_code,
+    identify_boot_code,
+    inject,
+    parse_sector,
 )
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    """byebyebios is not built yet."""
-    not_built("byebyebios", "issue 7")
+from fwtools.formats.mbr import layout as ML
+from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
+from fwtools.formats.qcow2.update import HostPatch, plan_guest_write
+
+SCHEMA = "fwtools.byebyebios/1"
+
+
+class _Target:
+    """The image: its kind, its guest sector 0, and how to write guest bytes back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise FwIOError(f"{path}: cannot open: {exc.strerror}") from exc
+        self.block = stat.S_ISBLK(st.st_mode)
+        if not (self.block or stat.S_ISREG(st.st_mode)):
+            raise UsageError(f"{path}: not a regular file or block device")
+        self.qcow2: Qcow2Image | None = None
+        try:
+            with open(path, "rb") as f:
+                head = f.read(ML.SECTOR_SIZE)
+                if is_qcow2(head):
+                    f.seek(0)
+                    self.qcow2 = Qcow2Image.parse(f.read(), path=str(path),
+                                                  max_virtual_size=1 << 62)
+        except OSError as exc:
+            raise FwIOError(f"{path}: cannot read: {exc.strerror}") from exc
+        if self.qcow2 is not None:
+            if self.qcow2.virtual_size < ML.SECTOR_SIZE:
+                raise UsageError(f"{path}: the qcow2 guest disk is smaller than one sector")
+            self.sector = self.qcow2.read(0, ML.SECTOR_SIZE)
+        else:
+            if len(head) < ML.SECTOR_SIZE:
+                raise UsageError(f"{path}: {len(head)} bytes, smaller than one 512-byte sector")
+            self.sector = head
+
+    @property
+    def format(self) -> str:
+        return "qcow2" if self.qcow2 is not None else "raw"
+
+    def patches(self, sector: bytes) -> list[HostPatch]:
+        """Where the new sector 0 goes in the file (raises before anything is written)."""
+        if self.qcow2 is None:
+            return [(0, sector)]
+        return plan_guest_write(self.qcow2, 0, sector)
+
+    def write(self, patches: list[HostPatch]) -> None:
+        if self.block:
+            size = _device_size(self.path)
+            if any(off + len(chunk) > size for off, chunk in patches):
+                raise UsageError(
+                    f"{self.path}: the qcow2 image on this device would have to grow (its first "
+                    "cluster is unallocated); write to an image file instead"
+                )
+            _write_in_place(self.path, patches)
+        else:
+            _patched_copy(self.path, patches)
+
+
+def _device_size(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise FwIOError(f"{path}: cannot open: {exc.strerror}") from exc
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def _write_in_place(path: Path, patches: list[HostPatch]) -> None:
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as exc:
+        raise FwIOError(f"{path}: cannot open for writing: {exc.strerror}") from exc
+    try:
+        for offset, chunk in patches:
+            if os.pwrite(fd, chunk, offset) != len(chunk):
+                raise FwIOError(f"{path}: short write at offset {offset:#x}")
+        os.fsync(fd)
+        for offset, chunk in patches:
+            if os.pread(fd, len(chunk), offset) != chunk:
+                raise FwIOError(f"{path}: read-back after writing offset {offset:#x} differs")
+    except OSError as exc:
+        raise FwIOError(f"{path}: write failed: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    pos = start
+    while pos < end:
+        try:
+            n = os.copy_file_range(src, dst, end - pos, pos, pos)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            n = 0
+        if n <= 0:  # fall back to read/write
+            chunk = os.pread(src, min(end - pos, 1 << 20), pos)
+            if not chunk:
+                raise OSError(errno.EIO, "file shrank while copying")
+            n = os.pwrite(dst, chunk, pos)
+        pos += n
+
+
+def _patched_copy(path: Path, patches: list[HostPatch]) -> None:
+    """Atomically replace ``path`` by a sparse copy of itself with ``patches`` applied."""
+    directory = path.parent
+    try:
+        src = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise FwIOError(f"{path}: cannot read: {exc.strerror}") from exc
+    tmp = None
+    try:
+        st = os.fstat(src)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            os.ftruncate(fd, st.st_size)
+            pos = 0
+            while pos < st.st_size:
+                try:
+                    data = os.lseek(src, pos, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:
+                        break  # only a hole is left
+                    raise
+                hole = os.lseek(src, data, os.SEEK_HOLE)
+                _copy_range(src, fd, data, hole)
+                pos = hole
+            for offset, chunk in patches:
+                os.pwrite(fd, chunk, offset)
+            os.fsync(fd)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise FwIOError(f"{path}: write failed: {exc.strerror or exc}") from exc
+    finally:
+        os.close(src)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    with contextlib.suppress(OSError):
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _read_message(text: str | None, message_file: Path | None) -> str:
+    if text is not None and message_file is not None:
+        raise UsageError("give --text or --message, not both")
+    if message_file is not None:
+        try:
+            raw = message_file.read_bytes()
+        except OSError as exc:
+            raise FwIOError(f"{message_file}: cannot read: {exc.strerror}") from exc
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"{message_file}: byte {exc.start} ({raw[exc.start]:#04x}) is not ASCII"
+            ) from exc
+    return DEFAULT_MESSAGE if text is None else text
+
+
+def _describe(sector: bytes) -> dict[str, Any]:
+    return parse_sector(sector).to_json()
+
+
+def _run(
+    image: Path,
+    text: str | None,
+    message_file: Path | None,
+    check: bool,
+    backup: Path | None,
+    restore: Path | None,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
+) -> int:
+    modes = sum(bool(x) for x in (check, restore is not None))
+    if modes > 1:
+        raise UsageError("--check and --restore exclude each other")
+    if (check or restore is not None) and (text is not None or message_file is not None):
+        raise UsageError("--text/--message only apply when installing the stub")
+    target = _Target(image)
+    before = parse_sector(target.sector)
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "path": str(image), "format": target.format,
+        "block_device": target.block, "before": before.to_json(),
+    }  # fmt: skip
+
+    if check:
+        installed = before.boot_code_kind == BYEBYEBIOS
+        doc.update(action="check", installed=installed)
+        if as_json:
+            print_json(doc)
+        elif installed:
+            click.echo(f"{image}: byebyebios stub installed; message:")
+            click.echo((before.stub_message or "").replace("\r\n", "\n").rstrip("\n"))
+        else:
+            click.echo(f"{image}: no byebyebios stub; sector 0 holds "
+                       f"{KIND_DESCRIPTIONS[before.boot_code_kind]}")
+        return EXIT_OK if installed else EXIT_FINDINGS
+
+    if restore is not None:
+        try:
+            saved = restore.read_bytes()
+        except OSError as exc:
+            raise FwIOError(f"{restore}: cannot read: {exc.strerror}") from exc
+        if len(saved) != ML.SECTOR_SIZE:
+            raise UsageError(f"{restore}: a backup is one {ML.SECTOR_SIZE}-byte sector, "
+                             f"this file has {len(saved)} bytes")
+        table = slice(ML.DISK_SIGNATURE_OFFSET, ML.SECTOR_SIZE)
+        if (before.has_boot_signature and saved[table] != target.sector[table] and not force):
+            raise UsageError(
+                f"{image}: the disk signature or partition table changed since {restore} was "
+                "saved; restoring would overwrite them (use --force to restore anyway)"
+            )
+        new_sector = saved
+        action = "restore"
+    else:
+        kind = identify_boot_code(target.sector)
+        if kind not in REPLACEABLE and not force:
+            raise UsageError(
+                f"{image}: sector 0 holds {KIND_DESCRIPTIONS[kind]}; refusing to replace it "
+                "(use --force to replace it anyway)"
+            )
+        boot_code = build_boot_code(_read_message(text, message_file))
+        new_sector = inject(target.sector, boot_code)
+        action = "install"
+
+    changed = new_sector != target.sector
+    patches = target.patches(new_sector) if changed else []
+    if backup is not None and backup.exists() and not dry_run:
+        raise UsageError(f"{backup}: exists; refusing to overwrite a backup")
+    if not dry_run:
+        if backup is not None:
+            atomic_write(backup, target.sector)
+        if changed:
+            target.write(patches)
+    doc.update(action=action, changed=changed, dry_run=dry_run,
+               backup=str(backup) if backup is not None else None,
+               after=_describe(new_sector))  # fmt: skip
+    if as_json:
+        print_json(doc)
+    else:
+        what = ("the byebyebios stub" if action == "install"
+                else f"sector 0 from {restore}")
+        details = f"{target.format}, partition scheme {parse_sector(new_sector).scheme}"
+        if not changed:
+            click.echo(f"{image}: nothing to do (sector 0 already as requested)")
+        elif dry_run:
+            click.echo(f"{image}: dry run: would write {what} ({details}); nothing written")
+        else:
+            verb = "installed" if action == "install" else "restored"
+            click.echo(f"{image}: {verb} {what} ({details})")
+        if backup is not None and not dry_run:
+            click.echo(f"{image}: original sector 0 saved to {backup}")
+    return EXIT_OK
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--text", "text", metavar="TEXT", help="Message to print instead of the default.")
+@click.option("--message", "message_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read the message from FILE (ASCII; line ends become CRLF).")
+@click.option("--check", is_flag=True,
+              help="Only report whether the stub is installed (exit 1 when not).")
+@click.option("--backup", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Save the original 512-byte sector 0 to FILE first.")
+@click.option("--restore", type=click.Path(path_type=Path, dir_okay=False), metavar="BACKUP",
+              help="Write a sector saved with --backup back to sector 0.")
+@click.option("--dry-run", is_flag=True, help="Check and report, write nothing.")
+@click.option("--force", is_flag=True,
+              help="Replace a real boot loader; restore over a changed partition table.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def command(
+    image: Path,
+    text: str | None,
+    message_file: Path | None,
+    check: bool,
+    backup: Path | None,
+    restore: Path | None,
+    dry_run: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Mark IMAGE (raw, qcow2 or a block device) as UEFI-only: its MBR boot code becomes a
+    stub that prints a message on the screen and COM1 under a legacy BIOS, then halts."""
+    try:
+        code = _run(image, text, message_file, check, backup, restore, dry_run, force, as_json)
+    except FwError as exc:
+        fail(str(exc), EXIT_INPUT)
+    raise SystemExit(code)
 
 
 def main() -> None:

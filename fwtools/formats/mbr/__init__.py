@@ -1,1 +1,56 @@
-"""formats/mbr layer (see docs/architecture.md)."""
+"""MBR / GPT protective MBR: sector 0 layout, parsing, boot-code identification and the
+byebyebios stub injector (reference/formats.md section 7)."""
+
+from __future__ import annotations
+
+from fwtools.formats.mbr.mbr import (
+    BOOT_CODE_KINDS,
+    BYEBYEBIOS,
+    DEFAULT_MESSAGE,
+    EMPTY,
+    FILESYSTEM,
+    GRUB,
+    KIND_DESCRIPTIONS,
+    LILO,
+    REPLACEABLE,
+    SYSLINUX,
+    UNKNOWN,
+    WINDOWS,
+    Mbr,
+    MbrError,
+    PartitionRecord,
+    build_boot_code,
+    encode_message,
+    identify_boot_code,
+    inject,
+    max_message_length,
+    parse_sector,
+    read_stub_message,
+    stub_code,
+)
+
+__all__ = [
+    "BOOT_CODE_KINDS",
+    "BYEBYEBIOS",
+    "DEFAULT_MESSAGE",
+    "EMPTY",
+    "FILESYSTEM",
+    "GRUB",
+    "KIND_DESCRIPTIONS",
+    "LILO",
+    "REPLACEABLE",
+    "SYSLINUX",
+    "UNKNOWN",
+    "WINDOWS",
+    "Mbr",
+    "MbrError",
+    "PartitionRecord",
+    "build_boot_code",
+    "encode_message",
+    "identify_boot_code",
+    "inject",
+    "max_message_length",
+    "parse_sector",
+    "read_stub_message",
+    "stub_code",
+]

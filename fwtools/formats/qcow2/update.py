@@ -1,0 +1,176 @@
+"""In-place updates of a qcow2 image's guest data.
+
+Images with internal snapshots, encryption or an external data file are refused. When the
+guest range lies in allocated, uncompressed data clusters, the new bytes replace the old ones
+at their host offsets and nothing else changes (header, L1/L2 tables and refcounts stay as
+they are), so an image ``qemu-img check`` found clean stays clean.
+
+When the range lies in one guest cluster that is unallocated or a plain zero cluster (standard
+L2 entries, 16-bit refcounts, no backing file, not dirty), a new data cluster is appended at
+the cluster-aligned end of the file holding the old guest view (zeros) with the payload, and,
+if that part of the guest has no L2 table yet, a new zeroed L2 table too; the L2 (and L1)
+entry gets the host offset with the COPIED flag and the new clusters get refcount 1 in the
+existing refcount blocks. When a refcount block would be missing (a refcount table entry of
+0) the update is refused rather than growing refcount structures. Compressed clusters are
+always refused (:class:`Qcow2UnsupportedError`).
+
+- :func:`plan_guest_write` returns the host patches ``[(host_offset, bytes)]``, so a caller
+  can apply them to a file without rewriting it whole;
+- :func:`write_guest` returns the new image bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NoReturn
+
+from fwtools.errors import UsageError
+from fwtools.formats.qcow2 import layout as L
+from fwtools.formats.qcow2.image import (
+    DATA,
+    UNALLOCATED,
+    ZERO,
+    Qcow2Image,
+    Qcow2UnsupportedError,
+)
+
+HostPatch = tuple[int, bytes]
+
+
+def plan_guest_write(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]:
+    """Where ``payload`` at guest ``offset`` goes in the file, as ``(host_offset, bytes)``.
+
+    Raises :class:`Qcow2UnsupportedError` when the range is not entirely in allocated,
+    uncompressed, unshared data clusters, and :class:`~fwtools.errors.UsageError` when it
+    is outside the virtual size.
+    """
+    if offset < 0 or offset + len(payload) > image.virtual_size:
+        raise UsageError(
+            f"guest range {offset:#x}+{len(payload):#x} is outside the virtual size "
+            f"{image.virtual_size:#x}"
+        )
+    header = image.header
+    problems = []
+    if header.crypt_method != L.CRYPT_NONE:
+        problems.append("it is encrypted")
+    if header.incompatible_features & L.INCOMPAT_DATA_FILE:
+        problems.append("its data is in an external data file")
+    if header.nb_snapshots:
+        problems.append(f"it has {header.nb_snapshots} internal snapshot(s) sharing clusters")
+    if problems:
+        raise Qcow2UnsupportedError(
+            "cannot update the image in place: " + "; ".join(problems),
+            structure="qcow2 header",
+            offset=0,
+            path=image.path,
+        )
+    patches: list[HostPatch] = []
+    if not payload:
+        return patches
+    extents = list(image.extents(offset, len(payload)))
+    if any(e.kind in (UNALLOCATED, ZERO) for e in extents):
+        return _allocate(image, offset, payload)
+    for extent in extents:
+        if extent.kind != DATA:
+            raise Qcow2UnsupportedError(
+                f"guest bytes {extent.guest_offset:#x}..{extent.guest_offset + extent.length:#x}"
+                f" are {extent.kind}, not an allocated data cluster; only allocated, "
+                "uncompressed clusters can be rewritten in place",
+                structure="L2 entry",
+                path=image.path,
+            )
+        assert extent.host_offset is not None  # DATA extents always have one
+        start = extent.guest_offset - offset
+        patches.append((extent.host_offset, payload[start : start + extent.length]))
+    return patches
+
+
+def write_guest(data: bytes, offset: int, payload: bytes, *, path: str | None = None) -> bytes:
+    """The image ``data`` with ``payload`` written at guest ``offset`` (see
+    :func:`plan_guest_write` for what is refused); only those host bytes differ."""
+    image = Qcow2Image.parse(data, path=path, max_virtual_size=1 << 62)
+    out = bytearray(data)
+    for host, chunk in plan_guest_write(image, offset, payload):
+        if host + len(chunk) > len(out):
+            out.extend(bytes(host + len(chunk) - len(out)))
+        out[host : host + len(chunk)] = chunk
+    return bytes(out)
+
+
+def _refuse(message: str, image: Qcow2Image, structure: str = "qcow2 header") -> NoReturn:
+    raise Qcow2UnsupportedError(
+        f"cannot allocate a cluster in place: {message}", structure=structure, path=image.path
+    )
+
+
+def _allocate(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]:
+    """Patches that map the guest cluster of ``offset`` to a new data cluster."""
+    header = image.header
+    data = image._data  # the image bytes (read only)
+    bits = header.cluster_bits
+    cs = 1 << bits
+    c = offset >> bits
+    if (offset + len(payload) - 1) >> bits != c:
+        _refuse("the range spans several clusters", image)
+    if header.incompatible_features & L.INCOMPAT_EXTL2:
+        _refuse("extended L2 entries are not supported here", image)
+    if header.refcount_order != L.REFCOUNT_ORDER_DEFAULT:
+        _refuse(f"refcount_order {header.refcount_order} (only 16-bit refcounts)", image)
+    if header.backing_file_offset:
+        _refuse("the image has a backing file that would supply the rest of the cluster", image)
+    if header.incompatible_features & L.INCOMPAT_DIRTY:
+        _refuse("the dirty bit is set (refcounts may be stale: run qemu-img check -r)", image)
+    per_l2 = cs // L.ENTRY_SIZE
+    l1_index, l2_index = divmod(c, per_l2)
+    l1_pos = header.l1_table_offset + l1_index * L.ENTRY_SIZE
+    (l1_entry,) = L.ENTRY.unpack_from(data, l1_pos)
+    l2_table = l1_entry & L.L1E_OFFSET_MASK
+    if l2_table:
+        l2_pos = l2_table + l2_index * L.ENTRY_SIZE
+        (l2_entry,) = L.ENTRY.unpack_from(data, l2_pos)
+        if l2_entry & L.L2E_OFFSET_MASK or l2_entry & L.OFLAG_COMPRESSED:
+            _refuse(f"L2 entry {l2_entry:#018x} is a preallocated zero cluster", image,
+                    "L2 entry")
+
+    # New clusters at the cluster-aligned end of the file: [L2 table,] data.
+    end = -(-len(data) // cs) * cs
+    new_l2 = end if not l2_table else 0
+    new_data = end + (cs if new_l2 else 0)
+    new_clusters = [h for h in (new_l2, new_data) if h]
+
+    # Refcounts: 16-bit entries in existing refcount blocks.
+    per_block = cs // L.REFCOUNT16.size
+    rt = header.refcount_table_offset
+    rt_entries = header.refcount_table_clusters * cs // L.ENTRY_SIZE
+    refcount_patches: dict[int, bytes] = {}
+    for host in new_clusters:
+        block_index, index = divmod(host >> bits, per_block)
+        if block_index >= rt_entries:
+            _refuse("the refcount table would have to grow", image, "refcount table")
+        (rt_entry,) = L.ENTRY.unpack_from(data, rt + block_index * L.ENTRY_SIZE)
+        block = rt_entry & L.REFTABLE_OFFSET_MASK
+        if block == 0 or block + cs > len(data):
+            _refuse("a new refcount block would be needed", image, "refcount table")
+        pos = block + index * L.REFCOUNT16.size
+        (count,) = L.REFCOUNT16.unpack_from(data, pos)
+        if count:
+            _refuse(f"cluster {host:#x} past the end of the file has refcount {count}", image,
+                    "refcount block")
+        refcount_patches[pos] = L.REFCOUNT16.pack(1)
+
+    cluster = bytearray(cs)  # unallocated/zero without a backing file read as zeros
+    start = offset - (c << bits)
+    cluster[start : start + len(payload)] = payload
+    patches: list[HostPatch] = []
+    if new_l2:
+        table = bytearray(cs)
+        struct.pack_into(">Q", table, l2_index * L.ENTRY_SIZE, new_data | L.OFLAG_COPIED)
+        patches.append((new_l2, bytes(table)))
+    patches.append((new_data, bytes(cluster)))
+    patches.extend(sorted(refcount_patches.items()))
+    if new_l2:
+        patches.append((l1_pos, L.ENTRY.pack(new_l2 | L.OFLAG_COPIED)))
+    else:
+        patches.append((l2_table + l2_index * L.ENTRY_SIZE,
+                        L.ENTRY.pack(new_data | L.OFLAG_COPIED)))
+    return patches
