@@ -36,11 +36,17 @@ MAX_EXTENDS: Final = 8
 
 
 def policies_dir() -> Path:
-    """policies/ of the source tree (or $FWTOOLS_POLICIES)."""
+    """Where the shipped profiles are: $FWTOOLS_POLICIES, policies/ of the source tree, or
+    <prefix>/share/fwtools/policies of an installed (non-editable) package."""
     env = os.environ.get("FWTOOLS_POLICIES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "policies"
+    source = Path(__file__).resolve().parents[2] / "policies"
+    if source.is_dir():
+        return source
+    import sys
+
+    return Path(sys.prefix) / "share" / "fwtools" / "policies"
 
 
 def shipped_profiles() -> list[str]:
