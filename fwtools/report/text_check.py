@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from fwtools.policy.engine import FileReport
 
 _STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
+_RANK = {"note": 0, "warning": 1, "error": 2}
 
 
 def render_check(
@@ -22,7 +23,10 @@ def render_check(
     for rep in reports:
         active = [r for r in rep.results if r.waived is None]
         waived = [r for r in rep.results if r.waived is not None]
-        mark = "[red]FAIL[/]" if active else "[green]ok[/]"
+        # FAIL only for what fails the gate (--fail-on); lesser findings are marked as such.
+        failing = [r for r in active if _RANK[r.severity] >= _RANK[summary["fail_on"]]]
+        mark = ("[red]FAIL[/]" if failing else "[yellow]warn[/]" if active
+                else "[green]ok[/]")
         console.print(f"{mark} {escape(rep.path)}")
         for r in active:
             where = f" [dim]({escape(r.location)})[/]" if r.location else ""
