@@ -66,6 +66,8 @@ def show(store: str, names: tuple[str, ...], guid: str | None, as_json: bool, ve
     from fwtools.report.text_vars import render_variables
 
     notes = []
+    if loaded.blank_template:
+        notes.append(f"{loaded.blank_template}; shown as the empty store it becomes")
     if loaded.store is not None:
         st = loaded.store
         notes.append(f"{loaded.format}, layout {st.layout.name}, "

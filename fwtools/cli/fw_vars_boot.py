@@ -48,6 +48,7 @@ def boot() -> None:
 @click.argument("store", type=STORE)
 def list_(store: str) -> None:
     """List boot entries in BootOrder order, then the others."""
+    from fwtools.errors import FwError
     from fwtools.formats.efi import guids
     from fwtools.formats.efi.loadoption import LoadOption
     from fwtools.formats.varstore.storeio import load_store
@@ -73,7 +74,7 @@ def list_(store: str) -> None:
             continue
         try:
             option = LoadOption.parse(var.data)
-        except Exception as exc:  # a broken entry is shown, not fatal
+        except FwError as exc:  # a broken entry is shown, not fatal
             click.echo(f"  Boot{number:04X}  unparsable: {exc}")
             continue
         flag = "*" if option.active else " "

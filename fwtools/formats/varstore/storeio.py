@@ -39,6 +39,9 @@ class LoadedStore:
     json_variables: list[Variable] = field(default_factory=list)
     qcow2_cluster_size: int = DEFAULT_QCOW2_CLUSTER
     qcow2_version: int = 3
+    # Set when the input had no store yet (Debian 12's all-zero AAVMF_VARS.fd): what it
+    # was, and ``store`` is then a freshly formatted empty store of the same layout.
+    blank_template: str | None = None
 
     @property
     def variables(self) -> list[Variable]:
@@ -66,7 +69,12 @@ def format_for_output(path: str, explicit: str | None, fallback: StoreFormat) ->
 
 
 def load_store(path: str | os.PathLike[str]) -> LoadedStore:
-    """Read a store in any container; ParseError (with file and offset) when it is not one."""
+    """Read a store in any container; ParseError (with file and offset) when it is not one.
+
+    An unformatted template (all zero or erased, of a known size) is not an error: it comes
+    back as an empty store of its layout, formatted the way the firmware would format it at
+    first boot, with ``blank_template`` saying so.
+    """
     from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
     from fwtools.formats.varstore.edk2 import VariableStore
 
@@ -76,16 +84,28 @@ def load_store(path: str | os.PathLike[str]) -> LoadedStore:
         if is_qcow2(data):
             image = Qcow2Image.parse(data, path=name, max_virtual_size=MAX_STORE_SIZE)
             raw = image.to_raw()
-            return LoadedStore(name, "qcow2", VariableStore.parse(raw, path=name),
-                               qcow2_cluster_size=image.cluster_size,
-                               qcow2_version=image.version)
+            store, blank = _parse_or_format(raw, name)
+            return LoadedStore(name, "qcow2", store, qcow2_cluster_size=image.cluster_size,
+                               qcow2_version=image.version, blank_template=blank)
         if data[:1] in (b"{", b"[") or data[:3] == b"\xef\xbb\xbf":
             from fwtools.formats.varstore.jsonform import variables_from_json
 
             return LoadedStore(name, "json", None, json_variables=variables_from_json(data))
-        return LoadedStore(name, "edk2-raw", VariableStore.parse(data, path=name))
+        store, blank = _parse_or_format(data, name)
+        return LoadedStore(name, "edk2-raw", store, blank_template=blank)
     except ParseError as exc:
         raise exc.with_path(name) from None
+
+
+def _parse_or_format(data: bytes, name: str) -> tuple[VariableStore, str | None]:
+    from fwtools.formats.varstore.edk2 import BlankStoreError, VariableStore
+
+    try:
+        return VariableStore.parse(data, path=name), None
+    except BlankStoreError as exc:
+        if exc.layout is None:
+            raise
+        return VariableStore.blank(exc.layout), exc.message
 
 
 def store_bytes(
