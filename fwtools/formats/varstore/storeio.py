@@ -76,7 +76,6 @@ def load_store(path: str | os.PathLike[str]) -> LoadedStore:
     first boot, with ``blank_template`` saying so.
     """
     from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
-    from fwtools.formats.varstore.edk2 import VariableStore
 
     name = os.fspath(path)
     data = read_file(path)
