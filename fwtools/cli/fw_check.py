@@ -41,7 +41,7 @@ from fwtools.cli.common import EXIT_INPUT, fail
               help="Write the report here (atomically) instead of stdout.")
 @click.option("--root", default=".", type=click.Path(file_okay=False),
               help="Paths in SARIF/annotations are relative to this directory.")
-@click.option("-j", "--jobs", type=int, default=None,
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores when there are many files).")
 @click.option("--today", hidden=True, help="Pretend today is this date (for waiver expiry).")
 @click.option("--color/--no-color", default=None, help="Force or disable colours.")

@@ -380,8 +380,14 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
     if (payload is None) != empty:
         fail("give a PAYLOAD file, or --empty to sign a deletion")
     data = b"" if payload is None else _load(payload, describe=False).database.to_bytes()
-    default_guid, default_attrs = variable_defaults(var_name)
-    vendor = _owner(guid) if guid else default_guid
+    given_vendor = _owner(guid) if guid else None  # a bad --guid is named first
+    try:
+        default_guid, default_attrs = variable_defaults(var_name)
+    except FwError as exc:
+        if given_vendor is None or attributes is None:
+            fail(str(exc))
+        default_guid, default_attrs = given_vendor, 0
+    vendor = given_vendor or default_guid
     try:
         attrs = int(attributes, 0) if attributes else default_attrs
         when = parse_time(timestamp)
@@ -399,7 +405,15 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
                 fail("signing needs --key and --cert (or --unsigned, explicitly)")
             (cert_der, *_rest) = load_certificates(cert)
             extra = [d for path in chain for d in load_certificates(path)]
-            key_pem = Path(key).read_bytes()
+            from fwtools._base.fileio import read_file
+
+            key_pem = read_file(key)
+            try:
+                from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+                load_pem_private_key(key_pem, password=None)
+            except (ValueError, TypeError) as exc:
+                fail(f"{key}: not an unencrypted PEM private key ({exc})")
             blob = sign_auth(var_name, vendor, attrs, data, key_pem, cert_der, timestamp=when,
                              extra_certs=extra,
                              form="ContentInfo" if form == "content-info" else "SignedData")

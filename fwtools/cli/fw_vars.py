@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from fwtools.formats.varstore.edk2 import Variable
 
+T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STORE = click.Path(dir_okay=False, readable=False)
 
@@ -111,6 +113,21 @@ def get(store: str, name: str, guid: str | None, output: str | None) -> None:
         sys.stdout.buffer.write(found[0].data)
 
 
+def _with_path(action: Callable[[], T], path: str) -> T:
+    """Run ``action``; a parse or verification error is reported as being about ``path``."""
+    from fwtools.errors import FwError, ParseError
+
+    try:
+        return action()
+    except ParseError as exc:
+        raise exc.with_path(path) from None
+    except FwError as exc:
+        message = str(exc)
+        if path in message:
+            raise
+        raise type(exc)(f"{path}: {message}") from None
+
+
 def _value(kind: str, text: str) -> bytes:
     import struct
 
@@ -128,7 +145,9 @@ def _value(kind: str, text: str) -> bytes:
             return (text + "\0").encode("utf-16-le")
         if kind == "hex":
             return bytes.fromhex(text)
-        return Path(text).read_bytes()
+        from fwtools._base.fileio import read_file
+
+        return call(lambda: read_file(text))
     except (ValueError, struct.error, UnicodeEncodeError):
         fail(f"--{kind} {text!r} is not a valid value")
     except OSError as exc:
@@ -334,8 +353,14 @@ def dbx(store: str, update: str, certs: tuple[str, ...], force: bool, var_name: 
     loaded = open_store(store, template)
     st = loaded.store
     assert st is not None
-    result = call(lambda: apply_signed_update(st, blob, name=var_name, anchors=anchors,
-                                               force=force))
+    if anchors is None and not force:
+        from fwtools.crypto.secureboot import store_update_anchors
+
+        if not store_update_anchors(st):
+            fail(f"{store}: no KEK or PK certificate to verify {update} with (give --cert, "
+                 "or --force)")
+    result = call(lambda: _with_path(lambda: apply_signed_update(
+        st, blob, name=var_name, anchors=anchors, force=force), update))
     target = save_store(loaded, st, output, in_place, fmt)
     how = "FORCED, signature not verified" if result.forced else (
         result.verification.reason if result.verification else "")
@@ -375,10 +400,13 @@ def sbat_level(store: str, from_shim: str | None, which: str, level_file: str | 
     if from_shim is not None:
         payload = _shim_level(from_shim, which)
     elif level_file is not None:
-        payload = Path(level_file).read_bytes()
+        from fwtools._base.fileio import read_file
+
+        payload = call(lambda: read_file(level_file))
     else:
         payload = (level or "").encode().decode("unicode_escape").encode()
-    parsed = call(lambda: parse_sbat_level(payload))
+    source = level_file or from_shim or "--level"
+    parsed = call(lambda: _with_path(lambda: parse_sbat_level(payload), source))
     # shim keeps SbatLevel as NV|BS, set with the payload's length (no terminating NUL).
     call(lambda: st.set(Variable("SbatLevel", guids.SHIM_LOCK, 0x03, payload)))
     target = save_store(loaded, st, output, in_place, fmt)
