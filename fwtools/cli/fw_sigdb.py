@@ -445,14 +445,17 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
            as_json: bool) -> None:
     """Verify signed .auth FILES against trusted certificates, as firmware would."""
     from fwtools.crypto.authvar import verify_auth
-    from fwtools.errors import FwError
+    from fwtools.errors import FwError, ParseError
     from fwtools.formats.efi.authvar import variable_defaults
     from fwtools.report.sigdb_json import verify_document, verify_json
 
     anchors: list[bytes] = []
     for path in certs:
         item = _load(path, describe=False)
-        anchors.extend(e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509)
+        found = [e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509]
+        if not found:
+            fail(f"{path}: holds no certificate")
+        anchors.extend(found)
     if vars_store:
         from fwtools.crypto.secureboot import store_update_anchors
         from fwtools.formats.varstore.storeio import load_store
@@ -463,7 +466,10 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
             fail(str(exc))
         if loaded.store is None:
             fail(f"{vars_store}: give a raw or qcow2 store")
-        anchors.extend(store_update_anchors(loaded.store))
+        from_store = store_update_anchors(loaded.store)
+        if not from_store:
+            fail(f"{vars_store}: the store has no KEK or PK certificate")
+        anchors.extend(from_store)
     if not anchors:
         fail("no trusted certificate: give --cert or --vars (a store with KEK/PK)")
     try:
@@ -482,7 +488,11 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
             vendor = _owner(guid) if guid else default_guid
             result = verify_auth(item.auth, name, vendor, attrs, anchors)
         except (FwError, SystemExit) as exc:
+            if isinstance(exc, ParseError):
+                exc = exc.with_path(path)
             message = str(exc) if isinstance(exc, FwError) else f"{path}: unreadable"
+            if isinstance(exc, FwError) and path not in message:
+                message = f"{path}: {message}"
             docs.append(verify_json(path, None, message))
             click.echo(f"error: {message}", err=True)
             status = EXIT_INPUT

@@ -258,6 +258,11 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
     from fwtools.crypto import secureboot as sb
     from fwtools.formats.efi import guids
 
+    # The selections are checked even without --microsoft: a typo should not pass silently.
+    kek_years = call(lambda: sb.parse_selection(microsoft_kek, list(sb.MICROSOFT_KEK),
+                                                option="--microsoft-kek"))
+    db_names = call(lambda: sb.parse_selection(microsoft_db, list(sb.MICROSOFT_DB),
+                                               option="--microsoft-db"))
     own = vendor_guid(owner, guids.OVMF_ENROLL_DEFAULT_KEYS)
     request = sb.EnrollRequest(secure_boot=secure_boot, replace=replace,
                                timestamp=call(lambda: parse_time(timestamp)))
@@ -268,10 +273,8 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
     request.dbx = _databases(dbxs, own)
     if microsoft:
         ms = guids.MICROSOFT
-        kek = call(lambda: sb.microsoft_kek(sb.parse_selection(
-            microsoft_kek, list(sb.MICROSOFT_KEK), option="--microsoft-kek")))
-        db = call(lambda: sb.microsoft_db(sb.parse_selection(
-            microsoft_db, list(sb.MICROSOFT_DB), option="--microsoft-db")))
+        kek = sb.microsoft_kek(kek_years)
+        db = sb.microsoft_db(db_names)
         for der in kek:
             request.kek = request.kek.add_certificate(der, ms)
         for der in db:
@@ -321,8 +324,12 @@ def _databases(paths: tuple[str, ...], owner: uuid.UUID) -> Any:
 
     db = SignatureDatabase(())
     for path in paths:
-        item = call(functools.partial(load_input, path, describe=False))
+        item = call(functools.partial(load_input, path))
+        if item.auth_error:
+            fail(f"{path}: {item.auth_error}")
         incoming = item.database
+        if not incoming.lists:
+            fail(f"{path}: holds no certificate or signature list")
         if item.format == "certificate":
             # Plain certificates get the requested owner rather than the nil GUID.
             for _i, _j, _sl, entry in incoming.entries():
@@ -479,6 +486,8 @@ def convert(source: str, output: str, fmt: str | None, template: str | None,
     from fwtools.formats.varstore.storeio import format_for_output, load_store, store_bytes
 
     loaded = call(lambda: load_store(source))
+    if template is not None and loaded.store is not None:
+        fail(f"--template is for JSON input; {source} is already a {loaded.format} store")
     out_fmt = call(lambda: format_for_output(output, fmt, loaded.format))
     if out_fmt == loaded.format and fmt is None and Path(output).suffix == "":
         fail(f"say which format {output} should have: --format raw|qcow2|json")

@@ -172,11 +172,19 @@ def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[S
     data = read_file(path)
     try:
         if not data:
-            return [], []  # an empty db/dbx variable
+            # An empty variable is a valid empty database, but an empty file named as a
+            # trust anchor or revocation list is a mistake worth stopping for.
+            raise SignatureFormatError("empty file: no certificate, hash or signature list",
+                                       offset=0)
         if len(data) >= 16 and uuid.UUID(bytes_le=data[:16]) in _LIST_TYPES:
             return [], parse_signature_lists(data)
         auth_size = auth_header_size(data)
         if auth_size:
+            # A signed update given as a list: its signature must at least be well formed.
+            from fwtools.crypto.authvar import auth_signature_info
+            from fwtools.formats.efi.authvar import AuthVariable2
+
+            auth_signature_info(AuthVariable2.parse(data))
             return [], parse_signature_lists(data[auth_size:], base=auth_size)
         return certificates_from_bytes(data, name), []
     except SignatureFormatError as exc:

@@ -12,7 +12,6 @@ import datetime
 import fnmatch
 import functools
 import os
-import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
@@ -152,13 +151,9 @@ def run(
 
 def load_waivers(path: str) -> list[Waiver]:
     """A waiver file: ``[[waiver]]`` tables with path (glob), rule, reason, expires (date)."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise UsageError(f"--waivers {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"--waivers {path}: not valid TOML: {exc}") from None
+    from fwtools.policy.tomlfile import read_toml
+
+    data = read_toml(path, "--waivers")
     out = []
     for i, w in enumerate(data.get("waiver", [])):
         where = f"--waivers {path}: waiver {i + 1}"

@@ -23,13 +23,13 @@ extends another inherits all its rules; a rule table in the child replaces the k
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from fwtools.errors import UsageError
 from fwtools.policy.checks import LEVEL_RANK, RULES
+from fwtools.policy.tomlfile import read_toml, table
 
 SEVERITIES: Final = (*LEVEL_RANK, "off")
 MAX_EXTENDS: Final = 8
@@ -106,13 +106,9 @@ def load_profile(ref: str) -> Profile:
 def _load(path: Path, depth: int) -> Profile:
     if depth > MAX_EXTENDS:
         raise UsageError(f"{path}: profiles extend each other more than {MAX_EXTENDS} deep")
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "profile")
+    if not data.get("rules") and not data.get("extends"):
+        raise UsageError(f"profile {path}: defines no rules (and extends no profile)")
     base: dict[str, RuleConfig] = {}
     chain: tuple[str, ...] = ()
     parent_ref = data.get("extends")
@@ -143,10 +139,11 @@ def _load(path: Path, depth: int) -> Profile:
         params = dict(lib.params)
         if prev:
             params.update(prev.params)
-        params.update(cfg.get("params", {}))
+        where = f"profile {path}: rules.{rule_id}"
+        params.update(table(cfg.get("params", {}), f"{where}.params"))
         by_type = {k: dict(v) for k, v in (prev.by_type if prev else {}).items()}
-        for k, v in cfg.get("by_type", {}).items():
-            by_type.setdefault(k, {}).update(v)
+        for k, v in table(cfg.get("by_type", {}), f"{where}.by_type").items():
+            by_type.setdefault(k, {}).update(table(v, f"{where}.by_type.{k}"))
         base[rule_id] = RuleConfig(
             rule_id, severity, params, by_type,
             cfg.get("rationale", prev.rationale if prev else ""),

@@ -8,7 +8,6 @@ quoted in sbat-revoked findings.
 from __future__ import annotations
 
 import datetime
-import tomllib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,11 +82,9 @@ def load_history() -> list[HistoryEntry]:
     from fwtools.policy.profiles import policies_dir
 
     path = policies_dir() / "sbatlevel-history.toml"
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: {exc}") from None
+    from fwtools.policy.tomlfile import read_toml
+
+    data = read_toml(path, "SbatLevel history")
     out = []
     for item in data.get("level", []):
         stamp = str(item["datestamp"])

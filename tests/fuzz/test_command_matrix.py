@@ -244,66 +244,6 @@ COMMANDS: list[Cmd] = [
 # XPASS failure, so the entry must then be removed). Filled in below.
 KNOWN: dict[str, str] = {}
 _KNOWN_GROUPS: dict[str, tuple[str, list[str]]] = {
-    'ANCHOR': (
-        (
-            'a trust-anchor / revocation / KEK file with no certificate (empty, or a .auth with '
-            'garbage PKCS#7) is accepted silently instead of rejected with exit 2'
-        ),
-        [
-            'pe-inspect --verify {IN} hello-nx.efi <- empty',
-            'pe-inspect --verify {IN} hello-nx.efi <- garbage-pkcs7',
-            'pe-inspect --verify test-ca.pem --dbx {IN} hello-nx.signed.efi <- empty',
-            'pe-inspect --verify test-ca.pem --dbx {IN} hello-nx.signed.efi <- garbage-pkcs7',
-            'fw-vars enroll normal-format.fd --pk db.pem --kek {IN} <- empty',
-            'fw-vars enroll normal-format.fd --pk db.pem --kek {IN} <- garbage-pkcs7',
-            'fw-check --db {IN} hello-nx.efi <- empty',
-            'fw-check --db {IN} hello-nx.efi <- garbage-pkcs7',
-            'fw-check --db test-ca.pem --dbx {IN} hello-nx.signed.efi <- empty',
-            'fw-check --db test-ca.pem --dbx {IN} hello-nx.signed.efi <- garbage-pkcs7',
-        ],
-    ),
-    'VERIFY': (
-        (
-            'fw-sigdb verify: a bad trust input or .auth gives an error line not naming the '
-            'file (or exit 1 without one)'
-        ),
-        [
-            'fw-sigdb verify {IN} --cert kek.pem <- garbage-pkcs7',
-            'fw-sigdb verify db-fwtools-ci.auth --cert {IN} <- empty',
-            'fw-sigdb verify db-fwtools-ci.auth --vars {IN} <- store',
-        ],
-    ),
-    'POLICY': (
-        (
-            'fw-check --policy/--waivers: a non-UTF-8 or invalid file gives the raw codec error '
-            'without the file name; an empty profile is accepted (exit 0)'
-        ),
-        [
-            'fw-check --policy {IN} hello-nx.efi <- empty',
-            'fw-check --policy {IN} hello-nx.efi <- random',
-            'fw-check --policy {IN} hello-nx.efi <- trunc-pe',
-            'fw-check --policy {IN} hello-nx.efi <- trunc-esl',
-            'fw-check --policy {IN} hello-nx.efi <- trunc-auth',
-            'fw-check --policy {IN} hello-nx.efi <- trunc-store',
-            'fw-check --policy {IN} hello-nx.efi <- trunc-qcow2',
-            'fw-check --policy {IN} hello-nx.efi <- pe',
-            'fw-check --policy {IN} hello-nx.efi <- store',
-            'fw-check --policy {IN} hello-nx.efi <- esl',
-            'fw-check --policy {IN} hello-nx.efi <- huge-qcow2',
-            'fw-check --policy {IN} hello-nx.efi <- garbage-pkcs7',
-            'fw-check --waivers {IN} hello-nx.efi <- random',
-            'fw-check --waivers {IN} hello-nx.efi <- trunc-pe',
-            'fw-check --waivers {IN} hello-nx.efi <- trunc-esl',
-            'fw-check --waivers {IN} hello-nx.efi <- trunc-auth',
-            'fw-check --waivers {IN} hello-nx.efi <- trunc-store',
-            'fw-check --waivers {IN} hello-nx.efi <- trunc-qcow2',
-            'fw-check --waivers {IN} hello-nx.efi <- pe',
-            'fw-check --waivers {IN} hello-nx.efi <- store',
-            'fw-check --waivers {IN} hello-nx.efi <- esl',
-            'fw-check --waivers {IN} hello-nx.efi <- huge-qcow2',
-            'fw-check --waivers {IN} hello-nx.efi <- garbage-pkcs7',
-        ],
-    ),
 }
 for _reason, _ids in _KNOWN_GROUPS.values():
     KNOWN.update(dict.fromkeys(_ids, _reason))
@@ -505,8 +445,6 @@ OPTION_CASES: list[tuple[str, str, tuple[str, ...], str]] = [
 
 
 OPTION_KNOWN = {
-    "vars-enroll-bad-ms-kek": "fw-vars enroll --microsoft-kek 1999: not rejected naming it",
-    "vars-convert-bad-template": "fw-vars convert --template is ignored for a raw input",
 }
 
 

@@ -1,0 +1,35 @@
+"""Reading the policy layer's TOML files (profiles, waivers, SbatLevel history) with one
+kind of error: a UsageError naming the file, whatever is wrong with it."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from fwtools._base.fileio import read_file
+from fwtools.errors import FwError, UsageError
+
+# A policy file is a few KiB; anything near this is not one.
+MAX_POLICY_FILE: int = 4 << 20
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """The table in ``path``; ``what`` says which option or file it is, for the message."""
+    try:
+        raw = read_file(path, max_size=MAX_POLICY_FILE)
+    except FwError as exc:
+        raise UsageError(f"{what}: {exc}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {path}: not UTF-8 text (byte {exc.start:#x})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{what} {path}: not valid TOML: {exc}") from None
+
+
+def table(value: object, where: str) -> dict[str, Any]:
+    """``value`` when it is a TOML table, else a UsageError saying where."""
+    if not isinstance(value, dict):
+        raise UsageError(f"{where} must be a table")
+    return value
