@@ -459,13 +459,13 @@ def test_from_files_sniffs_formats(tmp_path: Path, ms_corpus: MsCorpus) -> None:
         + esl(guids.CERT_SHA256, bytes(range(32))).to_bytes()
         + esl(guids.CERT_RSA2048, bytes(256)).to_bytes()
     )
-    empty = tmp_path / "empty.dbx"
-    empty.write_bytes(b"")
+    dbx_esl = tmp_path / "dbx.esl"
+    dbx_esl.write_bytes(esl(guids.CERT_SHA256, bytes(32)).to_bytes())
     both = tmp_path / "both.pem"
     both.write_bytes((FIXTURES / "ca.pem").read_bytes() + (FIXTURES / "signer.pem").read_bytes())
     anchors = TrustAnchors.from_files(
         [both, FIXTURES / "other-ca.der", db_esl, ms_corpus.file("db/amd64/DBUpdate3P2023.bin")],
-        dbx_paths=[empty],
+        dbx_paths=[dbx_esl],
     )
     names = [certificate_info(d).common_name for d in anchors.db_certs]
     assert names == [
@@ -474,10 +474,16 @@ def test_from_files_sniffs_formats(tmp_path: Path, ms_corpus: MsCorpus) -> None:
     ]  # fmt: skip
     assert anchors.db_hashes == {"sha256": {bytes(range(32))}}
     assert any("EfiCertRsa2048" in note for note in anchors.ignored)
-    assert not anchors.dbx_hashes and not anchors.dbx_certs and not anchors.empty
+    assert anchors.dbx_hashes == {"sha256": {bytes(32)}} and not anchors.dbx_certs
 
 
 def test_from_files_errors(tmp_path: Path) -> None:
+    # An empty file named as an anchor or revocation list is a mistake, not an empty db.
+    empty = tmp_path / "empty.dbx"
+    empty.write_bytes(b"")
+    with pytest.raises(SignatureFormatError) as info:
+        TrustAnchors.from_files([FIXTURES / "ca.pem"], dbx_paths=[empty])
+    assert info.value.path == str(empty) and "empty file" in str(info.value)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"\x30\x82junk that is no certificate")
     with pytest.raises(SignatureFormatError) as exc:
