@@ -2,6 +2,8 @@
 # Install the peer tools the benchmarks compare against, each in its own virtual
 # environment outside the repository, so their dependencies never mix with fwtools' venv.
 #   virt-firmware (Gerd Hoffmann; pe-inspect, virt-fw-vars, ...) from PyPI
+#   python-uefivars (uefivars) from PyPI
+# The tests use both as oracles, so .ci/run runs this too.
 # Usage: bash benchmarks/setup-peers.sh   (idempotent; FWTOOLS_BENCH_DIR overrides the place)
 set -euo pipefail
 
@@ -21,3 +23,14 @@ fi
 "$venv/bin/pe-inspect" --help >/dev/null
 echo "virt-firmware $("$venv/bin/python" -c \
     'import importlib.metadata as m; print(m.version("virt-firmware"))') in $venv"
+
+# python-uefivars (awslabs): another reader of edk2 stores and JSON, an oracle for the
+# JSON-interchange tests.
+uvenv="$bench/uefivars-venv"
+if [[ ! -x "$uvenv/bin/python" ]]; then
+    python3 -m venv "$uvenv"
+fi
+"$uvenv/bin/python" -m pip install -q --disable-pip-version-check "uefivars==${UEFIVARS_VERSION:-1.2}"
+"$uvenv/bin/uefivars" --help >/dev/null
+echo "python-uefivars $("$uvenv/bin/python" -c \
+    'import importlib.metadata as m; print(m.version("uefivars"))') in $uvenv"

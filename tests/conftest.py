@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -36,9 +35,8 @@ from corpus import (  # noqa: E402
     MsCorpus,
     load_corpus,
     load_ms_corpus,
-    require_corpus,
 )
-from corpus.corpus import REQUIRE_ENV  # noqa: E402
+from corpus.params import unavailable  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = REPO_ROOT / "testdata"
@@ -47,26 +45,18 @@ _CORPUS_FIXTURES = frozenset({"corpus", "corpus_efi_binary"})
 _MS_CORPUS_FIXTURES = frozenset({"ms_corpus"})
 
 
-def _unavailable(reason: str) -> NoReturn:
-    # CI sets FWTOOLS_REQUIRE_CORPUS=1 so that a broken fetch turns into red tests instead of
-    # a green run that silently skipped every real-world check.
-    if require_corpus():
-        pytest.fail(f"{reason} ({REQUIRE_ENV}=1 makes this an error)", pytrace=False)
-    pytest.skip(reason)
-
-
 def _get_corpus() -> Corpus:
     try:
         return load_corpus()
     except CorpusMissingError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
 
 
 def _get_ms_corpus() -> MsCorpus:
     try:
         return load_ms_corpus()
     except CorpusMissingError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,8 @@ from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
 from fwtools.formats.qcow2.update import HostPatch, plan_guest_write
 
 SCHEMA = "fwtools.byebyebios/1"
+# Like common.INPUT_FILE, as a pathlib.Path.
+IN_PATH = click.Path(path_type=Path, dir_okay=False, readable=False)
 
 
 class _Target:
@@ -313,15 +315,15 @@ def _run(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("image", type=IN_PATH)
 @click.option("--text", "text", metavar="TEXT", help="Message to print instead of the default.")
-@click.option("--message", "message_file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--message", "message_file", type=IN_PATH,
               help="Read the message from FILE (ASCII; line ends become CRLF).")
 @click.option("--check", is_flag=True,
               help="Only report whether the stub is installed (exit 1 when not).")
 @click.option("--backup", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Save the original 512-byte sector 0 to FILE first.")
-@click.option("--restore", type=click.Path(path_type=Path, dir_okay=False), metavar="BACKUP",
+@click.option("--restore", type=IN_PATH, metavar="BACKUP",
               help="Write a sector saved with --backup back to sector 0.")
 @click.option("--dry-run", is_flag=True, help="Check and report, write nothing.")
 @click.option("--force", is_flag=True,

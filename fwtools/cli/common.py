@@ -7,6 +7,11 @@ from typing import Any, Final, NoReturn
 
 import click
 
+# Input files are opened by fwtools itself, which reports an unreadable one in a single
+# error line and goes on with the rest; click's own readability check would stop the whole
+# run with a usage message instead.
+INPUT_FILE: Final = click.Path(dir_okay=False, readable=False)
+
 EXIT_OK: Final = 0
 EXIT_FINDINGS: Final = 1
 EXIT_INPUT: Final = 2

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fwtools.cli.common import EXIT_INPUT, fail
+from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, fail
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,15 +17,15 @@ from fwtools.cli.common import EXIT_INPUT, fail
 @click.option("--policy", "policy", default="strict", show_default=True,
               help="A shipped profile (uefi-ca, shim-review, edk2-image-validation, strict) "
               "or a profile TOML file.")
-@click.option("--waivers", type=click.Path(dir_okay=False),
+@click.option("--waivers", type=INPUT_FILE,
               help="A waiver file (TOML [[waiver]]: path glob, rule, reason, expires).")
-@click.option("--db", "db", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--db", "db", multiple=True, type=INPUT_FILE,
               help="Trust anchor for the 'trusted' rule: certificate, .esl or .auth. Repeatable.")
-@click.option("--dbx", "dbx", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--dbx", "dbx", multiple=True, type=INPUT_FILE,
               help="Revocations (dbx .esl/.auth or certificate). Repeatable.")
-@click.option("--sbat-level", "sbat_file", type=click.Path(dir_okay=False),
+@click.option("--sbat-level", "sbat_file", type=INPUT_FILE,
               help="SbatLevel payload file (the variable's data).")
-@click.option("--sbat-level-store", "sbat_store", type=click.Path(dir_okay=False),
+@click.option("--sbat-level-store", "sbat_store", type=INPUT_FILE,
               help="Variable store (edk2 raw, qcow2, JSON) holding the SbatLevel variable.")
 @click.option("--sbat-level-shim", "sbat_shim", metavar="SHIM[:latest|automatic]",
               help="Take the SbatLevel embedded in a shim's .sbatlevel (default latest).")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, INPUT_FILE, fail, print_json
 
 if TYPE_CHECKING:
     import uuid
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-INPUT = click.Path(dir_okay=False, readable=False)
+INPUT = INPUT_FILE
 
 
 def _owner(text: str) -> uuid.UUID:

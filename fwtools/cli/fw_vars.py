@@ -19,7 +19,7 @@ from fwtools.cli._varstore import (
     store_from_json,
     vendor_guid,
 )
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, fail, print_json
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, INPUT_FILE, fail, print_json
 from fwtools.cli.fw_vars_boot import boot
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-STORE = click.Path(dir_okay=False, readable=False)
+STORE = INPUT_FILE
 
 
 @click.group(context_settings=CONTEXT)
@@ -168,7 +168,7 @@ def _value(kind: str, text: str) -> bytes:
 @click.option("--string", "v_string", help="ASCII, no terminator (like Lang).")
 @click.option("--ucs2", "v_ucs2", help="UCS-2 with a NUL terminator.")
 @click.option("--hex", "v_hex", help="Raw data as hex.")
-@click.option("--file", "v_file", type=click.Path(dir_okay=False), help="Raw data from a file.")
+@click.option("--file", "v_file", type=INPUT_FILE, help="Raw data from a file.")
 @edit_options
 def set_(store: str, name: str, guid: str | None, attributes: str | None, output: str | None,
          in_place: bool, fmt: str | None, template: str | None, **values: str | None) -> None:

@@ -7,10 +7,10 @@ import sys
 import click
 
 from fwtools.cli._varstore import call, edit_options, open_store, save_store
-from fwtools.cli.common import EXIT_FINDINGS, fail
+from fwtools.cli.common import EXIT_FINDINGS, INPUT_FILE, fail
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-STORE = click.Path(dir_okay=False, readable=False)
+STORE = INPUT_FILE
 
 
 def _number(text: str) -> int:

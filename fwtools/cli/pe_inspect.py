@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
+from fwtools.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EXIT_OK,
+    INPUT_FILE,
+    fail,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from fwtools.policy.pe_facts import FileResult
@@ -19,16 +26,16 @@ if TYPE_CHECKING:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.pe-inspect/1).")
 @click.option(
-    "--verify", "anchors", multiple=True, type=click.Path(dir_okay=False),
+    "--verify", "anchors", multiple=True, type=INPUT_FILE,
     help="Verify against this trust anchor: a PEM/DER certificate or an EFI signature list "
     "(db). Repeatable.",
 )
 @click.option(
-    "--dbx", "dbx", multiple=True, type=click.Path(dir_okay=False),
+    "--dbx", "dbx", multiple=True, type=INPUT_FILE,
     help="Revocations: an EFI signature list (dbx) or certificate. Repeatable.",
 )
 @click.option(
-    "--vars", "vars_store", type=click.Path(dir_okay=False),
+    "--vars", "vars_store", type=INPUT_FILE,
     help="Verify against the db and dbx of this variable store (raw, qcow2 or JSON), as the "
     "firmware booting with it would.",
 )
@@ -158,3 +165,7 @@ def exit_status(results: list[FileResult]) -> int:
 
 def main() -> None:
     pe_inspect(prog_name="pe-inspect")
+
+
+if __name__ == "__main__":
+    main()

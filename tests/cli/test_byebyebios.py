@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner, Result
+from corpus.params import need_tool, unavailable
 
 from fwtools.cli.byebyebios import command
 from fwtools.formats.mbr import build_boot_code, max_message_length, read_stub_message
@@ -195,8 +195,8 @@ def test_qcow2_unallocated_first_cluster_allocated(tmp_path: Path) -> None:
         subprocess.run(["qemu-img", "check", q], check=True, capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 def test_qcow2_compressed_refused(tmp_path: Path) -> None:
+    need_tool("qemu-img")
     raw = protective_disk(tmp_path / "d.img")
     q = tmp_path / "c.qcow2"
     subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, q], check=True)
@@ -212,6 +212,6 @@ def test_console_script_help() -> None:
 
     exe = Path(sys.executable).with_name("byebyebios")
     if not exe.exists():
-        pytest.skip("console script not installed next to the interpreter")
+        unavailable(f"{exe}: console script not installed (pip install -e .)")
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
     assert "--restore" in out and "--check" in out

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
+from corpus.params import need_tool
 
 from fwtools.cli.fw_sigdb import cli
 
@@ -52,11 +51,11 @@ def test_create_db_from_microsoft_certificates(ms_corpus: Any, tmp_path: Path) -
     assert got == [der_sha256(c) for c in certs]
     assert all(e["owner"] == MICROSOFT for sl in f["lists"] for e in sl["entries"])
     # efitools reads our list back to the same certificates.
-    if shutil.which("sig-list-to-certs"):
-        subprocess.run(["sig-list-to-certs", str(out), str(tmp_path / "x")], check=True,
-                       capture_output=True)
-        extracted = sorted(tmp_path.glob("x-*.der"))
-        assert sorted(der_sha256(p) for p in extracted) == sorted(got)
+    need_tool("sig-list-to-certs")
+    subprocess.run(["sig-list-to-certs", str(out), str(tmp_path / "x")], check=True,
+                   capture_output=True)
+    extracted = sorted(tmp_path.glob("x-*.der"))
+    assert sorted(der_sha256(p) for p in extracted) == sorted(got)
 
 
 def test_add_remove_merge_dedupe(tmp_path: Path) -> None:
@@ -157,8 +156,8 @@ def test_sign_and_verify_roundtrip(tmp_path: Path) -> None:
     assert code in (1, 2)
 
 
-@pytest.mark.skipif(shutil.which("sign-efi-sig-list") is None, reason="efitools missing")
 def test_efitools_signed_update_verifies(tmp_path: Path) -> None:
+    need_tool("sign-efi-sig-list")
     db = tmp_path / "db.esl"
     run("create", "-o", db, "--hash", "ab" * 32)
     out = tmp_path / "db.auth"

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
-from corpus import Corpus, require_corpus
-from corpus.corpus import REQUIRE_ENV
+from corpus import Corpus
+from corpus.params import unavailable
 
 from .qemu import (
     REQUIRED_TOOLS,
@@ -39,18 +38,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if require_corpus():
-        pytest.fail(f"{reason} ({REQUIRE_ENV}=1 makes this an error)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def qemu_tools() -> None:
     """Skip (or fail under FWTOOLS_REQUIRE_CORPUS=1) unless QEMU and the disk tools exist."""
     missing = missing_tools(REQUIRED_TOOLS)
     if missing:
-        _unavailable(
+        unavailable(
             f"e2e: {', '.join(missing)} not installed "
             "(apt-get install qemu-system-x86 qemu-utils mtools gdisk)"
         )
@@ -61,7 +54,7 @@ def disk_tools() -> None:
     """Like qemu_tools, for tests that only build disk images (sgdisk, mtools)."""
     missing = missing_tools(["sgdisk", "mformat", "mmd", "mcopy"])
     if missing:
-        _unavailable(f"e2e: {', '.join(missing)} not installed (apt-get install mtools gdisk)")
+        unavailable(f"e2e: {', '.join(missing)} not installed (apt-get install mtools gdisk)")
 
 
 @dataclass(frozen=True)

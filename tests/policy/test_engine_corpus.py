@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from corpus import Corpus, MsCorpus
+from corpus.params import need_tool
 
 from fwtools.formats.sbat import SbatLevel
 from fwtools.policy import engine, sbat_sources
@@ -36,10 +37,10 @@ def uefi_ca(corpus: Corpus) -> dict[str, engine.FileReport]:
     return {r.path: r for r in reports}
 
 
-@pytest.mark.skipif(OBJDUMP is None, reason="objdump (binutils) not installed")
 def test_nx_compat_and_alignment_match_objdump(
     corpus: Corpus, uefi_ca: dict[str, engine.FileReport]
 ) -> None:
+    need_tool("objdump")
     compared = 0
     for path, rep in uefi_ca.items():
         oracle = objdump_fields(Path(path))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
 
-import pytest
+from corpus.params import need_tool
 
 from fwtools.formats.mbr import stub_code
 
@@ -21,9 +20,8 @@ def test_stub_shape() -> None:
     assert code.endswith(b"\xfa\xf4\xeb\xfc")
 
 
-@pytest.mark.skipif(shutil.which("nasm") is None,
-                    reason="nasm not installed (apt-get install nasm)")
 def test_stub_reassembles(tmp_path: Path) -> None:
+    need_tool("nasm")
     out = tmp_path / "stub.bin"
     subprocess.run(["nasm", "-f", "bin", "-o", str(out), str(DATA / "stub.asm")], check=True)
     assert out.read_bytes() == (DATA / "stub.bin").read_bytes()

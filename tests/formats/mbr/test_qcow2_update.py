@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from corpus.params import need_tool
 
 from fwtools.errors import UsageError
 from fwtools.formats.qcow2 import Qcow2Image, Qcow2UnsupportedError, raw_to_qcow2
@@ -60,10 +61,10 @@ def test_outside_virtual_size() -> None:
         write_guest(image, 4 * CS - 100, b"\x01" * 512)
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 @pytest.mark.parametrize("args", [[], ["-o", "cluster_size=4096"], ["-o", "compat=0.10"],
                                   ["-o", "extended_l2=on"]])
 def test_qemu_img_oracle(tmp_path: Path, args: list[str]) -> None:
+    need_tool("qemu-img")
     raw = tmp_path / "g.raw"
     raw.write_bytes(guest())
     q = tmp_path / "g.qcow2"
@@ -82,8 +83,8 @@ def test_qemu_img_oracle(tmp_path: Path, args: list[str]) -> None:
                    check=True, capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 def test_compressed_refused(tmp_path: Path) -> None:
+    need_tool("qemu-img")
     raw = tmp_path / "g.raw"
     raw.write_bytes(guest())
     q = tmp_path / "c.qcow2"
@@ -92,7 +93,6 @@ def test_compressed_refused(tmp_path: Path) -> None:
         write_guest(q.read_bytes(), 0, b"\x01" * 512)
 
 
-@pytest.mark.skipif(shutil.which("qemu-io") is None, reason="qemu-io not installed")
 @pytest.mark.parametrize(
     ("create", "io"),
     [([], []), (["-o", "compat=0.10"], []), (["-o", "cluster_size=4096"], []),
@@ -100,6 +100,7 @@ def test_compressed_refused(tmp_path: Path) -> None:
      (["-o", "cluster_size=512"], ["write -P 7 4096 512"])],
 )
 def test_allocate_qemu_img_oracle(tmp_path: Path, create: list[str], io: list[str]) -> None:
+    need_tool("qemu-io")
     q = tmp_path / "t.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *create, q, "4M"], check=True)
     for cmd in io:

@@ -7,14 +7,13 @@ import contextlib
 import gzip
 import lzma
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus.params import corpus_files, need
+from corpus.params import corpus_files, need, need_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -228,12 +227,12 @@ def test_debian_arm64_kernels(path: Path | None) -> None:
     assert hdr.is_pe and hdr.pe_offset == 0x40
     assert hdr.release == release
     assert hdr.image_size >= len(data)
-    if shutil.which("file"):
-        out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True).stdout
-        match = re.search(r"ARM64 boot executable Image, (little|big)-endian, (\d+)K pages", out)
-        assert match, out
-        assert hdr.big_endian == (match.group(1) == "big")
-        assert hdr.page_size == int(match.group(2)) * 1024
+    need_tool("file")
+    out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True).stdout
+    match = re.search(r"ARM64 boot executable Image, (little|big)-endian, (\d+)K pages", out)
+    assert match, out
+    assert hdr.big_endian == (match.group(1) == "big")
+    assert hdr.page_size == int(match.group(2)) * 1024
     info = kernel_info(data)
     assert info is not None
     assert (info.kind, info.machine, info.release) == ("arm64-image", "aarch64", release)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from corpus.params import CORPUS, corpus_files, need
+from corpus.params import CORPUS, corpus_files, need, need_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,8 +56,8 @@ def test_fixture_header() -> None:
     assert hdr.is_pe and hdr.linux_pe_magic
 
 
-@pytest.mark.skipif(shutil.which("file") is None, reason="needs file(1)")
 def test_fixture_against_file_command() -> None:
+    need_tool("file")
     out = subprocess.run(["file", "-b", str(FAKE)], capture_output=True, text=True).stdout
     match = re.search(r"bzImage, version (.*?), (RO|RW)-rootFS", out)
     assert match, out
@@ -232,17 +231,17 @@ def test_debian_kernels(path: Path | None, tmp_path: Path) -> None:
     if suite in EXPECTED_COMPRESSION:
         assert hdr.payload_compression == EXPECTED_COMPRESSION[suite]
     # Oracle 1: file(1) reads the same version string.
-    if shutil.which("file"):
-        out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True).stdout
-        match = re.search(r"bzImage, version (.*?), (RO|RW)-rootFS", out)
-        assert match, out
-        assert hdr.kernel_version.startswith(match.group(1))
-        # Oracle 2: file(1) names the payload's compression.
-        payload = tmp_path / "payload"
-        payload.write_bytes(data[hdr.payload_file_offset : hdr.payload_file_offset + 64])
-        out = subprocess.run(["file", "-b", str(payload)], capture_output=True, text=True).stdout
-        assert hdr.payload_compression is not None
-        assert out.startswith(FILE_COMPRESSION[hdr.payload_compression]), out
+    need_tool("file")
+    out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True).stdout
+    match = re.search(r"bzImage, version (.*?), (RO|RW)-rootFS", out)
+    assert match, out
+    assert hdr.kernel_version.startswith(match.group(1))
+    # Oracle 2: file(1) names the payload's compression.
+    payload = tmp_path / "payload"
+    payload.write_bytes(data[hdr.payload_file_offset : hdr.payload_file_offset + 64])
+    out = subprocess.run(["file", "-b", str(payload)], capture_output=True, text=True).stdout
+    assert hdr.payload_compression is not None
+    assert out.startswith(FILE_COMPRESSION[hdr.payload_compression]), out
     info = kernel_info(data)
     assert info is not None and (info.kind, info.machine, info.release) == (
         "bzimage",

@@ -7,16 +7,15 @@ import hashlib
 import importlib.util
 import json
 import re
-import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import pytest
-from corpus.params import CORPUS, corpus_files, need
+from corpus.params import CORPUS, corpus_files, need, need_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,9 +111,9 @@ def test_fixture_digests_match_manifest(fixture: str) -> None:
     assert all(s.error is None for s in found), [s.error for s in found]
 
 
-@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs binutils objdump")
 @pytest.mark.parametrize("fixture", ["uki.efi", "shim-like.efi", "fake-bzimage.efi"])
 def test_fixture_section_table_against_objdump(fixture: str) -> None:
+    need_tool("objdump")
     out = subprocess.run(
         ["objdump", "-h", str(TESTDATA / fixture)], capture_output=True, text=True, check=True
     ).stdout
@@ -237,8 +236,8 @@ def test_shim_like_fixture() -> None:
     assert hashlib.sha256(der).hexdigest() == expected["sha256"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 def test_shim_like_certificate_against_openssl(tmp_path: Path) -> None:
+    need_tool("openssl")
     cert = by_name(sections_of("shim-like.efi"), ".vendor_cert")[0].decoded
     assert isinstance(cert, VendorCert)
     (tmp_path / "c.der").write_bytes(cert.certificates[0])
@@ -651,8 +650,7 @@ def test_shim_ident_matches_package_version(path: Path | None) -> None:
         ident.title == "UEFI SHIM" and ident.commit and re.fullmatch("[0-9a-f]{40}", ident.commit)
     )
     version = corpus_versions().get((suite, arch, package))
-    if version is None:
-        pytest.skip("no corpus manifest entry")
+    assert version is not None, f"{suite}/{arch}/{package} is not in the corpus manifest"
     # shim-unsigned "16.1-2~deb12u1"; shim-signed "1.51~1+deb12u1+16.1-2~deb12u1".
     upstream = version.rsplit("+", 1)[-1].split("-", 1)[0]
     assert ident.version == upstream
@@ -668,8 +666,7 @@ def test_shim_vendor_cert_is_debians(path: Path | None, tmp_path: Path) -> None:
     assert cert.db_lists == ()
     assert cert.dbx_lists and all(lst.signature_type == guids.CERT_SHA256 for lst in cert.dbx_lists)
     assert sum(len(lst.to_bytes()) for lst in cert.dbx_lists) == cert.vendor_dbx_size
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl as the oracle")
+    need_tool("openssl")
     der = tmp_path / "vendor.der"
     der.write_bytes(cert.certificates[0])
     out = subprocess.run(
@@ -741,8 +738,7 @@ def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> Non
 @pytest.mark.parametrize("suite", UKI_SUITES)
 def test_real_uki_from_the_corpus(suite: str, tmp_path: Path) -> None:
     stub, kernel = stub_and_kernel(suite)
-    if shutil.which("objcopy") is None:
-        pytest.skip("needs binutils objcopy")
+    need_tool("objcopy")
     inputs = {
         ".osrel": b'ID=debian\nNAME="Debian GNU/Linux"\nVERSION_ID="fwtools"\n',
         ".cmdline": b"console=ttyS0 root=/dev/vda1 ro",
@@ -786,16 +782,22 @@ def test_real_uki_from_the_corpus(suite: str, tmp_path: Path) -> None:
     assert PeImage(inner).machine_name == "x86_64"
 
 
-@pytest.mark.skipif(shutil.which("ukify") is None, reason="ukify (systemd-ukify) not installed")
+# systemd's own UKI builder, from Debian 13's systemd-ukify (a Python script; the corpus
+# carries the package, and the venv has its one dependency, pefile).
+UKIFY: Final = CORPUS / "trixie/all/systemd-ukify/usr/bin/ukify"
+
+
 @pytest.mark.parametrize("suite", UKI_SUITES)
 def test_real_uki_with_ukify(suite: str, tmp_path: Path) -> None:
     stub, kernel = stub_and_kernel(suite)
+    ukify = need(UKIFY if UKIFY.is_file() else None)
     initrd = tmp_path / "initrd"
     initrd.write_bytes(MAKE_UKI.cpio_newc({"init": b"#!/bin/sh\n"}))
     out = tmp_path / "uki.efi"
     subprocess.run(
         [
-            "ukify",
+            sys.executable,
+            str(ukify),
             "build",
             f"--linux={kernel}",
             f"--initrd={initrd}",

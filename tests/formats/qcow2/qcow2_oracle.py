@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
+from corpus.params import need_tool
 
 from fwtools.formats.qcow2 import COMPRESSED, DATA, UNALLOCATED, ZERO, Qcow2Image
 from fwtools.formats.qcow2.image import _zstd_module
@@ -25,15 +25,12 @@ QEMU_IO: Final = shutil.which("qemu-io")
 
 
 def qemu_img() -> str:
-    if QEMU_IMG is None:
-        pytest.skip("qemu-img not installed (Debian qemu-utils); it is the qcow2 oracle")
-    return QEMU_IMG
+    """qemu-img, the qcow2 oracle (Debian qemu-utils)."""
+    return need_tool("qemu-img")
 
 
 def qemu_io() -> str:
-    if QEMU_IO is None:
-        pytest.skip("qemu-io not installed (Debian qemu-utils)")
-    return QEMU_IO
+    return need_tool("qemu-io")
 
 
 def zstd_available() -> bool:

@@ -60,8 +60,7 @@ def test_sniffed_as_varstore(path: Path | None) -> None:
 def test_facts(path: Path | None) -> None:
     data, store = parsed(path)
     facts = FACTS.get(rel(need(path)))
-    if facts is None:
-        pytest.skip("no recorded facts for this file")
+    assert facts is not None, f"{rel(need(path))}: new in the corpus; record its facts"
     assert store.layout.name == facts.layout
     assert store.layout.total_size == len(data)
     assert len(store.records) == facts.records

@@ -4,9 +4,8 @@ read back to the variables of the store they were made from; malformed documents
 ParseError with the JSON path; fuzzing.
 
 Oracles (not fwtools): virt-firmware 26.10 (``virt-fw-vars -i STORE --output-json -``, the
-benchmark venv or ``$FWTOOLS_VIRT_FW_VARS``) and python-uefivars 1.2 from PyPI
-(``uefivars -i edk2 -o json -I STORE -O OUT``; ``$FWTOOLS_UEFIVARS``, ``uefivars`` on PATH,
-or ``/tmp/uefivars-venv/bin/uefivars``); the tests that run them skip when they are absent.
+peer venv) and python-uefivars from PyPI (``uefivars -i edk2 -o json -I STORE -O OUT``),
+both installed by benchmarks/setup-peers.sh, which .ci/run runs.
 ``VIRT_SAMPLE`` and ``UEFIVARS_SAMPLE`` are excerpts of what those two tools wrote for
 Debian trixie's ``OVMF_VARS_4M.ms.fd`` (ovmf 2025.02-8), kept so the format check runs
 everywhere.
@@ -17,23 +16,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from corpus.params import corpus_files, need
+from corpus.params import corpus_files, need, need_peer, populated_stores
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from varstore_testlib import store_params, virt_fw_vars_json
+from varstore_testlib import STORE_GLOBS, virt_fw_vars_json
 
 from fwtools._base.efitime import EfiTime
 from fwtools.errors import ParseError
 from fwtools.formats.efi import guids
-from fwtools.formats.varstore.edk2 import BlankStoreError, Variable, VariableStore
+from fwtools.formats.varstore.edk2 import Variable, VariableStore
 from fwtools.formats.varstore.jsonform import (
     SCHEMA,
     detect_format,
@@ -83,14 +80,11 @@ UEFIVARS_SAMPLE: Final[dict[str, Any]] = {
          "guid": "f0a30bc7-af08-4556-99c4-001009c93a44", "attr": 3},
     ],
 }
-OVMF_STORES: Final = corpus_files("*/amd64/ovmf/usr/share/OVMF/OVMF*_VARS*.fd")
+OVMF_STORES: Final = populated_stores("*/amd64/ovmf/usr/share/OVMF/OVMF*_VARS*.fd")
 
 
 def _store(path: Path) -> VariableStore:
-    try:
-        return VariableStore.parse(path.read_bytes())
-    except BlankStoreError:
-        pytest.skip("blank template")
+    return VariableStore.parse(path.read_bytes())
 
 
 def _essence(var: Variable) -> tuple[Any, ...]:
@@ -102,7 +96,7 @@ def _essence(var: Variable) -> tuple[Any, ...]:
 # -- fwtools' own form --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", store_params())
+@pytest.mark.parametrize("path", populated_stores(*STORE_GLOBS))
 def test_corpus_round_trip_is_exact(path: Path | None) -> None:
     store = _store(need(path))
     variables = list(store)
@@ -197,7 +191,7 @@ def test_uefivars_version_1_list() -> None:
     assert detect_format("[]") == "python-uefivars"
 
 
-@pytest.mark.parametrize("path", store_params())
+@pytest.mark.parametrize("path", populated_stores(*STORE_GLOBS))
 def test_virt_firmware_json_reads_back(path: Path | None) -> None:
     store = _store(need(path))
     items = virt_fw_vars_json(need(path))
@@ -213,18 +207,12 @@ def test_virt_firmware_json_reads_back(path: Path | None) -> None:
 
 
 def _uefivars() -> str:
-    for candidate in (os.environ.get("FWTOOLS_UEFIVARS"), shutil.which("uefivars"),
-                      "/tmp/uefivars-venv/bin/uefivars"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("python-uefivars not installed (pip install uefivars; set FWTOOLS_UEFIVARS)")
+    return need_peer("uefivars")
 
 
 @pytest.mark.parametrize("path", OVMF_STORES)
 def test_python_uefivars_json_reads_back(path: Path | None, tmp_path: Path) -> None:
     store = _store(need(path))
-    if not len(store):
-        pytest.skip("empty template store")
     tool = _uefivars()
     out = tmp_path / "out.json"
     subprocess.run([tool, "-i", "edk2", "-o", "json", "-I", str(path), "-O", str(out)],

@@ -3,8 +3,8 @@
 Oracles (none of them fwtools):
 - ``tests/formats/efi/efi_varstore_walk.py``: a small test-only walker written for another
   purpose (live records of an authenticated store, FindVariableEx rule);
-- virt-firmware's ``virt-fw-vars --output-json -`` (``$FWTOOLS_VIRT_FW_VARS``, default the
-  benchmark venv), which lists the 0x3F records of a store in store order;
+- virt-firmware's ``virt-fw-vars --output-json -`` (the peer venv of
+  benchmarks/setup-peers.sh), which lists the 0x3F records of a store in store order;
 - ``independent_record``: a record encoded here with ``struct`` from VariableFormat.h.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -24,15 +22,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
-import pytest
-from corpus.params import CORPUS, corpus_files
+from corpus.params import CORPUS, corpus_files, need_peer
 
 REPO: Final = Path(__file__).resolve().parents[3]
 FIXTURES: Final = REPO / "testdata" / "varstore"
 WALKER_PATH: Final = REPO / "tests" / "formats" / "efi" / "efi_varstore_walk.py"
-VIRT_FW_VARS: Final = Path(
-    os.environ.get("FWTOOLS_VIRT_FW_VARS", "/var/cache/fwtools-bench/virt-venv/bin/virt-fw-vars")
-)
 VENDOR: Final = uuid.UUID("b6a4e3ad-2f45-4b0b-9d6c-7e0f0a1b2c3d")
 
 STORE_GLOBS: Final = (
@@ -139,9 +133,7 @@ def walker() -> ModuleType:
 
 def virt_fw_vars_json(path: Path) -> list[dict[str, Any]]:
     """virt-firmware's reading of a store: [{name, guid, attr, data, time?}], store order."""
-    if not VIRT_FW_VARS.is_file() and shutil.which("virt-fw-vars") is None:
-        pytest.skip(f"virt-fw-vars not found at {VIRT_FW_VARS} (set FWTOOLS_VIRT_FW_VARS)")
-    tool = str(VIRT_FW_VARS) if VIRT_FW_VARS.is_file() else "virt-fw-vars"
+    tool = need_peer("virt-fw-vars")
     done = subprocess.run(
         [tool, "-i", str(path), "--output-json", "-"],
         check=True,
