@@ -1,8 +1,13 @@
-"""What every benchmark here shares: timing whole processes side by side, the result table,
-the JSON record. Measurements, never tests."""
+"""What every benchmark here shares: the command line, timing whole processes side by side,
+the result table, the JSON record. Measurements, never tests.
+
+A script lists its cases (:class:`Plan`) and runs them with :func:`run_cases`, then
+:func:`finish` prints the table, writes the record and gives the exit status.
+"""
 
 from __future__ import annotations
 
+import argparse
 import compileall
 import datetime as dt
 import json
@@ -10,17 +15,26 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
-BENCH_DIR: Final = Path(os.environ.get("FWTOOLS_BENCH_DIR", "/var/cache/fwtools-bench"))
-VIRT_BIN: Final = BENCH_DIR / "virt-venv" / "bin"
+
+# The same corpus lookup (and peer tools) the tests use, so a benchmark measures exactly the
+# files they see; the scripts take it from here.
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from corpus.corpus import PEERS_DIR, Corpus, CorpusMissingError, load_corpus  # noqa: E402
+from corpus.corpus import ms_corpus_base as ms_corpus_base  # noqa: E402
+
+VIRT_BIN: Final = PEERS_DIR / "virt-venv" / "bin"
 FWTOOLS_BIN: Final = REPO_ROOT / ".venv" / "bin"
+RESULTS_DIR: Final = REPO_ROOT / "benchmarks" / "results"  # gitignored
 TIMEOUT_S: Final = 600.0
 
 
@@ -158,3 +172,87 @@ def write_record(path: Path, schema: str, runs: int, results: list[Case],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+# -- the driver every script runs ----------------------------------------------------------
+
+
+def parser(description: str, output: Path, *, only: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The options every benchmark takes (``--runs``, ``-o/--output``, ``--strict``, and
+    ``--only`` when ``only`` names the cases); a script adds its own."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--runs", type=int, default=7, help="timed runs per command (median)")
+    if only:
+        ap.add_argument("--only", action="append", choices=list(only),
+                        help="run only these cases (repeatable)")
+    ap.add_argument("-o", "--output", type=Path, default=output)
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a target is missed or a command fails")
+    return ap
+
+
+def corpus_or_exit(prog: str) -> Corpus:
+    """The Debian corpus, or exit 2 with the reason."""
+    try:
+        return load_corpus()
+    except CorpusMissingError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@dataclass
+class Plan:
+    """One case to measure: the fwtools and the peer command, and the target: fwtools' time
+    at most ``absolute_target_s`` when given, else at most ``ratio_target`` x the peer's."""
+
+    name: str
+    description: str
+    fwtools: list[str]
+    virt: list[str]
+    ratio_target: float
+    absolute_target_s: float | None = None
+    files: int = 1
+    bytes: int = 0
+
+    @property
+    def target(self) -> str:
+        if self.absolute_target_s is not None:
+            return f"<= {self.absolute_target_s * 1000:.0f} ms"
+        return f"ratio <= {self.ratio_target:.3g}"
+
+
+def run_cases(plan: Iterable[Plan], runs: int, only: Sequence[str] | None = None) -> list[Case]:
+    """Measure and judge each case (those in ``only`` when given). A command that two cases
+    share is measured once."""
+    compile_fwtools()
+    timings: dict[tuple[str, ...], Timing] = {}
+
+    def timing(cmd: list[str]) -> Timing:
+        if tuple(cmd) not in timings:
+            timings[tuple(cmd)] = measure(cmd, runs)
+        return timings[tuple(cmd)]
+
+    results: list[Case] = []
+    for p in plan:
+        if only and p.name not in only:
+            continue
+        print(f"measuring {p.name} ({p.description}) ...", file=sys.stderr, flush=True)
+        case = Case(p.name, p.description, p.files, p.bytes, timing(p.fwtools), timing(p.virt),
+                    target=p.target)
+        judge(case, ratio_target=p.ratio_target, absolute_target_s=p.absolute_target_s)
+        results.append(case)
+    return results
+
+
+def finish(args: argparse.Namespace, schema: str, results: list[Case], *,
+           notes: Iterable[str] = (), failed: bool = False, **extra: Any) -> int:
+    """Print the table (and ``notes``), write the JSON record; the exit status: 1 under
+    ``--strict`` when a target is missed, a command failed, or ``failed``."""
+    print(render(results))
+    for line in notes:
+        print(line)
+    write_record(args.output, schema, args.runs, results, **extra)
+    print(f"wrote {args.output}", file=sys.stderr)
+    if args.strict and (failed or any(c.met is not True for c in results)):
+        return 1
+    return 0

@@ -20,7 +20,6 @@ Writes benchmarks/results/fw_sigdb.json (gitignored). A measurement, never a tes
 
 from __future__ import annotations
 
-import argparse
 import random
 import struct
 import sys
@@ -30,21 +29,17 @@ from typing import Final
 
 from _harness import (
     FWTOOLS_BIN,
-    REPO_ROOT,
+    RESULTS_DIR,
     VIRT_BIN,
-    Case,
-    compile_fwtools,
-    judge,
-    measure,
-    render,
-    write_record,
+    Plan,
+    finish,
+    ms_corpus_base,
+    parser,
+    run_cases,
 )
 
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-from corpus.corpus import ms_corpus_base
-
-RESULTS: Final = REPO_ROOT / "benchmarks" / "results" / "fw_sigdb.json"
-WORK: Final = REPO_ROOT / "benchmarks" / "results" / "fw_sigdb"
+RESULTS: Final = RESULTS_DIR / "fw_sigdb.json"
+WORK: Final = RESULTS_DIR / "fw_sigdb"
 SCHEMA: Final = "fwtools.bench.fw-sigdb/1"
 RATIO_TARGET: Final = 1 / 3
 SHA256_TYPE: Final = uuid.UUID("c1c41626-504c-4092-aca9-41f936934328")
@@ -67,11 +62,8 @@ def auth_payload(update: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="fw-sigdb: fwtools vs virt-fw-sigdb")
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--only", action="append", choices=["help", "dbx1500", "dbxupdate"])
-    ap.add_argument("-o", "--output", type=Path, default=RESULTS)
-    ap.add_argument("--strict", action="store_true")
+    ap = parser("fw-sigdb: fwtools vs virt-fw-sigdb", RESULTS,
+                only=("help", "dbx1500", "dbxupdate"))
     args = ap.parse_args(argv)
 
     ms = ms_corpus_base()
@@ -85,31 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     make_dbx(dbx, 1500)
     payload = WORK / "DBXUpdate.payload.esl"
     auth_payload(update, payload)
-    compile_fwtools()
 
     fw, virt = str(FWTOOLS_BIN / "fw-sigdb"), str(VIRT_BIN / "virt-fw-sigdb")
     plan = [
-        ("help", "--help", [fw, "--help"], [virt, "--help"]),
-        ("dbx1500", "list 1,500 SHA-256 hashes", [fw, "show", str(dbx)],
-         [virt, "-i", str(dbx), "-p"]),
-        ("dbxupdate", "amd64 DBXUpdate.bin: parse + verify (virt: list payload only)",
-         [fw, "verify", "--cert", str(kek), str(update)], [virt, "-i", str(payload), "-p"]),
+        Plan("help", "--help", [fw, "--help"], [virt, "--help"], RATIO_TARGET),
+        Plan("dbx1500", "list 1,500 SHA-256 hashes", [fw, "show", str(dbx)],
+             [virt, "-i", str(dbx), "-p"], RATIO_TARGET),
+        Plan("dbxupdate", "amd64 DBXUpdate.bin: parse + verify (virt: list payload only)",
+             [fw, "verify", "--cert", str(kek), str(update)], [virt, "-i", str(payload), "-p"],
+             RATIO_TARGET),
     ]
-    results: list[Case] = []
-    for name, description, fw_cmd, virt_cmd in plan:
-        if args.only and name not in args.only:
-            continue
-        print(f"measuring {name} ({description}) ...", file=sys.stderr, flush=True)
-        case = Case(name, description, 1, 0, measure(fw_cmd, args.runs),
-                    measure(virt_cmd, args.runs), target=f"ratio <= {RATIO_TARGET:.3f}")
-        judge(case, ratio_target=RATIO_TARGET, absolute_target_s=None)
-        results.append(case)
-    print(render(results))
-    write_record(args.output, SCHEMA, args.runs, results)
-    print(f"wrote {args.output}", file=sys.stderr)
-    if args.strict and any(c.met is not True for c in results):
-        return 1
-    return 0
+    return finish(args, SCHEMA, run_cases(plan, args.runs, args.only))
 
 
 if __name__ == "__main__":

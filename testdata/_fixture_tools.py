@@ -17,6 +17,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -72,11 +73,29 @@ def align(value: int, to: int) -> int:
     return (value + to - 1) // to * to
 
 
-def coff_header(sections: int, *, symbol_table: int = 0) -> bytes:
-    """IMAGE_FILE_HEADER of an x86-64 executable image with a PE32+ optional header and
-    ``sections`` sections (without the "PE\\0\\0" signature before it)."""
+def dos_header(e_lfanew: int) -> bytes:
+    """The smallest IMAGE_DOS_HEADER: "MZ", zeros, and e_lfanew (``e_lfanew`` bytes long,
+    so the PE signature follows it directly)."""
+    dos = bytearray(e_lfanew)
+    dos[0:2] = b"MZ"
+    struct.pack_into("<I", dos, E_LFANEW_FIELD, e_lfanew)
+    return bytes(dos)
+
+
+def headers_length(e_lfanew: int, sections: int) -> int:
+    """The end of the section table of a PE32+ image whose PE signature is at ``e_lfanew``
+    (SizeOfHeaders before FileAlignment)."""
+    return (e_lfanew + len(PE_SIGNATURE) + COFF_HEADER.size + OPTIONAL_HEADER64_SIZE
+            + sections * SECTION_HEADER.size)  # fmt: skip
+
+
+def coff_header(
+    sections: int, *, symbol_table: int = 0, machine: int = IMAGE_FILE_MACHINE_AMD64
+) -> bytes:
+    """IMAGE_FILE_HEADER of an executable image (x86-64 unless ``machine``) with a PE32+
+    optional header and ``sections`` sections (without the "PE\\0\\0" signature before it)."""
     return COFF_HEADER.pack(
-        IMAGE_FILE_MACHINE_AMD64, sections, 0, symbol_table, 0, OPTIONAL_HEADER64_SIZE,
+        machine, sections, 0, symbol_table, 0, OPTIONAL_HEADER64_SIZE,
         IMAGE_FILE_EXECUTABLE_IMAGE | IMAGE_FILE_LARGE_ADDRESS_AWARE | IMAGE_FILE_DEBUG_STRIPPED,
     )  # fmt: skip
 
@@ -97,9 +116,11 @@ def optional_header64(
     linker_version: tuple[int, int] = (2, 40),
     stack_and_heap: tuple[int, int, int, int] = (0x10000, 0x10000, 0x10000, 0x10000),
     directories: Mapping[int, tuple[int, int]] | None = None,
+    subsystem: int = IMAGE_SUBSYSTEM_EFI_APPLICATION,
 ) -> bytes:
-    """IMAGE_OPTIONAL_HEADER64 of an EFI application with its 16 data directories (all
-    zero but ``directories``: index -> (RVA, size)). CheckSum is 0: see :func:`set_checksum`.
+    """IMAGE_OPTIONAL_HEADER64 of an EFI application (or ``subsystem``) with its 16 data
+    directories (all zero but ``directories``: index -> (RVA, size)). CheckSum is 0: see
+    :func:`set_checksum`.
     OS, image and subsystem versions, Win32VersionValue and LoaderFlags are 0;
     ``stack_and_heap`` are SizeOfStackReserve/Commit, SizeOfHeapReserve/Commit."""
     head = OPTIONAL_HEADER64.pack(
@@ -108,7 +129,7 @@ def optional_header64(
         section_alignment, file_alignment,
         0, 0, 0, 0, 0, 0, 0,
         image_size, headers_size, 0,
-        IMAGE_SUBSYSTEM_EFI_APPLICATION, dll_characteristics,
+        subsystem, dll_characteristics,
         *stack_and_heap, 0, NUMBER_OF_RVA_AND_SIZES,
     )  # fmt: skip
     dirs = [(0, 0)] * NUMBER_OF_RVA_AND_SIZES
@@ -322,6 +343,33 @@ def sbsign(
 ) -> None:
     """Sign ``image`` into ``output`` with sbsign (Debian sbsigntool)."""
     run("sbsign", "--key", key, "--cert", cert, *extra, "--output", output, image)
+
+
+def is_signed_copy(signed: Path, image: Path, cert: Path) -> bool:
+    """True if ``signed`` is ``image`` plus a signature that sbverify accepts with ``cert``:
+    stripping the signature (sbattach --remove) must give the image back."""
+    if not signed.is_file() or not succeeds("sbverify", "--cert", cert, signed):
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        stripped = Path(tmp) / "stripped.efi"
+        shutil.copyfile(signed, stripped)
+        run("sbattach", "--remove", stripped)
+        return stripped.read_bytes() == image.read_bytes()
+
+
+def sbsign_reproducibly(
+    image: Path, output: Path, *, key: Path, cert: Path, previous: Path | None = None
+) -> None:
+    """sbsign ``image`` into ``output`` unless ``previous`` (default: ``output`` itself)
+    already is that image signed with ``cert``: sbsign stamps a signingTime into the PKCS#7,
+    so re-signing would change the committed fixture on every run."""
+    previous = output if previous is None else previous
+    if is_signed_copy(previous, image, cert):
+        if previous != output:
+            shutil.copyfile(previous, output)
+        return
+    output.unlink(missing_ok=True)
+    sbsign(image, output, key=key, cert=cert)
 
 
 # --- fixture directories -------------------------------------------------------------------

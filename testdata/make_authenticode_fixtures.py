@@ -74,6 +74,7 @@ from _fixture_tools import (
     PrivateKey,
     align,
     coff_header,
+    dos_header,
     issue_cert,
     load_or_make_key,
     optional_header64,
@@ -121,8 +122,7 @@ def build_pe(sections: list[Section], size_of_headers: int, fill: dict[int, byte
     for off, blob in fill.items():
         end = max(end, off + len(blob))
     img = bytearray(end)
-    img[0:2] = b"MZ"
-    struct.pack_into("<I", img, 0x3C, E_LFANEW)
+    img[:E_LFANEW] = dos_header(E_LFANEW)
     text = next(s for s in sections if s.flags & SCN_CNT_CODE)
     reloc = next((s for s in sections if s.name == ".reloc"), None)
     headers = PE_SIGNATURE + coff_header(len(sections)) + optional_header64(

@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Final
 
 from _fixture_tools import (
+    COFF_HEADER,
+    DATA_DIRECTORIES_FIELD,
+    DATA_DIRECTORY,
     DLLCHAR_DYNAMIC_BASE,
     DLLCHAR_NX_COMPAT,
-    E_LFANEW_FIELD,
     IMAGE_DIRECTORY_ENTRY_BASERELOC,
     IMAGE_DIRECTORY_ENTRY_SECURITY,
-    OPTIONAL_HEADER64_SIZE,
+    IMAGE_FILE_MACHINE_AMD64,
+    IMAGE_SUBSYSTEM_EFI_APPLICATION,
     PE_SIGNATURE,
     SCN_CNT_CODE,
     SCN_CNT_INITIALIZED_DATA,
@@ -34,14 +37,15 @@ from _fixture_tools import (
     SCN_MEM_EXECUTE,
     SCN_MEM_READ,
     SCN_MEM_WRITE,
-    SECTION_HEADER,
     FixtureDir,
     align,
     coff_header,
+    dos_header,
+    headers_length,
     optional_header64,
     patched,
     require_tools,
-    sbsign,
+    sbsign_reproducibly,
     section_header,
     set_checksum,
 )
@@ -50,8 +54,10 @@ HERE: Final = Path(__file__).resolve().parent
 OUT: Final = HERE / "policy"
 SAMPLE: Final = HERE / "sample"
 E_LFANEW: Final = 0x40
-COFF_OFFSET: Final = E_LFANEW + len(PE_SIGNATURE)
-OPT_OFFSET: Final = COFF_OFFSET + 20
+OPT_OFFSET: Final = E_LFANEW + len(PE_SIGNATURE) + COFF_HEADER.size
+SECURITY_ENTRY: Final = (
+    OPT_OFFSET + DATA_DIRECTORIES_FIELD + IMAGE_DIRECTORY_ENTRY_SECURITY * DATA_DIRECTORY.size
+)
 MACHINE_AARCH64: Final = 0xAA64
 
 CODE: Final = SCN_CNT_CODE | SCN_MEM_EXECUTE | SCN_MEM_READ
@@ -96,16 +102,15 @@ def build(
     section_alignment: int = 0x1000,
     file_alignment: int = 0x200,
     dll: int = DLLCHAR_NX_COMPAT | DLLCHAR_DYNAMIC_BASE,
-    subsystem: int = 10,
-    machine: int | None = None,
+    subsystem: int = IMAGE_SUBSYSTEM_EFI_APPLICATION,
+    machine: int = IMAGE_FILE_MACHINE_AMD64,
     image_base: int = 0,
     entry: int | None = None,
     size_of_image: int | None = None,
     reloc: bool = True,
 ) -> bytes:
     """A PE32+ image with ``sections`` (VAs as given), raw data packed after the headers."""
-    headers_len = E_LFANEW + len(PE_SIGNATURE) + 20 + OPTIONAL_HEADER64_SIZE
-    headers_len += len(sections) * SECTION_HEADER.size
+    headers_len = headers_length(E_LFANEW, len(sections))
     size_of_headers = align(headers_len, file_alignment)
     raw = bytearray()
     table = bytearray()
@@ -132,31 +137,32 @@ def build(
         file_alignment=file_alignment,
         dll_characteristics=dll,
         directories=dirs,
+        subsystem=subsystem,
     )
-    dos = bytearray(E_LFANEW)
-    dos[0:2] = b"MZ"
-    struct.pack_into("<I", dos, E_LFANEW_FIELD, E_LFANEW)
-    headers = bytes(dos) + PE_SIGNATURE + coff_header(len(sections)) + opt + bytes(table)
+    headers = (dos_header(E_LFANEW) + PE_SIGNATURE + coff_header(len(sections), machine=machine)
+               + opt + table)  # fmt: skip
     assert len(headers) == headers_len
     image = bytearray(headers.ljust(size_of_headers, b"\0") + raw)
-    struct.pack_into("<H", image, OPT_OFFSET + 68, subsystem)
-    if machine is not None:
-        struct.pack_into("<H", image, COFF_OFFSET, machine)
     set_checksum(image)
     return bytes(image)
 
 
 def corrupt_signature(signed: bytes) -> bytes:
     """Flip the last byte of the PKCS#7 blob: sbsign's SignerInfo ends with the signature."""
-    dir_off = OPT_OFFSET + 112 + IMAGE_DIRECTORY_ENTRY_SECURITY * 8
-    table, _ = struct.unpack_from("<II", signed, dir_off)
+    table, _ = DATA_DIRECTORY.unpack_from(signed, SECURITY_ENTRY)
     (length,) = struct.unpack_from("<I", signed, table)
     pos = table + length - 1
     return bytes(patched(signed, pos, "<B", signed[pos] ^ 0x55))
 
 
 def main() -> int:
-    require_tools("sbsign", install="apt-get install sbsigntool")
+    require_tools("sbsign", "sbverify", "sbattach", install="apt-get install sbsigntool")
+    # The committed signed image is kept while it still signs the same image (see
+    # sbsign_reproducibly); read it before the directory is rebuilt.
+    kept = tempfile.TemporaryDirectory()
+    previous = Path(kept.name, "good-signed.efi")
+    if (OUT / "good-signed.efi").is_file():
+        shutil.copyfile(OUT / "good-signed.efi", previous)
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir()
@@ -207,7 +213,8 @@ def main() -> int:
         ".text at RVA 0x400, inside the headers' page")
     put("bad-entry-point.efi", build(sects, entry=0x2000), "entry point in .data (RW-)")
     anomaly = bytearray(good)
-    struct.pack_into("<I", anomaly, OPT_OFFSET + 108, 17)
+    # NumberOfRvaAndSizes, the last field before the data directories.
+    struct.pack_into("<I", anomaly, OPT_OFFSET + DATA_DIRECTORIES_FIELD - 4, 17)
     set_checksum(anomaly)
     put("bad-pe-anomaly.efi", bytes(anomaly), "NumberOfRvaAndSizes 17 with room for 16")
     put("bad-sbat-present.efi", build(standard(None)), "no .sbat section")
@@ -222,8 +229,10 @@ def main() -> int:
         src = Path(tmp, "good.efi")
         src.write_bytes(good)
         dst = OUT / "good-signed.efi"
-        sbsign(src, dst, key=SAMPLE / "keys" / "test-db.key", cert=SAMPLE / "test-db.pem")
+        sbsign_reproducibly(src, dst, key=SAMPLE / "keys" / "test-db.key",
+                            cert=SAMPLE / "test-db.pem", previous=previous)
         fx.record("good-signed.efi", "good.efi signed by sample/test-db.pem (sbsign)")
+    kept.cleanup()
     signed = dst.read_bytes()
     data_off = 0x400 + 0x10  # headers 0x200, .text 0x200, then .data
     put("bad-digest-mismatch.efi", bytes(patched(signed, data_off, "<B", 0x42)),

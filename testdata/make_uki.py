@@ -45,9 +45,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fixture_tools import (
-    COFF_HEADER,
     FILE_ALIGNMENT,
-    OPTIONAL_HEADER64_SIZE,
     PE_SIGNATURE,
     SCN_CNT_CODE,
     SCN_CNT_INITIALIZED_DATA,
@@ -55,9 +53,10 @@ from _fixture_tools import (
     SCN_MEM_READ,
     SCN_MEM_WRITE,
     SECTION_ALIGNMENT,
-    SECTION_HEADER,
     align,
     coff_header,
+    dos_header,
+    headers_length,
     optional_header64,
     section_header,
 )
@@ -78,13 +77,10 @@ def build_pe(
     sections: list[tuple[str, bytes, int]],
     *,
     entry_section: int = 0,
-    dos_stub: bytes = b"",
 ) -> bytes:
     """Lay out ``sections`` (name, data, characteristics) after the headers, in order."""
     nsec = len(sections)
-    headers_end = E_LFANEW + len(PE_SIGNATURE) + COFF_HEADER.size + OPTIONAL_HEADER64_SIZE
-    headers_end += nsec * SECTION_HEADER.size
-    size_of_headers = align(headers_end, FILE_ALIGNMENT)
+    size_of_headers = align(headers_length(E_LFANEW, nsec), FILE_ALIGNMENT)
     strtab = bytearray()
     raw = size_of_headers
     rva = align(size_of_headers, SECTION_ALIGNMENT)
@@ -123,11 +119,8 @@ def build_pe(
         initialized_data_size=size_idata,
         stack_and_heap=(0x10000, 0x10000, 0x10000, 0),
     )
-    dos = bytearray(E_LFANEW)
-    dos[0:2] = b"MZ"
-    dos[2 : 2 + len(dos_stub)] = dos_stub
-    dos[0x3C:0x40] = struct.pack("<I", E_LFANEW)
-    head = bytes(dos) + PE_SIGNATURE + coff_header(nsec, symbol_table=symtab) + opt + table
+    head = (dos_header(E_LFANEW) + PE_SIGNATURE + coff_header(nsec, symbol_table=symtab)
+            + opt + table)  # fmt: skip
     out = head.ljust(size_of_headers, b"\0") + bytes(body)
     if strtab:
         out += struct.pack("<I", 4 + len(strtab)) + bytes(strtab)

@@ -42,6 +42,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise FwIOError(f"{target}: write failed: {exc.strerror or exc}") from exc
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in ``directory`` durable; best effort (some filesystems refuse)."""
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY)
         try:

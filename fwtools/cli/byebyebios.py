@@ -20,32 +20,19 @@ Exit codes: 0 done (or --check found the stub), 1 --check found no stub, 2 error
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fwtools._base.atomic import atomic_write
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
-from fwtools.errors import FwError, FwIOError, UsageError
-from fwtools.formats.mbr import (
-    BYEBYEBIOS,
-    DEFAULT_MESSAGE,
-    KIND_DESCRIPTIONS,
-    REPLACEABLE,
-    build_boot_code,
-    identify_boot_code,
-    inject,
-    parse_sector,
-)
-from fwtools.formats.mbr import layout as ML
-from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
-from fwtools.formats.qcow2.update import HostPatch, plan_guest_write
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, call, print_json
+from fwtools.errors import FwIOError, UsageError
+
+if TYPE_CHECKING:
+    from fwtools.formats.qcow2 import Qcow2Image
+    from fwtools.formats.qcow2.update import HostPatch
 
 SCHEMA = "fwtools.byebyebios/1"
 # Like common.INPUT_FILE, as a pathlib.Path.
@@ -56,6 +43,9 @@ class _Target:
     """The image: its kind, its guest sector 0, and how to write guest bytes back."""
 
     def __init__(self, path: Path) -> None:
+        from fwtools.formats.mbr import layout as ML
+        from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
+
         self.path = path
         try:
             st = os.stat(path)
@@ -91,6 +81,8 @@ class _Target:
         """Where the new sector 0 goes in the file (raises before anything is written)."""
         if self.qcow2 is None:
             return [(0, sector)]
+        from fwtools.formats.qcow2.update import plan_guest_write
+
         return plan_guest_write(self.qcow2, 0, sector)
 
     def write(self, patches: list[HostPatch]) -> None:
@@ -103,7 +95,9 @@ class _Target:
                 )
             _write_in_place(self.path, patches)
         else:
-            _patched_copy(self.path, patches)
+            from fwtools._base.atomic_copy import atomic_patch
+
+            atomic_patch(self.path, patches)
 
 
 def _device_size(path: Path) -> int:
@@ -136,71 +130,9 @@ def _write_in_place(path: Path, patches: list[HostPatch]) -> None:
         os.close(fd)
 
 
-def _copy_range(src: int, dst: int, start: int, end: int) -> None:
-    pos = start
-    while pos < end:
-        try:
-            n = os.copy_file_range(src, dst, end - pos, pos, pos)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            n = 0
-        if n <= 0:  # fall back to read/write
-            chunk = os.pread(src, min(end - pos, 1 << 20), pos)
-            if not chunk:
-                raise OSError(errno.EIO, "file shrank while copying")
-            n = os.pwrite(dst, chunk, pos)
-        pos += n
-
-
-def _patched_copy(path: Path, patches: list[HostPatch]) -> None:
-    """Atomically replace ``path`` by a sparse copy of itself with ``patches`` applied."""
-    directory = path.parent
-    try:
-        src = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise FwIOError(f"{path}: cannot read: {exc.strerror}") from exc
-    tmp = None
-    try:
-        st = os.fstat(src)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            os.ftruncate(fd, st.st_size)
-            pos = 0
-            while pos < st.st_size:
-                try:
-                    data = os.lseek(src, pos, os.SEEK_DATA)
-                except OSError as exc:
-                    if exc.errno == errno.ENXIO:
-                        break  # only a hole is left
-                    raise
-                hole = os.lseek(src, data, os.SEEK_HOLE)
-                _copy_range(src, fd, data, hole)
-                pos = hole
-            for offset, chunk in patches:
-                os.pwrite(fd, chunk, offset)
-            os.fsync(fd)
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise FwIOError(f"{path}: write failed: {exc.strerror or exc}") from exc
-    finally:
-        os.close(src)
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
 def _read_message(text: str | None, message_file: Path | None) -> str:
+    from fwtools.formats.mbr import DEFAULT_MESSAGE
+
     if text is not None and message_file is not None:
         raise UsageError("give --text or --message, not both")
     if message_file is not None:
@@ -217,10 +149,6 @@ def _read_message(text: str | None, message_file: Path | None) -> str:
     return DEFAULT_MESSAGE if text is None else text
 
 
-def _describe(sector: bytes) -> dict[str, Any]:
-    return parse_sector(sector).to_json()
-
-
 def _run(
     image: Path,
     text: str | None,
@@ -232,6 +160,17 @@ def _run(
     force: bool,
     as_json: bool,
 ) -> int:
+    from fwtools.formats.mbr import (
+        BYEBYEBIOS,
+        KIND_DESCRIPTIONS,
+        REPLACEABLE,
+        build_boot_code,
+        identify_boot_code,
+        inject,
+        parse_sector,
+    )
+    from fwtools.formats.mbr import layout as ML
+
     modes = sum(bool(x) for x in (check, restore is not None))
     if modes > 1:
         raise UsageError("--check and --restore exclude each other")
@@ -284,24 +223,27 @@ def _run(
         new_sector = inject(target.sector, boot_code)
         action = "install"
 
+    after = parse_sector(new_sector)
     changed = new_sector != target.sector
     patches = target.patches(new_sector) if changed else []
     if backup is not None and backup.exists() and not dry_run:
         raise UsageError(f"{backup}: exists; refusing to overwrite a backup")
     if not dry_run:
         if backup is not None:
+            from fwtools._base.atomic import atomic_write
+
             atomic_write(backup, target.sector)
         if changed:
             target.write(patches)
     doc.update(action=action, changed=changed, dry_run=dry_run,
                backup=str(backup) if backup is not None else None,
-               after=_describe(new_sector))  # fmt: skip
+               after=after.to_json())  # fmt: skip
     if as_json:
         print_json(doc)
     else:
         what = ("the byebyebios stub" if action == "install"
                 else f"sector 0 from {restore}")
-        details = f"{target.format}, partition scheme {parse_sector(new_sector).scheme}"
+        details = f"{target.format}, partition scheme {after.scheme}"
         if not changed:
             click.echo(f"{image}: nothing to do (sector 0 already as requested)")
         elif dry_run:
@@ -342,11 +284,8 @@ def command(
 ) -> None:
     """Mark IMAGE (raw, qcow2 or a block device) as UEFI-only: its MBR boot code becomes a
     stub that prints a message on the screen and COM1 under a legacy BIOS, then halts."""
-    try:
-        code = _run(image, text, message_file, check, backup, restore, dry_run, force, as_json)
-    except FwError as exc:
-        fail(str(exc), EXIT_INPUT)
-    raise SystemExit(code)
+    raise SystemExit(call(lambda: _run(image, text, message_file, check, backup, restore,
+                                       dry_run, force, as_json)))
 
 
 def main() -> None:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, INPUT_FILE, fail, print_json
+from fwtools.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EXIT_OK,
+    INPUT_FILE,
+    call,
+    edit_target,
+    fail,
+    guid_arg,
+    print_json,
+    with_options,
+)
 
 if TYPE_CHECKING:
     import uuid
@@ -17,35 +28,14 @@ if TYPE_CHECKING:
     from fwtools.crypto.sigdb_inputs import SigdbInput
     from fwtools.formats.efi.siglist import SignatureDatabase
 
-F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 INPUT = INPUT_FILE
 
 
-def _owner(text: str) -> uuid.UUID:
-    """A GUID, or a well-known owner's name (Microsoft, OvmfEnrollDefaultKeys, ...)."""
-    from fwtools.formats.efi import guids
-
-    found = guids.guid_by_name(text)
-    if found is not None:
-        return found
-    from fwtools._base.guid import parse_guid
-    from fwtools.errors import FwError
-
-    try:
-        return parse_guid(text)
-    except FwError:
-        fail(f"--owner {text!r} is neither a GUID nor a known owner name")
-
-
 def _load(path: str, *, describe: bool = True) -> SigdbInput:
     from fwtools.crypto.sigdb_inputs import load_input
-    from fwtools.errors import FwError
 
-    try:
-        return load_input(path, describe=describe)
-    except FwError as exc:
-        fail(str(exc))
+    return call(lambda: load_input(path, describe=describe))
 
 
 def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
@@ -63,12 +53,8 @@ def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
 
 def _write(db: SignatureDatabase, output: str) -> None:
     from fwtools._base.atomic import atomic_write
-    from fwtools.errors import FwError
 
-    try:
-        atomic_write(output, db.to_bytes())
-    except FwError as exc:
-        fail(str(exc))
+    call(lambda: atomic_write(output, db.to_bytes()))
 
 
 def _merged(paths: tuple[str, ...]) -> SignatureDatabase:
@@ -85,23 +71,11 @@ def _summary(output: str, db: SignatureDatabase) -> None:
     click.echo(f"{output}: {len(db.lists)} lists, {db.count} entries")
 
 
-def _target(db_path: str, output: str | None, in_place: bool) -> str:
-    if output and in_place:
-        fail("give either -o/--output or --in-place, not both")
-    if not output and not in_place:
-        fail("editing needs -o/--output FILE or --in-place")
-    return db_path if in_place else str(output)
-
-
 def _image_digest(path: str) -> bytes:
-    from fwtools.errors import FwError
     from fwtools.formats.pe.authenticode import authenticode_digests
     from fwtools.formats.pe.image import PeImage
 
-    try:
-        return authenticode_digests(PeImage.open(path), ("sha256",))["sha256"]
-    except FwError as exc:
-        fail(str(exc))
+    return call(lambda: authenticode_digests(PeImage.open(path), ("sha256",))["sha256"])
 
 
 def _hash_bytes(text: str) -> bytes:
@@ -119,14 +93,9 @@ def _add_entries(
     images: tuple[str, ...],
 ) -> SignatureDatabase:
     from fwtools.crypto.x509info import load_certificates
-    from fwtools.errors import FwError
 
     for path in certs:
-        try:
-            ders = load_certificates(path)
-        except FwError as exc:
-            fail(str(exc))
-        for der in ders:
+        for der in call(functools.partial(load_certificates, path)):
             db = db.add_certificate(der, owner)
     for text in hashes:
         db = db.add_hash(_hash_bytes(text), owner)
@@ -139,6 +108,10 @@ owner_option = click.option(
     "--owner", default="00000000-0000-0000-0000-000000000000", show_default=True,
     help="SignatureOwner GUID, or a well-known name such as Microsoft.",
 )
+target_options = [
+    click.option("-o", "--output", type=click.Path(dir_okay=False)),
+    click.option("--in-place", is_flag=True),
+]
 entry_options = [
     click.option("--cert", "certs", multiple=True, type=INPUT,
                  help="A PEM (one or more certificates) or DER certificate. Repeatable."),
@@ -147,15 +120,6 @@ entry_options = [
     click.option("--image", "images", multiple=True, type=INPUT,
                  help="An EFI binary: its Authenticode SHA-256. Repeatable."),
 ]
-
-
-def _with(options: list[Any]) -> Callable[[F], F]:
-    def wrap(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return wrap
 
 
 @click.group(context_settings=CONTEXT)
@@ -207,7 +171,7 @@ def show(files: tuple[str, ...], as_json: bool, verbose: bool, color: bool | Non
 @cli.command(context_settings=CONTEXT)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 @owner_option
-@_with(entry_options)
+@with_options(entry_options)
 @click.option("--from", "sources", multiple=True, type=INPUT,
               help="Start from the lists of this file (ESL, .auth payload, PE .vendor_cert).")
 def create(output: str, owner: str, certs: tuple[str, ...], hashes: tuple[str, ...],
@@ -215,25 +179,24 @@ def create(output: str, owner: str, certs: tuple[str, ...], hashes: tuple[str, .
     """Write a new signature-list file from certificates, hashes and images."""
     if not certs and not hashes and not images and not sources:
         fail("nothing to put in the list: give --cert, --hash, --image or --from")
-    db = _add_entries(_merged(sources), _owner(owner), certs, hashes, images)
+    db = _add_entries(_merged(sources), guid_arg(owner, "--owner"), certs, hashes, images)
     _write(db, output)
     _summary(output, db)
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("database", type=INPUT)
-@click.option("-o", "--output", type=click.Path(dir_okay=False))
-@click.option("--in-place", is_flag=True)
+@with_options(target_options)
 @owner_option
-@_with(entry_options)
+@with_options(entry_options)
 def add(database: str, output: str | None, in_place: bool, owner: str, certs: tuple[str, ...],
         hashes: tuple[str, ...], images: tuple[str, ...]) -> None:
     """Add certificates and hashes to DATABASE (entries already present are skipped)."""
-    target = _target(database, output, in_place)
+    target = edit_target(database, output, in_place)
     if not certs and not hashes and not images:
         fail("nothing to add: give --cert, --hash or --image")
     db = _load_db(database, missing_ok=not in_place)
-    new = _add_entries(db, _owner(owner), certs, hashes, images)
+    new = _add_entries(db, guid_arg(owner, "--owner"), certs, hashes, images)
     new, dropped = new.dedupe()
     _write(new, target)
     click.echo(f"{target}: added {new.count - db.count} entries"
@@ -242,8 +205,7 @@ def add(database: str, output: str | None, in_place: bool, owner: str, certs: tu
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("database", type=INPUT)
-@click.option("-o", "--output", type=click.Path(dir_okay=False))
-@click.option("--in-place", is_flag=True)
+@with_options(target_options)
 @click.option("--hash", "hashes", multiple=True, help="Remove entries with this digest.")
 @click.option("--image", "images", multiple=True, type=INPUT,
               help="Remove the Authenticode SHA-256 of this EFI binary.")
@@ -259,17 +221,12 @@ def remove(database: str, output: str | None, in_place: bool, hashes: tuple[str,
     from fwtools.crypto.x509info import certificate_info, load_certificates
     from fwtools.errors import FwError
 
-    target = _target(database, output, in_place)
+    target = edit_target(database, output, in_place)
     if not (hashes or images or certs or subjects or owners):
         fail("nothing to remove: give --hash, --image, --cert, --subject or --owner")
     digests = {_hash_bytes(h) for h in hashes} | {_image_digest(p) for p in images}
-    ders: set[bytes] = set()
-    for path in certs:
-        try:
-            ders.update(load_certificates(path))
-        except FwError as exc:
-            fail(str(exc))
-    owner_ids = {_owner(o) for o in owners}
+    ders = {der for path in certs for der in call(functools.partial(load_certificates, path))}
+    owner_ids = {guid_arg(o, "--owner") for o in owners}
     wanted = set(subjects)
 
     def matches(sl: Any, entry: Any) -> bool:
@@ -313,13 +270,12 @@ def merge(databases: tuple[str, ...], output: str) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("database", type=INPUT)
-@click.option("-o", "--output", type=click.Path(dir_okay=False))
-@click.option("--in-place", is_flag=True)
+@with_options(target_options)
 @click.option("--canonical", is_flag=True,
               help="Also sort into canonical order (one list per hash type).")
 def dedupe(database: str, output: str | None, in_place: bool, canonical: bool) -> None:
     """Drop duplicate entries (same type, owner and data) from DATABASE."""
-    target = _target(database, output, in_place)
+    target = edit_target(database, output, in_place)
     db, dropped = _load_db(database).dedupe()
     if canonical:
         db = db.canonical()
@@ -334,12 +290,9 @@ def dedupe(database: str, output: str | None, in_place: bool, canonical: bool) -
 def extract_certs(directory: str, files: tuple[str, ...], der: bool) -> None:
     """Write every certificate in FILES (lists, .auth payloads and signers) into DIRECTORY."""
     from fwtools.crypto.sigdb_extract import extract
-    from fwtools.errors import FwError
 
-    try:
-        written = extract([_load(p) for p in files], Path(directory), der=der)
-    except FwError as exc:
-        fail(str(exc))
+    items = [_load(p) for p in files]
+    written = call(lambda: extract(items, Path(directory), der=der))
     for path in written:
         click.echo(str(path))
 
@@ -380,7 +333,7 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
     if (payload is None) != empty:
         fail("give a PAYLOAD file, or --empty to sign a deletion")
     data = b"" if payload is None else _load(payload, describe=False).database.to_bytes()
-    given_vendor = _owner(guid) if guid else None  # a bad --guid is named first
+    given_vendor = guid_arg(guid, "--guid") if guid else None  # a bad --guid is named first
     try:
         default_guid, default_attrs = variable_defaults(var_name)
     except FwError as exc:
@@ -445,6 +398,7 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
            as_json: bool) -> None:
     """Verify signed .auth FILES against trusted certificates, as firmware would."""
     from fwtools.crypto.authvar import verify_auth
+    from fwtools.crypto.sigdb_inputs import load_input
     from fwtools.errors import FwError, ParseError
     from fwtools.formats.efi.authvar import variable_defaults
     from fwtools.report.sigdb_json import verify_document, verify_json
@@ -460,13 +414,7 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
         from fwtools.crypto.secureboot import store_update_anchors
         from fwtools.formats.varstore.storeio import load_store
 
-        try:
-            loaded = load_store(vars_store)
-        except FwError as exc:
-            fail(str(exc))
-        if loaded.store is None:
-            fail(f"{vars_store}: give a raw or qcow2 store")
-        from_store = store_update_anchors(loaded.store)
+        from_store = call(lambda: store_update_anchors(load_store(vars_store)))
         if not from_store:
             fail(f"{vars_store}: the store has no KEK or PK certificate")
         anchors.extend(from_store)
@@ -476,22 +424,20 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
         attrs = int(attributes, 0) if attributes else None
     except ValueError:
         fail(f"--attributes {attributes!r} is not a number")
+    given_vendor = guid_arg(guid, "--guid") if guid else None
     docs = []
     status = EXIT_OK
     for path in files:
         try:
-            item = _load(path, describe=False)
+            item = load_input(path, describe=False)
             if item.auth is None:
                 raise FwError(f"{path}: not a signed .auth update ({item.format})")
             name = var_name or _guess_variable(item)
             default_guid, _ = variable_defaults(name)
-            vendor = _owner(guid) if guid else default_guid
-            result = verify_auth(item.auth, name, vendor, attrs, anchors)
-        except (FwError, SystemExit) as exc:
-            if isinstance(exc, ParseError):
-                exc = exc.with_path(path)
-            message = str(exc) if isinstance(exc, FwError) else f"{path}: unreadable"
-            if isinstance(exc, FwError) and path not in message:
+            result = verify_auth(item.auth, name, given_vendor or default_guid, attrs, anchors)
+        except FwError as exc:
+            message = str(exc.with_path(path) if isinstance(exc, ParseError) else exc)
+            if path not in message:
                 message = f"{path}: {message}"
             docs.append(verify_json(path, None, message))
             click.echo(f"error: {message}", err=True)

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from fwtools.cli._varstore import (
+from fwtools.cli._varstore import default_guid, edit_options, open_store, save_store
+from fwtools.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    INPUT_FILE,
     call,
-    default_guid,
-    edit_options,
-    open_store,
-    save_store,
-    store_from_json,
-    vendor_guid,
+    fail,
+    guid_arg,
+    print_json,
 )
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, INPUT_FILE, fail, print_json
 from fwtools.cli.fw_vars_boot import boot
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def _select(variables: list[Variable], names: tuple[str, ...], guid: str | None)
     Variable
 ]:
     wanted = set(names)
-    vendor = vendor_guid(guid, default_guid("")) if guid else None
+    vendor = guid_arg(guid, "--guid") if guid else None
     chosen = [v for v in variables if (not wanted or v.name in wanted)
               and (vendor is None or v.guid == vendor)]
     missing = wanted - {v.name for v in chosen}
@@ -103,7 +103,7 @@ def get(store: str, name: str, guid: str | None, output: str | None) -> None:
     from fwtools.formats.varstore.storeio import load_store
 
     loaded = call(lambda: load_store(store))
-    vendor = vendor_guid(guid, default_guid(name))
+    vendor = guid_arg(guid, "--guid") if guid is not None else default_guid(name)
     found = [v for v in loaded.variables if v.name == name and v.guid == vendor]
     if not found:
         fail(f"{store}: no variable {name} {vendor}")
@@ -182,10 +182,8 @@ def set_(store: str, name: str, guid: str | None, attributes: str | None, output
     if len(given) != 1:
         fail("give exactly one value: --bool, --uint8/16/32/64, --string, --ucs2, --hex, --file")
     data = _value(*given[0])
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
-    vendor = vendor_guid(guid, default_guid(name))
+    loaded, st = open_store(store, template)
+    vendor = guid_arg(guid, "--guid") if guid is not None else default_guid(name)
     old = st.get(name, vendor)
     attrs = call(lambda: parse_attributes(attributes)) if attributes else (
         old.attributes if old is not None else 0x07
@@ -207,10 +205,10 @@ def set_(store: str, name: str, guid: str | None, attributes: str | None, output
 def delete(store: str, names: tuple[str, ...], guid: str | None, output: str | None,
            in_place: bool, fmt: str | None, template: str | None) -> None:
     """Delete variables. Exit 1 (nothing written) when one does not exist."""
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
-    missing = [n for n in names if not st.delete(n, vendor_guid(guid, default_guid(n)))]
+    loaded, st = open_store(store, template)
+    given = guid_arg(guid, "--guid") if guid is not None else None
+    missing = [n for n in names
+               if not st.delete(n, given if given is not None else default_guid(n))]
     if missing:
         click.echo(f"{store}: no variable {', '.join(missing)}; nothing written", err=True)
         sys.exit(EXIT_FINDINGS)
@@ -263,7 +261,7 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
                                                 option="--microsoft-kek"))
     db_names = call(lambda: sb.parse_selection(microsoft_db, list(sb.MICROSOFT_DB),
                                                option="--microsoft-db"))
-    own = vendor_guid(owner, guids.OVMF_ENROLL_DEFAULT_KEYS)
+    own = guid_arg(owner, "--owner") if owner is not None else guids.OVMF_ENROLL_DEFAULT_KEYS
     request = sb.EnrollRequest(secure_boot=secure_boot, replace=replace,
                                timestamp=call(lambda: parse_time(timestamp)))
     if pk is not None:
@@ -287,9 +285,7 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
         fail("nothing to enrol: give --pk, --kek, --db, --dbx, --microsoft or --distro")
     request.kek, _ = request.kek.dedupe()
     request.db, _ = request.db.dedupe()
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     changes = call(lambda: sb.enroll(st, request))
     target = save_store(loaded, st, output, in_place, fmt)
     click.echo(f"{target}: " + "; ".join(changes))
@@ -357,9 +353,7 @@ def dbx(store: str, update: str, certs: tuple[str, ...], force: bool, var_name: 
 
     blob = call(lambda: read_file(update))
     anchors = [d for c in certs for d in call(functools.partial(load_certificates, c))] or None
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     if anchors is None and not force:
         from fwtools.crypto.secureboot import store_update_anchors
 
@@ -395,9 +389,7 @@ def sbat_level(store: str, from_shim: str | None, which: str, level_file: str | 
     chosen = [x for x in (from_shim, level_file, level) if x is not None]
     if len(chosen) + remove != 1:
         fail("give exactly one of --from-shim, --file, --level or --delete")
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     if remove:
         if not st.delete("SbatLevel", guids.SHIM_LOCK):
             click.echo(f"{store}: no SbatLevel; nothing written", err=True)
@@ -455,9 +447,7 @@ def shim(store: str, verbose: bool | None, debug: bool | None, fallback_verbose:
     if all(v is None for v in switches.values()):
         fail("nothing to change: give --verbose, --debug, --fallback-verbose or "
              "--fallback-no-reboot (or their --no- forms)")
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     done = []
     for name, on in switches.items():
         if on is None:
@@ -491,18 +481,16 @@ def convert(source: str, output: str, fmt: str | None, template: str | None,
     out_fmt = call(lambda: format_for_output(output, fmt, loaded.format))
     if out_fmt == loaded.format and fmt is None and Path(output).suffix == "":
         fail(f"say which format {output} should have: --format raw|qcow2|json")
-    if loaded.store is None:
-        if out_fmt == "json":
-            import json
+    if loaded.store is None and out_fmt == "json":
+        import json
 
-            from fwtools.formats.varstore.jsonform import variables_to_json
+        from fwtools.formats.varstore.jsonform import variables_to_json
 
-            data = (json.dumps(variables_to_json(loaded.json_variables, format="json"),
-                               indent=2) + "\n").encode()
-            call(lambda: atomic_write(output, data))
-            return
-        loaded.store = store_from_json(loaded.json_variables, template)
-    st = loaded.store
+        data = (json.dumps(variables_to_json(loaded.json_variables, format="json"),
+                           indent=2) + "\n").encode()
+        call(lambda: atomic_write(output, data))
+        return
+    st = call(lambda: loaded.as_store(template))
     data = call(lambda: store_bytes(st, out_fmt,
                                      cluster_size=cluster_size or loaded.qcow2_cluster_size,
                                      version=loaded.qcow2_version, source_format=loaded.format))

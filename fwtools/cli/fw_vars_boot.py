@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import string
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from fwtools.cli._varstore import call, edit_options, open_store, save_store
-from fwtools.cli.common import EXIT_FINDINGS, INPUT_FILE, fail
+from fwtools.cli._varstore import edit_options, open_store, save_store
+from fwtools.cli.common import EXIT_FINDINGS, INPUT_FILE, call, fail
+
+if TYPE_CHECKING:
+    from fwtools.formats.varstore.edk2 import Variable, VariableStore
+    from fwtools.formats.varstore.storeio import LoadedStore
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STORE = INPUT_FILE
@@ -25,14 +31,25 @@ def _number(text: str) -> int:
     return number
 
 
-def _order(store: object) -> list[int]:
+def _order(store: LoadedStore | VariableStore) -> list[int]:
     from fwtools.formats.efi import guids
 
-    var = store.get("BootOrder", guids.EFI_GLOBAL_VARIABLE)  # type: ignore[attr-defined]
+    var = store.get("BootOrder", guids.EFI_GLOBAL_VARIABLE)
     if var is None:
         return []
-    data: bytes = var.data
+    data = var.data
     return [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data) - 1, 2)]
+
+
+def _boot_number(var: Variable) -> int | None:
+    """#### of a Boot#### variable (EFI global, four hex digits), else None."""
+    from fwtools.formats.efi import guids
+
+    digits = var.name[4:]
+    if (var.guid != guids.EFI_GLOBAL_VARIABLE or len(var.name) != 8
+            or not var.name.startswith("Boot") or not all(c in string.hexdigits for c in digits)):
+        return None
+    return int(digits, 16)
 
 
 def _order_bytes(order: list[int]) -> bytes:
@@ -54,16 +71,9 @@ def list_(store: str) -> None:
     from fwtools.formats.varstore.storeio import load_store
 
     loaded = call(lambda: load_store(store))
-    entries = {
-        int(v.name[4:], 16): v for v in loaded.variables
-        if v.guid == guids.EFI_GLOBAL_VARIABLE and len(v.name) == 8 and v.name.startswith("Boot")
-        and all(c in "0123456789ABCDEFabcdef" for c in v.name[4:])
-    }
-    by_name = {v.name: v for v in loaded.variables if v.guid == guids.EFI_GLOBAL_VARIABLE}
-    order = [int.from_bytes(by_name["BootOrder"].data[i : i + 2], "little")
-             for i in range(0, len(by_name["BootOrder"].data) - 1, 2)] if "BootOrder" in by_name \
-        else []
-    nxt = by_name.get("BootNext")
+    entries = {n: v for v in loaded.variables if (n := _boot_number(v)) is not None}
+    order = _order(loaded)
+    nxt = loaded.get("BootNext", guids.EFI_GLOBAL_VARIABLE)
     if nxt is not None and len(nxt.data) >= 2:
         click.echo(f"BootNext: Boot{int.from_bytes(nxt.data[:2], 'little'):04X}")
     click.echo("BootOrder: " + ",".join(f"{n:04X}" for n in order))
@@ -106,13 +116,9 @@ def add(store: str, description: str, file_path: str, partuuid: str | None, part
     from fwtools.formats.efi.loadoption import LoadOption
     from fwtools.formats.varstore.edk2 import Variable
 
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     order = _order(st)
-    taken = {int(v.name[4:], 16) for v in st if v.guid == guids.EFI_GLOBAL_VARIABLE
-             and len(v.name) == 8 and v.name.startswith("Boot") and v.name[4:].isalnum()
-             and all(c in "0123456789ABCDEFabcdef" for c in v.name[4:])}
+    taken = {_boot_number(v) for v in st}
     num = _number(number) if number else next(n for n in range(0x10000) if n not in taken)
     if partuuid:
         path = call(lambda: devicepath.build_hd_file_path(
@@ -145,9 +151,7 @@ def order(store: str, entries: tuple[str, ...], output: str | None, in_place: bo
     numbers = [_number(e) for item in entries for e in item.split(",") if e]
     if len(set(numbers)) != len(numbers):
         fail("an entry appears twice in the new BootOrder")
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     missing = [n for n in numbers if st.get(f"Boot{n:04X}", guids.EFI_GLOBAL_VARIABLE) is None]
     if missing:
         fail("no such entries: " + ", ".join(f"Boot{n:04X}" for n in missing))
@@ -167,9 +171,7 @@ def next_(store: str, entry: str, output: str | None, in_place: bool, fmt: str |
     from fwtools.formats.varstore.edk2 import Variable
 
     num = _number(entry)
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     if st.get(f"Boot{num:04X}", guids.EFI_GLOBAL_VARIABLE) is None:
         fail(f"no entry Boot{num:04X}")
     st.set(Variable("BootNext", guids.EFI_GLOBAL_VARIABLE, 0x07, num.to_bytes(2, "little")))
@@ -187,9 +189,7 @@ def delete_(store: str, entry: str, output: str | None, in_place: bool, fmt: str
     from fwtools.formats.varstore.edk2 import Variable
 
     num = _number(entry)
-    loaded = open_store(store, template)
-    st = loaded.store
-    assert st is not None
+    loaded, st = open_store(store, template)
     if not st.delete(f"Boot{num:04X}", guids.EFI_GLOBAL_VARIABLE):
         click.echo(f"{store}: no entry Boot{num:04X}; nothing written", err=True)
         sys.exit(EXIT_FINDINGS)

@@ -14,6 +14,7 @@ from fwtools.cli.common import (
     EXIT_INPUT,
     EXIT_OK,
     INPUT_FILE,
+    call,
     fail,
     print_json,
 )
@@ -77,7 +78,6 @@ def pe_inspect(
     was untrusted or revoked; 2 an input (or a signature or special section in it) was
     unreadable or malformed; the other inputs are still reported.
     """
-    from fwtools.errors import FwError
     from fwtools.policy.pe_facts import expand_paths, inspect_path
 
     trust = None
@@ -89,24 +89,11 @@ def pe_inspect(
         from fwtools.crypto.secureboot import store_trust_anchors
         from fwtools.formats.varstore.storeio import load_store
 
-        try:
-            loaded = load_store(vars_store)
-            if loaded.store is None:
-                from fwtools.formats.varstore.edk2 import VariableStore
-
-                loaded.store = VariableStore.blank("ovmf-4m-528k")
-                for var in loaded.json_variables:
-                    loaded.store.set(var)
-            trust = store_trust_anchors(loaded.store)
-        except FwError as exc:
-            fail(str(exc))
+        trust = call(lambda: store_trust_anchors(load_store(vars_store)))
     if anchors:
         from fwtools.crypto.trust import TrustAnchors
 
-        try:
-            trust = TrustAnchors.from_files(list(anchors), dbx_paths=list(dbx))
-        except FwError as exc:
-            fail(str(exc))
+        trust = call(lambda: TrustAnchors.from_files(list(anchors), dbx_paths=list(dbx)))
 
     from fwtools.report.text_progress import progress
 
@@ -120,10 +107,8 @@ def pe_inspect(
     if extract_dir is not None:
         from fwtools.policy.pe_extract import extract_certificates
 
-        try:
-            extract_certificates([r.facts for r in results if r.facts], Path(extract_dir))
-        except FwError as exc:
-            fail(str(exc))
+        call(lambda: extract_certificates([r.facts for r in results if r.facts],
+                                          Path(extract_dir)))
 
     if as_json:
         from fwtools.report.pe_json import inspect_document

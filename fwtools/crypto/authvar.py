@@ -29,17 +29,20 @@ asn1crypto parses, cryptography verifies and signs; both are imported inside fun
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, TypeVar
 
 from fwtools._base.efitime import EfiTime
 from fwtools.crypto.pkcs7 import (
     PKCS7_DATA,
     PKCS9_SIGNING_TIME,
+    CertCache,
     attribute,
     content_signed_data,
+    find_chain,
     find_signer,
     malformed_der,
     verify_signer_info,
@@ -68,6 +71,8 @@ _STRUCTURE: Final = "EFI_VARIABLE_AUTHENTICATION_2 PKCS#7"
 SIGNING_DIGESTS: Final = ("sha256", "sha384", "sha512")
 
 Form = Literal["SignedData", "ContentInfo"]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -129,7 +134,7 @@ class _Parsed:
     form: Form
     bag: list[tuple[bytes, Any]]  # (DER, asn1crypto Certificate)
     signer_infos: list[Any]
-    signer_certs: list[tuple[bytes, Any] | None]
+    signer_certs: list[int | None]  # index in ``bag`` of each SignerInfo's certificate
     signer_ids: list[str]
     problems: list[str]
 
@@ -145,16 +150,10 @@ def _signer_id(sid: Any) -> str:
     return f"keyid {bytes(sid.chosen.native).hex()}"
 
 
-def _find_signer(sid: Any, bag: list[tuple[bytes, Any]]) -> tuple[bytes, Any] | None:
-    found = find_signer(sid, [cert for _der, cert in bag])
-    return bag[found] if found is not None else None
-
-
 def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
     """Decode the CertData; SignatureFormatError (at the PKCS#7 offset) when it is not a
     PKCS#7 SignedData with at least one SignerInfo."""
     from asn1crypto import cms, core
-    from asn1crypto import x509 as asn1_x509
 
     structure = _STRUCTURE
     offset = auth.pkcs7_offset
@@ -197,8 +196,8 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
             if choice.name != "certificate":
                 problems.append(f"certificate {i} in the bag is a {choice.name}, ignored")
                 continue
-            der = choice.chosen.dump()
-            cert = asn1_x509.Certificate.load(der)
+            cert = choice.chosen
+            der = cert.dump()
             tbs = cert["tbs_certificate"]
             _ = (tbs["subject"].native, tbs["issuer"].native, tbs["serial_number"].native)
             _ = tbs["subject_public_key_info"]["algorithm"]["algorithm"].dotted
@@ -209,6 +208,7 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
             raise SignatureFormatError(
                 "SignedData has no SignerInfo", structure=structure, offset=offset
             )
+        certs = [cert for _der, cert in bag]
         signer_certs = []
         signer_ids = []
         for si in signer_infos:
@@ -219,7 +219,7 @@ def _parse_pkcs7(auth: AuthVariable2) -> _Parsed:
                 _ = attr["type"].dotted
                 _ = attr["values"].native
             signer_ids.append(_signer_id(si["sid"]))
-            signer_certs.append(_find_signer(si["sid"], bag))
+            signer_certs.append(find_signer(si["sid"], certs))
     return _Parsed(signed_data, form, bag, signer_infos, signer_certs, signer_ids, problems)
 
 
@@ -227,25 +227,33 @@ def _cert_info(der: bytes, what: str, offset: int) -> CertificateInfo:
     return certificate_info(der, structure=f"{_STRUCTURE} {what}", offset=offset)
 
 
+def _malformed_pkcs7(
+    fn: Callable[Concatenate[AuthVariable2, _P], _R],
+) -> Callable[Concatenate[AuthVariable2, _P], _R]:
+    """Run ``fn(auth, ...)`` with asn1crypto's errors, which its lazy decoding may raise at
+    any field access, reported as malformed PKCS#7 at the offset of ``auth``'s CertData."""
+
+    @functools.wraps(fn)
+    def checked(auth: AuthVariable2, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with malformed_der("malformed PKCS#7", structure=_STRUCTURE, offset=auth.pkcs7_offset):
+            return fn(auth, *args, **kwargs)
+
+    return checked
+
+
+@_malformed_pkcs7
 def auth_signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
     """Describe the PKCS#7 of ``auth``: signers, certificate bag, digest, form, attributes.
 
     Raises :class:`SignatureFormatError` (with the PKCS#7's absolute offset) when the
     CertData is empty or not a PKCS#7 SignedData.
     """
-    with malformed_der("malformed PKCS#7", structure=_STRUCTURE, offset=auth.pkcs7_offset):
-        return _signature_info(auth)
-
-
-def _signature_info(auth: AuthVariable2) -> AuthSignatureInfo:
     parsed = _parse_pkcs7(auth)
     offset = auth.pkcs7_offset
     certificates = [
         _cert_info(der, f"certificate {i}", offset) for i, (der, _c) in enumerate(parsed.bag)
     ]
-    signers = [
-        _cert_info(found[0], "signer", offset) for found in parsed.signer_certs if found is not None
-    ]
+    signers = [certificates[found] for found in parsed.signer_certs if found is not None]
     first = parsed.signer_infos[0]
     signed_attrs = first["signed_attrs"]
     signing_time = attribute(signed_attrs, PKCS9_SIGNING_TIME)
@@ -288,13 +296,14 @@ def _check_signatures(parsed: _Parsed, content: bytes) -> str | None:
         label = f"SignerInfo {i}" if len(parsed.signer_infos) > 1 else "the SignerInfo"
         if found is None:
             return f"{label}: signer {parsed.signer_ids[i]} has no certificate in the PKCS#7"
-        spki = found[1]["tbs_certificate"]["subject_public_key_info"].dump()
+        spki = parsed.bag[found][1]["tbs_certificate"]["subject_public_key_info"].dump()
         valid, why = verify_signer_info(si, spki, content)
         if not valid:
             return f"{label}: {why}"
     return None
 
 
+@_malformed_pkcs7
 def verify_auth(
     auth: AuthVariable2,
     name: str,
@@ -313,20 +322,6 @@ def verify_auth(
     unsigned header, a signature that does not verify or a chain that reaches no anchor is
     an invalid result, not an error.
     """
-    # asn1crypto decodes lazily; anything it trips over late is still malformed DER.
-    with malformed_der("malformed PKCS#7", structure=_STRUCTURE, offset=auth.pkcs7_offset):
-        return _verify_auth(auth, name, vendor, attributes, anchors)
-
-
-def _verify_auth(
-    auth: AuthVariable2,
-    name: str,
-    vendor: uuid.UUID,
-    attributes: int | None,
-    anchors: Sequence[bytes],
-) -> AuthVerifyResult:
-    from fwtools.crypto.trust import _CertCache, _find_chain
-
     if attributes is None:
         _vendor, default = variable_defaults(name)
         candidates = [default & ~APPEND_WRITE, default | APPEND_WRITE]
@@ -359,10 +354,13 @@ def _verify_auth(
         )
     parsed = _parse_pkcs7(auth)
     digest = str(parsed.signer_infos[0]["digest_algorithm"]["algorithm"].native)
-    cache = _CertCache()
+    cache = CertCache()
     trusted = cache.many(bytes(a) for a in anchors)
     if not trusted:
         raise UsageError("no usable trust anchor: give at least one DER certificate")
+    # The bag is parsed already: the chain reuses those certificates rather than decoding
+    # their DER again.
+    bag = [cache.get(der, cert) for der, cert in parsed.bag]
 
     encap = parsed.signed_data["encap_content_info"]
     if encap["content"].native is not None:
@@ -385,9 +383,10 @@ def _verify_auth(
         failures.append((attrs, why))
 
     first_signer = parsed.signer_certs[0]
+    first = bag[first_signer] if first_signer is not None else None
     signer_info = (
-        _cert_info(first_signer[0], "signer", auth.pkcs7_offset)
-        if first_signer is not None
+        first.describe(structure=f"{_STRUCTURE} signer", offset=auth.pkcs7_offset)
+        if first is not None
         else None
     )
     if verified is None:
@@ -407,7 +406,7 @@ def _verify_auth(
     anchor_info: CertificateInfo | None = None
     for i, found in enumerate(parsed.signer_certs):
         assert found is not None  # _check_signatures passed
-        signer = cache.get(found[0])
+        signer = bag[found]
         if signer is None:
             return result(
                 False,
@@ -416,8 +415,8 @@ def _verify_auth(
                 signer=signer_info,
                 digest=digest,
             )
-        pool = [c for c in cache.many(der for der, _c in parsed.bag) if c.der != signer.der]
-        chain, anchor = _find_chain(signer, pool, trusted)
+        pool = [c for c in bag if c is not None and c.der != signer.der]
+        chain, anchor = find_chain(signer, pool, trusted)
         if anchor is None:
             return result(
                 False,

@@ -4,8 +4,9 @@ References: RFC 2315 (PKCS #7 v1.5) §9; RFC 2985 (PKCS #9 attributes). Both kin
 signature are a PKCS#7 SignedData whose SignerInfo either signs the content directly or
 signs authenticated attributes whose messageDigest is the content's digest;
 :func:`verify_signer_info` checks either form, :func:`find_signer` finds the signer's
-certificate in the bag and :func:`verify_with_key` checks a raw signature with a public key
-(also used for certificate signatures in :mod:`fwtools.crypto.trust`). Parsing shares
+certificate in the bag, :func:`verify_with_key` checks a raw signature with a public key and
+:func:`find_chain` builds the chain from a signer to a trusted certificate (for Authenticode
+in :mod:`fwtools.crypto.trust`, for .auth in :mod:`fwtools.crypto.authvar`). Parsing shares
 :func:`content_signed_data` (unwrap a ContentInfo) and :func:`malformed_der` (asn1crypto's
 errors as :class:`~fwtools.errors.SignatureFormatError`).
 
@@ -16,14 +17,15 @@ costs nothing until a signature is checked.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from fwtools.crypto.x509info import PARSE_ERRORS
+from fwtools.crypto.x509info import PARSE_ERRORS, CertificateInfo, certificate_info
 from fwtools.errors import FwError, SignatureFormatError
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
     from cryptography.hazmat.primitives.hashes import HashAlgorithm
 
@@ -194,14 +196,185 @@ def verify_signer_info(
     return True, None
 
 
+# -- certificate chains -----------------------------------------------------------------
+
+# Chains longer than this are not built (real ones have two or three certificates).
+MAX_CHAIN: Final = 8
+
+
+class Cert:
+    """A certificate with the parsed forms chain building needs, loaded on demand."""
+
+    __slots__ = ("_crypto", "_crypto_loaded", "_info", "asn1", "der")
+
+    def __init__(self, der: bytes, asn1: Any) -> None:
+        self.der = der
+        self.asn1 = asn1
+        self._crypto: x509.Certificate | None = None
+        self._crypto_loaded = False
+        self._info: CertificateInfo | None = None
+
+    @classmethod
+    def load(cls, der: bytes, asn1: Any = None) -> Cert | None:
+        """The certificate, or None when asn1crypto cannot read its TBSCertificate.
+
+        ``asn1`` is the asn1crypto Certificate of ``der`` when the caller has parsed it
+        already (a PKCS#7 bag), so that the bytes are not decoded twice.
+        """
+        from asn1crypto import x509 as asn1_x509
+
+        try:
+            if asn1 is None:
+                asn1 = asn1_x509.Certificate.load(der)
+            # Parsing is lazy; touch the TBSCertificate so that a malformed one fails here.
+            asn1["tbs_certificate"]["subject"]
+        except PARSE_ERRORS:
+            return None
+        return cls(der, asn1)
+
+    @property
+    def info(self) -> CertificateInfo:
+        return self.describe()
+
+    def describe(
+        self, *, structure: str = "X.509 certificate", offset: int | None = None
+    ) -> CertificateInfo:
+        """:func:`~fwtools.crypto.x509info.certificate_info` of the certificate, computed
+        once; ``structure`` and ``offset`` name it in the error when that fails."""
+        if self._info is None:
+            self._info = certificate_info(self.der, structure=structure, offset=offset)
+        return self._info
+
+    @property
+    def crypto(self) -> x509.Certificate | None:
+        """The cryptography object, or None when cryptography refuses the certificate."""
+        if not self._crypto_loaded:
+            from cryptography import x509
+
+            self._crypto_loaded = True
+            try:
+                self._crypto = x509.load_der_x509_certificate(self.der)
+            except (ValueError, x509.InvalidVersion):
+                self._crypto = None
+        return self._crypto
+
+    def tbs_digest(self, algorithm: str) -> bytes:
+        return hashlib.new(algorithm, self.asn1["tbs_certificate"].dump()).digest()
+
+
+class CertCache:
+    """Certificates parsed once per verification, keyed by DER."""
+
+    def __init__(self) -> None:
+        self._certs: dict[bytes, Cert | None] = {}
+
+    def get(self, der: bytes, asn1: Any = None) -> Cert | None:
+        """The certificate of ``der`` (see :meth:`Cert.load` for ``asn1``)."""
+        if der not in self._certs:
+            self._certs[der] = Cert.load(der, asn1)
+        return self._certs[der]
+
+    def many(self, ders: Iterable[bytes]) -> list[Cert]:
+        return [c for c in (self.get(d) for d in ders) if c is not None]
+
+
+def _issued_by(cert: Cert, issuer: Cert) -> bool:
+    """Whether ``issuer`` issued ``cert``: names match and the signature verifies."""
+    try:
+        if cert.asn1["tbs_certificate"]["issuer"] != issuer.asn1["tbs_certificate"]["subject"]:
+            return False
+    except PARSE_ERRORS:
+        return False
+    child, parent = cert.crypto, issuer.crypto
+    if child is None or parent is None:
+        return False
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    try:
+        child.verify_directly_issued_by(parent)
+        return True
+    except InvalidSignature:
+        return False
+    except ValueError:
+        # cryptography compares names byte for byte; asn1crypto above compared them as
+        # RFC 5280 does (as OpenSSL and edk2 do). Check the signature by hand.
+        return _signature_verifies(child, parent)
+    except (TypeError, UnsupportedAlgorithm):
+        return False
+
+
+def _signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    try:
+        params: Any = cert.signature_algorithm_parameters
+        rsa_padding = params if isinstance(params, padding.AsymmetricPadding) else None
+        return verify_with_key(
+            issuer.public_key(),
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            cert.signature_hash_algorithm,
+            rsa_padding,
+        )
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+
+
+def find_chain(
+    signer: Cert, pool: Sequence[Cert], anchors: Sequence[Cert]
+) -> tuple[list[Cert], Cert | None]:
+    """A chain from ``signer`` through ``pool`` to one of ``anchors``.
+
+    Returns (chain, anchor) with the anchor as the chain's last element, or the longest
+    chain built and None. An anchor ends the chain as soon as a chain certificate *is* one
+    (same DER) or is issued by one, the partial-chain rule of edk2's Pkcs7Verify (and of
+    OpenSSL's X509_V_FLAG_PARTIAL_CHAIN); validity periods and key usages are not checked.
+    """
+    anchor_ders = {a.der for a in anchors}
+    best: list[Cert] = [signer]
+
+    def walk(chain: list[Cert]) -> Cert | None:
+        nonlocal best
+        if len(chain) > len(best):
+            best = list(chain)
+        current = chain[-1]
+        if current.der in anchor_ders:
+            return current
+        for anchor in anchors:
+            if _issued_by(current, anchor):
+                chain.append(anchor)
+                return anchor
+        if len(chain) >= MAX_CHAIN:
+            return None
+        seen = {c.der for c in chain}
+        for candidate in pool:
+            if candidate.der in seen or not _issued_by(current, candidate):
+                continue
+            chain.append(candidate)
+            found = walk(chain)
+            if found is not None:
+                return found
+            chain.pop()
+        return None
+
+    chain = [signer]
+    anchor = walk(chain)
+    return (chain, anchor) if anchor is not None else (best, None)
+
+
 __all__ = [
+    "MAX_CHAIN",
     "PKCS7_DATA",
     "PKCS7_SIGNED_DATA",
     "PKCS9_CONTENT_TYPE",
     "PKCS9_MESSAGE_DIGEST",
     "PKCS9_SIGNING_TIME",
+    "Cert",
+    "CertCache",
     "attribute",
     "content_signed_data",
+    "find_chain",
     "find_signer",
     "malformed_der",
     "verify_signer_info",

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from fwtools._base.efitime import EfiTime
 from fwtools.errors import UsageError, VerificationError
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from fwtools.crypto.authvar import AuthVerifyResult
     from fwtools.crypto.trust import TrustAnchors
     from fwtools.formats.varstore.edk2 import Variable, VariableStore
+
+class VariableSource(Protocol):
+    """Where variables are looked up: a VariableStore, or a loaded store in any container
+    (:class:`fwtools.formats.varstore.storeio.LoadedStore`, JSON included)."""
+
+    def get(self, name: str, guid: uuid.UUID) -> Variable | None: ...
+
 
 SECURE_BOOT_ENABLE_GUID: Final = guids.EFI_SECURE_BOOT_ENABLE_DISABLE
 CUSTOM_MODE_GUID: Final = guids.EFI_CUSTOM_MODE_ENABLE
@@ -135,7 +142,7 @@ def enroll(store: VariableStore, request: EnrollRequest) -> list[str]:
     return changes
 
 
-def stored_certificates(store: VariableStore, names: Iterable[tuple[str, uuid.UUID]]) -> list[
+def stored_certificates(store: VariableSource, names: Iterable[tuple[str, uuid.UUID]]) -> list[
     bytes
 ]:
     """The X.509 certificates in the given signature-database variables of ``store``."""
@@ -199,25 +206,7 @@ def apply_signed_update(
         result is not None and result.valid))
 
 
-__all__ = [
-    "DISTRO_CERTS",
-    "MICROSOFT_DB",
-    "MICROSOFT_KEK",
-    "DbxUpdateResult",
-    "EnrollRequest",
-    "apply_signed_update",
-    "enroll",
-    "microsoft_db",
-    "microsoft_kek",
-    "parse_selection",
-    "shipped_certificate",
-    "store_trust_anchors",
-    "store_update_anchors",
-    "stored_certificates",
-]
-
-
-def store_trust_anchors(store: VariableStore) -> TrustAnchors:
+def store_trust_anchors(store: VariableSource) -> TrustAnchors:
     """What the firmware booting with ``store`` trusts for images: its db and dbx."""
     from fwtools.crypto.trust import TrustAnchors
 
@@ -228,8 +217,27 @@ def store_trust_anchors(store: VariableStore) -> TrustAnchors:
     return TrustAnchors.from_signature_lists(lists["db"], lists["dbx"])
 
 
-def store_update_anchors(store: VariableStore) -> list[bytes]:
+def store_update_anchors(store: VariableSource) -> list[bytes]:
     """The certificates the firmware accepts signed db/dbx updates from: KEK and PK."""
     return stored_certificates(
         store, [("KEK", guids.EFI_GLOBAL_VARIABLE), ("PK", guids.EFI_GLOBAL_VARIABLE)]
     )
+
+
+__all__ = [
+    "DISTRO_CERTS",
+    "MICROSOFT_DB",
+    "MICROSOFT_KEK",
+    "DbxUpdateResult",
+    "EnrollRequest",
+    "VariableSource",
+    "apply_signed_update",
+    "enroll",
+    "microsoft_db",
+    "microsoft_kek",
+    "parse_selection",
+    "shipped_certificate",
+    "store_trust_anchors",
+    "store_update_anchors",
+    "stored_certificates",
+]

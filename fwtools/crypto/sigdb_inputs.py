@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from fwtools._base.fileio import read_file
 from fwtools.errors import FwError, ParseError, SignatureFormatError
 from fwtools.formats.efi import guids
-from fwtools.formats.efi.siglist import SignatureDatabase, SignatureList
+from fwtools.formats.efi.siglist import FIXED_SIGNATURE_SIZE, SignatureDatabase, SignatureList
 
 if TYPE_CHECKING:
     from fwtools.crypto.authvar import AuthSignatureInfo
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 InputFormat = Literal["esl", "auth", "pe", "certificate"]
 Role = Literal["db", "dbx"]
 # Certificates given as plain files have no owner; they are shown with the nil GUID.
-NO_OWNER: Final = uuid.UUID(int=0)
+NO_OWNER: Final = guids.NIL
+# Signature types a signature-list file can start with; a DER certificate starts with 0x30,
+# and no PE image with MZ, which none of their first GUID bytes is.
+_LIST_TYPES: Final = frozenset(FIXED_SIGNATURE_SIZE) | {guids.CERT_X509, guids.CERT_X509_SM3}
 
 
 @dataclass
@@ -81,14 +84,15 @@ def load_input(path: str | os.PathLike[str], *, describe: bool = True) -> SigdbI
     ``describe`` decodes a .auth file's PKCS#7 (signers, certificates) for display; a
     verification does its own decoding and skips it.
     """
-    from fwtools.formats.efi.authvar import AuthVariable2, is_auth_payload
+    from fwtools.formats.efi.authvar import AuthVariable2
 
     name = os.fspath(path)
     data = read_file(path)
     try:
-        if data[:2] == b"MZ":
+        kind = sniff_format(data)
+        if kind == "pe":
             return _load_pe(name, data)
-        if is_auth_payload(data):
+        if kind == "auth":
             auth = AuthVariable2.parse(data)
             db = SignatureDatabase.parse(auth.payload, base=auth.payload_offset)
             result = SigdbInput(name, "auth", [("db", db)], auth=auth)
@@ -100,7 +104,7 @@ def load_input(path: str | os.PathLike[str], *, describe: bool = True) -> SigdbI
                 except FwError as exc:
                     result.auth_error = str(exc)
             return result
-        if _looks_like_certificate(data):
+        if kind == "certificate":
             from fwtools.crypto.x509info import certificates_from_bytes
 
             db = SignatureDatabase(())
@@ -110,6 +114,24 @@ def load_input(path: str | os.PathLike[str], *, describe: bool = True) -> SigdbI
         return SigdbInput(name, "esl", [("db", SignatureDatabase.parse(data))])
     except ParseError as exc:
         raise exc.with_path(name) from None
+
+
+def sniff_format(data: bytes, fallback: InputFormat = "esl") -> InputFormat:
+    """Which kind of input ``data`` is, from its first bytes: a PE image (``MZ``), a signed
+    update (a well-formed EFI_VARIABLE_AUTHENTICATION_2 header), signature lists (a known
+    signature type first), PEM or DER certificates; else ``fallback``, the kind whose
+    parser best says what is wrong (signature lists of unknown types are valid too)."""
+    from fwtools.formats.efi.authvar import is_auth_payload
+
+    if data[:2] == b"MZ":
+        return "pe"
+    if is_auth_payload(data):
+        return "auth"
+    if len(data) >= 16 and uuid.UUID(bytes_le=data[:16]) in _LIST_TYPES:
+        return "esl"
+    if _looks_like_certificate(data):
+        return "certificate"
+    return fallback
 
 
 def _looks_like_certificate(data: bytes) -> bool:

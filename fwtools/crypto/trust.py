@@ -29,25 +29,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Literal
 
 from fwtools._base.fileio import read_file
 from fwtools.crypto.authenticode import AuthenticodeSignature
-from fwtools.crypto.pkcs7 import verify_with_key
+from fwtools.crypto.pkcs7 import Cert, CertCache, find_chain
+from fwtools.crypto.sigdb_inputs import sniff_format
 from fwtools.crypto.x509info import (
     PARSE_ERRORS,
     CertificateInfo,
     certificate_info,
     certificates_from_bytes,
 )
-from fwtools.errors import SignatureFormatError
+from fwtools.errors import ParseError, SignatureFormatError
 from fwtools.formats.efi import guids
-from fwtools.formats.efi.authvar import auth_header_size
 from fwtools.formats.efi.siglist import (
-    FIXED_SIGNATURE_SIZE,
     HASH_ALGORITHM,
     X509_HASH_TYPES,
     SignatureList,
@@ -56,15 +54,6 @@ from fwtools.formats.efi.siglist import (
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.authenticode import authenticode_digests, authenticode_layout
 from fwtools.formats.pe.image import PeImage
-
-if TYPE_CHECKING:
-    from cryptography import x509
-
-# Signature types a signature-list file can start with; a DER certificate starts with 0x30,
-# which none of their first GUID bytes is.
-_LIST_TYPES: Final = frozenset(FIXED_SIGNATURE_SIZE) | {guids.CERT_X509, guids.CERT_X509_SM3}
-# Chains longer than this are not built (real ones have two or three certificates).
-_MAX_CHAIN: Final = 8
 
 Status = Literal["trusted", "untrusted", "revoked"]
 
@@ -176,18 +165,21 @@ def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[S
             # trust anchor or revocation list is a mistake worth stopping for.
             raise SignatureFormatError("empty file: no certificate, hash or signature list",
                                        offset=0)
-        if len(data) >= 16 and uuid.UUID(bytes_le=data[:16]) in _LIST_TYPES:
+        # The kinds fw-sigdb reads but PE images (shim's .vendor_cert is no anchor file):
+        # anything else is reported as not being a certificate.
+        kind = sniff_format(data, fallback="certificate")
+        if kind == "esl":
             return [], parse_signature_lists(data)
-        auth_size = auth_header_size(data)
-        if auth_size:
+        if kind == "auth":
             # A signed update given as a list: its signature must at least be well formed.
             from fwtools.crypto.authvar import auth_signature_info
             from fwtools.formats.efi.authvar import AuthVariable2
 
-            auth_signature_info(AuthVariable2.parse(data))
-            return [], parse_signature_lists(data[auth_size:], base=auth_size)
+            auth = AuthVariable2.parse(data)
+            auth_signature_info(auth)
+            return [], parse_signature_lists(auth.payload, base=auth.payload_offset)
         return certificates_from_bytes(data, name), []
-    except SignatureFormatError as exc:
+    except ParseError as exc:
         raise exc.with_path(name) from None
 
 
@@ -211,153 +203,6 @@ class VerifyResult:
     def trusted(self) -> bool:
         """Whether firmware would run the image."""
         return self.status == "trusted"
-
-
-class _Cert:
-    """A certificate with the parsed forms chain building needs, loaded on demand."""
-
-    __slots__ = ("_crypto", "_crypto_loaded", "_info", "asn1", "der")
-
-    def __init__(self, der: bytes, asn1: Any) -> None:
-        self.der = der
-        self.asn1 = asn1
-        self._crypto: x509.Certificate | None = None
-        self._crypto_loaded = False
-        self._info: CertificateInfo | None = None
-
-    @classmethod
-    def load(cls, der: bytes) -> _Cert | None:
-        """The certificate, or None when asn1crypto cannot read its TBSCertificate."""
-        from asn1crypto import x509 as asn1_x509
-
-        try:
-            asn1 = asn1_x509.Certificate.load(der)
-            # Parsing is lazy; touch the TBSCertificate so that a malformed one fails here.
-            asn1["tbs_certificate"]["subject"]
-        except PARSE_ERRORS:
-            return None
-        return cls(der, asn1)
-
-    @property
-    def info(self) -> CertificateInfo:
-        if self._info is None:
-            self._info = certificate_info(self.der)
-        return self._info
-
-    @property
-    def crypto(self) -> x509.Certificate | None:
-        """The cryptography object, or None when cryptography refuses the certificate."""
-        if not self._crypto_loaded:
-            from cryptography import x509
-
-            self._crypto_loaded = True
-            try:
-                self._crypto = x509.load_der_x509_certificate(self.der)
-            except (ValueError, x509.InvalidVersion):
-                self._crypto = None
-        return self._crypto
-
-    def tbs_digest(self, algorithm: str) -> bytes:
-        return hashlib.new(algorithm, self.asn1["tbs_certificate"].dump()).digest()
-
-
-class _CertCache:
-    """Certificates parsed once per verification, keyed by DER."""
-
-    def __init__(self) -> None:
-        self._certs: dict[bytes, _Cert | None] = {}
-
-    def get(self, der: bytes) -> _Cert | None:
-        if der not in self._certs:
-            self._certs[der] = _Cert.load(der)
-        return self._certs[der]
-
-    def many(self, ders: Iterable[bytes]) -> list[_Cert]:
-        return [c for c in (self.get(d) for d in ders) if c is not None]
-
-
-def _issued_by(cert: _Cert, issuer: _Cert) -> bool:
-    """Whether ``issuer`` issued ``cert``: names match and the signature verifies."""
-    try:
-        if cert.asn1["tbs_certificate"]["issuer"] != issuer.asn1["tbs_certificate"]["subject"]:
-            return False
-    except PARSE_ERRORS:
-        return False
-    child, parent = cert.crypto, issuer.crypto
-    if child is None or parent is None:
-        return False
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-
-    try:
-        child.verify_directly_issued_by(parent)
-        return True
-    except InvalidSignature:
-        return False
-    except ValueError:
-        # cryptography compares names byte for byte; asn1crypto above compared them as
-        # RFC 5280 does (as OpenSSL and edk2 do). Check the signature by hand.
-        return _signature_verifies(child, parent)
-    except (TypeError, UnsupportedAlgorithm):
-        return False
-
-
-def _signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    try:
-        params: Any = cert.signature_algorithm_parameters
-        rsa_padding = params if isinstance(params, padding.AsymmetricPadding) else None
-        return verify_with_key(
-            issuer.public_key(),
-            cert.signature,
-            cert.tbs_certificate_bytes,
-            cert.signature_hash_algorithm,
-            rsa_padding,
-        )
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-
-
-def _find_chain(
-    signer: _Cert, pool: Sequence[_Cert], anchors: Sequence[_Cert]
-) -> tuple[list[_Cert], _Cert | None]:
-    """A chain from ``signer`` through ``pool`` to one of ``anchors``.
-
-    Returns (chain, anchor) with the anchor as the chain's last element, or the longest
-    chain built and None. An anchor ends the chain as soon as a chain certificate *is* one
-    (same DER) or is issued by one, the partial-chain rule of edk2's Pkcs7Verify.
-    """
-    anchor_ders = {a.der for a in anchors}
-    best: list[_Cert] = [signer]
-
-    def walk(chain: list[_Cert]) -> _Cert | None:
-        nonlocal best
-        if len(chain) > len(best):
-            best = list(chain)
-        current = chain[-1]
-        if current.der in anchor_ders:
-            return current
-        for anchor in anchors:
-            if _issued_by(current, anchor):
-                chain.append(anchor)
-                return anchor
-        if len(chain) >= _MAX_CHAIN:
-            return None
-        seen = {c.der for c in chain}
-        for candidate in pool:
-            if candidate.der in seen or not _issued_by(current, candidate):
-                continue
-            chain.append(candidate)
-            found = walk(chain)
-            if found is not None:
-                return found
-            chain.pop()
-        return None
-
-    chain = [signer]
-    anchor = walk(chain)
-    return (chain, anchor) if anchor is not None else (best, None)
 
 
 def _image_digests(
@@ -426,15 +271,15 @@ def _edk2_table_problem(img: PeImage) -> str | None:
 
 
 def _dbx_match(
-    signer: _Cert,
-    bag: list[_Cert],
+    signer: Cert,
+    bag: list[Cert],
     anchors: TrustAnchors,
-    cache: _CertCache,
-    db_anchor: _Cert | None,
-) -> tuple[str, list[_Cert]] | None:
+    cache: CertCache,
+    db_anchor: Cert | None,
+) -> tuple[str, list[Cert]] | None:
     dbx_certs = cache.many(anchors.dbx_certs)
     if dbx_certs:
-        chain, hit = _find_chain(signer, bag, dbx_certs)
+        chain, hit = find_chain(signer, bag, dbx_certs)
         if hit is not None:
             return f"dbx cert {hit.info.subject}", chain
     checked = [signer, *bag] + ([db_anchor] if db_anchor is not None else [])
@@ -462,7 +307,7 @@ def verify_image(
     :func:`fwtools.crypto.authenticode.image_signatures` (their ``digest_matches`` filled);
     ``digests`` may carry precomputed image digests to avoid hashing again.
     """
-    cache = _CertCache()
+    cache = CertCache()
     wanted = set(anchors.dbx_hashes) | set(anchors.db_hashes)
     image_digests = _image_digests(img, wanted, digests)
 
@@ -483,7 +328,7 @@ def verify_image(
             reasons.append(f"{label}: signer certificate cannot be parsed")
             continue
         bag = [c for c in cache.many(ci.der for ci in sig.certificates) if c.der != signer.der]
-        chain, db_anchor = _find_chain(signer, bag, db_certs) if db_certs else ([signer], None)
+        chain, db_anchor = find_chain(signer, bag, db_certs) if db_certs else ([signer], None)
         revoked = _dbx_match(signer, bag, anchors, cache, db_anchor)
         if revoked is not None:
             entry, revoked_chain = revoked

@@ -30,7 +30,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Final
+from typing import ClassVar, Final, NamedTuple
 
 from fwtools.errors import UsageError
 
@@ -321,6 +321,19 @@ def _check_range(start: int, length: int, what: str) -> None:
 Update = Callable[[Attributes], Attributes]
 
 
+class _Slot(NamedTuple):
+    """One table entry met by :meth:`PageTable._edit`: where it is, the VA its span starts
+    at, whether the edited range covers that span whole, and the entry with its kind."""
+
+    table: int
+    position: int
+    level: int
+    va: int
+    whole: bool
+    entry: int
+    kind: EntryKind
+
+
 class PageTable(ABC):
     """A 4-level page table in simulated physical memory (arch-neutral engine).
 
@@ -592,32 +605,44 @@ class PageTable(ABC):
         self.encode_leaf(LEVELS - 1, pa, a)  # validates the raw bits before any change
         delta = pa - va
 
+        def visit(slot: _Slot) -> int | None:
+            table, index, level, e_lo, whole, entry, kind = slot
+            if (
+                whole
+                and level in self.leaf_levels
+                and kind is not EntryKind.TABLE
+                and (e_lo + delta) % ENTRY_SPAN[level] == 0
+            ):
+                self._write(table, index, self.encode_leaf(level, e_lo + delta, a))
+                return None
+            if kind is EntryKind.TABLE:
+                return self.table_address(entry)
+            if kind is EntryKind.LEAF:
+                return self._split(table, index, level, entry)
+            child = self._alloc_table()
+            self._write(table, index, self.encode_table(child))
+            return child
+
+        self._edit(va, va + size, visit)
+
+    def _edit(self, start: int, end: int, visit: Callable[[_Slot], int | None]) -> None:
+        """Call ``visit`` on every entry whose span meets [start, end), top down in VA order;
+        when it returns a table address, the walk continues in that table over the part of
+        the range the entry spans (map, unmap and update differ only in their visits)."""
+
         def rec(table: int, level: int, base: int, lo: int, hi: int) -> None:
             span = ENTRY_SPAN[level]
             for index in range((lo - base) // span, (hi - 1 - base) // span + 1):
                 e_lo = base + index * span
                 s, t = max(lo, e_lo), min(hi, e_lo + span)
                 entry = self._read(table, index)
-                kind = self.classify(entry, level)
                 whole = s == e_lo and t == e_lo + span
-                if (
-                    whole
-                    and level in self.leaf_levels
-                    and kind is not EntryKind.TABLE
-                    and (e_lo + delta) % span == 0
-                ):
-                    self._write(table, index, self.encode_leaf(level, e_lo + delta, a))
-                    continue
-                if kind is EntryKind.TABLE:
-                    child = self.table_address(entry)
-                elif kind is EntryKind.LEAF:
-                    child = self._split(table, index, level, entry)
-                else:
-                    child = self._alloc_table()
-                    self._write(table, index, self.encode_table(child))
-                rec(child, level + 1, e_lo, s, t)
+                slot = _Slot(table, index, level, e_lo, whole, entry, self.classify(entry, level))
+                child = visit(slot)
+                if child is not None:
+                    rec(child, level + 1, e_lo, s, t)
 
-        rec(self.root, 0, 0, va, va + size)
+        rec(self.root, 0, 0, start, end)
 
     def _check_pa(self, pa: int) -> None:
         """Raise if ``pa`` is beyond the output address size (subclasses narrow it)."""
@@ -632,27 +657,20 @@ class PageTable(ABC):
         va = self.canonical(va)
         _check_range(va, size, "unmap")
 
-        def rec(table: int, level: int, base: int, lo: int, hi: int) -> None:
-            span = ENTRY_SPAN[level]
-            for index in range((lo - base) // span, (hi - 1 - base) // span + 1):
-                e_lo = base + index * span
-                s, t = max(lo, e_lo), min(hi, e_lo + span)
-                entry = self._read(table, index)
-                kind = self.classify(entry, level)
-                if kind is EntryKind.INVALID:
-                    if entry:
-                        self._write(table, index, 0)
-                    continue
-                if kind is EntryKind.LEAF and s == e_lo and t == e_lo + span:
+        def visit(slot: _Slot) -> int | None:
+            table, index, level, _e_lo, whole, entry, kind = slot
+            if kind is EntryKind.INVALID:
+                if entry:
                     self._write(table, index, 0)
-                    continue
-                if kind is EntryKind.TABLE:
-                    child = self.table_address(entry)
-                else:
-                    child = self._split(table, index, level, entry)
-                rec(child, level + 1, e_lo, s, t)
+                return None
+            if kind is EntryKind.LEAF and whole:
+                self._write(table, index, 0)
+                return None
+            if kind is EntryKind.TABLE:
+                return self.table_address(entry)
+            return self._split(table, index, level, entry)
 
-        rec(self.root, 0, 0, va, va + size)
+        self._edit(va, va + size, visit)
 
     def update(self, va: int, size: int, fn: Update) -> None:
         """Apply ``fn`` to the attributes of every leaf in [va, va+size), splitting as edk2.
@@ -668,33 +686,23 @@ class PageTable(ABC):
         if hole is not None:
             raise NotMappedError(f"address {hole:#x} is not mapped", address=hole)
 
-        def rec(table: int, level: int, base: int, lo: int, hi: int) -> None:
-            span = ENTRY_SPAN[level]
-            for index in range((lo - base) // span, (hi - 1 - base) // span + 1):
-                e_lo = base + index * span
-                s, t = max(lo, e_lo), min(hi, e_lo + span)
-                entry = self._read(table, index)
-                kind = self.classify(entry, level)
-                if kind is EntryKind.TABLE:
-                    rec(self.table_address(entry), level + 1, e_lo, s, t)
-                    continue
-                assert kind is EntryKind.LEAF
-                old = self.decode_leaf(entry, level)
-                new = self.normalize(fn(old))
-                if s == e_lo and t == e_lo + span:
-                    if new != old:
-                        self._write(
-                            table,
-                            index,
-                            self.encode_leaf(level, self.leaf_address(entry, level), new),
-                        )
-                    continue
-                if self.SKIP_UNCHANGED_BLOCKS and new == old:
-                    continue
-                child = self._split(table, index, level, entry)
-                rec(child, level + 1, e_lo, s, t)
+        def visit(slot: _Slot) -> int | None:
+            table, index, level, _e_lo, whole, entry, kind = slot
+            if kind is EntryKind.TABLE:
+                return self.table_address(entry)
+            assert kind is EntryKind.LEAF
+            old = self.decode_leaf(entry, level)
+            new = self.normalize(fn(old))
+            if whole:
+                if new != old:
+                    address = self.leaf_address(entry, level)
+                    self._write(table, index, self.encode_leaf(level, address, new))
+                return None
+            if self.SKIP_UNCHANGED_BLOCKS and new == old:
+                return None
+            return self._split(table, index, level, entry)
 
-        rec(self.root, 0, 0, va, va + size)
+        self._edit(va, va + size, visit)
 
     def _first_hole(self, start: int, end: int) -> int | None:
         pos = start

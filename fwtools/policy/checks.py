@@ -129,7 +129,8 @@ def arch_name(facts: PeFacts) -> str:
     return ARCH_NAMES.get(facts.image.machine, f"{facts.image.machine:#x}")
 
 
-def _opt(facts: PeFacts, rel: int) -> int:
+def opt_offset(facts: PeFacts, rel: int) -> int:
+    """The file offset of the optional header field at ``rel``."""
     return facts.image.optional_header_offset + rel
 
 
@@ -149,8 +150,9 @@ def check_nx_compat(ctx: Context) -> Iterator[Violation]:
     img = ctx.facts.image
     if not img.nx_compat:
         yield Violation(
-            f"NX_COMPAT is not set (DllCharacteristics {img.dll_characteristics:#06x})",
-            "optional header DllCharacteristics", _opt(ctx.facts, 70))
+            f"NX_COMPAT is not set (DllCharacteristics {img.dll_characteristics:#06x}): "
+            "W^X-enforcing firmware loads it in compatibility mode or refuses it",
+            "optional header DllCharacteristics", opt_offset(ctx.facts, 70))
 
 
 @rule("section-alignment", "error", "SectionAlignment must be page-sized",
@@ -161,7 +163,7 @@ def check_nx_compat(ctx: Context) -> Iterator[Violation]:
       power_of_two=True, equals=None)
 def check_section_alignment(ctx: Context) -> Iterator[Violation]:
     align = ctx.facts.image.section_alignment
-    where = ("optional header SectionAlignment", _opt(ctx.facts, 32))
+    where = ("optional header SectionAlignment", opt_offset(ctx.facts, 32))
     equals = ctx.params.get("equals")
     if equals:
         allowed = [int(v) for v in equals]
@@ -224,7 +226,7 @@ def check_image_base(ctx: Context) -> Iterator[Violation]:
     base = ctx.facts.image.image_base
     if base != want:
         yield Violation(f"ImageBase {base:#x} is not {want:#x}", "optional header ImageBase",
-                        _opt(ctx.facts, 24))
+                        opt_offset(ctx.facts, 24))
 
 
 def _subsystem_values(values: Any) -> set[int]:
@@ -244,7 +246,16 @@ def check_subsystem_allowed(ctx: Context) -> Iterator[Violation]:
     if img.subsystem not in allowed:
         names = ", ".join(str(v) for v in sorted(allowed))
         yield Violation(f"subsystem {img.subsystem} ({img.subsystem_name}) is not allowed "
-                        f"(allowed: {names})", "optional header Subsystem", _opt(ctx.facts, 68))
+                        f"(allowed: {names})", "optional header Subsystem",
+                        opt_offset(ctx.facts, 68))
+
+
+def check_efi_subsystem(ctx: Context) -> Iterator[Violation]:
+    """The first test of subsystem-type (pe-inspect's efi-subsystem verdict)."""
+    img = ctx.facts.image
+    if img.subsystem not in layout.EFI_SUBSYSTEMS:
+        yield Violation(f"subsystem {img.subsystem} ({img.subsystem_name}) is not an EFI "
+                        "subsystem", "optional header Subsystem", opt_offset(ctx.facts, 68))
 
 
 @rule("subsystem-type", "error", "Subsystem must match the image type",
@@ -255,10 +266,9 @@ def check_subsystem_allowed(ctx: Context) -> Iterator[Violation]:
       MU_URL, runtime_alignment={"AA64": 0x10000})
 def check_subsystem_type(ctx: Context) -> Iterator[Violation]:
     img = ctx.facts.image
-    where = ("optional header Subsystem", _opt(ctx.facts, 68))
+    where = ("optional header Subsystem", opt_offset(ctx.facts, 68))
     if img.subsystem not in layout.EFI_SUBSYSTEMS:
-        yield Violation(f"subsystem {img.subsystem} ({img.subsystem_name}) is not an EFI "
-                        "subsystem", *where)
+        yield from check_efi_subsystem(ctx)
         return
     if ctx.facts.kernel is not None and img.subsystem != 10:
         yield Violation(f"a kernel EFI stub with subsystem {img.subsystem} instead of 10 "
@@ -337,7 +347,7 @@ def check_headers(ctx: Context) -> Iterator[Violation]:
 def check_entry(ctx: Context) -> Iterator[Violation]:
     img = ctx.facts.image
     entry = img.entry_point
-    where = ("optional header AddressOfEntryPoint", _opt(ctx.facts, 16))
+    where = ("optional header AddressOfEntryPoint", opt_offset(ctx.facts, 16))
     if entry == 0:
         yield Violation("AddressOfEntryPoint is 0", *where)
         return
@@ -379,7 +389,7 @@ def check_sbat_present(ctx: Context) -> Iterator[Violation]:
     if ctx.params.get("skip_kernels", True) and ctx.facts.kernel is not None:
         raise NotApplicable("a Linux kernel (verified through shim_lock)")
     if ctx.facts.image.section(".sbat") is None:
-        yield Violation("no .sbat section: shim refuses to start it", "sections")
+        yield Violation("no .sbat section: shim 15.3 and later refuse to start it", "sections")
 
 
 @rule("sbat-well-formed", "error", "The .sbat section must parse per SBAT.md",
@@ -469,11 +479,21 @@ def check_digest(ctx: Context) -> Iterator[Violation]:
       "The SignerInfo signature must verify with the signer certificate's key, and the "
       "signature must parse.", AUTHENTICODE_URL)
 def check_signature_valid(ctx: Context) -> Iterator[Violation]:
+    yield from signature_errors(ctx)
+    yield from invalid_signatures(ctx)
+
+
+def signature_errors(ctx: Context) -> Iterator[Violation]:
+    """Signatures that did not parse or check cleanly (pe-inspect's ``signature`` verdict)."""
     for sig in ctx.facts.signatures:
-        error = getattr(sig, "error", None)
-        if error:
-            yield Violation(str(error), f"signature {sig.index}", sig.offset)
-        elif sig.signature_valid is False:
+        if sig.error:
+            yield Violation(sig.error, f"signature {sig.index}", sig.offset)
+
+
+def invalid_signatures(ctx: Context) -> Iterator[Violation]:
+    """Cleanly parsed signatures whose SignerInfo signature does not verify."""
+    for sig in ctx.facts.signatures:
+        if not sig.error and sig.signature_valid is False:
             yield Violation("the PKCS#7 signature does not verify with the signer's "
                             "certificate", f"signature {sig.index}", sig.offset)
 

@@ -32,6 +32,7 @@ from fwtools.policy.checks import (
 if TYPE_CHECKING:
     from fwtools.crypto.trust import TrustAnchors
     from fwtools.formats.sbat import SbatLevel
+    from fwtools.policy.pe_facts import PeFacts
     from fwtools.policy.profiles import Profile
 
 # Below this many files a process pool costs more than it saves (measured: see
@@ -89,7 +90,7 @@ def rule_info(rule_id: str) -> Rule:
     return RULES.get(rule_id) or ENGINE_RULES[rule_id]
 
 
-def check_facts(facts: Any, path: str, profile: Profile, options: Options) -> FileReport:
+def check_facts(facts: PeFacts, path: str, profile: Profile, options: Options) -> FileReport:
     report = FileReport(path)
     arch, kind = arch_name(facts), image_type(facts)
     for cfg in profile.active:
@@ -113,7 +114,7 @@ def check_path(path: str, profile: Profile, options: Options) -> FileReport:
     from fwtools.policy.pe_facts import inspect_path
 
     fr = inspect_path(path, anchors=options.anchors,
-                      check_signatures=profile.needs_signature_check())
+                      check_signatures=profile.needs_signature_check(), inspect=False)
     if fr.facts is None:
         message = fr.error or f"{path}: unreadable"
         return FileReport(path, error=message,

@@ -2,7 +2,8 @@
 
 This is the meeting point of the format parsers (headers, sections, special sections,
 kernel headers) and the crypto layer (Authenticode signatures, trust verdicts). pe-inspect
-renders it; the rules in :mod:`fwtools.policy.pe_rules` judge it.
+renders it with the verdicts of :mod:`fwtools.policy.pe_rules`; fw-check's rules in
+:mod:`fwtools.policy.checks` judge it.
 """
 
 from __future__ import annotations
@@ -63,18 +64,20 @@ def collect_facts(
     anchors: TrustAnchors | None = None,
     check_signatures: bool = False,
     checksum: bool = False,
+    inspect: bool = True,
     depth: int = 0,
 ) -> PeFacts:
     """Parse ``data`` as a PE image and gather all facts; raises FwError on bad input.
 
     The PKCS#7 SignerInfo signatures are verified when ``check_signatures`` is set or trust
     anchors are given; a valid signature by an unknown key proves nothing by itself, and
-    skipping it spares loading cryptography.
+    skipping it spares loading cryptography. ``inspect`` adds what only pe-inspect shows:
+    the images embedded in a UKI and the built-in verdicts (fw-check's profile rules judge
+    the facts themselves and need neither).
     """
     from fwtools.crypto.authenticode import image_signatures
     from fwtools.formats.pe.authenticode import authenticode_digests
     from fwtools.formats.pe.special import embedded_pe, special_sections
-    from fwtools.policy.pe_rules import evaluate
 
     image = PeImage(data, path)
     digests = authenticode_digests(image, DIGEST_ALGORITHMS)
@@ -92,7 +95,7 @@ def collect_facts(
         kernel=_kernel_info(data),
         computed_checksum=image.computed_checksum() if checksum else None,
     )
-    if depth < MAX_EMBED_DEPTH:
+    if inspect and depth < MAX_EMBED_DEPTH:
         for sect in image.sections:
             if sect.name != ".linux":
                 continue
@@ -111,7 +114,10 @@ def collect_facts(
         from fwtools.crypto.trust import verify_image
 
         facts.verification = verify_image(image, signatures, anchors, digests=digests)
-    facts.findings = evaluate(facts)
+    if inspect:
+        from fwtools.policy.pe_rules import evaluate
+
+        facts.findings = evaluate(facts)
     return facts
 
 
@@ -131,12 +137,14 @@ def inspect_path(
     anchors: TrustAnchors | None = None,
     check_signatures: bool = False,
     checksum: bool = False,
+    inspect: bool = True,
 ) -> FileResult:
     """Inspect one file, turning every expected failure into a one-line error."""
     try:
         data = read_file(path)
         facts = collect_facts(
-            data, path, anchors=anchors, check_signatures=check_signatures, checksum=checksum
+            data, path, anchors=anchors, check_signatures=check_signatures, checksum=checksum,
+            inspect=inspect,
         )
         return FileResult(path, facts)
     except ParseError as exc:

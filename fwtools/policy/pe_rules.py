@@ -4,14 +4,20 @@ They follow Microsoft's UEFI CA memory-mitigation requirements (page-sized Secti
 no W+X section, NX_COMPAT), shim's post-process-pe checks, Project Mu's ImageValidation and
 paging audit (code and data not mixed in one section), and the Authenticode facts (a
 signature whose digest does not match the image is worthless).
+
+The checks themselves are fw-check's (:mod:`fwtools.policy.checks`); this module only names
+pe-inspect's selection of them, its severities, and the facts pe-inspect reports besides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from fwtools.formats.pe import layout
+from fwtools.policy import checks
+from fwtools.policy.checks import Context, NotApplicable, Violation
 from fwtools.policy.findings import Finding, Severity
 
 if TYPE_CHECKING:
@@ -33,115 +39,81 @@ def all_findings(facts: PeFacts) -> Iterator[tuple[str, Finding]]:
             yield from all_findings(inner)
 
 
-def evaluate(facts: PeFacts) -> list[Finding]:
-    img = facts.image
-    out: list[Finding] = []
-    opt = img.optional_header_offset
-    is_efi = img.subsystem in layout.EFI_SUBSYSTEMS
+# -- what only pe-inspect reports (facts, not policy) -----------------------------------
 
-    if not is_efi:
-        out.append(Finding(
-            "efi-subsystem", "warning",
-            f"subsystem {img.subsystem_name} is not an EFI subsystem",
-            "optional header Subsystem", opt + 68,
-        ))
-    if img.nx_compat:
-        out.append(Finding(
-            "nx-compat", "info", "NX_COMPAT is set: firmware may enforce W^X on this image",
-            "optional header DllCharacteristics", opt + 70,
-        ))
-    else:
-        out.append(Finding(
-            "nx-compat", "warning",
-            "NX_COMPAT is not set: W^X-enforcing firmware loads it in compatibility mode "
-            "or refuses it",
-            "optional header DllCharacteristics", opt + 70,
-        ))
-    align = img.section_alignment
-    if align < layout.PAGE_SIZE or align & (align - 1):
-        out.append(Finding(
-            "section-alignment", "error",
-            f"SectionAlignment {align:#x} is not a power of two of at least 4 KiB: "
-            "sections cannot get their own page permissions",
-            "optional header SectionAlignment", opt + 32,
-        ))
-    for s in img.sections:
-        where = f"section {s.name}"
-        if s.write and s.execute:
-            out.append(Finding(
-                "wx-section", "error",
-                f"section {s.name} is both writable and executable",
-                where, s.header_offset + 36,
-            ))
-        if s.contains_code and s.characteristics & (
-            layout.SCN_CNT_INITIALIZED_DATA | layout.SCN_CNT_UNINITIALIZED_DATA
-        ):
-            out.append(Finding(
-                "code-data-mixed", "warning",
-                f"section {s.name} is flagged as both code and data",
-                where, s.header_offset + 36,
-            ))
-        if align >= layout.PAGE_SIZE and not s.is_page_aligned():
-            out.append(Finding(
-                "section-page-aligned", "error",
-                f"section {s.name} starts at RVA {s.virtual_address:#x}, not on a page boundary",
-                where, s.header_offset + 12,
-            ))
-    if not img.has_relocations:
-        out.append(Finding(
-            "relocations", "warning",
-            "no base relocations: the image can only be loaded at its ImageBase",
-            "data directory BASERELOC",
-        ))
-    for anomaly in img.anomalies:
-        out.append(Finding("pe-anomaly", "warning", anomaly, "PE headers"))
 
-    if is_efi and facts.kernel is None and img.section(".sbat") is None:
-        out.append(Finding(
-            "sbat", "warning",
-            "no .sbat section: shim 15.3 and later refuse to start it",
-            "sections",
-        ))
-    for sect in facts.special:
+def _nx_compat_set(ctx: Context) -> Iterator[Violation]:
+    if ctx.facts.image.nx_compat:
+        yield Violation("NX_COMPAT is set: firmware may enforce W^X on this image",
+                        "optional header DllCharacteristics", checks.opt_offset(ctx.facts, 70))
+
+
+def _sbat_present(ctx: Context) -> Iterator[Violation]:
+    # Only EFI images are shim's business; a non-EFI one already has efi-subsystem.
+    if ctx.facts.image.subsystem in layout.EFI_SUBSYSTEMS:
+        yield from checks.check_sbat_present(ctx)
+
+
+def _special_section_errors(ctx: Context) -> Iterator[Violation]:
+    for sect in ctx.facts.special:
         if sect.error:
-            out.append(Finding(
-                "special-section", "error", f"{sect.name}: {sect.error}",
-                f"section {sect.name}", sect.offset,
-            ))
+            yield Violation(f"{sect.name}: {sect.error}", f"section {sect.name}", sect.offset)
 
-    if not facts.signatures:
-        out.append(Finding("signed", "info", "the image is not signed", "certificate table"))
-    for sig in facts.signatures:
-        where = f"signature {sig.index}"
-        if sig.error:
-            out.append(Finding("signature", "error", sig.error, where, sig.offset))
-            continue
-        if sig.digest_matches is False:
-            out.append(Finding(
-                "digest-mismatch", "error",
-                f"signed {sig.digest_algorithm} digest does not match the image: the image "
-                "was modified after signing",
-                where, sig.offset,
-            ))
-        if sig.signature_valid is False:
-            out.append(Finding(
-                "signature-invalid", "error",
-                "the PKCS#7 signature does not verify with the signer's certificate",
-                where, sig.offset,
-            ))
-    computed = facts.computed_checksum
+
+def _checksum(ctx: Context) -> Iterator[Violation]:
+    img, computed = ctx.facts.image, ctx.facts.computed_checksum
     if computed is not None and img.checksum and img.checksum != computed:
-        out.append(Finding(
-            "checksum", "info",
-            f"optional header CheckSum {img.checksum:#x} differs from the computed "
-            f"{computed:#x} (firmware does not check it)",
-            "optional header CheckSum", img.checksum_offset,
-        ))
-    if facts.verification is not None:
-        v = facts.verification
-        severity: Severity = "info" if v.status == "trusted" else "error"
-        out.append(Finding("verify", severity, f"{v.status}: {v.reason}", "trust anchors"))
-    for name, inner in facts.embedded.items():
+        yield Violation(f"optional header CheckSum {img.checksum:#x} differs from the computed "
+                        f"{computed:#x} (firmware does not check it)",
+                        "optional header CheckSum", img.checksum_offset)
+
+
+def _verdict(trusted: bool) -> Callable[[Context], Iterator[Violation]]:
+    def check(ctx: Context) -> Iterator[Violation]:
+        v = ctx.facts.verification
+        if v is not None and (v.status == "trusted") == trusted:
+            yield Violation(f"{v.status}: {v.reason}", "trust anchors")
+
+    return check
+
+
+def _embedded_errors(ctx: Context) -> Iterator[Violation]:
+    for name, inner in ctx.facts.embedded.items():
         if isinstance(inner, str):
-            out.append(Finding("embedded", "error", inner, f"section {name}"))
+            yield Violation(inner, f"section {name}")
+
+
+# pe-inspect's verdicts in the order it lists them: (rule, severity, check). The policy
+# checks are fw-check's own (fwtools.policy.checks, with their default parameters) under
+# pe-inspect's rule names and severities; the rest report facts only pe-inspect shows.
+VERDICTS: Final[tuple[tuple[str, Severity, checks.RuleFunc], ...]] = (
+    ("efi-subsystem", "warning", checks.check_efi_subsystem),
+    ("nx-compat", "info", _nx_compat_set),
+    ("nx-compat", "warning", checks.check_nx_compat),
+    ("section-alignment", "error", checks.check_section_alignment),
+    ("wx-section", "error", checks.check_wx),
+    ("code-data-mixed", "warning", checks.check_code_data),
+    ("section-page-aligned", "error", checks.check_page_aligned),
+    ("relocations", "warning", checks.check_relocations),
+    ("pe-anomaly", "warning", checks.check_anomalies),
+    ("sbat", "warning", _sbat_present),
+    ("special-section", "error", _special_section_errors),
+    ("signed", "info", checks.check_signed),
+    ("signature", "error", checks.signature_errors),
+    ("digest-mismatch", "error", checks.check_digest),
+    ("signature-invalid", "error", checks.invalid_signatures),
+    ("checksum", "info", _checksum),
+    ("verify", "info", _verdict(trusted=True)),
+    ("verify", "error", _verdict(trusted=False)),
+    ("embedded", "error", _embedded_errors),
+)
+
+
+def evaluate(facts: PeFacts) -> list[Finding]:
+    ctx = Context(facts, {})
+    out: list[Finding] = []
+    for rule_id, severity, check in VERDICTS:
+        with contextlib.suppress(NotApplicable):
+            out += [Finding(rule_id, severity, v.message, v.location, v.offset)
+                    for v in check(ctx)]
     return out

@@ -47,13 +47,13 @@ def from_store(path: str) -> tuple[SbatLevel, str]:
         store = load_store(path)
     except FwError as exc:
         raise UsageError(f"--sbat-level-store {path}: {exc}") from None
-    for var in store.variables:
-        if var.name == SBAT_LEVEL_VARIABLE and var.guid == guids.SHIM_LOCK:
-            try:
-                return parse_sbat_level(bytes(var.data)), f"variable SbatLevel in {path}"
-            except FwError as exc:
-                raise UsageError(f"{path}: variable SbatLevel: {exc}") from None
-    raise UsageError(f"{path}: no SbatLevel variable ({guids.SHIM_LOCK})")
+    var = store.get(SBAT_LEVEL_VARIABLE, guids.SHIM_LOCK)
+    if var is None:
+        raise UsageError(f"{path}: no SbatLevel variable ({guids.SHIM_LOCK})")
+    try:
+        return parse_sbat_level(bytes(var.data)), f"variable SbatLevel in {path}"
+    except FwError as exc:
+        raise UsageError(f"{path}: variable SbatLevel: {exc}") from None
 
 
 def from_shim(spec: str) -> tuple[SbatLevel, str]:

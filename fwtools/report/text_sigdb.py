@@ -9,24 +9,13 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from fwtools.report.ansi import Painter
 from fwtools.report.sigdb_json import input_json
 
 if TYPE_CHECKING:
     from fwtools.crypto.sigdb_inputs import SigdbInput
 
 _HASH_KEYS = ("sha256", "sha1", "sha224", "sha384", "sha512")
-_STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "cyan": "36", "magenta": "35"}
-
-
-class _Painter:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, text: str, style: str) -> str:
-        if not self.enabled:
-            return text
-        codes = ";".join(_STYLES[s] for s in style.split())
-        return f"\x1b[{codes}m{text}\x1b[0m"
 
 
 def _owner(entry: dict[str, Any]) -> str:
@@ -34,7 +23,7 @@ def _owner(entry: dict[str, Any]) -> str:
     return f"{name} ({entry['owner']})" if name else entry["owner"]
 
 
-def _entry_line(e: dict[str, Any], x509: bool, verbose: bool, paint: _Painter) -> str:
+def _entry_line(e: dict[str, Any], x509: bool, verbose: bool, paint: Painter) -> str:
     if x509:
         if "subject" not in e:
             return paint(f"unparsable certificate: {e.get('error')}", "red")
@@ -49,7 +38,7 @@ def _entry_line(e: dict[str, Any], x509: bool, verbose: bool, paint: _Painter) -
     return str(next((e[k] for k in _HASH_KEYS if k in e), e.get("data", "")))
 
 
-def _lines(doc: dict[str, Any], verbose: bool, paint: _Painter) -> list[str]:
+def _lines(doc: dict[str, Any], verbose: bool, paint: Painter) -> list[str]:
     n = doc["entries"]
     noun = "entry" if n == 1 else "entries"
     out = [paint(f"== {doc['path']}  ({doc['format']}, {n} {noun})", "bold")]
@@ -98,7 +87,7 @@ def render_inputs(
     color: bool | None = None,
 ) -> None:
     stream = stream or sys.stdout
-    paint = _Painter(stream.isatty() if color is None else color)
+    paint = Painter.for_stream(stream, color)
     for item in items:
         if isinstance(item, tuple):
             continue  # errors go to stderr, one line each, from the command

@@ -10,18 +10,12 @@ import sys
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from fwtools.report.ansi import Painter
 from fwtools.report.jsonable import to_jsonable
 
 if TYPE_CHECKING:
     from fwtools.formats.varstore.edk2 import Variable
 
-_STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
-
-
-def _paint(enabled: bool, text: str, style: str) -> str:
-    if not enabled:
-        return text
-    return f"\x1b[{';'.join(_STYLES[s] for s in style.split())}m{text}\x1b[0m"
 
 
 def summarize(decoded: Any, limit: int = 100) -> str:
@@ -58,9 +52,9 @@ def render_variables(
     from fwtools.formats.varstore.decode import decode_variable
 
     stream = stream or sys.stdout
-    on = stream.isatty() if color is None else color
-    out = [_paint(on, title, "bold")]
-    out += [_paint(on, f"  {n}", "dim") for n in notes]
+    paint = Painter.for_stream(stream, color)
+    out = [paint(title, "bold")]
+    out += [paint(f"  {n}", "dim") for n in notes]
     rows = list(variables)
     width = max((len(v.name) for v in rows), default=4)
     for v in rows:
@@ -71,7 +65,7 @@ def render_variables(
         if v.timestamp is not None and not v.timestamp.is_zero:
             stamp = f"  {v.timestamp}"
         line = (
-            f"{_paint(on, v.name.ljust(width), 'bold cyan')}  {guid:<26} {attrs:<12} "
+            f"{paint(v.name.ljust(width), 'bold cyan')}  {guid:<26} {attrs:<12} "
             f"{len(v.data):>6} B{stamp}"
         )
         if decoded is not None and not verbose:

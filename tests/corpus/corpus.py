@@ -34,6 +34,9 @@ DEFAULT_CORPUS: Final = Path("/var/cache/fwtools-corpus")
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 PACKAGES_TXT: Final = Path(__file__).resolve().with_name("packages.txt")
 FETCH_HINT: Final = "run tests/corpus/fetch.sh"
+# The peer tools (virt-firmware, python-uefivars), each in its own venv made by
+# benchmarks/setup-peers.sh: oracles for the tests, the competition for the benchmarks.
+PEERS_DIR: Final = Path(os.environ.get("FWTOOLS_BENCH_DIR", "/var/cache/fwtools-bench"))
 
 SUITES: Final = ("bookworm", "trixie")
 # Debian architecture -> the suffix EFI file names use (shimx64.efi, grubaa64.efi).

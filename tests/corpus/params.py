@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from .corpus import FETCH_HINT, REQUIRE_ENV, corpus_base, require_corpus
+from .corpus import FETCH_HINT, PEERS_DIR, REQUIRE_ENV, corpus_base, require_corpus
 
 CORPUS = corpus_base() / "root"
 
@@ -87,9 +87,8 @@ def without_read_override() -> list[str]:
     return [need_tool("setpriv"), "--bounding-set=-dac_override,-dac_read_search"]
 
 
-# The peer tools used as oracles live in their own venvs, made by benchmarks/setup-peers.sh
-# (which .ci/run runs): virt-firmware's commands and python-uefivars' ``uefivars``.
-PEERS_DIR = Path(os.environ.get("FWTOOLS_BENCH_DIR", "/var/cache/fwtools-bench"))
+# The venv in PEERS_DIR of each peer tool used as an oracle (benchmarks/setup-peers.sh makes
+# them; .ci/run runs it): virt-firmware's commands and python-uefivars' ``uefivars``.
 PEER_VENVS = {"virt-fw-vars": "virt-venv", "pe-inspect": "virt-venv",
               "virt-fw-sigdb": "virt-venv", "uefivars": "uefivars-venv"}
 

@@ -25,7 +25,9 @@ from .qemu import (
     VarsFormat,
     copy_vars,
     dmpstore_all,
+    make_esp_image,
     missing_tools,
+    shim_chain_files,
 )
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -97,6 +99,10 @@ def ovmf_trixie(corpus: Corpus, qemu_tools: None) -> Ovmf:
 class ShimChain:
     shim: Path  # shimx64.efi.signed (Microsoft UEFI CA)
     grub: Path  # grubx64.efi.signed (Debian's key, trusted by shim)
+
+    def esp_image(self, path: Path) -> Path:
+        """A GPT disk image at ``path`` whose ESP boots shim -> grub (:func:`shim_chain_files`)."""
+        return make_esp_image(path, shim_chain_files(self.shim, self.grub))
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from .qemu import (
     default_accel,
     make_esp_image,
     run_qemu,
-    shim_chain_files,
 )
 
 MESSAGE_LINES = [line for line in DEFAULT_MESSAGE.split("\r\n") if line]
@@ -34,40 +33,40 @@ def byebyebios(*args: str | Path) -> str:
     return r.output
 
 
-def boot_seabios(image: Path, fmt: str, log: Path) -> QemuResult:
-    """SeaBIOS (QEMU's default BIOS) from ``image`` on IDE. Not -nographic: with it QEMU
-    turns on SeaBIOS's serial console, which mirrors int 10h onto COM1 and every character
-    of the message would appear twice (once from the BIOS, once from the stub's UART)."""
+def boot_seabios(image: Path, fmt: str, log: Path,
+                 stop_marker: str = r"^" + re.escape(LAST_LINE)) -> QemuResult:
+    """SeaBIOS (QEMU's default BIOS) from ``image`` on IDE, until ``stop_marker`` (the default
+    message's last line). Not -nographic: with it QEMU turns on SeaBIOS's serial console,
+    which mirrors int 10h onto COM1 and every character of the message would appear twice
+    (once from the BIOS, once from the stub's UART)."""
     cmd = [QEMU_X86, "-display", "none", "-serial", "stdio", "-monitor", "none",
            "-net", "none", "-m", "64", "-no-reboot", "-accel", default_accel(),
            "-drive", f"file={image},format={fmt},if=ide,snapshot=on"]
-    return run_qemu(cmd, timeout=60, stop_markers=[r"^" + re.escape(LAST_LINE)], serial_log=log)
+    return run_qemu(cmd, timeout=60, stop_markers=[stop_marker], serial_log=log)
 
 
-def assert_message(result: QemuResult) -> None:
+def assert_seabios_shows_message(image: Path, fmt: str, log: Path, record_boot: BootRecorder,
+                                 what: str) -> None:
+    """Boot ``image`` with SeaBIOS: the serial console shows the default message."""
+    result = boot_seabios(image, fmt, log)
+    record_boot(result, what)
     assert result.marker is not None, result.describe()
     # Without -nographic SeaBIOS writes nothing to COM1: all of it is the stub's output.
     lines = [line for line in result.output.split("\n") if line]
     assert lines[: len(MESSAGE_LINES)] == MESSAGE_LINES, result.describe()
 
 
-def gpt_esp(path: Path, chain: ShimChain | None = None) -> Path:
-    files = shim_chain_files(chain.shim, chain.grub) if chain else {"hello.txt": b"hi"}
-    return make_esp_image(path, files)
-
-
 def test_seabios_raw(tmp_path: Path, qemu_tools: None, record_boot: BootRecorder) -> None:
-    img = gpt_esp(tmp_path / "disk.img")
+    img = make_esp_image(tmp_path / "disk.img", {"hello.txt": b"hi"})
     byebyebios(img)
     assert "No problems found" in subprocess.run(
         ["sgdisk", "-v", img], capture_output=True, text=True, check=True).stdout
-    result = boot_seabios(img, "raw", tmp_path / "serial.log")
-    record_boot(result, "SeaBIOS raw GPT image -> byebyebios message")
-    assert_message(result)
+    assert_seabios_shows_message(img, "raw", tmp_path / "serial.log", record_boot,
+                                 "SeaBIOS raw GPT image -> byebyebios message")
 
 
 def test_seabios_qcow2(tmp_path: Path, qemu_tools: None, record_boot: BootRecorder) -> None:
-    raw = gpt_esp(tmp_path / "disk.img")
+    raw = make_esp_image(tmp_path / "disk.img", {"hello.txt": b"hi"})
     q = tmp_path / "disk.qcow2"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, q], check=True)
     orig = tmp_path / "orig.qcow2"
@@ -82,9 +81,8 @@ def test_seabios_qcow2(tmp_path: Path, qemu_tools: None, record_boot: BootRecord
     byebyebios(expected)
     subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", expected, q],
                    check=True, capture_output=True)
-    result = boot_seabios(q, "qcow2", tmp_path / "serial.log")
-    record_boot(result, "SeaBIOS qcow2 GPT image -> byebyebios message")
-    assert_message(result)
+    assert_seabios_shows_message(q, "qcow2", tmp_path / "serial.log", record_boot,
+                                 "SeaBIOS qcow2 GPT image -> byebyebios message")
 
 
 def test_seabios_fresh_qcow2(tmp_path: Path, qemu_tools: None,
@@ -94,9 +92,8 @@ def test_seabios_fresh_qcow2(tmp_path: Path, qemu_tools: None,
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", q, "64M"], check=True)
     byebyebios(q)
     subprocess.run(["qemu-img", "check", q], check=True, capture_output=True)
-    result = boot_seabios(q, "qcow2", tmp_path / "serial.log")
-    record_boot(result, "SeaBIOS fresh qcow2 (cluster allocated) -> message")
-    assert_message(result)
+    assert_seabios_shows_message(q, "qcow2", tmp_path / "serial.log", record_boot,
+                                 "SeaBIOS fresh qcow2 (cluster allocated) -> message")
 
 
 def test_custom_message_on_plain_disk(tmp_path: Path, qemu_tools: None,
@@ -105,11 +102,7 @@ def test_custom_message_on_plain_disk(tmp_path: Path, qemu_tools: None,
     with img.open("wb") as f:
         f.truncate(8 << 20)
     byebyebios("--text", "FWTOOLS custom line one\nFWTOOLS-END", img)
-    cmd = [QEMU_X86, "-display", "none", "-serial", "stdio", "-monitor", "none",
-           "-net", "none", "-m", "64", "-no-reboot", "-accel", default_accel(),
-           "-drive", f"file={img},format=raw,if=ide,snapshot=on"]
-    result = run_qemu(cmd, timeout=60, stop_markers=[r"FWTOOLS-END"],
-                      serial_log=tmp_path / "serial.log")
+    result = boot_seabios(img, "raw", tmp_path / "serial.log", stop_marker=r"FWTOOLS-END")
     record_boot(result, "SeaBIOS empty disk -> custom message")
     assert result.marker is not None, result.describe()
     assert result.output.strip("\n") == "FWTOOLS custom line one\nFWTOOLS-END"
@@ -119,13 +112,12 @@ def test_ovmf_still_boots_injected_gpt(
     tmp_path: Path, ovmf_bookworm: Ovmf, shim_chain_bookworm: ShimChain,
     vars_copy: VarsCopier, record_boot: BootRecorder,
 ) -> None:
-    img = gpt_esp(tmp_path / "esp.img", shim_chain_bookworm)
+    img = shim_chain_bookworm.esp_image(tmp_path / "esp.img")
     byebyebios(img)
     boot = boot_shim_chain(ovmf_bookworm.code_secboot, vars_copy(ovmf_bookworm.vars_ms), img,
                            serial_log=tmp_path / "serial.log")
     record_boot(boot.result, "OVMF secboot + ms: injected GPT image -> shim -> grub")
     assert boot.verdict == "grub", boot.describe()
     # And SeaBIOS shows the message from the very same image.
-    result = boot_seabios(img, "raw", tmp_path / "seabios.log")
-    record_boot(result, "SeaBIOS on the same image -> message")
-    assert_message(result)
+    assert_seabios_shows_message(img, "raw", tmp_path / "seabios.log", record_boot,
+                                 "SeaBIOS on the same image -> message")

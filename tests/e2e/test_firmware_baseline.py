@@ -30,7 +30,6 @@ from .qemu import (
     make_esp_image,
     parse_dmpstore,
     read_back,
-    shim_chain_files,
     startup_nsh,
 )
 
@@ -174,16 +173,13 @@ def test_dmpstore_reads_secure_boot_keys(
 # -- (b) + (c): shim -> grub -------------------------------------------------------------------
 
 
-def _chain_esp(tmp_path: Path, chain: ShimChain) -> Path:
-    return make_esp_image(tmp_path / "esp.img", shim_chain_files(chain.shim, chain.grub))
-
-
 def test_shim_grub_boots_with_microsoft_keys(
     ovmf_bookworm: Ovmf, shim_chain_bookworm: ShimChain, vars_copy: VarsCopier,
     tmp_path: Path, serial_log: Path, record_boot: BootRecorder,
 ) -> None:
     boot = boot_shim_chain(ovmf_bookworm.code_secboot, vars_copy(ovmf_bookworm.vars_ms),
-                           _chain_esp(tmp_path, shim_chain_bookworm), serial_log=serial_log)
+                           shim_chain_bookworm.esp_image(tmp_path / "esp.img"),
+                           serial_log=serial_log)
     record_boot(boot.result, "bookworm secboot, ms store: shim -> grub")
     assert boot.verdict == "grub", boot.describe()
     assert boot.welcome_grub and boot.result.saw(GRUB_MARKER)
@@ -194,7 +190,8 @@ def test_shim_grub_boots_without_secure_boot(
     tmp_path: Path, serial_log: Path, record_boot: BootRecorder,
 ) -> None:
     boot = boot_shim_chain(ovmf_bookworm.code_secboot, vars_copy(ovmf_bookworm.vars_blank),
-                           _chain_esp(tmp_path, shim_chain_bookworm), serial_log=serial_log)
+                           shim_chain_bookworm.esp_image(tmp_path / "esp.img"),
+                           serial_log=serial_log)
     record_boot(boot.result, "bookworm secboot, blank store: shim -> grub")
     assert boot.verdict == "grub", boot.describe()
 
@@ -205,7 +202,8 @@ def test_shim_refused_without_microsoft_ca(
 ) -> None:
     """Debian's snakeoil store: Secure Boot on, db holds only Debian's test certificate."""
     boot = boot_shim_chain(ovmf_bookworm.code_secboot, vars_copy(ovmf_bookworm.vars_snakeoil),
-                           _chain_esp(tmp_path, shim_chain_bookworm), serial_log=serial_log)
+                           shim_chain_bookworm.esp_image(tmp_path / "esp.img"),
+                           serial_log=serial_log)
     record_boot(boot.result, "bookworm secboot, snakeoil store: shim refused")
     assert boot.verdict == "security-violation", boot.describe()
     assert boot.refused_by == "firmware", boot.describe()

@@ -22,12 +22,11 @@ from fwtools.cli.fw_vars import cli
 
 from .qemu import (
     RawVariable,
+    VarsFormat,
     boot_shim_chain,
     compare_nv,
     dmpstore_all,
-    make_esp_image,
     read_back,
-    shim_chain_files,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def fwtools_reader(path: Path) -> Iterator[RawVariable]:
 
 @pytest.mark.parametrize("fmt", ["raw", "qcow2"])
 def test_firmware_reads_what_fw_vars_set(
-    ovmf_bookworm: Ovmf, tmp_path: Path, record_boot: BootRecorder, fmt: str
+    ovmf_bookworm: Ovmf, tmp_path: Path, record_boot: BootRecorder, fmt: VarsFormat
 ) -> None:
     store = tmp_path / f"vars.{'fd' if fmt == 'raw' else 'qcow2'}"
     # OVMF rewrites Timeout and the console variables at every boot; a name of our own
@@ -79,10 +78,6 @@ def test_firmware_reads_what_fw_vars_set(
     assert compare_nv(shown, read_back(store, reader=fwtools_reader)) == []
 
 
-def _chain_esp(tmp_path: Path, chain: ShimChain) -> Path:
-    return make_esp_image(tmp_path / "esp.img", shim_chain_files(chain.shim, chain.grub))
-
-
 def test_enrolled_microsoft_keys_boot_shim(
     ovmf_bookworm: Ovmf, shim_chain_bookworm: ShimChain, tmp_path: Path,
     record_boot: BootRecorder,
@@ -90,8 +85,8 @@ def test_enrolled_microsoft_keys_boot_shim(
     store = tmp_path / "sb.fd"
     fw_vars("enroll", ovmf_bookworm.vars_blank, "--pk", "generate:fwtools e2e PK",
             "--microsoft", "--secure-boot", "-o", store)
-    boot = boot_shim_chain(ovmf_bookworm.code_secboot, store, _chain_esp(tmp_path,
-                           shim_chain_bookworm))
+    boot = boot_shim_chain(ovmf_bookworm.code_secboot, store,
+                           shim_chain_bookworm.esp_image(tmp_path / "esp.img"))
     record_boot(boot.result, "bookworm secboot, fw-vars --microsoft store: shim -> grub")
     assert boot.verdict == "grub", boot.describe()
 
@@ -105,7 +100,8 @@ def test_enrolled_test_key_only_refuses_shim(
             "--kek", SAMPLE / "test-ca.pem", "--db", SAMPLE / "test-db.pem", "--secure-boot",
             "-o", store)
     boot = boot_shim_chain(ovmf_bookworm.code_secboot, store,
-                           _chain_esp(tmp_path, shim_chain_bookworm), vars_format="qcow2")
+                           shim_chain_bookworm.esp_image(tmp_path / "esp.img"),
+                           vars_format="qcow2")
     record_boot(boot.result, "bookworm secboot, fw-vars test-key store: shim refused")
     assert boot.verdict == "security-violation", boot.describe()
     assert boot.refused_by == "firmware"

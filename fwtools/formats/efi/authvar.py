@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from fwtools._base.efitime import EfiTime
-from fwtools._base.guid import guid_from_bytes
+from fwtools._base.flags import bit_names
+from fwtools._base.guid import GUID_SIZE, guid_from_bytes
 from fwtools.errors import SignatureFormatError, TruncatedError, UsageError
 from fwtools.formats.efi import guids
 from fwtools.formats.pe.layout import (
@@ -76,13 +77,7 @@ ATTRIBUTE_SHORT_NAMES: Final[dict[int, str]] = {
 
 def attribute_names(attributes: int, *, short: bool = False) -> list[str]:
     """The names of the set bits, lowest first; unknown bits as hex (``0x100``)."""
-    table = ATTRIBUTE_SHORT_NAMES if short else ATTRIBUTE_NAMES
-    out = []
-    for bit in range(32):
-        value = 1 << bit
-        if attributes & value:
-            out.append(table.get(value, f"{value:#x}"))
-    return out
+    return bit_names(attributes & 0xFFFFFFFF, ATTRIBUTE_SHORT_NAMES if short else ATTRIBUTE_NAMES)
 
 
 def parse_attributes(text: str) -> int:
@@ -181,7 +176,7 @@ def variable_defaults(name: str) -> tuple[uuid.UUID, int]:
 TIMESTAMP_OFFSET: Final = 0
 WIN_CERTIFICATE_OFFSET: Final = EfiTime.SIZE
 CERT_TYPE_GUID_OFFSET: Final = WIN_CERTIFICATE_OFFSET + WIN_CERTIFICATE.size
-PKCS7_OFFSET: Final = CERT_TYPE_GUID_OFFSET + 16
+PKCS7_OFFSET: Final = CERT_TYPE_GUID_OFFSET + GUID_SIZE
 # dwLength counts the WIN_CERTIFICATE header and the CertType GUID: OFFSET_OF
 # (WIN_CERTIFICATE_UEFI_GUID, CertData) in edk2.
 WIN_CERTIFICATE_UEFI_GUID_HEADER: Final = PKCS7_OFFSET - WIN_CERTIFICATE_OFFSET

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Final
 
+from fwtools._base.flags import bit_names
 from fwtools.errors import ParseError, TruncatedError, UsageError
 from fwtools.formats.efi.devicepath import (
     DevicePathNode,
@@ -175,12 +176,7 @@ class LoadOption:
     @property
     def attribute_names(self) -> list[str]:
         """Names of the set flag bits (category excluded), unknown bits in hex."""
-        out = []
-        for bit in range(32):
-            value = 1 << bit
-            if self.attributes & value and not value & LOAD_OPTION_CATEGORY:
-                out.append(ATTRIBUTE_NAMES.get(value, f"{value:#x}"))
-        return out
+        return bit_names(self.attributes & 0xFFFFFFFF & ~LOAD_OPTION_CATEGORY, ATTRIBUTE_NAMES)
 
     @property
     def path_texts(self) -> list[str]:

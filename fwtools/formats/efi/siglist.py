@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from fwtools._base.efitime import EfiTime
+from fwtools._base.guid import GUID_SIZE
 from fwtools._base.reader import Reader
 from fwtools.errors import SignatureFormatError, UsageError
 from fwtools.formats.efi import guids
@@ -40,7 +41,7 @@ LIST_HEADER_SIZE: Final = LIST_HEADER.size
 LIST_SIZE_FIELD: Final = 16
 HEADER_SIZE_FIELD: Final = 20
 SIGNATURE_SIZE_FIELD: Final = 24
-OWNER_SIZE: Final = 16
+OWNER_SIZE: Final = GUID_SIZE  # EFI_SIGNATURE_DATA.SignatureOwner
 
 # Digest sizes.
 SHA1_SIZE: Final = 20

@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from fwtools._base.flags import flag_names
 from fwtools._base.reader import Reader
 from fwtools.errors import ParseError, TruncatedError
 from fwtools.formats.pe import kernel_magic, layout
@@ -142,14 +143,6 @@ def sniff_compression(data: bytes | memoryview) -> str | None:
         if head.startswith(magic):
             return name
     return None
-
-
-def flag_names(value: int, table: dict[int, str]) -> tuple[str, ...]:
-    names = [name for bit, name in table.items() if value & bit]
-    unknown = value & ~sum(table)
-    if unknown:
-        names.append(f"{unknown:#x}")
-    return tuple(names)
 
 
 # -- data model -------------------------------------------------------------------------
@@ -317,9 +310,9 @@ def parse_bzimage(data: bytes) -> BzImageHeader | None:
         release=release,
         syssize=fields["syssize"] * 16,
         loadflags=fields["loadflags"],
-        loadflag_names=flag_names(fields["loadflags"], LOADFLAGS),
+        loadflag_names=tuple(flag_names(fields["loadflags"], LOADFLAGS)),
         xloadflags=xloadflags,
-        xloadflag_names=flag_names(xloadflags, XLOADFLAGS),
+        xloadflag_names=tuple(flag_names(xloadflags, XLOADFLAGS)),
         efi_handover_32=bool(xloadflags & XLF_EFI_HANDOVER_32),
         efi_handover_64=bool(xloadflags & XLF_EFI_HANDOVER_64),
         code32_start=fields["code32_start"],

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from fwtools._base.fileio import read_file
+from fwtools._base.flags import flag_names
 from fwtools._base.reader import Reader
 from fwtools.errors import ParseError, PeFormatError, TruncatedError
 from fwtools.formats.pe import layout
@@ -86,7 +87,7 @@ class Section:
 
     @property
     def characteristic_names(self) -> list[str]:
-        return layout.flag_names(
+        return flag_names(
             self.characteristics & ~layout.SCN_ALIGN_MASK, layout.SECTION_CHARACTERISTICS
         )
 
@@ -349,11 +350,11 @@ class PeImage:
 
     @property
     def dll_characteristic_names(self) -> list[str]:
-        return layout.flag_names(self.dll_characteristics, layout.DLL_CHARACTERISTICS)
+        return flag_names(self.dll_characteristics, layout.DLL_CHARACTERISTICS)
 
     @property
     def characteristic_names(self) -> list[str]:
-        return layout.flag_names(self.characteristics, layout.FILE_CHARACTERISTICS)
+        return flag_names(self.characteristics, layout.FILE_CHARACTERISTICS)
 
     def directory(self, index: int) -> DataDirectory | None:
         return self.data_directories[index] if index < len(self.data_directories) else None

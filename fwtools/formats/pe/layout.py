@@ -144,12 +144,3 @@ WIN_CERT_TYPES: Final[dict[int, str]] = {
 }
 # Entries of the attribute certificate table are quadword aligned.
 WIN_CERTIFICATE_ALIGN: Final = 8
-
-
-def flag_names(value: int, table: dict[int, str]) -> list[str]:
-    """Names of the bits of ``value`` found in ``table``, then any unknown bits in hex."""
-    names = [name for bit, name in table.items() if value & bit]
-    unknown = value & ~sum(table)
-    if unknown:
-        names.append(f"{unknown:#x}")
-    return names

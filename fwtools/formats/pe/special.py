@@ -12,9 +12,6 @@ shim or UKI decoders or the kernel header parsers):
         ``.cmdline`` and the other UKI sections of the UAPI Group "Unified Kernel Image"
         specification and systemd ``src/fundamental/uki.h``).
 
-The names these modules define can still be imported from here (PEP 562 module
-``__getattr__``), but typed code should import them from where they are defined.
-
 Every decoder works on the section's payload (raw data cut to VirtualSize) and reports
 offsets relative to the file. A decoding problem is recorded on that section and never
 stops the others; where a lenient decode is still possible, ``decoded`` is kept alongside
@@ -207,99 +204,3 @@ def embedded_pe(img: PeImage, section: Section) -> bytes | None:
     data = img.section_data(section)
     return data if pe_machine(data) is not None else None
 
-
-# -- names that moved to the decoder modules --------------------------------------------
-
-_MOVED: Final[dict[str, str]] = {
-    **dict.fromkeys(
-        (
-            "CERT_TABLE",
-            "CERT_TABLE_FIELDS",
-            "DER_HEADER_SIZE",
-            "DER_SEQUENCE_LONG2",
-            "IDENT_KEYWORD",
-            "SBATLEVEL_AUTOMATIC_FIELD",
-            "SBATLEVEL_FORMAT_VERSION",
-            "SBATLEVEL_LATEST_FIELD",
-            "SBATLEVEL_PAYLOAD_HEADER",
-            "SBATLEVEL_PAYLOAD_HEADER_OFFSET",
-            "SBATLEVEL_VERSION",
-            "ShimIdent",
-            "ShimSbatLevel",
-            "VendorCert",
-            "decode_ident",
-            "decode_sbatlevel",
-            "decode_vendor_cert",
-        ),
-        _SHIM,
-    ),
-    **dict.fromkeys(
-        (
-            "BMP_CORE_HEADER",
-            "BMP_CORE_HEADER_SIZE",
-            "BMP_DIB_SIZE_FIELD",
-            "BMP_FILE_HEADER",
-            "BMP_INFO_HEADER",
-            "BMP_INFO_HEADER_MIN",
-            "BMP_MAGIC",
-            "BMP_PIXEL_OFFSET_FIELD",
-            "CPIO_MAGICS",
-            "DeviceTree",
-            "ENV_KEY",
-            "FDT_ALIGN",
-            "FDT_BEGIN_NODE",
-            "FDT_END",
-            "FDT_END_NODE",
-            "FDT_HEADER",
-            "FDT_MAGIC",
-            "FDT_MAX_ROOT_PROPERTIES",
-            "FDT_NOP",
-            "FDT_PROP",
-            "FDT_PROP_HEADER",
-            "FDT_PROP_NAMEOFF_FIELD",
-            "FDT_TOKEN",
-            "FDT_TOTALSIZE_FIELD",
-            "KeyValue",
-            "KeyValues",
-            "PEM_BLOCK",
-            "PNG_MAGIC",
-            "PayloadFormat",
-            "PcrSignature",
-            "PcrSignatureBank",
-            "PcrSignatureEntry",
-            "PublicKeyPem",
-            "SDMAGIC",
-            "SdMagic",
-            "SplashImage",
-            "Text",
-            "decode_cmdline",
-            "decode_dtb",
-            "decode_linux",
-            "decode_osrel",
-            "decode_payload",
-            "decode_pcrpkey",
-            "decode_pcrsig",
-            "decode_profile",
-            "decode_sdmagic",
-            "decode_splash",
-            "decode_uname",
-            "parse_key_values",
-            "sniff_payload",
-        ),
-        _UKI,
-    ),
-}
-"""Public name -> the module that defines it now (imported on first access)."""
-
-
-def __getattr__(name: str) -> object:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MOVED})

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from fwtools.errors import ParseError, TruncatedError, UsageError
 from fwtools.formats.qcow2 import layout as L
+from fwtools.formats.qcow2.layout import is_qcow2
 
 DEFAULT_MAX_VIRTUAL_SIZE: Final = 1 << 30
 
@@ -51,11 +52,6 @@ class Qcow2TruncatedError(Qcow2Error, TruncatedError):
 
 class Qcow2UnsupportedError(Qcow2Error):
     """A qcow2 image uses a feature fwtools does not read (backing file, encryption, ...)."""
-
-
-def is_qcow2(data: bytes) -> bool:
-    """True when ``data`` starts with the qcow2 magic ``QFI\\xfb`` (qcow2.rst "Header")."""
-    return data[:4] == L.MAGIC
 
 
 # -- parsed structures -----------------------------------------------------------------------
@@ -193,6 +189,11 @@ class Qcow2Image:
         self.path = path
 
     # -- header facts -------------------------------------------------------------------
+
+    @property
+    def data(self) -> bytes:
+        """The image file's bytes, as parsed (never changed by this object)."""
+        return self._data
 
     @property
     def version(self) -> int:

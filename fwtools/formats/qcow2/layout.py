@@ -15,6 +15,12 @@ from typing import Final
 
 MAGIC: Final = b"QFI\xfb"
 
+
+def is_qcow2(data: bytes) -> bool:
+    """True when ``data`` starts with the qcow2 magic ``QFI\\xfb`` (qcow2.rst "Header")."""
+    return data[:4] == MAGIC
+
+
 # Fields in file order, (name, struct code). The version 2 header is exactly these 72 bytes.
 HEADER_V2_FIELDS: Final = (
     ("magic", "4s"),  # 0: "QFI\xfb"

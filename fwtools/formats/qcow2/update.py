@@ -21,7 +21,6 @@ always refused (:class:`Qcow2UnsupportedError`).
 
 from __future__ import annotations
 
-import struct
 from typing import NoReturn
 
 from fwtools.errors import UsageError
@@ -106,7 +105,7 @@ def _refuse(message: str, image: Qcow2Image, structure: str = "qcow2 header") ->
 def _allocate(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]:
     """Patches that map the guest cluster of ``offset`` to a new data cluster."""
     header = image.header
-    data = image._data  # the image bytes (read only)
+    data = image.data
     bits = header.cluster_bits
     cs = 1 << bits
     c = offset >> bits
@@ -164,7 +163,7 @@ def _allocate(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]
     patches: list[HostPatch] = []
     if new_l2:
         table = bytearray(cs)
-        struct.pack_into(">Q", table, l2_index * L.ENTRY_SIZE, new_data | L.OFLAG_COPIED)
+        L.ENTRY.pack_into(table, l2_index * L.ENTRY_SIZE, new_data | L.OFLAG_COPIED)
         patches.append((new_l2, bytes(table)))
     patches.append((new_data, bytes(cluster)))
     patches.extend(sorted(refcount_patches.items()))

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from fwtools._base.flags import bit_names
 from fwtools._base.guid import guid_from_bytes
 from fwtools.errors import FwError, ParseError
 from fwtools.formats.efi import guids
@@ -398,15 +399,6 @@ def _int(data: bytes, size: int, what: str) -> int:
     return int.from_bytes(data, "little")
 
 
-def _bits(value: int, table: dict[int, str]) -> tuple[str, ...]:
-    out = []
-    for bit in range(value.bit_length()):
-        mask = 1 << bit
-        if value & mask:
-            out.append(table.get(mask, f"{mask:#x}"))
-    return tuple(out)
-
-
 def _nul_string(data: bytes, what: str) -> str:
     """ASCII text, NUL-terminated as edk2 stores Lang and PlatformLang (a missing NUL is
     tolerated; bytes after the NUL are an error)."""
@@ -632,7 +624,7 @@ def _lang_codes(name: str, data: bytes) -> Decoded:
 
 def _os_indications(name: str, data: bytes) -> Decoded:
     value = _int(data, 8, f"{name} (UINT64)")
-    names = _bits(value, OS_INDICATIONS_BITS)
+    names = tuple(bit_names(value, OS_INDICATIONS_BITS))
     return DecodedInteger(
         "integer", value, 8, names, "", f"{value:#x} ({', '.join(names) or 'none'})"
     )
@@ -640,7 +632,7 @@ def _os_indications(name: str, data: bytes) -> Decoded:
 
 def _boot_option_support(name: str, data: bytes) -> Decoded:
     value = _int(data, 4, f"{name} (UINT32)")
-    names = _bits(value & ~BOOT_OPTION_SUPPORT_COUNT, BOOT_OPTION_SUPPORT_BITS)
+    names = tuple(bit_names(value & ~BOOT_OPTION_SUPPORT_COUNT, BOOT_OPTION_SUPPORT_BITS))
     count = (value & BOOT_OPTION_SUPPORT_COUNT) >> 8
     meaning = f"hot keys of up to {count} keys" if value & 0x1 else ""
     return DecodedInteger(
@@ -689,7 +681,7 @@ def _key_option(name: str, data: bytes) -> Decoded:
             keys.append(SCAN_CODES.get(scan, f"scan {scan:#x}"))
         else:
             keys.append(chr(char) if 0x20 <= char < 0xD800 else f"char {char:#x}")
-    modifiers = _bits(key_data & 0x3F00, KEY_MODIFIERS)
+    modifiers = tuple(bit_names(key_data & 0x3F00, KEY_MODIFIERS))
     option = f"Boot{boot:04X}"
     combo = "+".join((*modifiers, *keys)) or "(no key)"
     return DecodedKeyOption("key-option", option, crc, modifiers, tuple(keys),

@@ -347,6 +347,17 @@ def _count_not(data: bytes, start: int, end: int, byte: int) -> int:
     return (end - start) - data.count(bytes((byte,)), start, end)
 
 
+def _within_file(field: str, end: int, data: bytes) -> None:
+    """Raise :class:`TruncatedError` when the FV header's ``field`` reaches past the file."""
+    if end > len(data):
+        raise TruncatedError(
+            f"{field} is {end:#x} but the file has only {len(data):#x} bytes "
+            "(truncated store)",
+            structure="EFI_FIRMWARE_VOLUME_HEADER",
+            offset=len(data),
+        )
+
+
 def _guid(raw: bytes) -> uuid.UUID:
     return uuid.UUID(bytes_le=raw)
 
@@ -1069,13 +1080,7 @@ class _Parser:
                 structure=structure,
                 offset=lay.FV_HEADER_LENGTH_OFFSET,
             )
-        if hl > len(data):
-            raise TruncatedError(
-                f"HeaderLength is {hl:#x} but the file has only {len(data):#x} bytes "
-                "(truncated store)",
-                structure=structure,
-                offset=len(data),
-            )
+        _within_file("HeaderLength", hl, data)
         if fv_length < hl + lay.STORE_HEADER_SIZE:
             raise ParseError(
                 f"FvLength {fv_length:#x} leaves no room for a variable store after the "
@@ -1083,13 +1088,7 @@ class _Parser:
                 structure=structure,
                 offset=lay.FV_LENGTH_OFFSET,
             )
-        if fv_length > len(data):
-            raise TruncatedError(
-                f"FvLength is {fv_length:#x} but the file has only {len(data):#x} bytes "
-                "(truncated store)",
-                structure=structure,
-                offset=len(data),
-            )
+        _within_file("FvLength", fv_length, data)
         block_map: list[tuple[int, int]] = []
         terminated = False
         pos = lay.FV_BLOCK_MAP_OFFSET

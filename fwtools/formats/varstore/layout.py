@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 # Attribute bits (one definition, in fwtools.formats.efi.authvar).
@@ -362,40 +362,21 @@ AAVMF_64M: Final = StoreLayout(
 # block map is larger than FvLength. Normal on bookworm's AAVMF_VARS.{ms,snakeoil}.fd.
 AAVMF_RUNTIME_BLOCK_MAP: Final = ((0x100, 0x40000),)
 
-# Debian's unified /usr/share/ovmf/OVMF.fd: the varstore FV at offset 0, firmware code after.
-OVMF_UNIFIED_2M: Final = StoreLayout(
+# Debian's unified /usr/share/ovmf/OVMF.fd: the varstore FV at offset 0 (the geometry of the
+# build's OVMF_VARS), firmware code after.
+OVMF_UNIFIED_2M: Final = replace(
+    OVMF_2M,
     name="ovmf-unified-2m",
     description="OVMF 2M build, unified 2 MiB OVMF.fd (variables + code)",
     total_size=0x200000,
-    fv_length=OVMF_2M.fv_length,
-    block_map=OVMF_2M.block_map,
-    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
-    store_offset=OVMF_2M.store_offset,
-    store_size=OVMF_2M.store_size,
-    event_log=OVMF_2M.event_log,
-    ftw_working=OVMF_2M.ftw_working,
-    ftw_spare=OVMF_2M.ftw_spare,
-    max_variable_size=OVMF_2M.max_variable_size,
-    max_auth_variable_size=OVMF_2M.max_auth_variable_size,
     trailer="code",
-    x86_flash=True,
 )
-OVMF_UNIFIED_4M: Final = StoreLayout(
+OVMF_UNIFIED_4M: Final = replace(
+    OVMF_4M,
     name="ovmf-unified-4m",
     description="OVMF 4M build, unified 4 MiB OVMF.fd (variables + code)",
     total_size=0x400000,
-    fv_length=OVMF_4M.fv_length,
-    block_map=OVMF_4M.block_map,
-    fv_attributes=FV_ATTRIBUTES_TEMPLATE,
-    store_offset=OVMF_4M.store_offset,
-    store_size=OVMF_4M.store_size,
-    event_log=OVMF_4M.event_log,
-    ftw_working=OVMF_4M.ftw_working,
-    ftw_spare=OVMF_4M.ftw_spare,
-    max_variable_size=OVMF_4M.max_variable_size,
-    max_auth_variable_size=OVMF_4M.max_auth_variable_size,
     trailer="code",
-    x86_flash=True,
 )
 
 LAYOUTS: Final[dict[str, StoreLayout]] = {

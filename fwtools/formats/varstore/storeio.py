@@ -14,6 +14,8 @@ from fwtools._base.fileio import read_file
 from fwtools.errors import ParseError, UsageError
 
 if TYPE_CHECKING:
+    import uuid
+
     from fwtools.formats.varstore.edk2 import Variable, VariableStore
 
 StoreFormat = Literal["edk2-raw", "qcow2", "json"]
@@ -46,6 +48,22 @@ class LoadedStore:
     @property
     def variables(self) -> list[Variable]:
         return list(self.store) if self.store is not None else list(self.json_variables)
+
+    def get(self, name: str, guid: uuid.UUID) -> Variable | None:
+        """Variable ``name`` of vendor ``guid``, in any container (the last one wins in JSON,
+        as it would when the variables are set into a store in order)."""
+        if self.store is not None:
+            return self.store.get(name, guid)
+        found = [v for v in self.json_variables if v.name == name and v.guid == guid]
+        return found[-1] if found else None
+
+    def as_store(self, template: str | None = None) -> VariableStore:
+        """The store to edit: the parsed one, or for JSON a new store built on ``template``
+        (a raw or qcow2 store whose layout and header format to use, or a layout name such
+        as ``ovmf-4m-528k``) holding the JSON's variables. Kept as ``store``."""
+        if self.store is None:
+            self.store = _store_from_json(self.json_variables, template)
+        return self.store
 
 
 def parse_format(text: str) -> StoreFormat:
@@ -94,6 +112,24 @@ def load_store(path: str | os.PathLike[str]) -> LoadedStore:
         return LoadedStore(name, "edk2-raw", store, blank_template=blank)
     except ParseError as exc:
         raise exc.with_path(name) from None
+
+
+def _store_from_json(variables: list[Variable], template: str | None) -> VariableStore:
+    from fwtools.formats.varstore.edk2 import VariableStore
+
+    if template is None:
+        raise UsageError("a JSON store needs --template STORE (or a layout name such as "
+                         "ovmf-4m-528k) to become a flash image")
+    if os.path.exists(template):
+        base = load_store(template).store
+        if base is None:
+            raise UsageError(f"{template}: a template must be a raw or qcow2 store")
+        store = VariableStore.blank(base.layout, authenticated=base.authenticated)
+    else:
+        store = VariableStore.blank(template)
+    for var in variables:
+        store.set(var)
+    return store
 
 
 def _parse_or_format(data: bytes, name: str) -> tuple[VariableStore, str | None]:

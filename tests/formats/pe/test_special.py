@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
 import json
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwtools.formats.efi import guids
-from fwtools.formats.pe import shim_sections, special, uki_sections
+from fwtools.formats.pe import special
 from fwtools.formats.pe.image import PeImage
 from fwtools.formats.pe.kernel import KernelInfo
 from fwtools.formats.pe.shim_sections import ShimIdent, ShimSbatLevel, VendorCert
@@ -504,33 +503,6 @@ def test_decoder_table_resolves() -> None:
     assert set(DECODERS) <= set(special.SECTION_KINDS)
     for module, function in DECODERS.values():
         assert callable(getattr(importlib.import_module(module), function))
-
-
-def _public_definitions(module: ModuleType) -> set[str]:
-    assert module.__file__ is not None
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-    return {n for n in names if not n.startswith("_")}
-
-
-@pytest.mark.parametrize("module", [shim_sections, uki_sections], ids=lambda m: m.__name__)
-def test_special_still_exports_the_moved_names(module: ModuleType) -> None:
-    moved = special._MOVED
-    forwarded = {name for name, where in moved.items() if where == module.__name__}
-    reexported = {"KeyValue"} if module is uki_sections else set()
-    assert forwarded == _public_definitions(module) | reexported
-    for name in forwarded:
-        assert getattr(special, name) is getattr(module, name)
-    assert forwarded <= set(dir(special))
-    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        _ = special.nonexistent
 
 
 @pytest.mark.parametrize(
