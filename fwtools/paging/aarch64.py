@@ -32,6 +32,7 @@ from typing import ClassVar, Final
 
 from fwtools.paging.model import (
     DEFAULT_TABLE_POOL,
+    LEVEL_SHIFT,
     AccessKind,
     Attributes,
     EntryKind,
@@ -212,6 +213,12 @@ class AArch64PageTable(PageTable):
         if not attrs.executable:
             entry |= self.xn_bits
         return entry
+
+    def flags_key(self, entry: int, level: int, kind: EntryKind) -> int:
+        """Output-address bits 47:12 (47:21, 47:30 for blocks) are never checked; bits
+        51:48 are (address-size fault) and stay in the key."""
+        low = 12 if kind is EntryKind.TABLE or level == 3 else LEVEL_SHIFT[level]
+        return entry & ~(((1 << 48) - 1) & ~((1 << low) - 1))
 
     def decode_leaf(self, entry: int, level: int) -> Attributes:
         return Attributes(

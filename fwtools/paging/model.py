@@ -30,7 +30,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 from fwtools.errors import UsageError
 
@@ -530,31 +530,75 @@ class PageTable(ABC):
         the same RP/RO/XP view; with ``physical=True`` they must also be PA-contiguous and
         have identical raw bits. Not-present leaves that edk2 keeps (x86 P=0 with its
         address, AArch64 AF=0) are listed with no effective permission.
+
+        Cost: one table read per entry; the MMU check runs once per distinct chain of
+        entry flags (:meth:`flags_key`), not once per 4 KiB page.
         """
-        cur: MappedRange | None = None
-        for va, walk in self._leaves(start, end):
-            size = walk.page_size
-            assert size is not None and walk.leaf_pa is not None
-            attrs = walk.leaf_attributes
-            assert attrs is not None
-            lo, hi = max(va, start), min(va + size, end)
-            pa = walk.leaf_pa + (lo - va)
-            perms = self._permissions(walk)
-            key_attrs = attrs if physical else replace(attrs, raw=0)
-            if (
-                cur is not None
-                and cur.end == lo
-                and cur.permissions == perms
-                and cur.attributes == key_attrs
-                and (not physical or cur.pa + cur.size == pa)
-            ):
-                cur = replace(cur, end=hi, page_sizes=cur.page_sizes | {size})
-                continue
-            if cur is not None:
-                yield cur
-            cur = MappedRange(lo, hi, pa, key_attrs, perms, frozenset({size}))
+        if start >= end:
+            return
+        cache: dict[tuple[tuple[int, int], ...], tuple[Permissions, Attributes]] = {}
+        cur: list[Any] | None = None  # MappedRange fields while the run grows
+
+        def rec(table: int, level: int, base: int, prefix: tuple[tuple[int, int, int, int,
+                EntryKind], ...], key: tuple[tuple[int, int], ...]) -> Iterator[MappedRange]:
+            nonlocal cur
+            span = ENTRY_SPAN[level]
+            first = max(0, (start - base) // span)
+            last = min(ENTRIES_PER_TABLE - 1, (end - 1 - base) // span)
+            for index in range(first, last + 1):
+                entry = self._read(table, index)
+                if not entry:
+                    continue
+                kind = self.classify(entry, level)
+                if kind is EntryKind.INVALID:
+                    continue
+                va = base + index * span
+                raw_step = (level, index, table, entry, kind)
+                step_key = (*key, (level, self.flags_key(entry, level, kind)))
+                if kind is EntryKind.TABLE:
+                    yield from rec(self.table_address(entry), level + 1, va,
+                                   (*prefix, raw_step), step_key)
+                    continue
+                hit = cache.get(step_key)
+                leaf_pa = self.leaf_address(entry, level)
+                if hit is None:
+                    steps = tuple(
+                        WalkStep(lv, self.level_name(lv, k), ix, tb + 8 * ix, en, k)
+                        for lv, ix, tb, en, k in (*prefix, raw_step)
+                    )
+                    attrs0 = self.decode_leaf(entry, level)
+                    walk = Walk(va, steps, leaf_pa, attrs0)
+                    hit = (self._permissions(walk), replace(attrs0, raw=0))
+                    cache[step_key] = hit
+                perms, attrs = hit
+                if physical:
+                    attrs = self.decode_leaf(entry, level)
+                lo, hi = max(va, start), min(va + span, end)
+                pa = leaf_pa + (lo - va)
+                if (
+                    cur is not None
+                    and cur[1] == lo
+                    and cur[4] == perms
+                    and cur[3] == attrs
+                    and (not physical or cur[2] + (cur[1] - cur[0]) == pa)
+                ):
+                    cur[1] = hi
+                    if span not in cur[5]:
+                        cur[5] = cur[5] | {span}
+                    continue
+                if cur is not None:
+                    yield MappedRange(*cur)
+                cur = [lo, hi, pa, attrs, perms, frozenset({span})]
+
+        yield from rec(self.root, 0, 0, (), ())
         if cur is not None:
-            yield cur
+            yield MappedRange(*cur)
+
+    def flags_key(self, entry: int, level: int, kind: EntryKind) -> int:
+        """``entry`` without the address bits the access check never looks at, so that
+        leaves differing only in their address share one permission computation.
+        Architectures override this; the default keeps every bit (no sharing)."""
+        return entry
 
     def table_frames(self) -> list[int]:
         """Physical addresses of every table reachable from the root (root first, DFS)."""
@@ -686,35 +730,56 @@ class PageTable(ABC):
         if hole is not None:
             raise NotMappedError(f"address {hole:#x} is not mapped", address=hole)
 
+        # fn depends only on the decoded attributes, so leaves with the same flags (the
+        # entry minus its address, see flags_key) get the same new flags: compute once.
+        memo: dict[tuple[int, int], int | None] = {}
+
         def visit(slot: _Slot) -> int | None:
             table, index, level, _e_lo, whole, entry, kind = slot
             if kind is EntryKind.TABLE:
                 return self.table_address(entry)
             assert kind is EntryKind.LEAF
-            old = self.decode_leaf(entry, level)
-            new = self.normalize(fn(old))
-            if whole:
+            flags = self.flags_key(entry, level, kind)
+            key = (level, flags)
+            if key in memo:
+                new_flags = memo[key]
+            else:
+                old = self.decode_leaf(entry, level)
+                new = self.normalize(fn(old))
+                new_flags = None
                 if new != old:
-                    address = self.leaf_address(entry, level)
-                    self._write(table, index, self.encode_leaf(level, address, new))
+                    encoded = self.encode_leaf(level, self.leaf_address(entry, level), new)
+                    new_flags = self.flags_key(encoded, level, kind)
+                memo[key] = new_flags
+            if whole:
+                if new_flags is not None:
+                    self._write(table, index, new_flags | (entry ^ flags))
                 return None
-            if self.SKIP_UNCHANGED_BLOCKS and new == old:
+            if self.SKIP_UNCHANGED_BLOCKS and new_flags is None:
                 return None
             return self._split(table, index, level, entry)
 
         self._edit(va, va + size, visit)
 
     def _first_hole(self, start: int, end: int) -> int | None:
-        pos = start
-        for va, walk in self._leaves(start, end):
-            if va > pos:
-                return pos
-            size = walk.page_size
-            assert size is not None
-            pos = max(pos, va + size)
-            if pos >= end:
-                return None
-        return pos if pos < end else None
+        """The lowest address in [start, end) that no leaf maps, or None."""
+
+        def rec(table: int, level: int, base: int) -> int | None:
+            span = ENTRY_SPAN[level]
+            first = max(0, (start - base) // span)
+            last = min(ENTRIES_PER_TABLE - 1, (end - 1 - base) // span)
+            for index in range(first, last + 1):
+                entry = self._read(table, index)
+                kind = self.classify(entry, level) if entry else EntryKind.INVALID
+                if kind is EntryKind.INVALID:
+                    return max(start, base + index * span)
+                if kind is EntryKind.TABLE:
+                    hole = rec(self.table_address(entry), level + 1, base + index * span)
+                    if hole is not None:
+                        return hole
+            return None
+
+        return rec(self.root, 0, 0) if start < end else None
 
     def set_attributes(self, va: int, size: int, attrs: MemAttr) -> None:
         """Set RP/RO/XP bits on a range, keeping the others (memory attribute protocol Set)."""

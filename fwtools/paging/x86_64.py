@@ -27,6 +27,7 @@ from typing import ClassVar, Final
 
 from fwtools.paging.model import (
     DEFAULT_TABLE_POOL,
+    LEVEL_SHIFT,
     AccessKind,
     Attributes,
     EntryKind,
@@ -191,6 +192,12 @@ class X64PageTable(PageTable):
         if not attrs.executable:
             entry |= NX
         return entry
+
+    def flags_key(self, entry: int, level: int, kind: EntryKind) -> int:
+        """The address field below MAXPHYADDR is never checked (bits above it are
+        reserved and stay in the key; so do the reserved low bits of 2 MiB/1 GiB leaves)."""
+        low = 12 if kind is EntryKind.TABLE or level == 3 else LEVEL_SHIFT[level]
+        return entry & ~(((1 << self.maxphyaddr) - 1) & ~((1 << low) - 1))
 
     def decode_leaf(self, entry: int, level: int) -> Attributes:
         raw = entry & RAW_MASK & ~PAT_4K

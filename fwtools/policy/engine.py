@@ -152,7 +152,7 @@ def run(
 
 def load_waivers(path: str) -> list[Waiver]:
     """A waiver file: ``[[waiver]]`` tables with path (glob), rule, reason, expires (date)."""
-    from fwtools.policy.tomlfile import read_toml
+    from fwtools._base.tomlfile import read_toml
 
     data = read_toml(path, "--waivers")
     out = []

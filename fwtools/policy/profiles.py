@@ -27,26 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from fwtools._base.tomlfile import policies_dir, read_toml, table
 from fwtools.errors import UsageError
 from fwtools.policy.checks import LEVEL_RANK, RULES
-from fwtools.policy.tomlfile import read_toml, table
 
 SEVERITIES: Final = (*LEVEL_RANK, "off")
 MAX_EXTENDS: Final = 8
-
-
-def policies_dir() -> Path:
-    """Where the shipped profiles are: $FWTOOLS_POLICIES, policies/ of the source tree, or
-    <prefix>/share/fwtools/policies of an installed (non-editable) package."""
-    env = os.environ.get("FWTOOLS_POLICIES")
-    if env:
-        return Path(env)
-    source = Path(__file__).resolve().parents[2] / "policies"
-    if source.is_dir():
-        return source
-    import sys
-
-    return Path(sys.prefix) / "share" / "fwtools" / "policies"
 
 
 def shipped_profiles() -> list[str]:

@@ -79,10 +79,10 @@ def from_shim(spec: str) -> tuple[SbatLevel, str]:
 
 
 def load_history() -> list[HistoryEntry]:
-    from fwtools.policy.profiles import policies_dir
+    from fwtools._base.tomlfile import policies_dir
 
     path = policies_dir() / "sbatlevel-history.toml"
-    from fwtools.policy.tomlfile import read_toml
+    from fwtools._base.tomlfile import read_toml
 
     data = read_toml(path, "SbatLevel history")
     out = []

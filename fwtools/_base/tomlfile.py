@@ -1,8 +1,11 @@
-"""Reading the policy layer's TOML files (profiles, waivers, SbatLevel history) with one
-kind of error: a UsageError naming the file, whatever is wrong with it."""
+"""Reading the TOML data files of policies/ (rule profiles, waivers, SbatLevel history,
+firmware profiles, loader models) with one kind of error: a UsageError naming the file,
+whatever is wrong with it."""
 
 from __future__ import annotations
 
+import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -33,3 +36,15 @@ def table(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{where} must be a table")
     return value
+
+
+def policies_dir() -> Path:
+    """Where the shipped data files are: $FWTOOLS_POLICIES, policies/ of the source tree, or
+    <prefix>/share/fwtools/policies of an installed (non-editable) package."""
+    env = os.environ.get("FWTOOLS_POLICIES")
+    if env:
+        return Path(env)
+    source = Path(__file__).resolve().parents[2] / "policies"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "fwtools" / "policies"

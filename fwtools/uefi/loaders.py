@@ -1,0 +1,335 @@
+"""Loader models: how each boot-chain component uses memory, as data in ``policies/loaders/``.
+
+A model is a TOML file::
+
+    name = "shim-15.8"
+    family = "shim"                 # shim | grub | linux | systemd-boot | systemd-stub | efi-app
+    description = "..."
+    priority = 10                   # the most specific matching model wins
+    sources = ["rhboot/shim 15.8: pe.c :: handle_image", ...]
+
+    [match]                         # all given keys must hold
+    min_version = "15.8"            # component version >= this
+    below_version = "16.0"          # component version < this
+    vendors = ["grub.debian"]       # .sbat vendor rows that must be present
+    arch = "x64"
+    kernel = "bzimage"              # bzimage | arm64-image | zboot
+    min_section_alignment = 4096    # PE layout clues (wx-model.md §6.2)
+    max_section_alignment = 512
+    nx_compat = true
+
+    [[steps]]                       # what the stage does once it runs, in order
+    op = "allocate"                 # see STEP_ARGS for every operation and its arguments
+    name = "image"
+    type = "LoaderCode"
+    size = "next.image"
+    when = ["secure_boot", "!map"]  # conditions (CONDITIONS), all must hold
+    note = "..."                    # shown in the timeline
+    explain = "..."                 # used when this step faults
+    fix = "..."
+
+    [[loader_steps]]                # shim only: its PE loader, also used through its
+    ...                             # LoadImage hook / loader protocol by later stages
+
+The operations are interpreted by :mod:`fwtools.uefi.replay`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from fwtools._base.tomlfile import policies_dir, read_toml, table
+from fwtools.errors import UsageError
+from fwtools.uefi.image import StageImage, version_tuple
+from fwtools.uefi.memtypes import MemoryType
+
+FAMILIES: Final = ("shim", "grub", "linux", "systemd-boot", "systemd-stub", "efi-app")
+
+#: operation -> (required args, optional args)
+STEP_ARGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
+    # the stage's own code runs: it writes its writable sections (globals, .bss)
+    "run": (frozenset(), frozenset()),
+    # AllocatePages / AllocatePool; size: bytes, "next.image", "next.file", "self.init_size",
+    # "next.init_size"; align: bytes or "next" (the next image's SectionAlignment)
+    "allocate": (frozenset({"name", "type", "size"}), frozenset({"align", "pool"})),
+    # writes over a range: a buffer name, "self", "next" (the next image as loaded)
+    "write": (frozenset({"range"}), frozenset()),
+    # instruction fetch at the start of a range (code running from it)
+    "execute": (frozenset({"range"}), frozenset()),
+    # place the next image's sections in a buffer (PE layout at the SectionAlignment-aligned
+    # base): writes over SizeOfImage, then the base-relocation pages
+    "place": (frozenset({"into"}), frozenset({"relocate"})),
+    # a loader's memory-attribute request (grant, revoke) translated to Set/Clear calls the
+    # way shim's and grub's helpers do it (wx-model.md §6.3): Set(restrictions not granted),
+    # Clear(restrictions not revoked)
+    "attrs": (frozenset({"range", "grant", "revoke"}), frozenset({"unaligned"})),
+    # the same per section of the next image; style: shim-15.6 | shim-15.8 | grub-nx
+    "section_attrs": (frozenset({"into", "style"}), frozenset()),
+    # plain EFI_MEMORY_ATTRIBUTE_PROTOCOL calls; region: "all" or "code" (executable sections)
+    "set": (frozenset({"range", "attributes"}), frozenset({"region"})),
+    "clear": (frozenset({"range", "attributes"}), frozenset({"region"})),
+    # DXE services SetMemorySpaceAttributes: assign the access bits (used where MAP is absent)
+    "dxe_assign": (frozenset({"range", "attributes"}), frozenset({"region"})),
+    # firmware LoadImage of the next image (DXE image protection applies)
+    "load_image": (frozenset(), frozenset({"source"})),
+    # the shim stage's loader_steps load the next image (LoadImage hook / loader protocol)
+    "shim_load": (frozenset(), frozenset()),
+    # jump to the next stage's entry point (after load_image or place)
+    "start": (frozenset(), frozenset({"entry"})),
+    "free": (frozenset({"range"}), frozenset()),
+    "exit_boot_services": (frozenset(), frozenset()),
+    # stop with verdict "refused" (reason is printed)
+    "refuse": (frozenset({"reason"}), frozenset()),
+    # the OS kernel has control: the chain booted
+    "done": (frozenset(), frozenset()),
+}
+COMMON_ARGS: Final = frozenset({"op", "when", "note", "explain", "fix"})
+
+CONDITIONS: Final = (
+    "secure_boot",  # Secure Boot is on
+    "map",  # EFI_MEMORY_ATTRIBUTE_PROTOCOL is installed
+    "next",  # there is a next stage
+    "next.nx_compat",
+    "next.wx_sections",  # a section of the next image is writable and executable
+    "next.handover",  # bzImage with the 64-bit EFI handover entry
+    "next.loadfile2",  # kernel MajorImageVersion >= 1 (LoadFile2 initrd, LoadImage path ok)
+    "next.signed",
+    "next.protected",  # the firmware section-protected the next image at LoadImage
+    "self.protected",
+    "self.nx_compat",
+    "shim_hooks",  # an earlier shim >= 16 hooked LoadImage (Secure Boot on)
+    "shim_lock",  # an earlier stage is shim (its shim_lock protocol is there)
+    "nx_required",  # shim's MokPolicy requires NX_COMPAT (16.1 auto policy)
+    "heap_nx",  # the firmware makes EfiLoaderData non-executable
+    "x64",
+    "aa64",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str
+    args: dict[str, Any]
+    when: tuple[str, ...] = ()
+    note: str = ""
+    explain: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Match:
+    min_version: tuple[int, ...] | None = None
+    below_version: tuple[int, ...] | None = None
+    vendors: tuple[str, ...] = ()
+    arch: str | None = None
+    kernel: str | None = None
+    min_section_alignment: int | None = None
+    max_section_alignment: int | None = None
+    nx_compat: bool | None = None
+
+
+@dataclass(frozen=True)
+class LoaderModel:
+    name: str
+    family: str
+    description: str
+    priority: int
+    match: Match
+    steps: tuple[Step, ...]
+    loader_steps: tuple[Step, ...] = ()
+    sources: tuple[str, ...] = ()
+    path: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Identity:
+    family: str
+    version: tuple[int, ...] | None
+    version_text: str | None
+    clue: str  # what in the file said so
+
+
+def loaders_dir() -> Path:
+    return policies_dir() / "loaders"
+
+
+def identify(image: StageImage) -> Identity:
+    """Which component this binary is, from the file alone (wx-model.md §6.2)."""
+    if image.shim_version or image.sbat_version("shim"):
+        text = image.shim_version
+        clue = f".data.ident $Version: {text} $" if text else ".sbat row shim"
+        return Identity("shim", version_tuple(text), text, clue)
+    if image.uki_kernel is not None or image.sbat_version("systemd-stub"):
+        return Identity("systemd-stub", version_tuple(image.sbat_version("systemd-stub")),
+                        image.sbat_version("systemd-stub"),
+                        ".linux section (UKI)" if image.uki_kernel else ".sbat row systemd-stub")
+    if image.sbat_version("systemd-boot") or image.systemd:
+        text = image.sbat_version("systemd-boot") or image.sbat_version("systemd")
+        return Identity("systemd-boot", version_tuple(text), text, ".sdmagic / .sbat systemd")
+    grub = image.sbat_version("grub")
+    if grub:
+        vendors = ", ".join(image.vendors())
+        return Identity("grub", version_tuple(grub), grub,
+                        f".sbat row grub {grub}" + (f" ({vendors})" if vendors else ""))
+    if image.kernel is not None:
+        k = image.kernel
+        return Identity("linux", k.version, k.release,
+                        f"{k.kind} header, release {k.release or 'unknown'}")
+    return Identity("efi-app", None, None, "no component clue (.sbat, .data.ident, kernel header)")
+
+
+def shipped_models() -> list[LoaderModel]:
+    return [load_model(p) for p in sorted(loaders_dir().glob("*.toml"))]
+
+
+def model_by_name(ref: str) -> LoaderModel:
+    if ref.endswith(".toml") or os.sep in ref:
+        return load_model(Path(ref))
+    path = loaders_dir() / f"{ref}.toml"
+    if not path.is_file():
+        names = ", ".join(p.stem for p in sorted(loaders_dir().glob("*.toml")))
+        raise UsageError(f"unknown loader model {ref!r} (shipped: {names})")
+    return load_model(path)
+
+
+def matches(model: LoaderModel, image: StageImage, ident: Identity, arch: str) -> bool:
+    m = model.match
+    if model.family != ident.family:
+        return False
+    v = ident.version
+    if m.min_version is not None and (v is None or v < m.min_version):
+        return False
+    if m.below_version is not None and (v is None or v >= m.below_version):
+        return False
+    if m.vendors and not set(m.vendors) <= set(image.vendors()):
+        return False
+    if m.arch is not None and m.arch != arch:
+        return False
+    if m.kernel is not None and (image.kernel is None or image.kernel.kind != m.kernel):
+        return False
+    sa = image.section_alignment
+    if m.min_section_alignment is not None and sa < m.min_section_alignment:
+        return False
+    if m.max_section_alignment is not None and sa > m.max_section_alignment:
+        return False
+    return m.nx_compat is None or m.nx_compat == image.nx_compat
+
+
+def select_model(image: StageImage, arch: str, models: list[LoaderModel]) -> tuple[
+    LoaderModel, Identity
+]:
+    ident = identify(image)
+    found = [m for m in models if matches(m, image, ident, arch)]
+    if not found:
+        found = [m for m in models if m.family == ident.family and m.match == Match()]
+    if not found:
+        found = [m for m in models if m.family == "efi-app"]
+    if not found:
+        raise UsageError(f"{image.path}: no loader model for {ident.family}")
+    best = max(found, key=lambda m: (m.priority, m.name))
+    return best, ident
+
+
+# ---- reading the TOML files ---------------------------------------------------------
+
+
+def load_model(path: Path) -> LoaderModel:
+    data = read_toml(path, "loader model")
+    where = f"loader model {path}"
+    for key in data:
+        if key not in {"name", "family", "description", "priority", "sources", "match",
+                       "steps", "loader_steps"}:
+            raise UsageError(f"{where}: unknown key {key!r}")
+    family = data.get("family")
+    if family not in FAMILIES:
+        raise UsageError(f"{where}: family must be one of {', '.join(FAMILIES)}")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str):
+        raise UsageError(f"{where}: name must be a string")
+    priority = data.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise UsageError(f"{where}: priority must be an integer")
+    sources = data.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise UsageError(f"{where}: sources must be a list of strings")
+    return LoaderModel(
+        name=name,
+        family=family,
+        description=str(data.get("description", "")),
+        priority=priority,
+        match=_match(table(data.get("match", {}), f"{where}: [match]"), where),
+        steps=_steps(data.get("steps", []), f"{where}: steps"),
+        loader_steps=_steps(data.get("loader_steps", []), f"{where}: loader_steps"),
+        sources=tuple(sources),
+        path=str(path),
+    )
+
+
+def _version(value: object, where: str) -> tuple[int, ...]:
+    v = version_tuple(value) if isinstance(value, str) else None
+    if v is None:
+        raise UsageError(f"{where} must be a version string such as \"15.8\"")
+    return v
+
+
+def _match(data: dict[str, Any], where: str) -> Match:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("min_version", "below_version"):
+            out[key] = _version(value, f"{where}: match.{key}")
+        elif key == "vendors":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UsageError(f"{where}: match.vendors must be a list of strings")
+            out[key] = tuple(value)
+        elif key in ("arch", "kernel"):
+            if not isinstance(value, str):
+                raise UsageError(f"{where}: match.{key} must be a string")
+            out[key] = value
+        elif key in ("min_section_alignment", "max_section_alignment"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UsageError(f"{where}: match.{key} must be an integer")
+            out[key] = value
+        elif key == "nx_compat":
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: match.nx_compat must be true or false")
+            out[key] = value
+        else:
+            raise UsageError(f"{where}: unknown match key {key!r}")
+    return Match(**out)
+
+
+def _steps(value: object, where: str) -> tuple[Step, ...]:
+    if not isinstance(value, list):
+        raise UsageError(f"{where} must be an array of tables")
+    out = []
+    for i, raw in enumerate(value):
+        w = f"{where}[{i}]"
+        step = table(raw, w)
+        op = step.get("op")
+        if op not in STEP_ARGS:
+            raise UsageError(f"{w}: unknown op {op!r} (one of {', '.join(STEP_ARGS)})")
+        required, optional = STEP_ARGS[op]
+        keys = set(step)
+        missing = required - keys
+        extra = keys - required - optional - COMMON_ARGS
+        if missing:
+            raise UsageError(f"{w}: op {op} needs {', '.join(sorted(missing))}")
+        if extra:
+            raise UsageError(f"{w}: op {op} does not take {', '.join(sorted(extra))}")
+        when = step.get("when", [])
+        if not isinstance(when, list) or not all(
+            isinstance(c, str) and c.lstrip("!") in CONDITIONS for c in when
+        ):
+            raise UsageError(f"{w}: when must list conditions from {', '.join(CONDITIONS)}")
+        if "type" in step:
+            MemoryType.parse(step["type"])
+        for text in ("note", "explain", "fix"):
+            if not isinstance(step.get(text, ""), str):
+                raise UsageError(f"{w}: {text} must be a string")
+        args = {k: v for k, v in step.items() if k not in COMMON_ARGS}
+        out.append(Step(op, args, tuple(when), step.get("note", ""), step.get("explain", ""),
+                        step.get("fix", "")))
+    return tuple(out)
