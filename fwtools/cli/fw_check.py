@@ -53,6 +53,8 @@ def command(
 ) -> None:
     """Check EFI binaries against a signing policy (PATHS: files or directories).
 
+    `fw-check boot-chain --help`: replay a boot chain on an emulated firmware (W^X).
+
     Exit status: 0 passed; 1 a finding at or above --fail-on; 2 usage error or an
     unreadable input (the other inputs are still checked and reported).
     """
@@ -165,4 +167,9 @@ def command(
 
 
 def main() -> None:
+    # `fw-check boot-chain ...` is its own command; a file named boot-chain is ./boot-chain
+    if len(sys.argv) > 1 and sys.argv[1] == "boot-chain":
+        from fwtools.cli import fw_check_boot
+
+        fw_check_boot.main(sys.argv[2:])
     command(prog_name="fw-check")

@@ -509,3 +509,26 @@ def check_trusted(ctx: Context) -> Iterator[Violation]:
     if v.status != "trusted":
         where = "trust anchors" if v.signature_index is None else f"signature {v.signature_index}"
         yield Violation(f"{v.status}: {v.reason}", where)
+
+
+# -- boot chain (judged across the input set by fwtools.policy.chain_rule) ----------------
+
+
+def _across_files(ctx: Context) -> Iterator[Violation]:
+    raise NotApplicable("judged across the input set: every boot chain the inputs form")
+
+
+RULES["boot-chain"] = Rule(
+    "boot-chain", "error", "Every boot chain the inputs form must boot under W^X firmware",
+    "The inputs are grouped into boot chains (shim -> grub -> kernel, systemd-boot -> "
+    "kernel/UKI, per architecture) and each chain is replayed on the emulated firmware "
+    "profiles in 'firmware' with Secure Boot as in 'secure_boot' (fw-check boot-chain). A "
+    "chain that faults or is refused is reported against the stage responsible. "
+    "Parameters: firmware (profile names or files; profiles of another architecture are "
+    "skipped), secure_boot (list of booleans), max_chains.",
+    "https://github.com/fwtools/fwtools/blob/main/docs/boot-chain.md",
+    {"firmware": ["ovmf-strict", "armvirt-map"], "secure_boot": [False, True],
+     "max_chains": 64},
+    _across_files,
+)
+CHAIN_RULES: Final = frozenset({"boot-chain"})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fwtools.errors import UsageError
 from fwtools.policy.checks import (
+    CHAIN_RULES,
     ENGINE_RULES,
     LEVEL_RANK,
     RULES,
@@ -94,6 +95,8 @@ def check_facts(facts: PeFacts, path: str, profile: Profile, options: Options) -
     report = FileReport(path)
     arch, kind = arch_name(facts), image_type(facts)
     for cfg in profile.active:
+        if cfg.id in CHAIN_RULES:
+            continue  # judged across files by add_chain_results
         rule = RULES[cfg.id]
         ctx = Context(facts, cfg.params_for(arch, kind), options.sbat_level,
                       options.sbat_level_source)
@@ -142,9 +145,24 @@ def run(
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
             chunk = max(1, len(paths) // (jobs * 8))
             stream = pool.map(work, paths, chunksize=chunk)
-            return list(progress(stream) if progress else stream)
+            return add_chain_results(list(progress(stream) if progress else stream), profile)
     stream = map(work, paths)
-    return list(progress(stream) if progress else stream)
+    return add_chain_results(list(progress(stream) if progress else stream), profile)
+
+
+def add_chain_results(reports: list[FileReport], profile: Profile) -> list[FileReport]:
+    """The cross-file ``boot-chain`` rule, when the profile enables it."""
+    cfg = next((c for c in profile.active if c.id in CHAIN_RULES), None)
+    if cfg is None:
+        return reports
+    from fwtools.policy.chain_rule import chain_results
+
+    found = chain_results(reports, cfg)
+    for rep in reports:
+        if rep.error is None:
+            rep.checked.append(cfg.id)
+            rep.results.extend(found.get(rep.path, []))
+    return reports
 
 
 # -- waivers ----------------------------------------------------------------------------

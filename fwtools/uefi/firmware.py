@@ -17,10 +17,12 @@ from typing import Final, Literal
 
 from fwtools.paging import (
     AArch64PageTable,
+    Abort,
     AccessKind,
     Fault,
     MemAttr,
     NotMappedError,
+    PageFault,
     PageTable,
     X64PageTable,
 )
@@ -258,13 +260,16 @@ class Firmware:
             attr |= MemAttr.RP
         return attr
 
-    def _apply_policy(self, old: MemoryType, new: MemoryType, start: int, size: int) -> None:
-        """ApplyMemoryProtectionPolicy (§3): assign the new type's attribute on a change."""
+    def _apply_policy(self, old: MemoryType, new: MemoryType, start: int, size: int) -> str:
+        """ApplyMemoryProtectionPolicy (§3): assign the new type's attribute on a change.
+        Returns what it did, for the caller's event."""
         if not self.profile.nx_policy or self.compat_mode:
-            return
+            return ""
         a, b = self.type_attribute(old), self.type_attribute(new)
-        if a != b:
-            self.assign(start, size, b, f"NX policy {old.short}->{new.short}", new)
+        if a == b:
+            return ""
+        self.assign(start, size, b, f"NX policy {old.short}->{new.short}", new, log=False)
+        return f"NX policy: {old.short} {attr_text(a)} -> {new.short} {attr_text(b)} (assigned)"
 
     def assign(self, start: int, size: int, attrs: MemAttr, why: str, mtype: MemoryType | None,
                 *, log: bool = True) -> None:
@@ -344,8 +349,13 @@ class Firmware:
             explanation = default_explanation(access, view, mtype, changed)
         if not fix:
             fix = default_fix(access, view, mtype)
+        code = fault.describe()
+        if isinstance(fault, PageFault):
+            code += f" ({fault.flags()}), CR2 {fault.cr2:#x}"
+        elif isinstance(fault, Abort):
+            code += f", ESR {fault.esr:#010x}, FAR {fault.far:#x}"
         return FaultRecord(self.stage, operation, va, access,
-                           mtype.efi_name if mtype is not None else None, fault.describe(),
+                           mtype.efi_name if mtype is not None else None, code,
                            explanation, fix, view, changed)
 
     # ---- boot services: memory ----------------------------------------------------------
@@ -366,8 +376,9 @@ class Firmware:
             self.event(f"AllocatePages {what}", 0, 0, memory_type=memory_type,
                         detail=str(exc), status=exc.status)
             raise ReplayStop("refused", f"{self.stage}: {exc}") from None
-        self._apply_policy(MemoryType.CONVENTIONAL, memory_type, base, pages * PAGE)
-        self.event(f"AllocatePages {what}", base, base + pages * PAGE, memory_type=memory_type)
+        did = self._apply_policy(MemoryType.CONVENTIONAL, memory_type, base, pages * PAGE)
+        self.event(f"AllocatePages {what}", base, base + pages * PAGE, memory_type=memory_type,
+                   detail=did)
         return base
 
     def allocate_pool(self, memory_type: MemoryType, size: int, what: str) -> int:
@@ -402,8 +413,9 @@ class Firmware:
         except AllocationError as exc:
             self.event(f"FreePages {what}", base, end, detail=str(exc), status=exc.status)
             return
-        self._apply_policy(old, MemoryType.CONVENTIONAL, base, end - base)
-        self.event(f"FreePages {what}", base, end, memory_type=MemoryType.CONVENTIONAL)
+        did = self._apply_policy(old, MemoryType.CONVENTIONAL, base, end - base)
+        self.event(f"FreePages {what}", base, end, memory_type=MemoryType.CONVENTIONAL,
+                   detail=did)
 
     def exit_boot_services(self) -> None:
         self.boot_services = False

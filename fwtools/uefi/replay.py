@@ -228,22 +228,28 @@ class _Runner:
         except FaultStop as stop:
             self.result.verdict = "faults"
             self.result.faults.append(stop.record)
-            self.result.reason = stop.reason
-            fw.event("fault", stop.record.address, stop.record.address + 1,
-                      detail=f"{stop.record.access} {stop.record.fault}", status="FAULT")
+            rec = stop.record
+            self.result.reason = (f"{rec.stage}: {rec.access} at {rec.address:#x} "
+                                  f"({rec.memory_type or 'unmapped'}, {rec.attributes}): "
+                                  f"{rec.fault.split(' (')[0].split(',')[0]}")
+            page = rec.address & ~(PAGE - 1)
+            fw.event("fault", page, page + PAGE, memory_type=fw.memmap.type_at(rec.address),
+                     detail=f"{rec.access} at {rec.address:#x}: {rec.fault}", status="FAULT")
         except ReplayStop as stop:
             self.result.verdict = stop.verdict
             self.result.reason = stop.reason
 
-    def _start(self, i: int, how: str, *, entry: int | None = None) -> None:
+    def _start(self, i: int, how: str, *, explain: str = "", fix: str = "") -> None:
         loaded = self.loaded[i]
         assert loaded is not None
-        target = loaded.entry if entry is None else entry
+        target = loaded.entry
         self.fw.access(target, target + 1, AccessKind.FETCH,
-                       f"{how}: jump to {self.chain[i].name} entry point")
+                       f"{how}: jump to {self.chain[i].name} entry point",
+                       explanation=explain, fix=fix)
         self.fw.stage = self.stage_name(i)
-        self.fw.event(f"enter {self.chain[i].name}", target, target + 1,
-                       memory_type=self.fw.memmap.type_at(target))
+        self.fw.event(f"enter {self.chain[i].name}", target, target + PAGE,
+                      memory_type=self.fw.memmap.type_at(target),
+                      detail=f"entry point {target:#x} ({how})")
 
     # ---- conditions -----------------------------------------------------------------
 
@@ -414,8 +420,14 @@ class _Runner:
                 end = start + 1
             fw.access(start, end, kind, f"{op} {a['range']}{note}",
                       explanation=step.explain, fix=step.fix)
+            if op == "execute":
+                detail = f"instruction fetch at {start:#x}"
+                start &= ~(PAGE - 1)
+                end = start + PAGE
+            else:
+                detail = ""
             fw.event(f"{op} {a['range']}{note}", start, end,
-                      memory_type=fw.memmap.type_at(start))
+                     memory_type=fw.memmap.type_at(start), detail=detail)
         elif op == "place":
             self._place(step)
         elif op == "attrs":
@@ -451,7 +463,8 @@ class _Runner:
             if self.loaded[self.index + 1] is None:
                 raise UsageError(f"loader model {self.models[self.index].name}: start before "
                                  "the next image is loaded")
-            self._start(self.index + 1, f"{self.stage_name(self.index)} starts it" + note)
+            self._start(self.index + 1, f"{self.stage_name(self.index)} starts it" + note,
+                        explain=step.explain, fix=step.fix)
             self.next_started = True
         elif op == "free":
             start, end, _t, _li = self._range(a["range"])

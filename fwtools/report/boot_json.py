@@ -1,0 +1,99 @@
+"""``fw-check boot-chain --json``: the replay as one document (schema
+``fwtools.fw-check.boot-chain/1``, docs/boot-chain.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from fwtools import __version__
+
+if TYPE_CHECKING:
+    from fwtools.uefi.profile import FirmwareProfile
+    from fwtools.uefi.replay import Replay
+
+SCHEMA: Final = "fwtools.fw-check.boot-chain/1"
+
+
+def firmware_json(p: FirmwareProfile) -> dict[str, Any]:
+    from fwtools.uefi.memtypes import nx_types
+
+    return {
+        "name": p.name,
+        "description": p.description,
+        "path": p.path,
+        "flavour": p.flavour,
+        "arch": p.arch,
+        "edk2_release": p.edk2_release,
+        "nx_policy": p.nx_policy,
+        "nx_policy_hex": f"{p.nx_policy:#018x}",
+        "nx_types": nx_types(p.nx_policy),
+        "image_protection": p.image_protection,
+        "memory_attribute_protocol": p.memory_attribute_protocol,
+        "stack_nx": p.stack_nx,
+        "stack_guard": p.stack_guard,
+        "null_detection": p.null_detection,
+        "debug_clear_memory": p.debug_clear_memory,
+        "memory_mib": p.memory_mib,
+        "mu": None if p.mu is None else {
+            "block_images_without_nx": p.mu.block_images_without_nx,
+            "free_memory_read_protected": p.mu.free_memory_read_protected,
+        },
+        "sources": list(p.sources),
+    }
+
+
+def boot_chain_document(r: Replay) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "tool": {"name": "fwtools", "version": __version__},
+        "verdict": r.verdict,
+        "reason": r.reason,
+        "arch": r.arch,
+        "secure_boot": r.secure_boot,
+        "firmware": firmware_json(r.firmware),
+        "stages": [
+            {
+                "index": s.index,
+                "name": s.name,
+                "path": s.path,
+                "model": s.model,
+                "model_overridden": s.overridden,
+                "family": s.family,
+                "version": s.version,
+                "identified_by": s.identified_by,
+                "description": s.description,
+            }
+            for s in r.stages
+        ],
+        "events": [
+            {
+                "index": i,
+                "stage": e.stage,
+                "operation": e.operation,
+                "start": e.start,
+                "end": e.end,
+                "size": e.size,
+                "memory_type": e.memory_type,
+                "permissions": e.permissions,
+                "status": e.status,
+                "detail": e.detail,
+            }
+            for i, e in enumerate(r.events)
+        ],
+        "faults": [
+            {
+                "stage": f.stage,
+                "operation": f.operation,
+                "address": f.address,
+                "address_hex": f"{f.address:#x}",
+                "access": f.access,
+                "memory_type": f.memory_type,
+                "attributes": f.attributes,
+                "fault": f.fault,
+                "explanation": f.explanation,
+                "fix": f.fix,
+                "changed_by": f.changed_by,
+            }
+            for f in r.faults
+        ],
+    }
