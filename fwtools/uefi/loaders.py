@@ -55,6 +55,9 @@ STEP_ARGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     # AllocatePages / AllocatePool; size: bytes, "next.image", "next.file", "self.init_size",
     # "next.init_size"; align: bytes or "next" (the next image's SectionAlignment)
     "allocate": (frozenset({"name", "type", "size"}), frozenset({"align", "pool"})),
+    # take free memory without AllocatePages (GRUB's relocator after ExitBootServices): the
+    # lowest EfiConventionalMemory range that fits, still mapped as free memory is
+    "claim": (frozenset({"name", "size"}), frozenset()),
     # writes over a range: a buffer name, "self", "next" (the next image as loaded)
     "write": (frozenset({"range"}), frozenset()),
     # instruction fetch at the start of a range (code running from it)

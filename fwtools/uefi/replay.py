@@ -411,6 +411,19 @@ class _Runner:
                 base = fw.allocate_pages(mtype, pages_for(size), a["name"] + note,
                                          align=int(align))
             self.buffers[a["name"]] = _Buffer(base, pages_for(size), mtype)
+        elif op == "claim":
+            size = self._size(a["size"])
+            pages = pages_for(size)
+            free = next((d for d in fw.memmap if d.type is MemoryType.CONVENTIONAL
+                         and d.pages >= pages), None)
+            if free is None:
+                raise ReplayStop("refused", f"{self.stage_name(self.index)}: no free memory "
+                                 f"of {size:#x} bytes to claim")
+            self.buffers[a["name"]] = _Buffer(free.start, pages, MemoryType.CONVENTIONAL)
+            fw.event(f"claim {a['name']}{note}", free.start, free.start + pages * PAGE,
+                     memory_type=MemoryType.CONVENTIONAL,
+                     detail="free memory taken without AllocatePages: it keeps the "
+                     "attributes of EfiConventionalMemory")
         elif op in ("write", "execute"):
             start, end, _t, li = self._range(a["range"])
             kind = AccessKind.WRITE if op == "write" else AccessKind.FETCH

@@ -309,6 +309,7 @@ def run_qemu(
     stop_markers: Sequence[str] = (),
     input_on: Sequence[tuple[str, bytes]] = (),
     serial_log: Path | None = None,
+    linger: float | Mapping[str, float] = 0.0,
 ) -> QemuResult:
     """Run ``args`` (a QEMU command line whose serial console is stdout) and watch the output.
 
@@ -317,7 +318,9 @@ def run_qemu(
     ``(regex, bytes)`` of ``input_on`` writes ``bytes`` to QEMU's stdin (the serial console)
     once, the first time ``regex`` matches. The timeout is scaled by
     ``$FWTOOLS_E2E_TIMEOUT_SCALE``. ``serial_log`` gets the raw console when the run ends,
-    whatever happens.
+    whatever happens. ``linger`` (seconds, default 0; or ``{stop pattern: seconds}``) keeps
+    reading that long after the stop marker before stopping QEMU, e.g. to collect the rest of
+    an exception dump; the first marker stays the result.
     """
     command = [str(a) for a in args]
     stops = [(p, re.compile(p, re.MULTILINE)) for p in stop_markers]
@@ -328,6 +331,7 @@ def run_qemu(
     result_marker: tuple[str, re.Match[str]] | None = None
     timed_out = False
     killed = False
+    linger_until: float | None = None  # set when a marker matched and linger > 0
     with tempfile.TemporaryFile() as err:
         start = time.monotonic()
         proc = subprocess.Popen(
@@ -340,8 +344,13 @@ def run_qemu(
             with selectors.DefaultSelector() as sel:
                 sel.register(fd, selectors.EVENT_READ)
                 while True:
-                    remaining = start + limit - time.monotonic()
-                    if remaining <= 0:
+                    now = time.monotonic()
+                    remaining = start + limit - now
+                    if linger_until is not None:
+                        if now >= linger_until or remaining <= 0:
+                            break
+                        remaining = min(remaining, linger_until - now)
+                    elif remaining <= 0:
                         timed_out = True
                         break
                     if not sel.select(min(remaining, 1.0)):
@@ -364,6 +373,8 @@ def run_qemu(
                             with contextlib.suppress(BrokenPipeError):
                                 proc.stdin.write(data)
                                 proc.stdin.flush()
+                    if linger_until is not None:
+                        continue  # lingering after the marker: just collect the output
                     # The earliest match wins when several markers are in one window.
                     for pattern, rx in stops:
                         m = rx.search(window)
@@ -371,7 +382,11 @@ def run_qemu(
                                               or m.start() < result_marker[1].start()):
                             result_marker = (pattern, m)
                     if result_marker is not None:
-                        break
+                        extra = (linger if not isinstance(linger, Mapping)
+                                 else linger.get(result_marker[0], 0.0))
+                        if extra <= 0:
+                            break
+                        linger_until = time.monotonic() + extra
             if timed_out or result_marker is not None:
                 killed = proc.poll() is None
                 _stop_process_group(proc)

@@ -1,0 +1,214 @@
+"""Debian's shim -> grub -> kernel chains on Debian's real firmware (QEMU, TCG), x86-64 and
+AArch64, Secure Boot off and on, and fwtools' W^X boot-chain simulator's verdict for each.
+
+Every case records the outcome observed on the real firmware (see the README section "Boot
+chains"): the test boots the chain, asserts that outcome and how far the chain got, then
+asserts that ``fwtools.uefi.replay.replay_files`` predicts the same thing for the firmware
+profile the case names. ``test_simulator_verdict`` repeats only the simulator half, without
+QEMU, for quick iteration on the simulator.
+
+The one fault here is real: Debian 12's chain (grub 2.06, 6.1) on Debian 13's AAVMF (edk2
+2025.02, whose ArmVirtQemu default PcdDxeNxMemoryProtectionPolicy is 0xC000000000007FD5,
+EfiLoaderData non-executable) with Secure Boot on: grub's `linux` succeeds, then `boot`
+ends in "Synchronous Exception at 0x..." and the firmware hangs. The same chain boots with
+Secure Boot off, and on Debian 12's AAVMF. Debian's x86 OVMF builds, strictnx included,
+leave the NX policy at MdeModulePkg's default 0, so the same grub boots there.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+from corpus import Corpus
+from corpus.params import unavailable
+
+from .chains import QEMU_AARCH64, Arch, Chain, ChainBoot, Firmware, Outcome, Stage, boot_chain
+from .conftest import BootRecorder
+
+DEB_ARCH: Final[dict[Arch, str]] = {"x64": "amd64", "aa64": "arm64"}
+SIM_VERDICT: Final[dict[Outcome, str]] = {"kernel": "boots", "fault": "faults",
+                                          "refused": "refused"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One boot: a chain (Debian suite), a firmware build + store, and what happens."""
+
+    id: str
+    arch: Arch
+    chain_suite: str  # bookworm: shim 16.1, grub 2.06, 6.1; trixie: shim 16.1, grub 2.12, 6.12
+    fw_suite: str
+    code: str  # file name in usr/share/OVMF or usr/share/AAVMF
+    vars: str  # *.ms.fd: Microsoft keys, Secure Boot on; plain: empty store, Secure Boot off
+    secure_boot: bool
+    profile: str  # the simulator's firmware profile
+    outcome: Outcome  # observed on the real firmware
+    stage: Stage  # how far the chain got, observed
+
+
+# Measured 2026-11 with QEMU 7.2 (TCG, 2 cores, -n 2): each x86 boot ~4-8 s, each AArch64
+# boot ~7-13 s from QEMU start to "Linux version" (or the exception).
+CASES: Final = [
+    # -- x86-64 (OVMF, q35; Secure Boot builds on the SMM machine) -------------------------
+    Case("x64-trixie-on-debian13-strictnx-sb", "x64", "trixie", "trixie",
+         "OVMF_CODE_4M.secboot.strictnx.fd", "OVMF_VARS_4M.ms.fd", True,
+         "debian13-ovmf-strictnx", "kernel", "kernel"),
+    Case("x64-trixie-on-debian13-strictnx-nosb", "x64", "trixie", "trixie",
+         "OVMF_CODE_4M.secboot.strictnx.fd", "OVMF_VARS_4M.fd", False,
+         "debian13-ovmf-strictnx", "kernel", "kernel"),
+    Case("x64-trixie-on-debian13-secboot-sb", "x64", "trixie", "trixie",
+         "OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd", True,
+         "debian13-ovmf", "kernel", "kernel"),
+    Case("x64-bookworm-on-debian12-secboot-sb", "x64", "bookworm", "bookworm",
+         "OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd", True,
+         "debian12-ovmf", "kernel", "kernel"),
+    # grub 2.06 on x86 strictnx: boots, because Debian's x86 builds keep the NX policy at 0
+    # (the contrast to the AArch64 fault below).
+    Case("x64-bookworm-on-debian13-strictnx-sb", "x64", "bookworm", "trixie",
+         "OVMF_CODE_4M.secboot.strictnx.fd", "OVMF_VARS_4M.ms.fd", True,
+         "debian13-ovmf-strictnx", "kernel", "kernel"),
+    Case("x64-bookworm-on-debian13-strictnx-nosb", "x64", "bookworm", "trixie",
+         "OVMF_CODE_4M.secboot.strictnx.fd", "OVMF_VARS_4M.fd", False,
+         "debian13-ovmf-strictnx", "kernel", "kernel"),
+    # -- AArch64 (AAVMF, virt, cortex-a57) -------------------------------------------------
+    Case("aa64-trixie-on-debian13-strictnx-sb", "aa64", "trixie", "trixie",
+         "AAVMF_CODE.secboot.strictnx.fd", "AAVMF_VARS.ms.fd", True,
+         "debian13-aavmf-strictnx", "kernel", "kernel"),
+    Case("aa64-trixie-on-debian13-strictnx-nosb", "aa64", "trixie", "trixie",
+         "AAVMF_CODE.secboot.strictnx.fd", "AAVMF_VARS.fd", False,
+         "debian13-aavmf-strictnx", "kernel", "kernel"),
+    Case("aa64-trixie-on-debian13-nosecboot-nosb", "aa64", "trixie", "trixie",
+         "AAVMF_CODE.no-secboot.fd", "AAVMF_VARS.fd", False,
+         "debian13-aavmf", "kernel", "kernel"),
+    Case("aa64-bookworm-on-debian12-nosb", "aa64", "bookworm", "bookworm",
+         "AAVMF_CODE.fd", "AAVMF_VARS.fd", False,
+         "debian12-aavmf", "kernel", "kernel"),
+    Case("aa64-bookworm-on-debian12-sb", "aa64", "bookworm", "bookworm",
+         "AAVMF_CODE.fd", "AAVMF_VARS.ms.fd", True,
+         "debian12-aavmf", "kernel", "kernel"),
+    # grub 2.06 + Secure Boot on Debian 13's AAVMF: "Synchronous Exception" after grub's
+    # `linux` succeeded (stage kernel-loaded), on the strictnx and the ordinary build alike.
+    Case("aa64-bookworm-on-debian13-strictnx-sb", "aa64", "bookworm", "trixie",
+         "AAVMF_CODE.secboot.strictnx.fd", "AAVMF_VARS.ms.fd", True,
+         "debian13-aavmf-strictnx", "fault", "kernel-loaded"),
+    Case("aa64-bookworm-on-debian13-secboot-sb", "aa64", "bookworm", "trixie",
+         "AAVMF_CODE.secboot.fd", "AAVMF_VARS.ms.fd", True,
+         "debian13-aavmf", "fault", "kernel-loaded"),
+    Case("aa64-bookworm-on-debian13-strictnx-nosb", "aa64", "bookworm", "trixie",
+         "AAVMF_CODE.secboot.strictnx.fd", "AAVMF_VARS.fd", False,
+         "debian13-aavmf-strictnx", "kernel", "kernel"),
+]
+
+
+def case_chain(corpus: Corpus, case: Case) -> Chain:
+    shim, grub, kernel = corpus.boot_chain(case.chain_suite, DEB_ARCH[case.arch])
+    return Chain(case.chain_suite, case.arch, shim, grub, kernel)
+
+
+def case_firmware(corpus: Corpus, case: Case) -> Firmware:
+    get = corpus.ovmf if case.arch == "x64" else corpus.aavmf
+    return Firmware(f"{case.fw_suite}/{case.code}", case.arch, get(case.fw_suite, case.code),
+                    get(case.fw_suite, case.vars), case.secure_boot)
+
+
+def simulate(chain: Chain, case: Case) -> str:
+    """The simulator's verdict: "boots", "faults" or "refused"."""
+    from fwtools.uefi.replay import replay_files
+
+    result = replay_files(chain.files, firmware=case.profile, arch=case.arch,
+                          secure_boot=case.secure_boot)
+    return str(result.verdict)
+
+
+@pytest.fixture(scope="session")
+def aarch64_tools(qemu_tools: None) -> None:
+    if shutil.which(QEMU_AARCH64) is None:
+        unavailable(f"e2e: {QEMU_AARCH64} not installed (apt-get install qemu-system-arm)")
+
+
+def _evidence(boot: ChainBoot) -> str:
+    return boot.describe()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_boot_chain(
+    case: Case, corpus: Corpus, qemu_tools: None, aarch64_tools: None, tmp_path: Path,
+    serial_log: Path, record_boot: BootRecorder,
+) -> None:
+    chain = case_chain(corpus, case)
+    fw = case_firmware(corpus, case)
+    boot = boot_chain(chain, fw, workdir=tmp_path, serial_log=serial_log)
+    record_boot(boot.result, f"{case.id}: {boot.outcome}/{boot.stage}")
+
+    assert (boot.outcome, boot.stage) == (case.outcome, case.stage), _evidence(boot)
+    if boot.outcome == "kernel":
+        # The store decides Secure Boot: the EFI stub says so when it is on (x86 and arm64).
+        sb_seen = boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled")
+        assert sb_seen == case.secure_boot, _evidence(boot)
+    if boot.outcome == "fault":
+        assert re.search(r"Exception", "\n".join(boot.evidence)), _evidence(boot)
+
+    verdict = simulate(chain, case)
+    assert verdict == SIM_VERDICT[boot.outcome], (
+        f"simulator ({case.profile}, secure_boot={case.secure_boot}) says {verdict!r}; "
+        f"the real firmware: {boot.outcome}\n{_evidence(boot)}"
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_simulator_verdict(case: Case, corpus: Corpus) -> None:
+    """The simulator against the recorded real outcome, without booting anything."""
+    verdict = simulate(case_chain(corpus, case), case)
+    assert verdict == SIM_VERDICT[case.outcome], (
+        f"simulator ({case.profile}, secure_boot={case.secure_boot}) says {verdict!r}; "
+        f"real firmware: {case.outcome} (stage {case.stage})"
+    )
+
+
+# -- the firmware lab (tests/e2e/lab, not run by CI) ----------------------------------------
+#
+# Outcomes recorded with tests/e2e/lab/run-lab.py on OVMF X64 DEBUG builds of Debian 13's edk2
+# 2025.02 with SMM + Secure Boot and PcdDxeNxMemoryProtectionPolicy 0xC000000000007FD5
+# (strict), 0xC000000000007FD1 (compat), and strict plus PcdImageProtectionPolicy 0x3
+# (strict-img). Evidence from the serial console:
+#   bookworm, Secure Boot off (all three): #PF ExceptionData 0x11, RIP = CR2 = 0 after grub's
+#     `linux` succeeded: the legacy loader's relocator trampoline in free memory (page 0).
+#   bookworm, Secure Boot on (strict, strict-img): #PF 0x11, RIP = CR2 = 0x287AA2F0: the
+#     kernel's EFI stub entered through the handover entry in grub's EfiLoaderData buffer.
+#   trixie (grub 2.12 with peimage, kernel in EfiLoaderCode): boots everywhere.
+LAB_CASES: Final = [
+    # (chain suite, Secure Boot, simulator profile, real outcome)
+    ("bookworm", False, "debian13-ovmf-lab-strict", "fault"),
+    ("bookworm", True, "debian13-ovmf-lab-strict", "fault"),
+    ("trixie", False, "debian13-ovmf-lab-strict", "kernel"),
+    ("trixie", True, "debian13-ovmf-lab-strict", "kernel"),
+    ("bookworm", False, "debian13-ovmf-lab-compat", "fault"),
+    ("bookworm", True, "debian13-ovmf-lab-compat", "kernel"),
+    ("trixie", False, "debian13-ovmf-lab-compat", "kernel"),
+    ("trixie", True, "debian13-ovmf-lab-compat", "kernel"),
+    ("bookworm", False, "debian13-ovmf-lab-strict-img", "fault"),
+    ("bookworm", True, "debian13-ovmf-lab-strict-img", "fault"),
+    ("trixie", False, "debian13-ovmf-lab-strict-img", "kernel"),
+    ("trixie", True, "debian13-ovmf-lab-strict-img", "kernel"),
+]
+
+
+@pytest.mark.parametrize(("suite", "secure_boot", "profile", "outcome"), LAB_CASES,
+                         ids=[f"{s}-{p.removeprefix('debian13-ovmf-')}-{'sb' if b else 'nosb'}"
+                              for s, b, p, _o in LAB_CASES])
+def test_simulator_matches_lab(suite: str, secure_boot: bool, profile: str, outcome: Outcome,
+                               corpus: Corpus) -> None:
+    from fwtools.uefi.replay import replay_files
+
+    shim, grub, kernel = corpus.boot_chain(suite, "amd64")
+    result = replay_files([shim, grub, kernel], firmware=profile, secure_boot=secure_boot)
+    assert result.verdict == SIM_VERDICT[outcome], result.reason
+    if suite == "bookworm" and not secure_boot:
+        # RIP = CR2 = 0 on the real firmware: the trampoline in free memory at page 0
+        assert result.faults[0].address == 0
+        assert result.faults[0].memory_type == "EfiConventionalMemory"
