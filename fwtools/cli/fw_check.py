@@ -15,7 +15,8 @@ from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, fail
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--policy", "policy", default="strict", show_default=True,
-              help="A shipped profile (uefi-ca, shim-review, edk2-image-validation, strict) "
+              help="A shipped profile (uefi-ca, shim-review, edk2-image-validation, strict, "
+              "wx-boot-chain) "
               "or a profile TOML file.")
 @click.option("--waivers", type=INPUT_FILE,
               help="A waiver file (TOML [[waiver]]: path glob, rule, reason, expires).")

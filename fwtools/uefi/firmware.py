@@ -159,7 +159,10 @@ class Firmware:
         *,
         secure_boot: bool,
         log: Callable[[Event], None],
+        start: bool = True,
     ) -> None:
+        """``start=False`` leaves the bring-up (memory map, NX sweep) to :meth:`boot`, for a
+        caller whose ``log`` needs the object first."""
         self.profile = profile
         self.arch: Arch = arch
         self.secure_boot = secure_boot
@@ -180,11 +183,14 @@ class Firmware:
             self.pt = AArch64PageTable(el=1)
         self.layout = guest_layout(arch, profile.memory_mib * MIB)
         self.stack = (0, 0)
-        self._boot()
+        if start:
+            self.boot()
 
     # ---- bring-up -------------------------------------------------------------------
 
-    def _boot(self) -> None:
+    def boot(self) -> None:
+        """Describe memory, identity-map it and apply the NX policy, as DXE core has by
+        the time the boot manager runs."""
         lay = self.layout
         for start, end in lay.ram:
             self.memmap.add(start, end, MemoryType.CONVENTIONAL)

@@ -183,7 +183,8 @@ class _Runner:
         self.models = models
         self.snapshots = snapshots
         self.fw = Firmware(result.firmware, result.arch, secure_boot=result.secure_boot,
-                           log=self._log)
+                           log=self._log, start=False)
+        self.fw.boot()
         self.index = 0
         self.loaded: list[LoadedImage | None] = [None] * len(chain)
         self.buffers: dict[str, _Buffer] = {}

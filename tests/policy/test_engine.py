@@ -92,7 +92,8 @@ def test_untrusted_with_another_ca() -> None:
 
 
 def test_every_library_rule_is_covered_both_ways() -> None:
-    covered = {rule for _, _, rule in BAD} | {"sbat-revoked", "trusted"}
+    # boot-chain is judged across files: tests/policy/test_chain_rule.py covers it both ways
+    covered = {rule for _, _, rule in BAD} | {"sbat-revoked", "trusted", "boot-chain"}
     assert covered == set(RULES)
 
 
@@ -155,7 +156,7 @@ def test_strict_extends_uefi_ca_and_has_everything() -> None:
             "subsystem-type", "signed", "digest-mismatch", "signature-invalid",
             "trusted"} <= set(strict.rules)
     assert set(shipped_profiles()) == {"uefi-ca", "shim-review", "edk2-image-validation",
-                                       "strict"}
+                                       "strict", "wx-boot-chain"}
 
 
 @pytest.mark.parametrize("text", [
