@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Final
+from typing import BinaryIO, Final
 
 from fwtools.errors import FwIOError
 
@@ -25,7 +25,7 @@ def read_file(path: str | os.PathLike[str], *, max_size: int = MAX_INPUT_SIZE) -
                 raise FwIOError(
                     f"{name}: {st.st_size} bytes is larger than the {max_size} byte limit"
                 )
-            data = f.read(max_size + 1)
+            data = _read_bounded(f, st, max_size)
     except FwIOError:
         raise
     except IsADirectoryError:
@@ -35,3 +35,26 @@ def read_file(path: str | os.PathLike[str], *, max_size: int = MAX_INPUT_SIZE) -
     if len(data) > max_size:  # a pipe or a file that grew while being read
         raise FwIOError(f"{name}: larger than the {max_size} byte limit")
     return data
+
+
+def _read_bounded(f: BinaryIO, st: os.stat_result, max_size: int) -> bytes:
+    """At most ``max_size + 1`` bytes of ``f``, allocating only what the file holds.
+
+    ``f.read(max_size + 1)`` allocates the whole 1 GiB buffer up front whatever the file's
+    size, which fails with MemoryError under an address-space limit (``ulimit -v``) even for
+    a 1 KiB file (issue 8; tests/reliability/test_resource_bounds.py). A regular file is read
+    with one buffer of its size plus one byte; a pipe, or a file that grew meanwhile, is read
+    on in 1 MiB pieces up to the limit.
+    """
+    first = min(st.st_size, max_size) + 1 if stat.S_ISREG(st.st_mode) else 1 << 16
+    data = f.read(first)
+    if len(data) < first:
+        return data
+    parts, total = [data], len(data)
+    while total <= max_size:
+        chunk = f.read(min(1 << 20, max_size + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)

@@ -29,6 +29,15 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise UsageError(f"{what} {path}: not UTF-8 text (byte {exc.start:#x})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{what} {path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a small file of
+        # "a = [[[[..." exhausts the interpreter stack (found by fuzzing, issue 8;
+        # testdata/fuzz/policy/nested-arrays.bin).
+        raise UsageError(f"{what} {path}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:
+        # tomllib lets int()'s digit limit escape as a plain ValueError for a decimal
+        # integer of more than 4300 digits (issue 8; testdata/fuzz/policy/long-integer.bin).
+        raise UsageError(f"{what} {path}: not valid TOML: {exc}") from None
 
 
 def table(value: object, where: str) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def _list(what: str) -> None:
 @click.option("--null-detection", type=_YES_NO, help="NULL page read-protected.")
 @click.option("--clear-freed-memory", type=_YES_NO,
               help="FreePages fills freed pages (DEBUG_PROPERTY_CLEAR_MEMORY_ENABLED).")
+@click.option("--la57", type=_YES_NO, help="x86 5-level paging (PcdUse5LevelPageTable).")
 @click.option("--memory", "memory_mib", metavar="MIB", help="Guest RAM in MiB.")
 @click.option("--model", "models", multiple=True, metavar="N=MODEL",
               help="Use loader model MODEL for stage N (1-based), e.g. 1=shim-15.6. "
@@ -76,7 +77,7 @@ def command(binaries: tuple[str, ...], firmware: str | None, arch: str | None,
             secure_boot: str, nx_policy: str | None, image_protection: str | None,
             map_: str | None, edk2_release: str | None, stack_nx: str | None,
             stack_guard: str | None, null_detection: str | None,
-            clear_freed_memory: str | None, memory_mib: str | None,
+            clear_freed_memory: str | None, la57: str | None, memory_mib: str | None,
             models: tuple[str, ...], as_json: bool, html: str | None, output: str | None,
             verbose: bool, list_firmware: bool, list_models: bool,
             color: bool | None) -> None:
@@ -113,6 +114,7 @@ def command(binaries: tuple[str, ...], firmware: str | None, arch: str | None,
         "stack_guard": _yes_no(stack_guard),
         "null_detection": _yes_no(null_detection),
         "debug_clear_memory": _yes_no(clear_freed_memory),
+        "la57": _yes_no(la57),
         "memory_mib": _int(memory_mib, "--memory"),
     }
     from fwtools.uefi.replay import replay_files

@@ -37,10 +37,12 @@ from fwtools.errors import UsageError
 PAGE_SIZE: Final = 0x1000
 ENTRIES_PER_TABLE: Final = 512
 LEVELS: Final = 4
-#: Bit position of the lowest VA bit indexing each level (9 bits per level).
-LEVEL_SHIFT: Final = (39, 30, 21, 12)
+#: Bit position of the lowest VA bit indexing each level (9 bits per level). Level numbers
+#: are the architectures' own: 0 = PML4 / AArch64 level 0 ... 3 = PT / level 3; x86's
+#: 5-level paging (CR4.LA57) adds the PML5 as level -1 above them.
+LEVEL_SHIFT: Final = {-1: 48, 0: 39, 1: 30, 2: 21, 3: 12}
 #: Size of the region one entry of each level maps.
-ENTRY_SPAN: Final = tuple(1 << s for s in LEVEL_SHIFT)
+ENTRY_SPAN: Final = {level: 1 << shift for level, shift in LEVEL_SHIFT.items()}
 VA_BITS: Final = 48
 VA_LIMIT: Final = 1 << VA_BITS
 
@@ -309,13 +311,14 @@ class PhysicalMemory:
 DEFAULT_TABLE_POOL: Final = 0x0000_7F00_0000_0000
 
 
-def _check_range(start: int, length: int, what: str) -> None:
+def _check_range(start: int, length: int, what: str, va_bits: int = VA_BITS) -> None:
     if length <= 0:
         raise PagingError(f"{what}: length must be positive, got {length:#x}")
     if start & (PAGE_SIZE - 1) or length & (PAGE_SIZE - 1):
         raise PagingError(f"{what}: {start:#x}+{length:#x} is not 4 KiB aligned")
-    if start < 0 or start + length > VA_LIMIT:
-        raise PagingError(f"{what}: {start:#x}+{length:#x} is outside the 48-bit address space")
+    if start < 0 or start + length > 1 << va_bits:
+        raise PagingError(
+            f"{what}: {start:#x}+{length:#x} is outside the {va_bits}-bit address space")
 
 
 Update = Callable[[Attributes], Attributes]
@@ -343,6 +346,10 @@ class PageTable(ABC):
     """
 
     ARCH: ClassVar[str]
+    #: The level of the root table (x86 with 5-level paging: -1, the PML5).
+    top_level: int = 0
+    #: Width of the virtual address space the tables translate.
+    va_bits: int = VA_BITS
     #: ArmMmuLib leaves a block unsplit when it already has the requested attributes;
     #: x86 CpuDxe splits regardless.
     SKIP_UNCHANGED_BLOCKS: ClassVar[bool] = False
@@ -403,10 +410,15 @@ class PageTable(ABC):
         """Drop requests the firmware silently ignores (x86: XP without EFER.NXE)."""
         return attrs
 
+    @property
+    def va_limit(self) -> int:
+        return 1 << self.va_bits
+
     def canonical(self, va: int) -> int:
-        """The 48-bit table-indexing form of ``va`` (x86 accepts sign-extended addresses)."""
-        if not 0 <= va < VA_LIMIT:
-            raise PagingError(f"virtual address {va:#x} is outside the 48-bit address space")
+        """The table-indexing form of ``va`` (x86 accepts sign-extended addresses)."""
+        if not 0 <= va < self.va_limit:
+            raise PagingError(
+                f"virtual address {va:#x} is outside the {self.va_bits}-bit address space")
         return va
 
     # ---- memory -------------------------------------------------------------------------
@@ -436,7 +448,7 @@ class PageTable(ABC):
         va = self.canonical(va)
         steps: list[WalkStep] = []
         table = self.root
-        for level in range(LEVELS):
+        for level in range(self.top_level, LEVELS):
             index = (va >> LEVEL_SHIFT[level]) & (ENTRIES_PER_TABLE - 1)
             entry = self._read(table, index)
             kind = self.classify(entry, level)
@@ -519,10 +531,10 @@ class PageTable(ABC):
                     )
 
         if start < end:
-            yield from rec(self.root, 0, 0, ())
+            yield from rec(self.root, self.top_level, 0, ())
 
     def ranges(
-        self, start: int = 0, end: int = VA_LIMIT, *, physical: bool = False
+        self, start: int = 0, end: int | None = None, *, physical: bool = False
     ) -> Iterator[MappedRange]:
         """Mapped ranges in [start, end), adjacent leaves merged (Mu paging-audit flattening).
 
@@ -534,6 +546,8 @@ class PageTable(ABC):
         Cost: one table read per entry; the MMU check runs once per distinct chain of
         entry flags (:meth:`flags_key`), not once per 4 KiB page.
         """
+        if end is None:
+            end = self.va_limit
         if start >= end:
             return
         cache: dict[tuple[tuple[int, int], ...], tuple[Permissions, Attributes]] = {}
@@ -590,7 +604,7 @@ class PageTable(ABC):
                     yield MappedRange(*cur)
                 cur = [lo, hi, pa, attrs, perms, frozenset({span})]
 
-        yield from rec(self.root, 0, 0, (), ())
+        yield from rec(self.root, self.top_level, 0, (), ())
         if cur is not None:
             yield MappedRange(*cur)
 
@@ -613,7 +627,7 @@ class PageTable(ABC):
                 if self.classify(entry, level) is EntryKind.TABLE:
                     rec(self.table_address(entry), level + 1)
 
-        rec(self.root, 0)
+        rec(self.root, self.top_level)
         return out
 
     # ---- editing ------------------------------------------------------------------------
@@ -641,7 +655,7 @@ class PageTable(ABC):
         existing tables are kept and descended into, as ArmMmuLib does; nothing is merged.
         """
         va = self.canonical(va)
-        _check_range(va, size, "map")
+        _check_range(va, size, "map", self.va_bits)
         if pa & (PAGE_SIZE - 1) or pa < 0:
             raise PagingError(f"map: physical address {pa:#x} is not 4 KiB aligned")
         a = self.normalize(attrs if attrs is not None else Attributes())
@@ -686,7 +700,7 @@ class PageTable(ABC):
                 if child is not None:
                     rec(child, level + 1, e_lo, s, t)
 
-        rec(self.root, 0, 0, start, end)
+        rec(self.root, self.top_level, 0, start, end)
 
     def _check_pa(self, pa: int) -> None:
         """Raise if ``pa`` is beyond the output address size (subclasses narrow it)."""
@@ -699,7 +713,7 @@ class PageTable(ABC):
         Unmapped holes are skipped; tables are never freed (edk2 does not free them either).
         """
         va = self.canonical(va)
-        _check_range(va, size, "unmap")
+        _check_range(va, size, "unmap", self.va_bits)
 
         def visit(slot: _Slot) -> int | None:
             table, index, level, _e_lo, whole, entry, kind = slot
@@ -725,7 +739,7 @@ class PageTable(ABC):
         Every address must be mapped (checked before anything changes).
         """
         va = self.canonical(va)
-        _check_range(va, size, "update")
+        _check_range(va, size, "update", self.va_bits)
         hole = self._first_hole(va, va + size)
         if hole is not None:
             raise NotMappedError(f"address {hole:#x} is not mapped", address=hole)
@@ -779,7 +793,7 @@ class PageTable(ABC):
                         return hole
             return None
 
-        return rec(self.root, 0, 0) if start < end else None
+        return rec(self.root, self.top_level, 0) if start < end else None
 
     def set_attributes(self, va: int, size: int, attrs: MemAttr) -> None:
         """Set RP/RO/XP bits on a range, keeping the others (memory attribute protocol Set)."""

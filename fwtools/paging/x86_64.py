@@ -70,7 +70,7 @@ PF_US: Final = 1 << 2
 PF_RSVD: Final = 1 << 3
 PF_ID: Final = 1 << 4
 
-LEVEL_NAMES: Final = ("PML4E", "PDPTE", "PDE", "PTE")
+LEVEL_NAMES: Final = {-1: "PML5E", 0: "PML4E", 1: "PDPTE", 2: "PDE", 3: "PTE"}
 _LEAF_ADDR: Final = {1: ADDR_1G, 2: ADDR_2M, 3: ADDR_4K}
 
 
@@ -113,6 +113,7 @@ class X64PageTable(PageTable):
         wp: bool = True,
         maxphyaddr: int = 52,
         use_1g_pages: bool = True,
+        la57: bool = False,
         memory: PhysicalMemory | None = None,
         table_pool: int | None = None,
     ) -> None:
@@ -130,11 +131,16 @@ class X64PageTable(PageTable):
         #: bits 51:M of every entry are reserved (SDM Table 4-15 onwards).
         self._rsvd_addr = ((1 << 52) - 1) & ~((1 << maxphyaddr) - 1)
         self._leaf_levels = frozenset({1, 2, 3} if use_1g_pages else {2, 3})
+        #: CR4.LA57: 5-level paging, a PML5 above the PML4 and 57-bit linear addresses
+        #: (SDM Vol. 3A §4.5); CpuDxe reads CR4 to know (GetCurrentPagingContext).
+        self.la57 = la57
+        self.top_level = -1 if la57 else 0
+        self.va_bits = 57 if la57 else 48
         super().__init__(memory=memory, table_pool=table_pool)
 
     @property
     def cr3(self) -> int:
-        """CR3 with PCID/PWT/PCD zero: the PML4 physical address."""
+        """CR3 with PCID/PWT/PCD zero: the PML4 (with LA57: PML5) physical address."""
         return self.root
 
     @property
@@ -145,14 +151,16 @@ class X64PageTable(PageTable):
         return LEVEL_NAMES[level]
 
     def canonical(self, va: int) -> int:
-        """Accept canonical addresses (bits 63:47 equal, SDM Vol. 1 §3.3.7.1); index by 47:0."""
-        if 0 <= va < (1 << 47):
+        """Accept canonical addresses (bits 63:N-1 equal for N = 48, or 57 with LA57, SDM
+        Vol. 1 §3.3.7.1); index by bits N-1:0."""
+        n = self.va_bits
+        if 0 <= va < (1 << (n - 1)):
             return va
-        if 0xFFFF_8000_0000_0000 <= va <= 0xFFFF_FFFF_FFFF_FFFF:
-            return va & ((1 << 48) - 1)
-        if (1 << 47) <= va < (1 << 48):
-            return va  # upper half given in its 48-bit form
-        raise PagingError(f"{va:#x} is not a canonical 48-bit address")
+        if ((1 << 64) - (1 << (n - 1))) <= va <= 0xFFFF_FFFF_FFFF_FFFF:
+            return va & ((1 << n) - 1)
+        if (1 << (n - 1)) <= va < (1 << n):
+            return va  # upper half given in its N-bit form
+        raise PagingError(f"{va:#x} is not a canonical {n}-bit address")
 
     def classify(self, entry: int, level: int) -> EntryKind:
         if entry & P:
@@ -227,8 +235,8 @@ class X64PageTable(PageTable):
         bad = entry & self._rsvd_addr
         if not self.nxe:
             bad |= entry & NX
-        if level == 0:
-            bad |= entry & PS  # PML4E bit 7 is reserved
+        if level <= 0:
+            bad |= entry & PS  # PML5E/PML4E bit 7 is reserved
         elif entry & PS and level == 1:
             bad |= entry & RSVD_1G
         elif entry & PS and level == 2:

@@ -33,6 +33,7 @@ def firmware_json(p: FirmwareProfile) -> dict[str, Any]:
         "stack_guard": p.stack_guard,
         "null_detection": p.null_detection,
         "debug_clear_memory": p.debug_clear_memory,
+        "la57": p.la57,
         "memory_mib": p.memory_mib,
         "mu": None if p.mu is None else {
             "block_images_without_nx": p.mu.block_images_without_nx,

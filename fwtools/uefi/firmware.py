@@ -178,7 +178,7 @@ class Firmware:
         if arch == "x64":
             # DxeIpl sets EFER.NXE only when something needs it (IsEnableNonExecNeeded, §3)
             nxe = bool(profile.stack_nx or profile.nx_policy or profile.image_protection)
-            self.pt = X64PageTable(nxe=nxe, wp=True)
+            self.pt = X64PageTable(nxe=nxe, wp=True, la57=profile.la57)
         else:
             self.pt = AArch64PageTable(el=1)
         self.layout = guest_layout(arch, profile.memory_mib * MIB)

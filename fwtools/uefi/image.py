@@ -23,11 +23,12 @@ IMAGE_SCN_CNT_CODE: Final = 0x20
 RELOCS_STRIPPED: Final = 0x0001
 _MAJOR_IMAGE_VERSION: Final = 44  # optional-header offset, same in PE32 and PE32+
 _BASERELOC: Final = 5
-_VERSION: Final = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_VERSION: Final = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
 def version_tuple(text: str | None) -> tuple[int, ...] | None:
-    """``"2.06-13+deb12u2"`` -> (2, 6); ``"6.12.117+deb13-amd64"`` -> (6, 12, 117)."""
+    """``"2.06-13+deb12u2"`` -> (2, 6); ``"6.12.117+deb13-amd64"`` -> (6, 12, 117);
+    ``"257"`` -> (257,)."""
     if not text:
         return None
     m = _VERSION.search(text)

@@ -95,6 +95,7 @@ CONDITIONS: Final = (
     "secure_boot",  # Secure Boot is on
     "map",  # EFI_MEMORY_ATTRIBUTE_PROTOCOL is installed
     "next",  # there is a next stage
+    "next.kernel",  # the next stage is a Linux kernel (bzImage / arm64 Image / zboot header)
     "next.nx_compat",
     "next.wx_sections",  # a section of the next image is writable and executable
     "next.handover",  # bzImage with the 64-bit EFI handover entry
@@ -171,6 +172,12 @@ def identify(image: StageImage) -> Identity:
                         ".linux section (UKI)" if image.uki_kernel else ".sbat row systemd-stub")
     if image.sbat_version("systemd-boot") or image.systemd:
         text = image.sbat_version("systemd-boot") or image.sbat_version("systemd")
+        # systemd-boot carries .osrel; the stubs (linux*.efi.stub, addons) do not
+        if not image.sbat_version("systemd-boot") and not any(
+            s.name == ".osrel" for s in image.sections
+        ):
+            return Identity("systemd-stub", version_tuple(text), text,
+                            ".sdmagic without .osrel (a systemd stub)")
         return Identity("systemd-boot", version_tuple(text), text, ".sdmagic / .sbat systemd")
     grub = image.sbat_version("grub")
     if grub:
@@ -324,11 +331,14 @@ def _steps(value: object, where: str) -> tuple[Step, ...]:
             raise UsageError(f"{w}: op {op} does not take {', '.join(sorted(extra))}")
         when = step.get("when", [])
         if not isinstance(when, list) or not all(
-            isinstance(c, str) and c.lstrip("!") in CONDITIONS for c in when
+            isinstance(c, str) and c.removeprefix("!") in CONDITIONS for c in when
         ):
             raise UsageError(f"{w}: when must list conditions from {', '.join(CONDITIONS)}")
         if "type" in step:
-            MemoryType.parse(step["type"])
+            try:
+                MemoryType.parse(step["type"])
+            except UsageError as exc:
+                raise UsageError(f"{w}: {exc}") from None
         for text in ("note", "explain", "fix"):
             if not isinstance(step.get(text, ""), str):
                 raise UsageError(f"{w}: {text} must be a string")

@@ -15,6 +15,7 @@ A profile is a TOML file in ``policies/firmware/`` (wx-model.md §1-4 name every
     stack_guard = false               # PcdCpuStackGuard
     null_detection = false            # PcdNullPointerDetectionPropertyMask BIT0
     debug_clear_memory = false        # DEBUG_PROPERTY_CLEAR_MEMORY_ENABLED: FreePages poisons
+    la57 = false                      # x86 5-level paging (PcdUse5LevelPageTable, CR4.LA57)
     memory_mib = 2048                 # guest RAM the replay maps
     sources = ["tianocore/edk2: OvmfPkg/OvmfPkgX64.dsc", ...]
 
@@ -71,6 +72,7 @@ class FirmwareProfile:
     stack_guard: bool = False
     null_detection: bool = False
     debug_clear_memory: bool = False
+    la57: bool = False
     memory_mib: int = 2048
     mu: MuSettings | None = None
     sources: tuple[str, ...] = ()
@@ -78,6 +80,9 @@ class FirmwareProfile:
 
     def map_available(self, arch: Arch) -> bool:
         """Whether the protocol exists in this release on ``arch`` and is left installed."""
+        if self.flavour == "mu":
+            # Mu installs it per its own InstallMemoryAttributeProtocol setting (§1.4, §4)
+            return self.memory_attribute_protocol
         first = RELEASE_X86_MAP if arch == "x64" else RELEASE_ARM_MAP
         return self.memory_attribute_protocol and self.edk2_release >= first
 
@@ -107,7 +112,7 @@ _MAX_EXTENDS: Final = 8
 _INT_FIELDS: Final = ("edk2_release", "nx_policy", "image_protection", "memory_mib")
 _BOOL_FIELDS: Final = (
     "memory_attribute_protocol", "stack_nx", "stack_guard", "null_detection",
-    "debug_clear_memory",
+    "debug_clear_memory", "la57",
 )
 
 

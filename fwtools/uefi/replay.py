@@ -254,8 +254,8 @@ class _Runner:
 
     # ---- conditions -----------------------------------------------------------------
 
-    def _shim_index(self) -> int | None:
-        for i in range(self.index):
+    def _shim_index(self, *, including_self: bool = False) -> int | None:
+        for i in range(self.index + 1 if including_self else self.index):
             if self.result.stages[i].family == "shim":
                 return i
         return None
@@ -292,9 +292,13 @@ class _Runner:
             v = self._version(shim)
             return v is not None and v >= (16, 0)
         if name == "nx_required":
-            return shim is not None and self._nx_required(shim)
+            # shim's own policy applies while shim itself loads the next stage, too
+            own = self._shim_index(including_self=True)
+            return own is not None and self._nx_required(own)
         if nxt is None:
             return False
+        if name == "next.kernel":
+            return nxt.kernel is not None
         if name == "next.nx_compat":
             return nxt.nx_compat
         if name == "next.wx_sections":

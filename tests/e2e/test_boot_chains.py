@@ -49,6 +49,7 @@ class Case:
     profile: str  # the simulator's firmware profile
     outcome: Outcome  # observed on the real firmware
     stage: Stage  # how far the chain got, observed
+    grub_signed: bool = True  # False: grub-efi-amd64-bin's unsigned monolithic image
 
 
 # Measured 2026-11 with QEMU 7.2 (TCG, 2 cores, -n 2): each x86 boot ~4-8 s, each AArch64
@@ -102,11 +103,20 @@ CASES: Final = [
     Case("aa64-bookworm-on-debian13-strictnx-nosb", "aa64", "bookworm", "trixie",
          "AAVMF_CODE.secboot.strictnx.fd", "AAVMF_VARS.fd", False,
          "debian13-aavmf-strictnx", "kernel", "kernel"),
+    # -- refusals: shim verifies the second stage in secure mode only (pe.c:638) -----------
+    Case("x64-bookworm-unsigned-grub-sb", "x64", "bookworm", "bookworm",
+         "OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd", True,
+         "debian12-ovmf", "refused", "firmware", grub_signed=False),
+    Case("x64-bookworm-unsigned-grub-nosb", "x64", "bookworm", "bookworm",
+         "OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.fd", False,
+         "debian12-ovmf", "kernel", "kernel", grub_signed=False),
 ]
 
 
 def case_chain(corpus: Corpus, case: Case) -> Chain:
     shim, grub, kernel = corpus.boot_chain(case.chain_suite, DEB_ARCH[case.arch])
+    if not case.grub_signed:
+        grub = corpus.grub(case.chain_suite, DEB_ARCH[case.arch], signed=False)
     return Chain(case.chain_suite, case.arch, shim, grub, kernel)
 
 

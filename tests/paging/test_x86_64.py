@@ -268,3 +268,66 @@ def test_cost_grows_with_ranges_not_memory_size() -> None:
     assert small.table_count == 6  # PML4, PDPT, 2 PDs, 2 PTs
     assert big.table_count == 7  # + the second PDPT of the 1 TiB map
     assert len(list(big.ranges())) == 5
+
+
+# -- 5-level paging (CR4.LA57, SDM Vol. 3A §4.5: a PML5 above the PML4, 57-bit addresses) --
+
+
+def test_la57_walk_has_a_pml5_and_57_bit_addresses() -> None:
+    t = X64PageTable(la57=True)
+    high = 1 << 50  # beyond 4-level's 48-bit space
+    t.map(high, 0x4000_0000, G1)
+    walk = t.walk(high)
+    assert [s.name for s in walk.steps] == ["PML5E", "PML4E", "PDPTE"]
+    assert [s.level for s in walk.steps] == [-1, 0, 1]
+    # PML5 index = bits 56:48, PML4 index = bits 47:39 (both 4 here: bit 50 -> 4 << 46)
+    assert walk.steps[0].index == (high >> 48) & 511 == 4
+    assert walk.steps[1].index == 0
+    # table entries are R/W|P pointing at the next table; the leaf is a 1 GiB page
+    assert walk.steps[0].entry == (POOL + K4) | x.RW | x.P
+    assert walk.steps[2].entry & x.PS and walk.pa == 0x4000_0000
+    assert t.translate(high + 0x1234) == 0x4000_1234
+    assert t.cr3 == t.root == POOL
+
+
+def test_la57_canonical_addresses_and_limits() -> None:
+    t = X64PageTable(la57=True)
+    top = (1 << 64) - (1 << 56)  # lowest upper-half canonical 57-bit address
+    t.map(((1 << 57) - (1 << 56)), 0, M2)
+    assert t.translate(top) == 0  # sign-extended form indexes bits 56:0
+    with pytest.raises(PagingError, match="canonical 57-bit"):
+        t.walk(1 << 60)
+    with pytest.raises(PagingError, match="57-bit address space"):
+        t.map((1 << 57) - K4, 0, 2 * K4)
+    four = X64PageTable()
+    with pytest.raises(PagingError, match="canonical 48-bit"):
+        four.walk(1 << 50)
+
+
+def test_la57_splits_faults_and_ranges_match_4_level() -> None:
+    """The same edits give the same leaves, permissions and fault codes on both."""
+    results = []
+    for la57 in (False, True):
+        t = X64PageTable(la57=la57)
+        t.map(0, 0, 4 * G1)
+        t.assign_attributes(0, 4 * G1, MemAttr.XP)
+        t.set_attributes(0x1234_5000, 3 * K4, MemAttr.RO)
+        t.clear_attributes(0x1234_5000, K4, MemAttr.XP)
+        fetch = t.access(0x1234_6000, F)
+        write = t.access(0x1234_5000, W)
+        assert isinstance(fetch, PageFault) and isinstance(write, PageFault)
+        results.append((
+            [(r.start, r.end, str(r.permissions)) for r in t.ranges()],
+            fetch.error_code, write.error_code, t.table_count - (1 if la57 else 0),
+        ))
+    assert results[0] == results[1]
+    assert results[0][1:3] == (0x11, 0x03)
+
+
+def test_la57_reserved_ps_in_pml5e() -> None:
+    t = X64PageTable(la57=True)
+    t.map(0, 0, G1)
+    t.memory.write_u64(t.root, t.memory.read_u64(t.root) | x.PS)
+    fault = t.access(0, R)
+    assert isinstance(fault, PageFault) and fault.reason == "reserved"
+    assert fault.level == -1 and fault.error_code == 0x09  # RSVD | P

@@ -247,6 +247,10 @@ def _load(doc: dict[str, Any] | list[Any] | str | bytes) -> Any:
             ) from None
         except RecursionError:
             raise ParseError("JSON nested too deeply", structure="JSON") from None
+        except ValueError as exc:
+            # An integer beyond int()'s digit limit (sys.get_int_max_str_digits) raises a
+            # plain ValueError from json.loads (issue 8; testdata/fuzz/json/long-integer.bin).
+            raise ParseError(f"unusable JSON: {exc}", structure="JSON") from None
     return doc
 
 
