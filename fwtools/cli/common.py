@@ -26,6 +26,9 @@ EXIT_INPUT: Final = 2
 
 def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     """Print one line to stderr and exit; never a traceback."""
+    # A library message that spans lines (a third-party parser's text) is folded onto one
+    # line: the contract is one error line per problem (issue 8).
+    message = " ".join(message.split()) if "\n" in message else message
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 

@@ -195,8 +195,14 @@ def delete_(store: str, entry: str, output: str | None, in_place: bool, fmt: str
         sys.exit(EXIT_FINDINGS)
     order = _order(st)
     if num in order:
-        st.set(Variable("BootOrder", guids.EFI_GLOBAL_VARIABLE, 0x07,
-                        _order_bytes([n for n in order if n != num])))
+        rest = [n for n in order if n != num]
+        if rest:
+            st.set(Variable("BootOrder", guids.EFI_GLOBAL_VARIABLE, 0x07, _order_bytes(rest)))
+        else:
+            # Deleting the last entry: an empty BootOrder cannot be stored (SetVariable with
+            # no data deletes), so BootOrder goes too; before, this raised UsageError outside
+            # call() and printed a traceback (issue 8, tests/reliability/test_found_bugs.py).
+            st.delete("BootOrder", guids.EFI_GLOBAL_VARIABLE)
     nxt = st.get("BootNext", guids.EFI_GLOBAL_VARIABLE)
     if nxt is not None and int.from_bytes(nxt.data[:2], "little") == num:
         st.delete("BootNext", guids.EFI_GLOBAL_VARIABLE)

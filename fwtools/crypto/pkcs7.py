@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from fwtools.crypto.x509info import PARSE_ERRORS, CertificateInfo, certificate_info
+from fwtools.crypto.x509info import PARSE_ERRORS, CertificateInfo, certificate_info, one_line
 from fwtools.errors import FwError, SignatureFormatError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def malformed_der(message: str, *, structure: str, offset: int | None) -> Iterat
         raise
     except PARSE_ERRORS as exc:
         raise SignatureFormatError(
-            f"{message}: {exc}", structure=structure, offset=offset
+            f"{message}: {one_line(exc)}", structure=structure, offset=offset
         ) from None
 
 
@@ -171,7 +171,7 @@ def verify_signer_info(
     try:
         key = load_der_public_key(spki_der)
     except (ValueError, UnsupportedAlgorithm) as exc:
-        return None, f"the signer's public key is unusable: {exc}"
+        return None, f"the signer's public key is unusable: {one_line(exc)}"
     sig_alg = signer_info["signature_algorithm"]
     signature = bytes(signer_info["signature"].native)
     try:
@@ -192,7 +192,7 @@ def verify_signer_info(
     except InvalidSignature:
         return False, "the SignerInfo signature does not verify with the signer's public key"
     except (*PARSE_ERRORS, AttributeError, UnsupportedAlgorithm) as exc:
-        return None, f"the SignerInfo signature cannot be checked: {exc}"
+        return None, f"the SignerInfo signature cannot be checked: {one_line(exc)}"
     return True, None
 
 

@@ -42,6 +42,7 @@ from fwtools.crypto.x509info import (
     CertificateInfo,
     certificate_info,
     certificates_from_bytes,
+    one_line,
 )
 from fwtools.errors import ParseError, SignatureFormatError
 from fwtools.formats.efi import guids
@@ -152,7 +153,7 @@ def leading_certificate(
         return bytes(asn1_x509.Certificate.load(bytes(data)).dump())
     except PARSE_ERRORS as exc:
         raise SignatureFormatError(
-            f"not a DER X.509 certificate: {exc}", structure=structure, offset=offset
+            f"not a DER X.509 certificate: {one_line(exc)}", structure=structure, offset=offset
         ) from None
 
 

@@ -68,7 +68,18 @@ _CURVES: Final[dict[str, str]] = {
 }
 
 # What asn1crypto raises on malformed input (its parsing is lazy, so any field access may).
-PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+# AttributeError: asn1crypto's lazy ``Any.native`` fails with it when the DER holds a
+# universal type asn1crypto has no native form for (REAL, ObjectDescriptor, ...) in a
+# place it decodes generically (a Name's AttributeValue, a signed attribute value): found
+# by fuzzing, issue 8, testdata/fuzz/{siglist,authvar}/crash-*.bin.
+PARSE_ERRORS: Final = (ValueError, TypeError, KeyError, IndexError, OverflowError,
+                       AttributeError)
+
+
+def one_line(exc: BaseException) -> str:
+    """``str(exc)`` on one line: asn1crypto's messages go on with "\n    while parsing ...",
+    which broke the one-line error contract (issue 8)."""
+    return " ".join(str(exc).split())
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,13 @@ def format_name(name: asn1_x509.Name) -> str:
         avas = []
         for ava in rdn:
             dotted = ava["type"].dotted
-            value = ava["value"].native
+            try:
+                value = ava["value"].native
+            except PARSE_ERRORS:
+                # asn1crypto fails on some malformed values (an AttributeValue whose Any
+                # holds a REAL raises AttributeError): show it as unknown syntax (issue 8;
+                # testdata/fuzz/siglist/crash-x509-name-real-*.bin).
+                value = None
             key = _SHORT_NAMES.get(dotted, dotted)
             if isinstance(value, str):
                 avas.append(f"{key}={_escape(value)}")
@@ -233,7 +250,7 @@ def certificate_info(
         )
     except PARSE_ERRORS as exc:
         raise SignatureFormatError(
-            f"not a DER X.509 certificate: {exc}", structure=structure, offset=offset
+            f"not a DER X.509 certificate: {one_line(exc)}", structure=structure, offset=offset
         ) from None
 
 
@@ -260,7 +277,7 @@ def certificates_from_bytes(data: bytes, name: str) -> list[bytes]:
         except SignatureFormatError as exc:
             raise exc.with_path(name) from None
         except PARSE_ERRORS as exc:
-            raise SignatureFormatError(f"malformed PEM: {exc}", path=name) from None
+            raise SignatureFormatError(f"malformed PEM: {one_line(exc)}", path=name) from None
         if not ders:
             raise SignatureFormatError("PEM file holds no CERTIFICATE block", path=name)
         return ders
@@ -286,4 +303,7 @@ def filename_slug(subject: str) -> str:
 
     cn = re.search(r"CN=([^,]+)", subject)
     base = cn.group(1) if cn else subject
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("_")[:60] or "cert"
+    # Leading/trailing dots and dashes go too, so that a CN of "." or ".." (or "-x") can
+    # never make a special or option-like name on its own (issue 8 security review;
+    # tests/reliability/test_hostile_names.py).
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._-")[:60].rstrip(".") or "cert"

@@ -466,7 +466,7 @@ class _Runner:
                     fw.assign(lo, hi - lo, attrs, f"DXE SetMemorySpaceAttributes {what}",
                                fw.memmap.type_at(lo))
         elif op == "load_image":
-            nxt = self._need_next()
+            nxt = self.next_image
             if nxt is None:
                 return
             source = a.get("source", "unknown")
@@ -475,8 +475,7 @@ class _Runner:
         elif op == "shim_load":
             self._shim_load()
         elif op == "start":
-            nxt = self._need_next()
-            if nxt is None:
+            if self.next_image is None:
                 return
             if self.loaded[self.index + 1] is None:
                 raise UsageError(f"loader model {self.models[self.index].name}: start before "
@@ -499,9 +498,6 @@ class _Runner:
             raise _Done
         else:  # pragma: no cover - load_model validates ops
             raise UsageError(f"unknown op {op}")
-
-    def _need_next(self) -> StageImage | None:
-        return self.next_image
 
     def _place(self, step: Step) -> None:
         """A loader's own PE loader: copy headers and sections into the buffer at the
@@ -598,9 +594,8 @@ class _Runner:
             self.fw.stage = saved
 
 
-class _Done(ReplayStop):
-    def __init__(self) -> None:
-        super().__init__("refused", "done")
+class _Done(Exception):
+    """The kernel has control: ends the replay with verdict ``boots``."""
 
 
 def _section_request(s: ImageSection) -> tuple[str, str]:
