@@ -19,10 +19,8 @@ from fwtools.errors import FwError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage
 
-IMAGE_SCN_CNT_CODE: Final = 0x20
-RELOCS_STRIPPED: Final = 0x0001
 _MAJOR_IMAGE_VERSION: Final = 44  # optional-header offset, same in PE32 and PE32+
-_BASERELOC: Final = 5
+
 _VERSION: Final = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
@@ -47,19 +45,19 @@ class ImageSection:
 
     @property
     def cnt_code(self) -> bool:
-        return bool(self.characteristics & IMAGE_SCN_CNT_CODE)
+        return bool(self.characteristics & layout.SCN_CNT_CODE)
 
     @property
     def read(self) -> bool:
-        return bool(self.characteristics & 0x4000_0000)
+        return bool(self.characteristics & layout.SCN_MEM_READ)
 
     @property
     def write(self) -> bool:
-        return bool(self.characteristics & 0x8000_0000)
+        return bool(self.characteristics & layout.SCN_MEM_WRITE)
 
     @property
     def execute(self) -> bool:
-        return bool(self.characteristics & 0x2000_0000)
+        return bool(self.characteristics & layout.SCN_MEM_EXECUTE)
 
     @property
     def perms(self) -> str:
@@ -182,7 +180,7 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
         size_of_headers=img.size_of_headers,
         entry_rva=img.entry_point,
         nx_compat=img.nx_compat,
-        relocs_stripped=bool(img.characteristics & RELOCS_STRIPPED),
+        relocs_stripped=bool(img.characteristics & layout.FILE_RELOCS_STRIPPED),
         has_reloc_directory=img.has_relocations,
         reloc_pages=_reloc_pages(img),
         major_image_version=Reader(data).u16(
@@ -200,7 +198,7 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
 
 def _reloc_pages(img: PeImage) -> tuple[int, ...]:
     """Page RVAs that base relocations patch (each block header names one 4 KiB page)."""
-    d = img.directory(_BASERELOC)
+    d = img.directory(layout.DIR_BASERELOC)
     if d is None or not d.size:
         return ()
     off = img.rva_to_offset(d.virtual_address)

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from corpus import Corpus
 from corpus.params import need_tool
+from corpus.uki import build_uki_with_objcopy
 
-from fwtools.formats.pe.image import PeImage
 from fwtools.uefi.replay import replay_files
 
 
@@ -21,13 +20,7 @@ def build_uki(stub: Path, kernel: Path, out: Path) -> Path:
              ".linux": kernel}
     parts[".osrel"].write_bytes(b'ID=debian\nNAME="Debian GNU/Linux"\n')
     parts[".cmdline"].write_bytes(b"console=ttyS0")
-    img = PeImage.open(stub)
-    vma = img.image_base + ((img.size_of_image + 0xFFF) & ~0xFFF)
-    cmd = ["objcopy"]
-    for name, path in parts.items():
-        cmd += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={vma:#x}"]
-        vma += (path.stat().st_size + 0xFFF) & ~0xFFF
-    subprocess.run([*cmd, str(stub), str(out)], check=True, capture_output=True)
+    build_uki_with_objcopy(stub, parts, out)
     return out
 
 

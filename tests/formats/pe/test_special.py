@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pytest
 from corpus.params import CORPUS, corpus_files, need, need_tool
+from corpus.uki import build_uki_with_objcopy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -693,18 +694,6 @@ def stub_and_kernel(suite: str) -> tuple[Path, Path]:
         need(None)
     assert stub is not None and kernel is not None
     return stub, kernel
-
-
-def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> None:
-    """objcopy --add-section/--change-section-vma, as systemd-stub(7) documents it: each
-    section at the next free 4 KiB-aligned address after the stub's SizeOfImage."""
-    img = PeImage.open(stub)
-    vma = img.image_base + ((img.size_of_image + 0xFFF) & ~0xFFF)
-    cmd = ["objcopy"]
-    for name, path in parts.items():
-        cmd += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={vma:#x}"]
-        vma += (path.stat().st_size + 0xFFF) & ~0xFFF
-    subprocess.run([*cmd, str(stub), str(out)], check=True, capture_output=True)
 
 
 @pytest.mark.parametrize("suite", UKI_SUITES)

@@ -1,0 +1,20 @@
+"""Building UKIs from corpus parts for tests: the objcopy recipe systemd-stub(7) documents."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from fwtools.formats.pe.image import PeImage
+
+
+def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> None:
+    """objcopy --add-section/--change-section-vma, as systemd-stub(7) documents it: each
+    section at the next free 4 KiB-aligned address after the stub's SizeOfImage."""
+    img = PeImage.open(stub)
+    vma = img.image_base + ((img.size_of_image + 0xFFF) & ~0xFFF)
+    cmd = ["objcopy"]
+    for name, path in parts.items():
+        cmd += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={vma:#x}"]
+        vma += (path.stat().st_size + 0xFFF) & ~0xFFF
+    subprocess.run([*cmd, str(stub), str(out)], check=True, capture_output=True)
