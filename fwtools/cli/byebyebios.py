@@ -20,10 +20,11 @@ Exit codes: 0 done (or --check found the stub), 1 --check found no stub, 2 error
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 SCHEMA = "fwtools.byebyebios/1"
 # Like common.INPUT_FILE, as a pathlib.Path.
+# --message and --restore files: a message is at most a few hundred bytes, a backup one sector.
+MAX_SIDE_FILE = 1 << 20
 IN_PATH = click.Path(path_type=Path, dir_okay=False, readable=False)
 
 
@@ -59,8 +62,12 @@ class _Target:
             with open(path, "rb") as f:
                 head = f.read(ML.SECTOR_SIZE)
                 if is_qcow2(head):
-                    f.seek(0)
-                    self.qcow2 = Qcow2Image.parse(f.read(), path=str(path),
+                    # Mapped, not read: a VM disk of many GiB used to be read whole into
+                    # memory (MemoryError); the parser and plan_guest_write only touch the
+                    # header, L1/L2 tables and refcounts (issue 8, test_resource_bounds.py).
+                    size = _device_size(path) if self.block else 0  # 0: the whole file
+                    self._map = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+                    self.qcow2 = Qcow2Image.parse(cast(bytes, self._map), path=str(path),
                                                   max_virtual_size=1 << 62)
         except OSError as exc:
             raise FwIOError(f"{path}: cannot read: {exc.strerror}") from exc
@@ -136,10 +143,11 @@ def _read_message(text: str | None, message_file: Path | None) -> str:
     if text is not None and message_file is not None:
         raise UsageError("give --text or --message, not both")
     if message_file is not None:
-        try:
-            raw = message_file.read_bytes()
-        except OSError as exc:
-            raise FwIOError(f"{message_file}: cannot read: {exc.strerror}") from exc
+        from fwtools._base.fileio import read_file
+
+        # Bounded: `--message /dev/zero` (or a disk image given by mistake) used to read
+        # until memory ran out (issue 8, tests/reliability/test_found_bugs.py).
+        raw = read_file(message_file, max_size=MAX_SIDE_FILE)
         try:
             return raw.decode("ascii")
         except UnicodeDecodeError as exc:
@@ -197,15 +205,21 @@ def _run(
         return EXIT_OK if installed else EXIT_FINDINGS
 
     if restore is not None:
-        try:
-            saved = restore.read_bytes()
-        except OSError as exc:
-            raise FwIOError(f"{restore}: cannot read: {exc.strerror}") from exc
+        from fwtools._base.fileio import read_file
+
+        saved = read_file(restore, max_size=MAX_SIDE_FILE)  # bounded, as --message
         if len(saved) != ML.SECTOR_SIZE:
             raise UsageError(f"{restore}: a backup is one {ML.SECTOR_SIZE}-byte sector, "
                              f"this file has {len(saved)} bytes")
+        from fwtools.formats.mbr.mbr import inject
+
         table = slice(ML.DISK_SIGNATURE_OFFSET, ML.SECTOR_SIZE)
-        if (before.has_boot_signature and saved[table] != target.sector[table] and not force):
+        # Compare with what installing the stub made of the saved sector: a backup of a blank
+        # sector (no 0x55AA) was given an empty table and 0x55AA by the install, so comparing
+        # with the backup itself refused every restore of a blank disk (issue 8, found by
+        # tests/reliability/test_crash_safety.py; test_found_bugs.py).
+        made = inject(saved, target.sector[: ML.BOOT_CODE_SIZE])
+        if (before.has_boot_signature and made[table] != target.sector[table] and not force):
             raise UsageError(
                 f"{image}: the disk signature or partition table changed since {restore} was "
                 "saved; restoring would overwrite them (use --force to restore anyway)"

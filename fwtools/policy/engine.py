@@ -176,9 +176,14 @@ def load_waivers(path: str) -> list[Waiver]:
     out = []
     for i, w in enumerate(data.get("waiver", [])):
         where = f"--waivers {path}: waiver {i + 1}"
+        if not isinstance(w, dict):
+            raise UsageError(f"{where}: must be a table")
         missing = [k for k in ("path", "rule", "reason") if not w.get(k)]
         if missing:
             raise UsageError(f"{where}: missing {', '.join(missing)}")
+        wrong = [k for k in ("path", "rule", "reason") if not isinstance(w[k], str)]
+        if wrong:
+            raise UsageError(f"{where}: {', '.join(wrong)} must be text")
         expires = w.get("expires")
         if isinstance(expires, str):
             try:

@@ -75,8 +75,12 @@ class Profile:
 def _resolve(ref: str, relative_to: Path | None) -> Path:
     if ref.endswith(".toml") or os.sep in ref or "/" in ref:
         p = Path(ref)
-        if not p.is_absolute() and relative_to is not None and not p.exists():
-            p = relative_to / p
+        try:
+            if not p.is_absolute() and relative_to is not None and not p.exists():
+                p = relative_to / p
+        except OSError as exc:  # e.g. ENAMETOOLONG for a hostile 'extends'
+            where = "extends" if relative_to is not None else "profile"
+            raise UsageError(f"{where} {ref[:60]!r}...: {exc.strerror or exc}") from None
         return p
     p = policies_dir() / f"{ref}.toml"
     if not p.is_file():
@@ -101,7 +105,11 @@ def _load(path: Path, depth: int) -> Profile:
     if parent_ref is not None:
         if not isinstance(parent_ref, str):
             raise UsageError(f"{path}: extends must be a profile name or file")
-        parent = _load(_resolve(parent_ref, path.parent), depth + 1)
+        try:
+            parent_path = _resolve(parent_ref, path.parent)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {exc}") from None
+        parent = _load(parent_path, depth + 1)
         base = dict(parent.rules)
         chain = (*parent.chain, parent.name)
     rules = data.get("rules", {})

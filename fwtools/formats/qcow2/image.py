@@ -320,6 +320,19 @@ class Qcow2Image:
         """The whole guest view: what ``qemu-img convert -O raw`` writes."""
         return self.read(0, self.virtual_size)
 
+    @property
+    def l2_tables(self) -> tuple[int, ...]:
+        """The L2 table offsets of the L1 entries the virtual size uses (0: unallocated)."""
+        return self._l1
+
+    def guest_runs(self) -> Iterator[tuple[int, int, str, int | None, int]]:
+        """``(guest offset, length, kind, host start, host end)`` for the whole guest, one
+        per (sub)cluster run, unmerged; host start is None unless the run is data or
+        compressed (whose host end is the end of its compressed bytes). For overlap checks
+        (:mod:`fwtools.formats.qcow2.update`)."""
+        for g, n, kind, a, b in self._runs(0, self.header.size):
+            yield g, n, kind, (a if kind in (DATA, COMPRESSED) else None), b
+
     def extents(self, offset: int = 0, length: int | None = None) -> Iterator[Extent]:
         """The mapping of the guest range, adjacent runs of one kind merged.
 

@@ -26,11 +26,15 @@ from typing import NoReturn
 from fwtools.errors import UsageError
 from fwtools.formats.qcow2 import layout as L
 from fwtools.formats.qcow2.image import (
+    COMPRESSED,
     DATA,
     UNALLOCATED,
     ZERO,
+    Qcow2Error,
     Qcow2Image,
+    Qcow2TruncatedError,
     Qcow2UnsupportedError,
+    _field,
 )
 
 HostPatch = tuple[int, bytes]
@@ -81,7 +85,96 @@ def plan_guest_write(image: Qcow2Image, offset: int, payload: bytes) -> list[Hos
         assert extent.host_offset is not None  # DATA extents always have one
         start = extent.guest_offset - offset
         patches.append((extent.host_offset, payload[start : start + extent.length]))
+    _refuse_metadata_overlap(image, patches)
+    _refuse_shared(image, patches)
     return patches
+
+
+# -- overlap checks -----------------------------------------------------------------------
+#
+# A corrupt (or hostile) image can map a guest data cluster onto its own metadata. QEMU
+# refuses such writes (qcow2_check_metadata_overlap, "Preventing invalid write on
+# metadata"); without the same checks a guest write corrupted the image or, the other way
+# round, a refcount update changed guest data (issue 8: found by the qcow2 fuzz target,
+# testdata/fuzz/qcow2/data-cluster-is-refcount-block.bin).
+
+
+def _overlap_error(image: Qcow2Image, host: int, what: str) -> NoReturn:
+    raise Qcow2Error(
+        f"host offset {host:#x} is both {what}: the image is corrupt "
+        "(run qemu-img check); refusing to write",
+        structure="qcow2 metadata",
+        offset=host,
+        path=image.path,
+    )
+
+
+def _refuse_metadata_overlap(image: Qcow2Image, data_patches: list[HostPatch]) -> None:
+    """Guest data about to be written in place must not lie on metadata: the header cluster,
+    the L1 table, an L2 table, the refcount table or a refcount block."""
+    header = image.header
+    data = image.data
+    cs = image.cluster_size
+    regions = [(0, cs, "the header cluster"),
+               (header.l1_table_offset, header.l1_size * L.ENTRY_SIZE, "the L1 table"),
+               (header.refcount_table_offset, header.refcount_table_clusters * cs,
+                "the refcount table")]
+    regions += [(l2, cs, "an L2 table") for l2 in image.l2_tables if l2]
+    rt = header.refcount_table_offset
+    table = bytes(data[rt : rt + header.refcount_table_clusters * cs])
+    for host, chunk in data_patches:
+        for start, size, what in regions:
+            if host < start + size and start < host + len(chunk):
+                _overlap_error(image, host, f"guest data and {what}")
+        # Is the data cluster a refcount block? Look its offset up in the refcount table.
+        cluster = host & ~(cs - 1)
+        if _has_entry(table, cluster, L.REFTABLE_OFFSET_MASK):
+            _overlap_error(image, host, "guest data and a refcount block")
+
+
+def _refuse_shared(image: Qcow2Image, data_patches: list[HostPatch]) -> None:
+    """A host cluster rewritten in place must back exactly one guest cluster: two L2 entries
+    pointing at it (a corrupt image, or refcounts > 1 without snapshots) would make the write
+    change the other guest cluster too (found by the qcow2 fuzz target;
+    testdata/fuzz/qcow2/shared-data-cluster.bin)."""
+    cs = image.cluster_size
+    wanted = {host & ~(cs - 1) for host, _chunk in data_patches}
+    seen: dict[int, int] = {}
+    for g, n, kind, a, _b in image.guest_runs():
+        if kind != DATA or a is None:
+            continue
+        for cluster in range(a & ~(cs - 1), a + n, cs):
+            if cluster in wanted:
+                first = seen.setdefault(cluster, g)
+                if first >> image.header.cluster_bits != g >> image.header.cluster_bits:
+                    _overlap_error(image, cluster, f"the data of guest offsets {first:#x} and "
+                                   f"{g:#x} (a shared cluster)")
+
+
+def _has_entry(table: bytes, value: int, mask: int) -> bool:
+    """Whether a big-endian 64-bit entry of ``table`` has ``value`` under ``mask``."""
+    needle = value.to_bytes(8, "big")[1:7]  # offset bytes; the flag bits are outside them
+    pos = table.find(needle, 1)
+    while pos != -1:
+        start = pos - 1
+        if start % 8 == 0 and int.from_bytes(table[start : start + 8], "big") & mask == value:
+            return True
+        pos = table.find(needle, pos + 1)
+    return False
+
+
+def _refuse_data_overlap(image: Qcow2Image, metadata_patches: list[HostPatch]) -> None:
+    """Metadata entries about to be updated (refcounts, L1/L2 entries) must not lie in a
+    cluster the guest maps as data (plain, preallocated-zero or compressed)."""
+    cs = image.cluster_size
+    targets = {host & ~(cs - 1): host for host, _chunk in metadata_patches}
+    for _g, n, kind, a, b in image.guest_runs():
+        if a is None:
+            continue
+        end = b if kind == COMPRESSED else a + n
+        for cluster, host in targets.items():
+            if a < cluster + cs and cluster < end:
+                _overlap_error(image, host, f"metadata and in a {kind} guest cluster")
 
 
 def write_guest(data: bytes, offset: int, payload: bytes, *, path: str | None = None) -> bytes:
@@ -146,7 +239,19 @@ def _allocate(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]
         block_index, index = divmod(host >> bits, per_block)
         if block_index >= rt_entries:
             _refuse("the refcount table would have to grow", image, "refcount table")
-        (rt_entry,) = L.ENTRY.unpack_from(data, rt + block_index * L.ENTRY_SIZE)
+        rt_pos = rt + block_index * L.ENTRY_SIZE
+        if rt_pos + L.ENTRY_SIZE > len(data):
+            # The header's refcount_table_offset is not checked at parse time (reading needs
+            # no refcounts): a table past the end of the file made this a struct.error
+            # (issue 8; testdata/fuzz/qcow2/refcount-table-past-eof.bin).
+            raise Qcow2TruncatedError(
+                f"refcount table entry {block_index} at {rt_pos:#x} is outside the file "
+                f"({len(data):#x} bytes)",
+                structure="qcow2 header.refcount_table_offset",
+                offset=_field("refcount_table_offset"),
+                path=image.path,
+            )
+        (rt_entry,) = L.ENTRY.unpack_from(data, rt_pos)
         block = rt_entry & L.REFTABLE_OFFSET_MASK
         if block == 0 or block + cs > len(data):
             _refuse("a new refcount block would be needed", image, "refcount table")
@@ -166,10 +271,11 @@ def _allocate(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]
         L.ENTRY.pack_into(table, l2_index * L.ENTRY_SIZE, new_data | L.OFLAG_COPIED)
         patches.append((new_l2, bytes(table)))
     patches.append((new_data, bytes(cluster)))
-    patches.extend(sorted(refcount_patches.items()))
+    metadata = sorted(refcount_patches.items())
     if new_l2:
-        patches.append((l1_pos, L.ENTRY.pack(new_l2 | L.OFLAG_COPIED)))
+        metadata.append((l1_pos, L.ENTRY.pack(new_l2 | L.OFLAG_COPIED)))
     else:
-        patches.append((l2_table + l2_index * L.ENTRY_SIZE,
-                        L.ENTRY.pack(new_data | L.OFLAG_COPIED)))
-    return patches
+        metadata.append((l2_table + l2_index * L.ENTRY_SIZE,
+                         L.ENTRY.pack(new_data | L.OFLAG_COPIED)))
+    _refuse_data_overlap(image, metadata)
+    return patches + metadata

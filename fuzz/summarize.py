@@ -1,0 +1,36 @@
+"""Totals per target from fuzz/results.tsv: seconds, executions, findings (a Markdown table)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results.tsv"
+
+
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    distinct: dict[str, set[str]] = defaultdict(set)
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            t = totals[row["target"]]
+            t[0] += int(row["seconds"])
+            t[1] += int(row["executions"])
+            t[2] += int(row["findings"])
+            t[3] += 1
+            distinct[row["target"]] |= {a for a in row["artifacts"].split(",") if a != "-"}
+    print("| target | slices | seconds | executions | findings (distinct inputs) |")
+    print("|---|---|---|---|---|")
+    for name, (secs, execs, found, n) in sorted(totals.items()):
+        print(f"| {name} | {n} | {secs} | {execs:,} | {found} ({len(distinct[name])}) |")
+    all_secs = sum(t[0] for t in totals.values())
+    print(f"| **all** | {sum(t[3] for t in totals.values())} | {all_secs} | "
+          f"{sum(t[1] for t in totals.values()):,} | {sum(t[2] for t in totals.values())} "
+          f"({sum(len(d) for d in distinct.values())}) |")
+
+
+if __name__ == "__main__":
+    main()
