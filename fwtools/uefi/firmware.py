@@ -564,7 +564,7 @@ class Firmware:
         if sa == 0 or sa % gran:
             reason = f"SectionAlignment {sa:#x} is not a multiple of {gran:#x}"
         if rel >= RELEASE_CNT_CODE_SECTIONS:
-            code = [s for s in image.sections if s.cnt_code]
+            code = [s for s in image.sections if s.contains_code]
         else:
             code = [s for s in image.sections if s.execute and not s.write]
             if not code and reason is None:
@@ -572,8 +572,8 @@ class Firmware:
         ranges = []
         if reason is None:
             for s in code:
-                start = loaded.base + s.rva
-                end = loaded.base + s.rva + ((s.size + sa - 1) // sa) * sa
+                start = loaded.base + s.virtual_address
+                end = loaded.base + s.virtual_address + ((s.memory_size + sa - 1) // sa) * sa
                 if end > loaded.base + size:
                     reason = f"code section {s.name} extends past SizeOfImage"
                     break

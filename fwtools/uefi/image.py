@@ -17,7 +17,7 @@ from fwtools._base.fileio import read_file
 from fwtools._base.reader import Reader
 from fwtools.errors import FwError
 from fwtools.formats.pe import layout
-from fwtools.formats.pe.image import PeImage
+from fwtools.formats.pe.image import PeImage, Section
 
 _MAJOR_IMAGE_VERSION: Final = 44  # optional-header offset, same in PE32 and PE32+
 
@@ -33,42 +33,6 @@ def version_tuple(text: str | None) -> tuple[int, ...] | None:
     if not m:
         return None
     return tuple(int(g) for g in m.groups() if g is not None)
-
-
-@dataclass(frozen=True)
-class ImageSection:
-    name: str
-    rva: int
-    virtual_size: int
-    raw_size: int
-    characteristics: int
-
-    @property
-    def cnt_code(self) -> bool:
-        return bool(self.characteristics & layout.SCN_CNT_CODE)
-
-    @property
-    def read(self) -> bool:
-        return bool(self.characteristics & layout.SCN_MEM_READ)
-
-    @property
-    def write(self) -> bool:
-        return bool(self.characteristics & layout.SCN_MEM_WRITE)
-
-    @property
-    def execute(self) -> bool:
-        return bool(self.characteristics & layout.SCN_MEM_EXECUTE)
-
-    @property
-    def perms(self) -> str:
-        return ("r" if self.read else "-") + ("w" if self.write else "-") + (
-            "x" if self.execute else "-"
-        )
-
-    @property
-    def size(self) -> int:
-        """Bytes the section spans in memory (VirtualSize, or SizeOfRawData when 0)."""
-        return self.virtual_size or self.raw_size
 
 
 @dataclass(frozen=True)
@@ -105,7 +69,7 @@ class StageImage:
     has_reloc_directory: bool
     reloc_pages: tuple[int, ...]
     major_image_version: int
-    sections: tuple[ImageSection, ...]
+    sections: tuple[Section, ...]
     signed: bool
     sbat: tuple[SbatEntry, ...]
     shim_version: str | None
@@ -118,7 +82,7 @@ class StageImage:
         return os.path.basename(self.path)
 
     @property
-    def wx_sections(self) -> tuple[ImageSection, ...]:
+    def wx_sections(self) -> tuple[Section, ...]:
         return tuple(s for s in self.sections if s.write and s.execute)
 
     def sbat_version(self, component: str) -> str | None:
@@ -139,10 +103,7 @@ def load_stage(path: str | os.PathLike[str]) -> StageImage:
 
 def stage_from_bytes(data: bytes, path: str) -> StageImage:
     img = PeImage(data, path)
-    sections = tuple(
-        ImageSection(s.name, s.virtual_address, s.virtual_size, s.raw_size, s.characteristics)
-        for s in img.sections
-    )
+    sections = img.sections
     sbat: tuple[SbatEntry, ...] = ()
     shim_version = None
     uki_kernel = None

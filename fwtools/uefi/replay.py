@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from fwtools.errors import UsageError
+from fwtools.formats.pe.image import Section
 from fwtools.paging import AccessKind, MemAttr
 from fwtools.uefi.firmware import (
     ACCESS,
@@ -25,7 +26,7 @@ from fwtools.uefi.firmware import (
     LoadedImage,
     ReplayStop,
 )
-from fwtools.uefi.image import ImageSection, StageImage, load_stage
+from fwtools.uefi.image import StageImage, load_stage
 from fwtools.uefi.loaders import (
     Identity,
     LoaderModel,
@@ -386,8 +387,8 @@ class _Runner:
         out = []
         for s in li.image.sections:
             if (region == "code" and s.execute) or (region == "data" and not s.execute):
-                lo = li.base + s.rva
-                out.append((lo, lo + ((s.size + PAGE - 1) & ~(PAGE - 1))))
+                lo = li.base + s.virtual_address
+                out.append((lo, lo + ((s.memory_size + PAGE - 1) & ~(PAGE - 1))))
         return out
 
     def _step(self, step: Step) -> None:
@@ -398,9 +399,9 @@ class _Runner:
             li = self.loaded[self.index]
             assert li is not None
             for s in self.image.sections:
-                if s.write and s.size:
-                    lo = li.base + s.rva
-                    fw.access(lo, lo + s.size, AccessKind.WRITE,
+                if s.write and s.memory_size:
+                    lo = li.base + s.virtual_address
+                    fw.access(lo, lo + s.memory_size, AccessKind.WRITE,
                               f"{self.image.name} writes its {s.name}",
                               explanation=step.explain, fix=step.fix)
         elif op == "allocate":
@@ -556,7 +557,7 @@ class _Runner:
         if li is None:
             return
         for s in li.image.sections:
-            if not s.size:
+            if not s.memory_size:
                 continue
             if style in ("shim-15.8", "grub-nx") and not s.read:
                 continue  # shim skips sections without MEM_READ: they stay RW-/NX (inferred)
@@ -566,8 +567,8 @@ class _Runner:
                                detail=f"section {s.name} is W+X and MokPolicy requires NX")
                 raise ReplayStop("refused", f"{self.stage_name(self.index)}: {li.image.name} "
                                  f"section {s.name} is writable and executable (MokPolicy NX)")
-            lo = li.base + s.rva
-            size = s.size
+            lo = li.base + s.virtual_address
+            size = s.memory_size
             unaligned = "call"
             if style == "shim-15.6":
                 if size % PAGE:  # update_mem_attrs returns early: the section keeps RW-/NX
@@ -598,7 +599,7 @@ class _Done(Exception):
     """The kernel has control: ends the replay with verdict ``boots``."""
 
 
-def _section_request(s: ImageSection) -> tuple[str, str]:
+def _section_request(s: Section) -> tuple[str, str]:
     grant = "r" + ("w" if s.write else "") + ("x" if s.execute else "")
     revoke = "".join(p for p in "wx" if p not in grant)
     return grant, revoke

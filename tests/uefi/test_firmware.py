@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from fwtools.formats.pe.image import Section
 from fwtools.paging import Abort, AccessKind, MemAttr, PageFault
 from fwtools.uefi.firmware import Event, FaultStop, Firmware, ReplayStop
-from fwtools.uefi.image import ImageSection, StageImage, load_stage
+from fwtools.uefi.image import StageImage, load_stage
 from fwtools.uefi.memmap import PAGE
 from fwtools.uefi.memtypes import MemoryType
 from fwtools.uefi.profile import load_firmware
@@ -42,6 +43,11 @@ def hello() -> StageImage:
 def legacy() -> StageImage:
     # SectionAlignment 0x200, no NX_COMPAT, one RWX .text
     return load_stage(TESTDATA / "sample" / "legacy-wx.efi")
+
+
+def ImageSection(name: str, rva: int, vsize: int, raw: int, characteristics: int) -> Section:
+    """A section header as the tests describe it (fwtools.formats.pe.image.Section)."""
+    return Section(0, name, name.encode(), 0, rva, vsize, 0, raw, characteristics)
 
 
 def make(name: str, arch: str | None = None, **overrides: object) -> tuple[Firmware, list[Event]]:
