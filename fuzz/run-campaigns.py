@@ -13,7 +13,11 @@ A run that stops on a finding is restarted for the rest of its time slice, so a 
 always used in full. At most --jobs processes at a time (default 1; never more than the
 number of cores). One line per slice goes to fuzz/results.tsv:
 
-    date  target  seconds  executions  findings  artifact names
+    date  target  seconds  executions  findings  artifact names  cpu_seconds
+
+``seconds`` is wall time (libFuzzer's -max_total_time); ``cpu_seconds`` is the user+system
+time the fuzzer processes got, which is less when the machine is shared (the children run at
+nice 19). Older rows have no cpu_seconds.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ _STAT = re.compile(r"^stat::number_of_executed_units:\s*(\d+)", re.M)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 
 
-def _one_run(target: str, seconds: int) -> tuple[int, list[str], int]:
-    """One libFuzzer process: (executions, artifacts written, exit code)."""
+def _one_run(target: str, seconds: int) -> tuple[int, list[str], float]:
+    """One libFuzzer process: (executions, artifacts written, CPU seconds it used)."""
     corpus = WORK / target / "corpus"
     crashes = WORK / target / "crashes"
     seeds = WORK / target / "seeds"
@@ -57,8 +61,11 @@ def _one_run(target: str, seconds: int) -> tuple[int, list[str], int]:
         cmd.append(str(seeds))
     log = WORK / target / f"last-{os.getpid()}.log"  # one per runner: two may share a target
     with open(log, "wb") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(WORK / target),
-                              env=dict(os.environ, PYTHONHASHSEED="0"), check=False)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(WORK / target),
+                                env=dict(os.environ, PYTHONHASHSEED="0"))
+        # wait4 gives this child's own rusage; RUSAGE_CHILDREN would mix in the other runner's.
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text(errors="replace")
     m = _STAT.search(text) or _DONE.search(text)
     execs = int(m.group(1)) if m else 0
@@ -66,19 +73,20 @@ def _one_run(target: str, seconds: int) -> tuple[int, list[str], int]:
         # A run stopped by a finding prints no final stats; the last status line has the count.
         lines = re.findall(r"^#(\d+)\s", text, re.M)
         execs = int(lines[-1]) if lines else 0
-    return execs, _ARTIFACT.findall(text), proc.returncode
+    return execs, _ARTIFACT.findall(text), usage.ru_utime + usage.ru_stime
 
 
 def slice_(target: str, seconds: int) -> tuple[str, int, int, list[str]]:
     """Fuzz ``target`` for ``seconds`` wall seconds, restarting after a finding."""
     start = time.monotonic()
-    total, artifacts = 0, []
+    total, artifacts, cpu = 0, [], 0.0
     while True:
         left = int(seconds - (time.monotonic() - start))
         if left < 5:
             break
-        execs, found, _code = _one_run(target, left)
+        execs, found, used_cpu = _one_run(target, left)
         total += execs
+        cpu += used_cpu
         artifacts += found
         if not found:
             break
@@ -89,9 +97,9 @@ def slice_(target: str, seconds: int) -> tuple[str, int, int, list[str]]:
     unique = sorted({Path(a).name for a in artifacts})
     names = ",".join(unique) or "-"
     with open(RESULTS, "a") as f:
-        f.write(f"{stamp}\t{target}\t{used}\t{total}\t{len(unique)}\t{names}\n")
-    print(f"{stamp} {target}: {used} s, {total} executions, {len(unique)} findings",
-          flush=True)
+        f.write(f"{stamp}\t{target}\t{used}\t{total}\t{len(unique)}\t{names}\t{cpu:.0f}\n")
+    print(f"{stamp} {target}: {used} s ({cpu:.0f} s CPU), {total} executions, "
+          f"{len(unique)} findings", flush=True)
     return target, used, total, artifacts
 
 
@@ -111,7 +119,8 @@ def main() -> None:
         if not (WORK / t / "seeds").is_dir():
             subprocess.run([PYTHON, str(REPO / "fuzz" / "seed.py"), t], check=True)
     if not RESULTS.exists():
-        RESULTS.write_text("date\ttarget\tseconds\texecutions\tfindings\tartifacts\n")
+        RESULTS.write_text("date\ttarget\tseconds\texecutions\tfindings\tartifacts"
+                           "\tcpu_seconds\n")
     plan = [t for _ in range(args.rounds) for t in args.targets]
     deadline = None
     if args.until:
