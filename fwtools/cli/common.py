@@ -33,6 +33,47 @@ def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+def _standalone(run: Callable[[], Any], name: str) -> NoReturn:
+    """Run a click command outside click's standalone mode and report its errors ourselves.
+
+    click prints a usage error as a block ("Usage: ...", "Try ... --help", "Error: ...");
+    the contract is one ``error:`` line and exit 2 for every error (issue 8). ``--help``,
+    ``ctx.exit(n)`` and a broken stdout pipe keep click's own handling.
+    """
+    try:
+        rv = run()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare group prints its help, as click does
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # Some parser errors carry no context; the program name is the best we have then.
+        where = exc.ctx.command_path if exc.ctx is not None else name
+        fail(f"{where}: {exc.format_message()} (see '{where} --help')", exc.exit_code)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        fail("interrupted", EXIT_FINDINGS)
+    # Outside standalone mode click returns the exit code of ctx.exit()/--help, else the
+    # command's return value; fwtools commands return None and exit through sys.exit.
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+class Command(click.Command):
+    """A click command whose usage errors are one ``error:`` line (see _standalone)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        _standalone(lambda: super(Command, self).main(args, prog_name, complete_var, False,
+                                                      **extra), prog_name or self.name or "")
+
+
+class Group(Command, click.Group):
+    """A click group whose usage errors (its own and its subcommands') are one line."""
+
+
 def call(action: Callable[[], T]) -> T:
     """Run library code, turning a FwError into one error line and exit 2."""
     from fwtools.errors import FwError

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, fail
+from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, Command, fail
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--policy", "policy", default="strict", show_default=True,
               help="A shipped profile (uefi-ca, shim-review, edk2-image-validation, strict, "

@@ -14,6 +14,7 @@ from fwtools.cli.common import (
     EXIT_INPUT,
     EXIT_OK,
     INPUT_FILE,
+    Group,
     call,
     edit_target,
     fail,
@@ -122,7 +123,7 @@ entry_options = [
 ]
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def cli() -> None:
     """EFI signature databases (db, dbx, KEK, MokList as EFI_SIGNATURE_LISTs) and signed
     .auth updates (EFI_VARIABLE_AUTHENTICATION_2).

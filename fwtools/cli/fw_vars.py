@@ -15,6 +15,7 @@ from fwtools.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
     INPUT_FILE,
+    Group,
     call,
     fail,
     guid_arg,
@@ -32,7 +33,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 STORE = INPUT_FILE
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def cli() -> None:
     """edk2 UEFI variable stores (OVMF/AAVMF VARS files, raw or qcow2, or JSON).
 

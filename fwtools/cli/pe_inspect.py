@@ -14,6 +14,7 @@ from fwtools.cli.common import (
     EXIT_INPUT,
     EXIT_OK,
     INPUT_FILE,
+    Command,
     call,
     fail,
     print_json,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from fwtools.policy.pe_facts import FileResult
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.pe-inspect/1).")
 @click.option(
