@@ -51,8 +51,8 @@ def _standalone(run: Callable[[], Any], name: str) -> NoReturn:
         fail(f"{where}: {exc.format_message()} (see '{where} --help')", exc.exit_code)
     except click.ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
-    except click.Abort:
-        fail("interrupted", EXIT_FINDINGS)
+    except click.Abort:  # Ctrl-C or EOF at a prompt: the shell's 128 + SIGINT
+        fail("interrupted", 130)
     # Outside standalone mode click returns the exit code of ctx.exit()/--help, else the
     # command's return value; fwtools commands return None and exit through sys.exit.
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
