@@ -91,3 +91,15 @@ def test_console_script_usage_error_is_one_line() -> None:
         "error: pe-inspect: No such option '--no-such-option'. Did you mean '--no-color'? "
         "(see 'pe-inspect --help')"
     ]
+
+
+def test_interrupt_is_one_line_and_exit_130() -> None:
+    from fwtools.cli.common import Command
+
+    @click.command(cls=Command)
+    def slow() -> None:
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(slow, [], catch_exceptions=False)
+    assert result.exit_code == 130
+    assert [line for line in result.stderr.splitlines() if line] == ["error: interrupted"]
