@@ -367,17 +367,22 @@ class Firmware:
     # ---- boot services: memory ----------------------------------------------------------
 
     def allocate_pages(self, memory_type: MemoryType, pages: int, what: str, *,
-                       align: int = PAGE) -> int:
+                       align: int = PAGE, max_address: int | None = None) -> int:
+        """AllocateAnyPages, or AllocateMaxAddress up to and including ``max_address``."""
         if not self.boot_services:
             raise ReplayStop("faults", f"{self.stage} called AllocatePages after ExitBootServices")
         try:
-            try:
-                # edk2 allocates below the top of the memory DXE core started in (its
-                # mDefaultMaximumAddress) before it looks higher
+            if max_address is not None:
                 base = self.memmap.allocate(memory_type, pages, align=align,
-                                            below=self.default_max)
-            except AllocationError:
-                base = self.memmap.allocate(memory_type, pages, align=align)
+                                            below=max_address + 1)
+            else:
+                try:
+                    # edk2 allocates below the top of the memory DXE core started in (its
+                    # mDefaultMaximumAddress) before it looks higher
+                    base = self.memmap.allocate(memory_type, pages, align=align,
+                                                below=self.default_max)
+                except AllocationError:
+                    base = self.memmap.allocate(memory_type, pages, align=align)
         except AllocationError as exc:
             self.event(f"AllocatePages {what}", 0, 0, memory_type=memory_type,
                         detail=str(exc), status=exc.status)

@@ -42,6 +42,9 @@ class KernelFacts:
     release: str | None
     handover_64: bool = False
     init_size: int = 0  # bzImage: memory the decompressed kernel needs
+    # bzImage: file offset of the 64-bit EFI handover entry, which a loader calls at
+    # code32_start + 512 + handover_offset (code32_start = the protected-mode code)
+    handover_entry: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,4 +199,6 @@ def _kernel_facts(data: bytes) -> KernelFacts | None:
         release=info.release,
         handover_64=bool(bz and bz.efi_handover_64),
         init_size=bz.init_size if bz else 0,
+        handover_entry=(bz.protected_mode_offset + 512 + bz.handover_offset
+                        if bz and bz.efi_handover_64 else 0),
     )

@@ -53,8 +53,10 @@ STEP_ARGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     # the stage's own code runs: it writes its writable sections (globals, .bss)
     "run": (frozenset(), frozenset()),
     # AllocatePages / AllocatePool; size: bytes, "next.image", "next.file", "self.init_size",
-    # "next.init_size"; align: bytes or "next" (the next image's SectionAlignment)
-    "allocate": (frozenset({"name", "type", "size"}), frozenset({"align", "pool"})),
+    # "next.init_size"; align: bytes or "next" (the next image's SectionAlignment);
+    # max_address: AllocateMaxAddress (e.g. 0xFFFFFFFF for below 4 GiB)
+    "allocate": (frozenset({"name", "type", "size"}), frozenset({"align", "pool",
+                                                                  "max_address"})),
     # take free memory without AllocatePages (GRUB's relocator after ExitBootServices): the
     # lowest EfiConventionalMemory range that fits, still mapped as free memory is
     "claim": (frozenset({"name", "size"}), frozenset()),
@@ -63,7 +65,9 @@ STEP_ARGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     # instruction fetch at the start of a range (code running from it)
     "execute": (frozenset({"range"}), frozenset()),
     # place the next image's sections in a buffer (PE layout at the SectionAlignment-aligned
-    # base): writes over SizeOfImage, then the base-relocation pages
+    # base): writes over SizeOfImage, then the base-relocation pages. ``into`` = ".name": the
+    # next image already lies in this stage's own section .name (a UKI's .linux): nothing is
+    # copied, it runs where the firmware loaded this stage
     "place": (frozenset({"into"}), frozenset({"relocate"})),
     # a loader's memory-attribute request (grant, revoke) translated to Set/Clear calls the
     # way shim's and grub's helpers do it (wx-model.md §6.3): Set(restrictions not granted),
@@ -80,7 +84,8 @@ STEP_ARGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     "load_image": (frozenset(), frozenset({"source"})),
     # the shim stage's loader_steps load the next image (LoadImage hook / loader protocol)
     "shim_load": (frozenset(), frozenset()),
-    # jump to the next stage's entry point (after load_image or place)
+    # jump to the next stage's entry point (after load_image or place); entry = "handover":
+    # the bzImage's 64-bit EFI handover entry instead of the PE entry point
     "start": (frozenset(), frozenset({"entry"})),
     "free": (frozenset({"range"}), frozenset()),
     "exit_boot_services": (frozenset(), frozenset()),
@@ -102,8 +107,12 @@ CONDITIONS: Final = (
     "next.loadfile2",  # kernel MajorImageVersion >= 1 (LoadFile2 initrd, LoadImage path ok)
     "next.signed",
     "next.protected",  # the firmware section-protected the next image at LoadImage
+    "next.bss",  # the next image's SizeOfImage exceeds its file (a bzImage's BSS)
     "self.protected",
     "self.nx_compat",
+    "self.above_4g",  # this stage was loaded (partly) above 4 GiB
+    "stub_handover_copy",  # systemd-stub copies a handover kernel first (see replay.py)
+    "stub_loads_kernel",  # systemd-stub >= 258 loads the kernel itself (see replay.py)
     "shim_hooks",  # an earlier shim >= 16 hooked LoadImage (Secure Boot on)
     "shim_lock",  # an earlier stage is shim (its shim_lock protocol is there)
     "nx_required",  # shim's MokPolicy requires NX_COMPAT (16.1 auto policy)

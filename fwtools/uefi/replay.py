@@ -241,10 +241,17 @@ class _Runner:
             self.result.verdict = stop.verdict
             self.result.reason = stop.reason
 
-    def _start(self, i: int, how: str, *, explain: str = "", fix: str = "") -> None:
+    def _start(self, i: int, how: str, *, explain: str = "", fix: str = "",
+               handover: bool = False) -> None:
         loaded = self.loaded[i]
         assert loaded is not None
         target = loaded.entry
+        if handover:
+            kernel = self.chain[i].kernel
+            if kernel is None or not kernel.handover_entry:
+                raise UsageError(f"{self.chain[i].name} has no 64-bit EFI handover entry")
+            # the image lies in memory as in its file (copied, or inside a UKI section)
+            target = loaded.base + kernel.handover_entry
         self.fw.access(target, target + 1, AccessKind.FETCH,
                        f"{how}: jump to {self.chain[i].name} entry point",
                        explanation=explain, fix=fix)
@@ -285,6 +292,22 @@ class _Runner:
             return bool(me and me.protected)
         if name == "self.nx_compat":
             return self.image.nx_compat
+        if name == "self.above_4g":
+            return bool(me and me.end > 1 << 32)
+        if name == "stub_handover_copy":
+            # systemd-stub linux_exec_efi_handover: from 254 (PR #27474) the kernel is copied
+            # into EfiLoaderCode below 4 GiB when the UKI lies above 4 GiB; from 257 (PR
+            # #33882) also when its SizeOfImage exceeds the file (room for the BSS). Before
+            # 254 it always runs inside the UKI's .linux section.
+            stub = self._version(self.index) or ()
+            return (stub >= (254,) and self.condition("self.above_4g")) or (
+                stub >= (257,) and self.condition("next.bss"))
+        if name == "stub_loads_kernel":
+            # systemd-stub >= 258 (PR #37372) copies the kernel's sections into EfiLoaderCode
+            # itself and calls its entry point, unless Secure Boot is on and shim is there
+            # (its loader protocol, or its security override for firmware LoadImage).
+            stub = self._version(self.index) or ()
+            return stub >= (258,) and not (self.result.secure_boot and shim is not None)
         if name == "shim_lock":
             return shim is not None
         if name == "shim_hooks":
@@ -308,6 +331,8 @@ class _Runner:
             return bool(nxt.kernel and nxt.kernel.handover_64)
         if name == "next.loadfile2":
             return nxt.major_image_version >= 1
+        if name == "next.bss":
+            return nxt.size_of_image > nxt.file_size
         if name == "next.signed":
             return nxt.signed
         if name == "next.protected":
@@ -415,7 +440,7 @@ class _Runner:
                 base = fw.allocate_pool(mtype, size, a["name"] + note)
             else:
                 base = fw.allocate_pages(mtype, pages_for(size), a["name"] + note,
-                                         align=int(align))
+                                         align=int(align), max_address=a.get("max_address"))
             self.buffers[a["name"]] = _Buffer(base, pages_for(size), mtype)
         elif op == "claim":
             size = self._size(a["size"])
@@ -482,7 +507,8 @@ class _Runner:
                 raise UsageError(f"loader model {self.models[self.index].name}: start before "
                                  "the next image is loaded")
             self._start(self.index + 1, f"{self.stage_name(self.index)} starts it" + note,
-                        explain=step.explain, fix=step.fix)
+                        explain=step.explain, fix=step.fix,
+                        handover=a.get("entry") == "handover")
             self.next_started = True
         elif op == "free":
             start, end, _t, _li = self._range(a["range"])
@@ -506,6 +532,9 @@ class _Runner:
         nxt = self.next_image
         if nxt is None:
             return
+        if step.args["into"].startswith("."):
+            self._place_in_section(nxt, step.args["into"])
+            return
         buf = self.buffers.get(step.args["into"])
         if buf is None:
             raise UsageError(f"place: no buffer {step.args['into']!r}")
@@ -525,6 +554,21 @@ class _Runner:
         self.fw.event(f"place {nxt.name}", base, base + size, memory_type=buf.memory_type,
                        detail=f"{len(nxt.sections)} sections, {len(nxt.reloc_pages)} "
                        "relocation pages")
+
+    def _place_in_section(self, nxt: StageImage, name: str) -> None:
+        """The next image is this stage's own section ``name`` (a UKI's .linux as the firmware
+        loaded the UKI): it runs there, in the UKI's memory and with its permissions."""
+        me = self.loaded[self.index]
+        section = next((s for s in self.image.sections if s.name == name), None)
+        if me is None or section is None:
+            raise UsageError(f"place: {self.image.name} has no loaded section {name}")
+        base = me.base + section.virtual_address
+        self.loaded[self.index + 1] = LoadedImage(
+            nxt, base, pages_for(section.memory_size), me.code_type, me.data_type, me.protected,
+            self.stage_name(self.index))
+        self.fw.event(f"{nxt.name} runs inside {self.image.name} {name}", base,
+                      base + section.memory_size, memory_type=self.fw.memmap.type_at(base),
+                      detail="not copied: the section as the firmware loaded it")
 
     def _request(self, base: int, size: int, grant: str, revoke: str, what: str,
                  unaligned: str) -> None:
