@@ -181,3 +181,25 @@ def test_stub_258_loads_the_kernel_itself(corpus: Corpus, tmp_path: Path) -> Non
                         firmware="debian13-ovmf-lab-strict-img")
     assert not any("loaded by the stub itself" in e.operation for e in r257.events)
     assert r257.verdict == "boots", r257.reason
+
+
+def test_arm64_stub_refuses_an_old_kernel(corpus: Corpus) -> None:
+    """linux_exec has the handover fallback on x86 only: elsewhere pe_kernel_info's
+    EFI_UNSUPPORTED ends in "Bad kernel image". The corpus has no arm64 stub, so the trixie
+    stub's stage is relabelled aarch64 around Debian 13's real arm64 kernel."""
+    import dataclasses
+
+    from fwtools.uefi.image import StageImage, load_stage
+    from fwtools.uefi.profile import load_firmware
+    from fwtools.uefi.replay import replay
+
+    kernel = load_stage(corpus.kernel("trixie", "arm64"))
+    stub = load_stage(corpus.systemd_boot("trixie", "linuxx64.efi.stub"))
+
+    def uki(major: int) -> StageImage:
+        inner = dataclasses.replace(kernel, path="uki.efi:.linux", major_image_version=major)
+        return dataclasses.replace(stub, machine="aarch64", uki_kernel=inner)
+
+    r = replay([uki(0)], load_firmware("debian13-aavmf"))
+    assert r.verdict == "refused" and "Bad kernel image" in r.reason
+    assert replay([uki(1)], load_firmware("debian13-aavmf")).verdict == "boots"
