@@ -19,8 +19,6 @@ from fwtools.errors import FwError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage, Section
 
-_MAJOR_IMAGE_VERSION: Final = 44  # optional-header offset, same in PE32 and PE32+
-
 _VERSION: Final = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
@@ -148,7 +146,7 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
         has_reloc_directory=img.has_relocations,
         reloc_pages=_reloc_pages(img),
         major_image_version=Reader(data).u16(
-            img.optional_header_offset + _MAJOR_IMAGE_VERSION, "optional header"
+            img.optional_header_offset + layout.MAJOR_IMAGE_VERSION_OFFSET, "optional header"
         ),
         sections=sections,
         signed=img.certificate_table is not None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage
 
 
@@ -18,3 +19,15 @@ def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> Non
         cmd += ["--add-section", f"{name}={path}", "--change-section-vma", f"{name}={vma:#x}"]
         vma += (path.stat().st_size + 0xFFF) & ~0xFFF
     subprocess.run([*cmd, str(stub), str(out)], check=True, capture_output=True)
+
+
+def relabel_pre_58(kernel: Path, out: Path) -> Path:
+    """A copy of ``kernel`` whose PE header says MajorImageVersion 0, as kernels before 5.8
+    do (no LINUX_INITRD_MEDIA support): the one field systemd-stub's pe_kernel_info checks
+    to choose the EFI handover protocol over LoadImage. Nothing else changes."""
+    data = bytearray(kernel.read_bytes())
+    opt = PeImage(bytes(data), str(kernel)).optional_header_offset
+    at = opt + layout.MAJOR_IMAGE_VERSION_OFFSET
+    data[at : at + 2] = b"\0\0"
+    out.write_bytes(bytes(data))
+    return out

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
 from corpus import Corpus
 from corpus.params import need_tool
-from corpus.uki import build_uki_with_objcopy
+from corpus.uki import build_uki_with_objcopy, relabel_pre_58
 
-from fwtools.formats.pe.image import PeImage
-from fwtools.uefi.image import _MAJOR_IMAGE_VERSION
 from fwtools.uefi.replay import replay_files
 
 
@@ -70,16 +67,6 @@ def test_systemd_boot_chain(uki: Path, corpus: Corpus) -> None:
 
 # ---- systemd-stub's other paths (systemd linux.c / linux_x86.c; see systemd-stub.toml) ----
 
-def _pre_58_kernel(kernel: Path, out: Path) -> Path:
-    """A copy of ``kernel`` whose PE header says MajorImageVersion 0, as kernels before 5.8
-    do (no LINUX_INITRD_MEDIA): the one field systemd-stub's pe_kernel_info checks."""
-    data = bytearray(kernel.read_bytes())
-    opt = PeImage(bytes(data), str(kernel)).optional_header_offset
-    struct.pack_into("<H", data, opt + _MAJOR_IMAGE_VERSION, 0)
-    out.write_bytes(bytes(data))
-    return out
-
-
 def _stub_as_version(stub: Path, major: bytes, out: Path) -> Path:
     """The stub relabelled as release ``major`` (three digits): its .sdmagic text and its
     .sbat rows, which is where the replay reads a stub's version from."""
@@ -106,7 +93,7 @@ _SDMAGIC = b"#### LoaderInfo: systemd-stub "
 @pytest.fixture(scope="module")
 def old_kernel(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("old-kernel")
-    return _pre_58_kernel(corpus.kernel("bookworm", "amd64"), work / "vmlinuz-pre58")
+    return relabel_pre_58(corpus.kernel("bookworm", "amd64"), work / "vmlinuz-pre58")
 
 
 def _uki(stub: Path, kernel: Path, tmp_path: Path, name: str) -> Path:

@@ -22,6 +22,9 @@ PE32PLUS_MAGIC: Final = 0x20B
 CHECKSUM_OFFSET: Final = 64
 DATA_DIRECTORIES_OFFSET: Final = {PE32_MAGIC: 96, PE32PLUS_MAGIC: 112}
 DATA_DIRECTORY_SIZE: Final = 8
+# MajorImageVersion (u16, optional header, PE32 and PE32+): 1 or more in a Linux EFI stub
+# that supports LINUX_INITRD_MEDIA (5.8+), which loaders such as systemd-stub check.
+MAJOR_IMAGE_VERSION_OFFSET: Final = 44
 
 # Loaders refuse more than this many sections (Windows and edk2's PeCoffLib); pefile stops
 # at 2048, so anything between the two is reported as an anomaly, above 2048 as an error.
