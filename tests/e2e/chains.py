@@ -106,11 +106,6 @@ def chain_files(chain: Chain) -> dict[str, bytes | str | Path]:
     }
 
 
-def make_chain_esp(chain: Chain, image: Path) -> Path:
-    """A GPT disk image with the chain's ESP (:func:`chain_files`)."""
-    return make_esp_image(image, chain_files(chain))
-
-
 @dataclass(frozen=True)
 class Firmware:
     """A firmware build and the variable store template to boot it with.
@@ -287,8 +282,29 @@ def boot_chain(
     """
     if chain.arch != fw.arch:
         raise ValueError(f"{chain.label} is {chain.arch} but {fw.label} is {fw.arch}")
+    return boot_esp(chain_files(chain), fw, workdir=workdir, timeout=timeout,
+                    serial_log=serial_log, extra_args=extra_args, linger=linger)
+
+
+def uki_files(uki: Path, arch: Arch) -> dict[str, bytes | str | Path]:
+    """The ESP of a UKI booted directly: the UKI as the removable-media loader."""
+    return {f"EFI/BOOT/BOOT{arch.upper()}.EFI": uki}
+
+
+def boot_esp(
+    files: dict[str, bytes | str | Path],
+    fw: Firmware,
+    *,
+    workdir: Path,
+    timeout: float | None = None,
+    serial_log: Path | None = None,
+    extra_args: Sequence[str] = (),
+    linger: float = 4.0,
+) -> ChainBoot:
+    """Boot an ESP holding ``files`` on ``fw`` and classify the console as
+    :func:`boot_chain` does."""
     workdir.mkdir(parents=True, exist_ok=True)
-    esp = make_chain_esp(chain, workdir / "esp.img")
+    esp = make_esp_image(workdir / "esp.img", files)
     vars_copy = copy_vars(fw.vars, workdir / f"vars-{fw.vars.name}")
     if fw.arch == "aa64":
         vars_copy = padded_flash(vars_copy, workdir)

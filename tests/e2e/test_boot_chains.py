@@ -222,3 +222,60 @@ def test_simulator_matches_lab(suite: str, secure_boot: bool, profile: str, outc
         # RIP = CR2 = 0 on the real firmware: the trampoline in free memory at page 0
         assert result.faults[0].address == 0
         assert result.faults[0].memory_type == "EfiConventionalMemory"
+
+
+# -- UKIs booted directly: systemd-stub's two ways into the kernel ---------------------------
+#
+# Debian's stubs (252, 257) start a kernel of 5.8+ (PE MajorImageVersion >= 1) with LoadImage
+# and an older one through the EFI handover protocol (systemd linux.c/linux_x86.c). The
+# "pre-5.8" kernel is Debian 12's 6.1 with MajorImageVersion set to 0 (relabel_pre_58), the
+# field the stub decides by. Firmware: Debian 13's strictnx OVMF, Secure Boot off (the UKIs
+# are unsigned). Each boot must reach "Linux version" on the path the console shows (the
+# initrd line below), and the simulator must say "boots" and take the path the stub's source
+# gives: 252 jumps into the UKI's .linux section (not
+# protectable: the stub's SectionAlignment is 0x200), 257 first copies such a kernel into
+# EfiLoaderCode below 4 GiB (its SizeOfImage exceeds the file).
+
+UKI_CASES: Final = [
+    # (id, stub suite, kernel suite, pre-5.8 label, the simulator's event for the path)
+    ("uki-trixie", "trixie", "trixie", False, "AllocatePages image uki.efi:.linux"),
+    ("uki-bookworm-stub-pre58", "bookworm", "bookworm", True, "runs inside uki.efi .linux"),
+    ("uki-trixie-stub-pre58", "trixie", "bookworm", True, "copied below 4 GiB"),
+]
+
+
+@pytest.mark.parametrize(("case_id", "stub_suite", "kernel_suite", "pre58", "path_event"),
+                         UKI_CASES, ids=[c[0] for c in UKI_CASES])
+def test_uki_boot(case_id: str, stub_suite: str, kernel_suite: str, pre58: bool,
+                  path_event: str, corpus: Corpus, qemu_tools: None, tmp_path: Path,
+                  serial_log: Path, record_boot: BootRecorder) -> None:
+    from corpus.uki import build_uki_with_objcopy, relabel_pre_58
+
+    from fwtools.uefi.replay import replay_files
+
+    from .chains import KERNEL_CMDLINE, boot_esp, uki_files
+
+    kernel = corpus.kernel(kernel_suite, "amd64")
+    if pre58:
+        kernel = relabel_pre_58(kernel, tmp_path / "vmlinuz-pre58")
+    parts = {".osrel": tmp_path / "osrel", ".cmdline": tmp_path / "cmdline", ".linux": kernel}
+    parts[".osrel"].write_bytes(b'ID=debian\nNAME="Debian GNU/Linux"\n')
+    parts[".cmdline"].write_text(KERNEL_CMDLINE["x64"])
+    uki = tmp_path / "uki.efi"
+    build_uki_with_objcopy(corpus.systemd_boot(stub_suite, "linuxx64.efi.stub"), parts, uki)
+
+    fw = Firmware("trixie/OVMF_CODE_4M.secboot.strictnx.fd", "x64",
+                  corpus.ovmf("trixie", "OVMF_CODE_4M.secboot.strictnx.fd"),
+                  corpus.ovmf("trixie", "OVMF_VARS_4M.fd"), False)
+    boot = boot_esp(uki_files(uki, "x64"), fw, workdir=tmp_path / "boot", serial_log=serial_log)
+    record_boot(boot.result, f"{case_id}: {boot.outcome}/{boot.stage}")
+    assert (boot.outcome, boot.stage) == ("kernel", "kernel"), _evidence(boot)
+    # Which way the stub went, as the console shows it: after LoadImage the stub serves the
+    # initrd through LINUX_EFI_INITRD_MEDIA_GUID and the kernel's EFI stub says so; through
+    # the handover protocol it passes the initrd in boot_params, and the line is missing.
+    loadfile2 = boot.result.saw(r"Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID")
+    assert loadfile2 == (not pre58), _evidence(boot)
+
+    r = replay_files([uki], firmware="debian13-ovmf-strictnx")
+    assert r.verdict == "boots", r.reason
+    assert any(path_event in e.operation for e in r.events), [e.operation for e in r.events]
