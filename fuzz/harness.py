@@ -1,8 +1,9 @@
 """atheris harness for one fwtools parser: ``python fuzz/harness.py TARGET [libFuzzer args]``.
 
 TARGET is one of the names in tests/fuzz/targets.py (pe, siglist, authvar, varstore, qcow2,
-mbr, sbat, json, policy, devicepath). The target either returns or raises FwError; any
-other exception is reported by atheris as a crash and the input saved (-artifact_prefix).
+mbr, sbat, json, policy, devicepath, bootchain, firmware). The target either returns or
+raises FwError; any other exception is reported by atheris as a crash and the input saved
+(-artifact_prefix).
 Seed the working corpus with ``python fuzz/seed.py`` first (fuzz/run-campaigns.py does).
 """
 
@@ -41,7 +42,11 @@ def main() -> None:
         import fwtools.formats.varstore.edk2
         import fwtools.formats.varstore.jsonform
         import fwtools.policy.engine
-        import fwtools.policy.profiles  # noqa: F401
+        import fwtools.policy.profiles
+        import fwtools.uefi.firmware
+        import fwtools.uefi.image
+        import fwtools.uefi.profile
+        import fwtools.uefi.replay  # noqa: F401
 
         if name not in TARGETS:
             sys.exit(f"unknown target {name!r}: {', '.join(TARGETS)}")

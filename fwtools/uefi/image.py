@@ -110,12 +110,17 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
     uki_kernel = None
     systemd = False
     # Imported here: the special-section decoders pull in every format they know.
-    from fwtools.formats.pe.special import decode_sbat, embedded_pe
+    from fwtools.formats.pe.special import PartialDecode, decode_sbat, embedded_pe
+    from fwtools.formats.sbat import Sbat
 
     for s in img.sections:
         if s.name == ".sbat":
             try:
                 rows = decode_sbat(img.section_data(s), s.raw_offset).rows
+            except PartialDecode as exc:
+                # a malformed row: the rows that do parse still name the loader, as shim's
+                # own lenient parser would read them
+                rows = exc.decoded.rows if isinstance(exc.decoded, Sbat) else ()
             except FwError:
                 rows = ()
             sbat = tuple(SbatEntry(r.component, r.generation or 0, r.vendor_version) for r in rows)

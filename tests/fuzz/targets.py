@@ -22,8 +22,13 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fwtools.errors import FwError
+
+if TYPE_CHECKING:
+    from fwtools.uefi.image import StageImage
+    from fwtools.uefi.profile import FirmwareProfile
 
 #: The largest virtual disk the qcow2 target materialises (guards fuzzing throughput; the
 #: commands use MAX_STORE_SIZE, asserted in tests/reliability).
@@ -199,6 +204,40 @@ def target_devicepath(data: bytes) -> None:
     option.to_bytes()
 
 
+def _replay_two_ways(stage: StageImage, profile: FirmwareProfile) -> None:
+    """Replay ``stage`` alone with Secure Boot off, and behind a real EFI application with
+    Secure Boot on (loaders take other paths with it)."""
+    from fwtools.uefi.image import load_stage
+    from fwtools.uefi.replay import replay
+
+    app = load_stage(TESTDATA / "sample" / "hello-nx.efi")
+    for chain, secure_boot in (([stage], False), ([app, stage], True)):
+        try:
+            r = replay(chain, profile, secure_boot=secure_boot)
+        except FwError:
+            continue  # e.g. a chain mixing architectures: a usage error
+        assert r.verdict in ("boots", "faults", "refused"), r.verdict
+
+
+def target_bootchain(data: bytes) -> None:
+    """fw-check boot-chain: the input as a boot-chain stage (loader, kernel or UKI) replayed
+    on an emulated W^X firmware, alone and as the second stage."""
+    from fwtools.uefi.image import stage_from_bytes
+    from fwtools.uefi.profile import load_firmware
+
+    _replay_two_ways(stage_from_bytes(data, "fuzz.efi"), load_firmware("ovmf-strict"))
+
+
+def target_firmware(data: bytes) -> None:
+    """fw-check boot-chain --firmware FILE: a firmware profile TOML (``extends`` included),
+    then a replay on the firmware it describes."""
+    from fwtools.uefi.image import load_stage
+    from fwtools.uefi.profile import load_firmware
+
+    profile = load_firmware(_toml_file(data))
+    _replay_two_ways(load_stage(TESTDATA / "sample" / "hello-nx.efi"), profile)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "pe": target_pe,
     "siglist": target_siglist,
@@ -210,6 +249,8 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "json": target_json,
     "policy": target_policy,
     "devicepath": target_devicepath,
+    "bootchain": target_bootchain,
+    "firmware": target_firmware,
 }
 
 
@@ -278,6 +319,10 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
             paths += _files(MS_OBJECTS, ("*.toml",), 1 << 20)
     elif name == "sbat":
         paths = _files(td / "policy", ("sbatlevel*.txt",), 1 << 20)
+    elif name == "bootchain":
+        paths = _seed_paths("pe", corpus=corpus)
+    elif name == "firmware":
+        paths = _files(REPO / "policies" / "firmware", ("*.toml",), 1 << 20)
     else:
         paths = []
     fixtures = FUZZ_FIXTURES / name

@@ -33,6 +33,7 @@ from corpus.params import unavailable, without_read_override
 
 from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
+from fwtools.cli.fw_check_boot import command as fw_check_boot
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
 from fwtools.cli.pe_inspect import pe_inspect
@@ -55,6 +56,7 @@ TOOLS: dict[str, click.Command] = {
     "fw-sigdb": fw_sigdb,
     "fw-vars": fw_vars,
     "fw-check": fw_check,
+    "fw-check boot-chain": fw_check_boot,
     "byebyebios": byebyebios,
 }
 
@@ -231,6 +233,18 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-check", ("--sbat-level-shim", "{IN}", str(SAMPLE_PE))),
     Cmd("fw-check", ("-o", "{OUT}", "{IN}"), accepts=PE_OK | {"dir"}, codes=frozenset({1, 2}),
         report=True),
+    # fw-check boot-chain: each stage of the chain, the firmware profile file, the report.
+    Cmd("fw-check boot-chain", ("--firmware", "ovmf-strict", "{IN}"), accepts=PE_OK,
+        codes=frozenset({1, 2})),
+    Cmd("fw-check boot-chain", ("--firmware", "ovmf-strict", str(SAMPLE_PE), "{IN}"),
+        accepts=PE_OK, codes=frozenset({1, 2})),
+    # an empty profile file is every default (docs/boot-chain.md), as an empty waiver file
+    Cmd("fw-check boot-chain", ("--firmware", "{IN}", str(SAMPLE_PE)),
+        accepts=frozenset({"empty"})),
+    Cmd("fw-check boot-chain", ("--firmware", "ovmf-strict", "--json", "-o", "{OUT}", "{IN}"),
+        accepts=PE_OK, codes=frozenset({1, 2})),
+    Cmd("fw-check boot-chain", ("--firmware", "ovmf-strict", "--html", "{OUT}", "{IN}"),
+        accepts=PE_OK, codes=frozenset({1, 2})),
     # byebyebios rewrites IMAGE in place: a bad image must be left exactly as it was.
     # A 2 GiB sparse file is a legitimate (empty) raw disk for byebyebios.
     Cmd("byebyebios", ("{IN}",), in_place=True, codes=frozenset({1, 2}),
