@@ -30,6 +30,7 @@ from fwtools.formats.qcow2 import Qcow2Image
 from fwtools.formats.sbat.sbat import parse_sbat, parse_sbat_level
 from fwtools.formats.varstore.storeio import MAX_STORE_SIZE, load_store
 from reliability.hostile import (
+    SAMPLE_PE,
     SIGNED_PE,
     auth_with,
     esl_many_entries,
@@ -237,3 +238,23 @@ def test_byebyebios_maps_a_large_qcow2_disk(tmp_path: Path) -> None:
     *results, maxrss_kib = json.loads(proc.stdout)
     assert [code for _t, _a, code, _e in results] == [0, 0, 0], results
     assert maxrss_kib * 1024 < 512 * MiB, f"peak RSS {maxrss_kib / 1024:.0f} MiB"
+
+
+@pytest.mark.parametrize("memory_mib", [2048, 16 << 20])  # the default guest, and 16 TiB
+def test_boot_chain_replay_of_a_huge_image_is_bounded(memory_mib: int) -> None:
+    """fw-check boot-chain: a stage claiming SizeOfImage 4 GiB - 4 KiB behind a real EFI
+    application, on the default guest (LoadImage fails: refused) and on the largest guest a
+    profile may give (16 TiB: the image is placed and protected). The page tables keep ranges
+    of equal attributes, not pages, so neither the guest nor the image size shows in memory."""
+    from fwtools.uefi.image import load_stage, stage_from_bytes
+    from fwtools.uefi.profile import load_firmware
+    from fwtools.uefi.replay import replay
+
+    app = load_stage(SAMPLE_PE)
+    huge = stage_from_bytes(pe_with(size_of_image=0xFFFFF000), "huge.efi")
+    profile = load_firmware("mu-ship").with_overrides(memory_mib=memory_mib)
+    result: list[str] = []
+    error, peak = measure(lambda: result.append(replay([app, huge], profile).verdict))
+    assert error is None
+    assert result == (["refused"] if memory_mib == 2048 else ["boots"])
+    assert peak < 4 * MiB, peak / MiB  # measured: 0.3 and 0.4 MiB
