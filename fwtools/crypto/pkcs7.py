@@ -25,7 +25,6 @@ from fwtools.crypto.x509info import PARSE_ERRORS, CertificateInfo, certificate_i
 from fwtools.errors import FwError, SignatureFormatError
 
 if TYPE_CHECKING:
-    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
     from cryptography.hazmat.primitives.hashes import HashAlgorithm
 
@@ -97,6 +96,35 @@ def find_signer(sid: Any, certs: Sequence[Any]) -> int | None:
     return None
 
 
+def signature_scheme(
+    sig_alg: Any, *, default_hash: str | None = None
+) -> tuple[HashAlgorithm | None, AsymmetricPadding | None] | str:
+    """The hash and RSA padding that an asn1crypto SignedDigestAlgorithm (a SignerInfo's or
+    a certificate's signatureAlgorithm) asks :func:`verify_with_key` for, or why it cannot
+    be used. ``default_hash`` applies where the algorithm names no hash (rsaEncryption);
+    Ed25519/Ed448 take none. RSASSA-PSS uses its salt length and MGF1 with the same hash."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    if sig_alg.signature_algo in ("ed25519", "ed448"):
+        return None, None
+    try:
+        hash_name = str(sig_alg.hash_algo)
+    except ValueError:
+        if default_hash is None:
+            return f"signature algorithm {sig_alg['algorithm'].dotted} names no hash"
+        hash_name = default_hash
+    algorithm = getattr(hashes, hash_name.upper(), None)
+    if algorithm is None:
+        return f"unsupported signature hash {hash_name}"
+    chosen: HashAlgorithm = algorithm()
+    pss = None
+    if sig_alg.signature_algo == "rsassa_pss":
+        salt = int(sig_alg["parameters"]["salt_length"].native)
+        pss = padding.PSS(mgf=padding.MGF1(chosen), salt_length=salt)
+    return chosen, pss
+
+
 def verify_with_key(
     key: Any,
     signature: bytes,
@@ -144,8 +172,6 @@ def verify_signer_info(
     # The key is loaded from the SPKI rather than through cryptography.x509, whose import
     # alone would double what inspecting an image costs.
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     digest_name = str(signer_info["digest_algorithm"]["algorithm"].native)
@@ -175,19 +201,11 @@ def verify_signer_info(
     sig_alg = signer_info["signature_algorithm"]
     signature = bytes(signer_info["signature"].native)
     try:
-        try:
-            hash_name = str(sig_alg.hash_algo)
-        except ValueError:
-            hash_name = digest_name  # rsaEncryption: the SignerInfo's digest applies
-        algorithm = getattr(hashes, hash_name.upper(), None)
-        if algorithm is None:
-            return None, f"unsupported signature hash {hash_name}"
-        chosen: hashes.HashAlgorithm = algorithm()
-        pss = None
-        if isinstance(key, rsa.RSAPublicKey) and sig_alg.signature_algo == "rsassa_pss":
-            salt = int(sig_alg["parameters"]["salt_length"].native)
-            pss = padding.PSS(mgf=padding.MGF1(chosen), salt_length=salt)
-        if not verify_with_key(key, signature, signed, chosen, pss):
+        # rsaEncryption names no hash: the SignerInfo's digest algorithm applies
+        scheme = signature_scheme(sig_alg, default_hash=digest_name)
+        if isinstance(scheme, str):
+            return None, scheme
+        if not verify_with_key(key, signature, signed, *scheme):
             return None, f"unsupported signer key type {type(key).__name__}"
     except InvalidSignature:
         return False, "the SignerInfo signature does not verify with the signer's public key"
@@ -205,13 +223,11 @@ MAX_CHAIN: Final = 8
 class Cert:
     """A certificate with the parsed forms chain building needs, loaded on demand."""
 
-    __slots__ = ("_crypto", "_crypto_loaded", "_info", "asn1", "der")
+    __slots__ = ("_info", "asn1", "der")
 
     def __init__(self, der: bytes, asn1: Any) -> None:
         self.der = der
         self.asn1 = asn1
-        self._crypto: x509.Certificate | None = None
-        self._crypto_loaded = False
         self._info: CertificateInfo | None = None
 
     @classmethod
@@ -245,19 +261,6 @@ class Cert:
             self._info = certificate_info(self.der, structure=structure, offset=offset)
         return self._info
 
-    @property
-    def crypto(self) -> x509.Certificate | None:
-        """The cryptography object, or None when cryptography refuses the certificate."""
-        if not self._crypto_loaded:
-            from cryptography import x509
-
-            self._crypto_loaded = True
-            try:
-                self._crypto = x509.load_der_x509_certificate(self.der)
-            except (ValueError, x509.InvalidVersion):
-                self._crypto = None
-        return self._crypto
-
     def tbs_digest(self, algorithm: str) -> bytes:
         return hashlib.new(algorithm, self.asn1["tbs_certificate"].dump()).digest()
 
@@ -279,45 +282,25 @@ class CertCache:
 
 
 def _issued_by(cert: Cert, issuer: Cert) -> bool:
-    """Whether ``issuer`` issued ``cert``: names match and the signature verifies."""
+    """Whether ``issuer`` issued ``cert``: the names match as RFC 5280 compares them (as
+    OpenSSL and edk2 do) and the signature over the TBSCertificate verifies with the
+    issuer's public key. Done on asn1crypto's parse and the SPKI, without cryptography.x509,
+    whose import alone costs more than the rest of a verification."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
     try:
-        if cert.asn1["tbs_certificate"]["issuer"] != issuer.asn1["tbs_certificate"]["subject"]:
+        tbs = cert.asn1["tbs_certificate"]
+        issuer_tbs = issuer.asn1["tbs_certificate"]
+        if tbs["issuer"] != issuer_tbs["subject"]:
             return False
-    except PARSE_ERRORS:
-        return False
-    child, parent = cert.crypto, issuer.crypto
-    if child is None or parent is None:
-        return False
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-
-    try:
-        child.verify_directly_issued_by(parent)
-        return True
-    except InvalidSignature:
-        return False
-    except ValueError:
-        # cryptography compares names byte for byte; asn1crypto above compared them as
-        # RFC 5280 does (as OpenSSL and edk2 do). Check the signature by hand.
-        return _signature_verifies(child, parent)
-    except (TypeError, UnsupportedAlgorithm):
-        return False
-
-
-def _signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    try:
-        params: Any = cert.signature_algorithm_parameters
-        rsa_padding = params if isinstance(params, padding.AsymmetricPadding) else None
-        return verify_with_key(
-            issuer.public_key(),
-            cert.signature,
-            cert.tbs_certificate_bytes,
-            cert.signature_hash_algorithm,
-            rsa_padding,
-        )
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        scheme = signature_scheme(cert.asn1["signature_algorithm"])
+        if isinstance(scheme, str):
+            return False
+        key = load_der_public_key(issuer_tbs["subject_public_key_info"].dump())
+        signature = bytes(cert.asn1["signature_value"].native)
+        return verify_with_key(key, signature, tbs.dump(), *scheme)
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, *PARSE_ERRORS):
         return False
 
 
