@@ -101,12 +101,14 @@ def signature_scheme(
 ) -> tuple[HashAlgorithm | None, AsymmetricPadding | None] | str:
     """The hash and RSA padding that an asn1crypto SignedDigestAlgorithm (a SignerInfo's or
     a certificate's signatureAlgorithm) asks :func:`verify_with_key` for, or why it cannot
-    be used. ``default_hash`` applies where the algorithm names no hash (rsaEncryption);
-    Ed25519/Ed448 take none. RSASSA-PSS uses its salt length and MGF1 with the same hash."""
+    be used. ``default_hash`` applies where the algorithm names no hash (rsaEncryption, or
+    a bare key OID such as id-ecPublicKey in a SignerInfo); Ed25519/Ed448 take none.
+    RSASSA-PSS takes its salt length and its MGF1 hash from the parameters."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
 
-    if sig_alg.signature_algo in ("ed25519", "ed448"):
+    algo = _signature_algo(sig_alg)
+    if algo in ("ed25519", "ed448"):
         return None, None
     try:
         hash_name = str(sig_alg.hash_algo)
@@ -114,15 +116,35 @@ def signature_scheme(
         if default_hash is None:
             return f"signature algorithm {sig_alg['algorithm'].dotted} names no hash"
         hash_name = default_hash
-    algorithm = getattr(hashes, hash_name.upper(), None)
-    if algorithm is None:
+    chosen = _hash(hashes, hash_name)
+    if chosen is None:
         return f"unsupported signature hash {hash_name}"
-    chosen: HashAlgorithm = algorithm()
     pss = None
-    if sig_alg.signature_algo == "rsassa_pss":
-        salt = int(sig_alg["parameters"]["salt_length"].native)
-        pss = padding.PSS(mgf=padding.MGF1(chosen), salt_length=salt)
+    if algo == "rsassa_pss":
+        params = sig_alg["parameters"]
+        mgf = params["mask_gen_algorithm"]
+        if mgf["algorithm"].native != "mgf1":
+            return f"unsupported RSASSA-PSS mask generation {mgf['algorithm'].dotted}"
+        mgf_name = str(mgf["parameters"]["algorithm"].native)
+        mgf_hash = _hash(hashes, mgf_name)
+        if mgf_hash is None:
+            return f"unsupported RSASSA-PSS MGF1 hash {mgf_name}"
+        pss = padding.PSS(mgf=padding.MGF1(mgf_hash), salt_length=int(params["salt_length"].native))
     return chosen, pss
+
+
+def _signature_algo(sig_alg: Any) -> str | None:
+    """asn1crypto's signature_algo ("rsassa_pkcs1v15", "rsassa_pss", "ecdsa", "dsa",
+    "ed25519", "ed448"), or None for an OID it does not map (a bare key OID)."""
+    try:
+        return str(sig_alg.signature_algo)
+    except ValueError:
+        return None
+
+
+def _hash(hashes: Any, name: str) -> HashAlgorithm | None:
+    algorithm = getattr(hashes, name.upper(), None)
+    return algorithm() if algorithm is not None else None
 
 
 def verify_with_key(
@@ -283,21 +305,37 @@ class CertCache:
 
 def _issued_by(cert: Cert, issuer: Cert) -> bool:
     """Whether ``issuer`` issued ``cert``: the names match as RFC 5280 compares them (as
-    OpenSSL and edk2 do) and the signature over the TBSCertificate verifies with the
-    issuer's public key. Done on asn1crypto's parse and the SPKI, without cryptography.x509,
-    whose import alone costs more than the rest of a verification."""
+    OpenSSL and edk2 do), the outer signatureAlgorithm is the TBSCertificate's, it fits the
+    issuer's key type, and the signature over the TBSCertificate verifies with the issuer's
+    public key. Done on asn1crypto's parse and the SPKI, without cryptography.x509, whose
+    import alone costs more than the rest of a verification."""
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+    # The key type each signature algorithm needs (RFC 5280 §4.1.1.2: an algorithm that
+    # does not fit the issuer's key is no valid signature). No DSA: UEFI has none, and
+    # cryptography deprecates it.
+    key_type: dict[str, type] = {
+        "rsassa_pkcs1v15": rsa.RSAPublicKey, "rsassa_pss": rsa.RSAPublicKey,
+        "ecdsa": ec.EllipticCurvePublicKey,
+        "ed25519": ed25519.Ed25519PublicKey, "ed448": ed448.Ed448PublicKey,
+    }
     try:
         tbs = cert.asn1["tbs_certificate"]
         issuer_tbs = issuer.asn1["tbs_certificate"]
         if tbs["issuer"] != issuer_tbs["subject"]:
             return False
-        scheme = signature_scheme(cert.asn1["signature_algorithm"])
-        if isinstance(scheme, str):
+        sig_alg = cert.asn1["signature_algorithm"]
+        if sig_alg.dump() != tbs["signature"].dump():
+            return False
+        wanted = key_type.get(_signature_algo(sig_alg) or "")
+        scheme = signature_scheme(sig_alg)
+        if wanted is None or isinstance(scheme, str):
             return False
         key = load_der_public_key(issuer_tbs["subject_public_key_info"].dump())
+        if not isinstance(key, wanted):
+            return False
         signature = bytes(cert.asn1["signature_value"].native)
         return verify_with_key(key, signature, tbs.dump(), *scheme)
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, *PARSE_ERRORS):

@@ -6,9 +6,9 @@ SPKI for every signature scheme certificates use, against cryptography's own ver
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
+from corpus.corpus import ms_corpus_base
 from corpus.params import unavailable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,7 +18,6 @@ from cryptography.x509.oid import NameOID
 from fwtools.crypto.pkcs7 import Cert, find_chain
 
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-MS = Path(__file__).resolve().parents[3] / "shared/corpus/microsoft-secureboot-objects"
 
 
 def _name(cn: str) -> x509.Name:
@@ -26,7 +25,7 @@ def _name(cn: str) -> x509.Name:
 
 
 def _cert(subject: str, key: Key, issuer: str, issuer_key: Key, *,
-          pss: bool = False) -> x509.Certificate:
+          pss: bool = False, mgf_hash: hashes.HashAlgorithm | None = None) -> x509.Certificate:
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -35,7 +34,7 @@ def _cert(subject: str, key: Key, issuer: str, issuer_key: Key, *,
         return builder.sign(issuer_key, None)
     if pss:
         return builder.sign(issuer_key, hashes.SHA256(), rsa_padding=padding.PSS(
-            mgf=padding.MGF1(hashes.SHA256()), salt_length=32))
+            mgf=padding.MGF1(mgf_hash or hashes.SHA256()), salt_length=32))
     return builder.sign(issuer_key, hashes.SHA384())
 
 
@@ -56,7 +55,9 @@ def _oracle(child: x509.Certificate, parent: x509.Certificate) -> bool:
 RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC = ec.generate_private_key(ec.SECP384R1())
+EC2 = ec.generate_private_key(ec.SECP384R1())
 ED = ed25519.Ed25519PrivateKey.generate()
+ED2 = ed25519.Ed25519PrivateKey.generate()
 LEAF = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 SCHEMES: dict[str, tuple[Key, bool]] = {
@@ -79,15 +80,44 @@ def test_link_verifies_like_cryptography(scheme: str) -> None:
 
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
-def test_same_name_other_key_does_not_link(scheme: str) -> None:
-    """A CA of the same name but another key: the signature decides, as for OpenSSL."""
+@pytest.mark.parametrize("same_type", [True, False])
+def test_same_name_other_key_does_not_link(scheme: str, same_type: bool) -> None:
+    """A CA of the same name but another key, of the same type or not: the signature and
+    the key type decide, as for OpenSSL."""
     ca_key, pss = SCHEMES[scheme]
-    other_key: Key = RSA2 if not isinstance(ca_key, rsa.RSAPrivateKey) else EC
+    others: dict[type, Key] = {rsa.RSAPrivateKey: RSA2, ec.EllipticCurvePrivateKey: EC2,
+                               ed25519.Ed25519PrivateKey: ED2}
+    same = next(k for t, k in others.items() if isinstance(ca_key, t))
+    other_key = same if same_type else (EC if isinstance(ca_key, rsa.RSAPrivateKey) else RSA2)
     impostor = _cert("CA", other_key, "CA", other_key)
     leaf = _cert("leaf", LEAF, "CA", ca_key, pss=pss)
     assert _oracle(leaf, impostor) is False
     _chain, anchor = find_chain(_load(leaf), [], [_load(impostor)])
     assert anchor is None
+
+
+def test_pss_with_its_own_mgf1_hash() -> None:
+    """RSASSA-PSS with SHA-256 and MGF1-SHA512: the MGF1 hash comes from the parameters."""
+    ca = _cert("CA", RSA, "CA", RSA)
+    leaf = _cert("leaf", LEAF, "CA", RSA, pss=True, mgf_hash=hashes.SHA512())
+    assert _oracle(leaf, ca) is True
+    assert find_chain(_load(leaf), [], [_load(ca)])[1] is not None
+
+
+def test_outer_algorithm_must_match_the_tbs_and_the_key() -> None:
+    """An RSA-signed certificate whose outer signatureAlgorithm is relabelled (the TBS still
+    says sha384WithRSAEncryption): cryptography refuses to load it, OpenSSL rejects it; the
+    RSA signature itself still verifies, so only these checks stop the link."""
+    from asn1crypto import x509 as asn1_x509
+
+    ca = _cert("CA", RSA, "CA", RSA)
+    leaf = _cert("leaf", LEAF, "CA", RSA)
+    for label in ("sha256_ecdsa", "sha256_rsa"):
+        asn1 = asn1_x509.Certificate.load(leaf.public_bytes(serialization.Encoding.DER))
+        asn1["signature_algorithm"] = {"algorithm": label}
+        forged = Cert.load(asn1.dump(force=True))
+        assert forged is not None
+        assert find_chain(forged, [], [_load(ca)])[1] is None, label
 
 
 def test_name_mismatch_does_not_link() -> None:
@@ -114,7 +144,8 @@ def test_microsoft_dbx_update_signer_links_to_the_2011_kek_ca() -> None:
 
     from fwtools.formats.efi.authvar import AuthVariable2
 
-    update, kek = MS / "dbx" / "amd64" / "DBXUpdate.bin", MS / "certs" / "kek"
+    ms = ms_corpus_base()
+    update, kek = ms / "dbx" / "amd64" / "DBXUpdate.bin", ms / "certs" / "kek"
     if not update.is_file():
         unavailable(f"{update}: the Microsoft objects are missing")
     # edk2 takes the CertData as a bare SignedData (Microsoft's) or wrapped in a ContentInfo
