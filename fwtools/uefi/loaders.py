@@ -110,7 +110,7 @@ CONDITIONS: Final = (
     "next.bss",  # the next image's SizeOfImage exceeds its file (a bzImage's BSS)
     "self.protected",
     "self.nx_compat",
-    "self.above_4g",  # this stage was loaded (partly) above 4 GiB
+    "self.linux_above_4g",  # this stage's .linux section (a UKI's kernel) ends above 4 GiB
     "stub_handover_copy",  # systemd-stub copies a handover kernel first (see replay.py)
     "stub_loads_kernel",  # systemd-stub >= 258 loads the kernel itself (see replay.py)
     "shim_hooks",  # an earlier shim >= 16 hooked LoadImage (Secure Boot on)
@@ -351,6 +351,8 @@ def _steps(value: object, where: str) -> tuple[Step, ...]:
         for text in ("note", "explain", "fix"):
             if not isinstance(step.get(text, ""), str):
                 raise UsageError(f"{w}: {text} must be a string")
+        if step.get("entry", "handover") != "handover":
+            raise UsageError(f"{w}: entry must be \"handover\" (or absent: the PE entry point)")
         args = {k: v for k, v in step.items() if k not in COMMON_ARGS}
         out.append(Step(op, args, tuple(when), step.get("note", ""), step.get("explain", ""),
                         step.get("fix", "")))

@@ -292,15 +292,17 @@ class _Runner:
             return bool(me and me.protected)
         if name == "self.nx_compat":
             return self.image.nx_compat
-        if name == "self.above_4g":
-            return bool(me and me.end > 1 << 32)
+        if name == "self.linux_above_4g":
+            linux = next((s for s in self.image.sections if s.name == ".linux"), None)
+            return bool(me and linux and
+                        me.base + linux.virtual_address + linux.memory_size > 1 << 32)
         if name == "stub_handover_copy":
             # systemd-stub linux_exec_efi_handover: from 254 (PR #27474) the kernel is copied
-            # into EfiLoaderCode below 4 GiB when the UKI lies above 4 GiB; from 257 (PR
-            # #33882) also when its SizeOfImage exceeds the file (room for the BSS). Before
-            # 254 it always runs inside the UKI's .linux section.
+            # into EfiLoaderCode below 4 GiB when the UKI's .linux lies above 4 GiB; from 257
+            # (PR #33882) also when its SizeOfImage exceeds the file (room for the BSS).
+            # Before 254 (and for a stub of unknown version) it runs inside .linux.
             stub = self._version(self.index) or ()
-            return (stub >= (254,) and self.condition("self.above_4g")) or (
+            return (stub >= (254,) and self.condition("self.linux_above_4g")) or (
                 stub >= (257,) and self.condition("next.bss"))
         if name == "stub_loads_kernel":
             # systemd-stub >= 258 (PR #37372) copies the kernel's sections into EfiLoaderCode

@@ -620,3 +620,16 @@ def test_secure_boot_refuses_unsigned_images(hello: StageImage) -> None:
     fw = Firmware(load_firmware("ovmf"), "x64", secure_boot=True, log=events.append)
     with pytest.raises(ReplayStop, match="SECURITY_VIOLATION"):
         fw.load_image(hello)
+
+
+def test_allocate_max_address_stays_below_it() -> None:
+    """AllocateMaxAddress (systemd-stub's handover copy below 4 GiB): the highest free range
+    ending at or below the limit, on a guest with memory far above it."""
+    fw, _events = make("ovmf", memory_mib=65536)
+    base = fw.allocate_pages(MemoryType.LOADER_CODE, 0x800, "below 4 GiB",
+                             max_address=0xFFFFFFFF)
+    assert base + 0x800 * PAGE <= 1 << 32
+    assert fw.memmap.type_at(base) is MemoryType.LOADER_CODE
+    with pytest.raises(ReplayStop, match="no free range"):
+        fw.allocate_pages(MemoryType.LOADER_CODE, 0x100000, "4 GiB below 4 GiB",
+                          max_address=0xFFFFFFFF)

@@ -89,6 +89,7 @@ def write(tmp_path: Path, body: str, header: str = 'family = "efi-app"\n') -> Pa
         ('[match]\nnx_compat = 1\n', "match.nx_compat must be true or false"),
         ('[match]\nshape = 1\n', "unknown match key 'shape'"),
         ('priority = "high"\n', "priority must be an integer"),
+        ('[[steps]]\nop = "start"\nentry = "handvoer"\n', "entry must be \"handover\""),
         ('sources = "x"\n', "sources must be a list of strings"),
     ],
 )

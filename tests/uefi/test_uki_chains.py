@@ -159,7 +159,7 @@ def test_stub_258_loads_the_kernel_itself(corpus: Corpus, tmp_path: Path) -> Non
     assert (r.stages[0].version or "").startswith("258")
     own = [e for e in r.events if "loaded by the stub itself" in e.operation]
     assert own and own[0].memory_type == "EfiLoaderCode"
-    assert not any("LoadImage" in e.operation for e in r.events if e.stage == "systemd-stub")
+    assert not any(e.operation == "AllocatePages image uki.efi:.linux" for e in r.events)
     # NX_COMPAT kernel, memory attribute protocol present: code sections made RO+X
     assert any("memory_mark_ro_x" in e.operation for e in r.events)
     assert r.verdict == "boots", r.reason
@@ -190,3 +190,42 @@ def test_arm64_stub_refuses_an_old_kernel(corpus: Corpus) -> None:
     r = replay([uki(0)], load_firmware("debian13-aavmf"))
     assert r.verdict == "refused" and "Bad kernel image" in r.reason
     assert replay([uki(1)], load_firmware("debian13-aavmf")).verdict == "boots"
+
+
+def test_stub_258_loads_an_arm64_kernel(corpus: Corpus, tmp_path: Path) -> None:
+    """The arm64 kernel's sections are 64 KiB-aligned: the stub's own copy must hold them
+    (the trixie stub relabelled 258 and relabelled aarch64, around the real arm64 kernel)."""
+    import dataclasses
+
+    from fwtools.uefi.image import load_stage
+    from fwtools.uefi.profile import load_firmware
+    from fwtools.uefi.replay import replay
+
+    stub258 = _stub_as_version(corpus.systemd_boot("trixie", "linuxx64.efi.stub"), b"258",
+                               tmp_path / "stub258.efi.stub")
+    kernel = load_stage(corpus.kernel("trixie", "arm64"))
+    assert kernel.section_alignment == 0x10000
+    uki = dataclasses.replace(load_stage(stub258), machine="aarch64",
+                              uki_kernel=dataclasses.replace(kernel, path="uki.efi:.linux"))
+    r = replay([uki], load_firmware("debian13-aavmf-strictnx"))
+    assert any("loaded by the stub itself" in e.operation for e in r.events)
+    assert r.verdict == "boots", r.reason
+
+
+def test_stub_refuses_an_old_kernel_without_handover(corpus: Corpus) -> None:
+    """Kernel does not support EFI handover protocol: systemd-stub gives up (linux_x86.c)."""
+    import dataclasses
+
+    from fwtools.uefi.image import load_stage
+    from fwtools.uefi.profile import load_firmware
+    from fwtools.uefi.replay import replay
+
+    kernel = load_stage(corpus.kernel("bookworm", "amd64"))
+    assert kernel.kernel is not None
+    no_handover = dataclasses.replace(kernel, path="uki.efi:.linux", major_image_version=0,
+                                      kernel=dataclasses.replace(kernel.kernel,
+                                                                 handover_64=False,
+                                                                 handover_entry=0))
+    stub = load_stage(corpus.systemd_boot("trixie", "linuxx64.efi.stub"))
+    r = replay([dataclasses.replace(stub, uki_kernel=no_handover)], load_firmware("ovmf"))
+    assert r.verdict == "refused" and "handover" in r.reason
