@@ -63,8 +63,14 @@ def _one_run(target: str, seconds: int) -> tuple[int, list[str], float]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(WORK / target),
                                 env=dict(os.environ, PYTHONHASHSEED="0"))
-        # wait4 gives this child's own rusage; RUSAGE_CHILDREN would mix in the other runner's.
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        try:
+            # wait4 gives this child's own rusage; RUSAGE_CHILDREN would mix in the other
+            # runner's.
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C: do not leave the fuzzer running (as run() did)
+            proc.kill()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text(errors="replace")
     m = _STAT.search(text) or _DONE.search(text)

@@ -21,6 +21,20 @@ def build_uki_with_objcopy(stub: Path, parts: dict[str, Path], out: Path) -> Non
     subprocess.run([*cmd, str(stub), str(out)], check=True, capture_output=True)
 
 
+def build_uki(stub: Path, kernel: Path, out: Path, cmdline: str = "console=ttyS0") -> Path:
+    """A UKI of ``stub`` with .osrel (Debian), .cmdline and ``kernel`` as .linux, made in
+    ``out``'s directory (the section files are written beside it)."""
+    from corpus.params import need_tool
+
+    need_tool("objcopy")
+    parts = {".osrel": out.parent / "osrel", ".cmdline": out.parent / "cmdline",
+             ".linux": kernel}
+    parts[".osrel"].write_bytes(b'ID=debian\nNAME="Debian GNU/Linux"\n')
+    parts[".cmdline"].write_text(cmdline)
+    build_uki_with_objcopy(stub, parts, out)
+    return out
+
+
 def relabel_pre_58(kernel: Path, out: Path) -> Path:
     """A copy of ``kernel`` whose PE header says MajorImageVersion 0, as kernels before 5.8
     do (no LINUX_INITRD_MEDIA support): the one field systemd-stub's pe_kernel_info checks

@@ -249,7 +249,7 @@ UKI_CASES: Final = [
 def test_uki_boot(case_id: str, stub_suite: str, kernel_suite: str, pre58: bool,
                   path_event: str, corpus: Corpus, qemu_tools: None, tmp_path: Path,
                   serial_log: Path, record_boot: BootRecorder) -> None:
-    from corpus.uki import build_uki_with_objcopy, relabel_pre_58
+    from corpus.uki import build_uki, relabel_pre_58
 
     from fwtools.uefi.replay import replay_files
 
@@ -258,11 +258,8 @@ def test_uki_boot(case_id: str, stub_suite: str, kernel_suite: str, pre58: bool,
     kernel = corpus.kernel(kernel_suite, "amd64")
     if pre58:
         kernel = relabel_pre_58(kernel, tmp_path / "vmlinuz-pre58")
-    parts = {".osrel": tmp_path / "osrel", ".cmdline": tmp_path / "cmdline", ".linux": kernel}
-    parts[".osrel"].write_bytes(b'ID=debian\nNAME="Debian GNU/Linux"\n')
-    parts[".cmdline"].write_text(KERNEL_CMDLINE["x64"])
-    uki = tmp_path / "uki.efi"
-    build_uki_with_objcopy(corpus.systemd_boot(stub_suite, "linuxx64.efi.stub"), parts, uki)
+    uki = build_uki(corpus.systemd_boot(stub_suite, "linuxx64.efi.stub"), kernel,
+                    tmp_path / "uki.efi", KERNEL_CMDLINE["x64"])
 
     fw = Firmware("trixie/OVMF_CODE_4M.secboot.strictnx.fd", "x64",
                   corpus.ovmf("trixie", "OVMF_CODE_4M.secboot.strictnx.fd"),

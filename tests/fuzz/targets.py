@@ -205,12 +205,13 @@ def target_devicepath(data: bytes) -> None:
 
 
 def _replay_two_ways(stage: StageImage, profile: FirmwareProfile) -> None:
-    """Replay ``stage`` alone with Secure Boot off, and behind a real EFI application with
-    Secure Boot on (loaders take other paths with it)."""
+    """Replay ``stage`` alone with Secure Boot off, and behind a real signed EFI application
+    with Secure Boot on (loaders take other paths with it; the replay checks that a stage is
+    signed, so an unsigned first stage would end at the firmware's LoadImage)."""
     from fwtools.uefi.image import load_stage
     from fwtools.uefi.replay import replay
 
-    app = load_stage(TESTDATA / "sample" / "hello-nx.efi")
+    app = load_stage(TESTDATA / "sample" / "hello-nx.signed.efi")
     for chain, secure_boot in (([stage], False), ([app, stage], True)):
         try:
             r = replay(chain, profile, secure_boot=secure_boot)
@@ -235,7 +236,7 @@ def target_firmware(data: bytes) -> None:
     from fwtools.uefi.profile import load_firmware
 
     profile = load_firmware(_toml_file(data))
-    _replay_two_ways(load_stage(TESTDATA / "sample" / "hello-nx.efi"), profile)
+    _replay_two_ways(load_stage(TESTDATA / "sample" / "hello-nx.signed.efi"), profile)
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

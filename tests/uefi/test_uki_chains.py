@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 from corpus import Corpus
-from corpus.params import need_tool
-from corpus.uki import build_uki_with_objcopy, relabel_pre_58
+from corpus.uki import build_uki, relabel_pre_58
 
 from fwtools.uefi.replay import replay_files
-
-
-def build_uki(stub: Path, kernel: Path, out: Path) -> Path:
-    """Add .osrel, .cmdline and .linux after the stub's image, 4 KiB-aligned."""
-    need_tool("objcopy")
-    parts = {".osrel": out.parent / "osrel", ".cmdline": out.parent / "cmdline",
-             ".linux": kernel}
-    parts[".osrel"].write_bytes(b'ID=debian\nNAME="Debian GNU/Linux"\n')
-    parts[".cmdline"].write_bytes(b"console=ttyS0")
-    build_uki_with_objcopy(stub, parts, out)
-    return out
 
 
 @pytest.fixture(scope="module")
