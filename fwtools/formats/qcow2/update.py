@@ -1,6 +1,8 @@
 """In-place updates of a qcow2 image's guest data.
 
-Images with internal snapshots, encryption or an external data file are refused. When the
+Images with internal snapshots, encryption or an external data file are refused, and so are
+images whose L1 or refcount table does not start on a cluster boundary (QEMU will not open
+them). When the
 guest range lies in allocated, uncompressed data clusters, the new bytes replace the old ones
 at their host offsets and nothing else changes (header, L1/L2 tables and refcounts stay as
 they are), so an image ``qemu-img check`` found clean stays clean.
@@ -67,6 +69,7 @@ def plan_guest_write(image: Qcow2Image, offset: int, payload: bytes) -> list[Hos
             offset=0,
             path=image.path,
         )
+    _refuse_misaligned_tables(image)
     patches: list[HostPatch] = []
     if not payload:
         return patches
@@ -109,17 +112,45 @@ def _overlap_error(image: Qcow2Image, host: int, what: str) -> NoReturn:
     )
 
 
+def _refuse_misaligned_tables(image: Qcow2Image) -> None:
+    """The L1 and refcount tables must start on a cluster boundary; QEMU will not even open
+    an image where they do not ("L1 table offset invalid", "Reference count table offset
+    invalid"). A refcount table inside the header made a refcount update rewrite header
+    fields (issue 8; found by atheris:
+    testdata/fuzz/qcow2/crash-refcount-table-in-header-8dbc11c7.bin)."""
+    header = image.header
+    for name, value in (("l1_table_offset", header.l1_table_offset),
+                        ("refcount_table_offset", header.refcount_table_offset)):
+        if value % image.cluster_size:
+            raise Qcow2Error(
+                f"{name} {value:#x} is not a multiple of the cluster size "
+                f"{image.cluster_size:#x}: the image is corrupt (QEMU refuses to open it); "
+                "refusing to write",
+                structure=f"qcow2 header.{name}",
+                offset=_field(name),
+                path=image.path,
+            )
+
+
+def _metadata_regions(image: Qcow2Image) -> list[tuple[int, int, str]]:
+    """(start, size, name) of the metadata a write must keep apart from other structures:
+    the header cluster, the L1 table, the refcount table and the L2 tables."""
+    header = image.header
+    cs = image.cluster_size
+    regions = [(0, cs, "the header cluster"),
+               (header.l1_table_offset, header.l1_size * L.ENTRY_SIZE, "the L1 table"),
+               (header.refcount_table_offset, header.refcount_table_clusters * cs,
+                "the refcount table")]
+    return regions + [(l2, cs, "an L2 table") for l2 in image.l2_tables if l2]
+
+
 def _refuse_metadata_overlap(image: Qcow2Image, data_patches: list[HostPatch]) -> None:
     """Guest data about to be written in place must not lie on metadata: the header cluster,
     the L1 table, an L2 table, the refcount table or a refcount block."""
     header = image.header
     data = image.data
     cs = image.cluster_size
-    regions = [(0, cs, "the header cluster"),
-               (header.l1_table_offset, header.l1_size * L.ENTRY_SIZE, "the L1 table"),
-               (header.refcount_table_offset, header.refcount_table_clusters * cs,
-                "the refcount table")]
-    regions += [(l2, cs, "an L2 table") for l2 in image.l2_tables if l2]
+    regions = _metadata_regions(image)
     rt = header.refcount_table_offset
     table = bytes(data[rt : rt + header.refcount_table_clusters * cs])
     for host, chunk in data_patches:
@@ -255,6 +286,11 @@ def _allocate(image: Qcow2Image, offset: int, payload: bytes) -> list[HostPatch]
         block = rt_entry & L.REFTABLE_OFFSET_MASK
         if block == 0 or block + cs > len(data):
             _refuse("a new refcount block would be needed", image, "refcount table")
+        if block % cs:
+            _overlap_error(image, block, "a refcount block and not cluster-aligned")
+        for start, size, what in _metadata_regions(image):
+            if block < start + size and start < block + cs:
+                _overlap_error(image, block, f"a refcount block and {what}")
         pos = block + index * L.REFCOUNT16.size
         (count,) = L.REFCOUNT16.unpack_from(data, pos)
         if count:
