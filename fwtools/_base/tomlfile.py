@@ -57,3 +57,18 @@ def policies_dir() -> Path:
     if source.is_dir():
         return source
     return Path(sys.prefix) / "share" / "fwtools" / "policies"
+
+
+def shipped_file(directory: Path, name: str, kind: str, shipped: list[str]) -> Path:
+    """``directory/name.toml`` of a shipped data file, or a UsageError naming the ``shipped``
+    ones. The name comes from the command line or a user's file: one that is no possible
+    file name (too long: ENAMETOOLONG) is unknown too, not a traceback (issue 8; found by
+    atheris: testdata/fuzz/policy/crash-shipped-name-too-long-1433d6d7.bin)."""
+    path = directory / f"{name}.toml"
+    try:
+        if path.is_file():
+            return path
+    except OSError:
+        pass
+    shown = name if len(name) <= 60 else name[:60] + "..."
+    raise UsageError(f"unknown {kind} {shown!r} (shipped: {', '.join(shipped)})")

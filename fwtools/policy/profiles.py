@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from fwtools._base.tomlfile import policies_dir, read_toml, table
+from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 from fwtools.policy.checks import LEVEL_RANK, RULES
 
@@ -82,10 +82,7 @@ def _resolve(ref: str, relative_to: Path | None) -> Path:
             where = "extends" if relative_to is not None else "profile"
             raise UsageError(f"{where} {ref[:60]!r}...: {exc.strerror or exc}") from None
         return p
-    p = policies_dir() / f"{ref}.toml"
-    if not p.is_file():
-        raise UsageError(f"unknown profile {ref!r} (shipped: {', '.join(shipped_profiles())})")
-    return p
+    return shipped_file(policies_dir(), ref, "profile", shipped_profiles())
 
 
 def load_profile(ref: str) -> Profile:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from fwtools._base.tomlfile import policies_dir, read_toml, table
+from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, version_tuple
 from fwtools.uefi.memtypes import MemoryType
@@ -207,11 +207,8 @@ def shipped_models() -> list[LoaderModel]:
 def model_by_name(ref: str) -> LoaderModel:
     if ref.endswith(".toml") or os.sep in ref:
         return load_model(Path(ref))
-    path = loaders_dir() / f"{ref}.toml"
-    if not path.is_file():
-        names = ", ".join(p.stem for p in sorted(loaders_dir().glob("*.toml")))
-        raise UsageError(f"unknown loader model {ref!r} (shipped: {names})")
-    return load_model(path)
+    names = [p.stem for p in sorted(loaders_dir().glob("*.toml"))]
+    return load_model(shipped_file(loaders_dir(), ref, "loader model", names))
 
 
 def matches(model: LoaderModel, image: StageImage, ident: Identity, arch: str) -> bool:

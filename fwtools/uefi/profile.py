@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from fwtools._base.tomlfile import policies_dir, read_toml, table
+from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 
 Arch = Literal["x64", "aa64"]
@@ -124,12 +124,7 @@ def load_firmware(ref: str | os.PathLike[str]) -> FirmwareProfile:
 def _resolve(ref: str) -> Path:
     if ref.endswith(".toml") or os.sep in ref or "/" in ref:
         return Path(ref)
-    path = firmware_dir() / f"{ref}.toml"
-    if not path.is_file():
-        raise UsageError(
-            f"unknown firmware profile {ref!r} (shipped: {', '.join(shipped_firmware())})"
-        )
-    return path
+    return shipped_file(firmware_dir(), ref, "firmware profile", shipped_firmware())
 
 
 def _load(ref: str, depth: int) -> FirmwareProfile:

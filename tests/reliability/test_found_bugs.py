@@ -141,3 +141,26 @@ def test_qcow2_writes_refuse_metadata_overlaps() -> None:
                                 "a shared cluster")):
         with pytest.raises(FwError, match=what):
             write_guest(data, offset, b"x" * 512)
+
+
+def test_shipped_names_that_cannot_be_file_names() -> None:
+    """A profile, firmware profile or loader model named on the command line with a name too
+    long to be a file name: one "unknown ..." line, exit 2 (it was an OSError traceback for
+    fw-check --policy; found by atheris, testdata/fuzz/policy/crash-shipped-name-too-long-*)."""
+    from fwtools.cli.fw_check import command as fw_check
+    from fwtools.cli.fw_check_boot import command as fw_check_boot
+
+    sample = str(Path(__file__).resolve().parents[2] / "testdata/sample/hello-nx.efi")
+    name = "x" * 5000
+    cases = [
+        (fw_check, ["--policy", name, sample], "unknown profile"),
+        (fw_check_boot, ["--firmware", name, sample], "unknown firmware profile"),
+        (fw_check_boot, ["--firmware", "ovmf", "--model", f"1={name}", sample],
+         "unknown loader model"),
+    ]
+    for command, argv, message in cases:
+        result = CliRunner().invoke(command, argv, catch_exceptions=False)
+        lines = result.stderr.splitlines()
+        assert result.exit_code == 2, result.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+        assert len(lines[0]) < 600, "the name is shortened in the message"
