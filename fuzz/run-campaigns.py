@@ -133,7 +133,9 @@ def main() -> None:
         now = datetime.datetime.now(datetime.UTC)
         hh, mm = (int(x) for x in args.until.split(":"))
         deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
-        if deadline < now:
+        # HH:MM means the next such time, but a time just passed means "stop now", not the
+        # same time tomorrow (a queued slice started after its deadline ran a day long).
+        if deadline < now - datetime.timedelta(hours=12):
             deadline += datetime.timedelta(days=1)
 
     def run_one(target: str) -> None:
