@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from .qemu import (
     QEMU_X86,
@@ -255,35 +255,12 @@ def evidence_lines(result: QemuResult) -> list[str]:
     return [ln.strip() for ln in result.lines if _EVIDENCE_RE.search(ln)]
 
 
-def boot_chain(
-    chain: Chain,
-    fw: Firmware,
-    *,
-    workdir: Path,
-    timeout: float | None = None,
-    serial_log: Path | None = None,
-    extra_args: Sequence[str] = (),
-    linger: float = 4.0,
-) -> ChainBoot:
-    """Boot ``chain`` on ``fw`` (a private copy of its vars template, an ESP image in
-    ``workdir``) and classify the first verdict line on the console:
-
-    - ``kernel``: "Linux version" (the kernel proper runs: shim, grub and the EFI stub all
-      got through);
-    - ``fault``: a firmware exception dump (``X64 Exception Type``, ``Synchronous
-      Exception at``); QEMU keeps running ``linger`` seconds more so the whole dump (and the
-      image it names) is kept;
-    - ``refused``: BdsDxe's "Security Violation"/"Access Denied", shim's "Verification
-      failed", grub's "bad shim signature"/"you need to load the kernel first", or the
-      grub.cfg's own failure marker;
-    - ``no-boot``: BdsDxe found nothing to boot; ``timeout``; ``exited`` (QEMU ended first).
-
-    ``timeout`` defaults to :data:`TIMEOUTS` (scaled by $FWTOOLS_E2E_TIMEOUT_SCALE).
-    """
+def boot_chain(chain: Chain, fw: Firmware, **options: Any) -> ChainBoot:
+    """Boot ``chain`` on ``fw``: :func:`boot_esp` of its ESP (:func:`chain_files`), with the
+    same ``options``."""
     if chain.arch != fw.arch:
         raise ValueError(f"{chain.label} is {chain.arch} but {fw.label} is {fw.arch}")
-    return boot_esp(chain_files(chain), fw, workdir=workdir, timeout=timeout,
-                    serial_log=serial_log, extra_args=extra_args, linger=linger)
+    return boot_esp(chain_files(chain), fw, **options)
 
 
 def uki_files(uki: Path, arch: Arch) -> dict[str, bytes | str | Path]:
@@ -301,8 +278,21 @@ def boot_esp(
     extra_args: Sequence[str] = (),
     linger: float = 4.0,
 ) -> ChainBoot:
-    """Boot an ESP holding ``files`` on ``fw`` and classify the console as
-    :func:`boot_chain` does."""
+    """Boot an ESP holding ``files`` on ``fw`` (a private copy of its vars template, the ESP
+    image in ``workdir``) and classify the first verdict line on the console:
+
+    - ``kernel``: "Linux version" (the kernel proper runs: shim, grub and the EFI stub all
+      got through);
+    - ``fault``: a firmware exception dump (``X64 Exception Type``, ``Synchronous
+      Exception at``); QEMU keeps running ``linger`` seconds more so the whole dump (and the
+      image it names) is kept;
+    - ``refused``: BdsDxe's "Security Violation"/"Access Denied", shim's "Verification
+      failed", grub's "bad shim signature"/"you need to load the kernel first", or the
+      grub.cfg's own failure marker;
+    - ``no-boot``: BdsDxe found nothing to boot; ``timeout``; ``exited`` (QEMU ended first).
+
+    ``timeout`` defaults to :data:`TIMEOUTS` (scaled by $FWTOOLS_E2E_TIMEOUT_SCALE).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     esp = make_esp_image(workdir / "esp.img", files)
     vars_copy = copy_vars(fw.vars, workdir / f"vars-{fw.vars.name}")
