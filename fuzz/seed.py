@@ -1,7 +1,7 @@
 """Write the seed corpus of every target to fuzz/work/<target>/seeds/ (or the named ones).
 
 Seeds: testdata/, the real corpus (/var/cache/fwtools-corpus/root, the Microsoft Secure Boot
-objects in ../shared/corpus), the regression fixtures in testdata/fuzz/<target>/ and a few
+objects in testdata/microsoft-secureboot-objects), the regression fixtures in testdata/fuzz/<target>/ and a few
 inputs built with fwtools (MBRs, load options, JSON stores).
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "testdata" / "policy"
-SCHEMA = Path("/work/shared/schemas/sarif-schema-2.1.0.json")
+SCHEMA = REPO / "testdata" / "schemas" / "sarif-schema-2.1.0.json"
 FW_CHECK = [sys.executable, "-c", "from fwtools.cli.fw_check import main; main()"]
 
 

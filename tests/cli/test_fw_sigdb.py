@@ -191,7 +191,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
     overflow = tmp_path / "overflow.esl"
     overflow.write_bytes(data[:16] + (0xFFFFFFF0).to_bytes(4, "little") + data[20:])
     garbage_auth = tmp_path / "garbage.auth"
-    blob = bytearray((REPO.parent / "shared/corpus/microsoft-secureboot-objects/dbx/amd64/"
+    blob = bytearray((REPO / "testdata/microsoft-secureboot-objects/dbx/amd64/"
                       "DBXUpdate.bin").read_bytes())
     blob[40:200] = b"\xee" * 160
     garbage_auth.write_bytes(bytes(blob))

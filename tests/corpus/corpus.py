@@ -1,12 +1,13 @@
 """Access to the real-world corpus for tests and benchmarks.
 
-Two corpora live outside the repository:
+Two corpora:
 
-- the Debian corpus fetched by ``tests/corpus/fetch.sh`` into ``$FWTOOLS_CORPUS`` (default
+- the Debian corpus, outside the repository, fetched by ``tests/corpus/fetch.sh`` into ``$FWTOOLS_CORPUS`` (default
   ``/var/cache/fwtools-corpus``): ``root/<suite>/<arch>/<package>/`` is each package unpacked
   with ``dpkg-deb -x`` and ``manifest.tsv`` records what was fetched;
-- Microsoft's published Secure Boot objects in ``$FWTOOLS_MS_CORPUS`` (default
-  ``<repo>/../shared/corpus/microsoft-secureboot-objects``).
+- Microsoft's published Secure Boot objects, kept in the repository in
+  ``testdata/microsoft-secureboot-objects`` (provenance and licence beside them);
+  ``$FWTOOLS_MS_CORPUS`` points the tests at another copy, e.g. a newer release.
 
 This module is plain Python with no pytest dependency, so ``benchmarks/`` can import it too;
 the fixtures that skip (or fail, under ``FWTOOLS_REQUIRE_CORPUS=1``) live in
@@ -71,12 +72,10 @@ def corpus_base() -> Path:
 
 
 def ms_corpus_base() -> Path:
-    # CI clones the repository beside shared/, so resolve against the repo root's parent
-    # rather than the working directory.
     env = os.environ.get(MS_CORPUS_ENV)
     if env:
         return Path(env)
-    return REPO_ROOT.parent / "shared" / "corpus" / "microsoft-secureboot-objects"
+    return REPO_ROOT / "testdata" / "microsoft-secureboot-objects"
 
 
 @dataclass(frozen=True)

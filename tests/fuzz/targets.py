@@ -270,7 +270,7 @@ def run(name: str, data: bytes) -> None:
 REPO = Path(__file__).resolve().parents[2]
 TESTDATA = REPO / "testdata"
 CORPUS = Path(os.environ.get("FWTOOLS_CORPUS", "/var/cache/fwtools-corpus")) / "root"
-MS_OBJECTS = REPO.parent / "shared/corpus/microsoft-secureboot-objects"
+MS_OBJECTS = TESTDATA / "microsoft-secureboot-objects"
 FUZZ_FIXTURES = TESTDATA / "fuzz"
 
 # Crashers whose fix belongs to code another session owns (tests/fuzz/test_fuzz_regressions.py

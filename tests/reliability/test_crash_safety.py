@@ -31,7 +31,7 @@ from corpus.params import without_read_override
 REPO = Path(__file__).resolve().parents[2]
 TD = REPO / "testdata"
 CORPUS = Path(os.environ.get("FWTOOLS_CORPUS", "/var/cache/fwtools-corpus")) / "root"
-MS_OBJECTS = REPO.parent / "shared/corpus/microsoft-secureboot-objects"
+MS_OBJECTS = REPO / "testdata/microsoft-secureboot-objects"
 OVMF_MS = CORPUS / "bookworm/amd64/ovmf/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 DBX_UPDATE = MS_OBJECTS / "dbx/amd64/DBXUpdate.bin"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from fwtools._base.layout import BIG, Layout
+
 # -- header (qcow2.rst "Header") ------------------------------------------------------------
 
 MAGIC: Final = b"QFI\xfb"
@@ -47,23 +49,13 @@ HEADER_V3_FIELDS: Final = (
 )
 
 
-def _struct_of(fields: tuple[tuple[str, str], ...]) -> struct.Struct:
-    return struct.Struct(">" + "".join(code for _, code in fields))
-
-
-def _offsets_of(fields: tuple[tuple[str, str], ...]) -> dict[str, int]:
-    offsets: dict[str, int] = {}
-    pos = 0
-    for name, code in fields:
-        offsets[name] = pos
-        pos += struct.calcsize(">" + code)
-    return offsets
-
-
-HEADER_V2: Final = _struct_of(HEADER_V2_FIELDS)
-HEADER_V3: Final = _struct_of(HEADER_V2_FIELDS + HEADER_V3_FIELDS)
+HEADER_V2_LAYOUT: Final = Layout("qcow2 header (v2)", HEADER_V2_FIELDS, byte_order=BIG)
+HEADER_V3_LAYOUT: Final = HEADER_V2_LAYOUT.extend("qcow2 header (v3)", HEADER_V3_FIELDS,
+                                                  byte_order=BIG)
+HEADER_V2: Final = HEADER_V2_LAYOUT.struct
+HEADER_V3: Final = HEADER_V3_LAYOUT.struct
 # Absolute offset of every header field, for error messages and the writer.
-HEADER_FIELD_OFFSETS: Final[dict[str, int]] = _offsets_of(HEADER_V2_FIELDS + HEADER_V3_FIELDS)
+HEADER_FIELD_OFFSETS: Final = HEADER_V3_LAYOUT.offsets
 
 HEADER_V2_LENGTH: Final = HEADER_V2.size  # 72
 HEADER_V3_MIN_LENGTH: Final = HEADER_V3.size  # 104
