@@ -79,7 +79,8 @@ def pe_inspect(
     was untrusted or revoked; 2 an input (or a signature or special section in it) was
     unreadable or malformed; the other inputs are still reported.
     """
-    from fwtools.policy.pe_facts import expand_paths, inspect_path
+    from fwtools.policy.collect import inspect_path
+    from fwtools.policy.pe_facts import expand_paths
 
     trust = None
     if dbx and not anchors:

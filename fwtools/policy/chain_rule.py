@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from fwtools.errors import FwError, UsageError
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport, Result
     from fwtools.policy.profiles import RuleConfig
+    from fwtools.policy.results import FileReport, Result
 
 
 def _bools(value: Any, where: str) -> list[bool]:
@@ -24,7 +24,7 @@ def _bools(value: Any, where: str) -> list[bool]:
 
 def chain_results(reports: Sequence[FileReport], cfg: RuleConfig) -> dict[str, list[Result]]:
     """Results per path for the chains among ``reports``' files (those that parsed)."""
-    from fwtools.policy.engine import Result
+    from fwtools.policy.results import Result
     from fwtools.uefi.chains import MACHINE_ARCH, assemble
     from fwtools.uefi.image import StageImage, load_stage
     from fwtools.uefi.profile import load_firmware
@@ -80,5 +80,5 @@ def chain_results(reports: Sequence[FileReport], cfg: RuleConfig) -> dict[str, l
                     continue
                 seen.add((path, message))
                 out.setdefault(path, []).append(
-                    Result(path, cfg.id, cfg.severity, message, location))
+                    Result(path, cfg.id, cfg.level, message, location))
     return out

@@ -7,7 +7,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport
+    from fwtools.policy.results import FileReport
 
 _COMMAND = {"error": "error", "warning": "warning", "note": "notice"}
 

@@ -151,7 +151,7 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
         has_reloc_directory=img.has_relocations,
         reloc_pages=_reloc_pages(img),
         major_image_version=Reader(data).u16(
-            img.optional_header_offset + layout.MAJOR_IMAGE_VERSION_OFFSET, "optional header"
+            img.optional_field_offset("MajorImageVersion"), "optional header"
         ),
         sections=sections,
         signed=img.certificate_table is not None,
@@ -173,13 +173,13 @@ def _reloc_pages(img: PeImage) -> tuple[int, ...]:
         return ()
     data = img.data
     end = min(off + d.size, len(data))
+    block = layout.BASE_RELOCATION_BLOCK
     pages: list[int] = []
-    while off + 8 <= end:
-        page = int.from_bytes(data[off : off + 4], "little")
-        size = int.from_bytes(data[off + 4 : off + 8], "little")
-        if size < 8:
+    while off + block.size <= end:
+        page, size = block.unpack_from(data, off)
+        if size < block.size:
             break
-        if size > 8:  # a block with no entries patches nothing
+        if size > block.size:  # a block with no entries patches nothing
             pages.append(page & ~(layout.PAGE_SIZE - 1))
         off += size
     return tuple(sorted(set(pages)))

@@ -403,7 +403,8 @@ def seeds(name: str, *, corpus: bool = True) -> list[bytes]:
 
 def render_everything_for_pe(data: bytes) -> str:  # pragma: no cover - helper for harness
     """The pe-inspect text renderer over ``data`` (used by the slow PE harness variant)."""
-    from fwtools.policy.pe_facts import FileResult, collect_facts
+    from fwtools.policy.collect import collect_facts
+    from fwtools.policy.pe_facts import FileResult
     from fwtools.report.text_pe import render_inspection
 
     facts = collect_facts(data, "fuzz.efi", check_signatures=True, checksum=True)

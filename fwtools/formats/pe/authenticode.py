@@ -92,7 +92,7 @@ def _header_ranges(img: PeImage) -> list[tuple[int, int]]:
             f"{'SECURITY data directory entry' if sec is not None else 'CheckSum field'} "
             f"({last_fixed:#x}); the image cannot be hashed",
             structure="optional header SizeOfHeaders",
-            offset=img.optional_header_offset + 60,
+            offset=img.optional_field_offset("SizeOfHeaders"),
         )
     if sec is None:
         # NumberOfRvaAndSizes <= 4: there is no SECURITY entry to skip (edk2 HashPeImage).
