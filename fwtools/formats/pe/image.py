@@ -136,7 +136,7 @@ class PeImage:
             raise PeFormatError("no MZ signature", structure="DOS header", offset=0)
         pe_offset = reader.u32(layout.E_LFANEW_OFFSET, "DOS header e_lfanew")
         coff = pe_offset + len(layout.PE_SIGNATURE)
-        if coff + layout.COFF_HEADER_SIZE + 2 > len(data):
+        if coff + layout.COFF_HEADER_SIZE + layout.OPTIONAL_HEADER64.end("Magic") > len(data):
             raise PeFormatError(
                 f"e_lfanew {pe_offset:#x} points past the end of the file ({len(data):#x})",
                 structure="DOS header e_lfanew",
