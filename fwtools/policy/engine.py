@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from fwtools._base.severity import RANK
+from fwtools._base.severity import RANK, SEVERITIES
 from fwtools.errors import UsageError
 from fwtools.policy.checks import (
     CHAIN_RULES,
@@ -203,7 +203,7 @@ def active(reports: Iterable[FileReport]) -> Iterator[Result]:
 
 
 def summary(reports: list[FileReport], fail_on: str) -> dict[str, Any]:
-    counts = {"error": 0, "warning": 0, "note": 0}
+    counts = dict.fromkeys(SEVERITIES, 0)
     for r in active(reports):
         counts[r.severity] += 1
     waived = sum(1 for rep in reports for r in rep.results if r.waived is not None)

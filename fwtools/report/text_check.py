@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
-from fwtools._base.severity import at_least
+from fwtools._base.severity import Severity, at_least
 
 if TYPE_CHECKING:
     from fwtools.policy.results import FileReport
 
-_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
+_STYLE: Final[dict[Severity, str]] = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 
 
 def render_check(

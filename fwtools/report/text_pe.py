@@ -6,7 +6,7 @@ problems marked with the rule that found them, digests and verdicts in one place
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -14,7 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from fwtools._base.severity import RANK
+from fwtools._base.severity import RANK, Severity
 from fwtools.report.jsonable import to_jsonable
 from fwtools.report.outline import brief, outline_lines
 
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from fwtools.policy.findings import Finding
     from fwtools.policy.pe_facts import FileResult, PeFacts
 
-SEVERITY_STYLE = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "note": ("·", "dim")}
+SEVERITY_STYLE: Final[dict[Severity, tuple[str, str]]] = {
+    "error": ("✗", "bold red"), "warning": ("!", "yellow"), "note": ("·", "dim"),
+}
 STATUS_STYLE = {"trusted": "bold green", "untrusted": "bold red", "revoked": "bold red"}
 
 
