@@ -4,7 +4,7 @@ A rule has an id, a default severity, default parameters, a one-line summary and
 text naming its source. Profiles (``policies/*.toml``, :mod:`fwtools.policy.profiles`)
 select rules, set their severity and parameters; rules never read profiles themselves.
 
-Sources (see ../shared/reference/wx-model.md section 7 and formats.md section 6):
+Sources (each rule's help_uri links its own; docs/fw-check.md lists them by rule):
 Microsoft's UEFI CA memory-mitigation requirements (page-sized SectionAlignment, no W+X
 section, NX_COMPAT); Project Mu's ImageValidation (W^X flags, section alignment, subsystem,
 image base); shim's loader checks (relocations, sections, entry point) and SBAT revocation

@@ -11,6 +11,7 @@ from corpus import Corpus
 from fwtools.errors import UsageError
 from fwtools.policy import engine
 from fwtools.policy.profiles import load_profile
+from fwtools.policy.results import FileReport
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,10 +68,10 @@ def test_shipped_profile_and_bad_parameters(tmp_path: Path) -> None:
     assert prof.rules["boot-chain"].params["firmware"]
     with pytest.raises(UsageError, match="unknown firmware profile"):
         bad = load_profile(str(_profile(tmp_path, ["no-such-firmware"])))
-        engine.add_chain_results([engine.FileReport("x")], bad)
+        engine.add_chain_results([FileReport("x")], bad)
     with pytest.raises(UsageError, match="secure_boot"):
         bad = load_profile(str(_profile(tmp_path, ["ovmf"], '"yes"')))
-        engine.add_chain_results([engine.FileReport("x")], bad)
+        engine.add_chain_results([FileReport("x")], bad)
 
 
 def test_strict_profile_does_not_replay_chains(corpus: Corpus) -> None:
