@@ -80,6 +80,9 @@ FV_HEADER_MIN_LENGTH: Final = FV_HEADER_SIZE + BLOCK_MAP_ENTRY_SIZE
 # (InitializeFvAndVariableStoreHeaders: EFI_FVB2_READ_ENABLED_CAP | ... = 0x00000E36,
 # measured on bookworm's AAVMF_VARS.{ms,snakeoil}.fd).
 FV_ATTRIBUTES_TEMPLATE: Final = 0x0004FEFF
+# OvmfPkg/QemuFlashFvbServicesRuntimeDxe (QemuFlash.c): the x86 flash driver's block size;
+# a varstore FV whose BlockMap[0].Length differs is erased at boot.
+X86_FLASH_BLOCK_SIZE: Final = 0x1000
 FV_ATTRIBUTES_ARMVIRT_RUNTIME: Final = 0x00000E36
 
 # SystemNvDataGuid.h: gEfiSystemNvDataFvGuid.
@@ -175,6 +178,8 @@ NORMAL_HEADER_SIZE: Final = NORMAL_HEADER_LAYOUT.size  # 32
 AUTH_HEADER_SIZE: Final = AUTH_HEADER_LAYOUT.size  # 60
 START_ID: Final = 0x55AA
 START_ID_BYTES: Final = b"\xaa\x55"
+# The name's terminating UCS-2 NUL (NameSize counts it).
+NAME_NUL: Final = b"\0\0"
 HEADER_ALIGNMENT: Final = 4
 # The fields both record formats share sit at the same offsets.
 START_ID_END: Final = NORMAL_HEADER_LAYOUT.end("start_id")

@@ -25,7 +25,7 @@ Key = tuple[uuid.UUID, str]
 def encode_name(name: str) -> bytes:
     """A variable name as stored: UCS-2LE with the terminating NUL."""
     # surrogatepass keeps names read from a store byte-exact (edk2 compares bytes).
-    return name.encode("utf-16-le", "surrogatepass") + b"\0\0"
+    return name.encode("utf-16-le", "surrogatepass") + lay.NAME_NUL
 
 
 @dataclass(frozen=True)

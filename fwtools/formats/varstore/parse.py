@@ -293,11 +293,12 @@ class _Parser:
                     f"FV block map covers {mapped:#x} bytes but FvLength is {fv.fv_length:#x}",
                     lay.FV_BLOCK_MAP_OFFSET,
                 )
-        if layout.x86_flash and fv.block_map and fv.block_map[0][1] != 0x1000:
+        first_block = fv.block_map[0][1] if fv.block_map else lay.X86_FLASH_BLOCK_SIZE
+        if layout.x86_flash and first_block != lay.X86_FLASH_BLOCK_SIZE:
             issue(
                 iss.FV_X86_BLOCK_SIZE,
-                f"FV block size is {fv.block_map[0][1]:#x}; OVMF's flash driver requires "
-                "0x1000 and erases the store otherwise",
+                f"FV block size is {first_block:#x}; OVMF's flash driver requires "
+                f"{lay.X86_FLASH_BLOCK_SIZE:#x} and erases the store otherwise",
                 lay.FV_BLOCK_MAP_OFFSET + lay.BLOCK_MAP_ENTRY_LAYOUT.offset("length"),
             )
         if layout.name in lay.LAYOUTS and fv.attributes != layout.fv_attributes:

@@ -180,7 +180,7 @@ def _record_checks(item: _Raw, hsize: int, findings: Findings) -> None:
             f"record at {pos:#x} has NameSize {item.name_size} (must be even and at least 4)",
             pos,
         ))  # fmt: skip
-    elif item.name_raw[-2:] != b"\0\0":
+    elif not item.name_raw.endswith(lay.NAME_NUL):
         add(issue(
             iss.RECORD_NAME_NUL,
             f"record at {pos:#x}: name is not NUL-terminated; strict firmware validators "
@@ -236,7 +236,7 @@ def _finish(found: list[_Raw], hsize: int, findings: Findings) -> list[Record]:
         if item.valid:
             name_raw = item.name_raw
             text = name_raw[: len(name_raw) & ~1].decode("utf-16-le", "surrogatepass")
-            if name_raw[-2:] == b"\0\0" and len(name_raw) % 2 == 0:
+            if name_raw.endswith(lay.NAME_NUL) and len(name_raw) % 2 == 0:
                 text = text[:-1]
             variable = Variable(
                 name=text,
