@@ -11,8 +11,7 @@ The structures are declared in :mod:`.layout`; the findings in :mod:`.issues`.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fwtools.formats.varstore import issues as iss
 from fwtools.formats.varstore import layout as lay
@@ -29,8 +28,7 @@ _WRITE = lay.FTW_WRITE_HEADER_LAYOUT
 _RECORD = lay.FTW_WRITE_RECORD_LAYOUT
 
 
-@dataclass(frozen=True)
-class FtwRecord:
+class FtwRecord(NamedTuple):
     """EFI_FAULT_TOLERANT_WRITE_RECORD (flags decoded: True = done/set)."""
 
     offset: int
@@ -43,8 +41,7 @@ class FtwRecord:
     relative_offset: int
 
 
-@dataclass(frozen=True)
-class FtwWrite:
+class FtwWrite(NamedTuple):
     """EFI_FAULT_TOLERANT_WRITE_HEADER with its records."""
 
     offset: int
@@ -57,8 +54,7 @@ class FtwWrite:
     records: tuple[FtwRecord, ...]
 
 
-@dataclass(frozen=True)
-class FtwWorkingBlock:
+class FtwWorkingBlock(NamedTuple):
     """The FTW working area: header, write queue and what the driver will do at boot.
 
     ``header_pristine``: the header is byte-identical to what the driver computes

@@ -1,8 +1,11 @@
 """The value objects of an edk2 variable store: a variable, a record as found, the FV and
 store headers as found, and one finding of a check (:class:`Issue`).
 
-Immutable (frozen dataclasses); the store (:mod:`.store`) keeps them, the parser
-(:mod:`.parse`, :mod:`.records`) builds them. The FTW working block's objects are in
+All immutable. :class:`Variable` and :class:`Issue` are frozen dataclasses (edited with
+``dataclasses.replace``, serialised by ``report.jsonable``); what the parser found
+(:class:`Record`, :class:`FvHeader`, :class:`StoreHeader`) are named tuples, which cost a
+quarter of a dataclass to define at import. The store (:mod:`.store`) keeps them, the parser
+(:mod:`.parse`, :mod:`.records`) builds them; the FTW working block's objects are in
 :mod:`.ftw`.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fwtools._base.severity import Severity
 from fwtools.formats.efi.authvar import attribute_names
@@ -82,8 +85,7 @@ class Variable:
         return header + len(self.name_bytes) + len(self.data)
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One record header found walking the store, live or not.
 
     ``variable`` is None when the header cannot be decoded (sizes erased or running past
@@ -113,8 +115,7 @@ class Record:
         return self.header_size + self.name_size + self.data_size
 
 
-@dataclass(frozen=True)
-class FvHeader:
+class FvHeader(NamedTuple):
     """EFI_FIRMWARE_VOLUME_HEADER as found (``checksum_valid``: the words sum to 0)."""
 
     zero_vector: bytes
@@ -135,8 +136,7 @@ class FvHeader:
         return sum(count * length for count, length in self.block_map)
 
 
-@dataclass(frozen=True)
-class StoreHeader:
+class StoreHeader(NamedTuple):
     """VARIABLE_STORE_HEADER as found."""
 
     signature: uuid.UUID
