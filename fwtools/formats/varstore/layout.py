@@ -1,6 +1,7 @@
 """edk2 non-volatile variable store: every structure, constant and known layout.
 
-References (tianocore/edk2; the fact sheet ``formats.md`` §1 has the measured details):
+References (tianocore/edk2; ``docs/varstore-format.md`` has the values measured on Debian's
+stores):
 
 - ``MdePkg/Include/Pi/PiFirmwareVolume.h``: EFI_FIRMWARE_VOLUME_HEADER, EFI_FV_BLOCK_MAP_ENTRY;
 - ``MdeModulePkg/Include/Guid/SystemNvDataGuid.h``: gEfiSystemNvDataFvGuid,
@@ -13,7 +14,11 @@ References (tianocore/edk2; the fact sheet ``formats.md`` §1 has the measured d
 - ``OvmfPkg/OvmfPkgX64.dsc``, ``ArmVirtPkg/ArmVirtQemu.dsc``: PcdMaxVariableSize and
   PcdMaxAuthVariableSize of each build.
 
-All integers are little-endian; GUIDs are in the EFI mixed-endian form.
+All integers are little-endian; GUIDs are in the EFI mixed-endian form. Each structure is
+declared once as a :class:`~fwtools._base.layout.Layout` (fields in file order with their
+``struct`` codes); the ``struct.Struct``, the ``*_OFFSET`` and ``*_SIZE`` names below are
+derived from it, and the parser (:mod:`.parse`, :mod:`.records`, :mod:`.ftw`) and the writer
+(:mod:`.reclaim`) take offsets and sizes from here, never spelled out.
 """
 
 from __future__ import annotations
