@@ -11,7 +11,7 @@ from fwtools.cli.common import call, edit_target, with_options
 if TYPE_CHECKING:
     import uuid
 
-    from fwtools.formats.varstore.edk2 import VariableStore
+    from fwtools.formats.varstore.store import VariableStore
     from fwtools.formats.varstore.storeio import LoadedStore
 
 def default_guid(name: str) -> uuid.UUID:

@@ -26,7 +26,7 @@ from fwtools.cli.fw_vars_boot import boot
 if TYPE_CHECKING:
     import uuid
 
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
 T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -177,7 +177,7 @@ def set_(store: str, name: str, guid: str | None, attributes: str | None, output
     from dataclasses import replace
 
     from fwtools.formats.efi.authvar import parse_attributes
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     given = [(k[2:], v) for k, v in values.items() if v is not None]
     if len(given) != 1:
@@ -385,7 +385,7 @@ def sbat_level(store: str, from_shim: str | None, which: str, level_file: str | 
     """Set (or delete) shim's SbatLevel variable."""
     from fwtools.formats.efi import guids
     from fwtools.formats.sbat import parse_sbat_level
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     chosen = [x for x in (from_shim, level_file, level) if x is not None]
     if len(chosen) + remove != 1:
@@ -441,7 +441,7 @@ def shim(store: str, verbose: bool | None, debug: bool | None, fallback_verbose:
          template: str | None) -> None:
     """Switch shim's and fallback's debugging variables on or off."""
     from fwtools.formats.efi import guids
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     switches = {"SHIM_VERBOSE": verbose, "SHIM_DEBUG": debug,
                 "FALLBACK_VERBOSE": fallback_verbose, "FB_NO_REBOOT": fallback_no_reboot}

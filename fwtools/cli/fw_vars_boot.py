@@ -12,7 +12,8 @@ from fwtools.cli._varstore import edit_options, open_store, save_store
 from fwtools.cli.common import EXIT_FINDINGS, INPUT_FILE, call, fail
 
 if TYPE_CHECKING:
-    from fwtools.formats.varstore.edk2 import Variable, VariableStore
+    from fwtools.formats.varstore.model import Variable
+    from fwtools.formats.varstore.store import VariableStore
     from fwtools.formats.varstore.storeio import LoadedStore
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -114,7 +115,7 @@ def add(store: str, description: str, file_path: str, partuuid: str | None, part
     """Add a Boot#### entry for a loader on the ESP and put it in BootOrder."""
     from fwtools.formats.efi import devicepath, guids
     from fwtools.formats.efi.loadoption import LoadOption
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     loaded, st = open_store(store, template)
     order = _order(st)
@@ -146,7 +147,7 @@ def order(store: str, entries: tuple[str, ...], output: str | None, in_place: bo
           fmt: str | None, template: str | None) -> None:
     """Set BootOrder, e.g. `boot order STORE 0003 0001` (comma lists work too)."""
     from fwtools.formats.efi import guids
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     numbers = [_number(e) for item in entries for e in item.split(",") if e]
     if len(set(numbers)) != len(numbers):
@@ -168,7 +169,7 @@ def next_(store: str, entry: str, output: str | None, in_place: bool, fmt: str |
           template: str | None) -> None:
     """Set BootNext: boot ENTRY once, on the next start."""
     from fwtools.formats.efi import guids
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     num = _number(entry)
     loaded, st = open_store(store, template)
@@ -186,7 +187,7 @@ def delete_(store: str, entry: str, output: str | None, in_place: bool, fmt: str
             template: str | None) -> None:
     """Delete a Boot#### entry and take it out of BootOrder and BootNext."""
     from fwtools.formats.efi import guids
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     num = _number(entry)
     loaded, st = open_store(store, template)

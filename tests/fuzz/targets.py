@@ -80,7 +80,7 @@ def target_varstore(data: bytes) -> None:
     """edk2 firmware volume + variable store: parse, check, decode every variable, write
     back (what fw-vars show/check/set do) and re-parse what was written."""
     from fwtools.formats.varstore.decode import decode_variable
-    from fwtools.formats.varstore.edk2 import VariableStore
+    from fwtools.formats.varstore.store import VariableStore
 
     store = VariableStore.parse(data, path="fuzz.fd")
     store.check()
@@ -376,8 +376,8 @@ def _made_seeds(name: str, corpus: bool) -> list[bytes]:
 
 
 def _json_seeds(corpus: bool) -> list[bytes]:
-    from fwtools.formats.varstore.edk2 import VariableStore
     from fwtools.formats.varstore.jsonform import variables_to_json
+    from fwtools.formats.varstore.store import VariableStore
 
     out = []
     for p in _seed_paths("varstore", corpus=corpus)[:6]:
