@@ -27,7 +27,6 @@ from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage, Section
 
 if TYPE_CHECKING:
-    from fwtools.formats.pe.kernel import KernelInfo
     from fwtools.formats.pe.special import SpecialSection
 
 _VERSION: Final = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
@@ -123,9 +122,9 @@ _UNSET: Final = object()
 
 
 def stage_from_pe(img: PeImage, *, special: Sequence[SpecialSection] | None = None,
-                  kernel: KernelInfo | None | object = _UNSET) -> StageImage:
-    """The stage image of a parsed PE. ``special`` and ``kernel`` are the decoded special
-    sections and kernel header when the caller already has them (as
+                  kernel: object = _UNSET) -> StageImage:
+    """The stage image of a parsed PE. ``special`` and ``kernel`` (a ``KernelInfo`` or None)
+    are the decoded special sections and kernel header when the caller already has them (as
     ``fwtools.policy.pe_facts.collect_facts`` does); otherwise they are decoded here, with
     the same decoders."""
     from fwtools.formats.pe.reloc import relocated_pages

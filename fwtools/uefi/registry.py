@@ -209,7 +209,7 @@ def check_step(raw: Mapping[str, Any], where: str) -> Step:
         if not isinstance(raw.get(text, ""), str):
             raise UsageError(f"{where}: {text} must be a string")
     args = {k: v for k, v in raw.items() if k not in COMMON_ARGS}
-    return Step(op, args, tuple(when), raw.get("note", ""), raw.get("explain", ""),
+    return Step(spec.name, args, tuple(when), raw.get("note", ""), raw.get("explain", ""),
                 raw.get("fix", ""))
 
 
