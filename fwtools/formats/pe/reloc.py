@@ -39,6 +39,7 @@ class RelocBlock:
     offset: int
     page_rva: int
     size: int  # SizeOfBlock, header included
+    end: int  # file offset where its entries end: the block's, or the directory's end
 
     @property
     def entry_count(self) -> int:
@@ -61,16 +62,15 @@ def relocation_blocks(img: PeImage) -> tuple[RelocBlock, ...]:
         page, size = BLOCK_HEADER.unpack_from(data, off)
         if size < BLOCK_HEADER.size:
             break
-        blocks.append(RelocBlock(off, page, size))
+        blocks.append(RelocBlock(off, page, size, min(off + size, end)))
         off += size
     return tuple(blocks)
 
 
 def relocation_entries(img: PeImage, block: RelocBlock) -> tuple[tuple[int, int], ...]:
-    """(type, RVA) of each entry of ``block`` that lies in the file."""
+    """(type, RVA) of each entry of ``block`` that lies in the directory and the file."""
     start = block.offset + BLOCK_HEADER.size
-    stop = min(block.offset + block.size, len(img.data))
-    count = max(stop - start, 0) // ENTRY_SIZE
+    count = max(block.end - start, 0) // ENTRY_SIZE
     raw = struct.unpack_from(f"<{count}H", img.data, start) if count else ()
     return tuple((e >> 12, block.page_rva + (e & 0xFFF)) for e in raw)
 
