@@ -42,6 +42,9 @@ def chain_results(reports: Sequence[FileReport], cfg: RuleConfig) -> dict[str, l
     images: list[StageImage] = []
     for rep in reports:
         if rep.error is None:
+            if rep.stage is not None:  # built from the facts the other rules judged
+                images.append(rep.stage)
+                continue
             try:
                 images.append(load_stage(rep.path))
             except (FwError, OSError):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from fwtools.formats.sbat import SbatLevel
     from fwtools.policy.pe_facts import PeFacts
     from fwtools.policy.profiles import Profile
+    from fwtools.uefi.image import StageImage
 
 # Below this many files a process pool costs more than it saves (measured: see
 # docs/fw-check.md, "Parallelism").
@@ -78,6 +79,9 @@ class FileReport:
     """Rule ids that judged this file (passed or not), in profile order."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Rule id -> why it did not apply."""
+    stage: StageImage | None = field(default=None, repr=False, compare=False)
+    """The file as a boot-chain stage, from the same parse as its facts (only when the
+    profile replays chains)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,12 @@ def check_facts(facts: PeFacts, path: str, profile: Profile, options: Options) -
     arch, kind = arch_name(facts), image_type(facts)
     for cfg in profile.active:
         if cfg.id in CHAIN_RULES:
-            continue  # judged across files by add_chain_results
+            # judged across files by add_chain_results, on a view of these facts
+            from fwtools.uefi.image import stage_from_pe
+
+            report.stage = stage_from_pe(facts.image, special=facts.special,
+                                         kernel=facts.kernel)
+            continue
         rule = RULES[cfg.id]
         ctx = Context(facts, cfg.params_for(arch, kind), options.sbat_level,
                       options.sbat_level_source)

@@ -97,3 +97,17 @@ def test_strict_profile_does_not_replay_chains(corpus: Corpus) -> None:
     reports = engine.run([str(shim), str(grub), str(kernel)], load_profile("strict"),
                          engine.Options())
     assert all("boot-chain" not in r.checked for r in reports)
+
+
+def test_chains_are_replayed_on_the_facts_the_rules_judged(corpus: Corpus,
+                                                           tmp_path: Path) -> None:
+    """One parse per file: each report carries its stage image, built from its facts."""
+    from fwtools.uefi.image import load_stage
+
+    paths = [str(p) for p in corpus.boot_chain("bookworm", "amd64")]
+    profile = load_profile(str(_profile(tmp_path, ["ovmf"], "[false]")))
+    reports = engine.run(paths, profile, engine.Options())
+    assert [r.stage == load_stage(r.path) for r in reports] == [True, True, True]
+    # without the chain rule, no stage image is built
+    plain = engine.run(paths, load_profile("strict"), engine.Options())
+    assert [r.stage for r in plain] == [None, None, None]
