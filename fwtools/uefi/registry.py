@@ -12,7 +12,6 @@ which fills them.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -57,17 +56,23 @@ CONDITIONS: Final[dict[str, Condition]] = {}
 COMMON_ARGS: Final = frozenset({"op", "when", "note", "explain", "fix"})
 
 
+def _doc(fn: Callable[..., object]) -> str:
+    """The docstring as one line (``inspect`` costs more to import than this needs)."""
+    return " ".join((fn.__doc__ or "").split())
+
+
 def operation(name: str, *, required: Sequence[str] = (),
               optional: Sequence[str] = ()) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of step kind ``name``; its
     docstring documents the operation."""
 
     def register(fn: Handler) -> Handler:
-        assert name not in OPERATIONS, name
         unknown = (set(required) | set(optional)) - PARAMETERS.keys()
-        assert not unknown, f"{name}: undeclared parameters {unknown}"
+        if name in OPERATIONS or unknown:
+            raise ValueError(f"operation {name}: registered twice or undeclared "
+                             f"parameters {sorted(unknown)}")
         OPERATIONS[name] = Operation(name, frozenset(required), frozenset(optional), fn,
-                                     inspect.getdoc(fn) or "")
+                                     _doc(fn))
         return fn
 
     return register
@@ -77,8 +82,9 @@ def condition(name: str, *, needs_next: bool = False) -> Callable[[Predicate], P
     """Register the decorated function as the predicate of condition ``name``."""
 
     def register(fn: Predicate) -> Predicate:
-        assert name not in CONDITIONS, name
-        CONDITIONS[name] = Condition(name, fn, inspect.getdoc(fn) or "", needs_next)
+        if name in CONDITIONS:
+            raise ValueError(f"condition {name} registered twice")
+        CONDITIONS[name] = Condition(name, fn, _doc(fn), needs_next)
         return fn
 
     return register

@@ -150,3 +150,15 @@ def test_the_runner_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPa
 def test_shipped_model_files_all_pass_the_registry() -> None:
     for p in sorted(loaders_dir().glob("*.toml")):
         load_model(p)
+
+
+def test_registering_twice_or_with_undeclared_parameters_fails() -> None:
+    from fwtools.uefi.registry import condition, operation
+
+    with pytest.raises(ValueError, match="operation run"):
+        operation("run")(lambda r, s: None)
+    with pytest.raises(ValueError, match="undeclared parameters \\['colour'\\]"):
+        operation("paint", required=("colour",))(lambda r, s: None)
+    assert "paint" not in OPERATIONS
+    with pytest.raises(ValueError, match="condition map"):
+        condition("map")(lambda r: True)
