@@ -45,8 +45,8 @@ from typing import Any, Final
 from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, version_tuple
-from fwtools.uefi.loader_model import LoaderModel, Match, Step
 from fwtools.uefi.operations import COMMON_ARGS, CONDITIONS, OPERATIONS, check_step
+from fwtools.uefi.registry import LoaderModel, Match, Step
 
 __all__ = ["COMMON_ARGS", "CONDITIONS", "FAMILIES", "OPERATIONS", "Identity", "LoaderModel",
            "Match", "Step", "identify", "load_model", "loaders_dir", "matches", "model_by_name",

@@ -1,4 +1,5 @@
-"""The registry of loader operations and conditions: each declared once, by name.
+"""Loader models as data, and the registry of the operations and conditions their steps
+name: each declared once, by name.
 
 A loader model's steps (``policies/loaders/*.toml``, read by :mod:`fwtools.uefi.loaders`)
 name an operation (``op``) and the conditions (``when``) under which it runs.
@@ -13,14 +14,54 @@ which fills them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
 
 from fwtools.errors import UsageError
 from fwtools.paging import MemAttr
 from fwtools.uefi.firmware import ACCESS, STOP_CODES
-from fwtools.uefi.loader_model import Step
 from fwtools.uefi.memtypes import MemoryType
+
+# ---- loader models as data (read by uefi/loaders.py, run by uefi/operations.py) --------
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a model: an operation (a key of ``operations.OPERATIONS``), its
+    arguments, and the conditions (keys of ``operations.CONDITIONS``, ``!`` negates) that
+    must all hold for it to run."""
+
+    op: str
+    args: dict[str, Any]
+    when: tuple[str, ...] = ()
+    note: str = ""
+    explain: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Match:
+    min_version: tuple[int, ...] | None = None
+    below_version: tuple[int, ...] | None = None
+    vendors: tuple[str, ...] = ()
+    arch: str | None = None
+    kernel: str | None = None
+    min_section_alignment: int | None = None
+    max_section_alignment: int | None = None
+    nx_compat: bool | None = None
+
+
+@dataclass(frozen=True)
+class LoaderModel:
+    name: str
+    family: str
+    description: str
+    priority: int
+    match: Match
+    steps: tuple[Step, ...]
+    loader_steps: tuple[Step, ...] = ()
+    sources: tuple[str, ...] = ()
+    path: str = field(default="", compare=False)
+
 
 # ---- the registry ------------------------------------------------------------------------
 
@@ -29,8 +70,7 @@ Handler = Callable[[Any, Step], None]
 Predicate = Callable[[Any], bool]
 
 
-@dataclass(frozen=True)
-class Operation:
+class Operation(NamedTuple):  # NamedTuple: a tenth of a dataclass's class-creation time
     """A step kind: the arguments it needs and may take, and the code that runs it."""
 
     name: str
@@ -40,8 +80,7 @@ class Operation:
     doc: str
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     """A ``when`` name: the predicate over the replay's state that decides it."""
 
     name: str

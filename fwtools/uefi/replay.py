@@ -7,7 +7,7 @@ to the kernel proper. The first access the MMU would refuse ends the replay with
 ``faults``; a refused load ends it with ``refused``; otherwise the chain ``boots``.
 
 The operations a step can name and the conditions it can test are declared once, in
-:mod:`fwtools.uefi.operations`; the result types are in :mod:`fwtools.uefi.result`.
+:mod:`fwtools.uefi.operations`, with the result types.
 """
 
 from __future__ import annotations
@@ -18,11 +18,17 @@ from typing import Any, Final
 
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, load_stage
-from fwtools.uefi.loader_model import LoaderModel
 from fwtools.uefi.loaders import Identity, model_by_name, select_model, shipped_models
-from fwtools.uefi.operations import Runner
+from fwtools.uefi.operations import (
+    MemoryRange,
+    Replay,
+    Runner,
+    StageInfo,
+    Verdict,
+    memory_view,
+)
 from fwtools.uefi.profile import Arch, FirmwareProfile, load_firmware
-from fwtools.uefi.result import MemoryRange, Replay, StageInfo, Verdict, memory_view
+from fwtools.uefi.registry import LoaderModel
 
 __all__ = ["MemoryRange", "Replay", "StageInfo", "Verdict", "chain_arch", "memory_view",
            "replay", "replay_files"]

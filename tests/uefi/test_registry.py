@@ -141,8 +141,7 @@ def test_the_runner_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPa
         seen.append(runner.stage_name(runner.index))
         original.handler(runner, step)
 
-    monkeypatch.setitem(OPERATIONS, "run", original.__class__(
-        original.name, original.required, original.optional, spy, original.doc))
+    monkeypatch.setitem(OPERATIONS, "run", original._replace(handler=spy))
     replay_files([app], firmware=load_firmware("ovmf"))
     assert seen == ["app"]
 
