@@ -246,10 +246,11 @@ def check_step(raw: Mapping[str, Any], where: str) -> Step:
                 raise UsageError(f"{where}: {problem}")
             raise UsageError(f"{where}: op {op}: {key} {problem}")
     when = raw.get("when", [])
-    if not isinstance(when, list) or not all(
-        isinstance(c, str) and c.removeprefix("!") in CONDITIONS for c in when
-    ):
-        raise UsageError(f"{where}: when must list conditions from {', '.join(CONDITIONS)}")
+    bad = [c for c in when if not (isinstance(c, str) and c.removeprefix("!") in CONDITIONS)] \
+        if isinstance(when, list) else [when]
+    if bad:
+        raise UsageError(f"{where}: when must list conditions, not {bad[0]!r} (one of "
+                         f"{', '.join(CONDITIONS)}; \"!\" negates one)")
     for text in ("note", "explain", "fix"):
         if not isinstance(raw.get(text, ""), str):
             raise UsageError(f"{where}: {text} must be a string")

@@ -114,8 +114,10 @@ def test_a_missing_required_argument_is_refused(tmp_path: Path, op: str) -> None
         ('op = "attrs"\nrange = "b"\ngrant = "r"\nrevoke = "w"\nunaligned = "maybe"',
          "unaligned must be one of"),
         ('op = "place"\ninto = "b"\nrelocate = 1', "relocate must be true or false"),
-        ('op = "run"\nwhen = ["next.sunny"]', "when must list conditions"),
-        ('op = "run"\nwhen = ["!"]', "when must list conditions"),
+        ('op = "run"\nwhen = ["map", "next.sunny"]', "not 'next.sunny'"),
+        ('op = "run"\nwhen = ["!"]', "not '!'"),
+        ('op = "run"\nwhen = ["!!map"]', "not '!!map'"),
+        ('op = "run"\nwhen = "map"', "when must list conditions"),
         ('op = "teleport"', "unknown op 'teleport'"),
     ],
 )
