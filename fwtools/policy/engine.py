@@ -55,7 +55,12 @@ def check_facts(facts: PeFacts, path: str, profile: Profile, options: Options) -
     arch, kind = arch_name(facts), image_type(facts)
     for cfg in profile.active:
         if cfg.id in CHAIN_RULES:
-            continue  # judged across files by add_chain_results
+            # judged across files by add_chain_results, on a view of these facts
+            from fwtools.uefi.image import stage_from_pe
+
+            report.stage = stage_from_pe(facts.image, special=facts.special,
+                                         kernel=facts.kernel)
+            continue
         rule = RULES[cfg.id]
         ctx = Context(facts, cfg.params_for(arch, kind), options.sbat_level,
                       options.sbat_level_source)

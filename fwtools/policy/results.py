@@ -13,8 +13,12 @@ import fnmatch
 import os
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from fwtools._base.severity import Severity
+
+if TYPE_CHECKING:
+    from fwtools.uefi.image import StageImage
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,6 @@ class FileReport:
     """Rule ids that judged this file (passed or not), in profile order."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Rule id -> why it did not apply."""
+    stage: StageImage | None = field(default=None, repr=False, compare=False)
+    """The file as a boot-chain stage, from the same parse as its facts (only when the
+    profile replays chains)."""

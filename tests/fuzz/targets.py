@@ -218,6 +218,15 @@ def _replay_two_ways(stage: StageImage, profile: FirmwareProfile) -> None:
         except FwError:
             continue  # e.g. a chain mixing architectures: a usage error
         assert r.verdict in ("boots", "faults", "refused"), r.verdict
+        # why it stopped is data that agrees with the verdict and the faults
+        assert (r.stop is None) == (r.verdict == "boots"), (r.verdict, r.stop)
+        if r.stop is not None:
+            assert r.stop.verdict == r.verdict
+            assert 0 <= r.stop.stage_index <= len(r.stages)
+            assert (r.stop.code == "fault") == bool(r.faults)
+        for f in r.faults:
+            assert r.stop is not None and f.stage_index == r.stop.stage_index
+            assert f.code >= 0 and f.fault.startswith(f.summary)
 
 
 def target_bootchain(data: bytes) -> None:

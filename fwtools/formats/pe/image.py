@@ -202,6 +202,8 @@ class PeImage:
         self.major_linker_version = int(oh.MajorLinkerVersion)
         self.minor_linker_version = int(oh.MinorLinkerVersion)
         self.size_of_code = int(oh.SizeOfCode)
+        # 1 or more in a Linux EFI stub with LINUX_INITRD_MEDIA (5.8+), which systemd-stub checks
+        self.major_image_version = int(oh.MajorImageVersion)
         self.entry_point = int(oh.AddressOfEntryPoint)
         self.image_base = int(oh.ImageBase)
         self.section_alignment = int(oh.SectionAlignment)
