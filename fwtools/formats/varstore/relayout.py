@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from fwtools.errors import UsageError
 from fwtools.formats.varstore import layout as lay
 
 if TYPE_CHECKING:
@@ -54,14 +55,24 @@ def relayout(store: VariableStore, layout: str | StoreLayout) -> VariableStore:
     :class:`~fwtools.formats.varstore.edk2.VariableTooLargeError` for a variable over the
     new layout's limits, :class:`~fwtools.formats.varstore.edk2.StoreFullError` when the
     variables do not fit, and :class:`~fwtools.errors.UsageError` for an unknown layout or
-    one that cannot be made blank.
+    one that cannot be made blank or belongs to the other machine (OVMF's and ArmVirt's
+    stores are not interchangeable: their firmware is not).
     """
     from fwtools.formats.varstore.edk2 import DamagedStoreError, StoreFullError, VariableStore
 
+    target = lay.layout_by_name(layout) if isinstance(layout, str) else layout
+    if target is None:
+        raise UsageError(f"unknown variable store layout {layout!r} (known: "
+                         f"{', '.join(t.name for t in TARGETS)})")
+    current = store.layout
+    if current.name in lay.LAYOUTS and current.x86_flash != target.x86_flash:
+        raise UsageError(f"layout {target.name} belongs to {_machine(target)}, this store "
+                         f"({current.name}) to {_machine(current)}; their firmware is not "
+                         "interchangeable")
     damage = [i for i in store.check() if i.severity == "error"]
     if damage:
         raise DamagedStoreError(damage)
-    new = VariableStore.blank(layout, authenticated=store.authenticated)
+    new = VariableStore.blank(target, authenticated=store.authenticated)
     for variable in store.reclaim_order():
         if variable.name:  # a NameSize-2 record, which no SetVariable creates, is dropped
             new.set(variable)
@@ -69,6 +80,10 @@ def relayout(store: VariableStore, layout: str | StoreLayout) -> VariableStore:
         raise StoreFullError(new.used_space(), new.layout.capacity,
                              f"{len(new)} variables in layout {new.layout.name}")
     return new
+
+
+def _machine(layout: StoreLayout) -> str:
+    return "OVMF (x86 QEMU flash)" if layout.x86_flash else "ArmVirt (AArch64 QEMU flash)"
 
 
 def limit_of(layout: StoreLayout, pcd: str) -> int | None:
