@@ -446,11 +446,11 @@ def convert(source: str, output: str, fmt: str | None, layout: str | None,
     from fwtools._base.atomic import atomic_write
     from fwtools.formats.varstore.storeio import format_for_output, load_store, store_bytes
 
+    if template is not None and layout is not None:
+        fail("give --layout or --template, not both")
     loaded = load_store(source)
     if template is not None and loaded.store is not None:
         fail(f"--template is for JSON input; {source} is already a {loaded.format} store")
-    if template is not None and layout is not None:
-        fail("give --layout or --template, not both")
     out_fmt = format_for_output(output, fmt, loaded.format)
     if out_fmt == loaded.format and fmt is None and layout is None and Path(output).suffix == "":
         fail(f"say which format {output} should have: --format raw|qcow2|json")
