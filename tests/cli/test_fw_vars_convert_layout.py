@@ -60,7 +60,7 @@ def test_2m_store_to_4m_layout_keeps_every_variable_then_takes_the_dbx(
     updated = load_store(big)
     assert updated.store is not None and updated.store.layout.name == "ovmf-4m-528k"
     dbx_old = before.get("dbx", guids.EFI_IMAGE_SECURITY_DATABASE)
-    dbx_new = [v for v in updated.variables if v.name == "dbx"][0]
+    dbx_new = next(v for v in updated.variables if v.name == "dbx")
     assert dbx_old is not None and len(dbx_new.data) > len(dbx_old.data) + 10000
     assert dbx_new.data.startswith(dbx_old.data)  # an append write keeps what was there
     rest = [stored(v) for v in updated.variables if v.name != "dbx"]
@@ -113,7 +113,7 @@ def test_json_input_with_layout_builds_on_it(corpus: Any, tmp_path: Path) -> Non
     code, _, _ = run("convert", corpus.ovmf("bookworm", "OVMF_VARS.ms.fd"), doc)
     assert code == 0 and json.loads(doc.read_text())["schema"]
     out = tmp_path / "from-json.fd"
-    code, out_text, err = run("convert", doc, out, "--layout", "ovmf-4m")
+    code, _, err = run("convert", doc, out, "--layout", "ovmf-4m")
     assert code == 0, err
     built = load_store(out)
     assert built.store is not None and built.store.layout.name == "ovmf-4m-528k"

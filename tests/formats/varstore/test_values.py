@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def test_encodings(kind: str, text: str, data: bytes) -> None:
     ("string", "h\u00e9"), ("hex", "0g"), ("hex", "abc"),
 ])
 def test_invalid_values_name_the_option(kind: str, text: str) -> None:
-    with pytest.raises(UsageError, match=f"--{kind} "):
+    with pytest.raises(UsageError, match=re.escape(f"--{kind} {text!r}")):
         encode_value(kind, text)
 
 
