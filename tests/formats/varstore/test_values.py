@@ -35,7 +35,7 @@ def test_file_and_unknown_kind(tmp_path: Path) -> None:
     raw = tmp_path / "data.bin"
     raw.write_bytes(b"\x00\x01")
     assert encode_value("file", str(raw)) == b"\x00\x01"
-    with pytest.raises(FwIOError, match="missing.bin"):
+    with pytest.raises(FwIOError, match=r"missing\.bin"):
         encode_value("file", str(tmp_path / "missing.bin"))
     with pytest.raises(UsageError, match="unknown value kind"):
         encode_value("float", "1.5")
