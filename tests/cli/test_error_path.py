@@ -298,3 +298,14 @@ def test_failed_dbx_verification_is_a_verdict(corpus: Any, tmp_path: Path) -> No
     assert code == 1, err
     line = one_error_line(err)
     assert line.startswith(f"error: {update}: db update not applied")
+
+
+def test_sbat_level_with_a_bad_escape_is_one_line(tmp_path: Path) -> None:
+    """``--level '\\x'``: the unicode_escape decoding raised UnicodeDecodeError, a traceback
+    (found while removing the call() wrappers)."""
+    out = tmp_path / "out.fd"
+    code, _, err = invoke(fw_vars, "sbat-level", TD / "varstore/normal-format.fd", "--level",
+                          "\\x", "-o", out)
+    assert code == 2
+    assert one_error_line(err).startswith("error: --level '\\\\x': ")
+    assert not out.exists()
