@@ -13,6 +13,7 @@ from fwtools.errors import FwError, VerificationError
 if TYPE_CHECKING:
     import uuid
 
+T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Input files are opened by fwtools itself, which reports an unreadable one in a single
@@ -82,6 +83,23 @@ class Command(click.Command):
 
 class Group(Command, click.Group):
     """A click group whose usage errors (its own and its subcommands') are one line."""
+
+
+def load_all(paths: Sequence[str], load: Callable[[str], T]) -> list[T]:
+    """``load`` of every input of a batch that ends in one write (a merge, an enrolment, a
+    set of trust anchors): each input that cannot be read gets its own ``error:`` line and
+    the others are still read, then the command stops with exit 2 before writing anything."""
+    loaded: list[T] = []
+    failed = False
+    for path in paths:
+        try:
+            loaded.append(load(path))
+        except FwError as exc:
+            click.echo(f"error: {exc.with_path(path)}", err=True)
+            failed = True
+    if failed:
+        sys.exit(EXIT_INPUT)
+    return loaded
 
 
 def guid_arg(text: str, option: str) -> uuid.UUID:

@@ -17,6 +17,7 @@ from fwtools.cli.common import (
     edit_target,
     fail,
     guid_arg,
+    load_all,
     print_json,
     with_options,
 )
@@ -57,21 +58,10 @@ def _write(db: SignatureDatabase, output: str) -> None:
 
 
 def _load_each(paths: tuple[str, ...], *, describe: bool = True) -> list[SigdbInput]:
-    """Every input of a batch, loaded; each unreadable one is reported on its own line and
-    the rest are still read, then the batch stops (exit 2) before anything is written."""
+    """Every input of a batch (each bad one reported; then exit 2, nothing written)."""
     from fwtools.crypto.sigdb_inputs import load_input
-    from fwtools.errors import FwError
 
-    items, failed = [], 0
-    for path in paths:
-        try:
-            items.append(load_input(path, describe=describe))
-        except FwError as exc:
-            click.echo(f"error: {exc.with_path(path)}", err=True)
-            failed += 1
-    if failed:
-        sys.exit(EXIT_INPUT)
-    return items
+    return load_all(paths, lambda path: load_input(path, describe=describe))
 
 
 def _merged(paths: tuple[str, ...]) -> SignatureDatabase:
@@ -111,13 +101,13 @@ def _add_entries(
 ) -> SignatureDatabase:
     from fwtools.crypto.x509info import load_certificates
 
-    for path in certs:
-        for der in load_certificates(path):
+    for ders in load_all(certs, load_certificates):
+        for der in ders:
             db = db.add_certificate(der, owner)
     for text in hashes:
         db = db.add_hash(_hash_bytes(text), owner)
-    for path in images:
-        db = db.add_hash(_image_digest(path), owner)
+    for digest in load_all(images, _image_digest):
+        db = db.add_hash(digest, owner)
     return db
 
 
@@ -241,8 +231,8 @@ def remove(database: str, output: str | None, in_place: bool, hashes: tuple[str,
     target = edit_target(database, output, in_place)
     if not (hashes or images or certs or subjects or owners):
         fail("nothing to remove: give --hash, --image, --cert, --subject or --owner")
-    digests = {_hash_bytes(h) for h in hashes} | {_image_digest(p) for p in images}
-    ders = {der for path in certs for der in load_certificates(path)}
+    digests = {_hash_bytes(h) for h in hashes} | set(load_all(images, _image_digest))
+    ders = {der for found in load_all(certs, load_certificates) for der in found}
     owner_ids = {guid_arg(o, "--owner") for o in owners}
     wanted = set(subjects)
 
@@ -417,11 +407,10 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
     from fwtools.report.sigdb_json import verify_document, verify_json
 
     anchors: list[bytes] = []
-    for path in certs:
-        item = _load(path, describe=False)
+    for item in _load_each(certs, describe=False):
         found = [e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509]
         if not found:
-            fail(f"{path}: holds no certificate")
+            fail(f"{item.path}: holds no certificate")
         anchors.extend(found)
     if vars_store:
         from fwtools.crypto.secureboot import store_update_anchors

@@ -17,6 +17,7 @@ from fwtools.cli.common import (
     Group,
     fail,
     guid_arg,
+    load_all,
     print_json,
 )
 from fwtools.cli.fw_vars_boot import boot
@@ -24,6 +25,7 @@ from fwtools.cli.fw_vars_boot import boot
 if TYPE_CHECKING:
     import uuid
 
+    from fwtools.crypto.sigdb_inputs import SigdbInput
     from fwtools.formats.varstore.edk2 import Variable
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STORE = INPUT_FILE
@@ -222,9 +224,12 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
                                timestamp=parse_time(timestamp))
     if pk is not None:
         request.pk = (_pk_certificate(pk, pk_key_out), own)
-    request.kek = _databases(keks, own)
-    request.db = _databases(dbs, own)
-    request.dbx = _databases(dbxs, own)
+    from fwtools.crypto.sigdb_inputs import load_input
+
+    items = load_all([*keks, *dbs, *dbxs], load_input)  # every bad one reported
+    request.kek = _databases(items[: len(keks)], own)
+    request.db = _databases(items[len(keks) : len(keks) + len(dbs)], own)
+    request.dbx = _databases(items[len(keks) + len(dbs) :], own)
     if microsoft:
         ms = guids.MICROSOFT
         kek = sb.microsoft_kek(kek_years)
@@ -269,19 +274,17 @@ def _pk_certificate(spec: str, key_out: str | None) -> bytes:
     return certs[0]
 
 
-def _databases(paths: tuple[str, ...], owner: uuid.UUID) -> Any:
+def _databases(items: list[SigdbInput], owner: uuid.UUID) -> Any:
     """Certificates, signature lists or .auth payloads, as one database."""
-    from fwtools.crypto.sigdb_inputs import load_input
     from fwtools.formats.efi.siglist import SignatureDatabase
 
     db = SignatureDatabase(())
-    for path in paths:
-        item = load_input(path)
+    for item in items:
         if item.auth_error:
-            fail(f"{path}: {item.auth_error}")
+            fail(f"{item.path}: {item.auth_error}")
         incoming = item.database
         if not incoming.lists:
-            fail(f"{path}: holds no certificate or signature list")
+            fail(f"{item.path}: holds no certificate or signature list")
         if item.format == "certificate":
             # Plain certificates get the requested owner rather than the nil GUID.
             for _i, _j, _sl, entry in incoming.entries():
@@ -309,7 +312,7 @@ def dbx(store: str, update: str, certs: tuple[str, ...], force: bool, var_name: 
     from fwtools.errors import ParseError, VerificationError
 
     blob = read_file(update)
-    anchors = [d for c in certs for d in load_certificates(c)] or None
+    anchors = [d for found in load_all(certs, load_certificates) for d in found] or None
     with editing(store, template) as (loaded, st):
         if anchors is None and not force:
             from fwtools.crypto.secureboot import store_update_anchors

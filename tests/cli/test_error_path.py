@@ -309,3 +309,30 @@ def test_sbat_level_with_a_bad_escape_is_one_line(tmp_path: Path) -> None:
     assert code == 2
     assert one_error_line(err).startswith("error: --level '\\\\x': ")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("tool", "argv"), [
+    ("fw-sigdb", ["create", "-o", "{OUT}", "--cert", "{BAD1}", "--cert", "{GOOD}",
+                  "--cert", "{BAD2}"]),
+    ("fw-sigdb", ["merge", "{BAD1}", "{GOOD}", "{BAD2}", "-o", "{OUT}"]),
+    ("fw-sigdb", ["verify", str(DBX_UPDATE), "--cert", "{BAD1}", "--cert", "{BAD2}"]),
+    ("fw-vars", ["enroll", str(TD / "varstore/normal-format.fd"), "--kek", "{BAD1}",
+                 "--kek", "{GOOD}", "--db", "{BAD2}", "-o", "{OUT}"]),
+    ("fw-vars", ["dbx", str(TD / "varstore/normal-format.fd"), str(DBX_UPDATE),
+                 "--cert", "{BAD1}", "--cert", "{BAD2}", "-o", "{OUT}"]),
+], ids=lambda x: x if isinstance(x, str) else x[0])
+def test_inputs_written_as_one_are_all_reported(tool: str, argv: list[str],
+                                                tmp_path: Path) -> None:
+    """A batch that ends in one write reports every unreadable input, then writes nothing."""
+    bad1, bad2 = tmp_path / "bad1.der", tmp_path / "bad2.der"
+    bad1.write_bytes(b"\x30\x03\x02\x01")
+    bad2.write_bytes(b"not a certificate")
+    out = tmp_path / "out.bin"
+    words = {"{BAD1}": str(bad1), "{BAD2}": str(bad2), "{OUT}": str(out),
+             "{GOOD}": str(MS / "certs/kek/MicCorKEKCA2011_2011-06-24.der")}
+    code, _, err = invoke(TOOLS[tool], *[words.get(a, a) for a in argv])
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
+    assert str(bad1) in lines[0] and str(bad2) in lines[1]
+    assert not out.exists()
