@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from fwtools.errors import UsageError
+from fwtools.errors import FwError, UsageError
 from fwtools.formats.varstore import layout as lay
 
 if TYPE_CHECKING:
@@ -58,6 +58,13 @@ def relayout(store: VariableStore, layout: str | StoreLayout) -> VariableStore:
     one that cannot be made blank or belongs to the other machine (OVMF's and ArmVirt's
     stores are not interchangeable: their firmware is not).
     """
+    try:
+        return _relayout(store, layout)
+    except FwError as exc:  # about this store: say which file it is
+        raise (exc.with_path(store.path) if store.path else exc) from None
+
+
+def _relayout(store: VariableStore, layout: str | StoreLayout) -> VariableStore:
     from fwtools.formats.varstore.edk2 import DamagedStoreError, StoreFullError, VariableStore
 
     target = lay.layout_by_name(layout) if isinstance(layout, str) else layout
