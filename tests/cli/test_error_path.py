@@ -336,3 +336,25 @@ def test_inputs_written_as_one_are_all_reported(tool: str, argv: list[str],
     assert len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
     assert str(bad1) in lines[0] and str(bad2) in lines[1]
     assert not out.exists()
+
+
+def test_a_full_store_names_the_larger_layout(tmp_path: Path) -> None:
+    import uuid
+
+    from fwtools.formats.varstore import layout as lay
+    from fwtools.formats.varstore.edk2 import Variable, VariableStore
+
+    vendor = uuid.UUID("11111111-2222-3333-4444-555555555555")
+    store = VariableStore.blank(lay.OVMF_2M)
+    for i in range(7):  # 7 records of ~8 KiB: 56.7 KiB of the 2M build's 57244 bytes
+        store.set(Variable(f"Fill{i}", vendor, 0x07, bytes([i]) * 8000))
+    path = tmp_path / "full.fd"
+    path.write_bytes(store.to_bytes())
+    out = tmp_path / "out.fd"
+    code, _, err = invoke(fw_vars, "set", path, "OneMore", "--guid", str(vendor), "--hex",
+                          "00" * 2000, "-o", out)
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith(f"error: {path}: variable store full: ")
+    assert f"'fw-vars convert {path} NEW.fd --layout ovmf-4m-528k'" in line
+    assert not out.exists()
