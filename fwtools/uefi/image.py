@@ -125,7 +125,7 @@ def stage_from_pe(img: PeImage, *, special: Sequence[SpecialSection] | None = No
                   kernel: object = _UNSET) -> StageImage:
     """The stage image of a parsed PE. ``special`` and ``kernel`` (a ``KernelInfo`` or None)
     are the decoded special sections and kernel header when the caller already has them (as
-    ``fwtools.policy.pe_facts.collect_facts`` does); otherwise they are decoded here, with
+    ``fwtools.policy.collect.collect_facts`` does); otherwise they are decoded here, with
     the same decoders."""
     from fwtools.formats.pe.reloc import relocated_pages
     from fwtools.formats.pe.special import embedded_pe

@@ -774,7 +774,7 @@ def decode_variable(name: str, guid: uuid.UUID, data: bytes) -> Decoded | None:
         text = f"{structure}: {message}" if structure else str(message)
         return DecodedInvalid(kind, text, offset, f"malformed: {text}")
     except Exception as exc:  # the contract is "never raises"; tests fuzz for these
-        text = f"internal error: {type(exc).__name__}: {exc}"
+        text = f"internal error: {exc.__class__.__name__}: {exc}"
         return DecodedInvalid(kind, text, None, text)
 
 

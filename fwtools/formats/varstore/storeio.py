@@ -142,7 +142,9 @@ def _parse_or_format(data: bytes, name: str) -> tuple[VariableStore, str | None]
     except BlankStoreError as exc:
         if exc.layout is None:
             raise
-        return VariableStore.blank(exc.layout), exc.message
+        store = VariableStore.blank(exc.layout)
+        store.path = name  # the file it stands for, for errors about it
+        return store, exc.message
 
 
 def store_bytes(
