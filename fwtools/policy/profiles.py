@@ -114,7 +114,7 @@ def _load(path: Path, depth: int) -> Profile:
         try:
             parent_path = _resolve(parent_ref, path.parent)
         except UsageError as exc:
-            raise UsageError(f"{path}: {exc}") from None
+            raise exc.with_path(str(path)) from None
         parent = _load(parent_path, depth + 1)
         base = dict(parent.rules)
         chain = (*parent.chain, parent.name)

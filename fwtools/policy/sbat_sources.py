@@ -53,7 +53,7 @@ def from_store(path: str) -> tuple[SbatLevel, str]:
     try:
         return parse_sbat_level(bytes(var.data)), f"variable SbatLevel in {path}"
     except FwError as exc:
-        raise UsageError(f"{path}: variable SbatLevel: {exc}") from None
+        raise exc.with_path(path).with_hint("in the store's SbatLevel variable") from None
 
 
 def from_shim(spec: str) -> tuple[SbatLevel, str]:
