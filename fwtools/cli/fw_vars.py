@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from fwtools.cli import fw_vars_audit
 from fwtools.cli._varstore import default_guid, edit_options, open_store, save_store
 from fwtools.cli.common import (
     EXIT_FINDINGS,
@@ -575,6 +576,7 @@ def check(stores: tuple[str, ...], as_json: bool) -> None:
 
 
 cli.add_command(boot)
+cli.add_command(fw_vars_audit.audit)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ and a libvirt connection (``virsh``).
 Directories are walked in sorted order. A file found there is audited when it looks like a
 store: qcow2 magic, a JSON document naming ``variables``, a size that is one of the known
 layouts' (``fwtools.formats.varstore.LAYOUTS``), or a name as libvirt and Debian give stores
-(``*VARS*``, ``*.nvram``), so that a damaged VM store is reported rather than passed over.
+(``*_VARS*.fd``, ``*.nvram``), so that a damaged VM store is reported rather than passed over.
 Everything else in a directory (firmware code images, READMEs) is skipped. A file named on
 the command line is always audited.
 
@@ -17,6 +17,7 @@ refused before parsing, so no entity is ever expanded.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ LIBVIRT_ARCH: Final[dict[str, str]] = {
     "armv6l": "arm",
 }
 _QCOW2_MAGIC: Final = b"QFI\xfb"
+# Store names as libvirt (<domain>_VARS.fd), Debian (OVMF_VARS_4M.ms.fd) and others give them.
+_STORE_NAME: Final = re.compile(r"(^|[_.-])vars([_.-]|$)|\.nvram$")
+_STORE_EXTENSIONS: Final = frozenset({"", ".fd", ".raw", ".bin", ".img", ".qcow2", ".qcow",
+                                      ".json", ".nvram", ".vars"})
 _VIRSH_TIMEOUT: Final = 60
 
 
@@ -56,25 +61,28 @@ class StoreRef:
 def _store_sizes() -> frozenset[int]:
     from fwtools.formats.varstore import LAYOUTS
 
-    return frozenset(layout.total_size for layout in LAYOUTS)
+    return frozenset(layout.total_size for layout in LAYOUTS.values())
 
 
 def looks_like_store(path: str, sizes: frozenset[int] | None = None) -> bool:
     """Whether a file found in a directory is worth auditing (see the module docstring)."""
     name = os.path.basename(path).lower()
-    if "vars" in name or name.endswith(".nvram"):
+    ext = os.path.splitext(name)[1]
+    if _STORE_NAME.search(name) and ext in _STORE_EXTENSIONS:
         return True
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
-        return name.endswith((".fd", ".qcow2", ".json"))
+        return False
     if head.startswith(_QCOW2_MAGIC):
         return True
-    if name.endswith(".json"):
+    if ext == ".json":
         return b'"variables"' in head
-    return size in (sizes if sizes is not None else _store_sizes())
+    # A file only sized like a store must also start with a firmware volume (FV signature at
+    # 0x28): AAVMF_CODE.fd and QEMU_EFI.fd are 64 MiB too.
+    return size in (sizes if sizes is not None else _store_sizes()) and head[0x28:0x2C] == b"_FVH"
 
 
 def _looks_like_domain(path: str) -> bool:
