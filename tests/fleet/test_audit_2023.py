@@ -28,7 +28,7 @@ def test_2023_update_flips_trusts_and_clears_findings(tmp_path: Path) -> None:
     assert before.error is None and before.pk is not None and before.pk.owner == "custom"
     assert {k for k, v in before.trusts.items() if v} == {"kek-2011", "windows-pca-2011",
                                                            "uefi-ca-2011"}
-    assert REFUSALS <= codes(before)
+    assert codes(before) >= REFUSALS
     after = audit_store(str(update_2023(tmp_path / "vm2011_VARS.fd",
                                         tmp_path / "vm2023_VARS.fd")), now=NOW)
     assert all(after.trusts.values())
@@ -106,7 +106,7 @@ def test_debian_ms_store_updated(corpus: Any, tmp_path: Path) -> None:
     shutil.copyfile(corpus.ovmf("trixie", "OVMF_VARS_4M.ms.fd"), original)
     before = audit_store(str(original), now=NOW)
     after = audit_store(str(update_2023(original, tmp_path / "new.fd")), now=NOW)
-    assert REFUSALS <= codes(before) and not REFUSALS & codes(after)
+    assert codes(before) >= REFUSALS and not REFUSALS & codes(after)
     assert after.pk is not None and after.pk.owner == "distribution"
     assert [k for k, v in before.trusts.items() if not v] == [
         "kek-2023", "windows-uefi-ca-2023", "uefi-ca-2023", "option-rom-ca-2023"]
