@@ -122,3 +122,58 @@ def test_many_stores_in_a_pool(tmp_path: Path) -> None:
     assert [Path(s["path"]).name for s in doc["stores"]] == [f"vm{i:02d}_VARS.fd"
                                                              for i in range(20)]
     assert all(s["trusts"]["uefi-ca-2011"] for s in doc["stores"])
+
+
+FAKE_VIRSH = """#!/bin/sh
+# A stand-in for virsh: two UEFI domains (one running) and one BIOS domain.
+shift 2  # -c URI
+case "$1" in
+  list) printf 'web\\ndb\\nold\\n\\n' ;;
+  domstate) if [ "$2" = web ]; then echo running; else echo 'shut off'; fi ;;
+  dumpxml)
+    if [ "$2" = old ]; then echo "<domain><name>old</name><os><type>hvm</type></os></domain>";
+    else echo "<domain><name>$2</name><os><type arch='x86_64'>hvm</type><loader>/c</loader>\\
+<nvram format='raw'>STORES/$2_VARS.fd</nvram></os></domain>"; fi ;;
+  *) echo "unexpected $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def test_libvirt_uri_through_virsh(tmp_path: Path, monkeypatch: Any) -> None:
+    stores = tmp_path / "nvram"
+    stores.mkdir()
+    store_2011(stores, "web_VARS.fd")
+    update_2023(store_2011(stores, "old2011.fd"), stores / "db_VARS.fd")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    virsh = bindir / "virsh"
+    virsh.write_text(FAKE_VIRSH.replace("STORES", str(stores)))
+    virsh.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    code, doc = audit_json("--libvirt", "qemu:///system")
+    assert code == 1
+    assert [(s["vm"], s["running"]) for s in doc["stores"]] == [("web", True), ("db", False)]
+    assert doc["stores"][1]["trusts"]["uefi-ca-2023"] is True
+    assert doc["stores"][0]["dbx"]["architecture_from"].startswith("the domain")
+
+
+def test_libvirt_without_virsh(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, _, err = run("--libvirt", "qemu:///system")
+    assert code == 2 and "virsh" in err
+
+
+def test_debian_corpus_through_the_command(corpus: Any, tmp_path: Path) -> None:
+    """The Debian AAVMF directories of both suites (bookworm's all-zero AAVMF_VARS.fd among
+    them), qcow2 copies beside: every store a row, the zero file a clean error."""
+    bookworm = corpus.aavmf("bookworm", "AAVMF_VARS.fd").parent
+    trixie = corpus.ovmf("trixie", "OVMF_VARS_4M.ms.fd")
+    fw_vars_convert = CliRunner().invoke(cli, ["convert", str(trixie), str(tmp_path / "t.qcow2")])
+    assert fw_vars_convert.exit_code == 0
+    code, doc = audit_json(bookworm, tmp_path / "t.qcow2")
+    rows = {Path(s["path"]).name: s for s in doc["stores"]}
+    assert set(rows) == {"AAVMF_VARS.fd", "AAVMF_VARS.ms.fd", "AAVMF_VARS.snakeoil.fd", "t.qcow2"}
+    assert "no variable store" in rows["AAVMF_VARS.fd"]["error"]
+    assert rows["t.qcow2"]["format"] == "qcow2" and rows["t.qcow2"]["pk"]["owner"] == "distribution"
+    assert rows["AAVMF_VARS.ms.fd"]["dbx"]["architecture"] == "aarch64"
+    assert code == 1
