@@ -124,3 +124,24 @@ def test_other_containers(tmp_path: Path, fmt: str) -> None:
     assert audit.trusts == raw.trusts and codes(audit) == codes(raw)
     if fmt == "json":
         assert audit.dbx is not None and "no flash layout" in audit.dbx.architecture_from
+
+
+def test_sbat_level_against_the_latest_published(tmp_path: Path) -> None:
+    from fwtools.fleet.known import latest_sbat_level
+
+    latest = latest_sbat_level()
+    assert latest is not None
+    store = store_2011(tmp_path)
+    old = tmp_path / "old_VARS.fd"
+    fw_vars("sbat-level", store, "--level", "sbat,1,2022111500\\nshim,2\\ngrub,3\\n", "-o", old)
+    audit = audit_store(str(old), now=NOW)
+    assert audit.sbat_level is not None and audit.sbat_level.datestamp == "2022111500"
+    assert not audit.sbat_level.current
+    assert f"grub 3 < {latest.generations['grub']}" in audit.sbat_level.outdated
+    assert "sbat-level-outdated" in codes(audit)
+    text = "".join(f"{k},{v}\\n" for k, v in latest.generations.items())
+    new = tmp_path / "new_VARS.fd"
+    fw_vars("sbat-level", store, "--level", f"sbat,1,{latest.datestamp}\\n{text}", "-o", new)
+    audit = audit_store(str(new), now=NOW)
+    assert audit.sbat_level is not None and audit.sbat_level.current
+    assert not {"sbat-level-outdated", "sbat-level-missing"} & codes(audit)
