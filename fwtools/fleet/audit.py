@@ -170,12 +170,12 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None) ->
     if loaded.blank_template:
         # Debian 12's AAVMF_VARS.fd: 64 MiB of zeros. There is no store to audit yet; the
         # firmware formats one (empty, Setup Mode) at first boot.
-        return _failed(replace_format(base, loaded),
+        return _failed(_with_container(base, loaded),
                        f"{ref.path}: no variable store: {loaded.blank_template}")
     return audit_loaded(loaded, ref, now=now)
 
 
-def replace_format(base: StoreAudit, loaded: LoadedStore) -> StoreAudit:
+def _with_container(base: StoreAudit, loaded: LoadedStore) -> StoreAudit:
     from dataclasses import replace
 
     layout = loaded.store.layout.name if loaded.store is not None else None
@@ -334,16 +334,23 @@ def _pk_der(db: SignatureDatabase | None) -> bytes | None:
 
 
 def _subject_matches(subject: str, cn_prefix: str | None, org: str | None) -> bool:
-    from fwtools.crypto.x509info import CertificateInfo
+    """By the subject's CN when it has one, else by its O (bookworm's SnakeOil key has no
+    CN)."""
+    cn = _attribute(subject, "CN")
+    if cn is not None:
+        return cn_prefix is not None and cn.startswith(cn_prefix)
+    return org is not None and _attribute(subject, "O") == org
 
-    parts = [p.strip() for p in subject.split(",")]
-    if cn_prefix is not None:
-        cn = CertificateInfo(subject, "", "", "", "", "", "", "", b"", None).common_name
-        if cn is not None and cn.startswith(cn_prefix):
-            return True
-        if cn is not None:
-            return False
-    return org is not None and f"O={org}" in parts
+
+def _attribute(subject: str, name: str) -> str | None:
+    """The first ``name=`` value of a subject as x509info formats it (RFC 4514 order of
+    fwtools.crypto.x509info.format_name; values with escaped commas are not split apart
+    correctly, which only matters for names fwtools does not recognise anyway)."""
+    for part in subject.split(","):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
 
 
 @functools.cache
@@ -518,10 +525,7 @@ def _findings(state: SecureBootState, pk: PkInfo | None, certs: dict[str, tuple[
 
 
 def _short(subject: str) -> str:
-    for part in subject.split(","):
-        if part.strip().startswith("CN="):
-            return part.strip()[3:]
-    return subject
+    return _attribute(subject, "CN") or subject
 
 
 def _update_paths(pk: PkInfo | None, trusts: Mapping[str, bool],
