@@ -83,6 +83,22 @@ def make_fleet(sources: list[Path], directory: Path, count: int) -> tuple[int, i
     return total, largest
 
 
+def make_fleet_elsewhere(sources: list[Path], directory: Path, count: int) -> tuple[int, int]:
+    """:func:`make_fleet` in a child process. Linux carries a process's peak RSS across
+    fork and exec, so the timed commands, forked from this process, would report this
+    process's peak (the 64 MiB stores read to make the copies) as theirs."""
+    import json
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+            "import bench_audit as b; print(json.dumps(b.make_fleet("
+            "[Path(p) for p in sys.argv[4:]], Path(sys.argv[2]), int(sys.argv[3]))))")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent),
+                           str(directory), str(count), *map(str, sources)],
+                          check=True, capture_output=True, text=True)
+    size, largest = json.loads(done.stdout)
+    return int(size), int(largest)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = parser("fw-vars audit vs a virt-fw-vars loop", RESULTS)
     ap.add_argument("--stores", type=int, default=1000, help="how many stores (default 1000)")
@@ -109,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             fleet = Path(tmp) / mix
             fleet.mkdir()
-            size, big = make_fleet(chosen, fleet, args.stores)
+            size, big = make_fleet_elsewhere(chosen, fleet, args.stores)
             largest = max(largest, big)
             # fw-vars audit exits 1 when it finds errors (Debian's .ms stores have them):
             # that is its answer, not a failure of the run.
@@ -126,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             results += run_cases(plan, args.runs)
             shutil.rmtree(fleet)
     rss = max(c.fwtools.max_rss_kib for c in results)
-    notes = [f"peak RSS of the fw-vars audit process tree's largest process: {rss} KiB; "
-             f"largest store {largest // 1024} KiB",
+    notes = [f"peak RSS of fw-vars audit's largest process: {rss} KiB; largest store "
+             f"{largest // 1024} KiB",
              "fw-vars audit uses a process pool (all cores) above 16 stores; the "
              "virt-fw-vars loop runs one store at a time, as such loops do"]
     return finish(args, SCHEMA, results, notes=notes, stores=args.stores,

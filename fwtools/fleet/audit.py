@@ -163,16 +163,20 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None) ->
 
     try:
         loaded = load_store(ref.path)
+        if loaded.blank_template:
+            # Debian 12's AAVMF_VARS.fd: 64 MiB of zeros. There is no store to audit yet;
+            # the firmware formats one (empty, Setup Mode) at first boot.
+            return _failed(_with_container(base, loaded),
+                           f"{ref.path}: no variable store: {loaded.blank_template}")
+        return audit_loaded(loaded, ref, now=now)
     except FwError as exc:
         return _failed(base, _one_line(str(exc)))
     except MemoryError:
         return _failed(base, f"{ref.path}: out of memory reading the store")
-    if loaded.blank_template:
-        # Debian 12's AAVMF_VARS.fd: 64 MiB of zeros. There is no store to audit yet; the
-        # firmware formats one (empty, Setup Mode) at first boot.
-        return _failed(_with_container(base, loaded),
-                       f"{ref.path}: no variable store: {loaded.blank_template}")
-    return audit_loaded(loaded, ref, now=now)
+    except Exception as exc:  # pragma: no cover - a safety net, as VariableStore.parse has
+        # One store must never stop the audit of the others, nor print a traceback.
+        return _failed(base, f"{ref.path}: internal error auditing the store: "
+                             f"{type(exc).__name__}: {_one_line(str(exc))}")
 
 
 def _with_container(base: StoreAudit, loaded: LoadedStore) -> StoreAudit:

@@ -145,3 +145,13 @@ def test_sbat_level_against_the_latest_published(tmp_path: Path) -> None:
     audit = audit_store(str(new), now=NOW)
     assert audit.sbat_level is not None and audit.sbat_level.current
     assert not {"sbat-level-outdated", "sbat-level-missing"} & codes(audit)
+
+
+def test_malformed_kek_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    store = store_2011(tmp_path)
+    bad = tmp_path / "bad_VARS.fd"
+    fw_vars("set", store, "KEK", "--hex", "0102030405", "--attributes", "0x27", "-o", bad)
+    audit = audit_store(str(bad), now=NOW)
+    assert audit.error is None
+    assert ("malformed-variable", "error") in {(f.code, f.severity) for f in audit.findings}
+    assert audit.kek == () and audit.trusts["kek-2011"] is False

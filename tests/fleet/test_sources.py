@@ -109,3 +109,13 @@ def test_pool_keeps_order() -> None:
     items = list(range(40))
     assert list(run_many(_square, items, jobs=2)) == [n * n for n in items]
     assert list(run_many(_square, items[:3], jobs=2)) == [0, 1, 4]
+
+
+def test_large_buffers_are_kept_on_glibc() -> None:
+    import platform
+
+    from fwtools.fleet.workers import reuse_large_buffers
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert reuse_large_buffers() is True
