@@ -28,6 +28,7 @@ from fwtools.errors import FwError
 from fwtools.fleet.known import (
     CA_BY_KEY,
     CA_BY_SHA256,
+    DB_UPDATE_DIR,
     DB_UPDATES,
     DBX_UPDATE_DIR,
     KEK_UPDATE_BY_PK_SHA1,
@@ -548,7 +549,7 @@ def _update_paths(pk: PkInfo | None, trusts: Mapping[str, bool],
         paths.append(UpdatePath(
             "signed-db", "signed",
             "Microsoft's signed db updates (KEK CA 2011 signed them, and it is in KEK)",
-            tuple(f"microsoft/secureboot_objects PostSignedObjects/DB/{n}" for n in missing)))
+            tuple(f"{DB_UPDATE_DIR}/{n}" for n in missing)))
     elif trusts["kek-2023"]:
         paths.append(UpdatePath(
             "signed-db", "signed",
@@ -560,8 +561,8 @@ def _update_paths(pk: PkInfo | None, trusts: Mapping[str, bool],
             objects.append(f"microsoft/secureboot_objects PostSignedObjects/DBX/{dirname}/"
                            "DBXUpdate.bin (signed under KEK CA 2011)")
         if trusts["kek-2023"]:
-            objects.append("microsoft/secureboot_objects PostSignedObjects/SignedByKEK2023/"
-                           f"dbx_{dirname}.efiauth2 (signed under KEK 2023)")
+            objects.append("microsoft/secureboot_objects PostSignedObjects: the dbx signed "
+                           f"under KEK 2023 for {dbx.architecture} (dbx_*.efiauth2)")
         paths.append(UpdatePath("signed-dbx", "signed",
                                 "Microsoft's signed dbx update for this architecture",
                                 tuple(objects)))

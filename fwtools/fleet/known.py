@@ -5,7 +5,8 @@ Certificate SHA-256s are of the DER files shipped in ``fwtools/data/microsoft`` 
 microsoft/secureboot_objects ``PreSignedObjects/{PK,KEK,DB}/Certificates``). The KEK-update
 signers are the PK certificates of ``PostSignedObjects/KEK/kek_update_map.json`` in
 microsoft/secureboot_objects (keyed there by the SHA-1 of the PK certificate's DER, as here)
-and of the signed updates in ``testdata/microsoft-secureboot-objects/kek``.
+and of the signed updates in ``testdata/microsoft-secureboot-objects/kek`` (the same files as
+upstream ``PostSignedObjects/KEK/Microsoft/KEKUpdate_Microsoft_PK{1,2,3}.bin``).
 """
 
 from __future__ import annotations
@@ -94,28 +95,30 @@ class KekUpdate:
     source: str  # where it is published
 
 
+_MS_KEK_DIR: Final = "microsoft/secureboot_objects PostSignedObjects/KEK/Microsoft/"
 # The KEK update is an AUTHENTICATION_2 write to KEK; firmware in User Mode takes it only when
 # the PKCS#7 signer is the enrolled PK byte for byte (edk2 SecurityPkg/Library/
 # AuthVariableLib/AuthService.c, VerifyTimeBasedPayloadAndUpdate with AuthVarTypePk).
 KEK_UPDATES: Final[tuple[KekUpdate, ...]] = (
     KekUpdate("3d8660c0cb2d57b189c3d7995572a552f75e48b5", "Windows OEM Devices PK",
-              "microsoft/secureboot_objects PostSignedObjects/KEK/Microsoft/"
-              "KEKUpdate_Microsoft_PK3d8660c0.bin"),
+              _MS_KEK_DIR + "KEKUpdate_Microsoft_PK3d8660c0.bin"),
     KekUpdate("fdfc7f3c7ef3e05776add79878216c9be0e19597", "Red Hat Secure Boot (PK/KEK key 1)",
               "microsoft/secureboot_objects PostSignedObjects/KEK/RedHat/"
               "KEKUpdate_RedHat_PK1.bin"),
     KekUpdate("8058e8cc51749652804bbd6f39aed713d119c64b", "Microsoft Hyper-V Firmware PK",
-              "testdata/microsoft-secureboot-objects/kek/KEKUpdate_Microsoft_PK1.bin"),
+              _MS_KEK_DIR + "KEKUpdate_Microsoft_PK1.bin"),
     KekUpdate("1b6f494b7881ff564f7f9ec7e80c064d9f948454",
               "Microsoft Surface XLFF 2 UEFI PK Signer",
-              "testdata/microsoft-secureboot-objects/kek/KEKUpdate_Microsoft_PK2.bin"),
+              _MS_KEK_DIR + "KEKUpdate_Microsoft_PK2.bin"),
     KekUpdate("3f169742cbe8830e6f6a1c0b7008932598dd912d", "Microsoft Surface NFF UEFI PK Signer",
-              "testdata/microsoft-secureboot-objects/kek/KEKUpdate_Microsoft_PK3.bin"),
+              _MS_KEK_DIR + "KEKUpdate_Microsoft_PK3.bin"),
 )
 KEK_UPDATE_BY_PK_SHA1: Final[dict[str, KekUpdate]] = {u.pk_sha1: u for u in KEK_UPDATES}
 
-# The signed db updates (microsoft/secureboot_objects PostSignedObjects/DB, signed by a
-# leaf under KEK CA 2011) and what each adds.
+# The signed db updates (microsoft/secureboot_objects PostSignedObjects/Optional/DB/amd64;
+# signed by a leaf under KEK CA 2011; the payload is a certificate, so they apply to stores of
+# any architecture) and what each adds. Copies: testdata/microsoft-secureboot-objects/db.
+DB_UPDATE_DIR: Final = "microsoft/secureboot_objects PostSignedObjects/Optional/DB/amd64"
 DB_UPDATES: Final[tuple[tuple[str, TrustKey], ...]] = (
     ("DBUpdate2024.bin", "windows-uefi-ca-2023"),
     ("DBUpdate3P2023.bin", "uefi-ca-2023"),

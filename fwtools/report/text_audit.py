@@ -124,7 +124,7 @@ def _details(console: Console, a: StoreAudit) -> None:
         console.print(f"  Secure Boot: {_secure_boot(a)}; SecureBootEnable {sbe}")
     if a.pk is not None:
         enrolled = " (enrolled by OVMF EnrollDefaultKeys)" if a.pk.enrolled_by_ovmf else ""
-        console.print(f"  PK owner: {escape(a.pk.label)} [{a.pk.owner}]{enrolled}")
+        console.print(f"  PK owner: {escape(a.pk.label)} {escape(f'[{a.pk.owner}]')}{enrolled}")
     for cert in ((a.pk.certificate,) if a.pk and a.pk.certificate else ()) + a.kek + a.db:
         expired = " [red]expired[/]" if cert.expired else ""
         console.print(f"  {cert.variable:<4} {escape(cert.subject)}")
@@ -133,7 +133,8 @@ def _details(console: Console, a: StoreAudit) -> None:
     if a.db_hashes:
         console.print(f"  db   {a.db_hashes} image hashes")
     if a.dbx is not None:
-        console.print(f"  dbx  {a.dbx.entries} entries; {a.dbx.missing} of Microsoft's "
+        console.print(f"  dbx  {a.dbx.entries} entr{'y' if a.dbx.entries == 1 else 'ies'}; "
+                      f"{a.dbx.missing} of Microsoft's "
                       f"{a.dbx.published} {a.dbx.architecture} revocations missing "
                       f"(architecture from {escape(a.dbx.architecture_from)})")
     if a.sbat_level is not None:
