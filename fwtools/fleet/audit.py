@@ -224,6 +224,7 @@ def audit_loaded(loaded: LoadedStore, ref: StoreRef | None = None, *,
     db_hashes = sum(len(sl.entries) for sl in (dbs["db"].lists if dbs["db"] else ())
                     if not sl.is_x509)
 
+    findings += _container_findings(ref, loaded.format)
     findings += _findings(state, pk, certs, trusts, dbx, sbat)
     paths = _update_paths(pk, trusts, dbx)
     return StoreAudit(
@@ -444,6 +445,22 @@ def _sbat_state(loaded: LoadedStore) -> SbatState:
 
 
 # -- findings -----------------------------------------------------------------------------
+
+
+_DECLARED: Final[dict[str, str]] = {"raw": "edk2-raw", "qcow2": "qcow2"}
+
+
+def _container_findings(ref: StoreRef, actual: str) -> list[Finding]:
+    """libvirt's ``<nvram format=...>`` against the file's content: QEMU maps the file as
+    declared, so a qcow2 file declared raw is flash holding a qcow2 header to the firmware."""
+    declared = _DECLARED.get(ref.declared_format or "")
+    if declared is None or declared == actual:
+        return []
+    return [Finding("nvram-format-mismatch", "error",
+                    f"the domain declares its NVRAM {ref.declared_format} but the file is "
+                    f"{actual}: QEMU maps it as {ref.declared_format}, so the firmware finds no "
+                    "variable store and formats a new one: the VM boots without its keys and "
+                    "boot entries")]
 
 
 def _lower(severity: Severity, enforced: bool) -> Severity:

@@ -18,6 +18,7 @@ RULES: Final[dict[str, str]] = {
     "store-unreadable": "The store could not be read or holds no variable store",
     "malformed-variable": "A Secure Boot variable is not a valid signature database",
     "malformed-certificate": "A certificate entry is not X.509",
+    "nvram-format-mismatch": "libvirt declares another NVRAM format than the file has",
     "setup-mode": "No PK: Secure Boot is off",
     "secure-boot-disabled": "SecureBootEnable is 0",
     "audit-mode": "AuditMode: nothing is refused",

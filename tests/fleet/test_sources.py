@@ -119,3 +119,19 @@ def test_large_buffers_are_kept_on_glibc() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert reuse_large_buffers() is True
+
+
+def test_declared_format_against_the_file(tmp_path: Path) -> None:
+    from fleet_testlib import fw_vars
+
+    store = store_2011(tmp_path, "q_VARS.fd")
+    qcow2 = tmp_path / "q_VARS.qcow2"
+    fw_vars("convert", store, qcow2)
+    ref = parse_domain_xml(DOMAIN.format(name="q", arch="x86_64", nvram=qcow2), origin="q.xml")
+    assert ref is not None and ref.declared_format == "raw"
+    audit = audit_store(ref)
+    assert audit.format == "qcow2"
+    assert ("nvram-format-mismatch", "error") in {(f.code, f.severity) for f in audit.findings}
+    ref = parse_domain_xml(DOMAIN.format(name="r", arch="x86_64", nvram=store), origin="r.xml")
+    assert ref is not None
+    assert "nvram-format-mismatch" not in {f.code for f in audit_store(ref).findings}
