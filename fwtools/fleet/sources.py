@@ -102,7 +102,11 @@ def expand(arguments: list[str]) -> Iterator[StoreRef]:
     sizes = _store_sizes()
     for arg in arguments:
         if os.path.isdir(arg):
-            for root, dirs, files in os.walk(arg):
+            # A directory that cannot be listed (libvirt's nvram directory is root's) is a
+            # row with the error, not silently nothing.
+            unreadable: list[OSError] = []
+            for root, dirs, files in os.walk(arg, onerror=unreadable.append):
+                yield from _walk_errors(unreadable)
                 dirs.sort()
                 for name in sorted(files):
                     full = os.path.join(root, name)
@@ -112,12 +116,21 @@ def expand(arguments: list[str]) -> Iterator[StoreRef]:
                         yield from domain_refs(full)
                     elif looks_like_store(full, sizes):
                         yield StoreRef(full, source="directory")
+            yield from _walk_errors(unreadable)
         elif _looks_like_domain(arg):
             yield from domain_refs(arg)
         elif not os.path.exists(arg):
             yield StoreRef(arg, error=f"{arg}: no such file or directory")
         else:
             yield StoreRef(arg)
+
+
+def _walk_errors(errors: list[OSError]) -> Iterator[StoreRef]:
+    while errors:
+        exc = errors.pop(0)
+        where = str(exc.filename) if exc.filename is not None else "?"
+        yield StoreRef(where, source="directory",
+                       error=f"{where}: cannot list the directory: {exc.strerror or exc}")
 
 
 def domain_refs(path: str) -> Iterator[StoreRef]:

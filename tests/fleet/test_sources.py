@@ -135,3 +135,22 @@ def test_declared_format_against_the_file(tmp_path: Path) -> None:
     ref = parse_domain_xml(DOMAIN.format(name="r", arch="x86_64", nvram=store), origin="r.xml")
     assert ref is not None
     assert "nvram-format-mismatch" not in {f.code for f in audit_store(ref).findings}
+
+
+def test_unlistable_directory_is_an_error_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    import errno
+    import os
+
+    real_walk = os.walk
+
+    def walk(top: str, onerror: object = None, **kw: object) -> object:
+        assert callable(onerror)
+        onerror(PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "locked")))
+        return real_walk(top, onerror=onerror)
+
+    store_2011(tmp_path)
+    monkeypatch.setattr(os, "walk", walk)
+    refs = list(expand([str(tmp_path)]))
+    assert refs[0].error is not None and "cannot list the directory" in refs[0].error
+    assert refs[0].path.endswith("locked") and refs[1].error is None
