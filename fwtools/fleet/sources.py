@@ -164,6 +164,8 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
         root = ET.fromstring(raw)
     except ET.ParseError as exc:
         raise UsageError(f"{origin}: not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:  # an unknown encoding declaration
+        raise UsageError(f"{origin}: unreadable XML: {exc}") from None
     if root.tag != "domain":
         raise UsageError(f"{origin}: not a libvirt domain (root element <{root.tag}>)")
     name = (root.findtext("name") or "").strip() or None

@@ -88,6 +88,9 @@ def test_domain_without_nvram_and_bios_domain() -> None:
     '<?xml version="1.0"?><!DOCTYPE domain [<!ENTITY x "y">]><domain><name>&x;</name></domain>',
     "<domain><name>unclosed</domain>",
     "<network><name>n</name></network>",
+    '<?xml version="1.0" encoding="bogus"?><domain/>',
+    "",
+    "\xff\xfe<",
 ])
 def test_bad_domain_xml_refused(text: str) -> None:
     with pytest.raises(UsageError):
