@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from corpus.params import need_peer
-from fleet.fleet_testlib import MS_OBJECTS, blank
+from fleet_testlib import MS_OBJECTS, blank
 
 from fwtools.crypto.authvar import auth_signature_info
 from fwtools.crypto.secureboot import MICROSOFT_DB, MICROSOFT_KEK, MICROSOFT_PK, shipped_certificate
