@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
@@ -162,8 +163,14 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None) ->
         return _failed(base, ref.error)
     from fwtools.formats.varstore.storeio import load_store
 
+    pending = (ref.template is not None and not os.path.lexists(ref.path)
+               and os.path.exists(ref.template))
     try:
-        loaded = load_store(ref.path)
+        # A domain that never ran has no NVRAM file yet: libvirt copies the template at its
+        # first start (docs/formatdomain.rst, <nvram template=...>), so that is what it gets.
+        loaded = load_store(ref.template if pending and ref.template else ref.path)
+        if pending:
+            return _not_created(audit_loaded(loaded, ref, now=now), ref)
         if loaded.blank_template:
             # Debian 12's AAVMF_VARS.fd: 64 MiB of zeros. There is no store to audit yet;
             # the firmware formats one (empty, Setup Mode) at first boot.
@@ -178,6 +185,16 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None) ->
         # One store must never stop the audit of the others, nor print a traceback.
         return _failed(base, f"{ref.path}: internal error auditing the store: "
                              f"{type(exc).__name__}: {_one_line(str(exc))}")
+
+
+def _not_created(audit: StoreAudit, ref: StoreRef) -> StoreAudit:
+    from dataclasses import replace
+
+    note = Finding("nvram-not-created", "note",
+                   f"{ref.path} does not exist yet: the VM has not started since it was "
+                   f"defined, and libvirt will copy {ref.template} there at its first start; "
+                   "the findings are the template's")
+    return replace(audit, findings=(note, *audit.findings))
 
 
 def _with_container(base: StoreAudit, loaded: LoadedStore) -> StoreAudit:

@@ -19,6 +19,7 @@ RULES: Final[dict[str, str]] = {
     "malformed-variable": "A Secure Boot variable is not a valid signature database",
     "malformed-certificate": "A certificate entry is not X.509",
     "nvram-format-mismatch": "libvirt declares another NVRAM format than the file has",
+    "nvram-not-created": "The VM has not started yet; its template was audited",
     "setup-mode": "No PK: Secure Boot is off",
     "secure-boot-disabled": "SecureBootEnable is 0",
     "audit-mode": "AuditMode: nothing is refused",

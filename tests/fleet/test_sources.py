@@ -157,3 +157,19 @@ def test_unlistable_directory_is_an_error_row(tmp_path: Path, monkeypatch: pytes
     refs = list(expand([str(tmp_path)]))
     assert refs[0].error is not None and "cannot list the directory" in refs[0].error
     assert refs[0].path.endswith("locked") and refs[1].error is None
+
+
+def test_domain_that_never_started_gets_its_template(tmp_path: Path) -> None:
+    template = store_2011(tmp_path, "TEMPLATE_VARS.fd")
+    xml = (f"<domain><name>new</name><os><loader>/c</loader><nvram template='{template}'>"
+           f"{tmp_path / 'new_VARS.fd'}</nvram></os></domain>")
+    ref = parse_domain_xml(xml, origin="new.xml")
+    assert ref is not None
+    audit = audit_store(ref)
+    assert audit.error is None and audit.path.endswith("new_VARS.fd") and audit.vm == "new"
+    assert audit.findings[0].code == "nvram-not-created"
+    assert audit.trusts["uefi-ca-2011"] and "uefi-ca-2023-missing" in {
+        f.code for f in audit.findings}
+    # Without a template it is an error row.
+    bare = parse_domain_xml(xml.replace(f" template='{template}'", ""), origin="new.xml")
+    assert bare is not None and audit_store(bare).error is not None
