@@ -22,6 +22,7 @@ from fwtools.paging import MemAttr
 from fwtools.uefi.firmware import ACCESS, STOP_CODES
 from fwtools.uefi.memtypes import MemoryType
 
+
 class ModelError(UsageError):
     """A loader model did something its component cannot: a copy larger than the buffer it
     goes into, say. The replay stops with this error rather than simulate a write into
