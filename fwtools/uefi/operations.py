@@ -63,6 +63,13 @@ class StageInfo:
     identified_by: str
     overridden: bool
     description: str
+    #: "identified" (its facts matched the model), "override" (given by the caller) or
+    #: "fallback" (nothing matched: a generic model stands in)
+    model_basis: str = "identified"
+    #: for a fallback: the facts that did not identify it
+    unidentified: tuple[str, ...] = ()
+    #: a real-firmware case in CI exercises the model (its TOML's verified_by)
+    model_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,11 @@ class Replay:
     stop: Stop | None = None
     #: memory views after events (index into events -> ranges), when asked for
     snapshots: dict[int, list[MemoryRange]] = field(default_factory=dict)
+    #: EFI_MEMORY_ATTRIBUTE_PROTOCOL as the replay had it: installed at boot (the profile's
+    #: setting, if this edk2 release on this arch has the protocol at all), and at the end
+    #: (Mu's compatibility mode uninstalls it)
+    memory_attribute_protocol: bool = False
+    memory_attribute_protocol_at_end: bool = False
 
     def stage_at(self, stage_index: int) -> StageInfo | None:
         """The stage of a 1-based ``stage_index`` (faults, stops); None for 0, the firmware."""
@@ -147,6 +159,8 @@ class Runner:
         self.fw = Firmware(result.firmware, result.arch, secure_boot=result.secure_boot,
                            log=self._log, start=False)
         self.fw.boot()
+        result.memory_attribute_protocol = self.fw.map_installed
+        result.memory_attribute_protocol_at_end = self.fw.map_installed
         self.index = 0
         self.loaded: list[LoadedImage | None] = [None] * len(chain)
         self.buffers: dict[str, Buffer] = {}
@@ -180,6 +194,12 @@ class Runner:
                           stage=self.stage_name(self.index), stage_index=self.index + 1)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.result.memory_attribute_protocol_at_end = self.fw.map_installed
+
+    def _run(self) -> None:
         fw = self.fw
         try:
             first = self.chain[0]

@@ -74,6 +74,13 @@ class LoaderModel:
     loader_steps: tuple[Step, ...] = ()
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
+    #: a real-firmware case in CI exercises this model: the e2e test ids that do
+    #: (tests/uefi/test_model_verification.py checks they exist and use the model)
+    verified_by: tuple[str, ...] = ()
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verified_by)
 
 
 # ---- the registry ------------------------------------------------------------------------
