@@ -49,8 +49,8 @@ from fwtools.uefi.operations import COMMON_ARGS, CONDITIONS, OPERATIONS, check_s
 from fwtools.uefi.registry import LoaderModel, Match, Step
 
 __all__ = ["COMMON_ARGS", "CONDITIONS", "FAMILIES", "OPERATIONS", "Choice", "Identity",
-           "LoaderModel", "Match", "Step", "choose_model", "identify", "load_model", "loaders_dir", "matches", "model_by_name",
-           "select_model", "shipped_models"]
+           "LoaderModel", "Match", "Step", "choose_model", "identify", "load_model",
+           "loaders_dir", "matches", "model_by_name", "select_model", "shipped_models"]
 
 FAMILIES: Final = ("shim", "grub", "linux", "systemd-boot", "systemd-stub", "efi-app")
 

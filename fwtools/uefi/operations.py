@@ -357,12 +357,11 @@ class Runner:
         region = step.args.get("region", "all")
         if region == "all":
             return [(start, end)]
-        name = step.args["range"]
-        buf = self.buffers.get(name)
-        if li is None and (buf is None or buf.image is None):
+        buf = self.buffers.get(step.args["range"])
+        image = li.image if li is not None else buf.image if buf is not None else None
+        if image is None:
             raise UsageError(f"region {region!r} needs an image range (self, next, or a "
                              "buffer an image was relocated into)")
-        image = li.image if li is not None else buf.image  # type: ignore[union-attr]
         at = li.at if li is not None else (lambda rva: start + rva)
         out = []
         for s in image.sections:
