@@ -654,6 +654,41 @@ def _attributes_call(r: Runner, step: Step) -> None:
                       fw.memmap.type_at(lo))
 
 
+@operation("remap_image", required=("range",))
+def _remap_image(r: Runner, step: Step) -> None:
+    """efi_remap_image (linux libstub efi-stub-helper.c) over an image range or a buffer an
+    image was relocated into: the code region, from the image base to the end of its last
+    executable section (the headers included), set read-only; then XP cleared from it when
+    GetMemoryAttributes found the whole region XP, else XP set on the rest. Without the
+    memory attribute protocol, or when GetMemoryAttributes fails, it does nothing more."""
+    fw, name = r.fw, step.args["range"]
+    start, end, _t, li = r.range(name)
+    buf = r.buffers.get(name)
+    image = li.image if li is not None else buf.image if buf is not None else None
+    if image is None:
+        raise UsageError(f"remap_image: {name} holds no image (self, next, or a buffer an "
+                         "image was relocated into)")
+    what = f"{name}{_note(step)}"
+    if not fw.map_installed:
+        fw.event(f"efi_remap_image {what}: no protocol, nothing done", start, end)
+        return
+    code_end = max((s.virtual_address + s.memory_size for s in image.sections if s.execute),
+                   default=0)
+    base = li.at(0) if li is not None else start
+    code = ((base + code_end + PAGE - 1) & ~(PAGE - 1)) - start
+    status, attr = fw.map_get(start, end - start)
+    if status != "SUCCESS":
+        fw.event(f"efi_remap_image {what}: GetMemoryAttributes {status}, nothing done",
+                 start, end, status=status)
+        return
+    if fw.map_set(start, code, MemAttr.RO, f"{what}: code read-only") != "SUCCESS":
+        return
+    if attr & MemAttr.XP:
+        fw.map_clear(start, code, MemAttr.XP, f"{what}: code executable")
+    elif end > start + code:
+        fw.map_set(start + code, end - start - code, MemAttr.XP, f"{what}: data non-executable")
+
+
 @operation("load_image", optional=("source",))
 def _load_image(r: Runner, step: Step) -> None:
     """Firmware LoadImage of the next image (DXE image protection applies)."""

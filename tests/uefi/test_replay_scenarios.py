@@ -442,7 +442,16 @@ def test_arm64_stub_relocates_an_image_off_2mib_and_remaps_it_from_6_2(
     assert r.verdict == "boots", r.reason
     ops = [e.operation for e in r.events if e.stage == "kernel"]
     assert any(o.startswith("relocate ") for o in ops)
-    assert any("efi_remap_image" in o for o in ops)
+    # efi_remap_image: the copy was not XP (EfiLoaderCode), so code RO and the rest XP
+    assert [o.split(" (")[0] for o in ops if "efi_remap_image" in o] == [
+        "SetMemoryAttributes(RO) kernel", "SetMemoryAttributes(XP) kernel"]
+    alloc = next(e for e in r.events if e.stage == "kernel"
+                 and e.operation.startswith("AllocatePages kernel"))
+    kernel = load_stage(r.stages[2].path)
+    text = next(s for s in kernel.sections if s.execute)
+    code_end = alloc.start + ((text.virtual_address + text.memory_size + 0xFFF) & ~0xFFF)
+    assert _final_permissions(r, alloc.start, code_end) == {"r-x"}  # headers included
+    assert _final_permissions(r, code_end, alloc.end) == {"rw-"}
     old = run(chain(corpus, "bookworm", "arm64"), "armvirt-map")
     assert old.verdict == "boots", old.reason
     assert not any("efi_remap_image" in e.operation for e in old.events)
