@@ -21,8 +21,8 @@ Bounds on hostile input: every block number is checked against the filesystem; a
 tree's depth must fall by one per level (at most 5), each child's range must lie inside its
 parent's and a block may not appear twice, so a walk visits at most one node per level per
 block of the file; an indirect block is read once per file; directories are read up to
-:data:`MAX_DIR_SIZE`; files up to the caller's ``max_size`` and never more than the
-filesystem holds.
+:data:`MAX_DIR_SIZE`; files up to the caller's ``max_size`` (memory is the file's size: a
+sparse file's holes are materialised as zeros).
 """
 
 from __future__ import annotations
@@ -267,10 +267,10 @@ class Ext4Filesystem:
             raise DiskUnsupportedError(f"inode {inode.ino} is compressed (ext2 compression)",
                                        structure="ext4 inode.i_flags", offset=where)
         size = inode.size
-        limit = min(max_size, self.blocks_count * self.block_size)
-        if size > limit:
+        # Sparse files may be larger than the filesystem, so the caller's limit is the bound.
+        if size > max_size:
             raise DiskError(f"inode {inode.ino} claims {size} bytes, more than the limit of "
-                            f"{limit}", structure="ext4 inode.i_size", offset=where)
+                            f"{max_size}", structure="ext4 inode.i_size", offset=where)
         if size == 0:
             return b"", []
         bs = self.block_size

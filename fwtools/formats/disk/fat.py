@@ -362,14 +362,12 @@ class FatFilesystem:
                 continue
             if entry is not None and not entry.is_dir:
                 raise DiskPathError(f"{path}: {entry.name} is not a directory", fs_path=path)
-            entry = self._find(entry.first_cluster if entry else 0, comp, path)
+            entry = self._find(entry, comp, path)
             parts.append(entry)
         return entry
 
-    def _find(self, cluster: int, name: str, path: str) -> FatEntry:
-        if cluster == 0 and self.fat_type == 32:
-            raise DiskError("a subdirectory entry points at cluster 0",
-                            structure="FAT directory entry", offset=self.region.abs(0))
+    def _find(self, parent: FatEntry | None, name: str, path: str) -> FatEntry:
+        cluster = 0 if parent is None else self._dir_cluster(parent)
         want = name.casefold()
         for e in self.read_directory(cluster):
             if e.name.casefold() == want or e.short_name.casefold() == want:
