@@ -415,7 +415,10 @@ class Ext4Filesystem:
         if not inode.is_dir:
             raise DiskError(f"inode {inode.ino} is not a directory",
                             structure="ext4 inode.i_mode", offset=inode.offset)
-        data, runs = self._read_with_runs(inode, MAX_DIR_SIZE)
+        # Directories have no holes (the kernel refuses them), so one larger than the
+        # filesystem is corrupt: refused before anything is allocated.
+        data, runs = self._read_with_runs(
+            inode, min(MAX_DIR_SIZE, self.blocks_count * self.block_size))
         bs = self.block_size
         filetype = bool(self.incompat & L.INCOMPAT_FILETYPE)
         out: list[tuple[str, int, int]] = []
