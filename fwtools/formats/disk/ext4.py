@@ -194,6 +194,7 @@ class Ext4Filesystem:
             self.notes = ("the journal needs recovery: files are read as last checkpointed",)
         self._inodes: dict[int, Inode] = {}
         self._tables: dict[int, int] = {}
+        self._dirs: dict[int, dict[str, int]] = {}
 
     def __repr__(self) -> str:
         return (f"<Ext4Filesystem at {self.region.start:#x} block_size={self.block_size} "
@@ -457,6 +458,18 @@ class Ext4Filesystem:
                 return self.region.abs((physical + blk - logical) * bs + off % bs)
         return inode.offset
 
+    def _names(self, inode: Inode) -> dict[str, int]:
+        """Name -> inode number of a directory (the first entry wins, as a linear search)."""
+        names = self._dirs.get(inode.ino)
+        if names is None:
+            names = {}
+            for name, ino, _ in self.read_dir_inode(inode):
+                names.setdefault(name, ino)
+            if len(self._dirs) >= _CACHE // 4:
+                self._dirs.clear()
+            self._dirs[inode.ino] = names
+        return names
+
     def readlink_inode(self, inode: Inode) -> str:
         if not inode.is_symlink:
             raise DiskError(f"inode {inode.ino} is not a symlink", structure="ext4 inode.i_mode",
@@ -507,7 +520,7 @@ class Ext4Filesystem:
             if not current.is_dir:
                 raise DiskPathError(f"{path}: a component before {comp!r} is not a directory",
                                     fs_path=path)
-            ino = next((i for n, i, _ in self.read_dir_inode(current) if n == comp), None)
+            ino = self._names(current).get(comp)
             if ino is None:
                 raise DiskPathError(f"{path}: no {comp!r} on the ext4 filesystem", fs_path=path)
             node = self.inode(ino)
