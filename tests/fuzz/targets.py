@@ -406,7 +406,26 @@ def _made_seeds(name: str, corpus: bool) -> list[bytes]:
                 LoadOption.build("UEFI disk", hd, b"\x01\x02").to_bytes(), fp, hd]
     if name == "json":
         return _json_seeds(corpus)
+    if name == "disk":
+        return _disk_seeds()
     return []
+
+
+def _disk_seeds() -> list[bytes]:
+    """The hostile variants of testdata/disk's image (byte patches in its MANIFEST.json)."""
+    manifest = TESTDATA / "disk" / "MANIFEST.json"
+    if not manifest.is_file():
+        return []
+    doc = json.loads(manifest.read_text())
+    base = (TESTDATA / "disk" / doc["image"]).read_bytes()
+    out = []
+    for patches in doc["hostile"].values():
+        data = bytearray(base)
+        for offset, hexbytes in patches:
+            patch = bytes.fromhex(hexbytes)
+            data[offset : offset + len(patch)] = patch
+        out.append(bytes(data))
+    return out
 
 
 def _json_seeds(corpus: bool) -> list[bytes]:

@@ -36,6 +36,15 @@ def image() -> bytearray:
     return bytearray(IMAGE.read_bytes())
 
 
+def hostile(name: str) -> bytes:
+    """The committed image with the patches testdata/make_disk_fixtures.py recorded."""
+    data = image()
+    for offset, hexbytes in MANIFEST["hostile"][name]:
+        patch = bytes.fromhex(hexbytes)
+        data[offset : offset + len(patch)] = patch
+    return bytes(data)
+
+
 def disk_of(data: bytes | bytearray) -> Disk:
     return Disk(BytesDevice(bytes(data)))
 
@@ -281,3 +290,81 @@ def test_truncations_raise_fw_errors(cut: int) -> None:
                 pass
     except FwError as exc:
         assert "\n" not in str(exc)
+
+
+def _fat_loop(data: bytes) -> None:
+    with pytest.raises(DiskError, match="loops back") as err:
+        esp(data).read_file("\\EFI\\BOOT\\BOOTX64.EFI")
+    assert err.value.structure == "FAT chain"
+
+
+def _fat_reserved(data: bytes) -> None:
+    with pytest.raises(DiskError, match="chains to 0xff0, which is not a data cluster") as err:
+        esp(data).read_file("\\EFI\\BOOT\\BOOTX64.EFI")
+    assert err.value.offset == MANIFEST["hostile"]["fat-chain-reserved"][0][0]
+
+
+def _extent_child(data: bytes) -> None:
+    with pytest.raises(DiskError, match="magic 0x") as err:
+        ext(data).read_file("/boot/sparse.bin")
+    assert err.value.offset == ROOT_START + 2 * 1024  # block 2 of a 1 KiB-block filesystem
+
+
+def _huge_size(data: bytes) -> None:
+    with pytest.raises(DiskError, match="claims 1099511627776 bytes") as err:
+        ext(data).read_file("/boot/vmlinuz-6.1.0-18-amd64")
+    assert err.value.structure == "ext4 inode.i_size"
+
+
+def _unknown_feature(data: bytes) -> None:
+    with pytest.raises(DiskUnsupportedError, match="unknown incompatible features 0x80000000") \
+            as err:
+        ext(data)
+    assert err.value.offset == ROOT_START + 1024 + 0x60
+
+
+def _symlink_loop(data: bytes) -> None:
+    fs = ext(data)
+    assert fs.readlink("/loop-a") == "/loop-b"
+    with pytest.raises(DiskPathError, match="more than 40 symlinks"):
+        fs.read_file("/loop-a")
+
+
+def _dir_cycle(data: bytes) -> None:
+    fs = ext(data)
+    paths = [p for p, _ in fs.walk()]
+    assert "/boot/grub/up" in paths and len(paths) == len(set(paths))
+    assert not any(p.startswith("/boot/grub/up/") for p in paths)  # visited once
+    assert fs.read_file("/boot/grub/up/grub/up/grub/grub.cfg") == fs.read_file(
+        "/boot/grub/grub.cfg")
+
+
+def _gpt_both(data: bytes) -> None:
+    with pytest.raises(DiskError, match="primary GPT header: header CRC32") as err:
+        disk_of(data).table  # noqa: B018
+    assert err.value.offset == 512 + 16
+
+
+HOSTILE = {
+    "fat-chain-loop": _fat_loop,
+    "fat-chain-reserved": _fat_reserved,
+    "ext4-extent-child": _extent_child,
+    "ext4-huge-size": _huge_size,
+    "ext4-unknown-feature": _unknown_feature,
+    "ext4-symlink-loop": _symlink_loop,
+    "ext4-dir-cycle": _dir_cycle,
+    "gpt-both-headers": _gpt_both,
+}
+
+
+def test_every_hostile_fixture_has_a_test() -> None:
+    assert set(MANIFEST["hostile"]) == set(HOSTILE)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_fixture(name: str) -> None:
+    data = hostile(name)
+    HOSTILE[name](data)
+    from fuzz.targets import run
+
+    run("disk", data)  # the fuzz target's contract: returns or raises FwError
