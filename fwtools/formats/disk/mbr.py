@@ -107,10 +107,15 @@ def read_partition_table(device: BlockDevice) -> PartitionTable:
     ss = find_sector_size(device)
     if has_ee or (ss is not None and not mbr.has_boot_signature):
         table = read_gpt(device, ss or SECTOR)
+        note = None
         if mbr.scheme == "hybrid":
+            note = "hybrid MBR: the GPT is used, as UEFI does"
+        elif not has_ee:
+            # edk2 PartitionDxe/Gpt.c reads a GPT only behind a protective MBR (type 0xEE).
+            note = "no protective MBR: UEFI firmware (edk2) does not read this GPT"
+        if note is not None:
             return PartitionTable(table.scheme, table.partitions, table.sector_size,
-                                  table.disk_guid, table.source,
-                                  (*table.notes, "hybrid MBR: the GPT is used, as UEFI does"))
+                                  table.disk_guid, table.source, (*table.notes, note))
         return table
     if mbr.scheme == "mbr":
         return read_mbr_partitions(device, mbr)

@@ -368,3 +368,11 @@ def test_hostile_fixture(name: str) -> None:
     from fuzz.targets import run
 
     run("disk", data)  # the fuzz target's contract: returns or raises FwError
+
+
+def test_gpt_without_protective_mbr_is_read_and_noted() -> None:
+    data = image()
+    data[510:512] = b"\x00\x00"  # no MBR signature
+    table = disk_of(data).table
+    assert table.scheme == "gpt" and [p.index for p in table.partitions] == [1, 2]
+    assert any("no protective MBR" in n for n in table.notes)
