@@ -126,8 +126,8 @@ def build(out: Path) -> None:
         env = {"MTOOLS_SKIP_CHECK": "1"}
         for d in sorted(p for p in esp.rglob("*") if p.is_dir()):
             run("mmd", "-i", target, "::/" + d.relative_to(esp).as_posix(), env=env)
-        for f in sorted(p for p in esp.rglob("*") if p.is_file()):
-            run("mcopy", "-i", target, f, "::/" + f.relative_to(esp).as_posix(), env=env)
+        for file in sorted(p for p in esp.rglob("*") if p.is_file()):
+            run("mcopy", "-i", target, file, "::/" + file.relative_to(esp).as_posix(), env=env)
         root_bytes = (ROOT[1] - ROOT[0] + 1) * SECTOR
         run("mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-O", "^has_journal", "-N", "32",
             "-U", FS_UUID, "-L", "root", "-E", f"offset={ROOT[0] * SECTOR}", "-d", root, image,

@@ -98,7 +98,8 @@ def test_lfn_checksum_spec_example() -> None:
 
 def _fat_entry_pos(fs: FatFilesystem, cluster: int) -> int:
     assert fs.fat_type == 12
-    return fs.region.start + fs._fat_start + cluster + cluster // 2
+    fat_start: int = fs._fat_start
+    return fs.region.start + fat_start + cluster + cluster // 2
 
 
 def _set_fat12(data: bytearray, pos: int, cluster: int, value: int) -> None:

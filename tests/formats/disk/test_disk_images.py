@@ -171,18 +171,18 @@ def _depth(fs: Ext4Filesystem, path: str) -> int:
     return int.from_bytes(fs.resolve(path).i_block[6:8], "little")
 
 
-EXT_VARIANTS = {
-    "ext4-1k": dict(fs_type="ext4", block_size=1024, options=()),
-    "ext4-32bit-128inode": dict(fs_type="ext4", block_size=4096,
-                                options=("-O", "^64bit,^metadata_csum", "-I", "128")),
-    "ext3": dict(fs_type="ext3", block_size=4096, options=()),
-    "ext2-1k": dict(fs_type="ext2", block_size=1024, options=()),
+# name -> (fs type, block size, mke2fs options)
+EXT_VARIANTS: dict[str, tuple[str, int, tuple[str, ...]]] = {
+    "ext4-1k": ("ext4", 1024, ()),
+    "ext4-32bit-128inode": ("ext4", 4096, ("-O", "^64bit,^metadata_csum", "-I", "128")),
+    "ext3": ("ext3", 4096, ()),
+    "ext2-1k": ("ext2", 1024, ()),
 }
 
 
 @pytest.mark.parametrize("variant", sorted(EXT_VARIANTS))
 def test_ext_variants(variant: str, tmp_path: Path) -> None:
-    spec = EXT_VARIANTS[variant]
+    fs_type, block_size, options = EXT_VARIANTS[variant]
     src = boot_tree(tmp_path / "root")
     if variant == "ext2-1k":
         # a sparse file reaching the triple-indirect block (12 + 256 + 65536 blocks of 1 KiB)
@@ -191,11 +191,10 @@ def test_ext_variants(variant: str, tmp_path: Path) -> None:
             f.write(b"far away")
     size = 16 * MIB
     image = blank(tmp_path / "fs.img", size)
-    make_ext(image, 0, size, src, *spec["options"], fs_type=str(spec["fs_type"]),
-             block_size=int(str(spec["block_size"])))
+    make_ext(image, 0, size, src, *options, fs_type=fs_type, block_size=block_size)
     with open_disk(image) as disk:
         fs = disk.filesystem(None)
-        assert isinstance(fs, Ext4Filesystem) and fs.block_size == spec["block_size"]
+        assert isinstance(fs, Ext4Filesystem) and fs.block_size == block_size
         _ext_checks(fs, src)
         if variant == "ext4-1k":
             assert _depth(fs, "/boot/sparse.bin") == 2
@@ -265,7 +264,7 @@ def test_reading_costs_the_files_not_the_disk(tmp_path: Path) -> None:
     run("qemu-img", "resize", qcow, "2G")
     with open_disk(qcow) as disk:
         counting = CountingDevice(disk.device)
-        big = Disk(counting)  # type: ignore[arg-type]
+        big = Disk(counting)
         assert big.size == 2 << 30
         fs = big.filesystem(big.esp())
         data = fs.read_file("\\EFI\\BOOT\\BOOTX64.EFI")
