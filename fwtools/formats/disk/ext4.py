@@ -580,6 +580,8 @@ class Ext4Filesystem:
         """Every entry under ``path`` (symlinks not followed), each directory once, at most
         64 deep and 2^20 entries."""
         top = self.resolve(path)
+        if not top.is_dir:
+            raise DiskPathError(f"{path}: not a directory", fs_path=path)
         seen = {top.ino}
         total = 0
         base = "/" + "/".join(c for c in path.split("/") if c)

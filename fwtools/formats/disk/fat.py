@@ -420,6 +420,8 @@ class FatFilesystem:
         """Every entry under ``path``, depth first, as (``\\``-separated path, entry); each
         directory is visited once, at most 64 deep and 2^20 entries in all."""
         top = self.lookup(path)
+        if top is not None and not top.is_dir:
+            raise DiskPathError(f"{path}: not a directory", fs_path=path)
         prefix = "\\" + "\\".join(_components(path))
         start = 0 if top is None else self._dir_cluster(top)
         seen = {start}

@@ -377,3 +377,11 @@ def test_gpt_without_protective_mbr_is_read_and_noted() -> None:
     table = disk_of(data).table
     assert table.scheme == "gpt" and [p.index for p in table.partitions] == [1, 2]
     assert any("no protective MBR" in n for n in table.notes)
+
+
+def test_walk_of_a_file_is_a_path_error() -> None:
+    d = disk_of(image())
+    with pytest.raises(DiskPathError, match="not a directory"):
+        list(d.filesystem(d.esp()).walk("\\EFI\\BOOT\\BOOTX64.EFI"))
+    with pytest.raises(DiskPathError, match="not a directory"):
+        list(d.filesystem(d.partition(index=2)).walk("/vmlinuz"))
