@@ -129,6 +129,28 @@ def target_mbr(data: bytes) -> None:
     read_stub_message(data[:440])
 
 
+def target_disk(data: bytes) -> None:
+    """A disk image (fw-check vm --disk): partition table, then every FAT or ext4
+    filesystem walked, every file read (at most 1 MiB each) and every symlink resolved.
+    Each filesystem's FwError is an accepted outcome and the next one is still read."""
+    from fwtools.formats.disk import BytesDevice, Disk
+
+    disk = Disk(BytesDevice(data))
+    table = disk.table
+    json.dumps(table.to_json())
+    for part in (*table.partitions, None):
+        try:
+            fs = disk.filesystem(part)
+            for path, entry in fs.walk():
+                if entry.is_symlink:
+                    fs.readlink(path)  # type: ignore[union-attr]
+                    continue
+                if not entry.is_dir:
+                    fs.read_file(path, max_size=1 << 20)
+        except FwError as exc:
+            assert "\n" not in str(exc), f"FwError message not one line: {exc!s}"
+
+
 def target_sbat(data: bytes) -> None:
     """``.sbat`` CSV and SbatLevel (strict and lenient) and the revocation rule."""
     from fwtools.formats.sbat.sbat import parse_sbat, parse_sbat_level, revocations
@@ -255,6 +277,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "varstore": target_varstore,
     "qcow2": target_qcow2,
     "mbr": target_mbr,
+    "disk": target_disk,
     "sbat": target_sbat,
     "json": target_json,
     "policy": target_policy,
@@ -329,6 +352,8 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
             paths += _files(MS_OBJECTS, ("*.toml",), 1 << 20)
     elif name == "sbat":
         paths = _files(td / "policy", ("sbatlevel*.txt",), 1 << 20)
+    elif name == "disk":
+        paths = _files(td / "disk", ("*.img",), 1 << 20)
     elif name == "bootchain":
         paths = _seed_paths("pe", corpus=corpus)
     elif name == "firmware":
@@ -381,7 +406,26 @@ def _made_seeds(name: str, corpus: bool) -> list[bytes]:
                 LoadOption.build("UEFI disk", hd, b"\x01\x02").to_bytes(), fp, hd]
     if name == "json":
         return _json_seeds(corpus)
+    if name == "disk":
+        return _disk_seeds()
     return []
+
+
+def _disk_seeds() -> list[bytes]:
+    """The hostile variants of testdata/disk's image (byte patches in its MANIFEST.json)."""
+    manifest = TESTDATA / "disk" / "MANIFEST.json"
+    if not manifest.is_file():
+        return []
+    doc = json.loads(manifest.read_text())
+    base = (TESTDATA / "disk" / doc["image"]).read_bytes()
+    out = []
+    for patches in doc["hostile"].values():
+        data = bytearray(base)
+        for offset, hexbytes in patches:
+            patch = bytes.fromhex(hexbytes)
+            data[offset : offset + len(patch)] = patch
+        out.append(bytes(data))
+    return out
 
 
 def _json_seeds(corpus: bool) -> list[bytes]:
