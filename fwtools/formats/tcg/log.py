@@ -23,6 +23,7 @@ absolute offset of the field.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -339,3 +340,14 @@ def _read_event2(log: EventLog, pos: int, index: int,
     pos += 4
     event = Event(log, index, pcr, event_type, tuple(flat), base + start, base + pos, data_size)
     return event, pos + data_size
+
+
+def load_event_log(path: str | os.PathLike[str]) -> EventLog:
+    """Read and parse the event log at ``path``; errors name the file."""
+    from fwtools._base.fileio import read_file
+
+    data = read_file(path)
+    try:
+        return parse_event_log(data)
+    except ParseError as exc:
+        raise exc.with_path(path) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Literal, cast
 
 from fwtools.formats.tcg import layout as L
 from fwtools.formats.tcg.eventtypes import EV_NO_ACTION
@@ -94,19 +94,19 @@ def replay(log: EventLog, banks: Iterable[str] | None = None) -> Replay:
             continue
         pcr = event.pcr
         counts[pcr] = counts.get(pcr, 0) + 1
-        flat = event._flat  # noqa: SLF001 - the hot loop reads the parser's tuple directly
+        flat = event.digest_items
         seen = 0
         for i in range(0, len(flat), 2):
-            alg = flat[i]
-            make = hashers.get(alg)  # type: ignore[call-overload]
+            make = hashers.get(flat[i])  # type: ignore[arg-type]
             if make is None:
                 continue
+            alg = cast(int, flat[i])
             seen += 1
-            pcrs = state[alg]  # type: ignore[index]
+            pcrs = state[alg]
             old = pcrs.get(pcr)
             if old is None:
-                old = initial_value(pcr, sizes[alg], locality)  # type: ignore[index]
-            pcrs[pcr] = make(old + flat[i + 1]).digest()  # type: ignore[operator]
+                old = initial_value(pcr, sizes[alg], locality)
+            pcrs[pcr] = make(old + cast(bytes, flat[i + 1])).digest()
         if seen != len(hashers):
             present = set(flat[0::2])
             for alg in hashers:
@@ -119,3 +119,42 @@ def replay(log: EventLog, banks: Iterable[str] | None = None) -> Replay:
         incomplete=tuple(names[alg] for alg, n in missing.items() if n),
         extended=dict(sorted(counts.items())),
     )
+
+
+CompareStatus = Literal["match", "mismatch", "not-measured", "not-logged"]
+
+
+@dataclass(frozen=True)
+class PcrComparison:
+    """One PCR of one bank, replayed against measured. ``not-measured``: the log extends it
+    but the dump has no value; ``not-logged``: the TPM's value is not its reset value but
+    the log never extends it (IMA's PCR 10, a bootloader that does not log, ...)."""
+
+    bank: str
+    pcr: int
+    replayed: bytes | None
+    measured: bytes | None
+    status: CompareStatus
+
+
+def compare(result: Replay, measured: dict[str, dict[int, bytes]]) -> list[PcrComparison]:
+    """Line up replayed and measured values, bank by bank (the banks the log replayed, in
+    its order), PCR by PCR."""
+    out: list[PcrComparison] = []
+    for bank, replayed in result.banks.items():
+        values = measured.get(bank)
+        if values is None:
+            continue
+        for pcr in sorted(set(replayed) | set(values)):
+            mine, theirs = replayed.get(pcr), values.get(pcr)
+            if mine is None:
+                assert theirs is not None
+                if theirs == initial_value(pcr, len(theirs), result.startup_locality):
+                    continue
+                status: CompareStatus = "not-logged"
+            elif theirs is None:
+                status = "not-measured"
+            else:
+                status = "match" if mine == theirs else "mismatch"
+            out.append(PcrComparison(bank, pcr, mine, theirs, status))
+    return out
