@@ -61,6 +61,13 @@ def initial_value(pcr: int, size: int, startup_locality: int | None = None) -> b
     return bytes(size)
 
 
+def _find(flat: tuple[int | bytes, ...], alg: int) -> bytes | None:
+    for i in range(0, len(flat), 2):
+        if flat[i] == alg:
+            return cast(bytes, flat[i + 1])
+    return None
+
+
 def replay(log: EventLog, banks: Iterable[str] | None = None) -> Replay:
     """Replay ``log`` into every bank it carries (or only ``banks``, hashlib names)."""
     wanted = None if banks is None else set(banks)
@@ -83,35 +90,36 @@ def replay(log: EventLog, banks: Iterable[str] | None = None) -> Replay:
         names[alg] = name
         sizes[alg] = declared[alg]
         state[alg] = {}
+    # One pass over the records for what every bank needs, then one tight loop per bank.
+    extending = [(e.pcr, e.digest_items) for e in log.events if e.event_type != EV_NO_ACTION]
     counts: dict[int, int] = {}
-    missing: dict[int, int] = dict.fromkeys(hashers, 0)
-    if locality is not None:
-        for alg in hashers:
-            state[alg][0] = initial_value(0, sizes[alg], locality)
-    no_action = EV_NO_ACTION
-    for event in log.events:
-        if event.event_type == no_action:
-            continue
-        pcr = event.pcr
+    for pcr, _ in extending:
         counts[pcr] = counts.get(pcr, 0) + 1
-        flat = event.digest_items
-        seen = 0
-        for i in range(0, len(flat), 2):
-            make = hashers.get(flat[i])  # type: ignore[arg-type]
-            if make is None:
-                continue
-            alg = cast(int, flat[i])
-            seen += 1
-            pcrs = state[alg]
+    missing: dict[int, int] = {}
+    for position, alg in enumerate(log.algorithms):
+        make = hashers.get(alg)
+        if make is None:
+            continue
+        at = 2 * position  # where the parser's fast path puts this algorithm
+        size = sizes[alg]
+        pcrs = state[alg]
+        if locality is not None:
+            pcrs[0] = initial_value(0, size, locality)
+        absent = 0
+        for pcr, flat in extending:
+            if len(flat) > at and flat[at] == alg:
+                digest = flat[at + 1]
+            else:
+                found = _find(flat, alg)
+                if found is None:
+                    absent += 1
+                    continue
+                digest = found
             old = pcrs.get(pcr)
             if old is None:
-                old = initial_value(pcr, sizes[alg], locality)
-            pcrs[pcr] = make(old + cast(bytes, flat[i + 1])).digest()
-        if seen != len(hashers):
-            present = set(flat[0::2])
-            for alg in hashers:
-                if alg not in present:
-                    missing[alg] += 1
+                old = initial_value(pcr, size, locality)
+            pcrs[pcr] = make(old + digest).digest()  # type: ignore[operator]
+        missing[alg] = absent
     return Replay(
         banks={names[alg]: dict(sorted(state[alg].items())) for alg in hashers},
         startup_locality=locality,
