@@ -18,6 +18,7 @@ A measurement, never a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -67,14 +68,13 @@ def main() -> int:
     parse_event_log(data)
     parse_s = time.perf_counter() - start
 
+    from fwtools.errors import FwError
     from fwtools.formats.tcg.decode import decode_event
 
     start = time.perf_counter()
     for event in log.events:
-        try:
+        with contextlib.suppress(FwError):  # an undecodable body costs its time too
             decode_event(event)
-        except Exception:  # noqa: BLE001 - a measurement: count, never stop
-            pass
     decode_s = time.perf_counter() - start
     met = median <= TARGET_S
     print(f"log: {len(log.events)} records, {len(data)} bytes, banks "
