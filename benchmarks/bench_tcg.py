@@ -6,8 +6,9 @@ SHA-384, SHA-512), whose records cycle through the event bodies of the real OVMF
 grub log in testdata/tcg/ovmf-d12-shim-sb.eventlog.bin (variables with signature lists,
 authorities, images with device paths, GPT, grub commands, separators), each measured
 afresh. Times the library work of ``fw-pcr log`` without output: ``parse_event_log`` and
-``replay`` (no event is decoded: decoding is lazy), median of ``--runs``; then, once, the
-cost of decoding every event as ``--json`` does.
+``replay`` (no event is decoded: decoding is lazy), median of ``--runs`` in CPU time of this
+process (the "work": on a shared machine wall time also counts other processes) and in wall
+time; then, once, the cost of decoding every event as ``--json`` does.
 
 Usage:
   .venv/bin/python benchmarks/bench_tcg.py [--runs 15] [--events 10000] [--strict]
@@ -57,13 +58,15 @@ def main() -> int:
     ap.add_argument("--strict", action="store_true")
     args = ap.parse_args()
     data = make_log(args.events)
-    times = []
+    times, cpu = [], []
     for _ in range(args.runs + 1):  # the first run warms up
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         log = parse_event_log(data)
         result = replay(log)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     median = statistics.median(times[1:])
+    work = statistics.median(cpu[1:])
     start = time.perf_counter()
     parse_event_log(data)
     parse_s = time.perf_counter() - start
@@ -76,13 +79,13 @@ def main() -> int:
         with contextlib.suppress(FwError):  # an undecodable body costs its time too
             decode_event(event)
     decode_s = time.perf_counter() - start
-    met = median <= TARGET_S
+    met = work <= TARGET_S
     print(f"log: {len(log.events)} records, {len(data)} bytes, banks "
           f"{', '.join(result.banks)}")
     print(f"parse:          {parse_s * 1000:7.1f} ms (one run)")
-    print(f"parse + replay: {median * 1000:7.1f} ms median of {args.runs} "
-          f"(min {min(times[1:]) * 1000:.1f}) target {TARGET_S * 1000:.0f} ms: "
-          f"{'met' if met else 'MISSED'}")
+    print(f"parse + replay: {work * 1000:7.1f} ms CPU, median of {args.runs} "
+          f"(wall {median * 1000:.1f} ms, min {min(times[1:]) * 1000:.1f}); target "
+          f"{TARGET_S * 1000:.0f} ms of work: {'met' if met else 'MISSED'}")
     print(f"decode all:     {decode_s * 1000:7.1f} ms (lazy: only reports pay it)")
     return 1 if args.strict and not met else 0
 
