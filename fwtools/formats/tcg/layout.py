@@ -167,6 +167,8 @@ ALGORITHMS: Final[dict[int, tuple[str, int]]] = {
     0x0012: ("sm3_256", 32),
 }
 ALG_SHA1: Final = 0x0004
+# Bank name -> the name OpenSSL (hashlib.new) knows the hash by, where they differ.
+OPENSSL_NAMES: Final[dict[str, str]] = {"sm3_256": "sm3"}
 ALGORITHM_IDS: Final[dict[str, int]] = {name: alg for alg, (name, _) in ALGORITHMS.items()}
 # Bank names as tpm2-tools and Linux sysfs (pcr-<name>) spell them.
 BANK_ALIASES: Final[dict[str, str]] = {"sm3": "sm3_256", "sm3-256": "sm3_256"}

@@ -20,16 +20,17 @@ from fwtools.formats.tcg.log import EventLog
 
 
 def _constructor(name: str) -> Callable[[bytes], Any] | None:
-    """The fastest hashlib constructor for ``name`` (hashlib.sha256 and friends), or
-    hashlib.new's for an OpenSSL-only one such as sm3; None when unavailable."""
+    """The fastest hashlib constructor for bank ``name`` (hashlib.sha256 and friends), or
+    hashlib.new's for an OpenSSL-only hash such as SM3; None when unavailable."""
     direct = getattr(hashlib, name, None)
     if callable(direct):
         return direct  # type: ignore[no-any-return]
-    if name not in hashlib.algorithms_available:
+    openssl = L.OPENSSL_NAMES.get(name, name)
+    if openssl not in hashlib.algorithms_available:
         return None
 
     def make(data: bytes) -> Any:
-        return hashlib.new(name, data)
+        return hashlib.new(openssl, data)
 
     return make
 

@@ -53,7 +53,11 @@ def pcr_event2(pcr: int, event_type: int, digests: Iterable[tuple[int, bytes]],
 
 def measure(data: bytes, algorithms: Iterable[int]) -> list[tuple[int, bytes]]:
     """The digests of ``data`` in ``algorithms`` (what a firmware logs for hashed data)."""
-    return [(alg, hashlib.new(L.ALGORITHMS[alg][0], data).digest()) for alg in algorithms]
+    out = []
+    for alg in algorithms:
+        name = L.ALGORITHMS[alg][0]
+        out.append((alg, hashlib.new(L.OPENSSL_NAMES.get(name, name), data).digest()))
+    return out
 
 
 def log_to_bytes(log: EventLog) -> bytes:

@@ -173,3 +173,25 @@ def test_compare_statuses() -> None:
     assert [(r.bank, r.pcr, r.status) for r in rows] == [("sha1", 4, "not-measured"),
                                                         ("sha256", 4, "mismatch")]
     assert compare(result, {"sha384": {0: bytes(48)}}) == []
+
+
+def test_sm3_bank_when_openssl_has_it() -> None:
+    if "sm3" not in hashlib.algorithms_available:
+        pytest.skip("this Python's OpenSSL has no SM3")
+    banks = ((0xB, 32), (0x12, 32))
+    data = b"sm3"
+    log = parse_event_log(spec_id_record(banks)
+                          + pcr_event2(8, 0xD, measure(data, [0xB, 0x12]), data))
+    result = replay(log)
+    assert list(result.banks) == ["sha256", "sm3_256"]
+    assert result.banks["sm3_256"][8] == hashlib.new(
+        "sm3", bytes(32) + hashlib.new("sm3", data).digest()).digest()
+
+
+def test_unknown_algorithm_bank_is_parsed_not_replayed() -> None:
+    banks = ((0xB, 32), (0x27, 48))  # 0x27 (SHA3-384 is 0x28): not a hash fwtools replays
+    data = b"x"
+    log = parse_event_log(spec_id_record(banks)
+                          + pcr_event2(8, 0xD, [*measure(data, [0xB]), (0x27, bytes(48))], data))
+    result = replay(log)
+    assert list(result.banks) == ["sha256"] and result.unavailable == ("alg_0027",)
