@@ -120,7 +120,7 @@ def decoded_json(decoded: Decoded) -> dict[str, Any]:
                 "partition_entry_lba": d.partition_entry_lba,
                 "number_of_partition_entries": d.number_of_partition_entries,
                 "size_of_partition_entry": d.size_of_partition_entry,
-                "partitions": [{"index": p.index, "type_guid": str(p.type_guid),
+                "partitions": [{"index": p.position, "type_guid": str(p.type_guid),
                                 "type_name": _guid_name(p.type_guid),
                                 "unique_guid": str(p.unique_guid),
                                 "starting_lba": p.starting_lba, "ending_lba": p.ending_lba,

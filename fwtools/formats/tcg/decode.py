@@ -16,8 +16,7 @@ the variable and record the problem in ``value_error`` instead.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from fwtools.errors import FwError, ParseError, TruncatedError
 from fwtools.formats.efi import guids
@@ -28,15 +27,13 @@ from fwtools.formats.tcg.log import Event, SpecIdEvent, _parse_spec_id
 # -- decoded bodies -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RawData:
+class RawData(NamedTuple):
     """Event data of a type with no decoder (or an unknown type): the bytes."""
 
     data: bytes
 
 
-@dataclass(frozen=True)
-class TextData:
+class TextData(NamedTuple):
     """A string event (EV_ACTION, EV_EFI_ACTION, EV_IPL, ...). ``encoding`` is ``ascii``
     (bytes as UTF-8, invalid bytes escaped) or ``utf-16le`` (systemd's EV_IPL);
     ``terminated`` says whether the data ended with a NUL; ``source`` names who writes this
@@ -48,8 +45,7 @@ class TextData:
     source: str | None = None
 
 
-@dataclass(frozen=True)
-class SeparatorData:
+class SeparatorData(NamedTuple):
     """EV_SEPARATOR: 00000000 normally, FFFFFFFF when the firmware signals an error
     (PFP §10.4.1)."""
 
@@ -57,26 +53,22 @@ class SeparatorData:
     error: bool
 
 
-@dataclass(frozen=True)
-class SpecIdData:
+class SpecIdData(NamedTuple):
     spec_id: SpecIdEvent
 
 
-@dataclass(frozen=True)
-class StartupLocalityData:
+class StartupLocalityData(NamedTuple):
     locality: int
 
 
-@dataclass(frozen=True)
-class NoActionData:
+class NoActionData(NamedTuple):
     """Another EV_NO_ACTION: its 16-byte signature (as text when printable) and the rest."""
 
     signature: str
     data: bytes
 
 
-@dataclass(frozen=True)
-class TaggedData:
+class TaggedData(NamedTuple):
     """TCG_PCClientTaggedEvent; ``text`` is the tagged data as a string when it is one (the
     Linux EFI stub writes ``"Linux initrd\\0"``, ``"LOADED_IMAGE::LoadOptions\\0"``)."""
 
@@ -86,16 +78,14 @@ class TaggedData:
     tag_name: str | None = None
 
 
-@dataclass(frozen=True)
-class SignatureEntry:
+class SignatureEntry(NamedTuple):
     """One EFI_SIGNATURE_DATA (owner + certificate DER or hash)."""
 
     owner: uuid.UUID
     data: bytes
 
 
-@dataclass(frozen=True)
-class VariableData:
+class VariableData(NamedTuple):
     """UEFI_VARIABLE_DATA (EV_EFI_VARIABLE_*). ``value`` is the decoded content:
     ``int`` for one-byte switches (SecureBoot, SetupMode, ...), ``list[SignatureList]`` for
     PK/KEK/db/dbx/dbt/dbr and the MOK lists, ``LoadOption`` for Boot####, ``list[int]`` for
@@ -113,8 +103,7 @@ class VariableData:
         return guids.guid_name(self.guid)
 
 
-@dataclass(frozen=True)
-class AuthorityData:
+class AuthorityData(NamedTuple):
     """EV_EFI_VARIABLE_AUTHORITY: the variable the verifying entry came from and the entry.
     ``entry`` is set when the data is an EFI_SIGNATURE_DATA (edk2 and shim for db, vendor_db,
     MokListRT, Shim); otherwise (shim's SbatLevel, MokSBState) ``data`` is the raw variable
@@ -127,8 +116,7 @@ class AuthorityData:
     text: str | None = None
 
 
-@dataclass(frozen=True)
-class ImageLoadData:
+class ImageLoadData(NamedTuple):
     """UEFI_IMAGE_LOAD_EVENT; ``device_path`` is the text form, ``device_path_error`` why
     it is missing when the bytes did not parse."""
 
@@ -140,9 +128,10 @@ class ImageLoadData:
     device_path_error: str | None = None
 
 
-@dataclass(frozen=True)
-class GptPartition:
-    index: int
+class GptPartition(NamedTuple):
+    """One non-empty entry of the logged partition array; ``position`` counts from 0."""
+
+    position: int
     type_guid: uuid.UUID
     unique_guid: uuid.UUID
     starting_lba: int
@@ -151,8 +140,7 @@ class GptPartition:
     name: str
 
 
-@dataclass(frozen=True)
-class GptData:
+class GptData(NamedTuple):
     disk_guid: uuid.UUID
     revision: int
     my_lba: int
@@ -165,8 +153,7 @@ class GptData:
     partitions: tuple[GptPartition, ...]
 
 
-@dataclass(frozen=True)
-class BlobData:
+class BlobData(NamedTuple):
     """UEFI_PLATFORM_FIRMWARE_BLOB(2); ``description`` only in the BLOB2 form."""
 
     base: int
@@ -174,8 +161,7 @@ class BlobData:
     description: str | None = None
 
 
-@dataclass(frozen=True)
-class HandoffTablesData:
+class HandoffTablesData(NamedTuple):
     tables: tuple[tuple[uuid.UUID, int], ...]
 
 
@@ -436,7 +422,7 @@ def _gpt(data: bytes, base: int) -> GptData:
     for i in range(count):
         e = L.GPT_ENTRY.unpack_dict(data, at + i * entry_size)
         partitions.append(GptPartition(
-            index=i,
+            position=i,
             type_guid=uuid.UUID(bytes_le=e["partition_type_guid"]),
             unique_guid=uuid.UUID(bytes_le=e["unique_partition_guid"]),
             starting_lba=e["starting_lba"],

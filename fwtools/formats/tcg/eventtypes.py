@@ -10,8 +10,7 @@ integers, the decoder picks a body decoder by ``data`` (see ``decode.py``), repo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 # How an event's data is laid out (decode.py has one decoder per kind).
 DataKind = Literal[
@@ -31,8 +30,7 @@ DataKind = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class EventType:
+class EventType(NamedTuple):
     value: int
     name: str
     data: DataKind
@@ -82,7 +80,7 @@ _TYPES: Final = (
     EventType(0x800000E1, "EV_EFI_SPDM_FIRMWARE_BLOB", "raw"),
     EventType(0x800000E2, "EV_EFI_SPDM_FIRMWARE_CONFIG", "raw"),
     EventType(0x800000E3, "EV_EFI_SPDM_DEVICE_POLICY", "variable"),
-    EventType(0x800000E4, "EV_EFI_SPDM_DEVICE_AUTHORITY", "raw"),
+    EventType(0x800000E4, "EV_EFI_SPDM_DEVICE_AUTHORITY", "authority"),
 )
 
 EVENT_TYPES: Final[dict[int, EventType]] = {t.value: t for t in _TYPES}

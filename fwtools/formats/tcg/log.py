@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from fwtools.errors import ParseError, TruncatedError
 from fwtools.formats.tcg import layout as L
@@ -102,8 +101,7 @@ class Event:
         return self.event_type != EV_NO_ACTION
 
 
-@dataclass(frozen=True)
-class SpecIdEvent:
+class SpecIdEvent(NamedTuple):
     """``TCG_EfiSpecIdEvent`` (PFP §10.4.5.1): the algorithms of a crypto-agile log."""
 
     platform_class: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from fwtools.formats.tcg import layout as L
 from fwtools.formats.tcg.eventtypes import EV_NO_ACTION
@@ -133,8 +133,7 @@ def replay(log: EventLog, banks: Iterable[str] | None = None) -> Replay:
 CompareStatus = Literal["match", "mismatch", "not-measured", "not-logged"]
 
 
-@dataclass(frozen=True)
-class PcrComparison:
+class PcrComparison(NamedTuple):
     """One PCR of one bank, replayed against measured. ``not-measured``: the log extends it
     but the dump has no value; ``not-logged``: the TPM's value is not its reset value but
     the log never extends it (IMA's PCR 10, a bootloader that does not log, ...)."""
