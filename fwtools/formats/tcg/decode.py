@@ -184,6 +184,20 @@ _BYTE_VARIABLES: Final = frozenset(
      "MokListTrusted", "MokPolicy"}
 )
 _GRUB_PREFIXES: Final = ("grub_cmd", "kernel_cmdline", "module_cmdline")
+_EV_IPL: Final = 0xD
+# shim mok.c mok_state_variables[] with MOK_MIRROR_* measured into PCR 14 (tpm_log_event).
+_SHIM_MOK_NAMES: Final = frozenset(
+    {"MokList", "MokListX", "MokSBState", "MokListTrusted", "MokPolicy", "MokDBState",
+     "MokIgnoreDB", "SbatLevel"}
+)
+# systemd src/fundamental/uki.c unified_sections[] (sd-stub measures each name into PCR 11).
+_UKI_SECTIONS: Final = frozenset(
+    {".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname",
+     ".sbat", ".pcrsig", ".pcrpkey", ".profile", ".dtbauto", ".hwids", ".efifw"}
+)
+# UTF-16 EV_IPL strings: systemd-boot / sd-stub log the kernel command line (PCR 12) and
+# the loader's entry (PCR 12, sd-boot Type #1) as UTF-16 (systemd docs/TPM2_PCR_MEASUREMENTS.md).
+_IPL_UTF16_SOURCES: Final = {12: "systemd_cmdline"}
 
 
 def decode_event(event: Event) -> Decoded:
@@ -192,7 +206,7 @@ def decode_event(event: Event) -> Decoded:
     base = event.data_offset
     kind = data_kind(event.event_type)
     if kind == "text":
-        return _text(data)
+        return _text(data, event.pcr if event.event_type == _EV_IPL else None)
     if kind == "separator":
         if len(data) == 4:
             value = int.from_bytes(data, "little")
@@ -228,17 +242,29 @@ def _looks_utf16(data: bytes) -> bool:
     return len(data) >= 2 and len(data) % 2 == 0 and data[1::2].count(0) == len(data) // 2
 
 
-def _text(data: bytes) -> TextData:
+def _text(data: bytes, ipl_pcr: int | None = None) -> TextData:
+    """A string event; for EV_IPL, ``ipl_pcr`` (its PCR) tells who wrote it."""
     if _looks_utf16(data):
         decoded = _ucs2_text(data)
-        return TextData(decoded.text, "utf-16le", decoded.terminated)
+        source = _IPL_UTF16_SOURCES.get(ipl_pcr) if ipl_pcr is not None else None
+        return TextData(decoded.text, "utf-16le", decoded.terminated, source)
     terminated = data.endswith(b"\0")
     text = data.rstrip(b"\0").decode("utf-8", "backslashreplace")
-    source = None
+    return TextData(text, "ascii", terminated, _ipl_source(text, ipl_pcr))
+
+
+def _ipl_source(text: str, pcr: int | None) -> str | None:
+    """Who logs an ASCII EV_IPL event like this (docs/reference/measured-boot.md 3-6)."""
     head, sep, _ = text.partition(": ")
     if sep and head in _GRUB_PREFIXES:
-        source = head
-    return TextData(text, "ascii", terminated, source)
+        return head  # GRUB commands/tpm.c, PCR 8
+    if pcr == 9 and text[:1] in ("/", "("):
+        return "grub_file"  # GRUB's verifier: a file it read, PCR 9
+    if pcr == 14 and text in _SHIM_MOK_NAMES:
+        return "shim_mok"  # shim mok.c: a mirrored MOK variable, PCR 14
+    if pcr == 11 and text in _UKI_SECTIONS:
+        return "systemd_stub_section"  # sd-stub: a UKI section's name, PCR 11
+    return None
 
 
 def _ucs2_text(data: bytes) -> TextData:

@@ -147,7 +147,7 @@ def test_more_event_data_shapes() -> None:
     decoded = [decode_event(e) for e in log.events[1:]]
     assert decoded[0] == BlobData(0x820000, 0x1000, "Fv(123456)")
     assert isinstance(decoded[1], HandoffTablesData) and decoded[1].tables[0][1] == 0x7F000000
-    assert decoded[2] == TextData("linux initrd=\\initrd", "utf-16le", False)
+    assert decoded[2] == TextData("linux initrd=\\initrd", "utf-16le", False, "systemd_cmdline")
     assert isinstance(decoded[3], AuthorityData) and decoded[3].entry is None
     assert decoded[3].data == b"\x01"
     assert getattr(decoded[4], "error", None) is True
@@ -195,3 +195,21 @@ def test_unknown_algorithm_bank_is_parsed_not_replayed() -> None:
                           + pcr_event2(8, 0xD, [*measure(data, [0xB]), (0x27, bytes(48))], data))
     result = replay(log)
     assert list(result.banks) == ["sha256"] and result.unavailable == ("alg_0027",)
+
+
+def test_ipl_sources() -> None:
+    def ipl(pcr: int, data: bytes) -> bytes:
+        return pcr_event2(pcr, 0xD, measure(data, ALGS), data)
+
+    log = parse_event_log(log_of(
+        ipl(8, b"grub_cmd: linux /vmlinuz ro\0"),
+        ipl(9, b"(hd0,gpt2)/boot/grub/grub.cfg\0"),
+        ipl(14, b"MokListX\0"),
+        ipl(11, b".linux\0"),
+        ipl(12, "root=/dev/vda2 ro".encode("utf-16-le")),
+        ipl(4, b"something else\0"),
+    ))
+    got = [decode_event(e) for e in log.events[1:]]
+    assert [getattr(d, "source", None) for d in got] == [
+        "grub_cmd", "grub_file", "shim_mok", "systemd_stub_section", "systemd_cmdline", None]
+    assert isinstance(got[4], TextData) and got[4].text == "root=/dev/vda2 ro"

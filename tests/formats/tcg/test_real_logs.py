@@ -124,12 +124,16 @@ def test_secure_boot_log_contents() -> None:
     shim = by_index[24]
     assert isinstance(shim, ImageLoadData) and shim.device_path is not None
     assert shim.device_path.endswith("\\EFI\\BOOT\\BOOTX64.EFI")
-    grub = [d for d in by_index.values() if isinstance(d, TextData) and d.source]
+    grub = [d for d in by_index.values() if isinstance(d, TextData)
+            and d.source in ("grub_cmd", "kernel_cmdline")]
     assert grub[0].text == "grub_cmd: [ -z (hd0,gpt1)/EFI/debian -o ! -e (hd0,gpt1)/EFI/debian ]"
     assert any(d.source == "kernel_cmdline" and "console=ttyS0" in d.text for d in grub)
     mok_ipl = [d.text for e, d in zip(log.events, by_index.values(), strict=True)
-               if e.pcr == 14 and isinstance(d, TextData)]
+               if e.pcr == 14 and isinstance(d, TextData) and d.source == "shim_mok"]
     assert mok_ipl == ["MokList", "MokListX", "MokListTrusted"]
+    files = [d.text for d in by_index.values()
+             if isinstance(d, TextData) and d.source == "grub_file"]
+    assert files == ["(hd0,gpt1)/EFI/debian/grub.cfg", "/vmlinuz", "/initrd.img"]
 
 
 def test_sha1_legacy_log_replays_to_the_sha1_bank() -> None:
