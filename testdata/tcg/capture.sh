@@ -13,14 +13,18 @@
 # OUTDIR receives eventlog.bin, pcrs.json ({"sha256": {"0": "hex", ...}, ...}), serial.log
 # and the initrd. Needs qemu-system-x86 ovmf swtpm busybox-static gdisk dosfstools mtools
 # and the Debian corpus (tests/corpus/fetch.sh) for shim, grub and the kernel.
+# SUITE=bookworm (default: the installed /usr/share/OVMF, Debian 12's) or SUITE=trixie (the
+# corpus' Debian 13 OVMF, shim, grub and kernel).
 set -euo pipefail
 case_name="$1"
 out="$(mkdir -p "$2" && cd "$2" && pwd)"
-corpus="${FWTOOLS_CORPUS:-/var/cache/fwtools-corpus}/root/bookworm/amd64"
-kernel="$corpus/linux-image-6.1.0-50-amd64/boot/vmlinuz-6.1.0-50-amd64"
+suite="${SUITE:-bookworm}"
+corpus="${FWTOOLS_CORPUS:-/var/cache/fwtools-corpus}/root/$suite/amd64"
+kernel="$(ls "$corpus"/linux-image-*/boot/vmlinuz-* | head -n1)"
 shim="$corpus/shim-signed/usr/lib/shim/shimx64.efi.signed"
 grub="$corpus/grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
 ovmf=/usr/share/OVMF
+[ "$suite" = bookworm ] || ovmf="$corpus/ovmf/usr/share/OVMF"
 work="$(mktemp -d)"
 trap 'kill "${swtpm_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"

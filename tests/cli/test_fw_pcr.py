@@ -120,3 +120,11 @@ def test_malformed_inputs_are_one_line(tmp_path: Path) -> None:
     bad.write_text("garbage\n")
     code, _, err = run("log", SB_LOG, "--pcrs", bad)
     assert code == 2 and "no PCR values found" in err and len(err.splitlines()) == 1
+
+
+def test_an_oversized_log_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.log"
+    with big.open("wb") as f:
+        f.truncate((32 << 20) + 1)  # sparse: nothing is written
+    code, _, err = run("log", big)
+    assert code == 2 and "byte limit" in err and len(err.splitlines()) == 1

@@ -275,7 +275,7 @@ for _reason, _ids in _KNOWN_GROUPS.values():
 # whose main input it is.
 SPARSE_FOR = {"pe-inspect {IN}", "fw-sigdb show {IN}", "fw-vars show {IN}", "fw-check {IN}",
               "byebyebios {IN}", "fw-vars set normal-format.fd Foo --file {IN}",
-              "fw-sigdb dedupe {IN}"}
+              "fw-sigdb dedupe {IN}", "fw-pcr log {IN}"}
 
 
 def _cases() -> Iterator[object]:

@@ -39,6 +39,11 @@ _U16: Final = L.TPMT_HA_ALG.struct
 _U32: Final = L.EVENT_SIZE.struct
 _PCR_EVENT: Final = L.PCR_EVENT.struct
 _PCR_EVENT_SIZE: Final = L.PCR_EVENT.size
+# Firmware logs are small (edk2 reserves PcdTcgLogAreaMinLen = 64 KiB, and Linux appends the
+# final-events table); a file far larger is refused before it is read, which bounds the
+# records (and so the memory) a hostile file can make: each costs ~200 bytes in memory and
+# at least 16 in the file.
+MAX_LOG_SIZE: Final = 32 << 20
 
 
 class Event:
@@ -341,10 +346,11 @@ def _read_event2(log: EventLog, pos: int, index: int,
 
 
 def load_event_log(path: str | os.PathLike[str]) -> EventLog:
-    """Read and parse the event log at ``path``; errors name the file."""
+    """Read and parse the event log at ``path`` (at most :data:`MAX_LOG_SIZE` bytes); errors
+    name the file."""
     from fwtools._base.fileio import read_file
 
-    data = read_file(path)
+    data = read_file(path, max_size=MAX_LOG_SIZE)
     try:
         return parse_event_log(data)
     except ParseError as exc:
