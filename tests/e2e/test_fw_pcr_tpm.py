@@ -10,6 +10,7 @@ Needs qemu-system-x86, ovmf, swtpm, busybox-static, gdisk, dosfstools, mtools an
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,7 +29,7 @@ TCG = Path(__file__).resolve().parents[2] / "testdata" / "tcg"
 TOOLS = ("qemu-system-x86_64", "swtpm", "sgdisk", "mkfs.vfat", "mcopy", "timeout")
 
 
-def capture(case: str, out: Path) -> Path:
+def capture(case: str, out: Path, suite: str = "bookworm") -> Path:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing or not Path("/bin/busybox").exists():
         unavailable(f"e2e: {', '.join(missing) or 'busybox'} not installed (apt-get install "
@@ -36,7 +37,8 @@ def capture(case: str, out: Path) -> Path:
     if not Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd").exists():
         unavailable("e2e: Debian's ovmf package is not installed")
     proc = subprocess.run(["bash", str(TCG / "capture.sh"), case, str(out)],
-                          capture_output=True, text=True, timeout=scaled_timeout(900), check=False)
+                          capture_output=True, text=True, timeout=scaled_timeout(900),
+                          check=False, env={**os.environ, "SUITE": suite})
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
 
@@ -47,10 +49,11 @@ def fw_pcr(*args: str | Path) -> tuple[int, dict[str, object]]:
     return result.exit_code, json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("case", ["kernel", "shim-sb"])
-def test_replay_equals_the_tpm(case: str, corpus: Corpus, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("suite", "case"), [("bookworm", "kernel"), ("bookworm", "shim-sb"),
+                                             ("trixie", "shim-sb")])
+def test_replay_equals_the_tpm(suite: str, case: str, corpus: Corpus, tmp_path: Path) -> None:
     del corpus  # only for its skip: the kernel, shim and grub come from the corpus
-    out = capture(case, tmp_path / case)
+    out = capture(case, tmp_path / case, suite)
     log = out / "eventlog.bin"
     code, doc = fw_pcr(log, "--pcrs", out / "pcrs.json")
     assert code == 0, doc["comparison"]
@@ -70,7 +73,8 @@ def test_replay_equals_the_tpm(case: str, corpus: Corpus, tmp_path: Path) -> Non
     # The firmware is deterministic: the same records as the committed capture, with the
     # same PCR 0 and PCR 7 digests (PCR 9 differs: the initrd is rebuilt with new times).
     fresh = load_event_log(log)
-    committed = load_event_log(TCG / f"ovmf-d12-{case}.eventlog.bin")
+    name = {"bookworm": "d12", "trixie": "d13"}[suite]
+    committed = load_event_log(TCG / f"ovmf-{name}-{case}.eventlog.bin")
     assert [(e.pcr, e.event_type) for e in fresh.events] == [
         (e.pcr, e.event_type) for e in committed.events]
     for a, b in zip(fresh.events, committed.events, strict=True):

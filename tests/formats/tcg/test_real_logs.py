@@ -26,7 +26,7 @@ from fwtools.formats.tcg.replay import compare, replay
 from fwtools.formats.tcg.write import log_to_bytes
 
 TCG = Path(__file__).resolve().parents[3] / "testdata" / "tcg"
-CASES = ("ovmf-d12-kernel", "ovmf-d12-shim-sb")
+CASES = ("ovmf-d12-kernel", "ovmf-d12-shim-sb", "ovmf-d13-shim-sb")
 
 
 def measured(case: str) -> dict[str, dict[int, bytes]]:
@@ -134,6 +134,21 @@ def test_secure_boot_log_contents() -> None:
     files = [d.text for d in by_index.values()
              if isinstance(d, TextData) and d.source == "grub_file"]
     assert files == ["(hd0,gpt1)/EFI/debian/grub.cfg", "/vmlinuz", "/initrd.img"]
+
+
+def test_debian13_log_contents() -> None:
+    log = load("ovmf-d13-shim-sb")
+    decoded = [decode_event(e) for e in log.events]
+    crtm = decoded[1]
+    assert isinstance(crtm, TextData) and crtm.text == "2025.02-8+deb13u1"
+    acpi = [d for e, d in zip(log.events, decoded, strict=True)
+            if e.type_name == "EV_PLATFORM_CONFIG_FLAGS"]
+    assert [getattr(d, "text", None) for d in acpi] == ["ACPI DATA"] * 4
+    assert decoded[3] == BlobData(0x900000, 0xE80000)  # DXEFV of the 2025.02 build
+    files = [d.text for d in decoded if isinstance(d, TextData) and d.source == "grub_file"]
+    assert files[:2] == ["(hd0,gpt1)/EFI/debian/grub.cfg"] * 2  # grub 2.12 reads it twice
+    tags = [d.tag_name for d in decoded if isinstance(d, TaggedData)]
+    assert tags == ["Linux LoadOptions", "Linux initrd"]
 
 
 def test_sha1_legacy_log_replays_to_the_sha1_bank() -> None:
