@@ -130,7 +130,7 @@ def decoded_json(decoded: Decoded) -> dict[str, Any]:
         return {"kind": "blob", "base": d.base, "length": d.length,
                 "description": d.description}
     if isinstance(d, D.HandoffTablesData):
-        return {"kind": "handoff_tables", "tables": [
+        return {"kind": "handoff_tables", "description": d.description, "tables": [
             {"guid": str(g), "guid_name": _guid_name(g), "address": a} for g, a in d.tables]}
     return {"kind": "raw"}
 

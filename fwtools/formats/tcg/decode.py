@@ -162,7 +162,11 @@ class BlobData(NamedTuple):
 
 
 class HandoffTablesData(NamedTuple):
+    """UEFI_HANDOFF_TABLE_POINTERS(2): (vendor GUID, address) per table; ``description``
+    only in the ...2 form."""
+
     tables: tuple[tuple[uuid.UUID, int], ...]
+    description: str | None = None
 
 
 Decoded = (RawData | TextData | SeparatorData | SpecIdData | StartupLocalityData
@@ -232,6 +236,13 @@ def decode_event(event: Event) -> Decoded:
         return _blob2(data, base)
     if kind == "handoff":
         return _handoff(data, base)
+    if kind == "handoff2":
+        _need(data, 1, "UEFI_HANDOFF_TABLE_POINTERS2", base)
+        size = data[0]
+        _need(data, 1 + size, "UEFI_HANDOFF_TABLE_POINTERS2", base)
+        tables = _handoff(data[1 + size :], base + 1 + size).tables
+        text = data[1 : 1 + size].rstrip(b"\0").decode("utf-8", "backslashreplace")
+        return HandoffTablesData(tables, text)
     return RawData(data)
 
 

@@ -27,6 +27,7 @@ DataKind = Literal[
     "blob",  # UEFI_PLATFORM_FIRMWARE_BLOB
     "blob2",  # UEFI_PLATFORM_FIRMWARE_BLOB2
     "handoff",  # UEFI_HANDOFF_TABLE_POINTERS
+    "handoff2",  # UEFI_HANDOFF_TABLE_POINTERS2
 ]
 
 
@@ -72,7 +73,7 @@ _TYPES: Final = (
     EventType(0x80000008, "EV_EFI_PLATFORM_FIRMWARE_BLOB", "blob"),
     EventType(0x80000009, "EV_EFI_HANDOFF_TABLES", "handoff"),
     EventType(0x8000000A, "EV_EFI_PLATFORM_FIRMWARE_BLOB2", "blob2"),
-    EventType(0x8000000B, "EV_EFI_HANDOFF_TABLES2", "raw"),
+    EventType(0x8000000B, "EV_EFI_HANDOFF_TABLES2", "handoff2"),
     EventType(0x8000000C, "EV_EFI_VARIABLE_BOOT2", "variable"),
     EventType(0x8000000D, "EV_EFI_GPT_EVENT2", "gpt"),
     EventType(0x80000010, "EV_EFI_HCRTM_EVENT", "text"),

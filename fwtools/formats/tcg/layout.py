@@ -116,6 +116,9 @@ HANDOFF_TABLE_ENTRY: Final = Layout(
     "EFI_CONFIGURATION_TABLE", (("vendor_guid", "16s"), ("vendor_table", "Q"))
 )
 
+# UEFI_HANDOFF_TABLE_POINTERS2 (PFP §10.4.5): u8 TableDescriptionSize, the description, then
+# the same u64 count and entries as above.
+
 # TCG_PCClientTaggedEvent (PFP §10.4.2.1; EV_EVENT_TAG): then TaggedEventData.
 TAGGED_EVENT: Final = Layout(
     "TCG_PCClientTaggedEvent", (("tagged_event_id", "I"), ("tagged_event_data_size", "I"))

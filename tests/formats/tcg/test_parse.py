@@ -143,6 +143,7 @@ def test_more_event_data_shapes() -> None:
         pcr_event2(12, 0xD, measure(b"", ALGS), utf16),
         pcr_event2(7, 0x800000E0, measure(b"", ALGS), auth_raw),
         pcr_event2(4, 0x4, measure(b"", ALGS), b"\xff\xff\xff\xff"),
+        pcr_event2(1, 0x8000000B, measure(b"", ALGS), b"\x06SMBIOS" + handoff),
     ))
     decoded = [decode_event(e) for e in log.events[1:]]
     assert decoded[0] == BlobData(0x820000, 0x1000, "Fv(123456)")
@@ -151,6 +152,7 @@ def test_more_event_data_shapes() -> None:
     assert isinstance(decoded[3], AuthorityData) and decoded[3].entry is None
     assert decoded[3].data == b"\x01"
     assert getattr(decoded[4], "error", None) is True
+    assert decoded[5] == HandoffTablesData(decoded[1].tables, "SMBIOS")
 
 
 def test_sha1_form_with_cut_record() -> None:
