@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from fwtools.cli.fw_pcr import cli
 
-TCG = Path(__file__).resolve().parents[2] / "testdata" / "tcg"
+REPO = Path(__file__).resolve().parents[2]
+TCG = REPO / "testdata" / "tcg"
+SCHEMA = json.loads((REPO / "docs/schemas/fw-pcr-log-1.schema.json").read_text())
 SB_LOG = TCG / "ovmf-d12-shim-sb.eventlog.bin"
 SB_PCRS = TCG / "ovmf-d12-shim-sb.pcrs.json"
 
@@ -27,6 +29,9 @@ def log_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
     assert not err
     doc = json.loads(out)
     assert doc["schema"] == "fwtools.fw-pcr.log/1"
+    import jsonschema
+
+    jsonschema.validate(doc, SCHEMA)
     return code, doc
 
 
@@ -98,6 +103,12 @@ def test_a_mismatch_exits_1(tmp_path: Path) -> None:
     assert code == 1
     bad = [r for r in doc["comparison"]["pcrs"] if r["status"] == "mismatch"]
     assert [(r["bank"], r["pcr"]) for r in bad] == [("sha256", 7)]
+
+
+def test_every_real_log_validates() -> None:
+    for log in sorted(TCG.glob("*.eventlog.bin")):
+        code, _ = log_json(log)
+        assert code == 0
 
 
 def test_sha1_log() -> None:
