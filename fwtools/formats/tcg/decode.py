@@ -22,7 +22,7 @@ from fwtools.errors import FwError, ParseError, TruncatedError
 from fwtools.formats.efi import guids
 from fwtools.formats.tcg import layout as L
 from fwtools.formats.tcg.eventtypes import data_kind
-from fwtools.formats.tcg.log import Event, SpecIdEvent, _parse_spec_id
+from fwtools.formats.tcg.log import Event, SpecIdEvent, parse_spec_id
 
 # -- decoded bodies -------------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ def _printable(raw: bytes) -> str | None:
 
 def _no_action(data: bytes, base: int) -> Decoded:
     if data.startswith(L.SPEC_ID_SIGNATURE):
-        return SpecIdData(_parse_spec_id(data, base))
+        return SpecIdData(parse_spec_id(data, base))
     if data.startswith(L.STARTUP_LOCALITY_SIGNATURE):
         layout = L.STARTUP_LOCALITY_EVENT
         _need(data, layout.size, layout.name, base)

@@ -175,7 +175,7 @@ def parse_event_log(data: bytes | bytearray | memoryview, *, base: int = 0) -> E
     data_at = _PCR_EVENT_SIZE
     spec_id: SpecIdEvent | None = None
     if event_type == EV_NO_ACTION and buf.startswith(L.SPEC_ID_SIGNATURE, data_at):
-        spec_id = _parse_spec_id(buf[data_at : data_at + size], base + data_at)
+        spec_id = parse_spec_id(buf[data_at : data_at + size], base + data_at)
     log = EventLog(buf, base, "sha1" if spec_id is None else "crypto-agile", spec_id)
     if spec_id is None:
         _parse_sha1_records(log, 0)
@@ -219,7 +219,7 @@ def _parse_sha1_records(log: EventLog, pos: int) -> None:
         _read_pcr_event(buf, pos, base, index)  # raises the precise error
 
 
-def _parse_spec_id(data: bytes, base: int) -> SpecIdEvent:
+def parse_spec_id(data: bytes, base: int) -> SpecIdEvent:
     """``TCG_EfiSpecIdEvent`` from the first record's event data (absolute offset ``base``)."""
     name = "TCG_EfiSpecIdEvent"
     fixed = L.SPEC_ID_EVENT
