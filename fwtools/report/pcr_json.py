@@ -199,6 +199,7 @@ def _value_text(decoded: dict[str, Any]) -> str:
 
 def event_json(event: Event) -> dict[str, Any]:
     from fwtools.errors import FwError
+    from fwtools.formats.tcg.check import data_digest_status
     from fwtools.formats.tcg.decode import decode_event
 
     out: dict[str, Any] = {
@@ -213,11 +214,14 @@ def event_json(event: Event) -> dict[str, Any]:
         "data": event.data.hex(),
     }
     try:
-        decoded = decoded_json(decode_event(event))
+        decoded_event = decode_event(event)
     except FwError as exc:
-        out.update(decoded=None, decode_error=str(exc), description="(undecodable)")
+        out.update(decoded=None, decode_error=str(exc), description="(undecodable)",
+                   data_digest=data_digest_status(event, None))
     else:
-        out.update(decoded=decoded, decode_error=None, description=describe(decoded))
+        decoded = decoded_json(decoded_event)
+        out.update(decoded=decoded, decode_error=None, description=describe(decoded),
+                   data_digest=data_digest_status(event, decoded_event))
     return out
 
 
@@ -236,8 +240,10 @@ def log_document(path: str, log: EventLog, result: Replay, pcrs_path: str | None
     rows = comparison_json(comparison) if comparison is not None else None
     counts = {s: sum(1 for r in rows or () if r["status"] == s)
               for s in ("match", "mismatch", "not-measured", "not-logged")}
+    events = [event_json(e) for e in log.events]
     doc = document(LOG_SCHEMA, files, {
         "events": len(log.events),
+        "data_digest_mismatches": sum(1 for e in events if e["data_digest"] == "mismatch"),
         "pcrs": sorted(result.extended),
         "banks": list(result.banks),
         "matches": counts["match"] if rows is not None else None,
@@ -252,7 +258,7 @@ def log_document(path: str, log: EventLog, result: Replay, pcrs_path: str | None
         "size": len(log.buffer),
         "spec_id": None if log.spec_id is None else spec_id_json(log.spec_id),
         "startup_locality": result.startup_locality,
-        "events": [event_json(e) for e in log.events],
+        "events": events,
     }
     doc["replay"] = {
         "banks": {bank: {str(pcr): value.hex() for pcr, value in values.items()}

@@ -31,6 +31,8 @@ def render_log(doc: dict[str, Any], *, verbose: bool = False, file: IO[str] | No
             line = f"[red]undecodable: {escape(e['decode_error'])}[/]"
         else:
             line = escape(e["description"])
+        if e["data_digest"] == "mismatch":
+            line += " [bold yellow](digest is not of this data)[/]"
         console.print(f"{head} {line}")
         if verbose:
             console.print(f"[dim]       at {e['offset']:#x}, {e['data_size']} bytes of data[/]")
@@ -38,6 +40,10 @@ def render_log(doc: dict[str, Any], *, verbose: bool = False, file: IO[str] | No
                 console.print(f"[dim]       {alg:<7} {digest}[/]")
             for extra in _details(e.get("decoded") or {}):
                 console.print(f"       {escape(extra)}")
+    if summary["data_digest_mismatches"]:
+        console.print(f"[bold yellow]{summary['data_digest_mismatches']} events carry a digest "
+                      f"that is not of their own data, as the spec requires for their type: "
+                      f"the log does not describe what was measured[/]")
     for name in replay["unavailable"]:
         console.print(f"[yellow]bank {name}: this Python's hashlib cannot compute it[/]")
     for name in replay["incomplete"]:

@@ -139,3 +139,18 @@ def test_an_oversized_log_is_refused_unread(tmp_path: Path) -> None:
         f.truncate((32 << 20) + 1)  # sparse: nothing is written
     code, _, err = run("log", big)
     assert code == 2 and "byte limit" in err and len(err.splitlines()) == 1
+
+
+def test_a_tampered_log_is_flagged_in_both_views(tmp_path: Path) -> None:
+    data = bytearray(SB_LOG.read_bytes())
+    at = data.index(b"Calling EFI Application")
+    data[at] = ord("K")
+    bad = tmp_path / "tampered.log"
+    bad.write_bytes(bytes(data))
+    code, out, _ = run("log", bad, "--pcrs", SB_PCRS, "--no-color")
+    assert code == 0  # the PCRs still match: only the description is wrong
+    assert "'Kalling EFI Application from Boot Option' (digest is not of this data)" in out
+    assert "1 events carry a digest that is not of their own data" in out
+    code, doc = log_json(bad)
+    assert doc["summary"]["data_digest_mismatches"] == 1
+    assert [e["index"] for e in doc["log"]["events"] if e["data_digest"] == "mismatch"] == [14]

@@ -174,3 +174,37 @@ def test_fixture_script_output_is_committed(tmp_path: Path) -> None:
     assert module.sha1_log(kernel) == (TCG / "ovmf-d12-kernel.sha1.eventlog.bin").read_bytes()
     for name, (blob, _, _) in module.hostile(kernel).items():
         assert (TCG / "hostile" / name).read_bytes() == blob, name
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_data_digests_of_real_logs(case: str) -> None:
+    from fwtools.formats.tcg.check import data_digest_status
+
+    log = load(case)
+    statuses = [data_digest_status(e, decode_event(e)) for e in log.events]
+    assert "mismatch" not in statuses
+    by_type = {}
+    for event, status in zip(log.events, statuses, strict=True):
+        by_type.setdefault(event.type_name, set()).add(status)
+    for name in ("EV_SEPARATOR", "EV_EFI_ACTION", "EV_EFI_VARIABLE_DRIVER_CONFIG",
+                 "EV_EFI_VARIABLE_BOOT", "EV_S_CRTM_VERSION"):
+        assert by_type[name] == {"match"}, name
+    assert by_type["EV_EFI_PLATFORM_FIRMWARE_BLOB"] == {None}
+
+
+def test_a_tampered_log_is_flagged() -> None:
+    from fwtools.formats.tcg.check import data_digest_status
+
+    data = bytearray((TCG / "ovmf-d12-shim-sb.eventlog.bin").read_bytes())
+    log = parse_event_log(bytes(data))
+    action = log.events[14]  # "Calling EFI Application from Boot Option"
+    grub = log.events[37]  # "grub_cmd: linux /vmlinuz console=ttyS0 panic=-1 loglevel=1"
+    assert action.data.startswith(b"Calling") and b"loglevel=1" in grub.data
+    data[action.data_offset] = ord("K")
+    at = grub.data_offset + grub.data.index(b"loglevel=1") + len("loglevel=")
+    data[at] = ord("7")
+    tampered = parse_event_log(bytes(data))
+    got = {e.index: data_digest_status(e, decode_event(e)) for e in tampered.events}
+    assert [i for i, s in got.items() if s == "mismatch"] == [14, 37]
+    # The replay only reads digests: it still matches the TPM.
+    assert replay(tampered).banks == replay(log).banks
