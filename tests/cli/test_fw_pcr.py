@@ -70,6 +70,7 @@ def test_json_document() -> None:
     assert db["kind"] == "variable" and db["value"][0]["type"] == "EfiCertX509"
     gpt = events[23]["decoded"]
     assert gpt["kind"] == "gpt" and gpt["partitions"][0]["starting_lba"] == 2048
+    assert gpt["partitions"][0]["type_name"] == "EFI System"
     assert events[24]["digests"]["sha256"] == events[24]["digests"]["sha256"].lower()
     assert doc["log"]["spec_id"]["algorithms"][1] == {"id": 11, "name": "sha256",
                                                       "digest_size": 32}
