@@ -227,6 +227,12 @@ def decode_event(event: Event) -> Decoded:
     kind = data_kind(event.event_type)
     if kind == "text":
         return _text(data, event.pcr if event.event_type == _EV_IPL else None)
+    if kind == "text_or_blob":
+        # PFP 1.06 §10.4.1: EV_POST_CODE / EV_S_CRTM_CONTENTS hold a description string
+        # ("POST CODE", "ACPI DATA" ...) or, from older firmware, the blob's base and length.
+        if len(data) == L.FIRMWARE_BLOB.size and _printable(data) is None:
+            return _blob(data, base)
+        return _text(data)
     if kind == "separator":
         if len(data) == 4:
             value = int.from_bytes(data, "little")

@@ -28,6 +28,7 @@ DataKind = Literal[
     "blob2",  # UEFI_PLATFORM_FIRMWARE_BLOB2
     "handoff",  # UEFI_HANDOFF_TABLE_POINTERS
     "handoff2",  # UEFI_HANDOFF_TABLE_POINTERS2
+    "text_or_blob",  # a string, or (older firmware) a UEFI_PLATFORM_FIRMWARE_BLOB
 ]
 
 
@@ -43,13 +44,13 @@ EV_EFI_VARIABLE_AUTHORITY: Final = 0x800000E0
 
 _TYPES: Final = (
     EventType(0x0, "EV_PREBOOT_CERT", "raw"),
-    EventType(0x1, "EV_POST_CODE", "text"),
+    EventType(0x1, "EV_POST_CODE", "text_or_blob"),
     EventType(0x2, "EV_UNUSED", "raw"),
     EventType(EV_NO_ACTION, "EV_NO_ACTION", "no_action"),
     EventType(EV_SEPARATOR, "EV_SEPARATOR", "separator"),
     EventType(0x5, "EV_ACTION", "text"),
     EventType(0x6, "EV_EVENT_TAG", "tagged"),
-    EventType(0x7, "EV_S_CRTM_CONTENTS", "raw"),
+    EventType(0x7, "EV_S_CRTM_CONTENTS", "text_or_blob"),
     EventType(0x8, "EV_S_CRTM_VERSION", "ucs2"),
     EventType(0x9, "EV_CPU_MICROCODE", "raw"),
     EventType(0xA, "EV_PLATFORM_CONFIG_FLAGS", "text"),

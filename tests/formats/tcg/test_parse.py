@@ -215,3 +215,13 @@ def test_ipl_sources() -> None:
     assert [getattr(d, "source", None) for d in got] == [
         "grub_cmd", "grub_file", "shim_mok", "systemd_stub_section", "systemd_cmdline", None]
     assert isinstance(got[4], TextData) and got[4].text == "root=/dev/vda2 ro"
+
+
+def test_post_code_as_string_or_blob() -> None:
+    blob = struct.pack("<QQ", 0xFFE00000, 0x200000)
+    log = parse_event_log(log_of(pcr_event2(0, 0x1, measure(b"", ALGS), b"POST CODE"),
+                                 pcr_event2(0, 0x1, measure(b"", ALGS), blob),
+                                 pcr_event2(0, 0x7, measure(b"", ALGS), blob)))
+    got = [decode_event(e) for e in log.events[1:]]
+    assert got[0] == TextData("POST CODE", "ascii", False)
+    assert got[1] == got[2] == BlobData(0xFFE00000, 0x200000)
