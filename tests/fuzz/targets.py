@@ -270,6 +270,20 @@ def target_firmware(data: bytes) -> None:
     _replay_two_ways(load_stage(TESTDATA / "sample" / "hello-nx.signed.efi"), profile)
 
 
+def target_tcg(data: bytes) -> None:
+    """A TCG event log (fw-pcr log): parse, replay every bank, decode every event and build
+    the JSON document, and write the records back (the bytes must round-trip)."""
+    from fwtools.formats.tcg.log import parse_event_log
+    from fwtools.formats.tcg.replay import replay
+    from fwtools.formats.tcg.write import log_to_bytes
+    from fwtools.report.pcr_json import log_document
+
+    log = parse_event_log(data)
+    result = replay(log)
+    log_document("fuzz.bin", log, result)
+    assert log_to_bytes(log) == data, "re-serialised event log differs"
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "pe": target_pe,
     "siglist": target_siglist,
@@ -284,6 +298,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "devicepath": target_devicepath,
     "bootchain": target_bootchain,
     "firmware": target_firmware,
+    "tcg": target_tcg,
 }
 
 
@@ -358,6 +373,8 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
         paths = _seed_paths("pe", corpus=corpus)
     elif name == "firmware":
         paths = _files(REPO / "policies" / "firmware", ("*.toml",), 1 << 20)
+    elif name == "tcg":
+        paths = _files(td / "tcg", ("*.eventlog.bin",), 1 << 20)
     else:
         paths = []
     fixtures = FUZZ_FIXTURES / name
