@@ -32,7 +32,7 @@ How (``via``):
 - ``signed``: Microsoft's signed objects from a microsoft/secureboot_objects checkout, each
   verified against the store's own keys as edk2 would (``SecurityPkg/Library/AuthVariableLib/
   AuthService.c``): SetVariable attributes exactly NV|BS|RT|TIME_AUTH|APPEND (0x67); a KEK
-  update only when the top certificate of its PKCS#7 is the enrolled PK byte for byte and the
+  update only when its PKCS#7 signer certificate is the enrolled PK byte for byte and the
   signature verifies with it; db/dbx updates against the PK or any KEK certificate (partial
   chain, no time check). What firmware would refuse is refused, with the reason. The payload
   is appended with edk2's filtering, the stored timestamp becoming the later of the two
@@ -429,7 +429,7 @@ def _signed_kek(plan: _Plan, audit: StoreAudit, signed: SignedObjects, *,
     if not candidates:
         reason = (f"KEK 2K CA 2023: no KEK update signed by this store's PK ({label}) in "
                   f"{signed.root} ({signed.kek_count} KEK updates, signed by other PKs); in "
-                  "User Mode firmware accepts a KEK write only when the PKCS#7's top "
+                  "User Mode firmware accepts a KEK write only when its PKCS#7 signer "
                   "certificate is the enrolled PK byte for byte (edk2 AuthService.c)")
         if audit.pk is not None and audit.pk.kek_update:
             reason += f"; Microsoft publishes one for this PK: {audit.pk.kek_update}"
@@ -574,7 +574,7 @@ class SignedObjects:
     root: str
     db: dict[str, str]  # file name -> path
     dbx: dict[str, str]  # architecture directory (amd64, arm64, ...) -> DBXUpdate.bin
-    kek: dict[str, tuple[str, ...]]  # SHA-256 of the top certificate of the PKCS#7 -> paths
+    kek: dict[str, tuple[str, ...]]  # SHA-256 of the PKCS#7 signer certificate -> paths
     kek_count: int
 
     def kek_for(self, pk_der: bytes) -> tuple[str, ...]:
@@ -604,8 +604,9 @@ def _signed_objects(root: str) -> SignedObjects:
 
 
 def _top_certificate(path: Path) -> bytes | None:
-    """The last certificate of the PKCS#7 bag: what edk2 compares with the PK
-    (Pkcs7GetSigners' TrustedCert)."""
+    """The certificate edk2 compares with the PK: ``Pkcs7GetSigners`` (CryptoPkg/Library/
+    BaseCryptLib/Pk/CryptPkcs7VerifyCommon.c) pops the stack of ``PKCS7_get0_signers`` and
+    returns the last one popped as TrustedCert, which is the first SignerInfo's certificate."""
     from fwtools.crypto.authvar import auth_signature_info
     from fwtools.formats.efi.authvar import AuthVariable2
 
@@ -613,7 +614,7 @@ def _top_certificate(path: Path) -> bytes | None:
         info = auth_signature_info(AuthVariable2.parse(path.read_bytes()))
     except (FwError, OSError):
         return None
-    return info.certificates[-1].der if info.certificates else None
+    return info.signers[0].der if info.signers else None
 
 
 def check_signed_dir(root: str) -> str | None:
