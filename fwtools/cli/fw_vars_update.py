@@ -99,15 +99,9 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
     results = list(progress(run_many(update_one, tasks, jobs=jobs), "updating stores",
                             enabled=not as_json and len(tasks) > 1))
     if as_json:
-        from fwtools.report.envelope import document
-        from fwtools.report.jsonable import to_jsonable
+        from fwtools.report.update_json import update_document
 
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        print_json(document("fwtools.fw-vars.update/1", [to_jsonable(r) for r in results],
-                            {"stores": len(results), **counts,
-                             "refused_writes": sum(len(r.refusals) for r in results)}))
+        print_json(update_document(results))
     else:
         from fwtools.report.text_update import update_lines
 

@@ -285,3 +285,20 @@ def test_usage_errors(tmp_path: Path, trixie_ms: Path) -> None:
     assert run(trixie_ms, "--ca-2023", "--dry-run", "--backup").exit_code == 2
     assert run(trixie_ms, "--ca-2023", "--via", "signed", "--dry-run").exit_code == 2
     assert run(trixie_ms, "--ca-2023", "--signed-dir", tmp_path, "--dry-run").exit_code == 2
+
+
+def test_json_document(trixie_ms: Path) -> None:
+    import json
+
+    result = run(trixie_ms, "--ca-2023", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "fwtools.fw-vars.update/1"
+    assert doc["summary"] == {"stores": 1, "updated": 1, "unchanged": 0, "skipped": 0,
+                              "refused": 0, "error": 0, "refused_writes": 0}
+    (store,) = doc["stores"]
+    assert store["dry_run"] is True and store["written"] is None
+    assert [c["variable"] for c in store["changes"]] == ["KEK", "db"]
+    assert store["changes"][1]["before"]["entries"] == 2
+    assert store["changes"][1]["after"]["entries"] == 5
+    assert store["trusts_after"]["uefi-ca-2023"] is True
