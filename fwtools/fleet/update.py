@@ -693,6 +693,12 @@ def _update(task: UpdateTask, base: StoreUpdate) -> StoreUpdate:
             result, store = plan_loaded(loaded, task.request, task.ref)
             result = replace(result, dry_run=False)
             if store is None:
+                if task.output is not None:  # -o OUT always gets the store, unchanged here
+                    from fwtools._base.atomic import atomic_write
+                    from fwtools._base.fileio import read_file
+
+                    atomic_write(task.output, read_file(path))
+                    result = replace(result, written=task.output)
                 return result
             data = store_image(store, loaded)
             target = task.output or path

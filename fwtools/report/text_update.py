@@ -34,10 +34,10 @@ def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> li
                 done += f", previous file kept as {r.backup}"
             lines.append(f"{name}{where}: {n} variable{'s' if n != 1 else ''} {verb}"
                          f"{' (dry run, nothing written)' if r.dry_run else ''}{done}")
-        elif r.status == "skipped":
-            lines.append(f"{name}{where}: skipped")
         else:
-            lines.append(f"{name}{where}: up to date, nothing to change")
+            copied = f"; copied unchanged to {r.written}" if r.written else ""
+            what = "skipped" if r.status == "skipped" else "up to date, nothing to change"
+            lines.append(f"{name}{where}: {what}{copied}")
         for c in r.changes:
             lines.append(f"  {c.variable}: {_state(c.before)} -> {_state(c.after)}")
             for a in c.added:

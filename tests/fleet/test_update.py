@@ -7,6 +7,7 @@ signed result equals the owner result for the same entries."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -302,3 +303,49 @@ def test_json_document(trixie_ms: Path) -> None:
     assert store["changes"][1]["before"]["entries"] == 2
     assert store["changes"][1]["after"]["entries"] == 5
     assert store["trusts_after"]["uefi-ca-2023"] is True
+
+
+def test_libvirt_running_domain_refused(tmp_path: Path, trixie_ms: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--libvirt: the running domain's store is refused and untouched, the shut-off one is
+    updated. virsh is a stand-in script answering list/dumpxml/domstate (no libvirt daemon
+    here); fwtools.fleet.sources parses its answers exactly as a real virsh's."""
+    web, db = tmp_path / "web1_VARS.fd", tmp_path / "db1_VARS.fd"
+    shutil.copyfile(trixie_ms, web)
+    shutil.copyfile(trixie_ms, db)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    xml = ("<domain type='kvm'><name>{0}</name><os firmware='efi'><type arch='x86_64' "
+           "machine='q35'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/OVMF/"
+           "OVMF_CODE_4M.ms.fd</loader><nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>"
+           "{1}</nvram></os></domain>")
+    script = f"""#!/bin/sh
+shift 2
+case "$1 $2" in
+  "list --all") printf 'web1\\ndb1\\n' ;;
+  "dumpxml web1") echo "{xml.format('web1', web)}" ;;
+  "dumpxml db1") echo "{xml.format('db1', db)}" ;;
+  "domstate web1") echo running ;;
+  "domstate db1") echo 'shut off' ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"""
+    (bin_dir / "virsh").write_text(script)
+    (bin_dir / "virsh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    before = digest(web)
+    result = run("--libvirt", "qemu:///system", "--ca-2023", "--in-place")
+    assert result.exit_code == 2, result.output
+    assert f"web1 ({web}): REFUSED:" in result.stdout and "VM web1 is running" in result.stdout
+    assert f"db1 ({db})" in result.stdout and "2 variables changed" in result.stdout
+    assert digest(web) == before
+    assert audit_store(str(db)).trusts["uefi-ca-2023"] is True
+
+
+def test_output_file_always_written(tmp_path: Path, trixie_ms: Path) -> None:
+    first = tmp_path / "first.fd"
+    assert run(trixie_ms, "--ca-2023", "-o", first).exit_code == 0
+    second = tmp_path / "second.fd"
+    result = run(first, "--ca-2023", "-o", second)
+    assert result.exit_code == 0 and "copied unchanged to" in result.stdout
+    assert digest(second) == digest(first)
