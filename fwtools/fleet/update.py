@@ -438,8 +438,24 @@ def _signed_kek(plan: _Plan, audit: StoreAudit, signed: SignedObjects, *,
         else:
             plan.refusals.append(Refusal("KEK", "signed", reason))
         return False
-    return _apply_signed(plan, "KEK", candidates[0], "Microsoft Corporation KEK 2K CA 2023",
+    # Upstream re-signs an update when its signature was bad (secureboot_objects #398/#399),
+    # so a PK may have several: the first that verifies is applied, else the first one's
+    # refusal is reported.
+    chosen = next((p for p in candidates if _verifies(p, "KEK", pk[:1])), candidates[0])
+    return _apply_signed(plan, "KEK", chosen, "Microsoft Corporation KEK 2K CA 2023",
                          fallback=fallback, anchors=pk[:1])
+
+
+def _verifies(path: str, variable: str, anchors: Sequence[bytes]) -> bool:
+    from fwtools.crypto.authvar import verify_auth
+    from fwtools.formats.efi.authvar import AuthVariable2, variable_defaults
+
+    try:
+        auth = AuthVariable2.parse(Path(path).read_bytes())
+        guid, _ = variable_defaults(variable)
+        return verify_auth(auth, variable, guid, APPEND_ATTRIBUTES, anchors).valid
+    except (FwError, OSError):
+        return False
 
 
 def _plan_dbx(plan: _Plan, audit: StoreAudit, via: Via, signed: SignedObjects | None) -> None:
@@ -618,7 +634,9 @@ def _top_certificate(path: Path) -> bytes | None:
 
 
 def check_signed_dir(root: str) -> str | None:
-    """Why ``root`` holds no signed objects, or None when it has some."""
+    """Why ``root`` holds no signed objects, or None when it has some. Reads the directory
+    afresh (the index is then kept for the run's stores, and inherited by forked workers)."""
+    _signed_objects.cache_clear()
     found = _signed_objects(root)
     if not (found.db or found.dbx or found.kek_count):
         return (f"--signed-dir {root}: no signed objects (expected a microsoft/"

@@ -349,3 +349,28 @@ def test_output_file_always_written(tmp_path: Path, trixie_ms: Path) -> None:
     result = run(first, "--ca-2023", "-o", second)
     assert result.exit_code == 0 and "copied unchanged to" in result.stdout
     assert digest(second) == digest(first)
+
+
+def test_kek_update_with_a_bad_signature_is_passed_over(tmp_path: Path) -> None:
+    """Two KEK updates signed by the store's PK, the first (by name) with a broken signature:
+    the one that verifies is applied; with only the broken one, it is refused."""
+    from fwtools.crypto.authvar import auth_signature_info
+    from fwtools.formats.efi.authvar import AuthVariable2
+
+    good = (MS_OBJECTS / "kek" / "KEKUpdate_Microsoft_PK2.bin").read_bytes()
+    signer = auth_signature_info(AuthVariable2.parse(good)).signers[0].der
+    bad = good[:-1] + bytes([good[-1] ^ 0xFF])  # the last payload byte: the signature fails
+    pk = tmp_path / "pk.der"
+    pk.write_bytes(signer)
+    signed = tmp_path / "objects"
+    (signed / "kek").mkdir(parents=True)
+    (signed / "kek" / "A_broken.bin").write_bytes(bad)
+    only_bad = run(store_2011(tmp_path, "a_VARS.fd", pk=str(pk)), "--ca-2023", "--via",
+                   "signed", "--signed-dir", signed, "--dry-run")
+    assert only_bad.exit_code == 1, only_bad.output
+    assert "A_broken.bin: firmware would refuse it" in only_bad.stdout
+    (signed / "kek" / "B_good.bin").write_bytes(good)
+    store = store_2011(tmp_path, "b_VARS.fd", pk=str(pk))
+    both = run(store, "--ca-2023", "--via", "signed", "--signed-dir", signed, "--in-place")
+    assert "B_good.bin" in both.stdout and "REFUSED KEK" not in both.stdout
+    assert audit_store(str(store)).trusts["kek-2023"] is True
