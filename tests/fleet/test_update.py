@@ -244,17 +244,18 @@ def test_sbat_level_and_2m_dbx_refusal(tmp_path: Path) -> None:
 def test_many_stores_one_bad_and_output_dir(tmp_path: Path, trixie_ms: Path) -> None:
     stores = tmp_path / "stores"
     stores.mkdir()
-    for i in range(3):
-        shutil.copyfile(trixie_ms, stores / f"vm{i}_VARS.fd")
+    for i in range(17):  # more than POOL_THRESHOLD: the process pool does the work
+        shutil.copyfile(trixie_ms, stores / f"vm{i:02}_VARS.fd")
     (stores / "broken_VARS.fd").write_bytes(b"\xff" * 4096)
     out = tmp_path / "out"
     out.mkdir()
     result = run(stores, "--ca-2023", "-o", out, "-j", "2")
     assert result.exit_code == 2, result.output  # the bad one is an input error
     assert "broken_VARS.fd: ERROR" in result.stdout
-    assert "3 updated" in result.stdout and "1 error" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == [f"vm{i}_VARS.fd" for i in range(3)]
-    assert digest(stores / "vm0_VARS.fd") == digest(trixie_ms)  # inputs untouched
+    assert "17 updated" in result.stdout and "1 error" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == [f"vm{i:02}_VARS.fd" for i in range(17)]
+    assert digest(stores / "vm00_VARS.fd") == digest(trixie_ms)  # inputs untouched
+    assert all(audit_store(str(p)).trusts["kek-2023"] for p in out.iterdir())
 
 
 def test_running_vm_refused(tmp_path: Path, trixie_ms: Path) -> None:
@@ -374,3 +375,24 @@ def test_kek_update_with_a_bad_signature_is_passed_over(tmp_path: Path) -> None:
     both = run(store, "--ca-2023", "--via", "signed", "--signed-dir", signed, "--in-place")
     assert "B_good.bin" in both.stdout and "REFUSED KEK" not in both.stdout
     assert audit_store(str(store)).trusts["kek-2023"] is True
+
+
+def test_backup_never_overwrites_an_older_one(tmp_path: Path, trixie_ms: Path) -> None:
+    import datetime
+
+    from fwtools.fleet.update import backup_name
+
+    original = trixie_ms.read_bytes()
+    assert run(trixie_ms, "--ca-2023", "--in-place", "--backup").exit_code == 0
+    first = Path(f"{trixie_ms}.bak")
+    assert first.read_bytes() == original
+    updated = trixie_ms.read_bytes()
+    trixie_ms.write_bytes(original)  # as if the VM's store had been reset
+    result = run(trixie_ms, "--ca-2023", "--in-place", "--backup")
+    assert result.exit_code == 0
+    later = [p for p in tmp_path.iterdir() if p.name.startswith(f"{trixie_ms.name}.bak.")]
+    assert len(later) == 1 and later[0].read_bytes() == original
+    assert first.read_bytes() == original and trixie_ms.read_bytes() == updated
+    when = datetime.datetime(2026, 12, 7, 8, 0, tzinfo=datetime.UTC)
+    assert backup_name(str(trixie_ms), when) == f"{later[0].parent}/{trixie_ms.name}.bak." \
+        "20261207T080000Z"
