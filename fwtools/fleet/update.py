@@ -289,7 +289,6 @@ def _present(audit: StoreAudit) -> set[str]:
 
 def _plan_ca_2023(plan: _Plan, audit: StoreAudit, via: Via,
                   signed: SignedObjects | None) -> None:
-
     present = _present(audit)
     wanted = [key for key, sources in SUCCESSORS
               if key not in present and any(s in present for s in sources)]
@@ -397,13 +396,15 @@ def _apply_signed(plan: _Plan, variable: str, path: str, what: str, *, fallback:
                                 attributes=APPEND_ATTRIBUTES)))
     except VerificationError as exc:
         reason = f"{what}: {os.path.basename(path)}: firmware would refuse it: {exc}"
+    except FwError as exc:  # a malformed update file
+        reason = f"{what}: {path}: {' '.join(str(exc).split())}"
+    else:
+        reason = ""
+    if reason:
         if fallback:
             plan.notes.append(reason + "; written as the owner instead")
         else:
             plan.refusals.append(Refusal(variable, "signed", reason))
-        return False
-    except FwError as exc:
-        plan.refusals.append(Refusal(variable, "signed", f"{what}: {path}: {exc}"))
         return False
     if not stands:
         return True  # refused as firmware would; the owner cannot fit it either
