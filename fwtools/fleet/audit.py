@@ -572,7 +572,7 @@ def _update_paths(pk: PkInfo | None, trusts: Mapping[str, bool],
     paths = [UpdatePath(
         "owner-edit", "owner",
         "offline, with the VM off: write KEK 2023 and the 2023 db CAs (and dbx, SbatLevel) "
-        "directly, as the machine's owner (fw-vars enroll / fw-vars dbx; edk2 keeps no record "
+        "directly, as the machine's owner (fw-vars update --via owner; edk2 keeps no record "
         "of how a variable was written, so nothing is re-verified)")]
     if pk is not None and pk.kek_update is not None:
         paths.append(UpdatePath(
