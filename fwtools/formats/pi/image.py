@@ -26,6 +26,7 @@ from fwtools.formats.pi.volume import FfsFile, FirmwareVolume, find_volumes
 if TYPE_CHECKING:
     from fwtools.formats.pe.image import PeImage
     from fwtools.formats.pi.section import Section
+    from fwtools.formats.varstore.store import VariableStore
 
 # The largest flash image fwtools expects: AAVMF's 64 MiB; a qcow2 header claiming more
 # than this is refused before anything is allocated.
@@ -251,6 +252,19 @@ class FirmwareImage:
     @property
     def has_variable_store(self) -> bool:
         return any(fv.file_system == "NVRAM" for fv in self.volumes)
+
+    def variable_store(self) -> tuple[FirmwareVolume, VariableStore | None, str | None] | None:
+        """The variable store volume built into the image (OVMF.fd), parsed: (volume, store,
+        None), or (volume, None, why it does not parse); None when there is none."""
+        fv = next((v for v in self.volumes if v.file_system == "NVRAM"), None)
+        if fv is None:
+            return None
+        from fwtools.formats.varstore.store import VariableStore
+
+        try:
+            return fv, VariableStore.parse(bytes(fv.data), path=self.path), None
+        except FwError as exc:
+            return fv, None, str(exc)
 
     def problems(self) -> list[str]:
         """Anomalies of every volume and the sections that could not be decoded (after a
