@@ -63,8 +63,11 @@ class Origin:
         return self.base + offset if self.container is None else None
 
     def inner(self, kind: str, offset: int) -> Origin:
-        """The origin of what the section at ``offset`` decompresses to."""
-        return Origin(f"{kind} section {self.where(offset)}")
+        """The origin of what the section at ``offset`` decompresses to: ``LZMA section at
+        0x94`` in the file, ``LZMA section at 0x64 of LZMA section at 0x94`` nested."""
+        if self.container is None:
+            return Origin(f"{kind} section at {self.base + offset:#x}")
+        return Origin(f"{kind} section at {offset:#x} of {self.container}")
 
     def error(self, message: str, structure: str, offset: int,
               cls: type[PiFormatError] = PiFormatError) -> PiFormatError:
