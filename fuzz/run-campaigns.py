@@ -37,7 +37,7 @@ WORK = REPO / "fuzz" / "work"
 RESULTS = REPO / "fuzz" / "results.tsv"
 PYTHON = sys.executable
 TARGETS = ["pe", "siglist", "authvar", "varstore", "qcow2", "mbr", "sbat", "json", "policy",
-           "devicepath", "bootchain", "firmware"]
+           "devicepath", "bootchain", "firmware", "pi"]
 RSS_LIMIT_MB = 1536
 TIMEOUT_S = 30
 

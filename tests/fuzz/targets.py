@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from fwtools.uefi.image import StageImage
     from fwtools.uefi.profile import FirmwareProfile
 
+#: What the PI target may decompress per input (the commands allow 256 MiB, asserted by
+#: tests/formats/pi/test_pi_fixtures.py; a mutated LZMA header must not cost that each run).
+PI_FUZZ_MAX_DECOMPRESSED = 16 << 20
+
 #: The largest virtual disk the qcow2 target materialises (guards fuzzing throughput; the
 #: commands use MAX_STORE_SIZE, asserted in tests/reliability).
 QCOW2_FUZZ_MAX_VIRTUAL = 16 << 20
@@ -248,6 +252,33 @@ def target_firmware(data: bytes) -> None:
     _replay_two_ways(load_stage(TESTDATA / "sample" / "hello-nx.signed.efi"), profile)
 
 
+def target_pi(data: bytes) -> None:
+    """fw-check firmware: a PI firmware image: volumes, every FFS file and section (nested
+    and compressed ones decoded), the modules' PE/TE facts, the derived facts, the problems
+    and the JSON document of the W^X audit."""
+    from fwtools.formats.pi import Budget, FirmwareImage
+    from fwtools.formats.pi.facts import firmware_facts, notable_drivers, version_sections
+    from fwtools.policy.engine import summary
+    from fwtools.policy.firmware_audit import audit_firmware
+    from fwtools.policy.profiles import load_profile
+    from fwtools.report.firmware_json import firmware_document, module_summary
+
+    image = FirmwareImage.parse(data, "fuzz.fd",
+                                budget=Budget(max_decompressed=PI_FUZZ_MAX_DECOMPRESSED))
+    for f in image.files():
+        f.data_checksum_ok  # noqa: B018
+        for s in f.walk_sections():
+            s.depex  # noqa: B018
+            s.text  # noqa: B018
+    audit = audit_firmware(image, load_profile("uefi-ca"))
+    facts = firmware_facts(image)
+    s = summary([r.report for r in audit], "error")
+    s["modules"] = module_summary(audit)
+    doc = firmware_document(image, audit, load_profile("uefi-ca"), s, facts,
+                            notable_drivers(image), version_sections(image), None)
+    json.dumps(doc)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "pe": target_pe,
     "siglist": target_siglist,
@@ -261,6 +292,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "devicepath": target_devicepath,
     "bootchain": target_bootchain,
     "firmware": target_firmware,
+    "pi": target_pi,
 }
 
 
@@ -333,6 +365,11 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
         paths = _seed_paths("pe", corpus=corpus)
     elif name == "firmware":
         paths = _files(REPO / "policies" / "firmware", ("*.toml",), 1 << 20)
+    elif name == "pi":
+        # tiny.fd first (the seed check runs the first few); the hostile fixtures after it
+        paths = sorted(_files(td / "pi", ("*.fd",), 64 << 10), key=lambda p: p.name != "tiny.fd")
+        if corpus:
+            paths += _files(CORPUS, ("OVMF_CODE_4M.fd",), 4 << 20)
     else:
         paths = []
     fixtures = FUZZ_FIXTURES / name

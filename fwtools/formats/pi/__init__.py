@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from fwtools.formats.pi.errors import Budget, PiFormatError, PiLimitError, PiTruncatedError
 from fwtools.formats.pi.image import FirmwareImage, Module, TeInfo
-from fwtools.formats.pi.section import Section
-from fwtools.formats.pi.volume import FfsFile, FirmwareVolume
+from fwtools.formats.pi.volume import FfsFile, FirmwareVolume, Section
 
 __all__ = [
     "Budget",

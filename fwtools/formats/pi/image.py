@@ -25,7 +25,7 @@ from fwtools.formats.pi.volume import FfsFile, FirmwareVolume, find_volumes
 
 if TYPE_CHECKING:
     from fwtools.formats.pe.image import PeImage
-    from fwtools.formats.pi.section import Section
+    from fwtools.formats.pi.volume import Section
     from fwtools.formats.varstore.store import VariableStore
 
 # The largest flash image fwtools expects: AAVMF's 64 MiB; a qcow2 header claiming more
