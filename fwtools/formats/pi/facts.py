@@ -262,21 +262,32 @@ _MOV_MASK: Final = 0xFF800000
 _HIGH_BITS: Final = 0xC000  # bits 63 and 62: the OEM and OS reserved memory types
 
 
+# A MOVK Xd, #imm, LSL #48 word: top byte 0xF2, hw (bits 22:21) = 3 and bit 23 set.
+_MOVK48: Final = re.compile(rb"(?=[\x00-\xff][\x00-\xff][\xe0-\xff]\xf2)")
+
+
 def _aarch64_policy(code: bytes) -> set[int]:
-    """Values built by MOVZ Xd,#lo then MOVK Xd,#hi,LSL #48 with bits 63 and 62 set (EFI
-    status codes have bit 63 alone) and a non-zero low half."""
-    words = [w for (w,) in struct.iter_unpack("<I", code[: len(code) & ~3])]
+    """Values built by MOVZ Xd,#lo then MOVK Xd,#hi,LSL #48 (within two instructions) with
+    bits 63 and 62 set (EFI status codes have bit 63 alone) and a non-zero low half."""
     found: set[int] = set()
-    for i in range(len(words) - 1):
-        a = words[i]
-        if a & _MOV_MASK != _MOVZ or (a >> 21) & 3:
+    for m in _MOVK48.finditer(code):
+        pos = m.start()
+        if pos % 4 or pos < 4:
             continue
-        rd = a & 0x1F
-        for b in words[i + 1 : i + 3]:
-            if b & _MOV_MASK == _MOVK and (b >> 21) & 3 == 3 and b & 0x1F == rd:
-                hi = (b >> 5) & 0xFFFF
-                if hi & _HIGH_BITS == _HIGH_BITS and a & (0xFFFF << 5):
-                    found.add(hi << 48 | (a >> 5) & 0xFFFF)
+        (b,) = struct.unpack_from("<I", code, pos)
+        if b & _MOV_MASK != _MOVK or (b >> 21) & 3 != 3:
+            continue
+        hi = (b >> 5) & 0xFFFF
+        if hi & _HIGH_BITS != _HIGH_BITS:
+            continue
+        for back in (4, 8):
+            if pos - back < 0:
+                break
+            (a,) = struct.unpack_from("<I", code, pos - back)
+            if (a & _MOV_MASK == _MOVZ and not (a >> 21) & 3 and a & 0x1F == b & 0x1F
+                    and a & (0xFFFF << 5)):
+                found.add(hi << 48 | (a >> 5) & 0xFFFF)
+                break
     return found
 
 

@@ -189,6 +189,7 @@ class FirmwareVolume:
             if esize < entry.size or pos + esize > end:
                 raise self.error(f"ExtEntrySize {esize:#x} does not fit the extended header",
                                  entry.name, pos)
+            self.budget.take_node(self.origin, self.offset + pos, entry.name)
             entries.append(ExtEntry(pos, etype, esize))
             if etype == L.EXT_TYPE_USED_SIZE and esize >= L.USED_SIZE_LAYOUT.size:
                 self.used_size = int(L.USED_SIZE_LAYOUT.unpack_dict(self.data, pos)["used_size"])
@@ -608,12 +609,7 @@ class Section:
         if self.type not in (L.SECTION_USER_INTERFACE, L.SECTION_VERSION):
             return None
         raw = bytes(self.body)
-        raw = raw[: len(raw) & ~1]
-        for i in range(0, len(raw), 2):
-            if raw[i] == 0 and raw[i + 1] == 0:
-                raw = raw[:i]
-                break
-        return raw.decode("utf-16-le", "replace")
+        return raw[: len(raw) & ~1].decode("utf-16-le", "replace").split("\0", 1)[0]
 
     @cached_property
     def depex(self) -> list[str]:
@@ -734,7 +730,7 @@ def decompress_lzma(payload: memoryview, *, x86: bool, budget: Budget, origin: O
     try:
         dec = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
         out = dec.decompress(payload, max_length=size)
-    except lzma.LZMAError as exc:
+    except (lzma.LZMAError, ValueError) as exc:
         raise origin.error(f"LZMA data cannot be decoded: {exc} (properties {props:#04x}, "
                            f"dictionary {dict_size:#x})", hdr.name, offset) from None
     if len(out) != size:
@@ -752,13 +748,15 @@ def _x86_convert(payload: memoryview, plain: bytes, props: int, dict_size: int, 
 
     lc, rest = props % 9, props // 9
     lp, pb = rest % 5, rest // 5
+    # The raw decoder takes no memory limit; it never needs a dictionary larger than its
+    # output, whatever the header asks for.
+    window = max(min(dict_size, len(plain)), 4096)
     filters = [{"id": lzma.FILTER_X86},
-               {"id": lzma.FILTER_LZMA1, "dict_size": max(dict_size, 4096), "lc": lc, "lp": lp,
-                "pb": pb}]
+               {"id": lzma.FILTER_LZMA1, "dict_size": window, "lc": lc, "lp": lp, "pb": pb}]
     try:
         dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
         converted = dec.decompress(payload[L.LZMA_HEADER_LAYOUT.size :], max_length=len(plain))
-    except lzma.LZMAError as exc:
+    except (lzma.LZMAError, ValueError) as exc:
         raise origin.error(f"LZMA+x86 data cannot be decoded: {exc}", L.LZMA_HEADER_LAYOUT.name,
                            offset) from None
     return converted + plain[len(converted) :]
