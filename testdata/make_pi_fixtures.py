@@ -23,6 +23,10 @@ Well-formed:
   then a 16 KiB FFS3 volume with ``LargeHeader`` (a DRIVER written with the large-file
   header, EFI_FFS_FILE_HEADER2).
 
+- ``plain.fd`` (8 KiB): tiny.fd's inner volume in an FV_IMAGE section without compression,
+  inside a DISPOSABLE section, beside the TE PEIM (a fuzzing seed whose nested structures
+  mutations reach directly).
+
 Hostile (each must fail with a ParseError naming the offset, never allocate their claims):
 
 - ``truncated.fd``: tiny.fd cut at 40 KiB (inside the first volume);
@@ -77,8 +81,8 @@ LARGE = uuid.UUID("a0000000-0000-0000-0000-00000000000c")
 # EFI_FV_FILETYPE_*, EFI_SECTION_*
 RAW_FILE, FREEFORM_FILE, PEIM, DRIVER, APPLICATION, FV_IMAGE, PAD_FILE = (
     0x01, 0x02, 0x06, 0x07, 0x09, 0x0B, 0xF0)
-S_COMPRESSION, S_GUID_DEFINED, S_PE32, S_TE, S_DXE_DEPEX, S_VERSION, S_UI, S_FV, S_RAW = (
-    0x01, 0x02, 0x10, 0x12, 0x13, 0x14, 0x15, 0x17, 0x19)
+S_COMPRESSION, S_GUID_DEFINED, S_DISPOSABLE, S_PE32, S_TE = 0x01, 0x02, 0x03, 0x10, 0x12
+S_DXE_DEPEX, S_VERSION, S_UI, S_FV, S_RAW = 0x13, 0x14, 0x15, 0x17, 0x19
 ATTRIBUTES = 0x0004FEFF  # OvmfPkg's FV attributes (ERASE_POLARITY set)
 STATE_VALID = 0xF8  # ~EFI_FILE_DATA_VALID|HEADER_VALID|HEADER_CONSTRUCTION, polarity 1
 STATE_DELETED = 0xE8  # ... and EFI_FILE_DELETED
@@ -218,6 +222,19 @@ def tiny() -> bytes:
     return fv(files, 0xC000, name=TINY_GUID) + fv([large], 0x4000, fs=FFS3)
 
 
+def plain() -> bytes:
+    hello = (SAMPLE / "hello-nx.efi").read_bytes()
+    inner_driver = ffs(INNER, DRIVER, sections(
+        guided(CRC32, section(S_PE32, hello), attributes=2,
+               extra=struct.pack("<I", zlib.crc32(section(S_PE32, hello)))),
+        section(S_COMPRESSION, struct.pack("<IB", len(ui("InnerDriver")), 0) + ui("InnerDriver")),
+    ))
+    inner_fv = fv([inner_driver], 0x1000, name=INNER_GUID)
+    return fv([ffs(TINY_TE, PEIM, sections(section(S_TE, te_image()), ui("TinyTe"))),
+               ffs(FVFILE, FV_IMAGE, sections(section(S_DISPOSABLE, section(S_FV, inner_fv))))],
+              0x2000, name=TINY_GUID)
+
+
 def one_file_fv(body: bytes, length: int = 0x1000) -> bytes:
     return fv([ffs(HELLO, DRIVER, body)], length)
 
@@ -251,6 +268,7 @@ def build() -> dict[str, bytes]:
     huge_file[0x48 + 16] = (-(sum(huge_file[0x48 : 0x48 + 24]) - 0xAA - STATE_VALID)) & 0xFF
     return {
         "tiny.fd": t,
+        "plain.fd": plain(),
         "truncated.fd": t[: 40 << 10],
         "lzma-huge-declared.fd": one_file_fv(sections(guided(LZMA, huge_lzma))),
         "lzma-bomb.fd": one_file_fv(sections(guided(LZMA, bomb)), align(0x100 + len(bomb),

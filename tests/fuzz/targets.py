@@ -366,8 +366,9 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
     elif name == "firmware":
         paths = _files(REPO / "policies" / "firmware", ("*.toml",), 1 << 20)
     elif name == "pi":
-        # tiny.fd first (the seed check runs the first few); the hostile fixtures after it
-        paths = sorted(_files(td / "pi", ("*.fd",), 64 << 10), key=lambda p: p.name != "tiny.fd")
+        # the valid images first (the seed check runs the first few), the hostile ones after
+        paths = sorted(_files(td / "pi", ("*.fd",), 64 << 10),
+                       key=lambda p: (p.name not in ("tiny.fd", "plain.fd"), p.name))
         if corpus:
             paths += _files(CORPUS, ("OVMF_CODE_4M.fd",), 4 << 20)
     else:

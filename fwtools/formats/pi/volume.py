@@ -351,7 +351,8 @@ class FfsFile:
         state = self.state
         if state == 0:
             return "erased"
-        return L.FILE_STATE_NAMES[1 << (state.bit_length() - 1)]
+        bit = 1 << (state.bit_length() - 1)  # 0x40 and 0x80 are reserved: not loaded
+        return L.FILE_STATE_NAMES.get(bit, f"reserved-{bit:#04x}")
 
     @property
     def is_valid(self) -> bool:

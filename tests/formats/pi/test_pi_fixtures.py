@@ -244,3 +244,14 @@ def test_guid_constants_match_the_spec_text() -> None:
     assert L.FFS_HEADER_LAYOUT.size == 24 and L.FFS_HEADER2_LAYOUT.size == 32
     assert L.TE_HEADER_LAYOUT.size == 40 and L.SECTION_HEADER2_LAYOUT.size == 8
     assert L.GUID_DEFINED_LAYOUT.size == 20 and L.CRC32_LAYOUT.size == 24
+
+
+def test_reserved_state_bits_are_not_loaded() -> None:
+    data = bytearray((PI / "tiny.fd").read_bytes())
+    image = FirmwareImage.parse(bytes(data))
+    hello = next(f for f in image.volumes[0].files if f.name == MAKE.HELLO)
+    data[hello.offset + L.FFS_HEADER_LAYOUT.offset("state")] = 0x7F  # inverted: 0x80
+    image = FirmwareImage.parse(bytes(data))
+    hello = next(f for f in image.volumes[0].files if f.name == MAKE.HELLO)
+    assert hello.state_name == "reserved-0x80" and not hello.is_valid
+    assert "HelloNx" not in [m.label for m in image.modules]
