@@ -72,7 +72,7 @@ def module_json(m: Module, label: str) -> dict[str, Any]:
         "format": m.image_format,
         "volume": "/".join(m.volume_path),
         "location": m.where,
-        "offset": m.section.origin.absolute(m.section.offset),
+        "offset": m.section.origin.absolute(m.section.offset + m.section.data_offset),
         "size": len(m.image_bytes),
         "version": m.version,
         "machine": None, "machine_id": m.machine,

@@ -60,6 +60,10 @@ def test_json_document() -> None:
     assert mods["TinyTe"]["wx_sections"] == [".data"]
     assert set(mods["TinyTe"]["skipped"]) == {"section-alignment", "nx-compat"}
     assert mods["InnerDriver"]["label"].endswith("/InnerDriver")
+    assert mods["InnerDriver"]["offset"] is None  # inside the LZMA output
+    hello = (REPO / "testdata/sample/hello-nx.efi").read_bytes()
+    data = (PI / "tiny.fd").read_bytes()
+    assert data[mods["HelloNx"]["offset"]:][: len(hello)] == hello
     rules = {(r["path"].split("/")[-1], r["rule"]) for r in doc["results"]}
     assert ("LegacyWx", "wx-section") in rules and ("TinyTe", "wx-section") in rules
     assert not any(r[0] == "HelloNx" for r in rules)
