@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from fwtools.formats.pe.image import PeImage
     from fwtools.formats.pi.image import FirmwareImage, Module
 
 Value = str | int | bool | None
@@ -200,10 +201,52 @@ def _memory_attribute(names: dict[str, list[Module]]) -> list[Fact]:
         switch = Fact("memory_attribute_uninstall_switch", has,
                       "BdsDxe reads fw_cfg opt/org.tianocore/UninstallMemAttrProtocol" if has
                       else "BdsDxe has no UninstallMemAttrProtocol fw_cfg switch")
-    default = Fact("memory_attribute_uninstall_default", None,
-                   "PcdUninstallMemAttrProtocol is folded into BdsDxe's code (compiler-"
-                   "dependent); the VM's fw_cfg overrides it: identify the build or give it")
+    if switch.value is False:
+        default = Fact("memory_attribute_uninstall_default", None,
+                       "BdsDxe has no uninstall switch to take a default")
+    else:
+        default = _uninstall_default(bds[0] if bds else None)
     return [present, switch, default]
+
+
+# x86-64, as GCC builds OvmfPkg's PlatformBootManagerLib: the default goes into the slot
+# whose address is the parser's second argument, right after the fw_cfg name is loaded:
+#   lea rdx, [rbp+slot]; lea rcx, [rip+name]; mov byte [rbp+slot], 0|1; call parser
+_X64_UNINSTALL: Final = re.compile(
+    rb"(?s)\x48\x8d\x95(....)\x48\x8d\x0d(....)\xc6\x85(....)([\x00\x01])\xe8")
+
+
+def _uninstall_default(bds: Module | None) -> Fact:
+    name = "memory_attribute_uninstall_default"
+    folded = ("PcdUninstallMemAttrProtocol is folded into BdsDxe's code (compiler-dependent)"
+              "; the VM's fw_cfg overrides it: identify the build or give it")
+    pe = bds.pe if bds is not None else None
+    if pe is None or pe.machine != 0x8664:
+        return Fact(name, None, folded)
+    data = bds.image_bytes if bds is not None else b""
+    at = data.find(UNINSTALL_MEMATTR_FWCFG)
+    text = next((s for s in pe.sections if s.execute), None)
+    target = _rva(pe, at) if at >= 0 else None
+    if text is None or target is None:
+        return Fact(name, None, folded)
+    code = pe.section_data(text)
+    values = set()
+    for m in _X64_UNINSTALL.finditer(code):
+        slot, rel, stored, value = m.groups()
+        lea_end = text.virtual_address + m.start(2) + 4
+        if slot == stored and lea_end + int.from_bytes(rel, "little", signed=True) == target:
+            values.add(value == b"\x01")
+    if len(values) == 1:
+        return Fact(name, values.pop(), "x86 BdsDxe: the byte stored into the fw_cfg parser's "
+                    "default slot next to the name (GCC builds; the VM's fw_cfg overrides it)")
+    return Fact(name, None, folded)
+
+
+def _rva(pe: PeImage, offset: int) -> int | None:
+    for s in pe.sections:
+        if s.raw_offset <= offset < s.raw_offset + s.raw_size:
+            return s.virtual_address + offset - s.raw_offset
+    return None
 
 
 def _secure_boot(names: dict[str, list[Module]]) -> list[Fact]:
