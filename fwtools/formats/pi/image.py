@@ -183,13 +183,20 @@ class FirmwareImage:
         self.path = path
         self.container = container
         self.budget = budget or Budget()
+        rejected: list[int] = []
         try:
-            self.volumes = tuple(find_volumes(data, self.budget, FILE))
+            self.volumes = tuple(find_volumes(data, self.budget, FILE, rejected))
         except PiFormatError as exc:
             raise exc.with_path(path) if path else exc from None
         if not self.volumes:
-            err = PiFormatError("no firmware volume (no '_FVH' header with a valid checksum)",
-                                structure="EFI_FIRMWARE_VOLUME_HEADER", offset=0)
+            if rejected:  # the likeliest volume is broken: say where
+                err = PiFormatError(
+                    "header words do not sum to 0 (the only '_FVH' header candidates have a "
+                    "wrong checksum)", structure="EFI_FIRMWARE_VOLUME_HEADER Checksum",
+                    offset=rejected[0] + L.FV_HEADER_LAYOUT.offset("checksum"))
+            else:
+                err = PiFormatError("no firmware volume (no '_FVH' header)",
+                                    structure="EFI_FIRMWARE_VOLUME_HEADER", offset=0)
             raise err.with_path(path) if path else err
 
     @classmethod

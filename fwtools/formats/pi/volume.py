@@ -424,14 +424,15 @@ class FfsFile:
         return None
 
 
-def find_volumes(data: Buffer, budget: Budget, origin: Origin | None = None) -> Iterator[
-        FirmwareVolume]:
+def find_volumes(data: Buffer, budget: Budget, origin: Origin | None = None,
+                 rejected: list[int] | None = None) -> Iterator[FirmwareVolume]:
     """The volumes laid out in a flash image, in order.
 
     A candidate is a ``_FVH`` signature 40 bytes after a place where a header with a valid
     checksum starts; a volume's body is skipped whole, so volumes nested inside it (or the
     signature quoted in a driver) are not taken for top-level ones. A header that checks out
-    but whose FvLength runs past the image raises PiTruncatedError.
+    but whose FvLength runs past the image raises PiTruncatedError. Candidates whose header
+    is sane but does not checksum are appended to ``rejected`` (their offsets).
     """
     origin = origin or Origin()
     view = memoryview(data)
@@ -443,7 +444,10 @@ def find_volumes(data: Buffer, budget: Budget, origin: Origin | None = None) -> 
         if i < 0:
             return
         start = i - sig_at
-        if not _plausible(view, start):
+        verdict = _plausible(view, start)
+        if verdict is not True:
+            if verdict is False and rejected is not None:
+                rejected.append(start)
             pos = start + 1
             continue
         fv = FirmwareVolume(view[start:], start, origin, budget)
@@ -451,16 +455,17 @@ def find_volumes(data: Buffer, budget: Budget, origin: Origin | None = None) -> 
         pos = start + max(fv.length, 1)
 
 
-def _plausible(view: memoryview, start: int) -> bool:
-    """A header whose HeaderLength is sane and whose words sum to 0."""
+def _plausible(view: memoryview, start: int) -> bool | None:
+    """True for a header whose HeaderLength is sane and whose words sum to 0; False when
+    only the checksum is wrong; None when it is not a header at all."""
     if start < 0 or len(view) - start < L.FV_HEADER_SIZE:
-        return False
+        return None
     h = _FV.unpack_dict(view, start)
     hl = h["header_length"]
     if hl < L.FV_HEADER_SIZE + L.BLOCK_MAP_ENTRY_LAYOUT.size or hl % 2 or hl > 0x10000:
-        return False
+        return None
     if start + hl > len(view) or h["fv_length"] < hl:
-        return False
+        return None
     return L.fv_checksum(view[start : start + hl]) == 0
 
 

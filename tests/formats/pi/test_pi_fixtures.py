@@ -228,6 +228,11 @@ def test_bad_checksum_candidates_are_skipped() -> None:
     data[0x32] ^= 0xFF  # the first volume's checksum: it is no longer a volume
     image = FirmwareImage.parse(bytes(data))
     assert [v.offset for v in image.volumes] == [0xC000]
+    only = bytearray(MAKE.one_file_fv(MAKE.sections(MAKE.ui("x"))))
+    only[0x32] ^= 0xFF
+    with pytest.raises(PiFormatError, match="wrong checksum") as info:
+        FirmwareImage.parse(bytes(only))
+    assert info.value.offset == 0x32
 
 
 def test_qcow2_container() -> None:
