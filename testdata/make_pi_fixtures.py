@@ -4,7 +4,9 @@
 Independent of fwtools on purpose (an oracle for fwtools.formats.pi): volumes, FFS files and
 sections are written from PI 1.8 volume 3 (edk2 MdePkg/Include/Pi/PiFirmwareVolume.h,
 PiFirmwareFile.h); LZMA sections as BaseTools' LzmaCompress writes them (the .lzma header
-with the real uncompressed size); the PE images are testdata/sample/'s.
+with the real uncompressed size); EFI and Tiano streams with edk2's own compressors as
+uefi-firmware-parser ships them (PyPI ``uefi_firmware``, the test extra:
+``efi_compressor.EfiCompress``/``TianoCompress``); the PE images are testdata/sample/'s.
 
 Well-formed:
 
@@ -14,7 +16,9 @@ Well-formed:
   ``LegacyWx`` (APPLICATION: legacy-wx.efi, the W+X image),
   ``TinyTe`` (PEIM: a 2-section AArch64 TE image whose .data is W+X),
   a FREEFORM file with a RAW section, a RAW file, a deleted DRIVER (state DELETED: not listed),
-  ``StdCompressed`` (DRIVER whose only section is EFI-standard compressed: not decoded),
+  ``StdCompressed`` (DRIVER whose sections are in an EFI standard COMPRESSION section),
+  ``TianoDriver`` (DRIVER whose sections are in a Tiano GUID-defined section),
+  a FREEFORM file with a Brotli GUID-defined section (garbage: not decoded),
   an FV_IMAGE file: LZMA GUID-defined section -> RAW + FIRMWARE_VOLUME_IMAGE -> inner FFS2
   volume ``INNER_GUID`` with ``InnerDriver`` (DRIVER: CRC32 GUID-defined section around PE32
   hello-nx.efi and a COMPRESSION type 0 section around its UI);
@@ -77,6 +81,10 @@ INNER = uuid.UUID("a0000000-0000-0000-0000-000000000009")
 BCJFILE = uuid.UUID("a0000000-0000-0000-0000-00000000000a")
 BCJ = uuid.UUID("a0000000-0000-0000-0000-00000000000b")
 LARGE = uuid.UUID("a0000000-0000-0000-0000-00000000000c")
+TIANO_FILE = uuid.UUID("a0000000-0000-0000-0000-00000000000d")
+BROTLI_FILE = uuid.UUID("a0000000-0000-0000-0000-00000000000e")
+TIANO = uuid.UUID("a31280ad-481e-41b6-95e8-127f4c984779")
+BROTLI = uuid.UUID("3d532050-5cda-4fd0-879e-0f7f630d5afb")
 
 # EFI_FV_FILETYPE_*, EFI_SECTION_*
 RAW_FILE, FREEFORM_FILE, PEIM, DRIVER, APPLICATION, FV_IMAGE, PAD_FILE = (
@@ -184,6 +192,14 @@ def te_image() -> bytes:
     return header + text + data + b"\x1f\x20\x03\xd5" * 8 + b"\0" * 32
 
 
+def efi_compress(data: bytes, *, tiano: bool = False) -> bytes:
+    """EfiCompress / TianoCompress (edk2 BaseTools' C code, as uefi_firmware builds it)."""
+    from uefi_firmware import efi_compressor
+
+    compress = efi_compressor.TianoCompress if tiano else efi_compressor.EfiCompress
+    return bytes(compress(data, len(data)))
+
+
 def bcj_encode(data: bytes) -> bytes:
     """x86 BCJ encoding of ``data`` (what LzmaF86Compress does before LZMA), by liblzma."""
     raw = lzma.compress(data, format=lzma.FORMAT_RAW, filters=[
@@ -204,6 +220,8 @@ def tiny() -> bytes:
     bcj_fv = fv([ffs(BCJ, DRIVER, sections(section(S_PE32, legacy), ui("BcjDriver")))], 0x1000,
                 name=BCJ_FV_GUID)
     bcj_body = sections(section(S_FV, bcj_fv))
+    std = sections(section(S_PE32, hello), ui("StdCompressed"))
+    tiano = sections(section(S_PE32, hello), ui("TianoDriver"))
     files = [
         ffs(HELLO, DRIVER, sections(section(S_DXE_DEPEX, b"\x06\x08"), section(S_PE32, hello),
                                     ui("HelloNx"), version("1.0"))),
@@ -212,8 +230,10 @@ def tiny() -> bytes:
         ffs(FREEFORM, FREEFORM_FILE, sections(section(S_RAW, b"freeform raw data"))),
         ffs(RAWFILE, RAW_FILE, b"raw file body, no sections"),
         ffs(DELETED, DRIVER, sections(section(S_PE32, hello), ui("Deleted")), state=STATE_DELETED),
-        ffs(STDCOMP, DRIVER, sections(section(S_COMPRESSION, struct.pack("<IB", 64, 1)
-                                              + b"\x12\x34" * 16))),
+        ffs(STDCOMP, DRIVER, sections(section(S_COMPRESSION, struct.pack("<IB", len(std), 1)
+                                              + efi_compress(std)))),
+        ffs(TIANO_FILE, DRIVER, sections(guided(TIANO, efi_compress(tiano, tiano=True)))),
+        ffs(BROTLI_FILE, FREEFORM_FILE, sections(guided(BROTLI, b"\x12\x34" * 16))),
         ffs(FVFILE, FV_IMAGE, sections(guided(LZMA, lzma_payload(lzma_body)))),
         ffs(BCJFILE, FV_IMAGE, sections(guided(LZMA_F86, lzma_x86_payload(bcj_encode(bcj_body))))),
     ]

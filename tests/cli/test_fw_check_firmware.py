@@ -35,11 +35,11 @@ def test_text_report_of_the_fixture() -> None:
     assert p.returncode == 1, p.stderr  # LegacyWx / BcjDriver are W+X and 0x200-aligned
     out = p.stdout
     for text in ("Volumes", "11111111-2222-3333-4444-555555555555", "FFS3",
-                 "in LZMA section at 0x20d8", "in LZMA+x86 section at", "HelloNx", "TinyTe",
-                 "unsupported: EFI standard compression",
+                 "in LZMA section at 0x2500", "in LZMA+x86 section at", "HelloNx", "TinyTe",
+                 "unsupported: Brotli compression",
                  "FAIL 11111111-2222-3333-4444-555555555555/LegacyWx",
                  "wx-section: section .text is both writable and executable",
-                 "6 modules (5 PE, 1 TE)"):
+                 "8 modules (7 PE, 1 TE)"):
         assert text in out, text
     assert "/HelloNx\n" not in out
     assert p.stderr == ""
@@ -53,8 +53,8 @@ def test_json_document() -> None:
     assert [v["parent"] for v in fw["volumes"]] == [None, 0, 0, None]
     assert fw["volumes"][1]["offset"] is None and fw["volumes"][0]["offset"] == 0
     mods = {m["name"]: m for m in doc["modules"]}
-    assert list(mods) == ["HelloNx", "LegacyWx", "TinyTe", "InnerDriver", "BcjDriver",
-                          "LargeHeader"]
+    assert list(mods) == ["HelloNx", "LegacyWx", "TinyTe", "StdCompressed", "TianoDriver",
+                          "InnerDriver", "BcjDriver", "LargeHeader"]
     assert mods["HelloNx"]["nx_compat"] is True and mods["HelloNx"]["section_alignment"] == 4096
     assert mods["TinyTe"]["format"] == "TE" and mods["TinyTe"]["section_alignment"] is None
     assert mods["TinyTe"]["wx_sections"] == [".data"]
@@ -69,8 +69,8 @@ def test_json_document() -> None:
     assert not any(r[0] == "HelloNx" for r in rules)
     s = doc["summary"]
     assert s["exit_code"] == 1 and not s["passed"]
-    assert s["modules"] == {"modules": 6, "pe": 5, "te": 1, "unparsed": 0, "page_aligned": 3,
-                            "nx_compat": 3, "wx": 3}
+    assert s["modules"] == {"modules": 8, "pe": 7, "te": 1, "unparsed": 0, "page_aligned": 5,
+                            "nx_compat": 5, "wx": 3}
 
 
 def test_policy_and_fail_on(tmp_path: Path) -> None:

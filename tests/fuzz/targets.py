@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: What the PI target may decompress per input (the commands allow 256 MiB, asserted by
 #: tests/formats/pi/test_pi_fixtures.py; a mutated LZMA header must not cost that each run).
 PI_FUZZ_MAX_DECOMPRESSED = 16 << 20
+#: ... and what its pure-Python EFI/Tiano decoder may produce per section (1-3 MB/s).
+PI_FUZZ_MAX_TIANO = 256 << 10
 
 #: The largest virtual disk the qcow2 target materialises (guards fuzzing throughput; the
 #: commands use MAX_STORE_SIZE, asserted in tests/reliability).
@@ -263,8 +265,8 @@ def target_pi(data: bytes) -> None:
     from fwtools.policy.profiles import load_profile
     from fwtools.report.firmware_json import firmware_document, module_summary
 
-    image = FirmwareImage.parse(data, "fuzz.fd",
-                                budget=Budget(max_decompressed=PI_FUZZ_MAX_DECOMPRESSED))
+    image = FirmwareImage.parse(data, "fuzz.fd", budget=Budget(
+        max_decompressed=PI_FUZZ_MAX_DECOMPRESSED, max_tiano=PI_FUZZ_MAX_TIANO))
     for f in image.files():
         f.data_checksum_ok  # noqa: B018
         for s in f.walk_sections():

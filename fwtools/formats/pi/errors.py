@@ -19,6 +19,9 @@ MAX_DECOMPRESSED: Final = 256 << 20
 MAX_DEPTH: Final = 10
 # FFS files plus sections in one image (OVMF_CODE_4M.fd: about 3 000).
 MAX_NODES: Final = 200_000
+# One EFI/Tiano-compressed section's output: the decoder is pure Python (1-3 MB/s), and the
+# sections older firmware compresses this way are single drivers.
+MAX_TIANO_OUTPUT: Final = 4 << 20
 # liblzma's memory for one stream (edk2's LzmaCompress uses a 16 MiB dictionary at most; a
 # hostile header may ask for 4 GiB).
 LZMA_MEMLIMIT: Final = 128 << 20
@@ -85,11 +88,13 @@ FILE: Final = Origin()
 class Budget:
     """What one image's parse may still spend; shared by everything read from the image."""
 
-    __slots__ = ("decompressed", "max_decompressed", "max_depth", "max_nodes", "nodes")
+    __slots__ = ("decompressed", "max_decompressed", "max_depth", "max_nodes", "max_tiano",
+                 "nodes")
 
     def __init__(self, max_decompressed: int = MAX_DECOMPRESSED, max_depth: int = MAX_DEPTH,
-                 max_nodes: int = MAX_NODES) -> None:
+                 max_nodes: int = MAX_NODES, max_tiano: int = MAX_TIANO_OUTPUT) -> None:
         self.max_decompressed = max_decompressed
+        self.max_tiano = max_tiano
         self.max_depth = max_depth
         self.max_nodes = max_nodes
         self.decompressed = 0

@@ -20,7 +20,8 @@ what is looked at.
 Decoding (edk2 names; MdeModulePkg/Library/*CustomDecompressLib, MdePkg Crc32 extraction):
 
 - COMPRESSION type 0: the sections follow uncompressed; type 1 (EFI standard compression,
-  UEFI 2.11 chapter 19) is not decoded: the section says so in :attr:`Section.problem`;
+  UEFI 2.11 chapter 19) and GUID-defined Tiano (``A31280AD-...``): :mod:`.tiano`, a Python
+  port of edk2's decompressor, for at most ``Budget.max_tiano`` bytes (4 MiB: it runs at 1-3 MB/s);
 - GUID-defined LZMA (``EE4E5898-...``): the .lzma container of BaseTools' LzmaCompress, read
   with ``lzma.FORMAT_ALONE``; the declared output size is reserved from the image's
   :class:`~fwtools.formats.pi.errors.Budget` first and the output capped at it;
@@ -28,7 +29,7 @@ Decoding (edk2 names; MdeModulePkg/Library/*CustomDecompressLib, MdePkg Crc32 ex
   ``[X86, LZMA1]`` chain, whose filter holds back the last bytes of a stream without end
   marker; those (never converted: an x86 call needs five bytes) come from the plain decode;
 - GUID-defined CRC32 (``FC1BCDB0-...``): the CRC32 is checked, the sections follow;
-- Tiano and Brotli: not decoded (:attr:`Section.problem`); other GUIDs without
+- Brotli: not decoded (:attr:`Section.problem` says "unsupported"); other GUIDs without
   PROCESSING_REQUIRED: the sections at DataOffset are read, as edk2 does.
 """
 
@@ -47,6 +48,7 @@ from fwtools.formats.pi.errors import (
     Budget,
     Origin,
     PiFormatError,
+    PiLimitError,
     PiTruncatedError,
 )
 
@@ -671,8 +673,12 @@ class Section:
             if self.compression_type == L.NOT_COMPRESSED:
                 return inline
             if self.compression_type == L.STANDARD_COMPRESSION:
-                self.problem = ("unsupported: EFI standard compression (UEFI 2.11 chapter 19) "
-                                "is not decoded")
+                out = decompress_efi(self.body, tiano=False, budget=self.budget,
+                                     origin=self.origin, offset=self.offset + self.data_offset)
+                if self.uncompressed_length != len(out):
+                    self.problem = (f"UncompressedLength {self.uncompressed_length:#x} differs "
+                                    f"from the {len(out):#x} bytes decompressed")
+                return memoryview(out), 0, self.origin.inner("EFI-compressed", self.offset)
             else:
                 self.problem = f"unsupported: unknown CompressionType {self.compression_type}"
             return None
@@ -696,8 +702,12 @@ class Section:
             return inline
         if not self.guided_attributes & L.GUIDED_SECTION_PROCESSING_REQUIRED:
             return inline
-        if guid in (L.TIANO_GUID, L.BROTLI_GUID):
-            self.problem = f"unsupported: {self.guided_kind} compression is not decoded"
+        if guid == L.TIANO_GUID:
+            out = decompress_efi(self.body, tiano=True, budget=self.budget, origin=self.origin,
+                                 offset=self.offset + self.data_offset)
+            return memoryview(out), 0, self.origin.inner("Tiano", self.offset)
+        if guid == L.BROTLI_GUID:
+            self.problem = "unsupported: Brotli compression is not decoded"
         else:
             self.problem = f"unsupported: GUID-defined section {guid} needs processing"
         return None
@@ -715,6 +725,29 @@ class Section:
         for child in self.children:
             yield child
             yield from child.walk()
+
+
+def decompress_efi(payload: memoryview, *, tiano: bool, budget: Budget, origin: Origin,
+                   offset: int) -> bytes:
+    """The output of an EFI standard (COMPRESSION type 1) or Tiano (GUID-defined) stream."""
+    from fwtools.formats.pi import tiano as T
+
+    kind = "Tiano" if tiano else "EFI"
+    structure = f"{kind} compression header"
+    try:
+        _, size = T.sizes(payload)
+    except T.TianoError as exc:
+        raise origin.error(str(exc), structure, offset, PiTruncatedError) from None
+    if size > budget.max_tiano:
+        raise origin.error(f"OrigSize {size:#x} is above the {budget.max_tiano:#x} bytes the "
+                           "Python decoder takes", f"{structure} OrigSize", offset + 4,
+                           PiLimitError)
+    budget.take_output(size, origin, offset + 4, f"{structure} OrigSize")
+    try:
+        return T.decompress(payload, tiano=tiano)
+    except T.TianoError as exc:
+        raise origin.error(f"{kind}-compressed data cannot be decoded: {exc}", structure,
+                           offset + T.HEADER_SIZE + exc.offset) from None
 
 
 def decompress_lzma(payload: memoryview, *, x86: bool, budget: Budget, origin: Origin,

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from corpus.params import unavailable
 
 from fwtools.errors import ParseError
 from fwtools.formats.pi import (
@@ -61,7 +62,7 @@ def test_files_types_states_and_checksums(tiny: FirmwareImage) -> None:
     files = tiny.volumes[0].files
     assert [f.type_name for f in files] == [
         "FFS_PAD", "DRIVER", "APPLICATION", "PEIM", "FREEFORM", "RAW", "DRIVER", "DRIVER",
-        "FIRMWARE_VOLUME_IMAGE", "FIRMWARE_VOLUME_IMAGE"]
+        "DRIVER", "FREEFORM", "FIRMWARE_VOLUME_IMAGE", "FIRMWARE_VOLUME_IMAGE"]
     assert all(f.header_checksum_ok and f.data_checksum_ok for f in files)
     states = {f.name: f.state_name for f in files}
     assert states[MAKE.DELETED] == "deleted" and states[MAKE.HELLO] == "valid"
@@ -77,7 +78,8 @@ def test_modules_listing(tiny: FirmwareImage) -> None:
     got = [(m.label, m.file_type, m.image_format) for m in tiny.modules]
     assert got == [
         ("HelloNx", "DRIVER", "PE32"), ("LegacyWx", "APPLICATION", "PE32"),
-        ("TinyTe", "PEIM", "TE"), ("InnerDriver", "DRIVER", "PE32"),
+        ("TinyTe", "PEIM", "TE"), ("StdCompressed", "DRIVER", "PE32"),
+        ("TianoDriver", "DRIVER", "PE32"), ("InnerDriver", "DRIVER", "PE32"),
         ("BcjDriver", "DRIVER", "PE32"), ("LargeHeader", "DRIVER", "PE32")]
     by = {m.label: m for m in tiny.modules}
     hello = by["HelloNx"]
@@ -87,8 +89,11 @@ def test_modules_listing(tiny: FirmwareImage) -> None:
     te = by["TinyTe"].te
     assert te is not None and te.machine_name == "aarch64" and by["TinyTe"].pe is None
     assert by["TinyTe"].wx_sections == (".data",)
-    # the bytes after LZMA, CRC32, and LZMA + x86 BCJ decoding are the original images
-    assert by["InnerDriver"].image_bytes == (SAMPLE / "hello-nx.efi").read_bytes()
+    # the bytes after LZMA, CRC32, EFI, Tiano and LZMA + x86 BCJ decoding are the originals
+    for name in ("InnerDriver", "StdCompressed", "TianoDriver"):
+        assert by[name].image_bytes == (SAMPLE / "hello-nx.efi").read_bytes()
+    assert by["TianoDriver"].where.startswith("in Tiano section at ")
+    assert by["StdCompressed"].where.startswith("in EFI-compressed section at ")
     assert by["BcjDriver"].image_bytes == (SAMPLE / "legacy-wx.efi").read_bytes()
     assert by["InnerDriver"].volume_path[-1] == str(MAKE.INNER_GUID)
 
@@ -118,10 +123,43 @@ def test_sections_kinds(tiny: FirmwareImage) -> None:
 
 def test_unsupported_compression_is_said(tiny: FirmwareImage) -> None:
     files = {f.name: f for f in tiny.volumes[0].files}
-    (section,) = files[MAKE.STDCOMP].sections
+    (section,) = files[MAKE.BROTLI_FILE].sections
     assert section.children == ()
-    assert section.problem is not None and section.problem.startswith("unsupported: EFI standard")
-    assert any("unsupported" in p for p in tiny.problems())
+    assert section.problem == "unsupported: Brotli compression is not decoded"
+    assert any("unsupported: Brotli" in p for p in tiny.problems())
+
+
+def test_efi_compressed_section_facts(tiny: FirmwareImage) -> None:
+    files = {f.name: f for f in tiny.volumes[0].files}
+    (section,) = files[MAKE.STDCOMP].sections
+    assert section.compression_type == 1 and section.problem is None
+    assert [c.type_name for c in section.children] == ["PE32", "USER_INTERFACE"]
+    assert section.uncompressed_length == sum(
+        (c.size + 3) & ~3 for c in section.children[:-1]) + section.children[-1].size
+
+
+def test_corrupt_efi_stream() -> None:
+    from fwtools.formats.pi.tiano import decompress
+
+    hello = (SAMPLE / "hello-nx.efi").read_bytes()
+    try:
+        good = MAKE.efi_compress(hello)
+    except ImportError:
+        unavailable("uefi_firmware (the test extra) makes EFI-compressed streams")
+    assert decompress(good, tiano=False) == hello
+    bad = bytearray(good)
+    bad[8:40] = b"\xff" * 32
+    body = MAKE.section(MAKE.S_COMPRESSION, struct.pack("<IB", len(hello), 1) + bytes(bad))
+    section = FirmwareImage.parse(MAKE.one_file_fv(MAKE.sections(body))).volumes[0].files[0]
+    with pytest.raises(PiFormatError, match="EFI-compressed data cannot be decoded") as info:
+        section.sections[0].children  # noqa: B018
+    assert info.value.offset is not None and info.value.offset >= 0x48 + 24 + 9 + 8
+    huge = bytearray(good)
+    huge[4:8] = struct.pack("<I", 1 << 30)
+    body = MAKE.section(MAKE.S_COMPRESSION, struct.pack("<IB", 1 << 30, 1) + bytes(huge))
+    section = FirmwareImage.parse(MAKE.one_file_fv(MAKE.sections(body))).volumes[0].files[0]
+    with pytest.raises(PiLimitError, match="OrigSize 0x40000000 is above the 0x400000 bytes"):
+        section.sections[0].children  # noqa: B018
 
 
 def test_lazy_until_walked() -> None:
@@ -130,7 +168,7 @@ def test_lazy_until_walked() -> None:
     assert len(image.volumes) == 2
     image.volumes[0].files  # noqa: B018 - walking files decompresses nothing
     assert image.budget.decompressed == 0
-    assert len(image.modules) == 6
+    assert len(image.modules) == 8
     assert image.budget.decompressed > 0
 
 
