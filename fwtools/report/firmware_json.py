@@ -41,6 +41,7 @@ def volume_json(fv: FirmwareVolume, index: int, parent: int | None) -> dict[str,
         "used_size": fv.used_size,
         "files": len(fv.files),
         "free_space_offset": fv.free_space_offset,
+        "sha256": fv.sha256,
         "anomalies": list(fv.anomalies),
     }
 

@@ -3,6 +3,7 @@ policies, and one-line errors for hostile and wrong inputs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def test_json_document() -> None:
     assert [v["file_system"] for v in fw["volumes"]] == ["FFS2", "FFS2", "FFS2", "FFS3"]
     assert [v["parent"] for v in fw["volumes"]] == [None, 0, 0, None]
     assert fw["volumes"][1]["offset"] is None and fw["volumes"][0]["offset"] == 0
+    data = (PI / "tiny.fd").read_bytes()
+    assert fw["volumes"][0]["sha256"] == hashlib.sha256(data[:0xC000]).hexdigest()
     mods = {m["name"]: m for m in doc["modules"]}
     assert list(mods) == ["HelloNx", "LegacyWx", "TinyTe", "StdCompressed", "TianoDriver",
                           "InnerDriver", "BcjDriver", "LargeHeader"]

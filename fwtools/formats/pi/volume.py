@@ -234,6 +234,14 @@ class FirmwareVolume:
     def alignment(self) -> int:
         return 1 << ((self.attributes & L.FVB2_ALIGNMENT_MASK) >> L.FVB2_ALIGNMENT_SHIFT)
 
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the volume's bytes (hex): what identifies a build's code, where a hash of
+        the flash file would also cover padding and, for OVMF.fd, live variables."""
+        import hashlib
+
+        return hashlib.sha256(self.data).hexdigest()
+
     @property
     def display_name(self) -> str:
         """The fdf name of a well-known volume (``DXEFV``), else its name GUID, else ``-``."""
