@@ -434,6 +434,11 @@ class FfsFile:
         return None
 
 
+# The largest HeaderLength a top-level candidate may have (a block map of 120 entries; GenFv
+# writes one or two): keeps the scan of a hostile file full of '_FVH' cheap.
+MAX_SCAN_HEADER: Final = 0x400
+
+
 def find_volumes(data: Buffer, budget: Budget, origin: Origin | None = None,
                  rejected: list[int] | None = None) -> Iterator[FirmwareVolume]:
     """The volumes laid out in a flash image, in order.
@@ -472,7 +477,7 @@ def _plausible(view: memoryview, start: int) -> bool | None:
         return None
     h = _FV.unpack_dict(view, start)
     hl = h["header_length"]
-    if hl < L.FV_HEADER_SIZE + L.BLOCK_MAP_ENTRY_LAYOUT.size or hl % 2 or hl > 0x10000:
+    if hl < L.FV_HEADER_SIZE + L.BLOCK_MAP_ENTRY_LAYOUT.size or hl % 2 or hl > MAX_SCAN_HEADER:
         return None
     if start + hl > len(view) or h["fv_length"] < hl:
         return None
