@@ -25,12 +25,14 @@ def render_firmware(doc: dict[str, Any], out: IO[str], *, color: bool | None = N
     w = out.write
     w(f"{paint(fw['path'] or '-', 'bold')}: {fw['container']}, {fw['size']:#x} bytes\n\n")
     w(paint("Volumes\n", "bold"))
-    w(f"  {'name':<40} {'size':>10}  {'fs':<6} {'files':>5}  where\n")
+    w(f"  {'name':<20} {'size':>10}  {'fs':<6} {'files':>5}  {'guid':<36}  where\n")
+    level: dict[int, int] = {}
     for v in doc["firmware"]["volumes"]:
-        indent = "  " * v["depth"]
-        name = f"{indent}{v['name'] or v['guid'] or '-'}"
-        w(f"  {name:<40} {v['size']:>#10x}  {v['file_system']:<6} {v['files']:>5}  "
-          f"{v['location']}\n")
+        level[v["index"]] = 0 if v["parent"] is None else level[v["parent"]] + 1
+        indent = "  " * level[v["index"]]
+        name = f"{indent}{v['name'] if v['name'] and v['name'] != v['guid'] else '-'}"
+        w(f"  {name:<20} {v['size']:>#10x}  {v['file_system']:<6} {v['files']:>5}  "
+          f"{v['guid'] or '-':<36}  {v['location']}\n")
         for a in v["anomalies"]:
             w(f"  {indent}  {paint('anomaly', 'yellow')}: {a}\n")
     store = fw["variable_store"]
