@@ -193,3 +193,31 @@ def test_qcow2_image_reads_like_raw(tmp_path: Path) -> None:
     q = FirmwareImage.parse(raw_to_qcow2(raw.data), "OVMF_CODE_4M.qcow2")
     assert q.container == "qcow2"
     assert [(m.guid, m.label) for m in q.modules] == [(m.guid, m.label) for m in raw.modules]
+
+
+@pytest.mark.parametrize("path", corpus_files("*/amd64/ovmf/usr/share/ovmf/OVMF.fd"))
+def test_ovmf_fd_store_parses_as_fw_vars_does(path: Path | None) -> None:
+    image = _image(path)
+    found = image.variable_store()
+    assert found is not None
+    fv, store, error = found
+    assert error is None and store is not None and fv.offset == 0
+    # Debian 12 built OVMF.fd with the 128 KiB store of OVMF_VARS.fd, Debian 13 with 528 KiB
+    assert fv.length == (0x84000 if _suite(need(path)) == "trixie" else 0x20000)
+    assert image.volumes[1].offset == fv.length  # the code follows the store
+
+
+def test_volume_hashes_tell_builds_apart() -> None:
+    """The secboot and strictnx builds differ only in BdsDxe (reference section 4): their
+    DXE volumes hash differently, PEI and SEC volumes alike; ms is a symlink to secboot."""
+    def hashes(name: str) -> dict[str, str]:
+        (param,) = corpus_files(f"trixie/amd64/ovmf/usr/share/OVMF/{name}")
+        image = FirmwareImage.open(need(param.values[0]))
+        return {v.display_name: v.sha256 for v in image.all_volumes()}
+
+    secboot, strict, ms = (hashes(n) for n in ("OVMF_CODE_4M.secboot.fd",
+                                               "OVMF_CODE_4M.secboot.strictnx.fd",
+                                               "OVMF_CODE_4M.ms.fd"))
+    assert secboot == ms
+    assert secboot["DXEFV"] != strict["DXEFV"]
+    assert secboot["PEIFV"] == strict["PEIFV"] and secboot["SECFV"] == strict["SECFV"]
