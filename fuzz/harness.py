@@ -1,8 +1,8 @@
 """atheris harness for one fwtools parser: ``python fuzz/harness.py TARGET [libFuzzer args]``.
 
 TARGET is one of the names in tests/fuzz/targets.py (pe, siglist, authvar, varstore, qcow2,
-mbr, disk, sbat, json, policy, devicepath, bootchain, firmware). The target either returns or
-raises FwError; any other exception is reported by atheris as a crash and the input saved
+mbr, disk, sbat, json, policy, devicepath, bootchain, firmware, tcg, pi). The target either
+returns or raises FwError; any other exception is reported by atheris as a crash and the input saved
 (-artifact_prefix).
 Seed the working corpus with ``python fuzz/seed.py`` first (fuzz/run-campaigns.py does).
 """
@@ -40,6 +40,9 @@ def main() -> None:
         import fwtools.formats.pe.authenticode
         import fwtools.formats.pe.image
         import fwtools.formats.pe.special
+        import fwtools.formats.pi
+        import fwtools.formats.pi.facts
+        import fwtools.formats.pi.volume
         import fwtools.formats.qcow2
         import fwtools.formats.qcow2.image
         import fwtools.formats.sbat.sbat
@@ -50,6 +53,7 @@ def main() -> None:
         import fwtools.formats.varstore.records
         import fwtools.formats.varstore.store
         import fwtools.policy.engine
+        import fwtools.policy.firmware_audit
         import fwtools.policy.profiles
         import fwtools.uefi.firmware
         import fwtools.uefi.image

@@ -37,7 +37,7 @@ WORK = REPO / "fuzz" / "work"
 RESULTS = REPO / "fuzz" / "results.tsv"
 PYTHON = sys.executable
 TARGETS = ["pe", "siglist", "authvar", "varstore", "qcow2", "mbr", "disk", "sbat", "json",
-           "policy", "devicepath", "bootchain", "firmware", "tcg"]
+           "policy", "devicepath", "bootchain", "firmware", "tcg", "pi"]
 RSS_LIMIT_MB = 1536
 TIMEOUT_S = 30
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import sys
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -66,6 +66,7 @@ def command(
 
     `fw-check boot-chain --help`: replay a boot chain on an emulated firmware (W^X).
     `fw-check disk --help`: a disk image's partitions and the EFI files on its ESP.
+    `fw-check firmware --help`: a firmware image's volumes, drivers and their W^X audit.
 
     Exit status: 0 passed; 1 a finding at or above --fail-on; 2 usage error or an
     unreadable input (the other inputs are still checked and reported).
@@ -178,14 +179,16 @@ def command(
     sys.exit(code if code in (0, 1) else EXIT_INPUT)
 
 
+# Subcommands that are commands of their own (fw_check_<module>.main): a file named like one
+# is given as ./NAME.
+SUBCOMMANDS: Final = {"boot-chain": "fw_check_boot", "disk": "fw_check_disk",
+                      "firmware": "fw_check_firmware"}
+
+
 def main() -> None:
-    # `fw-check boot-chain ...` is its own command; a file named boot-chain is ./boot-chain
-    if len(sys.argv) > 1 and sys.argv[1] == "boot-chain":
-        from fwtools.cli import fw_check_boot
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        import importlib
 
-        fw_check_boot.main(sys.argv[2:])
-    if len(sys.argv) > 1 and sys.argv[1] == "disk":
-        from fwtools.cli import fw_check_disk
-
-        fw_check_disk.main(sys.argv[2:])
+        module = importlib.import_module(f"fwtools.cli.{SUBCOMMANDS[sys.argv[1]]}")
+        module.main(sys.argv[2:])
     command(prog_name="fw-check")

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from fwtools.uefi.image import StageImage
     from fwtools.uefi.profile import FirmwareProfile
 
+#: What the PI target may decompress per input (the commands allow 256 MiB, asserted by
+#: tests/formats/pi/test_pi_fixtures.py; a mutated LZMA header must not cost that each run).
+PI_FUZZ_MAX_DECOMPRESSED = 16 << 20
+#: ... and what its pure-Python EFI/Tiano decoder may produce per section (1-3 MB/s).
+PI_FUZZ_MAX_TIANO = 256 << 10
+
 #: The largest virtual disk the qcow2 target materialises (guards fuzzing throughput; the
 #: commands use MAX_STORE_SIZE, asserted in tests/reliability).
 QCOW2_FUZZ_MAX_VIRTUAL = 16 << 20
@@ -283,6 +289,32 @@ def target_tcg(data: bytes) -> None:
     log_document("fuzz.bin", log, result)
     assert log_to_bytes(log) == data, "re-serialised event log differs"
 
+def target_pi(data: bytes) -> None:
+    """fw-check firmware: a PI firmware image: volumes, every FFS file and section (nested
+    and compressed ones decoded), the modules' PE/TE facts, the derived facts, the problems
+    and the JSON document of the W^X audit."""
+    from fwtools.formats.pi import Budget, FirmwareImage
+    from fwtools.formats.pi.facts import firmware_facts, notable_drivers, version_sections
+    from fwtools.policy.engine import summary
+    from fwtools.policy.firmware_audit import audit_firmware
+    from fwtools.policy.profiles import load_profile
+    from fwtools.report.firmware_json import firmware_document, module_summary
+
+    image = FirmwareImage.parse(data, "fuzz.fd", budget=Budget(
+        max_decompressed=PI_FUZZ_MAX_DECOMPRESSED, max_tiano=PI_FUZZ_MAX_TIANO))
+    for f in image.files():
+        f.data_checksum_ok  # noqa: B018
+        for s in f.walk_sections():
+            s.depex  # noqa: B018
+            s.text  # noqa: B018
+    audit = audit_firmware(image, load_profile("uefi-ca"))
+    facts = firmware_facts(image)
+    s = summary([r.report for r in audit], "error")
+    s["modules"] = module_summary(audit)
+    doc = firmware_document(image, audit, load_profile("uefi-ca"), s, facts,
+                            notable_drivers(image), version_sections(image), None)
+    json.dumps(doc)
+
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "pe": target_pe,
@@ -299,6 +331,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "bootchain": target_bootchain,
     "firmware": target_firmware,
     "tcg": target_tcg,
+    "pi": target_pi,
 }
 
 
@@ -375,6 +408,12 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
         paths = _files(REPO / "policies" / "firmware", ("*.toml",), 1 << 20)
     elif name == "tcg":
         paths = _files(td / "tcg", ("*.eventlog.bin",), 1 << 20)
+    elif name == "pi":
+        # the valid images first (the seed check runs the first few), the hostile ones after
+        paths = sorted(_files(td / "pi", ("*.fd",), 64 << 10),
+                       key=lambda p: (p.name not in ("tiny.fd", "plain.fd"), p.name))
+        if corpus:
+            paths += _files(CORPUS, ("OVMF_CODE_4M.fd",), 4 << 20)
     else:
         paths = []
     fixtures = FUZZ_FIXTURES / name

@@ -34,6 +34,7 @@ from corpus.params import unavailable, without_read_override
 from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
+from fwtools.cli.fw_check_firmware import command as fw_check_firmware
 from fwtools.cli.fw_pcr import cli as fw_pcr
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
@@ -58,6 +59,7 @@ TOOLS: dict[str, click.Command] = {
     "fw-vars": fw_vars,
     "fw-check": fw_check,
     "fw-check boot-chain": fw_check_boot,
+    "fw-check firmware": fw_check_firmware,
     "byebyebios": byebyebios,
     "fw-pcr": fw_pcr,
 }
@@ -248,6 +250,10 @@ COMMANDS: list[Cmd] = [
         accepts=PE_OK, codes=frozenset({1, 2})),
     Cmd("fw-check boot-chain", ("--firmware", "ovmf-strict", "--html", "{OUT}", "{IN}"),
         accepts=PE_OK, codes=frozenset({1, 2})),
+    # fw-check firmware: no bad input is a firmware image (a variable store is refused too).
+    Cmd("fw-check firmware", ("{IN}",)),
+    Cmd("fw-check firmware", ("--json", "-o", "{OUT}", "{IN}")),
+    Cmd("fw-check firmware", ("--policy", "{IN}", str(TD / "pi/tiny.fd"))),
     # byebyebios rewrites IMAGE in place: a bad image must be left exactly as it was.
     # A 2 GiB sparse file is a legitimate (empty) raw disk for byebyebios.
     Cmd("byebyebios", ("{IN}",), in_place=True, codes=frozenset({1, 2}),
@@ -524,6 +530,7 @@ UNREADABLE_CMDS: list[tuple[str, list[str]]] = [
     ("fw-vars", ["check", "{IN}"]),
     ("fw-check", ["{IN}"]),
     ("fw-check", ["--db", "{IN}", str(SAMPLE_PE)]),
+    ("fw-check firmware", ["{IN}"]),
     ("byebyebios", ["{IN}"]),
 ]
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from fuzz.targets import FUZZ_FIXTURES, TARGETS, UNFIXED, run
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
+from fwtools.cli.fw_check_firmware import command as fw_check_firmware
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
 from fwtools.cli.pe_inspect import pe_inspect
@@ -52,6 +53,7 @@ COMMAND_FOR = {
     "bootchain": (fw_check_boot, [["--firmware", "ovmf-strict", "{IN}"],
                                   ["--firmware", "ovmf-strict", "{PE}", "{IN}"]], ".efi"),
     "firmware": (fw_check_boot, [["--firmware", "{IN}", "{PE}"]], ".toml"),
+    "pi": (fw_check_firmware, [["{IN}"], ["--json", "{IN}"]], ".fd"),
 }
 SAMPLE_PE = Path(__file__).resolve().parents[2] / "testdata/sample/hello-nx.efi"
 
