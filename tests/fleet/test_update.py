@@ -260,7 +260,7 @@ def test_many_stores_one_bad_and_output_dir(tmp_path: Path, trixie_ms: Path) -> 
 
 def test_running_vm_refused(tmp_path: Path, trixie_ms: Path) -> None:
     """A store whose VM libvirt reports running is refused and left alone (the library, as
-    --libvirt feeds it from virsh domstate)."""
+    --libvirt feeds it from virsh list)."""
     from fwtools.fleet.sources import StoreRef
     from fwtools.fleet.update import UpdateTask, update_one
 
@@ -309,8 +309,8 @@ def test_json_document(trixie_ms: Path) -> None:
 def test_libvirt_running_domain_refused(tmp_path: Path, trixie_ms: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """--libvirt: the running domain's store is refused and untouched, the shut-off one is
-    updated. virsh is a stand-in script answering list/dumpxml/domstate (no libvirt daemon
-    here); fwtools.fleet.sources parses its answers exactly as a real virsh's."""
+    updated. virsh is a stand-in script answering list/dumpxml (tests/e2e/test_libvirt_fleet.py
+    does the same against a real libvirt daemon)."""
     web, db = tmp_path / "web1_VARS.fd", tmp_path / "db1_VARS.fd"
     shutil.copyfile(trixie_ms, web)
     shutil.copyfile(trixie_ms, db)
@@ -324,10 +324,9 @@ def test_libvirt_running_domain_refused(tmp_path: Path, trixie_ms: Path,
 shift 2
 case "$1 $2" in
   "list --all") printf 'web1\\ndb1\\n' ;;
+  "list --name") printf 'web1\\n' ;;
   "dumpxml web1") echo "{xml.format('web1', web)}" ;;
   "dumpxml db1") echo "{xml.format('db1', db)}" ;;
-  "domstate web1") echo running ;;
-  "domstate db1") echo 'shut off' ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
 """
