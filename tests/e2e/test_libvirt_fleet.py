@@ -15,7 +15,7 @@ undefined (their NVRAM removed) at the end:
   update says the file is missing).
 - ``live``: started and kept running (paused, so the firmware stops writing its store while
   the test compares bytes): the audit says running, update refuses it with exit 2 and its
-  file keeps its bytes and inode.
+  file keeps its bytes and inode; named as a plain file, QEMU's image lock refuses it too.
 
 The first three are started once and destroyed, so libvirt creates their NVRAM from the
 template, as at a VM's first start. After the update, one updated domain is started again:
@@ -197,6 +197,12 @@ def test_audit_and_update_through_libvirt(domains: dict[str, str], tmp_path: Pat
         "live": "refused"}
     assert f"VM {domains['live']} is running" in updates["live"]["error"]
     assert "no such file" in updates["fresh"]["error"]
+    assert live_nvram.read_bytes() == live_before
+    assert live_nvram.stat().st_ino == live_inode
+    # Named as a plain file, without libvirt's word: QEMU's image lock refuses it
+    # (fwtools/fleet/locks.py), libvirt's QEMU holds it like any other.
+    code, out = fw_vars("update", str(live_nvram), "--ca-2023", "--in-place")
+    assert code == 2 and "REFUSED" in out and "image lock" in out, out
     assert live_nvram.read_bytes() == live_before
     assert live_nvram.stat().st_ino == live_inode
     for role, path in stopped.items():
