@@ -17,10 +17,10 @@ refused before parsing, so no entity is ever expanded.
 by tests/e2e/test_libvirt_fleet.py: ``list --all --name`` for the domains, ``list --name`` for
 the active ones (running, paused, pmsuspended: QEMU has the store open), and ``dumpxml`` per
 domain (the live XML of an active domain, else the persistent one). virsh runs with
-``LC_ALL=C``, so nothing depends on translated state names. A domain with firmware
-autoselection (``<os firmware='efi'>``) that libvirt older than 9.2 has not started has no
-``<loader>``/``<nvram>`` in its XML: libvirt picks the firmware and creates the store at
-start, at ``<nvram dir>/<name>_VARS.fd`` (src/qemu/qemu_firmware.c); for the local
+``LC_ALL=C``, so nothing depends on translated state names. A stopped domain with firmware
+autoselection (``<os firmware='efi'>``) has no ``<loader>``/``<nvram>`` in its XML under
+libvirt 9.0: libvirt picks the firmware and creates the store at start, at
+``<nvram dir>/<name>_VARS.fd`` (libvirt src/qemu/qemu_firmware.c); for the local
 ``qemu:///system`` and ``qemu:///session`` that path is known and audited.
 """
 
@@ -195,8 +195,8 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
         if loader is None and os_el.get("firmware") != "efi":
             return None
         if nvram_dir is not None and name is not None and loader is None:
-            # Firmware autoselection before libvirt 9.2: the path libvirt will use (and has
-            # used, if the domain ever ran). A store not there yet is an error row.
+            # Firmware autoselection as libvirt 9.0 keeps it: the path libvirt will use (and
+            # has used, if the domain ever ran). A store not there yet is an error row.
             path = os.path.join(nvram_dir, f"{name}_VARS.fd")
             missing = None if os.path.lexists(path) else (
                 f"{path}: no such file: domain {name} has firmware autoselection and has not "
@@ -207,7 +207,7 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
                         source=source,
                         error=f"{origin}: domain {name or '?'} has UEFI firmware but no <nvram> "
                               "(libvirt fills it in when the domain is defined, or with "
-                              "firmware autoselection before libvirt 9.2 at its first start)")
+                              "firmware autoselection in libvirt 9.0 at its first start)")
     path = (nvram_el.text or "").strip()
     source_el = nvram_el.find("source")
     if not path and source_el is not None:
