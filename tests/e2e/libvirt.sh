@@ -6,7 +6,8 @@
 # stdio_handler = "logd" by default) and libvirtd (Debian 12's libvirt 9.0 ships the
 # monolithic daemon; its QEMU driver serves qemu:///system). The daemons stay up for later
 # test sessions; a flock keeps parallel pytest workers from starting them twice.
-# Exit status: 0 libvirt answers; 1 it does not (the daemons' complaints on stderr).
+# Exit status: 0 libvirt answers; 1 it does not (the daemons' complaints on stderr); 3 it does
+# not answer and this user may not start it (not root).
 set -euo pipefail
 uri=qemu:///system
 lock=/run/fwtools-e2e-libvirt.lock
@@ -17,7 +18,7 @@ command -v virsh >/dev/null || { echo "libvirt.sh: virsh missing (apt-get instal
 answers && exit 0
 if [[ $EUID -ne 0 ]]; then
     echo "libvirt.sh: $uri does not answer and only root can start libvirtd" >&2
-    exit 1
+    exit 3
 fi
 exec 9>"$lock"
 flock -w 60 9
