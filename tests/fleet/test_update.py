@@ -321,6 +321,7 @@ def test_libvirt_running_domain_refused(tmp_path: Path, trixie_ms: Path,
            "OVMF_CODE_4M.ms.fd</loader><nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>"
            "{1}</nvram></os></domain>")
     script = f"""#!/bin/sh
+[ "$LC_ALL" = C ] || {{ echo "virsh run under LC_ALL=$LC_ALL" >&2; exit 1; }}
 shift 2
 case "$1 $2" in
   "list --all") printf 'web1\\ndb1\\n' ;;
