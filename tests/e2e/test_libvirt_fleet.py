@@ -11,15 +11,16 @@ undefined (their NVRAM removed) at the end:
   ``<loader>``/``<nvram>``: the store is found at libvirt's NVRAM path.
 - ``explicit``: ``<loader>`` and ``<nvram template=...>PATH</nvram>``.
 - ``filled``: ``<nvram template=.../>`` without a path: libvirt fills one in at define.
-- ``fresh``: like ``explicit`` but never started: no NVRAM file yet (the template is audited;
-  update says the file is missing).
+- ``fresh``: like ``explicit`` but never started: no NVRAM file yet. The audit reads the
+  template; update writes the updated template where libvirt would copy the template, and at
+  its first start libvirt takes that file (its owner root until then) and keeps it.
 - ``live``: started and kept running (paused, so the firmware stops writing its store while
   the test compares bytes): the audit says running, update refuses it with exit 2 and its
   file keeps its bytes and inode; named as a plain file, QEMU's image lock refuses it too.
 
 The first three are started once and destroyed, so libvirt creates their NVRAM from the
-template, as at a VM's first start. After the update, one updated domain is started again:
-libvirt and QEMU take the rewritten file (owner and mode kept).
+template, as at a VM's first start. After the update, ``explicit`` and ``fresh`` are started:
+libvirt and QEMU take the rewritten (owner and mode kept) and the created file.
 
 ``<nvram format='qcow2'>`` needs libvirt 9.2; Debian 12's 9.0 drops the attribute (a
 ``.qcow2`` NVRAM path gets a raw copy of the template), so only raw NVRAM is tested here.
@@ -193,13 +194,15 @@ def test_audit_and_update_through_libvirt(domains: dict[str, str], tmp_path: Pat
     owners = {role: (p.stat().st_uid, p.stat().st_gid, p.stat().st_mode) for role, p in
               stopped.items()}
     code, out = fw_vars("update", "--libvirt", URI, "--ca-2023", "--in-place", "--json")
-    assert code == 2, out  # the running domain is refused (and the fresh one has no file)
+    assert code == 2, out  # the running domain is refused
     updates = by_vm(json.loads(out), domains)
     assert {role: row["status"] for role, row in updates.items()} == {
-        "auto": "updated", "explicit": "updated", "filled": "updated", "fresh": "error",
+        "auto": "updated", "explicit": "updated", "filled": "updated", "fresh": "updated",
         "live": "refused"}
     assert f"VM {domains['live']} is running" in updates["live"]["error"]
-    assert "no such file" in updates["fresh"]["error"]
+    fresh_nvram = NVRAM_DIR / f"{domains['fresh']}_VARS.fd"
+    assert updates["fresh"]["written"] == str(fresh_nvram)
+    assert fresh_nvram.stat().st_mode & 0o777 == 0o600
     assert live_nvram.read_bytes() == live_before
     assert live_nvram.stat().st_ino == live_inode
     # Named as a plain file, without libvirt's word: QEMU's image lock refuses it
@@ -211,14 +214,23 @@ def test_audit_and_update_through_libvirt(domains: dict[str, str], tmp_path: Pat
     for role, path in stopped.items():
         assert (path.stat().st_uid, path.stat().st_gid, path.stat().st_mode) == owners[role]
 
-    code, out = fw_vars("audit", "--libvirt", URI, "--json")
-    rows = by_vm(json.loads(out), domains)
-    for role in stopped:
-        assert all(rows[role]["trusts"][k] for k in (
-            "kek-2023", "windows-uefi-ca-2023", "uefi-ca-2023", "option-rom-ca-2023")), role
-    assert not rows["live"]["trusts"]["uefi-ca-2023"]
+    def audit_2023(roles: tuple[str, ...]) -> None:
+        _, out = fw_vars("audit", "--libvirt", URI, "--json")
+        rows = by_vm(json.loads(out), domains)
+        for role in roles:
+            assert rows[role]["error"] is None, (role, rows[role]["error"])
+            assert "nvram-not-created" not in {f["code"] for f in rows[role]["findings"]}, role
+            assert all(rows[role]["trusts"][k] for k in (
+                "kek-2023", "windows-uefi-ca-2023", "uefi-ca-2023", "option-rom-ca-2023")), role
+        assert not rows["live"]["trusts"]["uefi-ca-2023"]
 
-    # libvirt and QEMU take an updated store: the domain starts and keeps running.
-    virsh("start", domains["explicit"])
+    audit_2023(("auto", "explicit", "filled", "fresh"))
+    # libvirt and QEMU take the updated stores: the domains start and keep running, and the
+    # created one is not replaced by the template at this first start.
+    for role in ("explicit", "fresh"):
+        virsh("start", domains[role])
     time.sleep(2)
-    assert virsh("domstate", domains["explicit"]).strip() == "running"
+    for role in ("explicit", "fresh"):
+        assert virsh("domstate", domains[role]).strip() == "running", role
+        virsh("destroy", domains[role])
+    audit_2023(("explicit", "fresh"))

@@ -396,3 +396,47 @@ def test_backup_never_overwrites_an_older_one(tmp_path: Path, trixie_ms: Path) -
     when = datetime.datetime(2026, 12, 7, 8, 0, tzinfo=datetime.UTC)
     assert backup_name(str(trixie_ms), when) == f"{later[0].parent}/{trixie_ms.name}.bak." \
         "20261207T080000Z"
+
+
+def test_domain_that_never_started_gets_its_updated_template(tmp_path: Path,
+                                                             trixie_ms: Path) -> None:
+    """No NVRAM file yet: the plan is the template's, and --in-place writes the updated
+    template where libvirt would copy the template (mode 0600, never over a file that
+    appeared meanwhile); a dry run writes nothing; the template is left alone."""
+    from fwtools.fleet.sources import parse_domain_xml
+    from fwtools.fleet.update import UpdateTask, update_one
+
+    nvram = tmp_path / "new_VARS.fd"
+    xml = (f"<domain><name>new</name><os><loader>/c</loader><nvram template='{trixie_ms}'>"
+           f"{nvram}</nvram></os></domain>")
+    (tmp_path / "new.xml").write_text(xml)
+    before = digest(trixie_ms)
+    result = run(tmp_path / "new.xml", "--ca-2023", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "does not exist yet (the VM never started)" in result.stdout
+    assert not nvram.exists()
+    result = run(tmp_path / "new.xml", "--ca-2023", "--in-place", "--backup")
+    assert result.exit_code == 0, result.output
+    assert f"new ({nvram})" in result.stdout and "2 variables changed" in result.stdout
+    assert nvram.stat().st_mode & 0o777 == 0o600
+    assert audit_store(str(nvram)).trusts["uefi-ca-2023"] is True
+    assert digest(trixie_ms) == before
+    assert {p.name for p in tmp_path.iterdir()} == {"new.xml", "new_VARS.fd", trixie_ms.name}
+    assert "1 unchanged" in run(tmp_path / "new.xml", "--ca-2023", "--in-place").stdout
+    # libvirt created the file between the check and the write: refused, the file untouched.
+    ref = parse_domain_xml(xml.replace("new_VARS", "race_VARS"), origin="race.xml")
+    assert ref is not None
+    task = UpdateTask(ref, UpdateRequest(ca_2023=True), dry_run=False)
+    real_link = os.link
+
+    def link_after_libvirt(src: str, dst: str) -> None:
+        shutil.copyfile(trixie_ms, dst)
+        real_link(src, dst)
+
+    import unittest.mock
+
+    with unittest.mock.patch("os.link", link_after_libvirt):
+        raced = update_one(task)
+    assert raced.status == "error" and raced.error is not None and "appeared" in raced.error
+    assert digest(tmp_path / "race_VARS.fd") == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
