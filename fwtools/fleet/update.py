@@ -750,7 +750,13 @@ def _create_from_template(task: UpdateTask, template: str) -> StoreUpdate:
     result = replace(result, path=path, notes=(note, *result.notes), dry_run=task.dry_run)
     if task.dry_run or store is None:
         return result
-    data = store_image(store, loaded)
+    if task.ref.declared_format == "qcow2" and loaded.format != "qcow2":
+        # <nvram format='qcow2'> (libvirt 9.2+): libvirt converts a raw template to qcow2.
+        from fwtools.formats.varstore.storeio import store_bytes
+
+        data = store_bytes(store, "qcow2")
+    else:
+        data = store_image(store, loaded)
     if task.output is not None:
         from fwtools._base.atomic import atomic_write
 

@@ -440,3 +440,10 @@ def test_domain_that_never_started_gets_its_updated_template(tmp_path: Path,
     assert raced.status == "error" and raced.error is not None and "appeared" in raced.error
     assert digest(tmp_path / "race_VARS.fd") == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    # <nvram format='qcow2'>: libvirt would convert the raw template, so is the update.
+    qcow2_xml = xml.replace("new_VARS.fd", "q_VARS.qcow2").replace(
+        "<nvram ", "<nvram format='qcow2' ")
+    (tmp_path / "q.xml").write_text(qcow2_xml)
+    assert run(tmp_path / "q.xml", "--ca-2023", "--in-place").exit_code == 0
+    assert load_store(tmp_path / "q_VARS.qcow2").format == "qcow2"
+    assert audit_store(str(tmp_path / "q_VARS.qcow2")).trusts["uefi-ca-2023"] is True
