@@ -225,8 +225,10 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
 def _virsh(uri: str, *args: str) -> str:
     env = {**os.environ, "LC_ALL": "C"}
     try:
-        done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True,
-                              timeout=_VIRSH_TIMEOUT, check=False, env=env)
+        # libvirt's names and XML are UTF-8 whatever the locale (virsh passes them through).
+        done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True,
+                              encoding="utf-8", errors="replace", timeout=_VIRSH_TIMEOUT,
+                              check=False, env=env)
     except FileNotFoundError:
         raise UsageError("--libvirt needs virsh (Debian: libvirt-clients)") from None
     except subprocess.TimeoutExpired:
