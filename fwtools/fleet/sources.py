@@ -12,6 +12,16 @@ Domain XML (libvirt ``docs/formatdomain.rst``): ``<name>``, ``<os><type arch=...
 ``<os><loader ...>CODE</loader>`` and ``<os><nvram template=... format=...>PATH</nvram>`` or
 ``<nvram type='file'><source file=PATH/></nvram>`` (libvirt 8.5.0). DTDs and entities are
 refused before parsing, so no entity is ever expanded.
+
+``--libvirt URI`` asks ``virsh`` (libvirt-clients), as checked against libvirt 9.0 (Debian 12)
+by tests/e2e/test_libvirt_fleet.py: ``list --all --name`` for the domains, ``list --name`` for
+the active ones (running, paused, pmsuspended: QEMU has the store open), and ``dumpxml`` per
+domain (the live XML of an active domain, else the persistent one). virsh runs with
+``LC_ALL=C``, so nothing depends on translated state names. A stopped domain with firmware
+autoselection (``<os firmware='efi'>``) has no ``<loader>``/``<nvram>`` in its XML under
+libvirt 9.0: libvirt picks the firmware and creates the store at start, at
+``<nvram dir>/<name>_VARS.fd`` (libvirt src/qemu/qemu_firmware.c); for the local
+``qemu:///system`` and ``qemu:///session`` that path is known and audited.
 """
 
 from __future__ import annotations
@@ -152,9 +162,13 @@ def domain_refs(path: str) -> Iterator[StoreRef]:
 
 
 def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = None,
-                     source: str = "domain-xml") -> StoreRef | None:
+                     source: str = "domain-xml", nvram_dir: str | None = None
+                     ) -> StoreRef | None:
     """The NVRAM store a libvirt domain XML names; None for a domain without UEFI firmware
-    (no ``<loader>`` and no ``<nvram>``). UsageError for XML that is not a domain."""
+    (no ``<loader>`` and no ``<nvram>``). UsageError for XML that is not a domain.
+
+    ``nvram_dir``: where the libvirt the XML came from keeps NVRAM it creates (see
+    :func:`nvram_dir`), for a domain with firmware autoselection and no ``<nvram>`` yet."""
     import xml.etree.ElementTree as ET
 
     raw = text.encode() if isinstance(text, str) else text
@@ -180,10 +194,20 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
     if nvram_el is None:
         if loader is None and os_el.get("firmware") != "efi":
             return None
+        if nvram_dir is not None and name is not None and loader is None:
+            # Firmware autoselection as libvirt 9.0 keeps it: the path libvirt will use (and
+            # has used, if the domain ever ran). A store not there yet is an error row.
+            path = os.path.join(nvram_dir, f"{name}_VARS.fd")
+            missing = None if os.path.lexists(path) else (
+                f"{path}: no such file: domain {name} has firmware autoselection and has not "
+                "started yet; libvirt picks the firmware and creates its NVRAM at first start")
+            return StoreRef(path, vm=name, architecture=arch, running=running, source=source,
+                            error=missing)
         return StoreRef(origin, vm=name, loader=loader, architecture=arch, running=running,
                         source=source,
                         error=f"{origin}: domain {name or '?'} has UEFI firmware but no <nvram> "
-                              "(libvirt fills it in when the domain is defined)")
+                              "(libvirt fills it in when the domain is defined, or with "
+                              "firmware autoselection in libvirt 9.0 at its first start)")
     path = (nvram_el.text or "").strip()
     source_el = nvram_el.find("source")
     if not path and source_el is not None:
@@ -199,9 +223,12 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
 
 
 def _virsh(uri: str, *args: str) -> str:
+    env = {**os.environ, "LC_ALL": "C"}
     try:
-        done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True,
-                              timeout=_VIRSH_TIMEOUT, check=False)
+        # libvirt's names and XML are UTF-8 whatever the locale (virsh passes them through).
+        done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True,
+                              encoding="utf-8", errors="replace", timeout=_VIRSH_TIMEOUT,
+                              check=False, env=env)
     except FileNotFoundError:
         raise UsageError("--libvirt needs virsh (Debian: libvirt-clients)") from None
     except subprocess.TimeoutExpired:
@@ -213,24 +240,48 @@ def _virsh(uri: str, *args: str) -> str:
     return done.stdout
 
 
+def _names(listing: str) -> list[str]:
+    return [n.strip() for n in listing.splitlines() if n.strip()]
+
+
+def nvram_dir(uri: str) -> str | None:
+    """Where the QEMU driver behind ``uri`` creates NVRAM stores, for the local
+    ``qemu:///system`` (``/var/lib/libvirt/qemu/nvram``) and ``qemu:///session``
+    (``$XDG_CONFIG_HOME/libvirt/qemu/nvram``) of a distribution build (src/qemu/qemu_conf.c,
+    ``cfg->nvramDir``); None for any other URI (a remote host's files are not ours to read)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme != "qemu" or parts.netloc:
+        return None
+    if parts.path == "/system":
+        return "/var/lib/libvirt/qemu/nvram"
+    if parts.path == "/session":
+        config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        return os.path.join(config, "libvirt", "qemu", "nvram")
+    return None
+
+
 def libvirt_refs(uri: str) -> Iterator[StoreRef]:
-    """The stores of every domain on ``uri`` (``virsh list --all --name``, then ``dumpxml``
-    and ``domstate`` per domain); domains without UEFI firmware are passed over."""
-    names = [n.strip() for n in _virsh(uri, "list", "--all", "--name").splitlines()
-             if n.strip()]
+    """The stores of every domain on ``uri`` (``virsh list --all --name``, ``list --name``
+    for the active ones, then ``dumpxml`` per domain); domains without UEFI firmware are
+    passed over."""
+    names = _names(_virsh(uri, "list", "--all", "--name"))
+    active = set(_names(_virsh(uri, "list", "--name")))
+    directory = nvram_dir(uri)
     for name in names:
         origin = f"{uri}/{name}"
+        running = name in active
         try:
             xml_text = _virsh(uri, "dumpxml", name)
-            state = _virsh(uri, "domstate", name).strip().splitlines()[0:1]
         except UsageError as exc:
-            yield StoreRef(origin, vm=name, source="libvirt", error=str(exc))
+            yield StoreRef(origin, vm=name, running=running, source="libvirt", error=str(exc))
             continue
-        running = bool(state) and state[0].strip() not in ("shut off", "crashed")
         try:
-            ref = parse_domain_xml(xml_text, origin=origin, running=running, source="libvirt")
+            ref = parse_domain_xml(xml_text, origin=origin, running=running, source="libvirt",
+                                   nvram_dir=directory)
         except UsageError as exc:
-            yield StoreRef(origin, vm=name, source="libvirt", error=str(exc))
+            yield StoreRef(origin, vm=name, running=running, source="libvirt", error=str(exc))
             continue
         if ref is not None:
             yield ref

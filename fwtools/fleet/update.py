@@ -676,11 +676,16 @@ def update_one(task: UpdateTask) -> StoreUpdate:
         return replace(base, status="refused", error=(
             f"{ref.path}: VM {ref.vm or '?'} is running (libvirt): the firmware holds the "
             "store and would overwrite an offline edit; shut the VM down first"))
+    template = None
     if not os.path.lexists(ref.path):
-        more = (f"; libvirt copies {ref.template} there at the VM's first start"
-                if ref.template else "")
-        return replace(base, status="error", error=f"{ref.path}: no such file{more}")
+        if ref.template is None or not os.path.exists(ref.template):
+            more = (f"; libvirt copies {ref.template} there at the VM's first start, and "
+                    "that does not exist either" if ref.template else "")
+            return replace(base, status="error", error=f"{ref.path}: no such file{more}")
+        template = ref.template
     try:
+        if template is not None:
+            return _create_from_template(task, template)
         return _update(task, base)
     except FwError as exc:
         return replace(base, status="error", error=" ".join(str(exc).split()))
@@ -728,6 +733,71 @@ def _update(task: UpdateTask, base: StoreUpdate) -> StoreUpdate:
             return replace(result, written=target, backup=backup)
     except locks.StoreLocked as exc:
         return _locked(path, base, exc.holder.describe())
+
+
+def _create_from_template(task: UpdateTask, template: str) -> StoreUpdate:
+    """A domain that never started: libvirt copies ``<nvram template>`` to the NVRAM path at
+    its first start only when no file is there (libvirt docs/formatdomain.rst, ``<nvram>``;
+    tests/e2e/test_libvirt_fleet.py starts such a domain), so the updated template is written
+    there instead: what the VM would get, updated. Nothing is written when nothing changes."""
+    from fwtools.formats.varstore.storeio import load_store
+
+    path = task.ref.path
+    loaded = load_store(template)
+    result, store = plan_loaded(loaded, task.request, task.ref)
+    note = (f"{path} does not exist yet (the VM never started): planned on its template "
+            f"{template}")
+    result = replace(result, path=path, notes=(note, *result.notes), dry_run=task.dry_run)
+    if task.dry_run or store is None:
+        return result
+    if task.ref.declared_format == "qcow2" and loaded.format != "qcow2":
+        # <nvram format='qcow2'> (libvirt 9.2+): libvirt converts a raw template to qcow2.
+        from fwtools.formats.varstore.storeio import store_bytes
+
+        data = store_bytes(store, "qcow2")
+    else:
+        data = store_image(store, loaded)
+    if task.output is not None:
+        from fwtools._base.atomic import atomic_write
+
+        atomic_write(task.output, data)
+        return replace(result, written=task.output)
+    _create_exclusive(path, data)
+    return replace(result, written=path)
+
+
+def _create_exclusive(path: str, data: bytes) -> None:
+    """Write a new file at ``path``, mode 0600 as libvirt creates NVRAM (libvirt's DAC driver
+    hands it to QEMU's user at start), durably, and never over a file that appeared meanwhile
+    (libvirt starting the VM): a temporary file hard-linked to the name, which fails if taken."""
+    import contextlib
+    import tempfile
+
+    from fwtools._base.atomic import fsync_directory
+    from fwtools.errors import FwIOError
+
+    directory = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                   dir=directory)
+    except OSError as exc:
+        raise FwIOError(f"{path}: cannot create a temporary file: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), 0o600)
+            os.fsync(out.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FwIOError(f"{path}: appeared while it was being written (the VM started?); "
+                        "run the update again") from None
+    except OSError as exc:
+        raise FwIOError(f"{path}: write failed: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    fsync_directory(directory)
 
 
 def backup_name(path: str, now: datetime.datetime | None = None) -> str:

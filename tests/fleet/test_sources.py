@@ -173,3 +173,24 @@ def test_domain_that_never_started_gets_its_template(tmp_path: Path) -> None:
     # Without a template it is an error row.
     bare = parse_domain_xml(xml.replace(f" template='{template}'", ""), origin="new.xml")
     assert bare is not None and audit_store(bare).error is not None
+
+
+def test_autoselected_firmware_found_at_libvirts_nvram_path(tmp_path: Path) -> None:
+    """libvirt < 9.2 keeps no <loader>/<nvram> in a stopped domain with firmware
+    autoselection: the store is where libvirt creates it (tests/e2e/test_libvirt_fleet.py
+    checks this against Debian 12's libvirt)."""
+    from fwtools.fleet.sources import nvram_dir
+
+    xml = ("<domain><name>auto</name><os firmware='efi'><type arch='x86_64'>hvm</type>"
+           "</os></domain>")
+    ref = parse_domain_xml(xml, origin="qemu:///system/auto", nvram_dir=str(tmp_path))
+    assert ref is not None and ref.path == str(tmp_path / "auto_VARS.fd")
+    assert ref.error is not None and "not started yet" in ref.error
+    store_2011(tmp_path, "auto_VARS.fd")
+    ref = parse_domain_xml(xml, origin="qemu:///system/auto", nvram_dir=str(tmp_path),
+                           running=False, source="libvirt")
+    assert ref == StoreRef(str(tmp_path / "auto_VARS.fd"), vm="auto", architecture="x64",
+                           running=False, source="libvirt")
+    assert nvram_dir("qemu:///system") == "/var/lib/libvirt/qemu/nvram"
+    assert nvram_dir("qemu+ssh://host/system") is None
+    assert nvram_dir("qemu:///embed?root=/x") is None

@@ -260,7 +260,7 @@ def test_many_stores_one_bad_and_output_dir(tmp_path: Path, trixie_ms: Path) -> 
 
 def test_running_vm_refused(tmp_path: Path, trixie_ms: Path) -> None:
     """A store whose VM libvirt reports running is refused and left alone (the library, as
-    --libvirt feeds it from virsh domstate)."""
+    --libvirt feeds it from virsh list)."""
     from fwtools.fleet.sources import StoreRef
     from fwtools.fleet.update import UpdateTask, update_one
 
@@ -309,8 +309,8 @@ def test_json_document(trixie_ms: Path) -> None:
 def test_libvirt_running_domain_refused(tmp_path: Path, trixie_ms: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """--libvirt: the running domain's store is refused and untouched, the shut-off one is
-    updated. virsh is a stand-in script answering list/dumpxml/domstate (no libvirt daemon
-    here); fwtools.fleet.sources parses its answers exactly as a real virsh's."""
+    updated. virsh is a stand-in script answering list/dumpxml (tests/e2e/test_libvirt_fleet.py
+    does the same against a real libvirt daemon)."""
     web, db = tmp_path / "web1_VARS.fd", tmp_path / "db1_VARS.fd"
     shutil.copyfile(trixie_ms, web)
     shutil.copyfile(trixie_ms, db)
@@ -321,13 +321,13 @@ def test_libvirt_running_domain_refused(tmp_path: Path, trixie_ms: Path,
            "OVMF_CODE_4M.ms.fd</loader><nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>"
            "{1}</nvram></os></domain>")
     script = f"""#!/bin/sh
+[ "$LC_ALL" = C ] || {{ echo "virsh run under LC_ALL=$LC_ALL" >&2; exit 1; }}
 shift 2
 case "$1 $2" in
   "list --all") printf 'web1\\ndb1\\n' ;;
+  "list --name") printf 'web1\\n' ;;
   "dumpxml web1") echo "{xml.format('web1', web)}" ;;
   "dumpxml db1") echo "{xml.format('db1', db)}" ;;
-  "domstate web1") echo running ;;
-  "domstate db1") echo 'shut off' ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
 """
@@ -396,3 +396,54 @@ def test_backup_never_overwrites_an_older_one(tmp_path: Path, trixie_ms: Path) -
     when = datetime.datetime(2026, 12, 7, 8, 0, tzinfo=datetime.UTC)
     assert backup_name(str(trixie_ms), when) == f"{later[0].parent}/{trixie_ms.name}.bak." \
         "20261207T080000Z"
+
+
+def test_domain_that_never_started_gets_its_updated_template(tmp_path: Path,
+                                                             trixie_ms: Path) -> None:
+    """No NVRAM file yet: the plan is the template's, and --in-place writes the updated
+    template where libvirt would copy the template (mode 0600, never over a file that
+    appeared meanwhile); a dry run writes nothing; the template is left alone."""
+    from fwtools.fleet.sources import parse_domain_xml
+    from fwtools.fleet.update import UpdateTask, update_one
+
+    nvram = tmp_path / "new_VARS.fd"
+    xml = (f"<domain><name>new</name><os><loader>/c</loader><nvram template='{trixie_ms}'>"
+           f"{nvram}</nvram></os></domain>")
+    (tmp_path / "new.xml").write_text(xml)
+    before = digest(trixie_ms)
+    result = run(tmp_path / "new.xml", "--ca-2023", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "does not exist yet (the VM never started)" in result.stdout
+    assert not nvram.exists()
+    result = run(tmp_path / "new.xml", "--ca-2023", "--in-place", "--backup")
+    assert result.exit_code == 0, result.output
+    assert f"new ({nvram})" in result.stdout and "2 variables changed" in result.stdout
+    assert nvram.stat().st_mode & 0o777 == 0o600
+    assert audit_store(str(nvram)).trusts["uefi-ca-2023"] is True
+    assert digest(trixie_ms) == before
+    assert {p.name for p in tmp_path.iterdir()} == {"new.xml", "new_VARS.fd", trixie_ms.name}
+    assert "1 unchanged" in run(tmp_path / "new.xml", "--ca-2023", "--in-place").stdout
+    # libvirt created the file between the check and the write: refused, the file untouched.
+    ref = parse_domain_xml(xml.replace("new_VARS", "race_VARS"), origin="race.xml")
+    assert ref is not None
+    task = UpdateTask(ref, UpdateRequest(ca_2023=True), dry_run=False)
+    real_link = os.link
+
+    def link_after_libvirt(src: str, dst: str) -> None:
+        shutil.copyfile(trixie_ms, dst)
+        real_link(src, dst)
+
+    import unittest.mock
+
+    with unittest.mock.patch("os.link", link_after_libvirt):
+        raced = update_one(task)
+    assert raced.status == "error" and raced.error is not None and "appeared" in raced.error
+    assert digest(tmp_path / "race_VARS.fd") == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    # <nvram format='qcow2'>: libvirt would convert the raw template, so is the update.
+    qcow2_xml = xml.replace("new_VARS.fd", "q_VARS.qcow2").replace(
+        "<nvram ", "<nvram format='qcow2' ")
+    (tmp_path / "q.xml").write_text(qcow2_xml)
+    assert run(tmp_path / "q.xml", "--ca-2023", "--in-place").exit_code == 0
+    assert load_store(tmp_path / "q_VARS.qcow2").format == "qcow2"
+    assert audit_store(str(tmp_path / "q_VARS.qcow2")).trusts["uefi-ca-2023"] is True
