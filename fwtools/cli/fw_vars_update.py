@@ -103,10 +103,12 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
 
         print_json(update_document(results))
     else:
-        from fwtools.report.text_update import update_lines
+        from fwtools.report.text_update import error_lines, update_lines
 
         for line in update_lines(results, verbose=verbose):
             click.echo(line)
+        for line in error_lines(results):
+            click.echo(line, err=True)
     worst = EXIT_OK
     for r in results:
         if r.status in ("error", "refused"):

@@ -18,12 +18,26 @@ def _state(state: VariableState | None) -> str:
     return f"{state.entries} {unit}, {state.size} bytes, attributes {state.attributes:#x}{stamp}"
 
 
+def error_lines(results: Sequence[StoreUpdate]) -> list[str]:
+    """One ``error:`` line per store that was not updated (unreadable, locked, running), for
+    stderr: the contract's one line per bad input, while the others go on."""
+    lines: list[str] = []
+    for r in results:
+        if r.error is None:
+            continue
+        name = f"{r.vm} ({r.path})" if r.vm else r.path
+        message = r.error.removeprefix(f"{r.path}: ")
+        lines.append(f"error: {name}: {r.status}: {message}")
+    return lines
+
+
 def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> list[str]:
+    """The plan or result per store (stores with an error are in :func:`error_lines`), then
+    a summary line."""
     lines: list[str] = []
     for r in results:
         name = f"{r.vm} ({r.path})" if r.vm else r.path
         if r.error is not None:
-            lines.append(f"{name}: {r.status.upper()}: {r.error}")
             continue
         where = f" [{r.format}, {r.layout}]" if r.layout else ""
         if r.status == "updated":

@@ -251,7 +251,7 @@ def test_many_stores_one_bad_and_output_dir(tmp_path: Path, trixie_ms: Path) -> 
     out.mkdir()
     result = run(stores, "--ca-2023", "-o", out, "-j", "2")
     assert result.exit_code == 2, result.output  # the bad one is an input error
-    assert "broken_VARS.fd: ERROR" in result.stdout
+    assert "broken_VARS.fd: error: " in result.stderr
     assert "17 updated" in result.stdout and "1 error" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [f"vm{i:02}_VARS.fd" for i in range(17)]
     assert digest(stores / "vm00_VARS.fd") == digest(trixie_ms)  # inputs untouched
@@ -337,7 +337,7 @@ esac
     before = digest(web)
     result = run("--libvirt", "qemu:///system", "--ca-2023", "--in-place")
     assert result.exit_code == 2, result.output
-    assert f"web1 ({web}): REFUSED:" in result.stdout and "VM web1 is running" in result.stdout
+    assert f"error: web1 ({web}): refused:" in result.stderr and "VM web1 is running" in result.stderr
     assert f"db1 ({db})" in result.stdout and "2 variables changed" in result.stdout
     assert digest(web) == before
     assert audit_store(str(db)).trusts["uefi-ca-2023"] is True

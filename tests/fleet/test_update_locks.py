@@ -96,7 +96,7 @@ def test_store_held_by_qemu_is_refused(qemu_binary: str, store: Path, tmp_path: 
         before = digest(store) if paused else None
         code, out = update(store, other, "--ca-2023", "--in-place", "--backup")
         assert code == 2, out
-        assert f"{store}: REFUSED: {store}: in use:" in out and "QEMU's image lock" in out
+        assert f"error: {store}: refused: in use:" in out and "QEMU's image lock" in out
         # The other store is still updated (one failure never stops the rest).
         assert f"{other} [edk2-raw, ovmf-4m-528k]: 2 variables changed" in out
         # Untouched: the same file (never replaced), no backup, no temporary file left.

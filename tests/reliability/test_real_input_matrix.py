@@ -31,6 +31,8 @@ from corpus.params import CORPUS, unavailable
 from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
+from fwtools.cli.fw_check_disk import command as fw_check_disk
+from fwtools.cli.fw_check_firmware import command as fw_check_firmware
 from fwtools.cli.fw_pcr import cli as fw_pcr
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
@@ -46,6 +48,8 @@ TOOLS: dict[str, click.Command] = {
     "fw-vars": fw_vars,
     "fw-check": fw_check,
     "fw-check boot-chain": fw_check_boot,
+    "fw-check firmware": fw_check_firmware,
+    "fw-check disk": fw_check_disk,
     "byebyebios": byebyebios,
     "fw-pcr": fw_pcr,
 }
@@ -303,6 +307,16 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-vars", ("diff", "{IN}", f"@{GOOD_STORE_4M}"), ANY, STORES, VERDICT),
     Cmd("fw-vars", ("check", "{IN}"), ANY, STORES, VERDICT),
     Cmd("fw-vars", ("check", "--json", "{IN}", f"@{GOOD_STORE_4M}"), ANY, STORES, VERDICT),
+    # audit: 1 = a finding at --fail-on (error); a file that is no store is a row with an
+    # error (exit 2), never a stop.
+    Cmd("fw-vars", ("audit", "{IN}"), ANY, frozenset({"store", "qcow2", "unified"}), VERDICT),
+    Cmd("fw-vars", ("audit", "--json", "-v", "{IN}", f"@{GOOD_STORE_4M}"), ANY,
+        frozenset({"store", "qcow2", "unified"}), VERDICT),
+    # update: 1 = a write the firmware would refuse (bookworm's 2 MiB store and the new dbx).
+    Cmd("fw-vars", ("update", "{IN}", "--ca-2023", "--dbx", "latest", "--sbat-level", "latest",
+                    "--dry-run"), ANY, frozenset({"store", "qcow2", "unified"}), VERDICT),
+    Cmd("fw-vars", ("update", "{IN}", "--ca-2023", "--via", "owner", "-o", "{OUT}"), ANY,
+        frozenset({"store", "qcow2", "unified"}), VERDICT),
     # fw-sigdb: 1 = a verification failed or nothing matched.
     Cmd("fw-sigdb", ("show", "{IN}"), reads=SIGDB),
     Cmd("fw-sigdb", ("show", "--json", "{IN}", str(DBX_UPDATE)), reads=SIGDB),
@@ -340,6 +354,12 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-check boot-chain", ("--firmware", "ovmf", "{IN}"), ANY, frozenset({"pe"}), VERDICT),
     Cmd("fw-check boot-chain", ("--firmware", "armvirt", "{IN}"), ANY, frozenset({"pe-arm"}),
         VERDICT),
+    # fw-check firmware: 1 = W^X findings in the firmware's own images; fw-check disk reads
+    # partition tables and file systems (no real disk image in this input set: all exit 2
+    # or list no partitions).
+    Cmd("fw-check firmware", ("{IN}",), ANY),
+    Cmd("fw-check firmware", ("--json", "{IN}"), ANY),
+    Cmd("fw-check disk", ("{IN}",), ANY),
     # byebyebios reads the image with --check and --dry-run (never written here).
     Cmd("byebyebios", ("--check", "{IN}"), ANY),
     Cmd("byebyebios", ("--dry-run", "{IN}"), ANY),
