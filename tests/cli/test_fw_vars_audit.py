@@ -125,12 +125,14 @@ def test_many_stores_in_a_pool(tmp_path: Path) -> None:
 
 
 FAKE_VIRSH = """#!/bin/sh
-# A stand-in for virsh: two UEFI domains (one running) and one BIOS domain.
+# A stand-in for virsh: two UEFI domains (one running) and one BIOS domain. fwtools asks for
+# all domains (list --all --name) and the active ones (list --name), in the C locale.
+[ "$LC_ALL" = C ] || { echo "not in the C locale" >&2; exit 1; }
 shift 2  # -c URI
-case "$1" in
-  list) printf 'web\\ndb\\nold\\n\\n' ;;
-  domstate) if [ "$2" = web ]; then echo running; else echo 'shut off'; fi ;;
-  dumpxml)
+case "$1 $2" in
+  "list --all") printf 'web\\ndb\\nold\\n\\n' ;;
+  "list --name") printf 'web\\n\\n' ;;
+  dumpxml*)
     if [ "$2" = old ]; then echo "<domain><name>old</name><os><type>hvm</type></os></domain>";
     else echo "<domain><name>$2</name><os><type arch='x86_64'>hvm</type><loader>/c</loader>\\
 <nvram format='raw'>STORES/$2_VARS.fd</nvram></os></domain>"; fi ;;
