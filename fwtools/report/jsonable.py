@@ -1,4 +1,5 @@
-"""Turn library objects into plain JSON values: dataclasses, bytes (hex), UUIDs, enums."""
+"""Turn library objects into plain JSON values: dataclasses and records, bytes (hex), UUIDs,
+enums."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import enum
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+from fwtools._base.record import Record
 
 
 def to_jsonable(value: Any) -> Any:
@@ -19,6 +22,9 @@ def to_jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
+    if isinstance(value, Record):
+        d = value.__dict__
+        return {f: to_jsonable(d[f]) for f in value._fields if not f.startswith("_")}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_jsonable(getattr(value, f.name))
