@@ -27,7 +27,7 @@ class Layout:
     the structure's start, ``size`` its total size.
     """
 
-    __slots__ = ("name", "fields", "struct", "size", "_offsets", "_sizes", "_names")
+    __slots__ = ("_names", "_offsets", "_sizes", "fields", "name", "size", "struct")
 
     def __init__(self, name: str, fields: Fields, *, byte_order: str = LITTLE) -> None:
         self.name = name

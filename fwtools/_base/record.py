@@ -43,6 +43,7 @@ class Record:
     _defaults: ClassVar[dict[str, Any]] = {}
     _compared: ClassVar[tuple[str, ...]] = ()
     _uncompared: ClassVar[frozenset[str]] = frozenset()
+    _post_init: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -66,10 +67,16 @@ class Record:
         cls._fields = tuple(fields)
         cls._defaults = defaults
         cls._compared = tuple(f for f in fields if f not in cls._uncompared)
+        cls._post_init = hasattr(cls, "__post_init__")
         setattr(cls, "__match_args__", cls._fields)  # noqa: B010 (not a declared name)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self._fields
+        if not kwargs and len(args) == len(fields):  # the common case, kept fast
+            self.__dict__.update(zip(fields, args, strict=True))
+            if self._post_init:
+                self.__post_init__()  # type: ignore[attr-defined]
+            return
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__}() takes {len(fields)} arguments, "
                             f"{len(args)} were given")
@@ -85,9 +92,8 @@ class Record:
             raise TypeError(f"{type(self).__name__}() got unexpected or repeated arguments "
                             f"{', '.join(sorted(kwargs))}")
         self.__dict__.update(values)
-        post_init = getattr(self, "__post_init__", None)
-        if post_init is not None:
-            post_init()
+        if self._post_init:
+            self.__post_init__()  # type: ignore[attr-defined]
 
     def _values(self) -> tuple[Any, ...]:
         d = self.__dict__

@@ -31,4 +31,6 @@ def at_least(severity: str, level: str) -> bool:
 
 def worst(severities: list[Severity] | tuple[Severity, ...]) -> Severity | None:
     """The highest of ``severities``, or None for none."""
-    return max(severities, key=RANK.__getitem__) if severities else None
+    if not severities:
+        return None
+    return max(severities, key=lambda s: RANK[s])

@@ -26,10 +26,10 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 from fwtools._base.guid import guid_from_bytes
+from fwtools._base.record import Record
 from fwtools.errors import ParseError, TruncatedError, UsageError
 
 # -- layout -------------------------------------------------------------------------------
@@ -100,8 +100,7 @@ GENERIC_TYPE_NAMES: Final[dict[int, str]] = {
 # -- model --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DevicePathNode:
+class DevicePathNode(Record):
     """One device path node: its type, subtype and body (the bytes after the 4-byte header).
 
     ``offset`` is where the node starts in the file it was parsed from (not part of
@@ -112,7 +111,8 @@ class DevicePathNode:
     type: int
     subtype: int
     data: bytes
-    offset: int = field(default=0, compare=False)
+    offset: int = 0
+    _uncompared = frozenset({"offset"})
 
     @property
     def length(self) -> int:

@@ -5,8 +5,8 @@ consoles, languages, signature databases, shim's MOK and SBAT variables, certdb.
 (:class:`~fwtools._base.record.Record`) of plain values (str, int, bool, bytes, tuples and
 nested such records) that the report layer serialises generically, or None for a variable
 it does not know. It never raises: data that does not fit the variable's format gives
-:class:`DecodedInvalid` with the reason (and the offset within the data where known). Every decoded object has a
-``kind`` and a one-line ``summary``.
+:class:`DecodedInvalid` with the reason (and the offset within the data where known).
+Every decoded object has a ``kind`` and a one-line ``summary``.
 
 References:
     UEFI 2.10 §3.3 (globally defined variables: Boot####, BootOrder, Timeout, Lang,
