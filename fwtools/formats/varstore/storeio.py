@@ -93,12 +93,14 @@ def load_store(path: str | os.PathLike[str]) -> LoadedStore:
     back as an empty store of its layout, formatted the way the firmware would format it at
     first boot, with ``blank_template`` saying so.
     """
-    from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
+    from fwtools.formats.qcow2.layout import is_qcow2
 
     name = os.fspath(path)
     data = read_file(path)
     try:
         if is_qcow2(data):
+            from fwtools.formats.qcow2 import Qcow2Image  # the reader only for a qcow2 input
+
             image = Qcow2Image.parse(data, path=name, max_virtual_size=MAX_STORE_SIZE)
             raw = image.to_raw()
             store, blank = _parse_or_format(raw, name)
