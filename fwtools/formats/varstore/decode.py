@@ -473,7 +473,8 @@ def _load_option(name: str, data: bytes) -> Decoded:
 
 
 def _device_path(name: str, data: bytes) -> Decoded:
-    from fwtools.formats.efi.devicepath import device_path_text, parse_device_path
+    from fwtools.formats.efi.devicepath import parse_device_path
+    from fwtools.formats.efi.devicepath_text import device_path_text
 
     instances = parse_device_path(data)
     texts = tuple(device_path_text([i]) for i in instances)
