@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError
 
 if TYPE_CHECKING:
@@ -82,8 +82,7 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-@dataclass(frozen=True)
-class CertificateInfo:
+class CertificateInfo(Record):
     """What a report says about one certificate.
 
     ``serial`` is lower-case hex without separators; ``not_before``/``not_after`` are
