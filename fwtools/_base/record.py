@@ -19,21 +19,39 @@ with ``object.__setattr__`` as it would on a frozen dataclass. :func:`replace` i
 ``dataclasses.replace``. Type checkers see the constructor through ``dataclass_transform``
 (PEP 681).
 
-Mutable defaults are not copied; use ``None`` or an immutable value (tuples, frozensets).
+A mutable default is given as ``field(default_factory=list)``, which calls the factory for
+each instance, as ``dataclasses.field`` does. ``class Result(Record, frozen=False)`` makes a
+mutable record (like ``@dataclass``: assignable, compared by value, not hashable).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar, cast, dataclass_transform
 
 R = TypeVar("R", bound="Record")
+T = TypeVar("T")
+
+
+class _Factory:
+    """A default made by calling ``factory`` for each instance (see :func:`field`)."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+
+def field(*, default_factory: Callable[[], T]) -> T:
+    """A field whose default is ``default_factory()``, called for each new instance."""
+    return cast(T, _Factory(default_factory))
 
 
 class FrozenRecordError(AttributeError):
     """Assignment to a field of a :class:`Record` (``dataclasses.FrozenInstanceError``)."""
 
 
-@dataclass_transform(frozen_default=True)
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 class Record:
     """Base of cheap frozen value classes (see the module docstring)."""
 
@@ -45,7 +63,7 @@ class Record:
     _uncompared: ClassVar[frozenset[str]] = frozenset()
     _post_init: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, frozen: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fields = list(cls._fields)
         defaults = dict(cls._defaults)
@@ -59,6 +77,8 @@ class Record:
                 fields.append(name)
             if name in cls.__dict__:
                 defaults[name] = cls.__dict__[name]
+                if isinstance(defaults[name], _Factory):
+                    delattr(cls, name)  # as dataclasses does: no class attribute
             elif name in defaults:
                 del defaults[name]
             if name not in defaults and any(f in defaults for f in fields[:fields.index(name)]):
@@ -69,6 +89,10 @@ class Record:
         cls._compared = tuple(f for f in fields if f not in cls._uncompared)
         cls._post_init = hasattr(cls, "__post_init__")
         setattr(cls, "__match_args__", cls._fields)  # noqa: B010 (not a declared name)
+        if not frozen:
+            cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
+            cls.__delattr__ = object.__delattr__  # type: ignore[method-assign]
+            cls.__hash__ = None  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self._fields
@@ -85,7 +109,8 @@ class Record:
             if name in kwargs:
                 values[name] = kwargs.pop(name)
             elif name in self._defaults:
-                values[name] = self._defaults[name]
+                default = self._defaults[name]
+                values[name] = default.factory() if isinstance(default, _Factory) else default
             else:
                 raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
         if kwargs:
