@@ -7,10 +7,10 @@ container to write follows ``--format``, else the output's extension, else the i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record, field
 from fwtools.errors import ParseError, UsageError
 
 if TYPE_CHECKING:
@@ -31,8 +31,7 @@ DEFAULT_QCOW2_CLUSTER: Final = 4096
 MAX_STORE_SIZE: Final = 256 << 20
 
 
-@dataclass
-class LoadedStore:
+class LoadedStore(Record, frozen=False):
     """A store as read: the parsed store (raw and qcow2) or just its variables (JSON)."""
 
     path: str
