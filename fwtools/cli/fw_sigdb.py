@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -43,7 +43,7 @@ def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
     """A database to edit: an ESL file (or nothing yet, for create/add to a new file)."""
     from fwtools.formats.efi.siglist import SignatureDatabase
 
-    if missing_ok and not Path(path).exists():
+    if missing_ok and not os.path.exists(path):
         return SignatureDatabase(())
     item = _load(path, describe=False)
     if item.format == "auth":
@@ -293,6 +293,8 @@ def extract_certs(directory: str, files: tuple[str, ...], der: bool) -> None:
     from fwtools.crypto.sigdb_extract import extract
 
     items = [_load(p) for p in files]
+    from pathlib import Path
+
     written = call(lambda: extract(items, Path(directory), der=der))
     for path in written:
         click.echo(str(path))

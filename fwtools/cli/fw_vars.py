@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -480,6 +479,8 @@ def convert(source: str, output: str, fmt: str | None, template: str | None,
     if template is not None and loaded.store is not None:
         fail(f"--template is for JSON input; {source} is already a {loaded.format} store")
     out_fmt = call(lambda: format_for_output(output, fmt, loaded.format))
+    from pathlib import Path
+
     if out_fmt == loaded.format and fmt is None and Path(output).suffix == "":
         fail(f"say which format {output} should have: --format raw|qcow2|json")
     if loaded.store is None and out_fmt == "json":
