@@ -46,7 +46,8 @@ def _boot_number(var: Variable) -> int | None:
 
     digits = var.name[4:]
     if (var.guid != guids.EFI_GLOBAL_VARIABLE or len(var.name) != 8
-            or not var.name.startswith("Boot") or not all(c in "0123456789abcdefABCDEF" for c in digits)):
+            or not var.name.startswith("Boot")
+            or not all(c in "0123456789abcdefABCDEF" for c in digits)):
         return None
     return int(digits, 16)
 
