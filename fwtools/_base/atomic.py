@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from pathlib import Path
 
 from fwtools.errors import FwIOError
 
@@ -18,6 +16,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
     are kept when it exists. On any failure the target is untouched and the temporary file is
     removed.
     """
+    # Imported here: commands that only read (most runs) do not pay for tempfile (random,
+    # shutil, bz2, lzma) and pathlib at start-up.
+    import tempfile
+    from pathlib import Path
+
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if mode is None:
