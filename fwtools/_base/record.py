@@ -27,7 +27,7 @@ mutable record (like ``@dataclass``: assignable, compared by value, not hashable
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar, cast, dataclass_transform
+from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 R = TypeVar("R", bound="Record")
 T = TypeVar("T")
@@ -62,6 +62,8 @@ class Record:
     _compared: ClassVar[tuple[str, ...]] = ()
     _uncompared: ClassVar[frozenset[str]] = frozenset()
     _post_init: ClassVar[bool] = False
+    _made: ClassVar[int] = -1  # instances made so far; -1 once __init__ is compiled
+    _cmp: ClassVar[int] = -1  # comparisons and hashes so far; -1 once they are compiled
 
     def __init_subclass__(cls, *, frozen: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,6 +90,17 @@ class Record:
         cls._defaults = defaults
         cls._compared = tuple(f for f in fields if f not in cls._uncompared)
         cls._post_init = hasattr(cls, "__post_init__")
+        if "__init__" in cls.__dict__:
+            cls._made = -1  # a class's own __init__ is never replaced
+        else:
+            cls._made = 0
+            cls.__init__ = Record.__init__  # type: ignore[method-assign]
+        if "__eq__" in cls.__dict__ or "__hash__" in cls.__dict__:
+            cls._cmp = -1  # nor its own __eq__ or __hash__
+        else:
+            cls._cmp = 0
+            cls.__eq__ = Record.__eq__  # type: ignore[method-assign]
+            cls.__hash__ = Record.__hash__  # type: ignore[method-assign]
         setattr(cls, "__match_args__", cls._fields)  # noqa: B010 (not a declared name)
         if not frozen:
             cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
@@ -95,30 +108,15 @@ class Record:
             cls.__hash__ = None  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        fields = self._fields
-        if not kwargs and len(args) == len(fields):  # the common case, kept fast
-            self.__dict__.update(zip(fields, args, strict=True))
-            if self._post_init:
-                self.__post_init__()  # type: ignore[attr-defined]
-            return
-        if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__}() takes {len(fields)} arguments, "
-                            f"{len(args)} were given")
-        values = dict(zip(fields, args, strict=False))
-        for name in fields[len(args):]:
-            if name in kwargs:
-                values[name] = kwargs.pop(name)
-            elif name in self._defaults:
-                default = self._defaults[name]
-                values[name] = default.factory() if isinstance(default, _Factory) else default
-            else:
-                raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}() got unexpected or repeated arguments "
-                            f"{', '.join(sorted(kwargs))}")
-        self.__dict__.update(values)
-        if self._post_init:
-            self.__post_init__()  # type: ignore[attr-defined]
+        cls = type(self)
+        if cls._made >= 0:
+            # Count instances; a class that turns out hot gets a compiled __init__ (one
+            # exec, once), so per-instance cost matches a dataclass's where it matters.
+            cls._made += 1
+            if cls._made >= _HOT:
+                cls._made = -1
+                cls.__init__ = _compile_init(cls)  # type: ignore[method-assign]
+        _generic_init(self, args, kwargs)
 
     def _values(self) -> tuple[Any, ...]:
         d = self.__dict__
@@ -127,10 +125,23 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
+        self._count_comparison()
         return self._values() == other._values()
 
     def __hash__(self) -> int:
+        self._count_comparison()
         return hash(self._values())
+
+    def _count_comparison(self) -> None:
+        cls = type(self)
+        if cls._cmp >= 0:
+            cls._cmp += 1
+            if cls._cmp >= _HOT:
+                cls._cmp = -1
+                eq, hash_ = _compile_comparison(cls)
+                cls.__eq__ = eq  # type: ignore[method-assign]
+                if cls.__hash__ is not None:  # a mutable record stays unhashable
+                    cls.__hash__ = hash_  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         d = self.__dict__
@@ -144,14 +155,100 @@ class Record:
         raise FrozenRecordError(f"cannot delete field {name!r}")
 
 
+# Instances of one class after which its __init__ is compiled.
+_HOT: Final = 32
+_MISSING: Final = object()
+
+
+def _generic_init(self: Record, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    fields = self._fields
+    if not kwargs and len(args) == len(fields):  # the common case, kept fast
+        self.__dict__.update(zip(fields, args, strict=True))
+        if self._post_init:
+            self.__post_init__()  # type: ignore[attr-defined]
+        return
+    if len(args) > len(fields):
+        raise TypeError(f"{type(self).__name__}() takes {len(fields)} arguments, "
+                        f"{len(args)} were given")
+    values = dict(zip(fields, args, strict=False))
+    for name in fields[len(args):]:
+        if name in kwargs:
+            values[name] = kwargs.pop(name)
+        elif name in self._defaults:
+            default = self._defaults[name]
+            values[name] = default.factory() if isinstance(default, _Factory) else default
+        else:
+            raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
+    if kwargs:
+        raise TypeError(f"{type(self).__name__}() got unexpected or repeated arguments "
+                        f"{', '.join(sorted(kwargs))}")
+    self.__dict__.update(values)
+    if self._post_init:
+        self.__post_init__()  # type: ignore[attr-defined]
+
+
+def _compile_init(cls: type[Record]) -> Callable[..., None]:
+    """An ``__init__`` for ``cls`` with its fields as parameters, as dataclasses writes."""
+    namespace: dict[str, Any] = {"_MISSING": _MISSING}
+    params, body = [], []
+    for name in cls._fields:
+        default = cls._defaults.get(name, _MISSING)
+        if default is _MISSING:
+            params.append(name)
+            body.append(f"    _rec_d[{name!r}] = {name}")
+        elif isinstance(default, _Factory):
+            namespace[f"_f_{name}"] = default.factory
+            params.append(f"{name}=_MISSING")
+            body.append(f"    _rec_d[{name!r}] = _f_{name}() if {name} is _MISSING else {name}")
+        else:
+            namespace[f"_d_{name}"] = default
+            params.append(f"{name}=_d_{name}")
+            body.append(f"    _rec_d[{name!r}] = {name}")
+    if cls._post_init:
+        body.append("    self.__post_init__()")
+    source = (f"def __init__(self, {', '.join(params)}):\n    _rec_d = self.__dict__\n"
+              + "\n".join(body) + "\n")
+    exec(source, namespace)  # the source holds field names only
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+def _compile_comparison(cls: type[Record]) -> tuple[Callable[..., Any], Callable[..., int]]:
+    """``__eq__`` and ``__hash__`` for ``cls`` over its compared fields, as dataclasses
+    writes them."""
+    mine = "".join(f"s[{f!r}], " for f in cls._compared)
+    theirs = "".join(f"o[{f!r}], " for f in cls._compared)
+    source = (
+        "def __eq__(self, other):\n"
+        "    if other.__class__ is not self.__class__:\n"
+        "        return NotImplemented\n"
+        "    s, o = self.__dict__, other.__dict__\n"
+        f"    return ({mine}) == ({theirs})\n"
+        "def __hash__(self):\n"
+        "    s = self.__dict__\n"
+        f"    return hash(({mine}))\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # the source holds field names only
+    return namespace["__eq__"], namespace["__hash__"]
+
+
 def replace(record: R, /, **changes: Any) -> R:
     """A copy of ``record`` with ``changes`` (``dataclasses.replace`` for a Record)."""
-    values = {f: record.__dict__[f] for f in record._fields}
-    unknown = set(changes) - set(values)
+    cls = type(record)
+    old = record.__dict__
+    unknown = [c for c in changes if c not in cls._fields]
     if unknown:
-        raise TypeError(f"{type(record).__name__} has no field {', '.join(sorted(unknown))}")
-    values.update(changes)
-    return type(record)(**values)
+        raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(unknown))}")
+    new = cls.__new__(cls)
+    d = new.__dict__
+    for f in cls._fields:  # fields only: not what a cached_property stored beside them
+        d[f] = old[f]
+    d.update(changes)
+    if cls._post_init:
+        new.__post_init__()  # type: ignore[attr-defined]
+    return new
 
 
 def fields_of(record: Record) -> dict[str, Any]:

@@ -92,3 +92,51 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
         class Bad(Record):
             a: int = 0
             b: int  # type: ignore[misc]
+
+
+def test_a_hot_class_gets_a_compiled_init_with_the_same_behaviour() -> None:
+    class Hot(Record):
+        a: int
+        b: int = 2
+        notes: list[int] = field(default_factory=list)
+        _uncompared = frozenset({"notes"})
+
+        def __post_init__(self) -> None:
+            if self.a < 0:
+                raise ValueError("negative")
+
+    made = [Hot(i) for i in range(100)]
+    assert "__init__" in Hot.__dict__ and Hot.__init__ is not Record.__init__
+    assert made[99] == Hot(99, 2) and made[0].notes is not made[1].notes
+    assert Hot(1, b=3, notes=[1]) == Hot(a=1, b=3)
+    with pytest.raises(ValueError):
+        Hot(-1)
+    with pytest.raises(TypeError):
+        Hot()  # type: ignore[call-arg]
+    with pytest.raises(FrozenRecordError):
+        made[0].a = 1  # type: ignore[misc]
+
+    class Child(Hot):  # a subclass is counted (and compiled) on its own
+        c: int = 0
+
+    assert Child(1, 2, [], 5).c == 5 and Child(1) != Hot(1)
+
+
+def test_hot_comparisons_are_compiled_with_the_same_results() -> None:
+    class Key(Record):
+        a: int
+        b: str = ""
+        at: int = 0
+        _uncompared = frozenset({"at"})
+
+    class Empty(Record):
+        pass
+
+    keys = [Key(i % 5, "x", at=i) for i in range(100)]
+    assert len(set(keys)) == 5  # hashing past the threshold compiles __eq__/__hash__
+    assert "__eq__" in Key.__dict__ and Key.__eq__ is not Record.__eq__
+    assert Key(1, "x", 7) == Key(1, "x", 9) and Key(1) != Key(2) and Key(1) != (1, "")
+    assert hash(Key(1, "y")) == hash(Key(1, "y", at=3))
+    assert len({Empty() for _ in range(100)}) == 1
+    with pytest.raises(TypeError):
+        hash(Result(True))  # a mutable record is not hashable
