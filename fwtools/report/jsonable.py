@@ -23,8 +23,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
     if isinstance(value, Record):
-        d = value.__dict__
-        return {f: to_jsonable(d[f]) for f in value._fields if not f.startswith("_")}
+        return {f: to_jsonable(getattr(value, f)) for f in value._fields if not f.startswith("_")}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_jsonable(getattr(value, f.name))

@@ -97,7 +97,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Record):
-        return {f: _plain(value.__dict__[f]) for f in value._fields}
+        return {f: _plain(getattr(value, f)) for f in value._fields}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
