@@ -264,9 +264,11 @@ def load_certificates(path: str | os.PathLike[str]) -> list[bytes]:
 
 def certificates_from_bytes(data: bytes, name: str) -> list[bytes]:
     """:func:`load_certificates` on a file's content; ``name`` goes into errors."""
-    from asn1crypto import pem
+    # asn1crypto.pem.detect's test, made here: a DER certificate then never imports pem
+    # (with textwrap and base64).
+    if b"-----BEGIN" in data or b"---- BEGIN" in data:
+        from asn1crypto import pem
 
-    if pem.detect(data):
         ders: list[bytes] = []
         try:
             for i, (label, _headers, body) in enumerate(pem.unarmor(data, multiple=True)):

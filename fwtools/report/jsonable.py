@@ -3,7 +3,6 @@ enums."""
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import uuid
 from collections.abc import Mapping
@@ -24,7 +23,9 @@ def to_jsonable(value: Any) -> Any:
         return to_jsonable(value.value)
     if isinstance(value, Record):
         return {f: to_jsonable(getattr(value, f)) for f in value._fields if not f.startswith("_")}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if hasattr(type(value), "__dataclass_fields__"):  # a dataclass instance
+        import dataclasses
+
         return {
             f.name: to_jsonable(getattr(value, f.name))
             for f in dataclasses.fields(value)
