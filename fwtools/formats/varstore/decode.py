@@ -482,9 +482,15 @@ def _device_path(name: str, data: bytes) -> Decoded:
     return DecodedDevicePath("device-path", text, texts, text)
 
 
-def _signature_database(name: str, data: bytes) -> Decoded:
-    import hashlib
+# Digest sizes of the hash list types (hashlib's digest_size, without importing hashlib).
+_DIGEST_SIZE: Final[dict[str, int]] = {
+    "sha1": 20, "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64,
+}
 
+
+def _signature_database(name: str, data: bytes, digests: bool = True) -> Decoded:
+    """The lists and entries; ``digests=False`` leaves X.509 entries' ``sha256`` None (a
+    one-line summary does not show it, and hashing needs hashlib)."""
     from fwtools.formats.efi.siglist import HASH_ALGORITHM, SignatureDatabase
 
     db = SignatureDatabase.parse(data, structure=f"{name} EFI_SIGNATURE_LIST")
@@ -495,14 +501,17 @@ def _signature_database(name: str, data: bytes) -> Decoded:
             owner_name = _name(entry.owner)
             algorithm = HASH_ALGORITHM.get(sl.signature_type)
             if sl.is_x509:
+                sha256 = None
+                if digests:
+                    import hashlib
+
+                    sha256 = hashlib.sha256(entry.data).hexdigest()
                 entries.append(
-                    DecodedSignatureEntry(
-                        str(entry.owner), owner_name, len(entry.data),
-                        sha256=hashlib.sha256(entry.data).hexdigest(),
-                    )
+                    DecodedSignatureEntry(str(entry.owner), owner_name, len(entry.data),
+                                          sha256=sha256)
                 )
             elif algorithm is not None:
-                digest = entry.data[: hashlib.new(algorithm).digest_size]
+                digest = entry.data[: _DIGEST_SIZE[algorithm]]
                 entries.append(
                     DecodedSignatureEntry(
                         str(entry.owner), owner_name, len(entry.data), algorithm, digest.hex()
@@ -527,7 +536,7 @@ def _signature_database(name: str, data: bytes) -> Decoded:
     return DecodedSignatureDatabase("signature-database", db.count, tuple(lists), summary)
 
 
-def _mok_trusted(name: str, data: bytes) -> Decoded:
+def _mok_trusted(name: str, data: bytes, digests: bool = True) -> Decoded:
     # shim 15.6+ stores MokListTrusted as a one-byte switch (mokutil --trust-mok); treat
     # anything longer as signature lists, as some tools write.
     if len(data) == 1:
@@ -535,7 +544,7 @@ def _mok_trusted(name: str, data: bytes) -> Decoded:
             ("the kernel trusts MokList keys for its machine keyring",
              "MokList keys are not trusted by the kernel")
         )(name, data)
-    return _signature_database(name, data)
+    return _signature_database(name, data, digests)
 
 
 def _sbat_level(name: str, data: bytes) -> Decoded:
@@ -742,17 +751,22 @@ def is_known(name: str, guid: uuid.UUID) -> bool:
     return _decoder_for(name, guid) is not None
 
 
-def decode_variable(name: str, guid: uuid.UUID, data: bytes) -> Decoded | None:
+def decode_variable(name: str, guid: uuid.UUID, data: bytes, *, digests: bool = True
+                    ) -> Decoded | None:
     """Decode a variable's data by its vendor GUID and (case-sensitive) name.
 
     Returns None for variables without a decoder, :class:`DecodedInvalid` when the data
-    does not fit, else one of the ``Decoded*`` records. Never raises.
+    does not fit, else one of the ``Decoded*`` records. Never raises. ``digests=False``
+    skips what only a full view shows: the SHA-256 of each certificate in a signature
+    database (``sha256`` is None then).
     """
     found = _decoder_for(name, guid)
     if found is None:
         return None
     kind, decoder = found
     try:
+        if not digests and decoder in (_signature_database, _mok_trusted):
+            return decoder(name, bytes(data), False)
         return decoder(name, bytes(data))
     except FwError as exc:
         offset = getattr(exc, "offset", None)
