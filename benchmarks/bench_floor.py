@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     python = args.python or str(FWTOOLS_BIN / "python")
     if not Path(python).exists():
         python = sys.executable
-    # Bytecode caching on for every subprocess, this checkout's fwtools first.
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # Bytecode caching is on (_harness); this checkout's fwtools first.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     compile_fwtools()
