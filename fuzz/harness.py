@@ -39,8 +39,11 @@ def main() -> None:
         import fwtools.formats.qcow2.image
         import fwtools.formats.sbat.sbat
         import fwtools.formats.varstore.decode
-        import fwtools.formats.varstore.edk2
+        import fwtools.formats.varstore.ftw
         import fwtools.formats.varstore.jsonform
+        import fwtools.formats.varstore.parse
+        import fwtools.formats.varstore.records
+        import fwtools.formats.varstore.store
         import fwtools.policy.engine
         import fwtools.policy.profiles
         import fwtools.uefi.firmware

@@ -1,8 +1,8 @@
 """Write the seed corpus of every target to fuzz/work/<target>/seeds/ (or the named ones).
 
-Seeds: testdata/, the real corpus (/var/cache/fwtools-corpus/root, the Microsoft Secure Boot
-objects in testdata/microsoft-secureboot-objects), the regression fixtures in testdata/fuzz/<target>/ and a few
-inputs built with fwtools (MBRs, load options, JSON stores).
+Seeds: testdata/ (with the Microsoft Secure Boot objects in testdata/microsoft-secureboot-objects),
+the real corpus (/var/cache/fwtools-corpus/root), the regression fixtures in
+testdata/fuzz/<target>/ and a few inputs built with fwtools (MBRs, load options, JSON stores).
 """
 
 from __future__ import annotations

@@ -7,9 +7,51 @@ so the command line can print one precise line instead of a traceback.
 
 from __future__ import annotations
 
+import os
+from typing import TypeVar
+
+_E = TypeVar("_E", bound="FwError")
+
 
 class FwError(Exception):
-    """Root of all fwtools errors."""
+    """Root of all fwtools errors.
+
+    ``path`` is the file the error is about, kept as data: whoever knows the file name sets
+    it with :meth:`with_path` (the same exception object, whatever its subclass and however
+    its constructor looks), and ``str()`` puts it in front of the message. ``hint`` is what
+    to do instead, appended after the message (:meth:`with_hint`). Nothing rebuilds an
+    error from its text.
+    """
+
+    path: str | None = None
+    hint: str | None = None
+
+    def with_path(self: _E, path: str | os.PathLike[str]) -> _E:
+        """This error, about ``path`` (unless it already names a file)."""
+        if self.path is None:
+            self.path = os.fspath(path)
+        return self
+
+    def with_hint(self: _E, hint: str) -> _E:
+        """This error, with ``hint`` (what to do instead) added to its message."""
+        self.hint = hint
+        return self
+
+    def _message(self) -> str:
+        """The message without the location."""
+        return super().__str__()
+
+    def _where(self, message: str) -> list[str]:
+        """The location parts printed before ``message``: the file (not twice)."""
+        if self.path is None or message.startswith(f"{self.path}:"):
+            return []
+        return [self.path]
+
+    def __str__(self) -> str:
+        message = self._message()
+        where = ": ".join(self._where(message))
+        text = f"{where}: {message}" if where else message
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class UsageError(FwError, ValueError):
@@ -42,22 +84,16 @@ class ParseError(FwError, ValueError):
         self.offset = offset
         self.path = path
 
-    def with_path(self, path: str) -> ParseError:
-        """Return this error with the file name set (keeps the subclass)."""
-        if self.path is None:
-            self.path = path
-        return self
+    def _message(self) -> str:
+        return self.message
 
-    def __str__(self) -> str:
-        parts = []
-        if self.path is not None:
-            parts.append(self.path)
+    def _where(self, message: str) -> list[str]:
+        parts = super()._where(message)
         if self.structure is not None:
             parts.append(self.structure)
         if self.offset is not None:
             parts.append(f"offset {self.offset:#x}")
-        where = ": ".join(parts)
-        return f"{where}: {self.message}" if where else self.message
+        return parts
 
 
 class TruncatedError(ParseError):

@@ -215,33 +215,77 @@ def test_nothing_imports_main() -> None:
     assert not bad
 
 
-def test_no_import_cycles_at_load_time() -> None:
-    # Only module-level runtime imports can deadlock a partial import; lazy and
-    # TYPE_CHECKING imports are how a same-layer back-reference is meant to be written.
-    graph: dict[str, set[str]] = {m.name: set() for m in modules()}
-    for m in modules():
-        for imp in m.imports:
-            if imp.module_level and imp.target != m.name and imp.target in graph:
-                graph[m.name].add(imp.target)
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+def import_graph(imports: list[Import] | None = None) -> dict[str, set[str]]:
+    """Module -> the package modules it imports, wherever the import statement is: module
+    level, inside a function (lazy) or under ``if TYPE_CHECKING``."""
+    every = imports if imports is not None else [i for m in modules() for i in m.imports]
+    graph: dict[str, set[str]] = {}
+    for imp in every:
+        graph.setdefault(imp.importer, set())
+        graph.setdefault(imp.target, set())
+        if imp.target != imp.importer:
+            graph[imp.importer].add(imp.target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: each strongly connected component of more than one
+    module, sorted (Tarjan's algorithm, iterative so a deep package cannot overflow)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
     stack: list[str] = []
-    cycles: list[str] = []
+    out: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return sorted(out)
 
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycles.append(" -> ".join([*stack[stack.index(nxt):], nxt]))
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
 
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+def _describe(cycle: list[str]) -> str:
+    members = set(cycle)
+    edges = dict.fromkeys(imp.where() for m in modules() if m.name in members
+                          for imp in m.imports if imp.target in members and imp.target != m.name)
+    return " <-> ".join(cycle) + "".join(f"\n    {e}" for e in edges)
+
+
+def test_no_import_cycles() -> None:
+    # Every import counts, not only the module-level ones that can deadlock a partial
+    # import: a lazy or TYPE_CHECKING back-reference still ties two modules into one unit
+    # that can only be understood, tested and moved together. A same-layer back-reference
+    # is resolved by moving what both need into a third module below them.
+    cycles = import_cycles(import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(_describe(c) for c in cycles)
 
 
 def _third_party_users(package: str) -> list[tuple[ModuleInfo, int]]:
@@ -301,6 +345,42 @@ def _collect(source: str, rel: str) -> list[Import]:
     c = _Collector(path)
     c.visit(ast.parse(source))
     return c.found
+
+
+def test_cycle_check_sees_lazy_and_type_checking_imports() -> None:
+    # The two circles fwtools/policy/ had: chain_rule imported engine's Result lazily while
+    # engine imported chain_rule lazily; checks named pe_facts' PeFacts under TYPE_CHECKING
+    # while pe_facts ran pe_rules (lazily), which imports checks.
+    chain_rule = _collect(
+        "def chain_results():\n"
+        "    from fwtools.policy.engine import Result\n",
+        "fwtools/policy/chain_rule.py",
+    )
+    engine = _collect(
+        "def add_chain_results():\n"
+        "    from fwtools.policy.chain_rule import chain_results\n",
+        "fwtools/policy/engine.py",
+    )
+    assert import_cycles(import_graph(chain_rule + engine)) == [
+        ["fwtools.policy.chain_rule", "fwtools.policy.engine"]
+    ]
+    checks = _collect(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from fwtools.policy.pe_facts import PeFacts\n",
+        "fwtools/policy/checks.py",
+    )
+    pe_facts = _collect(
+        "def collect_facts():\n"
+        "    from fwtools.policy.pe_rules import evaluate\n",
+        "fwtools/policy/pe_facts.py",
+    )
+    pe_rules = _collect("from fwtools.policy import checks\n", "fwtools/policy/pe_rules.py")
+    assert import_cycles(import_graph(checks + pe_facts + pe_rules)) == [
+        ["fwtools.policy.checks", "fwtools.policy.pe_facts", "fwtools.policy.pe_rules"]
+    ]
+    # A chain without a way back is no circle.
+    assert import_cycles(import_graph(checks + pe_rules)) == []
 
 
 def test_collector_resolves_relative_and_lazy_imports() -> None:

@@ -31,6 +31,4 @@ def at_least(severity: str, level: str) -> bool:
 
 def worst(severities: list[Severity] | tuple[Severity, ...]) -> Severity | None:
     """The highest of ``severities``, or None for none."""
-    if not severities:
-        return None
-    return max(severities, key=lambda s: RANK[s])
+    return max(severities, key=lambda s: RANK[s]) if severities else None

@@ -22,7 +22,8 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
     try:
         raw = read_file(path, max_size=MAX_POLICY_FILE)
     except FwError as exc:
-        raise UsageError(f"{what}: {exc}") from None
+        # The read error keeps its own type and file; only the role of the file is added.
+        raise exc.with_path(path).with_hint(f"it was given as the {what}") from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

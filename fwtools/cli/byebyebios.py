@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, Command, call, print_json
+from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, Command, print_json
 from fwtools.errors import FwIOError, UsageError
 
 if TYPE_CHECKING:
@@ -298,8 +298,8 @@ def command(
 ) -> None:
     """Mark IMAGE (raw, qcow2 or a block device) as UEFI-only: its MBR boot code becomes a
     stub that prints a message on the screen and COM1 under a legacy BIOS, then halts."""
-    raise SystemExit(call(lambda: _run(image, text, message_file, check, backup, restore,
-                                       dry_run, force, as_json)))
+    raise SystemExit(_run(image, text, message_file, check, backup, restore, dry_run, force,
+                          as_json))
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import click
 
+from fwtools.errors import FwError, VerificationError
+
 if TYPE_CHECKING:
     import uuid
 
@@ -39,9 +41,18 @@ def _standalone(run: Callable[[], Any], name: str) -> NoReturn:
     click prints a usage error as a block ("Usage: ...", "Try ... --help", "Error: ...");
     the contract is one ``error:`` line and exit 2 for every error (issue 8). ``--help``,
     ``ctx.exit(n)`` and a broken stdout pipe keep click's own handling.
+
+    This is also the one place a library error (:class:`~fwtools.errors.FwError`, with its
+    file and offset as data) becomes that line: commands let them rise here instead of
+    wrapping each library call; only batch loops catch them per input, to go on with the
+    next one (issue 13).
     """
     try:
         rv = run()
+    except VerificationError as exc:  # a verdict, not unreadable input (DESIGN.md)
+        fail(str(exc), EXIT_FINDINGS)
+    except FwError as exc:
+        fail(str(exc))
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()  # a bare group prints its help, as click does
         sys.exit(exc.exit_code)
@@ -74,21 +85,27 @@ class Group(Command, click.Group):
     """A click group whose usage errors (its own and its subcommands') are one line."""
 
 
-def call(action: Callable[[], T]) -> T:
-    """Run library code, turning a FwError into one error line and exit 2."""
-    from fwtools.errors import FwError
-
-    try:
-        return action()
-    except FwError as exc:
-        fail(str(exc))
+def load_all(paths: Sequence[str], load: Callable[[str], T]) -> list[T]:
+    """``load`` of every input of a batch that ends in one write (a merge, an enrolment, a
+    set of trust anchors): each input that cannot be read gets its own ``error:`` line and
+    the others are still read, then the command stops with exit 2 before writing anything."""
+    loaded: list[T] = []
+    failed = False
+    for path in paths:
+        try:
+            loaded.append(load(path))
+        except FwError as exc:
+            click.echo(f"error: {exc.with_path(path)}", err=True)
+            failed = True
+    if failed:
+        sys.exit(EXIT_INPUT)
+    return loaded
 
 
 def guid_arg(text: str, option: str) -> uuid.UUID:
     """The GUID given to ``option``: a GUID, or a well-known name (Microsoft,
     EfiGlobalVariable, OvmfEnrollDefaultKeys, ...)."""
     from fwtools._base.guid import parse_guid
-    from fwtools.errors import FwError
     from fwtools.formats.efi import guids
 
     known = guids.guid_by_name(text)

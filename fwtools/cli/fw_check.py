@@ -9,7 +9,17 @@ from typing import Any
 
 import click
 
+from fwtools._base.severity import Severity, parse_severity
 from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, Command, fail
+
+
+def _fail_on(ctx: click.Context, param: click.Parameter, value: str) -> Severity:
+    """A level of the one severity scale: error, warning or note (``info`` is read as
+    ``note``, the name pe-inspect and store checks gave the lowest level before)."""
+    level = parse_severity(value)
+    if level is None:
+        raise click.BadParameter(f"{value!r} is not one of 'error', 'warning', 'note'.")
+    return level
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +42,7 @@ from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, Command, fail
               help="Take the SbatLevel embedded in a shim's .sbatlevel (default latest).")
 @click.option("--sbat-level-history", "sbat_history", metavar="DATE|latest",
               help="The published SbatLevel in force on DATE (policies/sbatlevel-history.toml).")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "note"]), default="error",
+@click.option("--fail-on", metavar="[error|warning|note]", callback=_fail_on, default="error",
               show_default=True, help="Exit 1 when a finding is at least this severe.")
 @click.option("--json", "fmt", flag_value="json", help="JSON document (fwtools.fw-check/1).")
 @click.option("--sarif", "fmt", flag_value="sarif", help="SARIF 2.1.0 (GitHub code scanning).")

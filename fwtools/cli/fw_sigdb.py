@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -15,10 +14,10 @@ from fwtools.cli.common import (
     EXIT_OK,
     INPUT_FILE,
     Group,
-    call,
     edit_target,
     fail,
     guid_arg,
+    load_all,
     print_json,
     with_options,
 )
@@ -36,7 +35,7 @@ INPUT = INPUT_FILE
 def _load(path: str, *, describe: bool = True) -> SigdbInput:
     from fwtools.crypto.sigdb_inputs import load_input
 
-    return call(lambda: load_input(path, describe=describe))
+    return load_input(path, describe=describe)
 
 
 def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
@@ -55,7 +54,14 @@ def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
 def _write(db: SignatureDatabase, output: str) -> None:
     from fwtools._base.atomic import atomic_write
 
-    call(lambda: atomic_write(output, db.to_bytes()))
+    atomic_write(output, db.to_bytes())
+
+
+def _load_each(paths: tuple[str, ...], *, describe: bool = True) -> list[SigdbInput]:
+    """Every input of a batch (each bad one reported; then exit 2, nothing written)."""
+    from fwtools.crypto.sigdb_inputs import load_input
+
+    return load_all(paths, lambda path: load_input(path, describe=describe))
 
 
 def _merged(paths: tuple[str, ...]) -> SignatureDatabase:
@@ -63,8 +69,8 @@ def _merged(paths: tuple[str, ...]) -> SignatureDatabase:
     from fwtools.formats.efi.siglist import SignatureDatabase
 
     db = SignatureDatabase(())
-    for path in paths:
-        db = db.merge(_load(path, describe=False).database)
+    for item in _load_each(paths, describe=False):
+        db = db.merge(item.database)
     return db
 
 
@@ -76,7 +82,7 @@ def _image_digest(path: str) -> bytes:
     from fwtools.formats.pe.authenticode import authenticode_digests
     from fwtools.formats.pe.image import PeImage
 
-    return call(lambda: authenticode_digests(PeImage.open(path), ("sha256",))["sha256"])
+    return authenticode_digests(PeImage.open(path), ("sha256",))["sha256"]
 
 
 def _hash_bytes(text: str) -> bytes:
@@ -95,13 +101,13 @@ def _add_entries(
 ) -> SignatureDatabase:
     from fwtools.crypto.x509info import load_certificates
 
-    for path in certs:
-        for der in call(functools.partial(load_certificates, path)):
+    for ders in load_all(certs, load_certificates):
+        for der in ders:
             db = db.add_certificate(der, owner)
     for text in hashes:
         db = db.add_hash(_hash_bytes(text), owner)
-    for path in images:
-        db = db.add_hash(_image_digest(path), owner)
+    for digest in load_all(images, _image_digest):
+        db = db.add_hash(digest, owner)
     return db
 
 
@@ -149,8 +155,8 @@ def show(files: tuple[str, ...], as_json: bool, verbose: bool, color: bool | Non
     for path in files:
         try:
             items.append(load_input(path))
-        except FwError as exc:
-            items.append((path, str(exc)))
+        except FwError as exc:  # reported, and the next file is still shown
+            items.append((path, str(exc.with_path(path))))
             click.echo(f"error: {exc}", err=True)
             status = EXIT_INPUT
     for item in items:
@@ -225,8 +231,8 @@ def remove(database: str, output: str | None, in_place: bool, hashes: tuple[str,
     target = edit_target(database, output, in_place)
     if not (hashes or images or certs or subjects or owners):
         fail("nothing to remove: give --hash, --image, --cert, --subject or --owner")
-    digests = {_hash_bytes(h) for h in hashes} | {_image_digest(p) for p in images}
-    ders = {der for path in certs for der in call(functools.partial(load_certificates, path))}
+    digests = {_hash_bytes(h) for h in hashes} | set(load_all(images, _image_digest))
+    ders = {der for found in load_all(certs, load_certificates) for der in found}
     owner_ids = {guid_arg(o, "--owner") for o in owners}
     wanted = set(subjects)
 
@@ -290,13 +296,12 @@ def dedupe(database: str, output: str | None, in_place: bool, canonical: bool) -
 @click.option("--der", is_flag=True, help="Write DER (.der) instead of PEM (.pem).")
 def extract_certs(directory: str, files: tuple[str, ...], der: bool) -> None:
     """Write every certificate in FILES (lists, .auth payloads and signers) into DIRECTORY."""
-    from fwtools.crypto.sigdb_extract import extract
-
-    items = [_load(p) for p in files]
     from pathlib import Path
 
-    written = call(lambda: extract(items, Path(directory), der=der))
-    for path in written:
+    from fwtools.crypto.sigdb_extract import extract
+
+    items = _load_each(files)
+    for path in extract(items, Path(directory), der=der):
         click.echo(str(path))
 
 
@@ -351,33 +356,30 @@ def sign(payload: str | None, var_name: str, guid: str | None, attributes: str |
         fail(f"bad --attributes/--timestamp: {exc}")
     if append:
         attrs |= APPEND_WRITE
-    try:
-        if unsigned:
-            if key or cert:
-                fail("--unsigned takes no --key/--cert")
-            blob = empty_auth(data, when)
-        else:
-            if not key or not cert:
-                fail("signing needs --key and --cert (or --unsigned, explicitly)")
-            (cert_der, *_rest) = load_certificates(cert)
-            extra = [d for path in chain for d in load_certificates(path)]
-            from fwtools._base.fileio import read_file
+    if unsigned:
+        if key or cert:
+            fail("--unsigned takes no --key/--cert")
+        blob = empty_auth(data, when)
+    else:
+        if not key or not cert:
+            fail("signing needs --key and --cert (or --unsigned, explicitly)")
+        signer = load_certificates(cert)
+        if not signer:
+            fail(f"{cert}: holds no certificate")
+        extra = [d for path in chain for d in load_certificates(path)]
+        from fwtools._base.fileio import read_file
 
-            key_pem = read_file(key)
-            try:
-                from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        key_pem = read_file(key)
+        try:
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-                load_pem_private_key(key_pem, password=None)
-            except (ValueError, TypeError) as exc:
-                fail(f"{key}: not an unencrypted PEM private key ({exc})")
-            blob = sign_auth(var_name, vendor, attrs, data, key_pem, cert_der, timestamp=when,
-                             extra_certs=extra,
-                             form="ContentInfo" if form == "content-info" else "SignedData")
-        atomic_write(output, blob)
-    except OSError as exc:
-        fail(f"{key}: {exc.strerror or exc}")
-    except FwError as exc:
-        fail(str(exc))
+            load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError) as exc:
+            fail(f"{key}: not an unencrypted PEM private key ({exc})")
+        blob = sign_auth(var_name, vendor, attrs, data, key_pem, signer[0], timestamp=when,
+                         extra_certs=extra,
+                         form="ContentInfo" if form == "content-info" else "SignedData")
+    atomic_write(output, blob)
     click.echo(f"{output}: {var_name} {vendor} attributes {attrs:#x}, timestamp {when}, "
                f"{len(data)} bytes of payload" + (", UNSIGNED" if unsigned else ""))
 
@@ -402,22 +404,21 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
     """Verify signed .auth FILES against trusted certificates, as firmware would."""
     from fwtools.crypto.authvar import verify_auth
     from fwtools.crypto.sigdb_inputs import load_input
-    from fwtools.errors import FwError, ParseError
+    from fwtools.errors import FwError
     from fwtools.formats.efi.authvar import variable_defaults
     from fwtools.report.sigdb_json import verify_document, verify_json
 
     anchors: list[bytes] = []
-    for path in certs:
-        item = _load(path, describe=False)
+    for item in _load_each(certs, describe=False):
         found = [e.data for _i, _j, sl, e in item.database.entries() if sl.is_x509]
         if not found:
-            fail(f"{path}: holds no certificate")
+            fail(f"{item.path}: holds no certificate")
         anchors.extend(found)
     if vars_store:
         from fwtools.crypto.secureboot import store_update_anchors
         from fwtools.formats.varstore.storeio import load_store
 
-        from_store = call(lambda: store_update_anchors(load_store(vars_store)))
+        from_store = store_update_anchors(load_store(vars_store))
         if not from_store:
             fail(f"{vars_store}: the store has no KEK or PK certificate")
         anchors.extend(from_store)
@@ -434,14 +435,12 @@ def verify(files: tuple[str, ...], certs: tuple[str, ...], vars_store: str | Non
         try:
             item = load_input(path, describe=False)
             if item.auth is None:
-                raise FwError(f"{path}: not a signed .auth update ({item.format})")
+                raise FwError(f"not a signed .auth update ({item.format})")
             name = var_name or _guess_variable(item)
             default_guid, _ = variable_defaults(name)
             result = verify_auth(item.auth, name, given_vendor or default_guid, attrs, anchors)
         except FwError as exc:
-            message = str(exc.with_path(path) if isinstance(exc, ParseError) else exc)
-            if path not in message:
-                message = f"{path}: {message}"
+            message = str(exc.with_path(path))
             docs.append(verify_json(path, None, message))
             click.echo(f"error: {message}", err=True)
             status = EXIT_INPUT

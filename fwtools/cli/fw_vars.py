@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fwtools.cli._varstore import default_guid, edit_options, open_store, save_store
+from fwtools.cli._varstore import default_guid, edit_options, editing, save_store
 from fwtools.cli.common import (
     EXIT_FINDINGS,
+    EXIT_INPUT,
     EXIT_OK,
     INPUT_FILE,
     Group,
-    call,
     fail,
     guid_arg,
+    load_all,
     print_json,
 )
 from fwtools.cli.fw_vars_boot import boot
@@ -25,9 +24,8 @@ from fwtools.cli.fw_vars_boot import boot
 if TYPE_CHECKING:
     import uuid
 
-    from fwtools.formats.varstore.edk2 import Variable
-
-T = TypeVar("T")
+    from fwtools.crypto.sigdb_inputs import SigdbInput
+    from fwtools.formats.varstore.model import Variable
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STORE = INPUT_FILE
 
@@ -55,7 +53,7 @@ def show(store: str, names: tuple[str, ...], guid: str | None, as_json: bool, ve
     """List the variables of STORE (or only NAMES)."""
     from fwtools.formats.varstore.storeio import load_store
 
-    loaded = call(lambda: load_store(store))
+    loaded = load_store(store)
     variables = _select(loaded.variables, names, guid)
     if as_json:
         from fwtools.formats.varstore.jsonform import variables_to_json
@@ -102,56 +100,15 @@ def get(store: str, name: str, guid: str | None, output: str | None) -> None:
     from fwtools._base.atomic import atomic_write
     from fwtools.formats.varstore.storeio import load_store
 
-    loaded = call(lambda: load_store(store))
+    loaded = load_store(store)
     vendor = guid_arg(guid, "--guid") if guid is not None else default_guid(name)
     found = [v for v in loaded.variables if v.name == name and v.guid == vendor]
     if not found:
         fail(f"{store}: no variable {name} {vendor}")
     if output:
-        call(lambda: atomic_write(output, found[0].data))
+        atomic_write(output, found[0].data)
     else:
         sys.stdout.buffer.write(found[0].data)
-
-
-def _with_path(action: Callable[[], T], path: str) -> T:
-    """Run ``action``; a parse or verification error is reported as being about ``path``."""
-    from fwtools.errors import FwError, ParseError
-
-    try:
-        return action()
-    except ParseError as exc:
-        raise exc.with_path(path) from None
-    except FwError as exc:
-        message = str(exc)
-        if path in message:
-            raise
-        raise type(exc)(f"{path}: {message}") from None
-
-
-def _value(kind: str, text: str) -> bytes:
-    import struct
-
-    sizes = {"uint8": "<B", "uint16": "<H", "uint32": "<I", "uint64": "<Q"}
-    try:
-        if kind == "bool":
-            if text.lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
-                raise ValueError(text)
-            return b"\x01" if text.lower() in ("1", "true", "on", "yes") else b"\x00"
-        if kind in sizes:
-            return struct.pack(sizes[kind], int(text, 0))
-        if kind == "string":
-            return text.encode("ascii")
-        if kind == "ucs2":
-            return (text + "\0").encode("utf-16-le")
-        if kind == "hex":
-            return bytes.fromhex(text)
-        from fwtools._base.fileio import read_file
-
-        return call(lambda: read_file(text))
-    except (ValueError, struct.error, UnicodeEncodeError):
-        fail(f"--{kind} {text!r} is not a valid value")
-    except OSError as exc:
-        fail(f"{text}: {exc.strerror or exc}")
 
 
 @cli.command("set", context_settings=CONTEXT)
@@ -176,24 +133,25 @@ def set_(store: str, name: str, guid: str | None, attributes: str | None, output
     from dataclasses import replace
 
     from fwtools.formats.efi.authvar import parse_attributes
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
+    from fwtools.formats.varstore.values import encode_value
 
     given = [(k[2:], v) for k, v in values.items() if v is not None]
     if len(given) != 1:
         fail("give exactly one value: --bool, --uint8/16/32/64, --string, --ucs2, --hex, --file")
-    data = _value(*given[0])
-    loaded, st = open_store(store, template)
-    vendor = guid_arg(guid, "--guid") if guid is not None else default_guid(name)
-    old = st.get(name, vendor)
-    attrs = call(lambda: parse_attributes(attributes)) if attributes else (
-        old.attributes if old is not None else 0x07
-    )
-    if old is not None:
-        new = replace(old, attributes=attrs, data=data)
-    else:
-        new = Variable(name=name, guid=vendor, attributes=attrs, data=data)
-    call(lambda: st.set(new))
-    target = save_store(loaded, st, output, in_place, fmt)
+    data = encode_value(*given[0])
+    with editing(store, template) as (loaded, st):
+        vendor = guid_arg(guid, "--guid") if guid is not None else default_guid(name)
+        old = st.get(name, vendor)
+        attrs = parse_attributes(attributes) if attributes else (
+            old.attributes if old is not None else 0x07
+        )
+        if old is not None:
+            new = replace(old, attributes=attrs, data=data)
+        else:
+            new = Variable(name=name, guid=vendor, attributes=attrs, data=data)
+        st.set(new)
+        target = save_store(loaded, st, output, in_place, fmt)
     click.echo(f"{target}: {name} = {len(data)} bytes, attributes {attrs:#x}")
 
 
@@ -205,14 +163,14 @@ def set_(store: str, name: str, guid: str | None, attributes: str | None, output
 def delete(store: str, names: tuple[str, ...], guid: str | None, output: str | None,
            in_place: bool, fmt: str | None, template: str | None) -> None:
     """Delete variables. Exit 1 (nothing written) when one does not exist."""
-    loaded, st = open_store(store, template)
-    given = guid_arg(guid, "--guid") if guid is not None else None
-    missing = [n for n in names
-               if not st.delete(n, given if given is not None else default_guid(n))]
-    if missing:
-        click.echo(f"{store}: no variable {', '.join(missing)}; nothing written", err=True)
-        sys.exit(EXIT_FINDINGS)
-    target = save_store(loaded, st, output, in_place, fmt)
+    with editing(store, template) as (loaded, st):
+        given = guid_arg(guid, "--guid") if guid is not None else None
+        missing = [n for n in names
+                   if not st.delete(n, given if given is not None else default_guid(n))]
+        if missing:
+            click.echo(f"{store}: no variable {', '.join(missing)}; nothing written", err=True)
+            sys.exit(EXIT_FINDINGS)
+        target = save_store(loaded, st, output, in_place, fmt)
     click.echo(f"{target}: deleted {', '.join(names)}")
 
 
@@ -257,18 +215,20 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
     from fwtools.formats.efi import guids
 
     # The selections are checked even without --microsoft: a typo should not pass silently.
-    kek_years = call(lambda: sb.parse_selection(microsoft_kek, list(sb.MICROSOFT_KEK),
-                                                option="--microsoft-kek"))
-    db_names = call(lambda: sb.parse_selection(microsoft_db, list(sb.MICROSOFT_DB),
-                                               option="--microsoft-db"))
+    kek_years = sb.parse_selection(microsoft_kek, list(sb.MICROSOFT_KEK),
+                                   option="--microsoft-kek")
+    db_names = sb.parse_selection(microsoft_db, list(sb.MICROSOFT_DB), option="--microsoft-db")
     own = guid_arg(owner, "--owner") if owner is not None else guids.OVMF_ENROLL_DEFAULT_KEYS
     request = sb.EnrollRequest(secure_boot=secure_boot, replace=replace,
-                               timestamp=call(lambda: parse_time(timestamp)))
+                               timestamp=parse_time(timestamp))
     if pk is not None:
         request.pk = (_pk_certificate(pk, pk_key_out), own)
-    request.kek = _databases(keks, own)
-    request.db = _databases(dbs, own)
-    request.dbx = _databases(dbxs, own)
+    from fwtools.crypto.sigdb_inputs import load_input
+
+    items = load_all([*keks, *dbs, *dbxs], load_input)  # every bad one reported
+    request.kek = _databases(items[: len(keks)], own)
+    request.db = _databases(items[len(keks) : len(keks) + len(dbs)], own)
+    request.dbx = _databases(items[len(keks) + len(dbs) :], own)
     if microsoft:
         ms = guids.MICROSOFT
         kek = sb.microsoft_kek(kek_years)
@@ -285,9 +245,9 @@ def enroll(store: str, pk: str | None, pk_key_out: str | None, keks: tuple[str, 
         fail("nothing to enrol: give --pk, --kek, --db, --dbx, --microsoft or --distro")
     request.kek, _ = request.kek.dedupe()
     request.db, _ = request.db.dedupe()
-    loaded, st = open_store(store, template)
-    changes = call(lambda: sb.enroll(st, request))
-    target = save_store(loaded, st, output, in_place, fmt)
+    with editing(store, template) as (loaded, st):
+        changes = sb.enroll(st, request)
+        target = save_store(loaded, st, output, in_place, fmt)
     click.echo(f"{target}: " + "; ".join(changes))
 
 
@@ -299,33 +259,31 @@ def _pk_certificate(spec: str, key_out: str | None) -> bytes:
     if spec.startswith("generate:"):
         from fwtools.crypto.keys import self_signed
 
-        der, key_pem = call(lambda: self_signed(spec.split(":", 1)[1]))
+        der, key_pem = self_signed(spec.split(":", 1)[1])
         if key_out:
             from fwtools._base.atomic import atomic_write
 
-            call(lambda: atomic_write(key_out, key_pem, mode=0o600))
+            atomic_write(key_out, key_pem, mode=0o600)
         return der
     from fwtools.crypto.x509info import load_certificates
 
-    certs = call(lambda: load_certificates(spec))
+    certs = load_certificates(spec)
     if len(certs) != 1:
         fail(f"--pk {spec}: PK holds exactly one certificate, the file has {len(certs)}")
     return certs[0]
 
 
-def _databases(paths: tuple[str, ...], owner: uuid.UUID) -> Any:
+def _databases(items: list[SigdbInput], owner: uuid.UUID) -> Any:
     """Certificates, signature lists or .auth payloads, as one database."""
-    from fwtools.crypto.sigdb_inputs import load_input
     from fwtools.formats.efi.siglist import SignatureDatabase
 
     db = SignatureDatabase(())
-    for path in paths:
-        item = call(functools.partial(load_input, path))
+    for item in items:
         if item.auth_error:
-            fail(f"{path}: {item.auth_error}")
+            fail(f"{item.path}: {item.auth_error}")
         incoming = item.database
         if not incoming.lists:
-            fail(f"{path}: holds no certificate or signature list")
+            fail(f"{item.path}: holds no certificate or signature list")
         if item.format == "certificate":
             # Plain certificates get the requested owner rather than the nil GUID.
             for _i, _j, _sl, entry in incoming.entries():
@@ -350,19 +308,22 @@ def dbx(store: str, update: str, certs: tuple[str, ...], force: bool, var_name: 
     from fwtools._base.fileio import read_file
     from fwtools.crypto.secureboot import apply_signed_update
     from fwtools.crypto.x509info import load_certificates
+    from fwtools.errors import ParseError, VerificationError
 
-    blob = call(lambda: read_file(update))
-    anchors = [d for c in certs for d in call(functools.partial(load_certificates, c))] or None
-    loaded, st = open_store(store, template)
-    if anchors is None and not force:
-        from fwtools.crypto.secureboot import store_update_anchors
+    blob = read_file(update)
+    anchors = [d for found in load_all(certs, load_certificates) for d in found] or None
+    with editing(store, template) as (loaded, st):
+        if anchors is None and not force:
+            from fwtools.crypto.secureboot import store_update_anchors
 
-        if not store_update_anchors(st):
-            fail(f"{store}: no KEK or PK certificate to verify {update} with (give --cert, "
-                 "or --force)")
-    result = call(lambda: _with_path(lambda: apply_signed_update(
-        st, blob, name=var_name, anchors=anchors, force=force), update))
-    target = save_store(loaded, st, output, in_place, fmt)
+            if not store_update_anchors(st):
+                fail(f"{store}: no KEK or PK certificate to verify {update} with (give "
+                     "--cert, or --force)")
+        try:
+            result = apply_signed_update(st, blob, name=var_name, anchors=anchors, force=force)
+        except (ParseError, VerificationError) as exc:  # about the update, not the store
+            raise exc.with_path(update) from None
+        target = save_store(loaded, st, output, in_place, fmt)
     how = "FORCED, signature not verified" if result.forced else (
         result.verification.reason if result.verification else "")
     click.echo(f"{target}: {var_name} +{result.added} entries "
@@ -382,33 +343,39 @@ def sbat_level(store: str, from_shim: str | None, which: str, level_file: str | 
                level: str | None, remove: bool, output: str | None, in_place: bool,
                fmt: str | None, template: str | None) -> None:
     """Set (or delete) shim's SbatLevel variable."""
+    from fwtools.errors import FwError
     from fwtools.formats.efi import guids
     from fwtools.formats.sbat import parse_sbat_level
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     chosen = [x for x in (from_shim, level_file, level) if x is not None]
     if len(chosen) + remove != 1:
         fail("give exactly one of --from-shim, --file, --level or --delete")
-    loaded, st = open_store(store, template)
-    if remove:
-        if not st.delete("SbatLevel", guids.SHIM_LOCK):
-            click.echo(f"{store}: no SbatLevel; nothing written", err=True)
-            sys.exit(EXIT_FINDINGS)
-        click.echo(f"{save_store(loaded, st, output, in_place, fmt)}: SbatLevel deleted")
-        return
-    if from_shim is not None:
-        payload = _shim_level(from_shim, which)
-    elif level_file is not None:
-        from fwtools._base.fileio import read_file
+    with editing(store, template) as (loaded, st):
+        if remove:
+            if not st.delete("SbatLevel", guids.SHIM_LOCK):
+                click.echo(f"{store}: no SbatLevel; nothing written", err=True)
+                sys.exit(EXIT_FINDINGS)
+            click.echo(f"{save_store(loaded, st, output, in_place, fmt)}: SbatLevel deleted")
+            return
+        if from_shim is not None:
+            payload = _shim_level(from_shim, which)
+        elif level_file is not None:
+            from fwtools._base.fileio import read_file
 
-        payload = call(lambda: read_file(level_file))
-    else:
-        payload = (level or "").encode().decode("unicode_escape").encode()
-    source = level_file or from_shim or "--level"
-    parsed = call(lambda: _with_path(lambda: parse_sbat_level(payload), source))
-    # shim keeps SbatLevel as NV|BS, set with the payload's length (no terminating NUL).
-    call(lambda: st.set(Variable("SbatLevel", guids.SHIM_LOCK, 0x03, payload)))
-    target = save_store(loaded, st, output, in_place, fmt)
+            payload = read_file(level_file)
+        else:
+            try:
+                payload = (level or "").encode().decode("unicode_escape").encode()
+            except UnicodeError as exc:
+                fail(f"--level {level!r}: {exc}")
+        try:
+            parsed = parse_sbat_level(payload)
+        except FwError as exc:
+            raise exc.with_path(level_file or from_shim or "--level") from None
+        # shim keeps SbatLevel as NV|BS, set with the payload's length (no terminating NUL).
+        st.set(Variable("SbatLevel", guids.SHIM_LOCK, 0x03, payload))
+        target = save_store(loaded, st, output, in_place, fmt)
     gens = " ".join(f"{e.component},{e.generation}" for e in parsed.entries)
     click.echo(f"{target}: SbatLevel {parsed.datestamp} {gens}")
 
@@ -417,7 +384,7 @@ def _shim_level(path: str, which: str) -> bytes:
     from fwtools.formats.pe.image import PeImage
     from fwtools.formats.pe.special import decode_section
 
-    image = call(lambda: PeImage.open(path))
+    image = PeImage.open(path)
     section = image.section(".sbatlevel")
     if section is None:
         fail(f"{path}: no .sbatlevel section (shim 15.7 or later has one)")
@@ -440,25 +407,26 @@ def shim(store: str, verbose: bool | None, debug: bool | None, fallback_verbose:
          template: str | None) -> None:
     """Switch shim's and fallback's debugging variables on or off."""
     from fwtools.formats.efi import guids
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     switches = {"SHIM_VERBOSE": verbose, "SHIM_DEBUG": debug,
                 "FALLBACK_VERBOSE": fallback_verbose, "FB_NO_REBOOT": fallback_no_reboot}
     if all(v is None for v in switches.values()):
         fail("nothing to change: give --verbose, --debug, --fallback-verbose or "
              "--fallback-no-reboot (or their --no- forms)")
-    loaded, st = open_store(store, template)
-    done = []
-    for name, on in switches.items():
-        if on is None:
-            continue
-        if on:
-            # shim reads a UINT32 (any non-zero byte for fallback); NV|BS like mokutil.
-            st.set(Variable(name, guids.SHIM_LOCK, 0x03, (1).to_bytes(4, "little")))
-        else:
-            st.delete(name, guids.SHIM_LOCK)
-        done.append(f"{name}={'on' if on else 'off'}")
-    click.echo(f"{save_store(loaded, st, output, in_place, fmt)}: {', '.join(done)}")
+    with editing(store, template) as (loaded, st):
+        done = []
+        for name, on in switches.items():
+            if on is None:
+                continue
+            if on:
+                # shim reads a UINT32 (any non-zero byte for fallback); NV|BS like mokutil.
+                st.set(Variable(name, guids.SHIM_LOCK, 0x03, (1).to_bytes(4, "little")))
+            else:
+                st.delete(name, guids.SHIM_LOCK)
+            done.append(f"{name}={'on' if on else 'off'}")
+        target = save_store(loaded, st, output, in_place, fmt)
+    click.echo(f"{target}: {', '.join(done)}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -466,38 +434,51 @@ def shim(store: str, verbose: bool | None, debug: bool | None, fallback_verbose:
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["raw", "qcow2", "json"]),
               help="Output container (default: from OUTPUT's extension).")
+@click.option("--layout", help="Move the variables to this store layout (e.g. ovmf-4m: the "
+              "528 KiB store of OVMF's 4 MiB build, whose variables may be larger), keeping "
+              "their attributes and timestamps. For JSON input, the layout to build on.")
 @click.option("--template", help="For JSON input: a store or layout name to build on.")
 @click.option("--cluster-size", type=int, help="qcow2 cluster size (default: the input's, "
               "else 4096 as libvirt uses).")
-def convert(source: str, output: str, fmt: str | None, template: str | None,
-            cluster_size: int | None) -> None:
-    """Convert between raw, qcow2 and JSON. Raw <-> qcow2 keeps the store byte for byte."""
+def convert(source: str, output: str, fmt: str | None, layout: str | None,
+            template: str | None, cluster_size: int | None) -> None:
+    """Convert between raw, qcow2 and JSON, or (--layout) to another store layout. Raw <->
+    qcow2 keeps the store byte for byte; a new layout needs that build's firmware code
+    (ovmf-4m: OVMF_CODE_4M.fd)."""
+    from pathlib import Path
+
     from fwtools._base.atomic import atomic_write
     from fwtools.formats.varstore.storeio import format_for_output, load_store, store_bytes
 
-    loaded = call(lambda: load_store(source))
+    if template is not None and layout is not None:
+        fail("give --layout or --template, not both")
+    loaded = load_store(source)
     if template is not None and loaded.store is not None:
         fail(f"--template is for JSON input; {source} is already a {loaded.format} store")
-    out_fmt = call(lambda: format_for_output(output, fmt, loaded.format))
-    from pathlib import Path
-
-    if out_fmt == loaded.format and fmt is None and Path(output).suffix == "":
+    out_fmt = format_for_output(output, fmt, loaded.format)
+    if out_fmt == loaded.format and fmt is None and layout is None and Path(output).suffix == "":
         fail(f"say which format {output} should have: --format raw|qcow2|json")
-    if loaded.store is None and out_fmt == "json":
+    if loaded.store is None and out_fmt == "json" and layout is None:
         import json
 
         from fwtools.formats.varstore.jsonform import variables_to_json
 
         data = (json.dumps(variables_to_json(loaded.json_variables, format="json"),
                            indent=2) + "\n").encode()
-        call(lambda: atomic_write(output, data))
+        atomic_write(output, data)
         return
-    st = call(lambda: loaded.as_store(template))
-    data = call(lambda: store_bytes(st, out_fmt,
-                                     cluster_size=cluster_size or loaded.qcow2_cluster_size,
-                                     version=loaded.qcow2_version, source_format=loaded.format))
-    call(lambda: atomic_write(output, data))
-    click.echo(f"{output}: {out_fmt}, {len(st)} variables")
+    before = loaded.store.layout.name if loaded.store is not None else None
+    if layout is not None and loaded.store is not None:
+        from fwtools.formats.varstore.relayout import relayout
+
+        st = relayout(loaded.store, layout)
+    else:
+        st = loaded.as_store(template if template is not None else layout)
+    data = store_bytes(st, out_fmt, cluster_size=cluster_size or loaded.qcow2_cluster_size,
+                       version=loaded.qcow2_version, source_format=loaded.format)
+    atomic_write(output, data)
+    moved = f", layout {before} -> {st.layout.name}" if layout is not None and before else ""
+    click.echo(f"{output}: {out_fmt}, {len(st)} variables{moved}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -508,23 +489,15 @@ def diff(first: str, second: str, as_json: bool) -> None:
     """Compare two stores variable by variable (keyed by GUID and name). Exit 1 if they
     differ."""
     from fwtools.formats.efi import guids
+    from fwtools.formats.varstore.diff import diff_variables
     from fwtools.formats.varstore.storeio import load_store
 
-    a = {v.key: v for v in call(lambda: load_store(first)).variables}
-    b = {v.key: v for v in call(lambda: load_store(second)).variables}
-    rows: list[dict[str, Any]] = []
-    for key in list(a) + [k for k in b if k not in a]:
-        va, vb = a.get(key), b.get(key)
-        if va is not None and vb is not None:
-            changes = [f for f in ("attributes", "data", "timestamp")
-                       if getattr(va, f) != getattr(vb, f)]
-            if not changes:
-                continue
-            status = "changed"
-        else:
-            changes, status = [], "removed" if vb is None else "added"
-        rows.append({"guid": str(key[0]), "guid_name": guids.guid_name(key[0]),
-                     "name": key[1], "status": status, "changed": changes})
+    changes = diff_variables(load_store(first).variables, load_store(second).variables)
+    rows: list[dict[str, Any]] = [
+        {"guid": str(c.guid), "guid_name": guids.guid_name(c.guid), "name": c.name,
+         "status": c.status, "changed": list(c.changed)}
+        for c in changes
+    ]
     if as_json:
         from fwtools.report.envelope import document
 
@@ -546,14 +519,22 @@ def diff(first: str, second: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def check(stores: tuple[str, ...], as_json: bool) -> None:
     """Integrity report: headers, checksums, record states, free space, FTW, sizes. Exit 1
-    when a problem (not just a note) is found."""
+    when a problem (not just a note) is found, 2 when a store cannot be read; every store is
+    checked and reported either way."""
+    from fwtools.errors import FwError
     from fwtools.formats.varstore.storeio import load_store
     from fwtools.report.jsonable import to_jsonable
 
-    files = []
+    files: list[dict[str, Any]] = []
     worst = EXIT_OK
     for path in stores:
-        loaded = call(functools.partial(load_store, path))
+        try:
+            loaded = load_store(path)
+        except FwError as exc:  # reported, and the next store is still checked
+            files.append({"path": path, "error": str(exc.with_path(path)), "issues": []})
+            click.echo(f"error: {exc}", err=True)
+            worst = EXIT_INPUT
+            continue
         if loaded.store is None:
             files.append({"path": path, "format": loaded.format, "issues": []})
             continue
@@ -561,7 +542,7 @@ def check(stores: tuple[str, ...], as_json: bool) -> None:
         files.append({"path": path, "format": loaded.format,
                       "layout": loaded.store.layout.name, "issues": to_jsonable(issues)})
         if any(getattr(i, "severity", "") in ("error", "warning") for i in issues):
-            worst = EXIT_FINDINGS
+            worst = max(worst, EXIT_FINDINGS)
         if not as_json:
             click.echo(f"{path}: {loaded.format}, layout {loaded.store.layout.name}, "
                        f"{len(issues)} findings")
@@ -571,7 +552,8 @@ def check(stores: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         from fwtools.report.envelope import document
 
-        print_json(document("fwtools.fw-vars.check/1", files, {"files": len(files)}))
+        summary = {"files": len(files), "errors": sum(1 for f in files if "error" in f)}
+        print_json(document("fwtools.fw-vars.check/1", files, summary))
     sys.exit(worst)
 
 

@@ -14,7 +14,6 @@ from fwtools.cli.common import (
     EXIT_OK,
     INPUT_FILE,
     Command,
-    call,
     fail,
     print_json,
 )
@@ -78,7 +77,8 @@ def pe_inspect(
     was untrusted or revoked; 2 an input (or a signature or special section in it) was
     unreadable or malformed; the other inputs are still reported.
     """
-    from fwtools.policy.pe_facts import expand_paths, inspect_path
+    from fwtools.policy.collect import inspect_path
+    from fwtools.policy.pe_facts import expand_paths
 
     trust = None
     if dbx and not anchors:
@@ -89,11 +89,11 @@ def pe_inspect(
         from fwtools.crypto.secureboot import store_trust_anchors
         from fwtools.formats.varstore.storeio import load_store
 
-        trust = call(lambda: store_trust_anchors(load_store(vars_store)))
+        trust = store_trust_anchors(load_store(vars_store))
     if anchors:
         from fwtools.crypto.trust import TrustAnchors
 
-        trust = call(lambda: TrustAnchors.from_files(list(anchors), dbx_paths=list(dbx)))
+        trust = TrustAnchors.from_files(list(anchors), dbx_paths=list(dbx))
 
     from fwtools.report.text_progress import progress
 
@@ -109,8 +109,7 @@ def pe_inspect(
 
         from fwtools.policy.pe_extract import extract_certificates
 
-        call(lambda: extract_certificates([r.facts for r in results if r.facts],
-                                          Path(extract_dir)))
+        extract_certificates([r.facts for r in results if r.facts], Path(extract_dir))
 
     if as_json:
         from fwtools.report.pe_json import inspect_document

@@ -25,7 +25,8 @@ from fwtools.formats.efi.siglist import SignatureDatabase
 if TYPE_CHECKING:
     from fwtools.crypto.authvar import AuthVerifyResult
     from fwtools.crypto.trust import TrustAnchors
-    from fwtools.formats.varstore.edk2 import Variable, VariableStore
+    from fwtools.formats.varstore.model import Variable
+    from fwtools.formats.varstore.store import VariableStore
 
 class VariableSource(Protocol):
     """Where variables are looked up: a VariableStore, or a loaded store in any container
@@ -98,7 +99,7 @@ class EnrollRequest:
 
 def _variable(name: str, guid: uuid.UUID, attributes: int, data: bytes,
               timestamp: EfiTime | None) -> Variable:
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     return Variable(name=name, guid=guid, attributes=attributes, data=data, timestamp=timestamp)
 

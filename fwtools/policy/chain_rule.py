@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from fwtools.errors import FwError, UsageError
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport, Result
     from fwtools.policy.profiles import RuleConfig
+    from fwtools.policy.results import FileReport, Result
 
 
 def _bools(value: Any, where: str) -> list[bool]:
@@ -24,7 +24,7 @@ def _bools(value: Any, where: str) -> list[bool]:
 
 def chain_results(reports: Sequence[FileReport], cfg: RuleConfig) -> dict[str, list[Result]]:
     """Results per path for the chains among ``reports``' files (those that parsed)."""
-    from fwtools.policy.engine import Result
+    from fwtools.policy.results import Result
     from fwtools.uefi.chains import MACHINE_ARCH, assemble
     from fwtools.uefi.image import StageImage, load_stage
     from fwtools.uefi.profile import load_firmware
@@ -42,12 +42,15 @@ def chain_results(reports: Sequence[FileReport], cfg: RuleConfig) -> dict[str, l
     images: list[StageImage] = []
     for rep in reports:
         if rep.error is None:
+            if rep.stage is not None:  # built from the facts the other rules judged
+                images.append(rep.stage)
+                continue
             try:
                 images.append(load_stage(rep.path))
             except (FwError, OSError):
                 continue
     out: dict[str, list[Result]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[object, ...]] = set()
     for chain in assemble(images, limit=limit):
         arch = MACHINE_ARCH[chain[0].machine]
         label = " -> ".join(os.path.basename(i.path) for i in chain)
@@ -56,29 +59,28 @@ def chain_results(reports: Sequence[FileReport], cfg: RuleConfig) -> dict[str, l
                 continue
             for sb in secure:
                 r = replay(chain, profile, secure_boot=sb)
-                if r.verdict == "boots":
+                if r.verdict == "boots" or r.stop is None:
                     continue
-                where = f"firmware {profile.name}, Secure Boot {'on' if sb else 'off'}"
-                path = chain[0].path
-                location = ""
-                fix = ""
-                if r.faults:
-                    f = r.faults[0]
-                    stage = next((s for s in r.stages if s.name == f.stage), None)
-                    path = stage.path if stage else path
-                    location = f"stage {f.stage}: {f.operation}"
-                    fix = f"; fix: {f.fix}"
-                else:
-                    who = r.reason.split(":", 1)[0]
-                    stage = next((s for s in r.stages if s.name == who), None)
-                    path = stage.path if stage else path
-                    location = f"stage {who}"
+                stop = r.stop
+                # the stage that stopped the chain answers for it; the firmware's own stops
+                # (its LoadImage refusing a stage, stage_index 0) go to the chain's first file
+                stage = r.stage_at(stop.stage_index)
+                path = stage.path if stage is not None else chain[0].path
                 if ":.linux" in path:  # a UKI's embedded kernel: report the UKI file
                     path = path.split(":.linux")[0]
-                message = f"{label} {r.verdict} on {where}: {r.reason}{fix}"
-                if (path, message) in seen:
+                fault = r.faults[0] if r.faults else None
+                key = (path, label, profile.name, sb, r.verdict, stop.code, stop.stage_index,
+                       stop.reason, fault)
+                if key in seen:
                     continue
-                seen.add((path, message))
+                seen.add(key)
+                where = f"firmware {profile.name}, Secure Boot {'on' if sb else 'off'}"
+                message = f"{label} {r.verdict} on {where}: {r.reason}"
+                if fault is not None:
+                    message += f"; fix: {fault.fix}"
+                    location = f"stage {fault.stage}: {fault.operation}"
+                else:
+                    location = f"stage {stop.stage}"
                 out.setdefault(path, []).append(
-                    Result(path, cfg.id, cfg.severity, message, location))
+                    Result(path, cfg.id, cfg.level, message, location))
     return out

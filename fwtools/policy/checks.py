@@ -4,7 +4,7 @@ A rule has an id, a default severity, default parameters, a one-line summary and
 text naming its source. Profiles (``policies/*.toml``, :mod:`fwtools.policy.profiles`)
 select rules, set their severity and parameters; rules never read profiles themselves.
 
-Sources (see ../shared/reference/wx-model.md section 7 and formats.md section 6):
+Sources (each rule's help_uri links its own; docs/fw-check.md lists them by rule):
 Microsoft's UEFI CA memory-mitigation requirements (page-sized SectionAlignment, no W+X
 section, NX_COMPAT); Project Mu's ImageValidation (W^X flags, section alignment, subsystem,
 image base); shim's loader checks (relocations, sections, entry point) and SBAT revocation
@@ -16,17 +16,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base.severity import Severity
 from fwtools.formats.pe import layout
 
 if TYPE_CHECKING:
+    from fwtools.formats.pe.image import Section
     from fwtools.formats.sbat import Sbat, SbatLevel
     from fwtools.policy.pe_facts import PeFacts
-
-Level = Literal["error", "warning", "note"]
-LEVELS: Final[tuple[Level, ...]] = ("note", "warning", "error")
-LEVEL_RANK: Final[dict[str, int]] = {"note": 0, "warning": 1, "error": 2}
 
 MS_NX_URL: Final = (
     "https://learn.microsoft.com/en-us/windows-hardware/drivers/bringup/"
@@ -83,7 +81,7 @@ RuleFunc = Callable[[Context], Iterator[Violation]]
 @dataclass(frozen=True)
 class Rule:
     id: str
-    default_severity: Level
+    default_severity: Severity
     summary: str
     help: str
     help_uri: str
@@ -111,7 +109,7 @@ ENGINE_RULES: Final[dict[str, Rule]] = {
 
 
 def rule(
-    rule_id: str, severity: Level, summary: str, help_text: str, uri: str,
+    rule_id: str, severity: Severity, summary: str, help_text: str, uri: str,
     **params: Any,
 ) -> Callable[[RuleFunc], RuleFunc]:
     def register(func: RuleFunc) -> RuleFunc:
@@ -129,13 +127,15 @@ def arch_name(facts: PeFacts) -> str:
     return ARCH_NAMES.get(facts.image.machine, f"{facts.image.machine:#x}")
 
 
-def opt_offset(facts: PeFacts, rel: int) -> int:
-    """The file offset of the optional header field at ``rel``."""
-    return facts.image.optional_header_offset + rel
+def opt_offset(facts: PeFacts, field: str) -> int:
+    """The file offset of the optional header field ``field``, for the image's form (PE32
+    or PE32+: ImageBase is at 28 in one and 24 in the other)."""
+    return facts.image.optional_field_offset(field)
 
 
-def _scn(s: Any) -> int:
-    return int(s.header_offset) + 36
+def scn_offset(s: Section, field: str) -> int:
+    """The file offset of a field of section ``s``'s IMAGE_SECTION_HEADER."""
+    return s.header_offset + layout.SECTION_HEADER.offset(field)
 
 
 # -- memory mitigations (Microsoft UEFI CA, Mu) -----------------------------------------
@@ -152,7 +152,7 @@ def check_nx_compat(ctx: Context) -> Iterator[Violation]:
         yield Violation(
             f"NX_COMPAT is not set (DllCharacteristics {img.dll_characteristics:#06x}): "
             "W^X-enforcing firmware loads it in compatibility mode or refuses it",
-            "optional header DllCharacteristics", opt_offset(ctx.facts, 70))
+            "optional header DllCharacteristics", opt_offset(ctx.facts, "DllCharacteristics"))
 
 
 @rule("section-alignment", "error", "SectionAlignment must be page-sized",
@@ -163,7 +163,7 @@ def check_nx_compat(ctx: Context) -> Iterator[Violation]:
       power_of_two=True, equals=None)
 def check_section_alignment(ctx: Context) -> Iterator[Violation]:
     align = ctx.facts.image.section_alignment
-    where = ("optional header SectionAlignment", opt_offset(ctx.facts, 32))
+    where = ("optional header SectionAlignment", opt_offset(ctx.facts, "SectionAlignment"))
     equals = ctx.params.get("equals")
     if equals:
         allowed = [int(v) for v in equals]
@@ -189,7 +189,7 @@ def check_wx(ctx: Context) -> Iterator[Violation]:
         if s.write and s.execute:
             yield Violation(f"section {s.name} is both writable and executable "
                             f"(Characteristics {s.characteristics:#010x})",
-                            f"section {s.name}", _scn(s))
+                            f"section {s.name}", scn_offset(s, "Characteristics"))
 
 
 @rule("code-data-mixed", "warning", "No section may be flagged as both code and data",
@@ -201,7 +201,7 @@ def check_code_data(ctx: Context) -> Iterator[Violation]:
     for s in ctx.facts.image.sections:
         if s.contains_code and s.characteristics & data:
             yield Violation(f"section {s.name} is flagged as both code and data",
-                            f"section {s.name}", _scn(s))
+                            f"section {s.name}", scn_offset(s, "Characteristics"))
 
 
 @rule("section-page-aligned", "error", "Every section must start on a page boundary",
@@ -215,7 +215,7 @@ def check_page_aligned(ctx: Context) -> Iterator[Violation]:
     for s in ctx.facts.image.sections:
         if s.virtual_address % page:
             yield Violation(f"section {s.name} starts at RVA {s.virtual_address:#x}, not on "
-                            "a page boundary", f"section {s.name}", int(s.header_offset) + 12)
+                            "a page boundary", f"section {s.name}", scn_offset(s, "VirtualAddress"))
 
 
 @rule("image-base", "error", "ImageBase must be the profile's value",
@@ -226,7 +226,7 @@ def check_image_base(ctx: Context) -> Iterator[Violation]:
     base = ctx.facts.image.image_base
     if base != want:
         yield Violation(f"ImageBase {base:#x} is not {want:#x}", "optional header ImageBase",
-                        opt_offset(ctx.facts, 24))
+                        opt_offset(ctx.facts, "ImageBase"))
 
 
 def _subsystem_values(values: Any) -> set[int]:
@@ -247,7 +247,7 @@ def check_subsystem_allowed(ctx: Context) -> Iterator[Violation]:
         names = ", ".join(str(v) for v in sorted(allowed))
         yield Violation(f"subsystem {img.subsystem} ({img.subsystem_name}) is not allowed "
                         f"(allowed: {names})", "optional header Subsystem",
-                        opt_offset(ctx.facts, 68))
+                        opt_offset(ctx.facts, "Subsystem"))
 
 
 def check_efi_subsystem(ctx: Context) -> Iterator[Violation]:
@@ -255,7 +255,8 @@ def check_efi_subsystem(ctx: Context) -> Iterator[Violation]:
     img = ctx.facts.image
     if img.subsystem not in layout.EFI_SUBSYSTEMS:
         yield Violation(f"subsystem {img.subsystem} ({img.subsystem_name}) is not an EFI "
-                        "subsystem", "optional header Subsystem", opt_offset(ctx.facts, 68))
+                        "subsystem", "optional header Subsystem",
+                        opt_offset(ctx.facts, "Subsystem"))
 
 
 @rule("subsystem-type", "error", "Subsystem must match the image type",
@@ -266,7 +267,7 @@ def check_efi_subsystem(ctx: Context) -> Iterator[Violation]:
       MU_URL, runtime_alignment={"AA64": 0x10000})
 def check_subsystem_type(ctx: Context) -> Iterator[Violation]:
     img = ctx.facts.image
-    where = ("optional header Subsystem", opt_offset(ctx.facts, 68))
+    where = ("optional header Subsystem", opt_offset(ctx.facts, "Subsystem"))
     if img.subsystem not in layout.EFI_SUBSYSTEMS:
         yield from check_efi_subsystem(ctx)
         return
@@ -303,7 +304,7 @@ def check_sections_in_image(ctx: Context) -> Iterator[Violation]:
         if end > img.size_of_image:
             yield Violation(f"section {s.name} ends at RVA {end:#x}, past SizeOfImage "
                             f"{img.size_of_image:#x}", f"section {s.name}",
-                            int(s.header_offset) + 8)
+                            scn_offset(s, "VirtualSize"))
 
 
 @rule("sections-overlap", "error", "Sections must not overlap each other or the headers",
@@ -316,13 +317,13 @@ def check_overlap(ctx: Context) -> Iterator[Violation]:
         if s.memory_size and s.virtual_address < img.size_of_headers:
             yield Violation(f"section {s.name} at RVA {s.virtual_address:#x} overlaps the "
                             f"headers (SizeOfHeaders {img.size_of_headers:#x})",
-                            f"section {s.name}", int(s.header_offset) + 12)
+                            f"section {s.name}", scn_offset(s, "VirtualAddress"))
     for a, b in itertools.pairwise(ordered):
         if a.memory_size and a.virtual_address + a.memory_size > b.virtual_address:
             yield Violation(f"sections {a.name} [{a.virtual_address:#x}, "
                             f"{a.virtual_address + a.memory_size:#x}) and {b.name} "
                             f"(from {b.virtual_address:#x}) overlap", f"section {b.name}",
-                            int(b.header_offset) + 12)
+                            scn_offset(b, "VirtualAddress"))
 
 
 @rule("headers-not-executable", "error", "The headers must not share a page with code",
@@ -338,7 +339,7 @@ def check_headers(ctx: Context) -> Iterator[Violation]:
             yield Violation(f"executable section {s.name} starts at RVA "
                             f"{s.virtual_address:#x}, in the headers' page "
                             f"(up to {headers_end:#x})", f"section {s.name}",
-                            int(s.header_offset) + 12)
+                            scn_offset(s, "VirtualAddress"))
 
 
 @rule("entry-point", "error", "The entry point must lie inside an executable section",
@@ -347,7 +348,7 @@ def check_headers(ctx: Context) -> Iterator[Violation]:
 def check_entry(ctx: Context) -> Iterator[Violation]:
     img = ctx.facts.image
     entry = img.entry_point
-    where = ("optional header AddressOfEntryPoint", opt_offset(ctx.facts, 16))
+    where = ("optional header AddressOfEntryPoint", opt_offset(ctx.facts, "AddressOfEntryPoint"))
     if entry == 0:
         yield Violation("AddressOfEntryPoint is 0", *where)
         return

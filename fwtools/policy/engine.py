@@ -7,21 +7,18 @@ results and adds ``waiver-expired`` ones; :func:`exit_code` turns it into DESIGN
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fnmatch
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import PurePath
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base.severity import RANK, SEVERITIES
 from fwtools.errors import UsageError
 from fwtools.policy.checks import (
     CHAIN_RULES,
     ENGINE_RULES,
-    LEVEL_RANK,
     RULES,
     Context,
     NotApplicable,
@@ -29,6 +26,7 @@ from fwtools.policy.checks import (
     arch_name,
     image_type,
 )
+from fwtools.policy.results import FileReport, Result, Waiver
 
 if TYPE_CHECKING:
     from fwtools.crypto.trust import TrustAnchors
@@ -39,45 +37,6 @@ if TYPE_CHECKING:
 # Below this many files a process pool costs more than it saves (measured: see
 # docs/fw-check.md, "Parallelism").
 PARALLEL_MIN_FILES: Final = 24
-
-
-@dataclass(frozen=True)
-class Waiver:
-    path: str
-    rule: str
-    reason: str
-    expires: datetime.date | None
-
-    def matches(self, path: str, rule: str) -> bool:
-        if self.rule not in ("*", rule):
-            return False
-        posix = PurePath(path).as_posix()
-        candidates = {posix, posix.removeprefix("./")}
-        with contextlib.suppress(ValueError):
-            candidates.add(PurePath(os.path.relpath(path)).as_posix())
-        return any(fnmatch.fnmatchcase(c, self.path) for c in candidates)
-
-
-@dataclass(frozen=True)
-class Result:
-    path: str
-    rule: str
-    severity: str
-    message: str
-    location: str = ""
-    offset: int | None = None
-    waived: Waiver | None = None
-
-
-@dataclass
-class FileReport:
-    path: str
-    error: str | None = None
-    results: list[Result] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
-    """Rule ids that judged this file (passed or not), in profile order."""
-    skipped: dict[str, str] = field(default_factory=dict)
-    """Rule id -> why it did not apply."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +55,12 @@ def check_facts(facts: PeFacts, path: str, profile: Profile, options: Options) -
     arch, kind = arch_name(facts), image_type(facts)
     for cfg in profile.active:
         if cfg.id in CHAIN_RULES:
-            continue  # judged across files by add_chain_results
+            # judged across files by add_chain_results, on a view of these facts
+            from fwtools.uefi.image import stage_from_pe
+
+            report.stage = stage_from_pe(facts.image, special=facts.special,
+                                         kernel=facts.kernel)
+            continue
         rule = RULES[cfg.id]
         ctx = Context(facts, cfg.params_for(arch, kind), options.sbat_level,
                       options.sbat_level_source)
@@ -107,14 +71,14 @@ def check_facts(facts: PeFacts, path: str, profile: Profile, options: Options) -
             continue
         report.checked.append(cfg.id)
         for v in violations:
-            report.results.append(Result(path, cfg.id, cfg.severity, v.message, v.location,
+            report.results.append(Result(path, cfg.id, cfg.level, v.message, v.location,
                                          v.offset))
     return report
 
 
 def check_path(path: str, profile: Profile, options: Options) -> FileReport:
     """Judge one file; an unreadable or malformed file gives an ``input-error`` result."""
-    from fwtools.policy.pe_facts import inspect_path
+    from fwtools.policy.collect import inspect_path
 
     fr = inspect_path(path, anchors=options.anchors,
                       check_signatures=profile.needs_signature_check(), inspect=False)
@@ -244,7 +208,7 @@ def active(reports: Iterable[FileReport]) -> Iterator[Result]:
 
 
 def summary(reports: list[FileReport], fail_on: str) -> dict[str, Any]:
-    counts = {"error": 0, "warning": 0, "note": 0}
+    counts = dict.fromkeys(SEVERITIES, 0)
     for r in active(reports):
         counts[r.severity] += 1
     waived = sum(1 for rep in reports for r in rep.results if r.waived is not None)
@@ -266,7 +230,7 @@ def exit_code(reports: list[FileReport], fail_on: str) -> int:
     """2 if an input was unreadable, 1 if an active result is at or above ``fail_on``."""
     if any(r.error for r in reports):
         return 2
-    threshold = LEVEL_RANK[fail_on]
-    if any(LEVEL_RANK[r.severity] >= threshold for r in active(reports)):
+    threshold = RANK[fail_on]
+    if any(RANK[r.severity] >= threshold for r in active(reports)):
         return 1
     return 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
 
-Severity = Literal["error", "warning", "info"]
-SEVERITY_ORDER: Final[dict[str, int]] = {"info": 0, "warning": 1, "error": 2}
+from fwtools._base import severity as sev
+from fwtools._base.severity import Severity
 
 
 @dataclass(frozen=True)
@@ -15,7 +14,8 @@ class Finding:
 
     ``location`` says where in the input the problem is, in the terms a firmware engineer
     uses: ``"section .data"``, ``"optional header DllCharacteristics"``, ``"signature 0"``;
-    ``offset`` is the file offset when one applies.
+    ``offset`` is the file offset when one applies. ``severity`` is on the one scale of
+    :mod:`fwtools._base.severity` (note < warning < error).
     """
 
     rule: str
@@ -25,4 +25,4 @@ class Finding:
     offset: int | None = None
 
     def at_least(self, level: Severity) -> bool:
-        return SEVERITY_ORDER[self.severity] >= SEVERITY_ORDER[level]
+        return sev.at_least(self.severity, level)

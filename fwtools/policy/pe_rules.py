@@ -15,10 +15,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
+from fwtools._base.severity import Severity
 from fwtools.formats.pe import layout
 from fwtools.policy import checks
 from fwtools.policy.checks import Context, NotApplicable, Violation
-from fwtools.policy.findings import Finding, Severity
+from fwtools.policy.findings import Finding
 
 if TYPE_CHECKING:
     from fwtools.policy.pe_facts import PeFacts
@@ -45,7 +46,8 @@ def all_findings(facts: PeFacts) -> Iterator[tuple[str, Finding]]:
 def _nx_compat_set(ctx: Context) -> Iterator[Violation]:
     if ctx.facts.image.nx_compat:
         yield Violation("NX_COMPAT is set: firmware may enforce W^X on this image",
-                        "optional header DllCharacteristics", checks.opt_offset(ctx.facts, 70))
+                        "optional header DllCharacteristics",
+                        checks.opt_offset(ctx.facts, "DllCharacteristics"))
 
 
 def _sbat_present(ctx: Context) -> Iterator[Violation]:
@@ -88,7 +90,7 @@ def _embedded_errors(ctx: Context) -> Iterator[Violation]:
 # pe-inspect's rule names and severities; the rest report facts only pe-inspect shows.
 VERDICTS: Final[tuple[tuple[str, Severity, checks.RuleFunc], ...]] = (
     ("efi-subsystem", "warning", checks.check_efi_subsystem),
-    ("nx-compat", "info", _nx_compat_set),
+    ("nx-compat", "note", _nx_compat_set),
     ("nx-compat", "warning", checks.check_nx_compat),
     ("section-alignment", "error", checks.check_section_alignment),
     ("wx-section", "error", checks.check_wx),
@@ -98,12 +100,12 @@ VERDICTS: Final[tuple[tuple[str, Severity, checks.RuleFunc], ...]] = (
     ("pe-anomaly", "warning", checks.check_anomalies),
     ("sbat", "warning", _sbat_present),
     ("special-section", "error", _special_section_errors),
-    ("signed", "info", checks.check_signed),
+    ("signed", "note", checks.check_signed),
     ("signature", "error", checks.signature_errors),
     ("digest-mismatch", "error", checks.check_digest),
     ("signature-invalid", "error", checks.invalid_signatures),
-    ("checksum", "info", _checksum),
-    ("verify", "info", _verdict(trusted=True)),
+    ("checksum", "note", _checksum),
+    ("verify", "note", _verdict(trusted=True)),
     ("verify", "error", _verdict(trusted=False)),
     ("embedded", "error", _embedded_errors),
 )

@@ -25,13 +25,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+from fwtools._base import severity as sev
 from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
-from fwtools.policy.checks import LEVEL_RANK, RULES
+from fwtools.policy.checks import RULES
 
-SEVERITIES: Final = (*LEVEL_RANK, "off")
+RuleSeverity = sev.Severity | Literal["off"]
+SEVERITIES: Final[tuple[RuleSeverity, ...]] = (*sev.SEVERITIES, "off")
 MAX_EXTENDS: Final = 8
 
 
@@ -43,11 +45,18 @@ def shipped_profiles() -> list[str]:
 @dataclass(frozen=True)
 class RuleConfig:
     id: str
-    severity: str
+    severity: RuleSeverity
     params: dict[str, Any] = field(default_factory=dict)
     by_type: dict[str, dict[str, Any]] = field(default_factory=dict)
     rationale: str = ""
     reference: str = ""
+
+    @property
+    def level(self) -> sev.Severity:
+        """The severity of the rule's results (the rule is active: not ``off``)."""
+        if self.severity == "off":
+            raise ValueError(f"rule {self.id} is off")
+        return self.severity
 
     def params_for(self, arch: str, image_type: str) -> dict[str, Any]:
         out = dict(self.params)
@@ -105,7 +114,7 @@ def _load(path: Path, depth: int) -> Profile:
         try:
             parent_path = _resolve(parent_ref, path.parent)
         except UsageError as exc:
-            raise UsageError(f"{path}: {exc}") from None
+            raise exc.with_path(str(path)) from None
         parent = _load(parent_path, depth + 1)
         base = dict(parent.rules)
         chain = (*parent.chain, parent.name)
@@ -123,10 +132,19 @@ def _load(path: Path, depth: int) -> Profile:
             raise UsageError(f"{path}: rules.{rule_id}: unknown keys {sorted(unknown)}")
         prev = base.get(rule_id)
         lib = RULES[rule_id]
-        severity = cfg.get("severity", prev.severity if prev else lib.default_severity)
-        if severity not in SEVERITIES:
-            raise UsageError(f"{path}: rules.{rule_id}: severity {severity!r} is not one of "
-                             f"{', '.join(SEVERITIES)}")
+        named = cfg.get("severity")
+        severity: RuleSeverity
+        if named is None:
+            severity = prev.severity if prev else lib.default_severity
+        elif isinstance(named, str) and named.strip().lower() == "off":
+            severity = "off"
+        else:
+            # The one scale (fwtools._base.severity); "info" is read as "note".
+            level = sev.parse_severity(named) if isinstance(named, str) else None
+            if level is None:
+                raise UsageError(f"{path}: rules.{rule_id}: severity {named!r} is not one of "
+                                 f"{', '.join(SEVERITIES)}")
+            severity = level
         params = dict(lib.params)
         if prev:
             params.update(prev.params)

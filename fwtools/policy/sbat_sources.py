@@ -35,7 +35,7 @@ def from_file(path: str) -> tuple[SbatLevel, str]:
     try:
         return parse_sbat_level(read_file(path)), f"file {path}"
     except FwError as exc:
-        raise UsageError(f"--sbat-level {path}: {exc}") from None
+        raise exc.with_path(path) from None
 
 
 def from_store(path: str) -> tuple[SbatLevel, str]:
@@ -46,14 +46,14 @@ def from_store(path: str) -> tuple[SbatLevel, str]:
     try:
         store = load_store(path)
     except FwError as exc:
-        raise UsageError(f"--sbat-level-store {path}: {exc}") from None
+        raise exc.with_path(path) from None
     var = store.get(SBAT_LEVEL_VARIABLE, guids.SHIM_LOCK)
     if var is None:
         raise UsageError(f"{path}: no SbatLevel variable ({guids.SHIM_LOCK})")
     try:
         return parse_sbat_level(bytes(var.data)), f"variable SbatLevel in {path}"
     except FwError as exc:
-        raise UsageError(f"{path}: variable SbatLevel: {exc}") from None
+        raise exc.with_path(path).with_hint("in the store's SbatLevel variable") from None
 
 
 def from_shim(spec: str) -> tuple[SbatLevel, str]:
@@ -70,7 +70,7 @@ def from_shim(spec: str) -> tuple[SbatLevel, str]:
     try:
         img = PeImage(read_file(path), path)
     except FwError as exc:
-        raise UsageError(f"--sbat-level-shim {path}: {exc}") from None
+        raise exc.with_path(path) from None
     for sect in special_sections(img):
         if isinstance(sect.decoded, ShimSbatLevel):
             level = sect.decoded.latest if which == "latest" else sect.decoded.automatic

@@ -81,9 +81,15 @@ def boot_chain_document(r: Replay) -> dict[str, Any]:
             }
             for i, e in enumerate(r.events)
         ],
+        "stop": None if r.stop is None else {
+            "code": r.stop.code,
+            "stage": r.stop.stage,
+            "stage_index": r.stop.stage_index,
+        },
         "faults": [
             {
                 "stage": f.stage,
+                "stage_index": f.stage_index,
                 "operation": f.operation,
                 "address": f.address,
                 "address_hex": f"{f.address:#x}",
@@ -91,6 +97,8 @@ def boot_chain_document(r: Replay) -> dict[str, Any]:
                 "memory_type": f.memory_type,
                 "attributes": f.attributes,
                 "fault": f.fault,
+                "code": f.code,
+                "code_hex": f"{f.code:#x}",
                 "explanation": f.explanation,
                 "fix": f.fix,
                 "changed_by": f.changed_by,

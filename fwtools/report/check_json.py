@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from fwtools.report.envelope import document
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport, Result
     from fwtools.policy.profiles import Profile
+    from fwtools.policy.results import FileReport, Result
 
 SCHEMA = "fwtools.fw-check/1"
 

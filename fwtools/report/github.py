@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport
+    from fwtools._base.severity import Severity
+    from fwtools.policy.results import FileReport
 
-_COMMAND = {"error": "error", "warning": "warning", "note": "notice"}
+_COMMAND: Final[dict[Severity, str]] = {"error": "error", "warning": "warning", "note": "notice"}
 
 
 def _escape_data(text: str) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from fwtools.policy.checks import LEVEL_RANK
+from fwtools._base.severity import at_least
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport, Result
+    from fwtools.policy.results import FileReport, Result
 
 
 def junit_xml(reports: list[FileReport], profile_name: str, fail_on: str) -> bytes:
@@ -34,7 +34,7 @@ def junit_xml(reports: list[FileReport], profile_name: str, fail_on: str) -> byt
             case = ET.SubElement(suite, "testcase", classname=rep.path, name=rid)
             s_tests += 1
             active = [r for r in by_rule.get(rid, []) if r.waived is None]
-            failing = [r for r in active if LEVEL_RANK[r.severity] >= LEVEL_RANK[fail_on]]
+            failing = [r for r in active if at_least(r.severity, fail_on)]
             if failing:
                 s_fail += 1
                 text = "\n".join(f"{r.severity}: {r.message} [{r.location}]" for r in failing)

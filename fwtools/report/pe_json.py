@@ -152,7 +152,7 @@ def inspect_document(results: list[FileResult]) -> dict[str, Any]:
         "errors": errors,
         "findings": {
             level: sum(1 for f in findings if f.severity == level)
-            for level in ("error", "warning", "info")
+            for level in ("error", "warning", "note")
         },
         "verification": {
             status: sum(

@@ -16,8 +16,8 @@ from urllib.parse import quote
 from fwtools import __version__
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport
     from fwtools.policy.profiles import Profile
+    from fwtools.policy.results import FileReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/fwtools/fwtools"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
+
+from fwtools._base.severity import Severity, at_least
 
 if TYPE_CHECKING:
-    from fwtools.policy.engine import FileReport
+    from fwtools.policy.results import FileReport
 
-_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
-_RANK = {"note": 0, "warning": 1, "error": 2}
+_STYLE: Final[dict[Severity, str]] = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 
 
 def render_check(
@@ -24,7 +25,7 @@ def render_check(
         active = [r for r in rep.results if r.waived is None]
         waived = [r for r in rep.results if r.waived is not None]
         # FAIL only for what fails the gate (--fail-on); lesser findings are marked as such.
-        failing = [r for r in active if _RANK[r.severity] >= _RANK[summary["fail_on"]]]
+        failing = [r for r in active if at_least(r.severity, summary["fail_on"])]
         mark = ("[red]FAIL[/]" if failing else "[yellow]warn[/]" if active
                 else "[green]ok[/]")
         console.print(f"{mark} {escape(rep.path)}")

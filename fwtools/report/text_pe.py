@@ -6,7 +6,7 @@ problems marked with the rule that found them, digests and verdicts in one place
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -14,6 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from fwtools._base.severity import RANK, Severity
 from fwtools.report.jsonable import to_jsonable
 from fwtools.report.outline import brief, outline_lines
 
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from fwtools.policy.findings import Finding
     from fwtools.policy.pe_facts import FileResult, PeFacts
 
-SEVERITY_STYLE = {"error": ("✗", "bold red"), "warning": ("!", "yellow"), "info": ("·", "dim")}
+SEVERITY_STYLE: Final[dict[Severity, tuple[str, str]]] = {
+    "error": ("✗", "bold red"), "warning": ("!", "yellow"), "note": ("·", "dim"),
+}
 STATUS_STYLE = {"trusted": "bold green", "untrusted": "bold red", "revoked": "bold red"}
 
 
@@ -288,8 +291,7 @@ def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
             parts += [Padding(Group(*render_facts(inner, verbose)), (0, 0, 0, 2))]
     if facts.findings:
         parts += [Text(""), Text("Verdicts", style="bold")]
-        order = {"error": 0, "warning": 1, "info": 2}
-        parts += [_finding(f) for f in sorted(facts.findings, key=lambda f: order[f.severity])]
+        parts += [_finding(f) for f in sorted(facts.findings, key=lambda f: -RANK[f.severity])]
     return parts
 
 

@@ -15,7 +15,7 @@ from fwtools.report.ansi import Painter
 from fwtools.report.jsonable import to_jsonable
 
 if TYPE_CHECKING:
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from fwtools.paging import (
     AArch64PageTable,
@@ -75,7 +75,9 @@ class Event:
 
 @dataclass(frozen=True)
 class FaultRecord:
-    stage: str
+    """An access the MMU refused, as data: who, where, what, and the architectural code."""
+
+    stage: str  # the running stage's name ("firmware", "shim", "shim (LoadImage hook)")
     operation: str
     address: int
     access: Literal["fetch", "write", "read"]
@@ -85,6 +87,27 @@ class FaultRecord:
     fix: str
     attributes: str  # the UEFI view of the page: "XP", "RO", "RP|XP"
     changed_by: str | None  # the event that last set the page's attributes
+    #: 1-based position of the running stage in the chain; 0 is the firmware itself (its
+    #: boot manager loading the first stage)
+    stage_index: int = 0
+    #: the x86 #PF error code, or the AArch64 ESR_ELx
+    code: int = 0
+    #: the architectural short form: ``#PF error 0x11``, ``EC 0x21 IFSC 0x0f``
+    summary: str = ""
+
+
+#: Why a replay stopped, as a code (docs/boot-chain.md, "stop" in the JSON document).
+STOP_CODES: Final[dict[str, str]] = {
+    "fault": "an access the MMU refused (see faults[])",
+    "unsigned": "Secure Boot is on and the image is not signed",
+    "not-efi": "the image's subsystem is not an EFI one",
+    "nx-compat-required": "the image lacks NX_COMPAT and the policy requires it",
+    "wx-section": "a section is writable and executable and the policy requires NX",
+    "out-of-resources": "no memory for an allocation",
+    "kernel-unsupported": "the kernel lacks an entry the loader needs (LoadFile2, handover)",
+    "boot-services-exited": "a boot service was called after ExitBootServices",
+    "model-refusal": "the loader model refuses the next stage (see the reason)",
+}
 
 
 @dataclass
@@ -106,13 +129,36 @@ class LoadedImage:
         return self.base + self.pages * PAGE
 
 
-class ReplayStop(Exception):
-    """The boot cannot continue: a fault, or an image refused (raised inside the replay)."""
+class Stop(NamedTuple):  # NamedTuple: cheaper to create at import than a dataclass
+    """Why the replay ended early, as data: the stage that stopped it and a code."""
 
-    def __init__(self, verdict: Literal["faults", "refused"], reason: str) -> None:
+    verdict: Literal["faults", "refused"]
+    code: str  # a key of STOP_CODES
+    stage: str  # as FaultRecord.stage
+    stage_index: int  # as FaultRecord.stage_index
+    reason: str  # the sentence shown to users
+
+
+class ReplayStop(Exception):
+    """The boot cannot continue: a fault, or an image refused (raised inside the replay).
+
+    ``stage`` and ``stage_index`` name who stopped it (as in :class:`FaultRecord`), ``code``
+    why (a key of :data:`STOP_CODES`); ``reason`` is the sentence for people."""
+
+    def __init__(self, verdict: Literal["faults", "refused"], reason: str, *, code: str,
+                 stage: str, stage_index: int) -> None:
         super().__init__(reason)
+        if code not in STOP_CODES:
+            raise ValueError(f"unknown stop code {code!r}")
         self.verdict = verdict
         self.reason = reason
+        self.code = code
+        self.stage = stage
+        self.stage_index = stage_index
+
+    @property
+    def stop(self) -> Stop:
+        return Stop(self.verdict, self.code, self.stage, self.stage_index, self.reason)
 
 
 @dataclass(frozen=True)
@@ -168,6 +214,7 @@ class Firmware:
         self.secure_boot = secure_boot
         self._log = log
         self.stage = "firmware"
+        self.stage_index = 0  # 1-based index of the running stage; 0 = the firmware itself
         self.compat_mode = False  # Project Mu compatibility mode (wx-model.md §2.3)
         self.boot_services = True
         self.memmap = MemoryMap()
@@ -355,14 +402,23 @@ class Firmware:
             explanation = default_explanation(access, view, mtype, changed)
         if not fix:
             fix = default_fix(access, view, mtype)
-        code = fault.describe()
+        text = summary = fault.describe()
+        number = 0
         if isinstance(fault, PageFault):
-            code += f" ({fault.flags()}), CR2 {fault.cr2:#x}"
+            text += f" ({fault.flags()}), CR2 {fault.cr2:#x}"
+            number = fault.error_code
         elif isinstance(fault, Abort):
-            code += f", ESR {fault.esr:#010x}, FAR {fault.far:#x}"
+            text += f", ESR {fault.esr:#010x}, FAR {fault.far:#x}"
+            number = fault.esr
+            summary = f"EC {fault.ec:#04x}"
         return FaultRecord(self.stage, operation, va, access,
-                           mtype.efi_name if mtype is not None else None, code,
-                           explanation, fix, view, changed)
+                           mtype.efi_name if mtype is not None else None, text,
+                           explanation, fix, view, changed, self.stage_index, number, summary)
+
+    def stop(self, verdict: Literal["faults", "refused"], code: str, reason: str) -> ReplayStop:
+        """A stop raised by the running stage (the caller raises it)."""
+        return ReplayStop(verdict, reason, code=code, stage=self.stage,
+                          stage_index=self.stage_index)
 
     # ---- boot services: memory ----------------------------------------------------------
 
@@ -370,7 +426,8 @@ class Firmware:
                        align: int = PAGE, max_address: int | None = None) -> int:
         """AllocateAnyPages, or AllocateMaxAddress up to and including ``max_address``."""
         if not self.boot_services:
-            raise ReplayStop("faults", f"{self.stage} called AllocatePages after ExitBootServices")
+            raise self.stop("faults", "boot-services-exited",
+                            f"{self.stage} called AllocatePages after ExitBootServices")
         try:
             if max_address is not None:
                 base = self.memmap.allocate(memory_type, pages, align=align,
@@ -386,7 +443,7 @@ class Firmware:
         except AllocationError as exc:
             self.event(f"AllocatePages {what}", 0, 0, memory_type=memory_type,
                         detail=str(exc), status=exc.status)
-            raise ReplayStop("refused", f"{self.stage}: {exc}") from None
+            raise self.stop("refused", "out-of-resources", f"{self.stage}: {exc}") from None
         did = self._apply_policy(MemoryType.CONVENTIONAL, memory_type, base, pages * PAGE)
         self.event(f"AllocatePages {what}", base, base + pages * PAGE, memory_type=memory_type,
                    detail=did)
@@ -505,13 +562,13 @@ class Firmware:
         if types is None:
             self.event(f"LoadImage {image.name}", status="UNSUPPORTED", start=0, end=0,
                         detail=f"subsystem {image.subsystem} is not an EFI image")
-            raise ReplayStop("refused", f"LoadImage {image.name}: EFI_UNSUPPORTED (subsystem "
-                                        f"{image.subsystem})")
+            raise self._refuse("not-efi", f"LoadImage {image.name}: EFI_UNSUPPORTED (subsystem "
+                                          f"{image.subsystem})")
         if self.secure_boot and not image.signed:
             self.event(f"LoadImage {image.name}", 0, 0, status="SECURITY_VIOLATION",
                         detail="Secure Boot is on and the image carries no signature")
-            raise ReplayStop("refused", f"LoadImage {image.name}: EFI_SECURITY_VIOLATION "
-                                        "(unsigned image with Secure Boot on)")
+            raise self._refuse("unsigned", f"LoadImage {image.name}: EFI_SECURITY_VIOLATION "
+                                           "(unsigned image with Secure Boot on)")
         self._mu_nx_check(image)
         code_type, data_type = types
         align = max(image.section_alignment, PAGE)
@@ -527,6 +584,11 @@ class Firmware:
         self._protect(loaded, source)
         return loaded
 
+    @staticmethod
+    def _refuse(code: str, reason: str) -> ReplayStop:
+        """CoreLoadImage's refusals are the firmware's own (stage 0), whoever called it."""
+        return ReplayStop("refused", reason, code=code, stage="firmware", stage_index=0)
+
     def _mu_nx_check(self, image: StageImage) -> None:
         mu = self.profile.mu
         if mu is None or image.nx_compat or image.subsystem != 10 or self.compat_mode:
@@ -534,8 +596,8 @@ class Firmware:
         if mu.block_images_without_nx:
             self.event(f"LoadImage {image.name}", 0, 0, status="SECURITY_VIOLATION",
                         detail="Project Mu BlockImagesWithoutNxFlag: image lacks NX_COMPAT")
-            raise ReplayStop("refused", f"LoadImage {image.name}: EFI_SECURITY_VIOLATION "
-                                        "(no NX_COMPAT, BlockImagesWithoutNxFlag)")
+            raise self._refuse("nx-compat-required", f"LoadImage {image.name}: "
+                               "EFI_SECURITY_VIOLATION (no NX_COMPAT, BlockImagesWithoutNxFlag)")
         # ActivateCompatibilityMode: permanent, policy off, MAP uninstalled, low 640K RWX
         self.compat_mode = True
         self.assign(0, 0xA0000, MemAttr.NONE, "Mu compatibility mode (legacy range RWX)", None)
@@ -614,8 +676,11 @@ class Firmware:
 
 
 class FaultStop(ReplayStop):
+    """The MMU refused an access: ``record`` holds the stage, address, access and code."""
+
     def __init__(self, record: FaultRecord) -> None:
-        super().__init__("faults", f"{record.fault} at {record.address:#x}")
+        super().__init__("faults", f"{record.fault} at {record.address:#x}", code="fault",
+                         stage=record.stage, stage_index=record.stage_index)
         self.record = record
 
 

@@ -4,20 +4,30 @@ The PE layout a loader places in memory (sections, alignment, entry, relocation 
 plus the clues that identify the component and its version (wx-model.md §6.2): ``.sbat``
 rows, shim's ``.data.ident``, the bzImage header and arm64 Image/zboot headers, systemd's
 ``.sdmagic``, and for a UKI the embedded ``.linux`` kernel.
+
+A :class:`StageImage` is a view of the same parse the policy facts use
+(:class:`fwtools.formats.pe.image.PeImage`, the special-section decoders of
+:mod:`fwtools.formats.pe.special`, :func:`fwtools.formats.pe.kernel.kernel_info`, the base
+relocations of :mod:`fwtools.formats.pe.reloc`): :func:`stage_from_pe` builds it from a
+parsed image, and from the decoded special sections and kernel header when the caller has
+them (``fwtools.policy.pe_facts.PeFacts``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from fwtools._base.fileio import read_file
-from fwtools._base.reader import Reader
 from fwtools.errors import FwError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage, Section
+
+if TYPE_CHECKING:
+    from fwtools.formats.pe.special import SpecialSection
 
 _VERSION: Final = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
@@ -103,42 +113,43 @@ def load_stage(path: str | os.PathLike[str]) -> StageImage:
 
 
 def stage_from_bytes(data: bytes, path: str) -> StageImage:
-    img = PeImage(data, path)
-    sections = img.sections
-    sbat: tuple[SbatEntry, ...] = ()
-    shim_version = None
-    uki_kernel = None
-    systemd = False
-    # Imported here: the special-section decoders pull in every format they know.
-    from fwtools.formats.pe.special import PartialDecode, decode_sbat, embedded_pe
-    from fwtools.formats.sbat import Sbat
+    return stage_from_pe(PeImage(data, path))
 
+
+#: the special sections a stage image needs (identification and the UKI's kernel)
+_STAGE_SECTIONS: Final = (".sbat", ".data.ident", ".sdmagic", ".linux")
+_UNSET: Final = object()
+
+
+def stage_from_pe(img: PeImage, *, special: Sequence[SpecialSection] | None = None,
+                  kernel: object = _UNSET) -> StageImage:
+    """The stage image of a parsed PE. ``special`` and ``kernel`` (a ``KernelInfo`` or None)
+    are the decoded special sections and kernel header when the caller already has them (as
+    ``fwtools.policy.collect.collect_facts`` does); otherwise they are decoded here, with
+    the same decoders."""
+    from fwtools.formats.pe.reloc import relocated_pages
+    from fwtools.formats.pe.special import embedded_pe
+
+    path = img.path or ""
+    decoded = _decoded_sections(img, special)
+    rows = getattr(decoded.get(".sbat"), "rows", ())
+    # a malformed row: the rows that do parse still name the loader, as shim's own lenient
+    # parser would read them (the decoder keeps them alongside the error)
+    sbat = tuple(SbatEntry(r.component, r.generation or 0, r.vendor_version) for r in rows)
+    shim_version = getattr(decoded.get(".data.ident"), "version", None)
+    uki_kernel = None
     for s in img.sections:
-        if s.name == ".sbat":
-            try:
-                rows = decode_sbat(img.section_data(s), s.raw_offset).rows
-            except PartialDecode as exc:
-                # a malformed row: the rows that do parse still name the loader, as shim's
-                # own lenient parser would read them
-                rows = exc.decoded.rows if isinstance(exc.decoded, Sbat) else ()
-            except FwError:
-                rows = ()
-            sbat = tuple(SbatEntry(r.component, r.generation or 0, r.vendor_version) for r in rows)
-        elif s.name == ".data.ident":
-            m = re.search(rb"\$Version: ([^ $]+) \$", img.section_data(s))
-            shim_version = m.group(1).decode("ascii", "replace") if m else None
-        elif s.name == ".sdmagic":
-            systemd = True
-        elif s.name == ".linux":
+        if s.name == ".linux":
             inner = embedded_pe(img, s)
             if inner is not None:
                 try:
                     uki_kernel = stage_from_bytes(inner, f"{path}:.linux")
                 except FwError:
                     uki_kernel = None
+    facts = _kernel_facts(img.data) if kernel is _UNSET else _kernel_from_info(kernel)
     return StageImage(
         path=path,
-        file_size=len(data),
+        file_size=len(img.data),
         machine=img.machine_name,
         subsystem=img.subsystem,
         section_alignment=img.section_alignment,
@@ -149,40 +160,34 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
         nx_compat=img.nx_compat,
         relocs_stripped=bool(img.characteristics & layout.FILE_RELOCS_STRIPPED),
         has_reloc_directory=img.has_relocations,
-        reloc_pages=_reloc_pages(img),
-        major_image_version=Reader(data).u16(
-            img.optional_header_offset + layout.MAJOR_IMAGE_VERSION_OFFSET, "optional header"
-        ),
-        sections=sections,
+        reloc_pages=relocated_pages(img),
+        major_image_version=img.major_image_version,
+        sections=img.sections,
         signed=img.certificate_table is not None,
         sbat=sbat,
         shim_version=shim_version,
-        kernel=_kernel_facts(data),
-        systemd=systemd,
+        kernel=facts,
+        systemd=any(s.name == ".sdmagic" for s in img.sections),
         uki_kernel=uki_kernel,
     )
 
 
-def _reloc_pages(img: PeImage) -> tuple[int, ...]:
-    """Page RVAs that base relocations patch (each block header names one 4 KiB page)."""
-    d = img.directory(layout.DIR_BASERELOC)
-    if d is None or not d.size:
-        return ()
-    off = img.rva_to_offset(d.virtual_address)
-    if off is None:
-        return ()
-    data = img.data
-    end = min(off + d.size, len(data))
-    pages: list[int] = []
-    while off + 8 <= end:
-        page = int.from_bytes(data[off : off + 4], "little")
-        size = int.from_bytes(data[off + 4 : off + 8], "little")
-        if size < 8:
-            break
-        if size > 8:  # a block with no entries patches nothing
-            pages.append(page & ~(layout.PAGE_SIZE - 1))
-        off += size
-    return tuple(sorted(set(pages)))
+def _decoded_sections(img: PeImage, special: Sequence[SpecialSection] | None
+                      ) -> dict[str, object]:
+    """Section name -> decoded payload of the sections a stage needs (the last one of a
+    name, as the section walk of identification always read them)."""
+    out: dict[str, object] = {}
+    if special is not None:
+        for sp in special:
+            if sp.name in _STAGE_SECTIONS:
+                out[sp.name] = sp.decoded
+        return out
+    from fwtools.formats.pe.special import decode_section
+
+    for s in img.sections:
+        if s.name in (".sbat", ".data.ident"):
+            out[s.name], _error = decode_section(s.name, img.section_data(s), s.raw_offset)
+    return out
 
 
 def _kernel_facts(data: bytes) -> KernelFacts | None:
@@ -192,7 +197,13 @@ def _kernel_facts(data: bytes) -> KernelFacts | None:
         info = kernel_info(data, peek=False)
     except FwError:
         return None
-    if info is None or info.kind not in ("bzimage", "arm64-image", "zboot"):
+    return _kernel_from_info(info)
+
+
+def _kernel_from_info(info: object) -> KernelFacts | None:
+    from fwtools.formats.pe.kernel import KernelInfo
+
+    if not isinstance(info, KernelInfo) or info.kind not in ("bzimage", "arm64-image", "zboot"):
         return None
     version = version_tuple(info.release or info.version_string)
     bz = info.bzimage

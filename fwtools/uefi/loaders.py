@@ -19,11 +19,11 @@ A model is a TOML file::
     nx_compat = true
 
     [[steps]]                       # what the stage does once it runs, in order
-    op = "allocate"                 # see STEP_ARGS for every operation and its arguments
+    op = "allocate"                 # operations.OPERATIONS: every operation, its arguments
     name = "image"
     type = "LoaderCode"
     size = "next.image"
-    when = ["secure_boot", "!map"]  # conditions (CONDITIONS), all must hold
+    when = ["secure_boot", "!map"]  # operations.CONDITIONS, all must hold
     note = "..."                    # shown in the timeline
     explain = "..."                 # used when this step faults
     fix = "..."
@@ -31,131 +31,28 @@ A model is a TOML file::
     [[loader_steps]]                # shim only: its PE loader, also used through its
     ...                             # LoadImage hook / loader protocol by later stages
 
-The operations are interpreted by :mod:`fwtools.uefi.replay`.
+The operations and conditions are declared, once, in :mod:`fwtools.uefi.operations`; loading
+a model checks every step against that registry.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, version_tuple
-from fwtools.uefi.memtypes import MemoryType
+from fwtools.uefi.operations import COMMON_ARGS, CONDITIONS, OPERATIONS, check_step
+from fwtools.uefi.registry import LoaderModel, Match, Step
+
+__all__ = ["COMMON_ARGS", "CONDITIONS", "FAMILIES", "OPERATIONS", "Identity", "LoaderModel",
+           "Match", "Step", "identify", "load_model", "loaders_dir", "matches", "model_by_name",
+           "select_model", "shipped_models"]
 
 FAMILIES: Final = ("shim", "grub", "linux", "systemd-boot", "systemd-stub", "efi-app")
-
-#: operation -> (required args, optional args)
-STEP_ARGS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    # the stage's own code runs: it writes its writable sections (globals, .bss)
-    "run": (frozenset(), frozenset()),
-    # AllocatePages / AllocatePool; size: bytes, "next.image", "next.file", "self.init_size",
-    # "next.init_size"; align: bytes or "next" (the next image's SectionAlignment);
-    # max_address: AllocateMaxAddress (e.g. 0xFFFFFFFF for below 4 GiB)
-    "allocate": (frozenset({"name", "type", "size"}), frozenset({"align", "pool",
-                                                                  "max_address"})),
-    # take free memory without AllocatePages (GRUB's relocator after ExitBootServices): the
-    # lowest EfiConventionalMemory range that fits, still mapped as free memory is
-    "claim": (frozenset({"name", "size"}), frozenset()),
-    # writes over a range: a buffer name, "self", "next" (the next image as loaded)
-    "write": (frozenset({"range"}), frozenset()),
-    # instruction fetch at the start of a range (code running from it)
-    "execute": (frozenset({"range"}), frozenset()),
-    # place the next image's sections in a buffer (PE layout at the SectionAlignment-aligned
-    # base): writes over SizeOfImage, then the base-relocation pages. ``into`` = ".name": the
-    # next image already lies in this stage's own section .name (a UKI's .linux): nothing is
-    # copied, it runs where the firmware loaded this stage
-    "place": (frozenset({"into"}), frozenset({"relocate"})),
-    # a loader's memory-attribute request (grant, revoke) translated to Set/Clear calls the
-    # way shim's and grub's helpers do it (wx-model.md §6.3): Set(restrictions not granted),
-    # Clear(restrictions not revoked)
-    "attrs": (frozenset({"range", "grant", "revoke"}), frozenset({"unaligned"})),
-    # the same per section of the next image; style: shim-15.6 | shim-15.8 | grub-nx
-    "section_attrs": (frozenset({"into", "style"}), frozenset()),
-    # plain EFI_MEMORY_ATTRIBUTE_PROTOCOL calls; region: "all" or "code" (executable sections)
-    "set": (frozenset({"range", "attributes"}), frozenset({"region"})),
-    "clear": (frozenset({"range", "attributes"}), frozenset({"region"})),
-    # DXE services SetMemorySpaceAttributes: assign the access bits (used where MAP is absent)
-    "dxe_assign": (frozenset({"range", "attributes"}), frozenset({"region"})),
-    # firmware LoadImage of the next image (DXE image protection applies)
-    "load_image": (frozenset(), frozenset({"source"})),
-    # the shim stage's loader_steps load the next image (LoadImage hook / loader protocol)
-    "shim_load": (frozenset(), frozenset()),
-    # jump to the next stage's entry point (after load_image or place); entry = "handover":
-    # the bzImage's 64-bit EFI handover entry instead of the PE entry point
-    "start": (frozenset(), frozenset({"entry"})),
-    "free": (frozenset({"range"}), frozenset()),
-    "exit_boot_services": (frozenset(), frozenset()),
-    # stop with verdict "refused" (reason is printed)
-    "refuse": (frozenset({"reason"}), frozenset()),
-    # the OS kernel has control: the chain booted
-    "done": (frozenset(), frozenset()),
-}
-COMMON_ARGS: Final = frozenset({"op", "when", "note", "explain", "fix"})
-
-CONDITIONS: Final = (
-    "secure_boot",  # Secure Boot is on
-    "map",  # EFI_MEMORY_ATTRIBUTE_PROTOCOL is installed
-    "next",  # there is a next stage
-    "next.kernel",  # the next stage is a Linux kernel (bzImage / arm64 Image / zboot header)
-    "next.nx_compat",
-    "next.wx_sections",  # a section of the next image is writable and executable
-    "next.handover",  # bzImage with the 64-bit EFI handover entry
-    "next.loadfile2",  # kernel MajorImageVersion >= 1 (LoadFile2 initrd, LoadImage path ok)
-    "next.signed",
-    "next.protected",  # the firmware section-protected the next image at LoadImage
-    "next.bss",  # the next image's SizeOfImage exceeds its file (a bzImage's BSS)
-    "self.protected",
-    "self.nx_compat",
-    "self.linux_above_4g",  # this stage's .linux section (a UKI's kernel) ends above 4 GiB
-    "stub_handover_copy",  # systemd-stub copies a handover kernel first (see replay.py)
-    "stub_loads_kernel",  # systemd-stub >= 258 loads the kernel itself (see replay.py)
-    "shim_hooks",  # an earlier shim >= 16 hooked LoadImage (Secure Boot on)
-    "shim_lock",  # an earlier stage is shim (its shim_lock protocol is there)
-    "nx_required",  # shim's MokPolicy requires NX_COMPAT (16.1 auto policy)
-    "heap_nx",  # the firmware makes EfiLoaderData non-executable
-    "x64",
-    "aa64",
-)
-
-
-@dataclass(frozen=True)
-class Step:
-    op: str
-    args: dict[str, Any]
-    when: tuple[str, ...] = ()
-    note: str = ""
-    explain: str = ""
-    fix: str = ""
-
-
-@dataclass(frozen=True)
-class Match:
-    min_version: tuple[int, ...] | None = None
-    below_version: tuple[int, ...] | None = None
-    vendors: tuple[str, ...] = ()
-    arch: str | None = None
-    kernel: str | None = None
-    min_section_alignment: int | None = None
-    max_section_alignment: int | None = None
-    nx_compat: bool | None = None
-
-
-@dataclass(frozen=True)
-class LoaderModel:
-    name: str
-    family: str
-    description: str
-    priority: int
-    match: Match
-    steps: tuple[Step, ...]
-    loader_steps: tuple[Step, ...] = ()
-    sources: tuple[str, ...] = ()
-    path: str = field(default="", compare=False)
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -320,37 +217,5 @@ def _match(data: dict[str, Any], where: str) -> Match:
 def _steps(value: object, where: str) -> tuple[Step, ...]:
     if not isinstance(value, list):
         raise UsageError(f"{where} must be an array of tables")
-    out = []
-    for i, raw in enumerate(value):
-        w = f"{where}[{i}]"
-        step = table(raw, w)
-        op = step.get("op")
-        if op not in STEP_ARGS:
-            raise UsageError(f"{w}: unknown op {op!r} (one of {', '.join(STEP_ARGS)})")
-        required, optional = STEP_ARGS[op]
-        keys = set(step)
-        missing = required - keys
-        extra = keys - required - optional - COMMON_ARGS
-        if missing:
-            raise UsageError(f"{w}: op {op} needs {', '.join(sorted(missing))}")
-        if extra:
-            raise UsageError(f"{w}: op {op} does not take {', '.join(sorted(extra))}")
-        when = step.get("when", [])
-        if not isinstance(when, list) or not all(
-            isinstance(c, str) and c.removeprefix("!") in CONDITIONS for c in when
-        ):
-            raise UsageError(f"{w}: when must list conditions from {', '.join(CONDITIONS)}")
-        if "type" in step:
-            try:
-                MemoryType.parse(step["type"])
-            except UsageError as exc:
-                raise UsageError(f"{w}: {exc}") from None
-        for text in ("note", "explain", "fix"):
-            if not isinstance(step.get(text, ""), str):
-                raise UsageError(f"{w}: {text} must be a string")
-        if step.get("entry", "handover") != "handover":
-            raise UsageError(f"{w}: entry must be \"handover\" (or absent: the PE entry point)")
-        args = {k: v for k, v in step.items() if k not in COMMON_ARGS}
-        out.append(Step(op, args, tuple(when), step.get("note", ""), step.get("explain", ""),
-                        step.get("fix", "")))
-    return tuple(out)
+    return tuple(check_step(table(raw, f"{where}[{i}]"), f"{where}[{i}]")
+                 for i, raw in enumerate(value))

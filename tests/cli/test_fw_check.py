@@ -30,6 +30,22 @@ def test_exit_codes() -> None:
     assert run("--sbat-level", POLICY / "missing.txt", POLICY / "good.efi").returncode == 2
 
 
+def test_fail_on_takes_info_as_note(tmp_path: Path) -> None:
+    # A profile whose nx-compat finding is a note; "info", the lowest level's old name in
+    # pe-inspect and store checks, is still accepted for it.
+    profile = tmp_path / "notes.toml"
+    profile.write_text('extends = "uefi-ca"\n[rules.nx-compat]\nseverity = "note"\n')
+    image = POLICY / "bad-nx-compat.efi"
+    assert run("--policy", profile, "--fail-on", "warning", image).returncode == 0
+    assert run("--policy", profile, "--fail-on", "note", image).returncode == 1
+    info = run("--policy", profile, "--fail-on", "info", "--json", image)
+    assert info.returncode == 1
+    assert json.loads(info.stdout)["summary"]["fail_on"] == "note"
+    bad = run("--policy", profile, "--fail-on", "fatal", image)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "'fatal' is not one of" in bad.stderr
+
+
 def test_unreadable_input_still_reports_the_rest(tmp_path: Path) -> None:
     bad = tmp_path / "bad.efi"
     bad.write_bytes(b"not a PE")

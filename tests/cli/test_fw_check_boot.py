@@ -67,11 +67,25 @@ def test_json_contract(bookworm: tuple[Path, Path, Path]) -> None:
     assert f["fault"].startswith("#PF error 0x11")
     for key in ("operation", "explanation", "fix"):
         assert f[key]
+    # the fault as data: grub is stages[1], the #PF error code an integer
+    assert (f["stage_index"], f["code"], f["code_hex"]) == (2, 0x11, "0x11")
+    assert doc["stages"][f["stage_index"] - 1]["name"] == f["stage"]
+    assert doc["stop"] == {"code": "fault", "stage": "grub", "stage_index": 2}
     ev = doc["events"]
     assert ev[0]["operation"] == "firmware start"
     assert all({"stage", "operation", "start", "end", "memory_type", "permissions",
                 "status"} <= set(e) for e in ev)
     assert doc["firmware"]["nx_policy_hex"] == "0xc000000000007fd5"
+
+
+def test_json_stop_of_a_refusal_and_of_a_boot(bookworm: tuple[Path, Path, Path]) -> None:
+    p = run("--firmware", "mu-debug", "--json", *bookworm)
+    doc = json.loads(p.stdout)
+    assert p.returncode == 1 and doc["verdict"] == "refused" and doc["faults"] == []
+    # Debian's shim lacks NX_COMPAT: Mu's LoadImage (the firmware, stage 0) refuses it
+    assert doc["stop"] == {"code": "nx-compat-required", "stage": "firmware", "stage_index": 0}
+    q = run("--firmware", "ovmf", "--json", *bookworm)
+    assert q.returncode == 0 and json.loads(q.stdout)["stop"] is None
 
 
 def test_overrides_change_the_verdict(bookworm: tuple[Path, Path, Path]) -> None:

@@ -2,9 +2,9 @@
 
 Two corpora:
 
-- the Debian corpus, outside the repository, fetched by ``tests/corpus/fetch.sh`` into ``$FWTOOLS_CORPUS`` (default
-  ``/var/cache/fwtools-corpus``): ``root/<suite>/<arch>/<package>/`` is each package unpacked
-  with ``dpkg-deb -x`` and ``manifest.tsv`` records what was fetched;
+- the Debian corpus, outside the repository, fetched by ``tests/corpus/fetch.sh`` into
+  ``$FWTOOLS_CORPUS`` (default ``/var/cache/fwtools-corpus``): ``root/<suite>/<arch>/<package>/``
+  is each package unpacked with ``dpkg-deb -x`` and ``manifest.tsv`` records what was fetched;
 - Microsoft's published Secure Boot objects, kept in the repository in
   ``testdata/microsoft-secureboot-objects`` (provenance and licence beside them);
   ``$FWTOOLS_MS_CORPUS`` points the tests at another copy, e.g. a newer release.

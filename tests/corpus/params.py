@@ -45,7 +45,7 @@ def populated_stores(*patterns: str) -> list[Any]:
     those, so they are not generated rather than generated and skipped.
     """
     from fwtools.errors import FwError
-    from fwtools.formats.varstore.edk2 import VariableStore
+    from fwtools.formats.varstore.store import VariableStore
 
     params = corpus_files(*patterns)
     kept = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage
 
 
@@ -40,8 +39,7 @@ def relabel_pre_58(kernel: Path, out: Path) -> Path:
     do (no LINUX_INITRD_MEDIA support): the one field systemd-stub's pe_kernel_info checks
     to choose the EFI handover protocol over LoadImage. Nothing else changes."""
     data = bytearray(kernel.read_bytes())
-    opt = PeImage(bytes(data), str(kernel)).optional_header_offset
-    at = opt + layout.MAJOR_IMAGE_VERSION_OFFSET
+    at = PeImage(bytes(data), str(kernel)).optional_field_offset("MajorImageVersion")
     data[at : at + 2] = b"\0\0"
     out.write_bytes(bytes(data))
     return out

@@ -6,10 +6,15 @@
 2. A store enrolled with `fw-vars enroll --microsoft --secure-boot` boots Debian's
    Microsoft-signed shim into grub; one enrolled with only a test certificate makes the
    firmware refuse shim.
+3. Debian 12's 2 MiB-build OVMF_VARS.ms.fd moved to the 4 MiB build's layout with
+   `fw-vars convert --layout ovmf-4m` (where Microsoft's current dbx fits, issue 13) and
+   updated with it: the 4 MiB firmware reads every Secure Boot variable back as written, and
+   Secure Boot with it boots shim -> grub.
 """
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +35,13 @@ from .qemu import (
 )
 
 if TYPE_CHECKING:
+    from corpus import Corpus
+
     from .conftest import BootRecorder, Ovmf, ShimChain
 
-SAMPLE = Path(__file__).resolve().parents[2] / "testdata/sample"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "testdata/sample"
+DBX_UPDATE = REPO / "testdata/microsoft-secureboot-objects/dbx/amd64/DBXUpdate.bin"
 EFI_GLOBAL = uuid.UUID("8be4df61-93ca-11d2-aa0d-00e098032b8c")
 SHIM_LOCK = uuid.UUID("605dab50-e046-4300-abb6-3dd810dd8b23")
 
@@ -105,3 +114,51 @@ def test_enrolled_test_key_only_refuses_shim(
     record_boot(boot.result, "bookworm secboot, fw-vars test-key store: shim refused")
     assert boot.verdict == "security-violation", boot.describe()
     assert boot.refused_by == "firmware"
+
+
+def test_converted_2m_store_with_the_new_dbx_boots_on_the_4m_firmware(
+    corpus: Corpus, ovmf_bookworm: Ovmf, ovmf_trixie: Ovmf, shim_chain_bookworm: ShimChain,
+    tmp_path: Path, record_boot: BootRecorder,
+) -> None:
+    from fwtools.formats.varstore.storeio import load_store
+
+    source = corpus.ovmf("bookworm", "OVMF_VARS.ms.fd")  # 128 KiB: the 2 MiB build's store
+    store = tmp_path / "OVMF_VARS_4M.ms.fd"
+    fw_vars("convert", source, store, "--layout", "ovmf-4m")
+    fw_vars("dbx", store, DBX_UPDATE, "--in-place")  # refused in the 2 MiB layout
+    written = {v.key: v for v in load_store(store).variables}
+    before = {v.key: v for v in load_store(source).variables}
+    assert written.keys() == before.keys()
+
+    # (a) The 4 MiB firmware's shell (Debian 13's OVMF_CODE_4M.fd has no Secure Boot, so it
+    # starts with keys enrolled) shows the authenticated variables exactly as written.
+    shell_copy = tmp_path / "shell.fd"
+    shutil.copyfile(store, shell_copy)
+    run = dmpstore_all(ovmf_trixie.code, shell_copy, workdir=tmp_path)
+    record_boot(run.result, "trixie 4M shell dmpstore, bookworm 2M store converted + dbx")
+    assert run.completed, run.result.describe()
+    shown = run.variables()
+    authenticated = [v for v in written.values() if v.attributes & 0x30]
+    assert {v.name for v in authenticated} >= {"PK", "KEK", "db", "dbx"}
+    for v in authenticated:
+        got = shown[(v.guid, v.name)]
+        assert got.data == v.data, v.name
+        assert got.attribute_bits == v.attributes, v.name
+    dbx_key = next(k for k in written if k[1] == "dbx")
+    assert len(shown[dbx_key].data) > len(before[dbx_key].data)  # the update is in
+    # Every other variable is there too, except what the boot manager rebuilds (boot options
+    # for devices this machine does not have).
+    managed = ("Boot", "Key", "ConOut", "ConIn", "ErrOut", "MemoryTypeInformation", "MTC")
+    for key in written:
+        if not key[1].startswith(managed):
+            assert key in shown, key
+    # After the firmware has written to it, fwtools reads what the firmware printed.
+    assert compare_nv(shown, read_back(shell_copy, reader=fwtools_reader)) == []
+
+    # (b) Secure Boot on the 4 MiB build with the converted store: shim -> grub.
+    boot_copy = tmp_path / "boot.fd"
+    shutil.copyfile(store, boot_copy)
+    boot = boot_shim_chain(ovmf_bookworm.code_secboot, boot_copy,
+                           shim_chain_bookworm.esp_image(tmp_path / "esp.img"))
+    record_boot(boot.result, "bookworm 4M secboot, converted store + dbx: shim -> grub")
+    assert boot.verdict == "grub", boot.describe()

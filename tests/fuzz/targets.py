@@ -80,7 +80,7 @@ def target_varstore(data: bytes) -> None:
     """edk2 firmware volume + variable store: parse, check, decode every variable, write
     back (what fw-vars show/check/set do) and re-parse what was written."""
     from fwtools.formats.varstore.decode import decode_variable
-    from fwtools.formats.varstore.edk2 import VariableStore
+    from fwtools.formats.varstore.store import VariableStore
 
     store = VariableStore.parse(data, path="fuzz.fd")
     store.check()
@@ -218,6 +218,15 @@ def _replay_two_ways(stage: StageImage, profile: FirmwareProfile) -> None:
         except FwError:
             continue  # e.g. a chain mixing architectures: a usage error
         assert r.verdict in ("boots", "faults", "refused"), r.verdict
+        # why it stopped is data that agrees with the verdict and the faults
+        assert (r.stop is None) == (r.verdict == "boots"), (r.verdict, r.stop)
+        if r.stop is not None:
+            assert r.stop.verdict == r.verdict
+            assert 0 <= r.stop.stage_index <= len(r.stages)
+            assert (r.stop.code == "fault") == bool(r.faults)
+        for f in r.faults:
+            assert r.stop is not None and f.stage_index == r.stop.stage_index
+            assert f.code >= 0 and f.fault.startswith(f.summary)
 
 
 def target_bootchain(data: bytes) -> None:
@@ -376,8 +385,8 @@ def _made_seeds(name: str, corpus: bool) -> list[bytes]:
 
 
 def _json_seeds(corpus: bool) -> list[bytes]:
-    from fwtools.formats.varstore.edk2 import VariableStore
     from fwtools.formats.varstore.jsonform import variables_to_json
+    from fwtools.formats.varstore.store import VariableStore
 
     out = []
     for p in _seed_paths("varstore", corpus=corpus)[:6]:
@@ -403,7 +412,8 @@ def seeds(name: str, *, corpus: bool = True) -> list[bytes]:
 
 def render_everything_for_pe(data: bytes) -> str:  # pragma: no cover - helper for harness
     """The pe-inspect text renderer over ``data`` (used by the slow PE harness variant)."""
-    from fwtools.policy.pe_facts import FileResult, collect_facts
+    from fwtools.policy.collect import collect_facts
+    from fwtools.policy.pe_facts import FileResult
     from fwtools.report.text_pe import render_inspection
 
     facts = collect_facts(data, "fuzz.efi", check_signatures=True, checksum=True)

@@ -11,6 +11,7 @@ from corpus import Corpus
 from fwtools.errors import UsageError
 from fwtools.policy import engine
 from fwtools.policy.profiles import load_profile
+from fwtools.policy.results import FileReport
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,6 +61,24 @@ def test_refusal_is_reported_against_the_refused_stage(corpus: Corpus,
     # Mu's BlockImagesWithoutNxFlag refuses Debian's shim (built without NX_COMPAT)
     assert len(shim_results) == 1 and "refused" in shim_results[0].message
     assert "NX_COMPAT" in shim_results[0].message
+    # the firmware's LoadImage refused it (stop stage 0): the chain's first file answers
+    assert shim_results[0].location == "stage firmware"
+
+
+def test_refusal_by_a_later_stage_goes_to_that_stages_file(corpus: Corpus,
+                                                          tmp_path: Path) -> None:
+    """shim's Secure Boot check refuses the unsigned grub: the stop names shim (stage 1) as
+    data, and the finding is shim's, whatever the reason text says."""
+    shim = corpus.shim("bookworm", "amd64")
+    grub = corpus.file("bookworm", "amd64", "grub-efi-amd64-bin",
+                       "usr/lib/grub/x86_64-efi/monolithic/grubx64.efi")
+    kernel = corpus.kernel("bookworm", "amd64")
+    profile = load_profile(str(_profile(tmp_path, ["ovmf"], "[true]")))
+    reports = engine.run([str(shim), str(grub), str(kernel)], profile, engine.Options())
+    by_path = {r.path: r.results for r in reports}
+    assert [r.location for r in by_path[str(shim)]] == ["stage shim"]
+    assert "Verification failed" in by_path[str(shim)][0].message
+    assert not by_path[str(grub)] and not by_path[str(kernel)]
 
 
 def test_shipped_profile_and_bad_parameters(tmp_path: Path) -> None:
@@ -67,10 +86,10 @@ def test_shipped_profile_and_bad_parameters(tmp_path: Path) -> None:
     assert prof.rules["boot-chain"].params["firmware"]
     with pytest.raises(UsageError, match="unknown firmware profile"):
         bad = load_profile(str(_profile(tmp_path, ["no-such-firmware"])))
-        engine.add_chain_results([engine.FileReport("x")], bad)
+        engine.add_chain_results([FileReport("x")], bad)
     with pytest.raises(UsageError, match="secure_boot"):
         bad = load_profile(str(_profile(tmp_path, ["ovmf"], '"yes"')))
-        engine.add_chain_results([engine.FileReport("x")], bad)
+        engine.add_chain_results([FileReport("x")], bad)
 
 
 def test_strict_profile_does_not_replay_chains(corpus: Corpus) -> None:
@@ -79,3 +98,17 @@ def test_strict_profile_does_not_replay_chains(corpus: Corpus) -> None:
     reports = engine.run([str(shim), str(grub), str(kernel)], load_profile("strict"),
                          engine.Options())
     assert all("boot-chain" not in r.checked for r in reports)
+
+
+def test_chains_are_replayed_on_the_facts_the_rules_judged(corpus: Corpus,
+                                                           tmp_path: Path) -> None:
+    """One parse per file: each report carries its stage image, built from its facts."""
+    from fwtools.uefi.image import load_stage
+
+    paths = [str(p) for p in corpus.boot_chain("bookworm", "amd64")]
+    profile = load_profile(str(_profile(tmp_path, ["ovmf"], "[false]")))
+    reports = engine.run(paths, profile, engine.Options())
+    assert [r.stage == load_stage(r.path) for r in reports] == [True, True, True]
+    # without the chain rule, no stage image is built
+    plain = engine.run(paths, load_profile("strict"), engine.Options())
+    assert [r.stage for r in plain] == [None, None, None]

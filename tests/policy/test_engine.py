@@ -159,10 +159,25 @@ def test_strict_extends_uefi_ca_and_has_everything() -> None:
                                        "strict", "wx-boot-chain"}
 
 
+def test_profile_severities_are_the_one_scale(tmp_path: Path) -> None:
+    # "info", the lowest level's old name in pe-inspect and store checks, reads as "note".
+    p = tmp_path / "p.toml"
+    p.write_text('extends = "uefi-ca"\n[rules.nx-compat]\nseverity = "info"\n'
+                 '[rules.wx-section]\nseverity = "off"\n')
+    prof = load_profile(str(p))
+    assert prof.rules["nx-compat"].severity == "note"
+    assert "wx-section" not in {r.id for r in prof.active}
+    rep = engine.check_path(str(POLICY / "bad-nx-compat.efi"), prof, engine.Options())
+    assert [(r.rule, r.severity) for r in rep.results] == [("nx-compat", "note")]
+    assert engine.exit_code([rep], "warning") == 0
+    assert engine.exit_code([rep], "note") == 1
+
+
 @pytest.mark.parametrize("text", [
     'extends = "no-such-profile"',
     "[rules.no-such-rule]",
     '[rules.nx-compat]\nseverity = "fatal"',
+    '[rules.nx-compat]\nseverity = 2',
     "[rules.nx-compat]\nbogus = 1",
     "not toml [",
 ])

@@ -15,6 +15,7 @@ from corpus.params import need_tool
 from fwtools.formats.sbat import SbatLevel
 from fwtools.policy import engine, sbat_sources
 from fwtools.policy.profiles import load_profile
+from fwtools.policy.results import FileReport
 
 OBJDUMP = shutil.which("objdump")
 
@@ -31,14 +32,14 @@ def objdump_fields(path: Path) -> dict[str, int] | None:
 
 
 @pytest.fixture(scope="module")
-def uefi_ca(corpus: Corpus) -> dict[str, engine.FileReport]:
+def uefi_ca(corpus: Corpus) -> dict[str, FileReport]:
     files = [str(b.path) for b in corpus.efi_binaries()]
     reports = engine.run(files, load_profile("uefi-ca"), engine.Options())
     return {r.path: r for r in reports}
 
 
 def test_nx_compat_and_alignment_match_objdump(
-    corpus: Corpus, uefi_ca: dict[str, engine.FileReport]
+    corpus: Corpus, uefi_ca: dict[str, FileReport]
 ) -> None:
     need_tool("objdump")
     compared = 0
@@ -55,7 +56,7 @@ def test_nx_compat_and_alignment_match_objdump(
     assert compared >= 20
 
 
-def test_corpus_explained(uefi_ca: dict[str, engine.FileReport]) -> None:
+def test_corpus_explained(uefi_ca: dict[str, FileReport]) -> None:
     def hit(rule: str) -> set[str]:
         return {p.split("/root/", 1)[-1] for p, r in uefi_ca.items()
                 if any(x.rule == rule for x in r.results)}

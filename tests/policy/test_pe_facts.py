@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwtools.errors import FwError
-from fwtools.policy.pe_facts import FileResult, collect_facts
+from fwtools.policy.collect import collect_facts
+from fwtools.policy.pe_facts import FileResult
 from fwtools.report.pe_json import inspect_document
 from fwtools.report.text_pe import render_inspection
 

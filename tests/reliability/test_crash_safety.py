@@ -160,7 +160,7 @@ def _cases(inputs: dict[str, Path]) -> dict[str, list[Case]]:
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Inputs made once: a qcow2 store, a blank authenticated store, disk images."""
     from fwtools.formats.qcow2.writer import raw_to_qcow2
-    from fwtools.formats.varstore.edk2 import VariableStore
+    from fwtools.formats.varstore.store import VariableStore
 
     d = tmp_path_factory.mktemp("inputs")
     out = {"qcow2": d / "store.qcow2", "blank": d / "blank.fd", "disk": d / "disk.img",

@@ -633,3 +633,73 @@ def test_allocate_max_address_stays_below_it() -> None:
     with pytest.raises(ReplayStop, match="no free range"):
         fw.allocate_pages(MemoryType.LOADER_CODE, 0x100000, "4 GiB below 4 GiB",
                           max_address=0xFFFFFFFF)
+
+
+# ---- stops and faults as data ------------------------------------------------------------
+
+
+def test_fault_record_carries_stage_index_and_pf_error_code() -> None:
+    fw, _ = make("ovmf-strict")
+    fw.stage, fw.stage_index = "grub", 2
+    data = fw.allocate_pages(LD, 1, "t")
+    with pytest.raises(FaultStop) as e:
+        fw.access(data + 0x10, data + 0x11, F, "jump")
+    rec = e.value.record
+    assert (rec.stage, rec.stage_index, rec.address, rec.access) == ("grub", 2, data + 0x10,
+                                                                     "fetch")
+    assert rec.code == 0x11  # I/D and P: an instruction fetch from a present NX page
+    assert rec.summary == "#PF error 0x11"
+    stop = e.value.stop
+    assert (stop.verdict, stop.code, stop.stage, stop.stage_index) == ("faults", "fault",
+                                                                       "grub", 2)
+
+
+def test_fault_record_code_is_the_esr_on_aarch64() -> None:
+    fw, _ = make("armvirt-map", "aa64")
+    fw.stage_index = 1
+    data = fw.allocate_pages(LD, 1, "t")
+    with pytest.raises(FaultStop) as e:
+        fw.access(data, data + 1, F, "jump")
+    rec = e.value.record
+    abort = arm_abort(fw, data, F)
+    assert rec.code == abort.esr and rec.code >> 26 == 0x21  # EC: instruction abort, same EL
+    assert rec.summary == "EC 0x21" and rec.stage_index == 1
+
+
+def test_write_fault_code_has_the_write_bit() -> None:
+    fw, _ = make("ovmf")
+    code = fw.allocate_pages(LC, 1, "t")
+    fw.map_set(code, PAGE, RO, "t")
+    with pytest.raises(FaultStop) as e:
+        fw.access(code, code + 8, W, "poke")
+    assert e.value.record.code == 0x03 and e.value.record.access == "write"
+
+
+def test_load_image_refusals_are_the_firmwares_with_a_code(hello: StageImage) -> None:
+    fw = Firmware(load_firmware("ovmf"), "x64", secure_boot=True, log=lambda e: None)
+    fw.stage, fw.stage_index = "grub", 2  # grub calls LoadImage; the firmware refuses
+    with pytest.raises(ReplayStop) as e:
+        fw.load_image(hello)
+    assert (e.value.verdict, e.value.code) == ("refused", "unsigned")
+    assert (e.value.stage, e.value.stage_index) == ("firmware", 0)
+    fw2, _ = make("ovmf")
+    with pytest.raises(ReplayStop) as e2:
+        fw2.load_image(dataclasses.replace(hello, subsystem=3))
+    assert e2.value.code == "not-efi"
+
+
+def test_allocation_stops_name_the_calling_stage() -> None:
+    fw, _ = make("ovmf")
+    fw.stage, fw.stage_index = "shim", 1
+    with pytest.raises(ReplayStop) as e:
+        fw.allocate_pages(LC, 1 << 30, "huge")
+    assert (e.value.code, e.value.stage, e.value.stage_index) == ("out-of-resources", "shim", 1)
+    fw.exit_boot_services()
+    with pytest.raises(ReplayStop) as e2:
+        fw.allocate_pages(LD, 1, "t")
+    assert (e2.value.verdict, e2.value.code) == ("faults", "boot-services-exited")
+
+
+def test_unknown_stop_code_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown stop code"):
+        ReplayStop("refused", "x", code="because", stage="shim", stage_index=1)

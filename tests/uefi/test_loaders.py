@@ -16,7 +16,7 @@ from fwtools.uefi.image import load_stage
 from fwtools.uefi.loaders import (
     CONDITIONS,
     FAMILIES,
-    STEP_ARGS,
+    OPERATIONS,
     LoaderModel,
     identify,
     load_model,
@@ -42,7 +42,7 @@ def test_every_shipped_model_loads(name: str) -> None:
     assert m.sources, "every model cites where its behaviour comes from"
     assert m.steps
     for step in (*m.steps, *m.loader_steps):
-        assert step.op in STEP_ARGS
+        assert step.op in OPERATIONS
         assert all(c.lstrip("!") in CONDITIONS for c in step.when)
     # a model ends by handing over: starting the next stage or the kernel taking control
     assert {s.op for s in m.steps} & {"start", "done"}

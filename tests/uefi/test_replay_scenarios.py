@@ -48,6 +48,9 @@ def test_bookworm_x86_faults_on_ovmf_strict(corpus: Corpus, secure_boot: bool) -
     assert f.stage == "grub"
     assert f.access == "fetch"
     assert f.fault.startswith("#PF error 0x11")
+    assert (f.stage_index, f.code) == (2, 0x11)  # the second stage; I/D=1 P=1
+    assert r.stop is not None and (r.stop.code, r.stop.stage_index) == ("fault", 2)
+    assert r.stage_at(f.stage_index) is r.stages[1]
     assert f.attributes == "XP"
     if secure_boot:
         # findings.md Q3 "linux on x86_64-efi, Bookworm", SB on: linuxefi reads the bzImage
@@ -100,6 +103,9 @@ def test_bookworm_arm64_secure_boot(corpus: Corpus, firmware: str, verdict: str)
         (f,) = r.faults
         assert (f.stage, f.access, f.memory_type) == ("grub", "fetch", "EfiLoaderData")
         assert f.fault.startswith("EC 0x21")
+        # the ESR: EC 0x21 (instruction abort, same EL), IL, IFSC 0x0e: permission fault at
+        # level 2 (the buffer lies in a 2 MiB block)
+        assert f.stage_index == 2 and f.code == (0x21 << 26) | (1 << 25) | 0x0E
 
 
 def test_bookworm_arm64_without_secure_boot_boots_on_armvirt(corpus: Corpus) -> None:
@@ -145,6 +151,10 @@ def test_trixie_refused_on_mu_debug(corpus: Corpus, arch: str) -> None:
     assert r.faults == []
     assert "BlockImagesWithoutNxFlag" in r.reason
     assert "SECURITY_VIOLATION" in r.reason
+    # the firmware's own LoadImage refuses (stage 0), for want of NX_COMPAT
+    assert r.stop is not None
+    assert (r.stop.code, r.stop.stage, r.stop.stage_index) == ("nx-compat-required",
+                                                               "firmware", 0)
 
 
 # ---- shim 15.6/15.7 and sections whose size is not a 4 KiB multiple (shim issue #585) ----
@@ -264,6 +274,8 @@ def test_nx_compat_shim_16_1_refuses_grub_without_nx_compat(corpus: Corpus) -> N
     r = run([shim, grub, kernel], "armvirt-map")
     assert r.verdict == "refused"
     assert "Policy requires NX" in r.reason
+    assert r.stop is not None
+    assert (r.stop.code, r.stop.stage, r.stop.stage_index) == ("nx-compat-required", "shim", 1)
 
 
 def test_nx_compat_shim_16_1_hook_refuses_kernel_without_nx_compat(corpus: Corpus) -> None:
@@ -279,6 +291,8 @@ def test_nx_compat_shim_16_1_hook_refuses_kernel_without_nx_compat(corpus: Corpu
     r = run([shim, grub, kernel], "armvirt-map", secure_boot=True, models=forced)
     assert r.verdict == "refused"
     assert r.reason.startswith("grub: Policy requires NX")
+    # shim's hook runs for grub's LoadImage: the refusal is grub's call failing
+    assert r.stop is not None and (r.stop.code, r.stop.stage_index) == ("nx-compat-required", 2)
     # ... not without the protocol (hsi_api_is_present), nor with Debian's shim (no NX_COMPAT)
     assert run([shim, grub, kernel], "armvirt", secure_boot=True,
                models=forced).verdict == "boots"

@@ -20,88 +20,145 @@ the ``,``), so two instances print as ``A,/B``. Where edk2 would read past a nod
 short for its type, the node is printed the generic way (``HardwarePath(1,...)``,
 ``Path(type,subtype,hex)``) instead.
 
-The text lives in :mod:`.devicepath_text` (:func:`device_path_text`, :func:`node_text`),
-imported on first use; both names are also reachable from here.
+The printers live in :mod:`.devicepath_text`, imported on first use by
+:func:`device_path_text` and :func:`node_text` here; the constants both modules need are in
+:mod:`.devicepath_defs`.
 """
 
 from __future__ import annotations
 
-import struct
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
 
 from fwtools._base.record import Record
 from fwtools.errors import ParseError, TruncatedError, UsageError
-
-if TYPE_CHECKING:
-    from fwtools.formats.efi.devicepath_text import device_path_text as device_path_text
-    from fwtools.formats.efi.devicepath_text import node_text as node_text
-
-# -- layout -------------------------------------------------------------------------------
-
-NODE_HEADER: Final = struct.Struct("<BBH")
-NODE_HEADER_SIZE: Final = NODE_HEADER.size
-LENGTH_FIELD: Final = 2
-
-# Types (DevicePath.h).
-HARDWARE_DEVICE_PATH: Final = 0x01
-ACPI_DEVICE_PATH: Final = 0x02
-MESSAGING_DEVICE_PATH: Final = 0x03
-MEDIA_DEVICE_PATH: Final = 0x04
-BBS_DEVICE_PATH: Final = 0x05
-END_DEVICE_PATH_TYPE: Final = 0x7F
-END_INSTANCE_SUBTYPE: Final = 0x01
-END_ENTIRE_SUBTYPE: Final = 0xFF
-
-# Subtypes used by the builders and the text form.
-HW_PCI_DP: Final = 0x01
-HW_VENDOR_DP: Final = 0x04
-ACPI_DP: Final = 0x01
-ACPI_EXTENDED_DP: Final = 0x02
-MSG_VENDOR_DP: Final = 0x0A
-MSG_URI_DP: Final = 0x18
-MEDIA_HARDDRIVE_DP: Final = 0x01
-MEDIA_VENDOR_DP: Final = 0x03
-MEDIA_FILEPATH_DP: Final = 0x04
-MEDIA_PIWG_FW_FILE_DP: Final = 0x06
-MEDIA_PIWG_FW_VOL_DP: Final = 0x07
-
-# HARDDRIVE_DEVICE_PATH body: PartitionNumber u32, PartitionStart u64, PartitionSize u64,
-# Signature[16], MBRType u8, SignatureType u8.
-HARDDRIVE_BODY: Final = struct.Struct("<IQQ16sBB")
-MBR_TYPE_PCAT: Final = 0x01
-MBR_TYPE_EFI_PARTITION_TABLE_HEADER: Final = 0x02
-SIGNATURE_TYPE_MBR: Final = 0x01
-SIGNATURE_TYPE_GUID: Final = 0x02
-
-END_ENTIRE_NODE: Final = NODE_HEADER.pack(END_DEVICE_PATH_TYPE, END_ENTIRE_SUBTYPE, 4)
-END_INSTANCE_NODE: Final = NODE_HEADER.pack(END_DEVICE_PATH_TYPE, END_INSTANCE_SUBTYPE, 4)
-MAX_NODE_LENGTH: Final = 0xFFFF
-
-# GUIDs with a text shortcut (MdePkg Guid/PcAnsi.h, Protocol/DebugPort.h, Guid/...).
-PC_ANSI_GUID: Final = uuid.UUID("e0c14753-f9be-11d2-9a0c-0090273fc14d")
-VT100_GUID: Final = uuid.UUID("dfa66065-b419-11d3-9a2d-0090273fc14d")
-VT100_PLUS_GUID: Final = uuid.UUID("7baec70b-57e0-4c76-8e87-2f9e28088343")
-VT_UTF8_GUID: Final = uuid.UUID("ad15a0d6-8bec-4acf-a073-d01de77e2d88")
-UART_FLOW_CONTROL_GUID: Final = uuid.UUID("37499a9d-542f-4c89-a026-35da142094e4")
-SAS_DEVICE_PATH_GUID: Final = uuid.UUID("d487ddb4-008b-11d9-afdc-001083ffca4d")
-DEBUG_PORT_GUID: Final = uuid.UUID("eba4e8d2-3858-41ec-a281-2647ba9660d0")
-# ACPI 6 NFIT address-range types (MdePkg Guid/... gEfiVirtualDiskGuid etc.).
-VIRTUAL_DISK_GUID: Final = uuid.UUID("77ab535a-45fc-624b-5560-f7b281d1f96e")
-VIRTUAL_CD_GUID: Final = uuid.UUID("3d5abd30-4175-87ce-6d64-d2ade523c4bb")
-PERSISTENT_VIRTUAL_DISK_GUID: Final = uuid.UUID("5cea02c9-4d07-69d3-269f-4496fbe096f9")
-PERSISTENT_VIRTUAL_CD_GUID: Final = uuid.UUID("08018188-42cd-bb48-100f-5387d53ded3d")
-
-# Names DevPathToTextNodeGeneric uses for a known type with an unknown subtype.
-GENERIC_TYPE_NAMES: Final[dict[int, str]] = {
-    HARDWARE_DEVICE_PATH: "HardwarePath",
-    ACPI_DEVICE_PATH: "AcpiPath",
-    MESSAGING_DEVICE_PATH: "Msg",
-    MEDIA_DEVICE_PATH: "MediaPath",
-    BBS_DEVICE_PATH: "BbsPath",
-}
-
+from fwtools.formats.efi.devicepath_defs import (
+    ACPI_DEVICE_PATH as ACPI_DEVICE_PATH,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    ACPI_DP as ACPI_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    ACPI_EXTENDED_DP as ACPI_EXTENDED_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    BBS_DEVICE_PATH as BBS_DEVICE_PATH,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    DEBUG_PORT_GUID as DEBUG_PORT_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    END_DEVICE_PATH_TYPE as END_DEVICE_PATH_TYPE,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    END_ENTIRE_NODE as END_ENTIRE_NODE,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    END_ENTIRE_SUBTYPE as END_ENTIRE_SUBTYPE,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    END_INSTANCE_NODE as END_INSTANCE_NODE,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    END_INSTANCE_SUBTYPE as END_INSTANCE_SUBTYPE,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    GENERIC_TYPE_NAMES as GENERIC_TYPE_NAMES,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    HARDDRIVE_BODY as HARDDRIVE_BODY,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    HARDWARE_DEVICE_PATH as HARDWARE_DEVICE_PATH,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    HW_PCI_DP as HW_PCI_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    HW_VENDOR_DP as HW_VENDOR_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    LENGTH_FIELD as LENGTH_FIELD,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MAX_NODE_LENGTH as MAX_NODE_LENGTH,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MBR_TYPE_EFI_PARTITION_TABLE_HEADER as MBR_TYPE_EFI_PARTITION_TABLE_HEADER,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MBR_TYPE_PCAT as MBR_TYPE_PCAT,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MEDIA_DEVICE_PATH as MEDIA_DEVICE_PATH,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MEDIA_FILEPATH_DP as MEDIA_FILEPATH_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MEDIA_HARDDRIVE_DP as MEDIA_HARDDRIVE_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MEDIA_PIWG_FW_FILE_DP as MEDIA_PIWG_FW_FILE_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MEDIA_PIWG_FW_VOL_DP as MEDIA_PIWG_FW_VOL_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MEDIA_VENDOR_DP as MEDIA_VENDOR_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MESSAGING_DEVICE_PATH as MESSAGING_DEVICE_PATH,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MSG_URI_DP as MSG_URI_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    MSG_VENDOR_DP as MSG_VENDOR_DP,
+)
+from fwtools.formats.efi.devicepath_defs import (  # re-exported: the public names
+    NODE_HEADER as NODE_HEADER,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    NODE_HEADER_SIZE as NODE_HEADER_SIZE,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    PC_ANSI_GUID as PC_ANSI_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    PERSISTENT_VIRTUAL_CD_GUID as PERSISTENT_VIRTUAL_CD_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    PERSISTENT_VIRTUAL_DISK_GUID as PERSISTENT_VIRTUAL_DISK_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    SAS_DEVICE_PATH_GUID as SAS_DEVICE_PATH_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    SIGNATURE_TYPE_GUID as SIGNATURE_TYPE_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    SIGNATURE_TYPE_MBR as SIGNATURE_TYPE_MBR,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    UART_FLOW_CONTROL_GUID as UART_FLOW_CONTROL_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    VIRTUAL_CD_GUID as VIRTUAL_CD_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    VIRTUAL_DISK_GUID as VIRTUAL_DISK_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    VT100_GUID as VT100_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    VT100_PLUS_GUID as VT100_PLUS_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import (
+    VT_UTF8_GUID as VT_UTF8_GUID,
+)
+from fwtools.formats.efi.devicepath_defs import ucs2_text
 
 # -- model --------------------------------------------------------------------------------
 
@@ -146,8 +203,6 @@ class DevicePathNode(Record):
 
     def to_text(self, *, display_only: bool = False, allow_shortcuts: bool = False) -> str:
         """edk2's ``ConvertDeviceNodeToText`` of this node."""
-        from fwtools.formats.efi.devicepath_text import node_text
-
         return node_text(self, display_only=display_only, allow_shortcuts=allow_shortcuts)
 
     @property
@@ -155,7 +210,7 @@ class DevicePathNode(Record):
         """The PathName of a Media File Path node, else None."""
         if (self.type, self.subtype) != (MEDIA_DEVICE_PATH, MEDIA_FILEPATH_DP):
             return None
-        return _ucs2(self.data)
+        return ucs2_text(self.data)
 
     def to_bytes(self) -> bytes:
         if self.length > MAX_NODE_LENGTH:
@@ -296,10 +351,55 @@ def device_path_list_to_bytes(paths: Sequence[Sequence[DevicePathNode]]) -> byte
     )
 
 
-def _ucs2(raw: bytes) -> str:
-    """edk2 ``%s`` of a CHAR16 string: up to the first NUL (bounded by the node)."""
-    text = raw[: len(raw) & ~1].decode("utf-16-le", "replace")
-    return text.split("\0", 1)[0]
+
+
+# -- text (edk2's, in devicepath_text) ---------------------------------------------------
+
+
+def node_text(
+    node: DevicePathNode, *, display_only: bool = False, allow_shortcuts: bool = False
+) -> str:
+    """edk2's ``ConvertDeviceNodeToText(node, DisplayOnly, AllowShortcuts)``."""
+    from fwtools.formats.efi import devicepath_text
+
+    return devicepath_text.node_text(node, display_only=display_only,
+                                     allow_shortcuts=allow_shortcuts)
+
+
+def device_path_text(
+    path: bytes | Sequence[DevicePathNode] | Sequence[Sequence[DevicePathNode]],
+    *,
+    display_only: bool = False,
+    allow_shortcuts: bool = False,
+) -> str:
+    """edk2's ``ConvertDevicePathToText(path, DisplayOnly, AllowShortcuts)``.
+
+    ``path`` is the raw bytes of one device path (parsed with :func:`parse_device_path`),
+    a list of instances as that function returns, or one flat list of nodes (a load
+    option's path). Instances are joined as edk2 joins them (``A,/B``). The UEFI shell's
+    ``bcfg boot dump`` uses ``display_only=True``; the default is the full form.
+    """
+    from fwtools.formats.efi import devicepath_text
+
+    if isinstance(path, bytes | bytearray | memoryview):
+        path = parse_device_path(path)
+    items: list[object] = list(path)
+    flat: list[DevicePathNode] = []
+    if items and isinstance(items[0], DevicePathNode):
+        for item in items:
+            if not isinstance(item, DevicePathNode):
+                raise UsageError("mixed nodes and instances in a device path")
+            flat.append(item)
+    else:
+        for i, instance in enumerate(items):
+            if not isinstance(instance, Sequence) or not all(
+                isinstance(n, DevicePathNode) for n in instance
+            ):
+                raise UsageError("a device path is nodes or lists of nodes")
+            if i:
+                flat.append(DevicePathNode(END_DEVICE_PATH_TYPE, END_INSTANCE_SUBTYPE, b""))
+            flat.extend(n for n in instance if isinstance(n, DevicePathNode))
+    return devicepath_text.render_nodes(flat, display_only, allow_shortcuts)
 
 
 # -- building -------------------------------------------------------------------------------
@@ -410,14 +510,3 @@ __all__ = [
     "split_instances",
     "uri_node",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``device_path_text`` and ``node_text``, from :mod:`.devicepath_text` on first use."""
-    if name in ("device_path_text", "node_text"):
-        from fwtools.formats.efi import devicepath_text
-
-        value = getattr(devicepath_text, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,11 +17,10 @@ short for its type, the node is printed the generic way (``HardwarePath(1,...)``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from fwtools._base.guid import guid_from_bytes
-from fwtools.errors import UsageError
-from fwtools.formats.efi.devicepath import (
+from fwtools.formats.efi.devicepath_defs import (
     ACPI_DEVICE_PATH,
     BBS_DEVICE_PATH,
     DEBUG_PORT_GUID,
@@ -44,10 +43,26 @@ from fwtools.formats.efi.devicepath import (
     VT100_GUID,
     VT100_PLUS_GUID,
     VT_UTF8_GUID,
-    DevicePathNode,
-    _ucs2,
-    parse_device_path,
+    ucs2_text,
 )
+
+
+class Node(Protocol):
+    """What a printer reads of a node (:class:`fwtools.formats.efi.devicepath.DevicePathNode`
+    has it; the printers do not import the model)."""
+
+    @property
+    def type(self) -> int: ...
+    @property
+    def subtype(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def is_end_entire(self) -> bool: ...
+    @property
+    def is_end_instance(self) -> bool: ...
+    @property
+    def length(self) -> int: ...
 
 
 def _hex(value: int) -> str:
@@ -100,18 +115,18 @@ def _u64(b: bytes, o: int) -> int:
     return int.from_bytes(b[o : o + 8], "little")
 
 
-_Printer = Callable[[DevicePathNode, bool, bool], str]
+_Printer = Callable[[Node, bool, bool], str]
 
 
-def _pci(n: DevicePathNode, d: bool, s: bool) -> str:
+def _pci(n: Node, d: bool, s: bool) -> str:
     return f"Pci({_hex(n.data[1])},{_hex(n.data[0])})"
 
 
-def _pccard(n: DevicePathNode, d: bool, s: bool) -> str:
+def _pccard(n: Node, d: bool, s: bool) -> str:
     return f"PcCard({_hex(n.data[0])})"
 
 
-def _memmap(n: DevicePathNode, d: bool, s: bool) -> str:
+def _memmap(n: Node, d: bool, s: bool) -> str:
     b = n.data
     return f"MemoryMapped({_hex(_u32(b, 0))},{_hex(_u64(b, 4))},{_hex(_u64(b, 12))})"
 
@@ -134,7 +149,7 @@ def _topology_fields(info: int, trailing_comma: bool) -> str:
     return f"{_hex(info)},0,0,0" + sep
 
 
-def _vendor(n: DevicePathNode, display_only: bool, shortcuts: bool) -> str:
+def _vendor(n: Node, display_only: bool, shortcuts: bool) -> str:
     guid = guid_from_bytes(n.data)
     body = n.data[16:]
     if n.type == HARDWARE_DEVICE_PATH:
@@ -172,11 +187,11 @@ def _vendor(n: DevicePathNode, display_only: bool, shortcuts: bool) -> str:
     return text + ")"
 
 
-def _controller(n: DevicePathNode, d: bool, s: bool) -> str:
+def _controller(n: Node, d: bool, s: bool) -> str:
     return f"Ctrl({_hex(_u32(n.data, 0))})"
 
 
-def _bmc(n: DevicePathNode, d: bool, s: bool) -> str:
+def _bmc(n: Node, d: bool, s: bool) -> str:
     return f"BMC({_hex(n.data[0])},{_hex(_u64(n.data, 1))})"
 
 
@@ -191,7 +206,7 @@ _ACPI_SHORT: Final = {
 PNP_EISA_ID_CONST: Final = 0x41D0
 
 
-def _acpi(n: DevicePathNode, d: bool, s: bool) -> str:
+def _acpi(n: Node, d: bool, s: bool) -> str:
     hid, uid = _u32(n.data, 0), _u32(n.data, 4)
     if hid & 0xFFFF == PNP_EISA_ID_CONST:
         num = hid >> 16
@@ -201,7 +216,7 @@ def _acpi(n: DevicePathNode, d: bool, s: bool) -> str:
     return f"Acpi(0x{hid:08X},{_hex(uid)})"
 
 
-def _acpi_ex(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _acpi_ex(n: Node, display_only: bool, s: bool) -> str:
     b = n.data
     hid, uid, cid = _u32(b, 0), _u32(b, 4), _u32(b, 8)
     # Up to three NUL-terminated strings follow: HIDSTR, UIDSTR, CIDSTR (read only as far
@@ -239,12 +254,12 @@ def _acpi_ex(n: DevicePathNode, display_only: bool, s: bool) -> str:
     )
 
 
-def _acpi_adr(n: DevicePathNode, d: bool, s: bool) -> str:
+def _acpi_adr(n: Node, d: bool, s: bool) -> str:
     values = [_u32(n.data, i) for i in range(0, len(n.data) - 3, 4)]
     return "AcpiAdr(" + ",".join(_hex(v) for v in values) + ")"
 
 
-def _atapi(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _atapi(n: Node, display_only: bool, s: bool) -> str:
     lun = _u16(n.data, 2)
     if display_only:
         return f"Ata({_hex(lun)})"
@@ -253,56 +268,56 @@ def _atapi(n: DevicePathNode, display_only: bool, s: bool) -> str:
     return f"Ata({primary},{master},{_hex(lun)})"
 
 
-def _scsi(n: DevicePathNode, d: bool, s: bool) -> str:
+def _scsi(n: Node, d: bool, s: bool) -> str:
     return f"Scsi({_hex(_u16(n.data, 0))},{_hex(_u16(n.data, 2))})"
 
 
-def _fibre(n: DevicePathNode, d: bool, s: bool) -> str:
+def _fibre(n: Node, d: bool, s: bool) -> str:
     return f"Fibre({_hex(_u64(n.data, 4))},{_hex(_u64(n.data, 12))})"
 
 
-def _fibre_ex(n: DevicePathNode, d: bool, s: bool) -> str:
+def _fibre_ex(n: Node, d: bool, s: bool) -> str:
     return f"FibreEx(0x{_hexbytes(n.data[4:12])},0x{_hexbytes(n.data[12:20])})"
 
 
-def _sas_ex(n: DevicePathNode, d: bool, s: bool) -> str:
+def _sas_ex(n: Node, d: bool, s: bool) -> str:
     b = n.data
     text = f"SasEx(0x{_hexbytes(b[0:8])},0x{_hexbytes(b[8:16])},{_hex(_u16(b, 18))},"
     return text + _topology_fields(_u16(b, 16), trailing_comma=False) + ")"
 
 
-def _nvme(n: DevicePathNode, d: bool, s: bool) -> str:
+def _nvme(n: Node, d: bool, s: bool) -> str:
     eui = "-".join(f"{x:02X}" for x in reversed(n.data[4:12]))
     return f"NVMe({_hex(_u32(n.data, 0))},{eui})"
 
 
-def _ufs(n: DevicePathNode, d: bool, s: bool) -> str:
+def _ufs(n: Node, d: bool, s: bool) -> str:
     return f"UFS({_hex(n.data[0])},{_hex(n.data[1])})"
 
 
-def _sd(n: DevicePathNode, d: bool, s: bool) -> str:
+def _sd(n: Node, d: bool, s: bool) -> str:
     return f"SD({_hex(n.data[0])})"
 
 
-def _emmc(n: DevicePathNode, d: bool, s: bool) -> str:
+def _emmc(n: Node, d: bool, s: bool) -> str:
     return f"eMMC({_hex(n.data[0])})"
 
 
-def _i1394(n: DevicePathNode, d: bool, s: bool) -> str:
+def _i1394(n: Node, d: bool, s: bool) -> str:
     return f"I1394({_u64(n.data, 4):016X})"
 
 
-def _usb(n: DevicePathNode, d: bool, s: bool) -> str:
+def _usb(n: Node, d: bool, s: bool) -> str:
     return f"USB({_hex(n.data[0])},{_hex(n.data[1])})"
 
 
-def _usb_wwid(n: DevicePathNode, d: bool, s: bool) -> str:
+def _usb_wwid(n: Node, d: bool, s: bool) -> str:
     b = n.data
-    serial = _ucs2(b[6:])
+    serial = ucs2_text(b[6:])
     return f'UsbWwid({_hex(_u16(b, 2))},{_hex(_u16(b, 4))},{_hex(_u16(b, 0))},"{serial}")'
 
 
-def _logical_unit(n: DevicePathNode, d: bool, s: bool) -> str:
+def _logical_unit(n: Node, d: bool, s: bool) -> str:
     return f"Unit({_hex(n.data[0])})"
 
 
@@ -328,7 +343,7 @@ _USB_RESERVED_SUBCLASS_NAMES: Final = {
 USB_CLASS_RESERVE: Final = 0xFE
 
 
-def _usb_class(n: DevicePathNode, d: bool, s: bool) -> str:
+def _usb_class(n: Node, d: bool, s: bool) -> str:
     b = n.data
     vendor, product, cls, sub, proto = _u16(b, 0), _u16(b, 2), b[4], b[5], b[6]
     if cls in _USB_CLASS_NAMES:
@@ -343,16 +358,16 @@ def _usb_class(n: DevicePathNode, d: bool, s: bool) -> str:
     )
 
 
-def _sata(n: DevicePathNode, d: bool, s: bool) -> str:
+def _sata(n: Node, d: bool, s: bool) -> str:
     b = n.data
     return f"Sata({_hex(_u16(b, 0))},{_hex(_u16(b, 2))},{_hex(_u16(b, 4))})"
 
 
-def _i2o(n: DevicePathNode, d: bool, s: bool) -> str:
+def _i2o(n: Node, d: bool, s: bool) -> str:
     return f"I2O({_hex(_u32(n.data, 0))})"
 
 
-def _mac(n: DevicePathNode, d: bool, s: bool) -> str:
+def _mac(n: Node, d: bool, s: bool) -> str:
     if_type = n.data[32]
     size = 6 if if_type in (0x00, 0x01) else 32
     return f"MAC({_hexbytes(n.data[:size])},{_hex(if_type)})"
@@ -363,7 +378,7 @@ def _protocol(value: int) -> str:
     return {6: "TCP", 17: "UDP"}.get(value, _hex(value))
 
 
-def _ipv4_node(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _ipv4_node(n: Node, display_only: bool, s: bool) -> str:
     # Body: LocalIp[4], RemoteIp[4], LocalPort, RemotePort, Protocol (u16), StaticIpAddress
     # (u8), then (UEFI 2.3+, node length 27) GatewayIp[4], SubnetMask[4].
     b = n.data
@@ -376,7 +391,7 @@ def _ipv4_node(n: DevicePathNode, display_only: bool, s: bool) -> str:
     return text + ")"
 
 
-def _ipv6_node(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _ipv6_node(n: Node, display_only: bool, s: bool) -> str:
     # Body: LocalIp[16], RemoteIp[16], LocalPort, RemotePort, Protocol (u16),
     # IpAddressOrigin u8, then (node length 60) PrefixLength u8, GatewayIp[16].
     b = n.data
@@ -390,7 +405,7 @@ def _ipv6_node(n: DevicePathNode, display_only: bool, s: bool) -> str:
     return text + ")"
 
 
-def _infiniband(n: DevicePathNode, d: bool, s: bool) -> str:
+def _infiniband(n: Node, d: bool, s: bool) -> str:
     b = n.data
     return (
         f"Infiniband({_hex(_u32(b, 0))},{_guid(b, 4)},{_hex(_u64(b, 20))},"
@@ -398,7 +413,7 @@ def _infiniband(n: DevicePathNode, d: bool, s: bool) -> str:
     )
 
 
-def _uart(n: DevicePathNode, d: bool, s: bool) -> str:
+def _uart(n: Node, d: bool, s: bool) -> str:
     b = n.data
     baud, bits, parity, stop = _u64(b, 4), b[12], b[13], b[14]
     parity_char = {0: "D", 1: "N", 2: "E", 3: "O", 4: "M", 5: "S"}.get(parity, "x")
@@ -409,7 +424,7 @@ def _uart(n: DevicePathNode, d: bool, s: bool) -> str:
     )
 
 
-def _iscsi(n: DevicePathNode, d: bool, s: bool) -> str:
+def _iscsi(n: Node, d: bool, s: bool) -> str:
     # Body: NetworkProtocol u16, LoginOption u16, Lun (8 bytes), TargetPortalGroupTag u16,
     # TargetName (ASCII).
     b = n.data
@@ -426,11 +441,11 @@ def _iscsi(n: DevicePathNode, d: bool, s: bool) -> str:
     return text + f",{auth},{'TCP' if _u16(b, 0) == 0 else 'reserved'})"
 
 
-def _vlan(n: DevicePathNode, d: bool, s: bool) -> str:
+def _vlan(n: Node, d: bool, s: bool) -> str:
     return f"Vlan({_u16(n.data, 0)})"
 
 
-def _dns(n: DevicePathNode, d: bool, s: bool) -> str:
+def _dns(n: Node, d: bool, s: bool) -> str:
     b = n.data
     is_ipv6 = b[0] != 0
     count = (len(b) - 1) // 16
@@ -438,23 +453,23 @@ def _dns(n: DevicePathNode, d: bool, s: bool) -> str:
     return "Dns(" + ",".join(_ipv6(x) if is_ipv6 else _ipv4(x) for x in slots) + ")"
 
 
-def _uri(n: DevicePathNode, d: bool, s: bool) -> str:
+def _uri(n: Node, d: bool, s: bool) -> str:
     return f"Uri({_ascii(n.data)})"
 
 
-def _bluetooth(n: DevicePathNode, d: bool, s: bool) -> str:
+def _bluetooth(n: Node, d: bool, s: bool) -> str:
     return f"Bluetooth({_hexbytes(n.data[:6])})"
 
 
-def _wifi(n: DevicePathNode, d: bool, s: bool) -> str:
+def _wifi(n: Node, d: bool, s: bool) -> str:
     return f"Wi-Fi({_ascii(n.data[:32])})"
 
 
-def _bluetooth_le(n: DevicePathNode, d: bool, s: bool) -> str:
+def _bluetooth_le(n: Node, d: bool, s: bool) -> str:
     return f"BluetoothLE({_hexbytes(n.data[:6])},0x{n.data[6]:02X})"
 
 
-def _hard_drive(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _hard_drive(n: Node, display_only: bool, s: bool) -> str:
     number, start, size, signature, _mbr_type, sig_type = HARDDRIVE_BODY.unpack_from(n.data)
     if sig_type == SIGNATURE_TYPE_MBR:
         text = f"HD({number},MBR,0x{_u32(signature, 0):08X}"
@@ -469,30 +484,30 @@ def _hard_drive(n: DevicePathNode, display_only: bool, s: bool) -> str:
     return text + f",{_hex(start)},{_hex(size)})"
 
 
-def _cdrom(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _cdrom(n: Node, display_only: bool, s: bool) -> str:
     b = n.data
     if display_only:
         return f"CDROM({_hex(_u32(b, 0))})"
     return f"CDROM({_hex(_u32(b, 0))},{_hex(_u64(b, 4))},{_hex(_u64(b, 12))})"
 
 
-def _file_path(n: DevicePathNode, d: bool, s: bool) -> str:
-    return _ucs2(n.data)
+def _file_path(n: Node, d: bool, s: bool) -> str:
+    return ucs2_text(n.data)
 
 
-def _media_protocol(n: DevicePathNode, d: bool, s: bool) -> str:
+def _media_protocol(n: Node, d: bool, s: bool) -> str:
     return f"Media({_guid(n.data)})"
 
 
-def _fv(n: DevicePathNode, d: bool, s: bool) -> str:
+def _fv(n: Node, d: bool, s: bool) -> str:
     return f"Fv({_guid(n.data)})"
 
 
-def _fv_file(n: DevicePathNode, d: bool, s: bool) -> str:
+def _fv_file(n: Node, d: bool, s: bool) -> str:
     return f"FvFile({_guid(n.data)})"
 
 
-def _offset(n: DevicePathNode, d: bool, s: bool) -> str:
+def _offset(n: Node, d: bool, s: bool) -> str:
     return f"Offset({_hex(_u64(n.data, 4))},{_hex(_u64(n.data, 12))})"
 
 
@@ -504,7 +519,7 @@ _RAM_DISK_NAMES: Final = {
 }
 
 
-def _ram_disk(n: DevicePathNode, d: bool, s: bool) -> str:
+def _ram_disk(n: Node, d: bool, s: bool) -> str:
     b = n.data
     start, end, kind, instance = _u64(b, 0), _u64(b, 8), guid_from_bytes(b, 16), _u16(b, 32)
     name = _RAM_DISK_NAMES.get(kind)
@@ -516,7 +531,7 @@ def _ram_disk(n: DevicePathNode, d: bool, s: bool) -> str:
 _BBS_TYPES: Final = {1: "Floppy", 2: "HD", 3: "CDROM", 4: "PCMCIA", 5: "USB", 6: "Network"}
 
 
-def _bbs(n: DevicePathNode, display_only: bool, s: bool) -> str:
+def _bbs(n: Node, display_only: bool, s: bool) -> str:
     b = n.data
     kind = _u16(b, 0)
     text = f"BBS({_BBS_TYPES.get(kind, _hex(kind))},{_ascii(b[4:])}"
@@ -525,7 +540,7 @@ def _bbs(n: DevicePathNode, display_only: bool, s: bool) -> str:
     return text + f",{_hex(_u16(b, 2))})"
 
 
-def _end_instance(n: DevicePathNode, d: bool, s: bool) -> str:
+def _end_instance(n: Node, d: bool, s: bool) -> str:
     return ","
 
 
@@ -584,7 +599,7 @@ _PRINTERS: Final[dict[tuple[int, int], tuple[int, _Printer]]] = {
 }
 
 
-def _generic(node: DevicePathNode) -> str:
+def _generic(node: Node) -> str:
     """DevPathToTextNodeGeneric: ``HardwarePath(subtype,HEX)`` or ``Path(type,subtype,HEX)``."""
     name = GENERIC_TYPE_NAMES.get(node.type)
     text = f"{name}({node.subtype}" if name else f"Path({node.type},{node.subtype}"
@@ -594,7 +609,7 @@ def _generic(node: DevicePathNode) -> str:
 
 
 def node_text(
-    node: DevicePathNode, *, display_only: bool = False, allow_shortcuts: bool = False
+    node: Node, *, display_only: bool = False, allow_shortcuts: bool = False
 ) -> str:
     """edk2's ``ConvertDeviceNodeToText(node, DisplayOnly, AllowShortcuts)``."""
     entry = _PRINTERS.get((node.type, node.subtype))
@@ -603,7 +618,9 @@ def node_text(
     return entry[1](node, display_only, allow_shortcuts)
 
 
-def _render(nodes: Sequence[DevicePathNode], display_only: bool, shortcuts: bool) -> str:
+def render_nodes(nodes: Sequence[Node], display_only: bool, shortcuts: bool) -> str:
+    """The text of a flat list of nodes (End-Instance nodes print ``,``), up to an
+    End-Entire node: what :func:`fwtools.formats.efi.devicepath.device_path_text` joins."""
     out = ""
     for node in nodes:
         if node.is_end_entire:
@@ -614,38 +631,4 @@ def _render(nodes: Sequence[DevicePathNode], display_only: bool, shortcuts: bool
     return out
 
 
-def device_path_text(
-    path: bytes | Sequence[DevicePathNode] | Sequence[Sequence[DevicePathNode]],
-    *,
-    display_only: bool = False,
-    allow_shortcuts: bool = False,
-) -> str:
-    """edk2's ``ConvertDevicePathToText(path, DisplayOnly, AllowShortcuts)``.
-
-    ``path`` is the raw bytes of one device path (parsed with :func:`parse_device_path`),
-    a list of instances as that function returns, or one flat list of nodes (a load
-    option's path). Instances are joined as edk2 joins them (``A,/B``). The UEFI shell's
-    ``bcfg boot dump`` uses ``display_only=True``; the default is the full form.
-    """
-    if isinstance(path, bytes | bytearray | memoryview):
-        path = parse_device_path(path)
-    items: list[object] = list(path)
-    flat: list[DevicePathNode] = []
-    if items and isinstance(items[0], DevicePathNode):
-        for item in items:
-            if not isinstance(item, DevicePathNode):
-                raise UsageError("mixed nodes and instances in a device path")
-            flat.append(item)
-    else:
-        for i, instance in enumerate(items):
-            if not isinstance(instance, Sequence) or not all(
-                isinstance(n, DevicePathNode) for n in instance
-            ):
-                raise UsageError("a device path is nodes or lists of nodes")
-            if i:
-                flat.append(DevicePathNode(END_DEVICE_PATH_TYPE, END_INSTANCE_SUBTYPE, b""))
-            flat.extend(n for n in instance if isinstance(n, DevicePathNode))
-    return _render(flat, display_only, allow_shortcuts)
-
-
-__all__ = ["device_path_text", "node_text"]
+__all__ = ["Node", "node_text", "render_nodes"]

@@ -26,6 +26,7 @@ from fwtools.errors import ParseError, TruncatedError, UsageError
 from fwtools.formats.efi.devicepath import (
     DevicePathNode,
     device_path_list_to_bytes,
+    device_path_text,
     parse_device_path_list,
 )
 
@@ -180,15 +181,11 @@ class LoadOption(Record):
     @property
     def path_texts(self) -> list[str]:
         """edk2's text (full form) of each device path in FilePathList."""
-        from fwtools.formats.efi.devicepath_text import device_path_text
-
         return [device_path_text(path) for path in self.device_paths]
 
     @property
     def file_path_text(self) -> str:
         """The text of the first device path (what firmware boots), or ``""``."""
-        from fwtools.formats.efi.devicepath_text import device_path_text
-
         return device_path_text(self.device_paths[0]) if self.device_paths else ""
 
     @property

@@ -23,7 +23,7 @@ from typing import Final
 
 from fwtools._base.reader import Reader
 from fwtools.errors import ParseError
-from fwtools.formats.pe import kernel_magic
+from fwtools.formats.pe import kernel_magic, layout
 from fwtools.formats.pe.bzimage import sniff_compression
 
 # -- layout: arm64 Image header (booting.rst) --------------------------------------------
@@ -32,7 +32,7 @@ from fwtools.formats.pe.bzimage import sniff_compression
 ARM64_HEADER: Final = struct.Struct("<IIQQQQQQ4sI")
 ARM64_MAGIC: Final = kernel_magic.ARM64_MAGIC
 ARM64_MAGIC_OFFSET: Final = kernel_magic.ARM64_MAGIC_OFFSET
-ARM64_PE_OFFSET_FIELD: Final = 0x3C
+ARM64_PE_OFFSET_FIELD: Final = layout.E_LFANEW_OFFSET  # res5 is the DOS header's e_lfanew
 FLAG_BIG_ENDIAN: Final = 1 << 0
 FLAG_PAGE_SIZE_SHIFT: Final = 1
 FLAG_PAGE_SIZE_MASK: Final = 0b11
@@ -54,8 +54,8 @@ ZBOOT_COMP_TYPE_OFFSET: Final = 24
 ZBOOT_COMP_TYPE_END: Final = 0x38
 LINUX_PE_MAGIC: Final = 0x818223CD
 LINUX_PE_MAGIC_OFFSET: Final = 0x38
-PE_OFFSET_FIELD: Final = 0x3C
-PE_SIGNATURE: Final = b"PE\0\0"
+PE_OFFSET_FIELD: Final = layout.E_LFANEW_OFFSET  # the DOS header's e_lfanew
+PE_SIGNATURE: Final = layout.PE_SIGNATURE
 
 
 def _pe_at(data: bytes, offset: int) -> bool:

@@ -83,21 +83,22 @@ def _align_up(value: int, align: int) -> int:
 
 def _header_ranges(img: PeImage) -> list[tuple[int, int]]:
     ck = img.checksum_offset
+    ck_end = ck + img.optional_header_layout.field_size("CheckSum")
     soh = img.size_of_headers
     sec = img.security_entry_offset
-    last_fixed = ck + 4 if sec is None else sec + layout.DATA_DIRECTORY_SIZE
+    last_fixed = ck_end if sec is None else sec + layout.DATA_DIRECTORY_SIZE
     if soh < last_fixed:
         raise PeFormatError(
             f"SizeOfHeaders {soh:#x} ends before the "
             f"{'SECURITY data directory entry' if sec is not None else 'CheckSum field'} "
             f"({last_fixed:#x}); the image cannot be hashed",
             structure="optional header SizeOfHeaders",
-            offset=img.optional_header_offset + 60,
+            offset=img.optional_field_offset("SizeOfHeaders"),
         )
     if sec is None:
         # NumberOfRvaAndSizes <= 4: there is no SECURITY entry to skip (edk2 HashPeImage).
-        return [(0, ck), (ck + 4, soh)]
-    return [(0, ck), (ck + 4, sec), (sec + layout.DATA_DIRECTORY_SIZE, soh)]
+        return [(0, ck), (ck_end, soh)]
+    return [(0, ck), (ck_end, sec), (sec + layout.DATA_DIRECTORY_SIZE, soh)]
 
 
 def _ranges_for_size(img: PeImage, file_size: int) -> tuple[list[tuple[int, int]], list[str]]:

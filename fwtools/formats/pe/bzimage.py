@@ -211,10 +211,9 @@ class BzImageHeader:
 
 
 def _has_pe_header(data: bytes) -> bool:
-    lfanew_end = layout.E_LFANEW_OFFSET + 4
-    if len(data) < lfanew_end or data[:2] != layout.DOS_MAGIC:
+    e_lfanew = layout.e_lfanew(data)
+    if e_lfanew is None:
         return False
-    e_lfanew = int.from_bytes(data[layout.E_LFANEW_OFFSET : lfanew_end], "little")
     return data[e_lfanew : e_lfanew + len(layout.PE_SIGNATURE)] == layout.PE_SIGNATURE
 
 

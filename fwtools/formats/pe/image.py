@@ -127,7 +127,7 @@ class PeImage:
     def _parse(self) -> None:
         data = self.data
         reader = Reader(data)
-        if len(data) < 0x40:
+        if len(data) < layout.DOS_HEADER.size:
             raise TruncatedError(
                 f"file is {len(data)} bytes, shorter than a DOS header", structure="DOS header",
                 offset=0,
@@ -135,41 +135,48 @@ class PeImage:
         if data[:2] != layout.DOS_MAGIC:
             raise PeFormatError("no MZ signature", structure="DOS header", offset=0)
         pe_offset = reader.u32(layout.E_LFANEW_OFFSET, "DOS header e_lfanew")
-        if pe_offset + 4 + layout.COFF_HEADER_SIZE + 2 > len(data):
+        coff = pe_offset + len(layout.PE_SIGNATURE)
+        if coff + layout.COFF_HEADER_SIZE + layout.OPTIONAL_HEADER64.end("Magic") > len(data):
             raise PeFormatError(
                 f"e_lfanew {pe_offset:#x} points past the end of the file ({len(data):#x})",
                 structure="DOS header e_lfanew",
                 offset=layout.E_LFANEW_OFFSET,
             )
-        if data[pe_offset : pe_offset + 4] != layout.PE_SIGNATURE:
+        if data[pe_offset:coff] != layout.PE_SIGNATURE:
             raise PeFormatError(
                 "no PE\\0\\0 signature at e_lfanew", structure="PE signature", offset=pe_offset
             )
         self.pe_offset = pe_offset
-        coff = pe_offset + 4
-        self.machine = reader.u16(coff, "COFF header")
-        self.number_of_sections = reader.u16(coff + 2, "COFF header")
-        self.timestamp = reader.u32(coff + 4, "COFF header")
-        self.pointer_to_symbol_table = reader.u32(coff + 8, "COFF header")
-        self.number_of_symbols = reader.u32(coff + 12, "COFF header")
-        self.size_of_optional_header = reader.u16(coff + 16, "COFF header")
-        self.characteristics = reader.u16(coff + 18, "COFF header")
+        self.coff_header_offset = coff
+        header = dict(zip(
+            layout.COFF_HEADER.names,
+            reader.unpack(layout.COFF_HEADER.struct, coff, "COFF header"),
+            strict=True,
+        ))
+        self.machine = int(header["Machine"])
+        self.number_of_sections = int(header["NumberOfSections"])
+        self.timestamp = int(header["TimeDateStamp"])
+        self.pointer_to_symbol_table = int(header["PointerToSymbolTable"])
+        self.number_of_symbols = int(header["NumberOfSymbols"])
+        self.size_of_optional_header = int(header["SizeOfOptionalHeader"])
+        self.characteristics = int(header["Characteristics"])
         opt = coff + layout.COFF_HEADER_SIZE
         self.optional_header_offset = opt
         self.magic = reader.u16(opt, "optional header Magic")
-        if self.magic not in layout.DATA_DIRECTORIES_OFFSET:
+        if self.magic not in layout.OPTIONAL_HEADERS:
             raise PeFormatError(
                 f"optional header magic {self.magic:#x} is neither PE32 nor PE32+",
                 structure="optional header",
                 offset=opt,
             )
-        dirs_rel = layout.DATA_DIRECTORIES_OFFSET[self.magic]
+        self.optional_header_layout = layout.OPTIONAL_HEADERS[self.magic]
+        dirs_rel = self.optional_header_layout.size
         if self.size_of_optional_header < dirs_rel:
             raise PeFormatError(
                 f"SizeOfOptionalHeader {self.size_of_optional_header:#x} is smaller than the "
                 f"fixed fields ({dirs_rel:#x})",
                 structure="COFF header",
-                offset=coff + 16,
+                offset=self.coff_field_offset("SizeOfOptionalHeader"),
             )
         self.section_table_offset = opt + self.size_of_optional_header
         table_end = self.section_table_offset + self.number_of_sections * layout.SECTION_HEADER_SIZE
@@ -184,7 +191,7 @@ class PeImage:
             raise PeFormatError(
                 f"{self.number_of_sections} sections (at most {layout.MAX_SECTIONS} supported)",
                 structure="COFF header NumberOfSections",
-                offset=coff + 2,
+                offset=self.coff_field_offset("NumberOfSections"),
             )
         if self.number_of_sections > 96:
             self.anomalies.append(
@@ -195,6 +202,8 @@ class PeImage:
         self.major_linker_version = int(oh.MajorLinkerVersion)
         self.minor_linker_version = int(oh.MinorLinkerVersion)
         self.size_of_code = int(oh.SizeOfCode)
+        # 1 or more in a Linux EFI stub with LINUX_INITRD_MEDIA (5.8+), which systemd-stub checks
+        self.major_image_version = int(oh.MajorImageVersion)
         self.entry_point = int(oh.AddressOfEntryPoint)
         self.image_base = int(oh.ImageBase)
         self.section_alignment = int(oh.SectionAlignment)
@@ -205,7 +214,7 @@ class PeImage:
         self.subsystem = int(oh.Subsystem)
         self.dll_characteristics = int(oh.DllCharacteristics)
         self.number_of_rva_and_sizes = int(oh.NumberOfRvaAndSizes)
-        self.checksum_offset = opt + layout.CHECKSUM_OFFSET
+        self.checksum_offset = self.optional_field_offset("CheckSum")
         dirs_off = opt + dirs_rel
         max_dirs = (self.size_of_optional_header - dirs_rel) // layout.DATA_DIRECTORY_SIZE
         ndirs = min(self.number_of_rva_and_sizes, max_dirs, len(layout.DATA_DIRECTORY_NAMES))
@@ -222,8 +231,7 @@ class PeImage:
                     i,
                     layout.DATA_DIRECTORY_NAMES[i],
                     entry,
-                    reader.u32(entry, "data directory"),
-                    reader.u32(entry + 4, "data directory"),
+                    *reader.unpack(layout.DATA_DIRECTORY.struct, entry, "data directory"),
                 )
             )
         self.data_directories = tuple(directories)
@@ -233,7 +241,7 @@ class PeImage:
                 f"SizeOfHeaders {self.size_of_headers:#x} is past the end of the file "
                 f"({len(data):#x})",
                 structure="optional header SizeOfHeaders",
-                offset=opt + 60,
+                offset=self.optional_field_offset("SizeOfHeaders"),
             )
         self._check_security_directory()
 
@@ -256,7 +264,7 @@ class PeImage:
         for i in range(self.number_of_sections):
             off = self.section_table_offset + i * layout.SECTION_HEADER_SIZE
             s = parsed.get(off)
-            raw_name = self.data[off : off + 8]
+            raw_name = self.data[off : off + layout.SECTION_HEADER.end("Name")]
             if s is None:
                 # pefile stops at an all-zero header; edk2 would load garbage from it.
                 raise PeFormatError(
@@ -281,7 +289,7 @@ class PeImage:
                     f"{section.raw_end:#x} extends past the end of the file "
                     f"({len(self.data):#x})",
                     structure=f"IMAGE_SECTION_HEADER[{i}]",
-                    offset=off + 16,
+                    offset=off + layout.SECTION_HEADER.offset("SizeOfRawData"),
                 )
             if section.virtual_end > self.size_of_image:
                 self.anomalies.append(
@@ -307,7 +315,7 @@ class PeImage:
         name = raw_name.rstrip(b"\0").decode("ascii", "replace")
         if not (name.startswith("/") and name[1:].isdigit() and self.pointer_to_symbol_table):
             return name
-        strtab = self.pointer_to_symbol_table + self.number_of_symbols * 18
+        strtab = self.pointer_to_symbol_table + self.number_of_symbols * layout.COFF_SYMBOL_SIZE
         start = strtab + int(name[1:])
         if start >= len(self.data):
             self.anomalies.append(f"long section name {name} points past the end of the file")
@@ -331,6 +339,15 @@ class PeImage:
             )
 
     # -- queries -------------------------------------------------------------------------
+
+    def coff_field_offset(self, field: str) -> int:
+        """The file offset of a COFF file header field (``"NumberOfSections"``)."""
+        return self.coff_header_offset + layout.COFF_HEADER.offset(field)
+
+    def optional_field_offset(self, field: str) -> int:
+        """The file offset of an optional header field, from this image's form (PE32 or
+        PE32+): ``"ImageBase"`` is at 28 in PE32 and at 24 in PE32+."""
+        return self.optional_header_offset + self.optional_header_layout.offset(field)
 
     @property
     def is_pe32_plus(self) -> bool:

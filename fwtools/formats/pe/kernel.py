@@ -91,14 +91,15 @@ class KernelInfo:
 def pe_machine(data: bytes) -> str | None:
     """The COFF machine name ("x86_64", "aarch64", ...) when ``data`` starts with a PE image
     (MZ, and PE\\0\\0 at e_lfanew), else None."""
-    lfanew_end = layout.E_LFANEW_OFFSET + 4
-    if len(data) < lfanew_end or data[:2] != layout.DOS_MAGIC:
+    e_lfanew = layout.e_lfanew(data)
+    if e_lfanew is None:
         return None
-    e_lfanew = int.from_bytes(data[layout.E_LFANEW_OFFSET : lfanew_end], "little")
-    signature_end = e_lfanew + len(layout.PE_SIGNATURE)
-    if data[e_lfanew:signature_end] != layout.PE_SIGNATURE or signature_end + 2 > len(data):
+    coff = e_lfanew + len(layout.PE_SIGNATURE)
+    machine_end = coff + layout.COFF_HEADER.end("Machine")
+    if data[e_lfanew:coff] != layout.PE_SIGNATURE or machine_end > len(data):
         return None
-    machine = int.from_bytes(data[signature_end : signature_end + 2], "little")
+    machine = int.from_bytes(data[coff + layout.COFF_HEADER.offset("Machine") : machine_end],
+                             "little")
     return layout.MACHINES.get(machine, f"{machine:#06x}")
 
 

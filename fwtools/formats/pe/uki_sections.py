@@ -421,7 +421,7 @@ def decode_pcrsig(data: bytes, base: int) -> PcrSignature:
     except (ValueError, RecursionError) as exc:
         # Numbers beyond int()'s digit limit, or nesting beyond the recursion limit.
         raise ParseError(
-            f"unusable JSON: {type(exc).__name__}", structure=".pcrsig", offset=base
+            f"unusable JSON: {exc.__class__.__name__}", structure=".pcrsig", offset=base
         ) from None
     if not isinstance(doc, dict):
         raise ParseError("not a JSON object", structure=".pcrsig", offset=base)

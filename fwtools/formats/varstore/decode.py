@@ -473,8 +473,7 @@ def _load_option(name: str, data: bytes) -> Decoded:
 
 
 def _device_path(name: str, data: bytes) -> Decoded:
-    from fwtools.formats.efi.devicepath import parse_device_path
-    from fwtools.formats.efi.devicepath_text import device_path_text
+    from fwtools.formats.efi.devicepath import device_path_text, parse_device_path
 
     instances = parse_device_path(data)
     texts = tuple(device_path_text([i]) for i in instances)
@@ -775,7 +774,7 @@ def decode_variable(name: str, guid: uuid.UUID, data: bytes, *, digests: bool = 
         text = f"{structure}: {message}" if structure else str(message)
         return DecodedInvalid(kind, text, offset, f"malformed: {text}")
     except Exception as exc:  # the contract is "never raises"; tests fuzz for these
-        text = f"internal error: {type(exc).__name__}: {exc}"
+        text = f"internal error: {exc.__class__.__name__}: {exc}"
         return DecodedInvalid(kind, text, None, text)
 
 

@@ -45,7 +45,7 @@ from fwtools.formats.efi import guids
 from fwtools.formats.efi.authvar import attribute_names
 
 if TYPE_CHECKING:
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
 SCHEMA: Final = "fwtools.fw-vars/1"
 SCHEMA_PREFIX: Final = "fwtools.fw-vars/"
@@ -308,7 +308,7 @@ def variables_from_json(doc: dict[str, Any] | list[Any] | str | bytes) -> list[V
     Raises :class:`ParseError` whose ``structure`` is the JSON path of the problem
     (``variables[3].guid``) for malformed input, and for a (GUID, name) that appears twice.
     """
-    from fwtools.formats.varstore.edk2 import Variable
+    from fwtools.formats.varstore.model import Variable
 
     loaded = _load(doc)
     form = _detect(loaded)

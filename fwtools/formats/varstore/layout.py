@@ -1,6 +1,7 @@
 """edk2 non-volatile variable store: every structure, constant and known layout.
 
-References (tianocore/edk2; the fact sheet ``formats.md`` §1 has the measured details):
+References (tianocore/edk2; ``docs/varstore-format.md`` has the values measured on Debian's
+stores):
 
 - ``MdePkg/Include/Pi/PiFirmwareVolume.h``: EFI_FIRMWARE_VOLUME_HEADER, EFI_FV_BLOCK_MAP_ENTRY;
 - ``MdeModulePkg/Include/Guid/SystemNvDataGuid.h``: gEfiSystemNvDataFvGuid,
@@ -13,7 +14,11 @@ References (tianocore/edk2; the fact sheet ``formats.md`` §1 has the measured d
 - ``OvmfPkg/OvmfPkgX64.dsc``, ``ArmVirtPkg/ArmVirtQemu.dsc``: PcdMaxVariableSize and
   PcdMaxAuthVariableSize of each build.
 
-All integers are little-endian; GUIDs are in the EFI mixed-endian form.
+All integers are little-endian; GUIDs are in the EFI mixed-endian form. Each structure is
+declared once as a :class:`~fwtools._base.layout.Layout` (fields in file order with their
+``struct`` codes); the ``struct.Struct``, the ``*_OFFSET`` and ``*_SIZE`` names below are
+derived from it, and the parser (:mod:`.parse`, :mod:`.records`, :mod:`.ftw`) and the writer
+(:mod:`.reclaim`) take offsets and sizes from here, never spelled out.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
+from fwtools._base.layout import Layout
+
 # Attribute bits (one definition, in fwtools.formats.efi.authvar).
 from fwtools.formats.efi.authvar import (
     AUTHENTICATED_WRITE_ACCESS,
@@ -33,42 +40,54 @@ from fwtools.formats.efi.authvar import (
 
 # -- firmware volume header (PiFirmwareVolume.h) ------------------------------------------
 #
-#   0x00  ZeroVector[16]         all 0
-#   0x10  FileSystemGuid         gEfiSystemNvDataFvGuid for a variable FV
-#   0x20  FvLength u64           the whole NV region (variables + event log + FTW + spare)
-#   0x28  Signature u32          "_FVH"
-#   0x2C  Attributes u32         EFI_FVB_ATTRIBUTES_2
-#   0x30  HeaderLength u16       0x48 with one block-map entry
-#   0x32  Checksum u16           16-bit sum of all words over HeaderLength is 0
-#   0x34  ExtHeaderOffset u16    0
-#   0x36  Reserved u8            0
-#   0x37  Revision u8            2 (EFI_FVH_REVISION)
-#   0x38  BlockMap[]             {NumBlocks u32, Length u32} ... {0, 0}
+# EFI_FIRMWARE_VOLUME_HEADER, then BlockMap[]: {NumBlocks u32, Length u32} ... {0, 0}.
 
-FV_HEADER: Final = struct.Struct("<16s16sQ4sIHHHBB")
-FV_HEADER_SIZE: Final = FV_HEADER.size  # 0x38, without the block map
-FV_ZERO_VECTOR_OFFSET: Final = 0x00
-FV_GUID_OFFSET: Final = 0x10
-FV_LENGTH_OFFSET: Final = 0x20
-FV_SIGNATURE_OFFSET: Final = 0x28
-FV_ATTRIBUTES_OFFSET: Final = 0x2C
-FV_HEADER_LENGTH_OFFSET: Final = 0x30
-FV_CHECKSUM_OFFSET: Final = 0x32
-FV_EXT_HEADER_OFFSET_OFFSET: Final = 0x34
-FV_REVISION_OFFSET: Final = 0x37
-FV_BLOCK_MAP_OFFSET: Final = 0x38
+FV_HEADER_FIELDS: Final = (
+    ("zero_vector", "16s"),  # 0x00: all 0
+    ("file_system_guid", "16s"),  # 0x10: gEfiSystemNvDataFvGuid for a variable FV
+    ("fv_length", "Q"),  # 0x20: the whole NV region (variables + event log + FTW + spare)
+    ("signature", "4s"),  # 0x28: "_FVH"
+    ("attributes", "I"),  # 0x2C: EFI_FVB_ATTRIBUTES_2
+    ("header_length", "H"),  # 0x30: 0x48 with one block-map entry
+    ("checksum", "H"),  # 0x32: 16-bit sum of all words over HeaderLength is 0
+    ("ext_header_offset", "H"),  # 0x34: 0
+    ("reserved", "B"),  # 0x36: 0
+    ("revision", "B"),  # 0x37: 2 (EFI_FVH_REVISION)
+)
+FV_HEADER_LAYOUT: Final = Layout("EFI_FIRMWARE_VOLUME_HEADER", FV_HEADER_FIELDS)
+BLOCK_MAP_ENTRY_LAYOUT: Final = Layout(
+    "EFI_FV_BLOCK_MAP_ENTRY", (("num_blocks", "I"), ("length", "I"))
+)
+
+FV_HEADER: Final = FV_HEADER_LAYOUT.struct
+FV_HEADER_SIZE: Final = FV_HEADER_LAYOUT.size  # 0x38, without the block map
+FV_ZERO_VECTOR_OFFSET: Final = FV_HEADER_LAYOUT.offset("zero_vector")
+FV_GUID_OFFSET: Final = FV_HEADER_LAYOUT.offset("file_system_guid")
+FV_LENGTH_OFFSET: Final = FV_HEADER_LAYOUT.offset("fv_length")
+FV_SIGNATURE_OFFSET: Final = FV_HEADER_LAYOUT.offset("signature")
+FV_ATTRIBUTES_OFFSET: Final = FV_HEADER_LAYOUT.offset("attributes")
+FV_HEADER_LENGTH_OFFSET: Final = FV_HEADER_LAYOUT.offset("header_length")
+FV_CHECKSUM_OFFSET: Final = FV_HEADER_LAYOUT.offset("checksum")
+FV_EXT_HEADER_OFFSET_OFFSET: Final = FV_HEADER_LAYOUT.offset("ext_header_offset")
+FV_REVISION_OFFSET: Final = FV_HEADER_LAYOUT.offset("revision")
+FV_BLOCK_MAP_OFFSET: Final = FV_HEADER_SIZE
 FV_SIGNATURE: Final = b"_FVH"
 FV_REVISION: Final = 2
-BLOCK_MAP_ENTRY: Final = struct.Struct("<II")
-BLOCK_MAP_ENTRY_SIZE: Final = BLOCK_MAP_ENTRY.size
+BLOCK_MAP_ENTRY: Final = BLOCK_MAP_ENTRY_LAYOUT.struct
+BLOCK_MAP_ENTRY_SIZE: Final = BLOCK_MAP_ENTRY_LAYOUT.size
 # One block-map entry plus the {0, 0} terminator: what every OVMF/ArmVirt varstore has.
 FV_HEADER_LENGTH: Final = FV_HEADER_SIZE + 2 * BLOCK_MAP_ENTRY_SIZE  # 0x48
+# The smallest header a parser can read: the fixed part and one block-map entry.
+FV_HEADER_MIN_LENGTH: Final = FV_HEADER_SIZE + BLOCK_MAP_ENTRY_SIZE
 
 # The attributes the fdf templates give the NV FV (VarStore.fdf.inc: 0x0004FEFF), and what
 # ArmVirt's VirtNorFlashDxe writes when it formats the flash at runtime
 # (InitializeFvAndVariableStoreHeaders: EFI_FVB2_READ_ENABLED_CAP | ... = 0x00000E36,
 # measured on bookworm's AAVMF_VARS.{ms,snakeoil}.fd).
 FV_ATTRIBUTES_TEMPLATE: Final = 0x0004FEFF
+# OvmfPkg/QemuFlashFvbServicesRuntimeDxe (QemuFlash.c): the x86 flash driver's block size;
+# a varstore FV whose BlockMap[0].Length differs is erased at boot.
+X86_FLASH_BLOCK_SIZE: Final = 0x1000
 FV_ATTRIBUTES_ARMVIRT_RUNTIME: Final = 0x00000E36
 
 # SystemNvDataGuid.h: gEfiSystemNvDataFvGuid.
@@ -88,22 +107,34 @@ def fv_checksum(header: bytes | bytearray | memoryview) -> int:
 
 def fv_checksum_field(header: bytes | bytearray | memoryview) -> int:
     """The Checksum value that makes ``header`` sum to 0 (its current Checksum ignored)."""
-    without = fv_checksum(header) - int.from_bytes(
-        bytes(header[FV_CHECKSUM_OFFSET : FV_CHECKSUM_OFFSET + 2]), "little"
-    )
+    current = bytes(header[FV_CHECKSUM_OFFSET : FV_HEADER_LAYOUT.end("checksum")])
+    without = fv_checksum(header) - int.from_bytes(current, "little")
     return (-without) & 0xFFFF
 
 
-# -- variable store header (VariableFormat.h) ---------------------------------------------
-#
-#   0   Signature GUID   gEfiAuthenticatedVariableGuid or gEfiVariableGuid
-#   16  Size u32         the store including this header, excluding the FV header
-#   20  Format u8        VARIABLE_STORE_FORMATTED 0x5A
-#   21  State u8         VARIABLE_STORE_HEALTHY 0xFE
-#   22  Reserved u16, Reserved1 u32
+def set_fv_checksum(header: bytearray) -> None:
+    """Set the Checksum field of ``header`` (HeaderLength bytes) so its words sum to 0."""
+    value = fv_checksum_field(header)
+    header[FV_CHECKSUM_OFFSET : FV_HEADER_LAYOUT.end("checksum")] = value.to_bytes(
+        FV_HEADER_LAYOUT.field_size("checksum"), "little"
+    )
 
-STORE_HEADER: Final = struct.Struct("<16sIBBHI")
-STORE_HEADER_SIZE: Final = STORE_HEADER.size  # 28
+
+# -- variable store header (VariableFormat.h) ---------------------------------------------
+
+STORE_HEADER_LAYOUT: Final = Layout(
+    "VARIABLE_STORE_HEADER",
+    (
+        ("signature", "16s"),  # 0: gEfiAuthenticatedVariableGuid or gEfiVariableGuid
+        ("size", "I"),  # 16: the store including this header, excluding the FV header
+        ("format", "B"),  # 20: VARIABLE_STORE_FORMATTED 0x5A
+        ("state", "B"),  # 21: VARIABLE_STORE_HEALTHY 0xFE
+        ("reserved", "H"),  # 22
+        ("reserved1", "I"),  # 24
+    ),
+)
+STORE_HEADER: Final = STORE_HEADER_LAYOUT.struct
+STORE_HEADER_SIZE: Final = STORE_HEADER_LAYOUT.size  # 28
 AUTHENTICATED_VARIABLE_GUID: Final = uuid.UUID("aaf32c78-947b-439a-a180-2e144ec37792")
 VARIABLE_GUID: Final = uuid.UUID("ddcf3616-3275-4164-98b6-fe85707ffe7d")
 VARIABLE_STORE_FORMATTED: Final = 0x5A
@@ -113,25 +144,53 @@ RAW_STORE_HEADER: Final = b"\xff" * STORE_HEADER_SIZE
 
 # -- variable records (VariableFormat.h) --------------------------------------------------
 #
-# VARIABLE_HEADER (32 bytes), used under gEfiVariableGuid:
-#   0 StartId u16 0x55AA, 2 State u8, 3 Reserved u8, 4 Attributes u32, 8 NameSize u32,
-#   12 DataSize u32, 16 VendorGuid
-# AUTHENTICATED_VARIABLE_HEADER (60 bytes), used under gEfiAuthenticatedVariableGuid:
-#   0 StartId, 2 State, 3 Reserved, 4 Attributes, 8 MonotonicCount u64, 16 TimeStamp
-#   (EFI_TIME), 32 PubKeyIndex u32, 36 NameSize, 40 DataSize, 44 VendorGuid
 # Each header is followed by the name (UCS-2LE with its NUL, NameSize bytes) and the data
 # (DataSize bytes), with no padding (ALIGNMENT is 1 on IA32/X64/ARM/AARCH64); the next
 # header starts at the next HEADER_ALIGNMENT (4) boundary.
 
-NORMAL_HEADER: Final = struct.Struct("<HBBIII16s")
-AUTH_HEADER: Final = struct.Struct("<HBBIQ16sIII16s")
-NORMAL_HEADER_SIZE: Final = NORMAL_HEADER.size  # 32
-AUTH_HEADER_SIZE: Final = AUTH_HEADER.size  # 60
+# VARIABLE_HEADER (32 bytes), used under gEfiVariableGuid.
+NORMAL_HEADER_LAYOUT: Final = Layout(
+    "VARIABLE_HEADER",
+    (
+        ("start_id", "H"),  # 0: 0x55AA
+        ("state", "B"),  # 2
+        ("reserved", "B"),  # 3
+        ("attributes", "I"),  # 4
+        ("name_size", "I"),  # 8
+        ("data_size", "I"),  # 12
+        ("vendor_guid", "16s"),  # 16
+    ),
+)
+# AUTHENTICATED_VARIABLE_HEADER (60 bytes), used under gEfiAuthenticatedVariableGuid.
+AUTH_HEADER_LAYOUT: Final = Layout(
+    "AUTHENTICATED_VARIABLE_HEADER",
+    (
+        ("start_id", "H"),  # 0: 0x55AA
+        ("state", "B"),  # 2
+        ("reserved", "B"),  # 3
+        ("attributes", "I"),  # 4
+        ("monotonic_count", "Q"),  # 8
+        ("timestamp", "16s"),  # 16: EFI_TIME
+        ("pubkey_index", "I"),  # 32
+        ("name_size", "I"),  # 36
+        ("data_size", "I"),  # 40
+        ("vendor_guid", "16s"),  # 44
+    ),
+)
+NORMAL_HEADER: Final = NORMAL_HEADER_LAYOUT.struct
+AUTH_HEADER: Final = AUTH_HEADER_LAYOUT.struct
+NORMAL_HEADER_SIZE: Final = NORMAL_HEADER_LAYOUT.size  # 32
+AUTH_HEADER_SIZE: Final = AUTH_HEADER_LAYOUT.size  # 60
 START_ID: Final = 0x55AA
 START_ID_BYTES: Final = b"\xaa\x55"
+# The name's terminating UCS-2 NUL (NameSize counts it).
+NAME_NUL: Final = b"\0\0"
 HEADER_ALIGNMENT: Final = 4
-STATE_OFFSET: Final = 2
-AUTH_TIMESTAMP_OFFSET: Final = 16
+# The fields both record formats share sit at the same offsets.
+START_ID_END: Final = NORMAL_HEADER_LAYOUT.end("start_id")
+STATE_OFFSET: Final = NORMAL_HEADER_LAYOUT.offset("state")
+RESERVED_OFFSET: Final = NORMAL_HEADER_LAYOUT.offset("reserved")
+AUTH_TIMESTAMP_OFFSET: Final = AUTH_HEADER_LAYOUT.offset("timestamp")
 ERASED: Final = 0xFF
 ERASED_U32: Final = 0xFFFFFFFF
 
@@ -170,34 +229,59 @@ def state_name(state: int) -> str:
     return STATE_NAMES.get(state, f"invalid {state:#04x}")
 
 
-# -- FTW working block (SystemNvDataGuid.h) -----------------------------------------------
-#
-#   0   Signature GUID      gEdkiiWorkingBlockSignatureGuid
-#   16  Crc u32             CRC-32 of the header with Crc, state byte and Reserved3 all 0xFF
-#   20  WorkingBlockValid:1, WorkingBlockInvalid:1, Reserved:6  ("set" = 0: 0xFE is valid)
-#   21  Reserved3[3]        0xFF
-#   24  WriteQueueSize u64  working area size - 32
+# -- FTW working block (SystemNvDataGuid.h, FaultTolerantWrite.h) ---------------------------
 
-FTW_WORKING_HEADER: Final = struct.Struct("<16sIB3sQ")
-FTW_WORKING_HEADER_SIZE: Final = FTW_WORKING_HEADER.size  # 32
+# EFI_FAULT_TOLERANT_WORKING_BLOCK_HEADER.
+FTW_WORKING_HEADER_LAYOUT: Final = Layout(
+    "EFI_FAULT_TOLERANT_WORKING_BLOCK_HEADER",
+    (
+        ("signature", "16s"),  # 0: gEdkiiWorkingBlockSignatureGuid
+        # 16: CRC-32 of the header with Crc, state byte and Reserved3 all 0xFF
+        ("crc", "I"),
+        # 20: WorkingBlockValid:1, WorkingBlockInvalid:1, Reserved:6 ("set" = 0: 0xFE valid)
+        ("state", "B"),
+        ("reserved3", "3s"),  # 21: 0xFF
+        ("write_queue_size", "Q"),  # 24: working area size - 32
+    ),
+)
+FTW_WORKING_HEADER: Final = FTW_WORKING_HEADER_LAYOUT.struct
+FTW_WORKING_HEADER_SIZE: Final = FTW_WORKING_HEADER_LAYOUT.size  # 32
 WORKING_BLOCK_SIGNATURE_GUID: Final = uuid.UUID("9e58292b-7c68-497d-a0ce-6500fd9f1b95")
 FTW_WORKING_STATE_VALID: Final = 0xFE
 FTW_WORKING_STATE_BIT_VALID: Final = 0x01
 FTW_WORKING_STATE_BIT_INVALID: Final = 0x02
 
-# EFI_FAULT_TOLERANT_WRITE_HEADER (natural alignment, 40 bytes): bits byte
-# (HeaderAllocated:1, WritesAllocated:1, Complete:1; FTW_VALID_STATE = 0), CallerId GUID @4,
-# NumberOfWrites u64 @24, PrivateDataSize u64 @32.
-FTW_WRITE_HEADER: Final = struct.Struct("<B3x16s4xQQ")
-FTW_WRITE_HEADER_SIZE: Final = FTW_WRITE_HEADER.size  # 40
+# EFI_FAULT_TOLERANT_WRITE_HEADER (natural alignment, 40 bytes).
+FTW_WRITE_HEADER_LAYOUT: Final = Layout(
+    "EFI_FAULT_TOLERANT_WRITE_HEADER",
+    (
+        ("bits", "B"),  # 0: HeaderAllocated:1, WritesAllocated:1, Complete:1 (0 = set)
+        ("", "3x"),
+        ("caller_id", "16s"),  # 4
+        ("", "4x"),
+        ("number_of_writes", "Q"),  # 24
+        ("private_data_size", "Q"),  # 32
+    ),
+)
+FTW_WRITE_HEADER: Final = FTW_WRITE_HEADER_LAYOUT.struct
+FTW_WRITE_HEADER_SIZE: Final = FTW_WRITE_HEADER_LAYOUT.size  # 40
 FTW_HEADER_ALLOCATED: Final = 0x01
 FTW_WRITES_ALLOCATED: Final = 0x02
 FTW_COMPLETE: Final = 0x04
-# EFI_FAULT_TOLERANT_WRITE_RECORD (40 bytes + PrivateDataSize): bits byte (BootBlockUpdate:1,
-# SpareComplete:1, DestinationComplete:1), Lba u64 @8, Offset u64 @16, Length u64 @24,
-# RelativeOffset i64 @32 (target relative to the spare area).
-FTW_WRITE_RECORD: Final = struct.Struct("<B7xQQQq")
-FTW_WRITE_RECORD_SIZE: Final = FTW_WRITE_RECORD.size  # 40
+# EFI_FAULT_TOLERANT_WRITE_RECORD (40 bytes, then PrivateDataSize bytes).
+FTW_WRITE_RECORD_LAYOUT: Final = Layout(
+    "EFI_FAULT_TOLERANT_WRITE_RECORD",
+    (
+        ("bits", "B"),  # 0: BootBlockUpdate:1, SpareComplete:1, DestinationComplete:1
+        ("", "7x"),
+        ("lba", "Q"),  # 8
+        ("offset", "Q"),  # 16
+        ("length", "Q"),  # 24
+        ("relative_offset", "q"),  # 32: the target relative to the spare area
+    ),
+)
+FTW_WRITE_RECORD: Final = FTW_WRITE_RECORD_LAYOUT.struct
+FTW_WRITE_RECORD_SIZE: Final = FTW_WRITE_RECORD_LAYOUT.size  # 40
 FTW_BOOT_BLOCK_UPDATE: Final = 0x01
 FTW_SPARE_COMPLETE: Final = 0x02
 FTW_DESTINATION_COMPLETE: Final = 0x04

@@ -16,7 +16,8 @@ from fwtools.errors import ParseError, UsageError
 if TYPE_CHECKING:
     import uuid
 
-    from fwtools.formats.varstore.edk2 import Variable, VariableStore
+    from fwtools.formats.varstore.model import Variable
+    from fwtools.formats.varstore.store import VariableStore
 
 StoreFormat = Literal["edk2-raw", "qcow2", "json"]
 FORMATS: Final[tuple[StoreFormat, ...]] = ("edk2-raw", "qcow2", "json")
@@ -116,7 +117,7 @@ def load_store(path: str | os.PathLike[str]) -> LoadedStore:
 
 
 def _store_from_json(variables: list[Variable], template: str | None) -> VariableStore:
-    from fwtools.formats.varstore.edk2 import VariableStore
+    from fwtools.formats.varstore.store import VariableStore
 
     if template is None:
         raise UsageError("a JSON store needs --template STORE (or a layout name such as "
@@ -134,14 +135,17 @@ def _store_from_json(variables: list[Variable], template: str | None) -> Variabl
 
 
 def _parse_or_format(data: bytes, name: str) -> tuple[VariableStore, str | None]:
-    from fwtools.formats.varstore.edk2 import BlankStoreError, VariableStore
+    from fwtools.formats.varstore.errors import BlankStoreError
+    from fwtools.formats.varstore.store import VariableStore
 
     try:
         return VariableStore.parse(data, path=name), None
     except BlankStoreError as exc:
         if exc.layout is None:
             raise
-        return VariableStore.blank(exc.layout), exc.message
+        store = VariableStore.blank(exc.layout)
+        store.path = name  # the file it stands for, for errors about it
+        return store, exc.message
 
 
 def store_bytes(

@@ -45,7 +45,7 @@ from fwtools.formats.efi.devicepath import (
     uri_node,
 )
 from fwtools.formats.efi.loadoption import LoadOption
-from fwtools.formats.varstore.edk2 import VariableStore
+from fwtools.formats.varstore.store import VariableStore
 
 STORES: Final = populated_stores(
     "*/amd64/ovmf/usr/share/OVMF/OVMF*_VARS*.fd",

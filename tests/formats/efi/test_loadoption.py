@@ -24,7 +24,7 @@ from fwtools.formats.efi.loadoption import (
     LOAD_OPTION_HIDDEN,
     LoadOption,
 )
-from fwtools.formats.varstore.edk2 import VariableStore
+from fwtools.formats.varstore.store import VariableStore
 
 STORES: Final = populated_stores(
     "*/amd64/ovmf/usr/share/OVMF/OVMF*_VARS*.fd",

@@ -36,7 +36,7 @@ from fwtools.formats.varstore.decode import (
     decode_variable,
     is_known,
 )
-from fwtools.formats.varstore.edk2 import VariableStore
+from fwtools.formats.varstore.store import VariableStore
 from fwtools.report.jsonable import to_jsonable
 
 G: Final = guids.EFI_GLOBAL_VARIABLE

@@ -72,7 +72,7 @@ def test_facts(path: Path | None) -> None:
     assert store.records_end == facts.records_end
     assert store.authenticated
     # Nothing in a shipped store is damaged; the rest is 0xFF and the FTW area pristine.
-    assert [i for i in store.check() if i.severity != "info"] == []
+    assert [i for i in store.check() if i.severity != "note"] == []
     assert store.free_space_dirty_at is None
     assert store.ftw is not None and store.ftw.header_pristine and store.ftw.queue_blank
     assert store.ftw.pending is None and store.ftw.spare_blank
@@ -189,7 +189,7 @@ def test_edit_round_trip(path: Path | None) -> None:
     again = VariableStore.parse(out)
     assert again.layout == store.layout
     assert again.fv_header == store.fv_header
-    assert [i for i in again.check() if i.severity != "info"] == []
+    assert [i for i in again.check() if i.severity != "note"] == []
     expected = []
     for v in before:
         if removed is not None and v.key == removed.key:
@@ -275,8 +275,8 @@ def test_bookworm_runtime_fv_header_is_reported_as_normal(path: Path | None) -> 
     _data, store = parsed(path)
     assert store.fv_header.attributes == 0xE36
     codes = {i.code: i.severity for i in store.check()}
-    assert codes["fv-block-map-runtime"] == "info"
-    assert codes["fv-attributes"] == "info"
+    assert codes["fv-block-map-runtime"] == "note"
+    assert codes["fv-attributes"] == "note"
     assert store.fv_header.block_map == ((0x100, 0x40000),)
     assert store.fv_header.checksum == 0xF8F8
 

@@ -132,8 +132,8 @@ def test_in_transition() -> None:
     auth = store.get("AuthVar", VENDOR)
     assert auth is not None and auth.timestamp == EfiTime(2024, 1, 2, 3, 4, 5)
     found = codes(store)
-    assert found["record-in-transition-old"] == ("info", 0x64)
-    assert found["record-in-transition-live"][0] == "info"
+    assert found["record-in-transition-old"] == ("note", 0x64)
+    assert found["record-in-transition-live"][0] == "note"
     assert [v.name for v in store.reclaim_order()] == ["Delta", "Alpha", "AuthVar", "Beta", "Gamma"]
 
     store.set(Variable("Epsilon", VENDOR, 0x07, b"new"))
@@ -173,7 +173,7 @@ def test_torn_header() -> None:
     store.set(Variable("Two", VENDOR, 0x07, b"2"))
     again = VariableStore.parse(store.to_bytes())
     assert [(v.name, v.offset) for v in again] == [("One", 0x64), ("Two", 0xAC)]
-    assert [i.code for i in again.check() if i.severity != "info"] == []
+    assert [i.code for i in again.check() if i.severity != "note"] == []
 
 
 def test_ftw_pending_write() -> None:
@@ -209,7 +209,7 @@ def test_ftw_completed_write() -> None:
     write = store.ftw.writes[0]
     assert write.complete and write.header_allocated and write.number_of_writes == 1
     assert write.records[0].destination_complete and write.records[0].spare_complete
-    assert codes(store)["ftw-completed"][0] == "info"
+    assert codes(store)["ftw-completed"][0] == "note"
     assert [i for i in store.check() if i.severity == "error"] == []
     store.set(Variable("Two", VENDOR, 0x07, b"2"))
     out = store.to_bytes()

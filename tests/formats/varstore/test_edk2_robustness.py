@@ -291,7 +291,7 @@ def test_aavmf_trailer_is_kept_and_reported() -> None:
     raw[0x100000] = 0x5A
     store = VariableStore.parse(bytes(raw))
     issue = next(i for i in store.check() if i.code == "trailer-not-zero")
-    assert (issue.severity, issue.offset) == ("info", 0x100000)
+    assert (issue.severity, issue.offset) == ("note", 0x100000)
     store.set(Variable("A", VENDOR, 0x07, b"a"))
     out = store.to_bytes()
     assert len(out) == len(raw) and out[0x100000] == 0x5A

@@ -30,7 +30,6 @@ from varstore_testlib import STORE_GLOBS, virt_fw_vars_json
 from fwtools._base.efitime import EfiTime
 from fwtools.errors import ParseError
 from fwtools.formats.efi import guids
-from fwtools.formats.varstore.edk2 import Variable, VariableStore
 from fwtools.formats.varstore.jsonform import (
     SCHEMA,
     detect_format,
@@ -38,6 +37,8 @@ from fwtools.formats.varstore.jsonform import (
     variables_to_json,
     variables_to_v2_json,
 )
+from fwtools.formats.varstore.model import Variable
+from fwtools.formats.varstore.store import VariableStore
 
 G: Final = guids.EFI_GLOBAL_VARIABLE
 DBX_STAMP: Final = "ea070104121313000000000000000000"  # 2026-01-04T18:19:19Z
