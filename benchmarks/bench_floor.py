@@ -16,9 +16,11 @@ For each command the script measures, in one run:
 
 Target per row: above <= least work + 15 ms.
 
-How it is measured, on a shared and noisy machine: the commands, floors and least works are
-run round-robin (each round runs every one of them once, so a burst of load hits them all),
-the median of ``--runs`` rounds is reported, after one untimed warm-up of each process. The
+How it is measured, on a shared and noisy machine: in each of ``--runs`` rounds, every row
+runs its command, its floor and its least work back to back in a random order; "above" is the
+median over the rounds of the paired difference (command - floor), so load that comes and
+goes hits both sides of it alike; the other columns are medians too. Each process has one
+untimed warm-up run first. The
 subprocesses run with bytecode caching on: PYTHONDONTWRITEBYTECODE is removed from their
 environment and fwtools is compiled first, so no run pays for compiling fwtools (an
 installed wheel has its .pyc too). PYTHONPATH puts this checkout's fwtools first.
@@ -34,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import statistics
 import struct
 import subprocess
@@ -186,66 +189,79 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in plan(python)
             if not args.only or any(o in r.name for o in args.only)]
     floors_used = ["interpreter", *dict.fromkeys(r.floor for r in rows)]
-    procs: dict[str, list[str]] = {f"floor: {f}": [python, "-c", FLOORS[f]] for f in floors_used}
-    procs.update({r.name: command_line(python, r.command) for r in rows})
-    times: dict[str, list[float]] = {k: [] for k in procs}
+    floor_cmd = {f: [python, "-c", FLOORS[f]] for f in floors_used}
+    fw_cmd = {r.name: command_line(python, r.command) for r in rows}
     errors: dict[str, str] = {}
-    for key, cmd in procs.items():  # warm-up: page cache, .pyc files
+    for key, cmd in [*floor_cmd.items(), *fw_cmd.items()]:  # warm-up: page cache, .pyc
         _, _, error = run_once(cmd)
-        if error and key.startswith("floor"):
+        if error:
             errors[key] = error
-    works = {tuple(r.least_work) for r in rows}
-    work_times: dict[tuple[str, ...], list[float]] = {w: [] for w in works}
-    print(f"measuring {len(procs)} processes and {len(works)} in-process works x {args.runs} "
-          "rounds ...", file=sys.stderr)
+    # Per row and round: the command, its floor and its least work, run back to back in a
+    # random order, so that "above" is a paired difference: load that comes and goes on the
+    # shared machine hits both sides of it alike.
+    fw_t: dict[str, list[float]] = {r.name: [] for r in rows}
+    floor_t: dict[str, list[float]] = {r.name: [] for r in rows}
+    work_t: dict[str, list[float]] = {r.name: [] for r in rows}
+    interp_t: list[float] = []
+    rng = random.Random(13)
+    print(f"measuring {len(rows)} rows x {args.runs} rounds ...", file=sys.stderr)
     for i in range(args.runs):
-        for key, cmd in procs.items():
-            if key in errors:
+        interp_t.append(run_once(floor_cmd["interpreter"])[0])
+        for r in rng.sample(rows, len(rows)):
+            if r.name in errors or r.floor in errors:
                 continue
-            elapsed, _, error = run_once(cmd)
-            if error and not key.startswith("floor"):
-                # pe-inspect exits 0 here; a non-zero exit of a command is a failure.
-                errors[key] = error
+            steps = ["fw", "floor", "work"]
+            rng.shuffle(steps)
+            got: dict[str, float | None] = {}
+            for step in steps:
+                if step == "fw":
+                    elapsed, _, error = run_once(fw_cmd[r.name])
+                    if error:  # every command here exits 0; anything else is a failure
+                        errors[r.name] = error
+                    got[step] = None if error else elapsed
+                elif step == "floor":
+                    got[step] = run_once(floor_cmd[r.floor])[0]
+                else:
+                    got[step] = least_work(python, r.least_work, WORK_REPEATS)
+            if None in got.values():
                 continue
-            times[key].append(elapsed)
-        # The least work in the same rounds, so a burst of load on the shared machine hits
-        # it as it hits the processes it is compared with.
-        for w in works:
-            seconds = least_work(python, list(w), WORK_REPEATS)
-            if seconds is not None:
-                work_times[w].append(seconds)
+            fw_t[r.name].append(got["fw"] or 0.0)
+            floor_t[r.name].append(got["floor"] or 0.0)
+            work_t[r.name].append(got["work"] or 0.0)
         print(f"  round {i + 1}/{args.runs}", file=sys.stderr, flush=True)
-    med = {k: statistics.median(v) if v and k not in errors else None
-           for k, v in times.items()}
-    work = {r.name: (statistics.median(work_times[tuple(r.least_work)])
-                     if work_times[tuple(r.least_work)] else None) for r in rows}
 
     head = ("command", "fwtools", "floor", "above", "least work", "target", "ok?")
     table: list[tuple[str, ...]] = [head]
     record = []
     for r in rows:
-        fw, floor, lw = med[r.name], med[f"floor: {r.floor}"], work[r.name]
-        above = None if fw is None or floor is None else fw - floor
+        n = len(fw_t[r.name])
+        fw = statistics.median(fw_t[r.name]) if n else None
+        floor = statistics.median(floor_t[r.name]) if n else None
+        above = (statistics.median(a - b for a, b in zip(fw_t[r.name], floor_t[r.name],
+                                                          strict=True)) if n else None)
+        lw = statistics.median(work_t[r.name]) if n else None
         target = None if lw is None else lw + SLACK_S
         ok = None if above is None or target is None else above <= target
         table.append((r.name, _ms(fw), f"{_ms(floor)} ({r.floor})", _ms(above), _ms(lw),
                       _ms(target), {True: "yes", False: "NO", None: "?"}[ok]))
-        record.append({"name": r.name, "command": r.command, "floor": r.floor,
+        record.append({"name": r.name, "command": r.command, "floor": r.floor, "rounds": n,
                        "fwtools_s": fw, "floor_s": floor, "above_s": above,
                        "least_work_s": lw, "target_s": target, "ok": ok,
-                       "error": errors.get(r.name)})
+                       "fwtools_runs_s": fw_t[r.name], "floor_runs_s": floor_t[r.name],
+                       "least_work_runs_s": work_t[r.name], "error": errors.get(r.name)})
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     for i, t in enumerate(table):
         print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    print("floors:", ", ".join(f"{f} {_ms(med[f'floor: {f}'])}" for f in floors_used))
+    print(f"interpreter alone: {_ms(statistics.median(interp_t))}; "
+          "above = median over rounds of (fwtools - floor), each pair run back to back")
     for key, error in errors.items():
         print(f"{key}: failed: {error}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
         "schema": SCHEMA, "runs": args.runs, "python": python,
-        "floors": {f: med[f"floor: {f}"] for f in floors_used}, "rows": record,
+        "interpreter_s": statistics.median(interp_t), "rows": record,
     }, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
