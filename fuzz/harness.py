@@ -1,7 +1,7 @@
 """atheris harness for one fwtools parser: ``python fuzz/harness.py TARGET [libFuzzer args]``.
 
 TARGET is one of the names in tests/fuzz/targets.py (pe, siglist, authvar, varstore, qcow2,
-mbr, sbat, json, policy, devicepath, bootchain, firmware). The target either returns or
+mbr, disk, sbat, json, policy, devicepath, bootchain, firmware). The target either returns or
 raises FwError; any other exception is reported by atheris as a crash and the input saved
 (-artifact_prefix).
 Seed the working corpus with ``python fuzz/seed.py`` first (fuzz/run-campaigns.py does).
@@ -28,6 +28,11 @@ def main() -> None:
 
         import fwtools.crypto.authenticode
         import fwtools.crypto.authvar
+        import fwtools.formats.disk
+        import fwtools.formats.disk.ext4
+        import fwtools.formats.disk.fat
+        import fwtools.formats.disk.gpt
+        import fwtools.formats.disk.mbr
         import fwtools.formats.efi.devicepath
         import fwtools.formats.efi.loadoption
         import fwtools.formats.efi.siglist

@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "fuzz" / "work"
 RESULTS = REPO / "fuzz" / "results.tsv"
 PYTHON = sys.executable
-TARGETS = ["pe", "siglist", "authvar", "varstore", "qcow2", "mbr", "sbat", "json", "policy",
-           "devicepath", "bootchain", "firmware"]
+TARGETS = ["pe", "siglist", "authvar", "varstore", "qcow2", "mbr", "disk", "sbat", "json",
+           "policy", "devicepath", "bootchain", "firmware", "tcg"]
 RSS_LIMIT_MB = 1536
 TIMEOUT_S = 30
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
 from fwtools.errors import FwIOError
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None, *,
+                 keep_owner: bool = False) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
 
     The data goes to a temporary file in the same directory, which is flushed and fsynced and
     then renamed over the target; the directory is fsynced too. The target's permission bits
     are kept when it exists. On any failure the target is untouched and the temporary file is
-    removed.
+    removed. With ``keep_owner`` the new file also gets the target's owner and group where
+    this process may set them (root replacing a VM's store owned by the QEMU user).
     """
     # Imported here: commands that only read (most runs) do not pay for tempfile (random,
     # shutil, bz2, lzma) and pathlib at start-up.
@@ -40,12 +46,25 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, mode)
+        if keep_owner:
+            _copy_owner(target, tmp)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise FwIOError(f"{target}: write failed: {exc.strerror or exc}") from exc
     fsync_directory(directory)
+
+
+def _copy_owner(target: Path, tmp: str) -> None:
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return
+    mine = os.stat(tmp)
+    if (st.st_uid, st.st_gid) != (mine.st_uid, mine.st_gid):
+        with contextlib.suppress(PermissionError):
+            os.chown(tmp, st.st_uid, st.st_gid)
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

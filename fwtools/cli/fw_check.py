@@ -65,6 +65,7 @@ def command(
     """Check EFI binaries against a signing policy (PATHS: files or directories).
 
     `fw-check boot-chain --help`: replay a boot chain on an emulated firmware (W^X).
+    `fw-check disk --help`: a disk image's partitions and the EFI files on its ESP.
 
     Exit status: 0 passed; 1 a finding at or above --fail-on; 2 usage error or an
     unreadable input (the other inputs are still checked and reported).
@@ -183,4 +184,8 @@ def main() -> None:
         from fwtools.cli import fw_check_boot
 
         fw_check_boot.main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "disk":
+        from fwtools.cli import fw_check_disk
+
+        fw_check_disk.main(sys.argv[2:])
     command(prog_name="fw-check")

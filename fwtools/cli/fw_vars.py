@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fwtools.cli import fw_vars_audit, fw_vars_update
 from fwtools.cli._varstore import default_guid, edit_options, editing, save_store
 from fwtools.cli.common import (
     EXIT_FINDINGS,
@@ -558,6 +559,8 @@ def check(stores: tuple[str, ...], as_json: bool) -> None:
 
 
 cli.add_command(boot)
+cli.add_command(fw_vars_audit.audit)
+cli.add_command(fw_vars_update.update)
 
 
 def main() -> None:

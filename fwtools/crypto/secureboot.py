@@ -172,6 +172,7 @@ def apply_signed_update(
     name: str = "dbx",
     anchors: Sequence[bytes] | None = None,
     force: bool = False,
+    attributes: int | None = None,
 ) -> DbxUpdateResult:
     """Apply a signed append update (a Microsoft DBXUpdate.bin, a db update) as firmware would.
 
@@ -179,7 +180,9 @@ def apply_signed_update(
     already in the store (db/dbx updates must be signed by a KEK or the PK); a failure raises
     :class:`VerificationError` unless ``force``. The payload is appended with edk2's
     filtering (entries already present are skipped) and the stored timestamp becomes the
-    later of the two, as for an APPEND_WRITE.
+    later of the two, as for an APPEND_WRITE. ``attributes`` are those SetVariable is called
+    with (0x67 for an append, as an OS applies Microsoft's updates); None accepts a signature
+    over the variable's default attributes with or without APPEND_WRITE.
     """
     from fwtools.crypto.authvar import verify_auth
     from fwtools.formats.efi.authvar import variable_defaults
@@ -189,7 +192,7 @@ def apply_signed_update(
     keys = list(anchors) if anchors is not None else store_update_anchors(store)
     result: AuthVerifyResult | None = None
     if keys:
-        result = verify_auth(auth, name, guid, None, keys)
+        result = verify_auth(auth, name, guid, attributes, keys)
     if result is None or not result.valid:
         why = result.reason if result else "no KEK or PK certificate to verify it with"
         if not force:

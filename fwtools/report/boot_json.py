@@ -52,6 +52,10 @@ def boot_chain_document(r: Replay) -> dict[str, Any]:
         "arch": r.arch,
         "secure_boot": r.secure_boot,
         "firmware": firmware_json(r.firmware),
+        # the protocol as the replay had it (firmware.memory_attribute_protocol is the
+        # profile's setting, which an edk2 release without the protocol cannot honour)
+        "memory_attribute_protocol": {"at_boot": r.memory_attribute_protocol,
+                                      "at_end": r.memory_attribute_protocol_at_end},
         "stages": [
             {
                 "index": s.index,
@@ -59,6 +63,9 @@ def boot_chain_document(r: Replay) -> dict[str, Any]:
                 "path": s.path,
                 "model": s.model,
                 "model_overridden": s.overridden,
+                "model_basis": s.model_basis,
+                "model_unidentified": list(s.unidentified),
+                "model_verified": s.model_verified,
                 "family": s.family,
                 "version": s.version,
                 "identified_by": s.identified_by,

@@ -212,6 +212,10 @@ def _stages(replay: Replay) -> str:
     rows = []
     for s in replay.stages:
         model = _e(s.model) + (" <em>(forced)</em>" if s.overridden else "")
+        if s.model_basis == "fallback":
+            model += (' <em title="' + _e("; ".join(s.unidentified))
+                      + '">(fallback: not identified)</em>')
+        model += " (verified on real firmware)" if s.model_verified else " (unverified)"
         version = f" {_e(s.version)}" if s.version else ""
         rows.append(
             f"<tr><td>{s.index}</td><th scope=\"row\">{_e(s.name)}</th>"

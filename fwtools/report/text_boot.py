@@ -27,6 +27,17 @@ def _range(start: int, end: int) -> str:
     return f"{start:#014x}-{end:#014x} {unit:>8}"
 
 
+def _map_text(r: Replay) -> str:
+    """The protocol as the replay had it (an edk2 release without it, or a profile that
+    leaves it out: no), and whether it went away during the boot."""
+    text = "yes" if r.memory_attribute_protocol else "no"
+    if r.memory_attribute_protocol and not r.memory_attribute_protocol_at_end:
+        text += " (uninstalled during the boot: compatibility mode)"
+    elif not r.memory_attribute_protocol and r.firmware.memory_attribute_protocol:
+        text += f" (not in edk2 {r.firmware.edk2_release} on {r.arch})"
+    return text
+
+
 def render_boot_chain(r: Replay, out: IO[str], *, color: bool | None = None,
                       verbose: bool = False) -> None:
     from fwtools.uefi.memtypes import nx_types
@@ -39,14 +50,19 @@ def render_boot_chain(r: Replay, out: IO[str], *, color: bool | None = None,
     types = ", ".join(nx_types(p.nx_policy)) or "none"
     w(f"firmware:   {p.name} ({r.arch}, edk2 {p.edk2_release}): NX policy {p.nx_policy:#x} "
       f"[{types}], image protection {p.image_protection:#x}, memory attribute protocol "
-      f"{'yes' if p.memory_attribute_protocol else 'no'}, stack NX "
-      f"{'yes' if p.stack_nx else 'no'}\n")
+      f"{_map_text(r)}, stack NX {'yes' if p.stack_nx else 'no'}\n")
     w(f"secure boot: {'on' if r.secure_boot else 'off'}\n\n")
     w(paint("stages", "bold") + "\n")
     for s in r.stages:
         forced = " (model given on the command line)" if s.overridden else ""
+        sure = "verified" if s.model_verified else "unverified"
         w(f"  {s.index + 1}. {s.name:<8} {os.path.basename(s.path):<34} {s.model:<24} "
-          f"{s.identified_by}{forced}\n")
+          f"[{sure}] {s.identified_by}{forced}\n")
+        if s.model_basis == "fallback":
+            w("     " + paint(f"not identified: the generic {s.model} model stands in", "yellow")
+              + "\n")
+            for fact in s.unidentified:
+                w(f"       - {fact}\n")
     w("\n" + paint("timeline", "bold") + "\n")
     for i, e in enumerate(r.events):
         if not verbose and e.stage == "firmware" and e.operation.startswith("NX policy sweep"):

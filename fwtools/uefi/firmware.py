@@ -119,10 +119,18 @@ class LoadedImage:
     data_type: MemoryType
     protected: bool
     loaded_by: str  # "firmware" or a stage name
+    #: the file offset of the byte at ``base``: 0 for a PE placement or a copy of the whole
+    #: file, the protected-mode code's offset when a loader copies a bzImage from there on
+    #: (linuxefi), so an RVA that equals its file offset lands where the loader put it
+    file_offset: int = 0
+
+    def at(self, rva: int) -> int:
+        """The address of ``rva`` (of a file offset, for a raw copy) in this placement."""
+        return self.base - self.file_offset + rva
 
     @property
     def entry(self) -> int:
-        return self.base + self.image.entry_rva
+        return self.at(self.image.entry_rva)
 
     @property
     def end(self) -> int:

@@ -53,6 +53,9 @@ class KernelFacts:
     # bzImage: file offset of the 64-bit EFI handover entry, which a loader calls at
     # code32_start + 512 + handover_offset (code32_start = the protected-mode code)
     handover_entry: int = 0
+    # bzImage: file offset of the protected-mode code, (setup_sects + 1) * 512: where
+    # linuxefi starts copying the file (Debian grub2 2.06 loader/i386/efi/linux.c)
+    protected_mode_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -215,4 +218,5 @@ def _kernel_from_info(info: object) -> KernelFacts | None:
         init_size=bz.init_size if bz else 0,
         handover_entry=(bz.protected_mode_offset + 512 + bz.handover_offset
                         if bz and bz.efi_handover_64 else 0),
+        protected_mode_offset=bz.protected_mode_offset if bz else 0,
     )

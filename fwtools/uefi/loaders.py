@@ -48,9 +48,9 @@ from fwtools.uefi.image import StageImage, version_tuple
 from fwtools.uefi.operations import COMMON_ARGS, CONDITIONS, OPERATIONS, check_step
 from fwtools.uefi.registry import LoaderModel, Match, Step
 
-__all__ = ["COMMON_ARGS", "CONDITIONS", "FAMILIES", "OPERATIONS", "Identity", "LoaderModel",
-           "Match", "Step", "identify", "load_model", "loaders_dir", "matches", "model_by_name",
-           "select_model", "shipped_models"]
+__all__ = ["COMMON_ARGS", "CONDITIONS", "FAMILIES", "OPERATIONS", "Choice", "Identity",
+           "LoaderModel", "Match", "Step", "choose_model", "identify", "load_model",
+           "loaders_dir", "matches", "model_by_name", "select_model", "shipped_models"]
 
 FAMILIES: Final = ("shim", "grub", "linux", "systemd-boot", "systemd-stub", "efi-app")
 
@@ -131,11 +131,29 @@ def matches(model: LoaderModel, image: StageImage, ident: Identity, arch: str) -
     return m.nx_compat is None or m.nx_compat == image.nx_compat
 
 
+@dataclass(frozen=True)
+class Choice:
+    model: LoaderModel
+    ident: Identity
+    basis: str  # "identified" or "fallback"
+    unidentified: tuple[str, ...]  # for a fallback: the facts that did not identify it
+
+
 def select_model(image: StageImage, arch: str, models: list[LoaderModel]) -> tuple[
     LoaderModel, Identity
 ]:
+    choice = choose_model(image, arch, models)
+    return choice.model, choice.ident
+
+
+def choose_model(image: StageImage, arch: str, models: list[LoaderModel]) -> Choice:
+    """The most specific model whose facts match; else a generic one, said to be a fallback
+    with the facts that did not identify the binary."""
     ident = identify(image)
     found = [m for m in models if matches(m, image, ident, arch)]
+    basis = "identified"
+    if ident.family == "efi-app" or not found:
+        basis = "fallback"
     if not found:
         found = [m for m in models if m.family == ident.family and m.match == Match()]
     if not found:
@@ -143,7 +161,26 @@ def select_model(image: StageImage, arch: str, models: list[LoaderModel]) -> tup
     if not found:
         raise UsageError(f"{image.path}: no loader model for {ident.family}")
     best = max(found, key=lambda m: (m.priority, m.name))
-    return best, ident
+    return Choice(best, ident, basis, _unidentified(image, ident, models, arch)
+                  if basis == "fallback" else ())
+
+
+def _unidentified(image: StageImage, ident: Identity, models: list[LoaderModel],
+                  arch: str) -> tuple[str, ...]:
+    """What the identification looked at and did not find (or found unmatched)."""
+    if ident.family == "efi-app":
+        return ("no .sbat row naming shim, grub, systemd-boot or systemd-stub",
+                "no shim .data.ident version string",
+                "no .sdmagic (systemd) section",
+                "no bzImage, arm64 Image or zboot header")
+    facts = [f"{ident.family} {ident.version_text or '(no version)'} ({ident.clue})"]
+    if image.vendors():
+        facts.append(f"vendor rows {', '.join(image.vendors())}")
+    facts.append(f"arch {arch}, SectionAlignment {image.section_alignment:#x}, NX_COMPAT "
+                 f"{'yes' if image.nx_compat else 'no'}")
+    names = sorted(m.name for m in models if m.family == ident.family and m.match != Match())
+    facts.append(f"matched none of {', '.join(names) or 'no specific model'}")
+    return tuple(facts)
 
 
 # ---- reading the TOML files ---------------------------------------------------------
@@ -154,7 +191,7 @@ def load_model(path: Path) -> LoaderModel:
     where = f"loader model {path}"
     for key in data:
         if key not in {"name", "family", "description", "priority", "sources", "match",
-                       "steps", "loader_steps"}:
+                       "steps", "loader_steps", "verified", "verified_by"}:
             raise UsageError(f"{where}: unknown key {key!r}")
     family = data.get("family")
     if family not in FAMILIES:
@@ -168,6 +205,17 @@ def load_model(path: Path) -> LoaderModel:
     sources = data.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise UsageError(f"{where}: sources must be a list of strings")
+    verified = data.get("verified", False)
+    verified_by = data.get("verified_by", [])
+    if not isinstance(verified, bool):
+        raise UsageError(f"{where}: verified must be true or false")
+    if not isinstance(verified_by, list) or not all(
+            isinstance(s, str) and "::" in s for s in verified_by):
+        raise UsageError(f"{where}: verified_by must list e2e test ids "
+                         "(tests/e2e/FILE.py::TEST[ID])")
+    if verified != bool(verified_by):
+        raise UsageError(f"{where}: verified = true needs verified_by (the real-firmware "
+                         "cases that exercise the model), and verified_by needs it")
     return LoaderModel(
         name=name,
         family=family,
@@ -178,6 +226,7 @@ def load_model(path: Path) -> LoaderModel:
         loader_steps=_steps(data.get("loader_steps", []), f"{where}: loader_steps"),
         sources=tuple(sources),
         path=str(path),
+        verified_by=tuple(verified_by),
     )
 
 

@@ -11,108 +11,38 @@ dispatches through. :class:`Replay` is what a run finds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 from fwtools.errors import UsageError
 from fwtools.formats.pe.image import Section
 from fwtools.paging import AccessKind, MemAttr
 from fwtools.uefi.firmware import (
     Event,
-    FaultRecord,
     FaultStop,
     Firmware,
     LoadedImage,
     ReplayStop,
-    Stop,
 )
 from fwtools.uefi.image import StageImage, version_tuple
 from fwtools.uefi.memmap import PAGE, pages_for
 from fwtools.uefi.memtypes import MemoryType
-from fwtools.uefi.profile import Arch, FirmwareProfile
 from fwtools.uefi.registry import (
     COMMON_ARGS,
     CONDITIONS,
     OPERATIONS,
     PARAMETERS,
     LoaderModel,
+    ModelError,
     Step,
     check_step,
     condition,
     operation,
     parse_attrs,
 )
+from fwtools.uefi.result import MemoryRange, Replay, StageInfo, Verdict, memory_view
 
 __all__ = ["COMMON_ARGS", "CONDITIONS", "OPERATIONS", "PARAMETERS", "MemoryRange", "Replay",
            "Runner", "StageInfo", "Verdict", "check_step", "memory_view", "parse_attrs"]
-
-# ---- what a replay found (rendered by report/) --------------------------------------------
-
-Verdict = Literal["boots", "faults", "refused"]
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    index: int  # 0-based position in the chain; faults' stage_index is this + 1
-    name: str  # "shim", "grub", "kernel" (unique within the chain)
-    path: str
-    model: str
-    family: str
-    version: str | None
-    identified_by: str
-    overridden: bool
-    description: str
-
-
-@dataclass(frozen=True)
-class MemoryRange:
-    """A run of memory with one type and one effective permission (for reports)."""
-
-    start: int
-    end: int
-    memory_type: str | None
-    permissions: str
-
-
-@dataclass
-class Replay:
-    firmware: FirmwareProfile
-    arch: Arch
-    secure_boot: bool
-    stages: list[StageInfo]
-    events: list[Event] = field(default_factory=list)
-    faults: list[FaultRecord] = field(default_factory=list)
-    verdict: Verdict = "boots"
-    reason: str = ""
-    #: who stopped the chain and why (a code), when the verdict is not ``boots``
-    stop: Stop | None = None
-    #: memory views after events (index into events -> ranges), when asked for
-    snapshots: dict[int, list[MemoryRange]] = field(default_factory=dict)
-
-    def stage_at(self, stage_index: int) -> StageInfo | None:
-        """The stage of a 1-based ``stage_index`` (faults, stops); None for 0, the firmware."""
-        return self.stages[stage_index - 1] if 0 < stage_index <= len(self.stages) else None
-
-
-def memory_view(fw: Firmware) -> list[MemoryRange]:
-    """Memory-map descriptors split by effective permission (what the HTML report draws)."""
-    out: list[MemoryRange] = []
-    for d in fw.memmap:
-        pos = d.start
-        for r in fw.pt.ranges(d.start, d.end):
-            if r.start > pos:
-                out.append(MemoryRange(pos, r.start, d.type.efi_name, "---"))
-            perms = str(r.permissions)
-            if out and out[-1].end == r.start and out[-1].permissions == perms and \
-                    out[-1].memory_type == d.type.efi_name:
-                out[-1] = MemoryRange(out[-1].start, r.end, d.type.efi_name, perms)
-            else:
-                out.append(MemoryRange(max(r.start, d.start), r.end, d.type.efi_name, perms))
-            pos = r.end
-        if pos < d.end:
-            out.append(MemoryRange(pos, d.end, d.type.efi_name, "---"))
-    return out
-
 
 # ---- the interpreter ---------------------------------------------------------------------
 
@@ -122,6 +52,8 @@ class Buffer:
     base: int
     pages: int
     memory_type: MemoryType
+    #: the image copied into it (``relocate``): ``region`` steps then address its sections
+    image: StageImage | None = None
 
     @property
     def end(self) -> int:
@@ -144,6 +76,8 @@ class Runner:
         self.fw = Firmware(result.firmware, result.arch, secure_boot=result.secure_boot,
                            log=self._log, start=False)
         self.fw.boot()
+        result.memory_attribute_protocol = self.fw.map_installed
+        result.memory_attribute_protocol_at_end = self.fw.map_installed
         self.index = 0
         self.loaded: list[LoadedImage | None] = [None] * len(chain)
         self.buffers: dict[str, Buffer] = {}
@@ -177,6 +111,12 @@ class Runner:
                           stage=self.stage_name(self.index), stage_index=self.index + 1)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.result.memory_attribute_protocol_at_end = self.fw.map_installed
+
+    def _run(self) -> None:
         fw = self.fw
         try:
             first = self.chain[0]
@@ -219,8 +159,11 @@ class Runner:
             kernel = self.chain[i].kernel
             if kernel is None or not kernel.handover_entry:
                 raise UsageError(f"{self.chain[i].name} has no 64-bit EFI handover entry")
-            # the image lies in memory as in its file (copied, or inside a UKI section)
-            target = loaded.base + kernel.handover_entry
+            # code32_start + 512 + handover_offset: the protected-mode code lies where the
+            # loader put it (a copy of the whole file, a UKI section, or linuxefi's copy
+            # from the protected-mode code on: Debian grub2 2.06 loader/i386/efi/linux.c
+            # grub_linuxefi_boot jumps to kernel_mem + handover_offset + 512)
+            target = loaded.at(kernel.handover_entry)
         self.fw.access(target, target + 1, AccessKind.FETCH,
                        f"{how}: jump to {self.chain[i].name} entry point",
                        explanation=explain, fix=fix)
@@ -284,6 +227,8 @@ class Runner:
             return (nxt.size_of_image + sa + PAGE - 1) & ~(PAGE - 1)
         if value == "next.file" and nxt is not None:
             return nxt.file_size
+        if value == "self.image":
+            return self.image.size_of_image
         if value in ("self.init_size", "next.init_size"):
             img = self.image if value == "self.init_size" else nxt
             if img is not None:
@@ -307,17 +252,38 @@ class Runner:
                              "loaded yet")
         return li.base, li.base + pages_for(li.image.size_of_image) * PAGE, li.code_type, li
 
+    def buffer(self, name: str, step: Step) -> Buffer:
+        buf = self.buffers.get(name)
+        if buf is None:
+            raise ModelError(self.models[self.index].name, self.stage_name(self.index),
+                             f"{step.op}: no buffer {name!r} allocated before it is used")
+        return buf
+
+    def check_fits(self, buf: Buffer, name: str, base: int, size: int, what: str) -> None:
+        """A copy of ``size`` bytes at ``base`` must stay inside buffer ``name``: a model
+        that writes past it is wrong, whatever the memory there would do."""
+        if base < buf.base or base + size > buf.end:
+            over = base + size - buf.end
+            raise ModelError(
+                self.models[self.index].name, self.stage_name(self.index),
+                f"copy of {what} into {name} ({buf.base:#x}-{buf.end:#x}, "
+                f"{buf.pages * PAGE:#x} bytes) overruns it by {over:#x} bytes")
+
     def regions(self, step: Step) -> list[tuple[int, int]]:
         start, end, _t, li = self.range(step.args["range"])
         region = step.args.get("region", "all")
         if region == "all":
             return [(start, end)]
-        if li is None:
-            raise UsageError(f"region {region!r} needs an image range (self or next)")
+        buf = self.buffers.get(step.args["range"])
+        image = li.image if li is not None else buf.image if buf is not None else None
+        if image is None:
+            raise UsageError(f"region {region!r} needs an image range (self, next, or a "
+                             "buffer an image was relocated into)")
+        at = li.at if li is not None else (lambda rva: start + rva)
         out = []
-        for s in li.image.sections:
+        for s in image.sections:
             if (region == "code" and s.execute) or (region == "data" and not s.execute):
-                lo = li.base + s.virtual_address
+                lo = at(s.virtual_address)
                 out.append((lo, lo + ((s.memory_size + PAGE - 1) & ~(PAGE - 1))))
         return out
 
@@ -367,8 +333,13 @@ def _run(r: Runner, step: Step) -> None:
     assert li is not None
     for s in r.image.sections:
         if s.write and s.memory_size:
-            lo = li.base + s.virtual_address
-            r.fw.access(lo, lo + s.memory_size, AccessKind.WRITE,
+            lo = li.at(s.virtual_address)
+            # what lies past the memory it was loaded into (the BSS of an image a loader read
+            # as a file) is not this code's to write before it relocates itself
+            hi = min(lo + s.memory_size, li.end)
+            if hi <= lo:
+                continue
+            r.fw.access(lo, hi, AccessKind.WRITE,
                         f"{r.image.name} writes its {s.name}",
                         explanation=step.explain, fix=step.fix)
 
@@ -448,12 +419,12 @@ def _place(r: Runner, step: Step) -> None:
     if into.startswith("."):
         _place_in_section(r, nxt, into)
         return
-    buf = r.buffers.get(into)
-    if buf is None:
-        raise UsageError(f"place: no buffer {into!r}")
+    buf = r.buffer(into, step)
     sa = max(nxt.section_alignment, 1)
     base = (buf.base + sa - 1) // sa * sa
     size = pages_for(nxt.size_of_image) * PAGE
+    r.check_fits(buf, into, base, size, f"{nxt.name} (SizeOfImage {nxt.size_of_image:#x} at "
+                 f"its {sa:#x} SectionAlignment)")
     what = f"{r.stage_name(r.index)} copies {nxt.name} into {into}"
     r.fw.access(base, base + size, AccessKind.WRITE, what,
                 explanation=step.explain, fix=step.fix)
@@ -467,6 +438,58 @@ def _place(r: Runner, step: Step) -> None:
     r.fw.event(f"place {nxt.name}", base, base + size, memory_type=buf.memory_type,
                detail=f"{len(nxt.sections)} sections, {len(nxt.reloc_pages)} "
                "relocation pages")
+
+
+@operation("read", required=("into",), optional=("from",))
+def _read(r: Runner, step: Step) -> None:
+    """The next file read into buffer ``into`` as it lies in the file, not placed as a PE
+    image: from its start, or (``from = "protected_mode"``) from a bzImage's
+    protected-mode code on, (setup_sects + 1) * 512, as linuxefi copies it. The image then
+    runs there: its RVAs are taken as file offsets (as the arm64 Image and the bzImage lay
+    out their PE sections)."""
+    nxt = r.next_image
+    if nxt is None:
+        return
+    into = step.args["into"]
+    buf = r.buffer(into, step)
+    skip = 0
+    if step.args.get("from", "file") == "protected_mode":
+        if nxt.kernel is None or not nxt.kernel.protected_mode_offset:
+            raise ModelError(r.models[r.index].name, r.stage_name(r.index),
+                             f"read from the protected-mode code of {nxt.name}, which is "
+                             "no bzImage")
+        skip = nxt.kernel.protected_mode_offset
+    size = nxt.file_size - skip
+    what = f"{nxt.name} from file offset {skip:#x} ({size:#x} bytes)"
+    r.check_fits(buf, into, buf.base, size, what)
+    r.fw.access(buf.base, buf.base + size, AccessKind.WRITE,
+                f"{r.stage_name(r.index)} reads {nxt.name} into {into}",
+                explanation=step.explain, fix=step.fix)
+    r.loaded[r.index + 1] = LoadedImage(
+        nxt, buf.base, buf.pages, buf.memory_type, buf.memory_type, False,
+        r.stage_name(r.index), file_offset=skip)
+    r.fw.event(f"read {nxt.name}{_note(step)}", buf.base, buf.base + size,
+               memory_type=buf.memory_type, detail=f"file bytes {skip:#x}-{nxt.file_size:#x}, "
+               "as in the file")
+
+
+@operation("relocate", required=("into",))
+def _relocate(r: Runner, step: Step) -> None:
+    """The running image copies itself (its file bytes: arm64 ``kernel_size = _edata -
+    _text``) into buffer ``into`` and will run there; ``region`` steps on that buffer then
+    address its sections."""
+    me = r.loaded[r.index]
+    assert me is not None
+    into = step.args["into"]
+    buf = r.buffer(into, step)
+    size = min(r.image.file_size, r.image.size_of_image)
+    r.check_fits(buf, into, buf.base, size, f"{r.image.name} ({size:#x} bytes)")
+    r.fw.access(buf.base, buf.base + size, AccessKind.WRITE,
+                f"{r.image.name} copies itself into {into}", explanation=step.explain,
+                fix=step.fix)
+    buf.image = r.image
+    r.fw.event(f"relocate {r.image.name}{_note(step)}", buf.base, buf.base + size,
+               memory_type=buf.memory_type, detail=f"from {me.base:#x}")
 
 
 def _place_in_section(r: Runner, nxt: StageImage, name: str) -> None:
@@ -513,7 +536,7 @@ def _section_attrs(r: Runner, step: Step) -> None:
                        detail=f"section {s.name} is W+X and MokPolicy requires NX")
             raise r.refuse("wx-section", f"{li.image.name} section {s.name} is writable "
                            "and executable (MokPolicy NX)")
-        lo = li.base + s.virtual_address
+        lo = li.at(s.virtual_address)
         size = s.memory_size
         unaligned = "call"
         if style == "shim-15.6":
@@ -546,6 +569,41 @@ def _attributes_call(r: Runner, step: Step) -> None:
         else:
             fw.assign(lo, hi - lo, attrs, f"DXE SetMemorySpaceAttributes {what}",
                       fw.memmap.type_at(lo))
+
+
+@operation("remap_image", required=("range",))
+def _remap_image(r: Runner, step: Step) -> None:
+    """efi_remap_image (linux libstub efi-stub-helper.c) over an image range or a buffer an
+    image was relocated into: the code region, from the image base to the end of its last
+    executable section (the headers included), set read-only; then XP cleared from it when
+    GetMemoryAttributes found the whole region XP, else XP set on the rest. Without the
+    memory attribute protocol, or when GetMemoryAttributes fails, it does nothing more."""
+    fw, name = r.fw, step.args["range"]
+    start, end, _t, li = r.range(name)
+    buf = r.buffers.get(name)
+    image = li.image if li is not None else buf.image if buf is not None else None
+    if image is None:
+        raise UsageError(f"remap_image: {name} holds no image (self, next, or a buffer an "
+                         "image was relocated into)")
+    what = f"{name}{_note(step)}"
+    if not fw.map_installed:
+        fw.event(f"efi_remap_image {what}: no protocol, nothing done", start, end)
+        return
+    code_end = max((s.virtual_address + s.memory_size for s in image.sections if s.execute),
+                   default=0)
+    base = li.at(0) if li is not None else start
+    code = ((base + code_end + PAGE - 1) & ~(PAGE - 1)) - start
+    status, attr = fw.map_get(start, end - start)
+    if status != "SUCCESS":
+        fw.event(f"efi_remap_image {what}: GetMemoryAttributes {status}, nothing done",
+                 start, end, status=status)
+        return
+    if fw.map_set(start, code, MemAttr.RO, f"{what}: code read-only") != "SUCCESS":
+        return
+    if attr & MemAttr.XP:
+        fw.map_clear(start, code, MemAttr.XP, f"{what}: code executable")
+    elif end > start + code:
+        fw.map_set(start + code, end - start - code, MemAttr.XP, f"{what}: data non-executable")
 
 
 @operation("load_image", optional=("source",))
@@ -722,6 +780,40 @@ def _nx_required(r: Runner) -> bool:
     while shim itself loads the next stage, too."""
     own = r.shim_index(including_self=True)
     return own is not None and r.nx_required(own)
+
+
+#: arm64 MIN_KIMG_ALIGN (arch/arm64/include/asm/boot.h: SZ_2M)
+_MIN_KIMG_ALIGN = 2 << 20
+
+
+@condition("self.kimg_aligned")
+def _self_kimg_aligned(r: Runner) -> bool:
+    """This arm64 Image lies at a MIN_KIMG_ALIGN (2 MiB) boundary, where the stub runs it in
+    place (libstub/arm64-stub.c :: handle_kernel_image: without a KASLR seed efi_nokaslr is
+    set and min_kimg_align() is 2 MiB; with one the stub always moves the kernel, which the
+    model does not assume: QEMU's AAVMF is taken to have no EFI_RNG_PROTOCOL seed)."""
+    me = r.loaded[r.index]
+    return bool(me and me.at(0) % _MIN_KIMG_ALIGN == 0)
+
+
+@condition("self.remap_image")
+def _self_remap_image(r: Runner) -> bool:
+    """This arm64 kernel's stub has efi_remap_image (the memory attribute protocol on arm64,
+    Linux 6.2: the 6.2 EFI pull 'use the memory attributes protocol on arm64'); older stubs
+    leave the permissions as they find them."""
+    k = r.image.kernel
+    return bool(k and k.version and k.version >= (6, 2))
+
+
+@condition("self.stub_text_ro")
+def _self_stub_text_ro(r: Runner) -> bool:
+    """This x86 stub makes the kernel text read-only before clearing XP
+    (efi_adjust_memory_range_protection, 'x86/efistub: Remap kernel text read-only before
+    dropping NX attribute', Linux 6.8, backported with the 4 KiB PE layout series to
+    6.1.y/6.6.y): a kernel of 6.8 or later, or one with 4 KiB-aligned PE sections."""
+    k = r.image.kernel
+    return bool(k and ((k.version and k.version >= (6, 8))
+                       or r.image.section_alignment >= PAGE))
 
 
 @condition("next.kernel", needs_next=True)

@@ -22,6 +22,19 @@ from fwtools.paging import MemAttr
 from fwtools.uefi.firmware import ACCESS, STOP_CODES
 from fwtools.uefi.memtypes import MemoryType
 
+
+class ModelError(UsageError):
+    """A loader model did something its component cannot: a copy larger than the buffer it
+    goes into, say. The replay stops with this error rather than simulate a write into
+    memory the real loader never touches (which could create or hide a fault)."""
+
+    def __init__(self, model: str, stage: str, detail: str) -> None:
+        super().__init__(f"loader model {model} (stage {stage}): {detail}")
+        self.model = model
+        self.stage = stage
+        self.detail = detail
+
+
 # ---- loader models as data (read by uefi/loaders.py, run by uefi/operations.py) --------
 
 @dataclass(frozen=True)
@@ -61,6 +74,13 @@ class LoaderModel:
     loader_steps: tuple[Step, ...] = ()
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
+    #: a real-firmware case in CI exercises this model: the e2e test ids that do
+    #: (tests/uefi/test_model_verification.py checks they exist and use the model)
+    verified_by: tuple[str, ...] = ()
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verified_by)
 
 
 # ---- the registry ------------------------------------------------------------------------
@@ -131,7 +151,7 @@ def condition(name: str, *, needs_next: bool = False) -> Callable[[Predicate], P
 
 # ---- argument values ---------------------------------------------------------------------
 
-SIZES: Final = ("next.image", "next.image_padded", "next.file", "self.init_size",
+SIZES: Final = ("self.image", "next.image", "next.image_padded", "next.file", "self.init_size",
                 "next.init_size")
 REGIONS: Final = ("all", "code", "data")
 SECTION_STYLES: Final = ("shim-15.6", "shim-15.8", "grub-nx")
@@ -220,6 +240,7 @@ PARAMETERS: Final[dict[str, Callable[[object], str | None]]] = {
     "region": _choice(*REGIONS),  # of an image range: all, executable or other sections
     "source": _choice("fv", "unknown"),  # where LoadImage thinks the image comes from
     "entry": _entry,  # the bzImage EFI handover entry, not the PE entry
+    "from": _choice("file", "protected_mode"),  # where a raw read of the next file starts
     "reason": _text,  # what the loader prints when it refuses
     "code": _choice(*STOP_CODES),  # why it refuses, as data (firmware.STOP_CODES)
 }

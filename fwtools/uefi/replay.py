@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, load_stage
-from fwtools.uefi.loaders import Identity, model_by_name, select_model, shipped_models
+from fwtools.uefi.loaders import Choice, choose_model, model_by_name, shipped_models
 from fwtools.uefi.operations import (
     MemoryRange,
     Replay,
@@ -94,28 +94,33 @@ def replay(
             chain.append(img.uki_kernel)
     the_arch = chain_arch(chain, arch, profile)
     available = shipped_models()
-    picked: list[tuple[LoaderModel, Identity, bool]] = []
+    picked: list[tuple[LoaderModel, Choice, bool]] = []
     for i, img in enumerate(chain):
-        model, ident = select_model(img, the_arch, available)
+        choice = choose_model(img, the_arch, available)
+        model = choice.model
         forced = (models or {}).get(i)
         if forced is not None:
             model = model_by_name(forced)
-        picked.append((model, ident, forced is not None))
+        picked.append((model, choice, forced is not None))
     stages = _stage_infos(chain, picked)
     result = Replay(profile, the_arch, secure_boot, stages)
-    runner = Runner(result, chain, [m for m, _i, _o in picked], snapshots)
+    runner = Runner(result, chain, [m for m, _c, _o in picked], snapshots)
     runner.run()
     return result
 
 
 def _stage_infos(chain: Sequence[StageImage],
-                 picked: Sequence[tuple[LoaderModel, Identity, bool]]) -> list[StageInfo]:
+                 picked: Sequence[tuple[LoaderModel, Choice, bool]]) -> list[StageInfo]:
     out: list[StageInfo] = []
     used: dict[str, int] = {}
-    for i, (img, (model, ident, forced)) in enumerate(zip(chain, picked, strict=True)):
+    for i, (img, (model, choice, forced)) in enumerate(zip(chain, picked, strict=True)):
+        ident = choice.ident
         base = _STAGE_NAMES.get(ident.family, ident.family)
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}{used[base]}"
         out.append(StageInfo(i, name, img.path, model.name, ident.family, ident.version_text,
-                             ident.clue, forced, model.description))
+                             ident.clue, forced, model.description,
+                             model_basis="override" if forced else choice.basis,
+                             unidentified=() if forced else choice.unidentified,
+                             model_verified=model.verified))
     return out

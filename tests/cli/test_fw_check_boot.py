@@ -112,6 +112,22 @@ def test_forced_model(corpus: Corpus) -> None:
     assert q.returncode == 0, q.stdout
 
 
+def test_a_model_that_overruns_its_buffer_is_an_error(corpus: Corpus, tmp_path: Path) -> None:
+    """A copy past its buffer is the model's mistake: one error line and exit code 2, not a
+    verdict (uefi/operations.py Runner.check_fits)."""
+    model = tmp_path / "overrun.toml"
+    model.write_text('name = "overrun"\nfamily = "grub"\n'
+                     '[[steps]]\nop = "allocate"\nname = "kernel"\ntype = "LoaderData"\n'
+                     'size = "next.file"\n[[steps]]\nop = "place"\ninto = "kernel"\n',
+                     encoding="utf-8")
+    p = run("--firmware", "debian13-aavmf", "--secure-boot", "on", "--model", f"2={model}",
+            *corpus.boot_chain("bookworm", "arm64"))
+    assert p.returncode == 2, p.stdout
+    assert p.stdout == ""
+    (line,) = p.stderr.strip().splitlines()
+    assert "loader model overrun (stage grub)" in line and "overruns it by" in line
+
+
 def test_html_and_output_files(bookworm: tuple[Path, Path, Path], tmp_path: Path) -> None:
     html = tmp_path / "replay.html"
     out = tmp_path / "replay.json"

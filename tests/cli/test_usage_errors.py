@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
+from fwtools.cli.fw_pcr import cli as fw_pcr
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
 from fwtools.cli.pe_inspect import pe_inspect
@@ -39,6 +40,9 @@ CASES: list[tuple[click.Command, str, list[str], str]] = [
     (fw_check, "fw-check", ["--fail-on", "bogus", "x.efi"], "Invalid value for '--fail-on'"),
     (fw_check_boot, "fw-check boot-chain", ["--arch", "mips", "x.efi"],
      "Invalid value for '--arch'"),
+    (fw_pcr, "fw-pcr", ["log"], "fw-pcr log: Missing argument 'EVENTLOG'"),
+    (fw_pcr, "fw-pcr", ["predict"], "No such command 'predict'"),
+    (fw_pcr, "fw-pcr", ["log", "--pcrs"], "'--pcrs' requires an argument"),
     (byebyebios, "byebyebios", [], "Missing argument 'IMAGE'"),
     (byebyebios, "byebyebios", ["--nope", "disk.img"], "No such option '--nope'"),
 ]
@@ -58,7 +62,8 @@ def test_click_usage_error_is_one_line(command: click.Command, prog: str, argv: 
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command", [pe_inspect, fw_vars, fw_sigdb, fw_check, byebyebios])
+@pytest.mark.parametrize("command", [pe_inspect, fw_vars, fw_sigdb, fw_check, byebyebios,
+                                     fw_pcr])
 def test_help_still_exits_0(command: click.Command) -> None:
     result = CliRunner().invoke(command, ["--help"], catch_exceptions=False)
     assert result.exit_code == 0

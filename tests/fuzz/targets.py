@@ -129,6 +129,28 @@ def target_mbr(data: bytes) -> None:
     read_stub_message(data[:440])
 
 
+def target_disk(data: bytes) -> None:
+    """A disk image (fw-check vm --disk): partition table, then every FAT or ext4
+    filesystem walked, every file read (at most 1 MiB each) and every symlink resolved.
+    Each filesystem's FwError is an accepted outcome and the next one is still read."""
+    from fwtools.formats.disk import BytesDevice, Disk
+
+    disk = Disk(BytesDevice(data))
+    table = disk.table
+    json.dumps(table.to_json())
+    for part in (*table.partitions, None):
+        try:
+            fs = disk.filesystem(part)
+            for path, entry in fs.walk():
+                if entry.is_symlink:
+                    fs.readlink(path)  # type: ignore[union-attr]
+                    continue
+                if not entry.is_dir:
+                    fs.read_file(path, max_size=1 << 20)
+        except FwError as exc:
+            assert "\n" not in str(exc), f"FwError message not one line: {exc!s}"
+
+
 def target_sbat(data: bytes) -> None:
     """``.sbat`` CSV and SbatLevel (strict and lenient) and the revocation rule."""
     from fwtools.formats.sbat.sbat import parse_sbat, parse_sbat_level, revocations
@@ -248,6 +270,20 @@ def target_firmware(data: bytes) -> None:
     _replay_two_ways(load_stage(TESTDATA / "sample" / "hello-nx.signed.efi"), profile)
 
 
+def target_tcg(data: bytes) -> None:
+    """A TCG event log (fw-pcr log): parse, replay every bank, decode every event and build
+    the JSON document, and write the records back (the bytes must round-trip)."""
+    from fwtools.formats.tcg.log import parse_event_log
+    from fwtools.formats.tcg.replay import replay
+    from fwtools.formats.tcg.write import log_to_bytes
+    from fwtools.report.pcr_json import log_document
+
+    log = parse_event_log(data)
+    result = replay(log)
+    log_document("fuzz.bin", log, result)
+    assert log_to_bytes(log) == data, "re-serialised event log differs"
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "pe": target_pe,
     "siglist": target_siglist,
@@ -255,12 +291,14 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "varstore": target_varstore,
     "qcow2": target_qcow2,
     "mbr": target_mbr,
+    "disk": target_disk,
     "sbat": target_sbat,
     "json": target_json,
     "policy": target_policy,
     "devicepath": target_devicepath,
     "bootchain": target_bootchain,
     "firmware": target_firmware,
+    "tcg": target_tcg,
 }
 
 
@@ -329,10 +367,14 @@ def _seed_paths(name: str, *, corpus: bool) -> list[Path]:
             paths += _files(MS_OBJECTS, ("*.toml",), 1 << 20)
     elif name == "sbat":
         paths = _files(td / "policy", ("sbatlevel*.txt",), 1 << 20)
+    elif name == "disk":
+        paths = _files(td / "disk", ("*.img",), 1 << 20)
     elif name == "bootchain":
         paths = _seed_paths("pe", corpus=corpus)
     elif name == "firmware":
         paths = _files(REPO / "policies" / "firmware", ("*.toml",), 1 << 20)
+    elif name == "tcg":
+        paths = _files(td / "tcg", ("*.eventlog.bin",), 1 << 20)
     else:
         paths = []
     fixtures = FUZZ_FIXTURES / name
@@ -381,7 +423,26 @@ def _made_seeds(name: str, corpus: bool) -> list[bytes]:
                 LoadOption.build("UEFI disk", hd, b"\x01\x02").to_bytes(), fp, hd]
     if name == "json":
         return _json_seeds(corpus)
+    if name == "disk":
+        return _disk_seeds()
     return []
+
+
+def _disk_seeds() -> list[bytes]:
+    """The hostile variants of testdata/disk's image (byte patches in its MANIFEST.json)."""
+    manifest = TESTDATA / "disk" / "MANIFEST.json"
+    if not manifest.is_file():
+        return []
+    doc = json.loads(manifest.read_text())
+    base = (TESTDATA / "disk" / doc["image"]).read_bytes()
+    out = []
+    for patches in doc["hostile"].values():
+        data = bytearray(base)
+        for offset, hexbytes in patches:
+            patch = bytes.fromhex(hexbytes)
+            data[offset : offset + len(patch)] = patch
+        out.append(bytes(data))
+    return out
 
 
 def _json_seeds(corpus: bool) -> list[bytes]:

@@ -34,6 +34,7 @@ from corpus.params import unavailable, without_read_override
 from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
+from fwtools.cli.fw_pcr import cli as fw_pcr
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
 from fwtools.cli.pe_inspect import pe_inspect
@@ -58,7 +59,9 @@ TOOLS: dict[str, click.Command] = {
     "fw-check": fw_check,
     "fw-check boot-chain": fw_check_boot,
     "byebyebios": byebyebios,
+    "fw-pcr": fw_pcr,
 }
+EVENT_LOG = TD / "tcg/ovmf-d12-kernel.eventlog.bin"
 
 
 # --- the bad inputs -------------------------------------------------------------------------
@@ -253,6 +256,10 @@ COMMANDS: list[Cmd] = [
     Cmd("byebyebios", ("--check", "{IN}"), codes=frozenset({1, 2})),
     Cmd("byebyebios", ("--message", "{IN}", "{IMAGE}"), accepts=frozenset({"empty"})),
     Cmd("byebyebios", ("--restore", "{IN}", "{IMAGE}")),
+    # fw-pcr log reads a TCG event log, and PCR values (a directory, text or JSON) for --pcrs.
+    Cmd("fw-pcr", ("log", "{IN}")),
+    Cmd("fw-pcr", ("log", "--json", "{IN}")),
+    Cmd("fw-pcr", ("log", str(EVENT_LOG), "--pcrs", "{IN}")),
 ]
 
 # Known contract deviations found by this matrix (xfail strict: fixing one turns it into an
@@ -268,7 +275,7 @@ for _reason, _ids in _KNOWN_GROUPS.values():
 # whose main input it is.
 SPARSE_FOR = {"pe-inspect {IN}", "fw-sigdb show {IN}", "fw-vars show {IN}", "fw-check {IN}",
               "byebyebios {IN}", "fw-vars set normal-format.fd Foo --file {IN}",
-              "fw-sigdb dedupe {IN}"}
+              "fw-sigdb dedupe {IN}", "fw-pcr log {IN}"}
 
 
 def _cases() -> Iterator[object]:

@@ -60,7 +60,7 @@ def mutated(draw: st.DrawFn, name: str) -> bytes:
 # FWTOOLS_FUZZ_SCALE=N multiplies every count (a longer run outside the normal test run).
 SCALE = int(os.environ.get("FWTOOLS_FUZZ_SCALE", "1"))
 # replays are ~10-50 ms each and a boot-chain input is replayed twice
-EXAMPLES = {"pe": 60, "varstore": 60, "qcow2": 80, "authvar": 80, "bootchain": 30,
+EXAMPLES = {"pe": 60, "varstore": 60, "qcow2": 80, "authvar": 80, "bootchain": 30, "disk": 60,
             "firmware": 40}
 DEFAULT_EXAMPLES = 120
 RANDOM_EXAMPLES = 60

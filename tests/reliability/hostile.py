@@ -114,3 +114,33 @@ def huge_sbat(rows: int) -> bytes:
     lines = [b"sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md"]
     lines += [b"c%d,1,Vendor,pkg,1.0,https://example.invalid/" % i for i in range(rows)]
     return b"\n".join(lines) + b"\n"
+
+
+# -- TCG event logs (TCG PC Client PFP 1.06 §10.2; fwtools/formats/tcg/layout.py) ------------
+
+TCG_LOG = TD / "tcg" / "ovmf-d12-kernel.eventlog.bin"
+
+
+def tcg_with(*, event_size: int | None = None, digest_count: int | None = None,
+             algorithms: int | None = None) -> bytes:
+    """The real kernel log with one size field of its second record (the first
+    TCG_PCR_EVENT2) or of its Spec ID event overwritten."""
+    data = bytearray(TCG_LOG.read_bytes())
+    (spec_size,) = struct.unpack_from("<I", data, 28)
+    first = 32 + spec_size  # TCG_PCR_EVENT2[1]: 4 digests of 20, 32, 48, 64 bytes
+    if digest_count is not None:
+        struct.pack_into("<I", data, first + 8, digest_count)
+    if event_size is not None:
+        struct.pack_into("<I", data, first + 12 + 4 * 2 + 20 + 32 + 48 + 64, event_size)
+    if algorithms is not None:
+        struct.pack_into("<I", data, 32 + 24, algorithms)
+    return bytes(data)
+
+
+def tcg_many_records(size: int) -> bytes:
+    """A crypto-agile log (SHA-1, SHA-256) of ``size`` bytes of 16-byte records with no
+    digests: the most records a byte can make."""
+    spec = b"Spec ID Event03\0" + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, 2)
+    spec += struct.pack("<HHHH", 0x4, 20, 0xB, 32) + b"\0"
+    head = struct.pack("<II20sI", 0, 3, bytes(20), len(spec)) + spec
+    return head + struct.pack("<IIII", 4, 0xD, 0, 0) * (size // 16)

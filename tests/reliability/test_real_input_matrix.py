@@ -31,6 +31,7 @@ from corpus.params import CORPUS, unavailable
 from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
+from fwtools.cli.fw_pcr import cli as fw_pcr
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
 from fwtools.cli.pe_inspect import pe_inspect
@@ -46,6 +47,7 @@ TOOLS: dict[str, click.Command] = {
     "fw-check": fw_check,
     "fw-check boot-chain": fw_check_boot,
     "byebyebios": byebyebios,
+    "fw-pcr": fw_pcr,
 }
 
 # --- the real inputs --------------------------------------------------------------------------
@@ -79,7 +81,8 @@ def _ms(kind: str, rel: str) -> Input:
 # Kinds: store (a formatted variable store), blank (an unformatted store template, which
 # fw-vars formats as the firmware would), qcow2 (a store in qcow2), unified (OVMF.fd: store +
 # code), code (firmware code only), auth (signed .auth), esl (signature list), cert (X.509),
-# pe and pe-arm (x86-64 and AArch64 EFI binaries), text (JSON / TOML data, none of these).
+# pe and pe-arm (x86-64 and AArch64 EFI binaries), text (JSON / TOML data, none of these),
+# eventlog (TCG event logs captured from real boots) and pcrs (the TPM's values, JSON).
 INPUTS: list[Input] = [
     _c("store", f"{OVMF_BW}/OVMF_VARS.fd"),
     _c("store", f"{OVMF_BW}/OVMF_VARS.ms.fd"),
@@ -148,6 +151,13 @@ INPUTS: list[Input] = [
     _c("pe", "trixie/amd64/systemd-boot-efi/usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
     _c("pe", "trixie/amd64/systemd-boot-efi/usr/lib/systemd/boot/efi/linuxx64.efi.stub"),
     _c("pe", "trixie/amd64/fwupd-amd64-signed/usr/libexec/fwupd/efi/fwupdx64.efi.signed"),
+    # Real TCG event logs (OVMF + swtpm boots, testdata/tcg/README.md) and the PCRs read then.
+    Input("tcg/ovmf-d12-kernel", "eventlog", repo=TD / "tcg/ovmf-d12-kernel.eventlog.bin"),
+    Input("tcg/ovmf-d12-shim-sb", "eventlog", repo=TD / "tcg/ovmf-d12-shim-sb.eventlog.bin"),
+    Input("tcg/ovmf-d13-shim-sb", "eventlog", repo=TD / "tcg/ovmf-d13-shim-sb.eventlog.bin"),
+    Input("tcg/ovmf-d12-kernel.sha1", "eventlog",
+          repo=TD / "tcg/ovmf-d12-kernel.sha1.eventlog.bin"),
+    Input("tcg/ovmf-d12-kernel.pcrs", "pcrs", repo=TD / "tcg/ovmf-d12-kernel.pcrs.json"),
 ]
 BY_ID = {i.id: i for i in INPUTS}
 assert len(BY_ID) == len(INPUTS), "input ids must be unique"
@@ -165,6 +175,7 @@ DBX_UPDATE = MS / "dbx/amd64/DBXUpdate.bin"
 DB_KEY = TD / "sigdb/keys/db.key"
 DB_CERT = TD / "sigdb/db.pem"
 HASH = "ab" * 32
+KERNEL_LOG = TD / "tcg/ovmf-d12-kernel.eventlog.bin"  # its PCRs: the "pcrs" input
 
 
 class _Prepared:
@@ -332,6 +343,10 @@ COMMANDS: list[Cmd] = [
     # byebyebios reads the image with --check and --dry-run (never written here).
     Cmd("byebyebios", ("--check", "{IN}"), ANY),
     Cmd("byebyebios", ("--dry-run", "{IN}"), ANY),
+    # fw-pcr log: 1 = a replayed PCR differs from --pcrs.
+    Cmd("fw-pcr", ("log", "{IN}"), reads=frozenset({"eventlog"})),
+    Cmd("fw-pcr", ("log", "--json", "-v", "{IN}"), reads=frozenset({"eventlog"})),
+    Cmd("fw-pcr", ("log", str(KERNEL_LOG), "--pcrs", "{IN}"), ANY, frozenset({"pcrs"})),
 ]
 
 
@@ -402,7 +417,8 @@ def _usage(errors: list[str]) -> bool:
 def test_matrix_covers_every_subcommand() -> None:
     """Every leaf command of every tool appears in the matrix (a new subcommand must be
     added here)."""
-    seen = {(c.tool, c.argv[0] if c.tool in ("fw-vars", "fw-sigdb") else "") for c in COMMANDS}
+    seen = {(c.tool, c.argv[0] if c.tool in ("fw-vars", "fw-sigdb", "fw-pcr") else "")
+            for c in COMMANDS}
     seen |= {("fw-vars", " ".join(c.argv[:2])) for c in COMMANDS if c.argv[0] == "boot"}
     missing = []
     for tool, command in TOOLS.items():

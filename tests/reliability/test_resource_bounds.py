@@ -28,6 +28,8 @@ from fwtools.formats.efi.siglist import SignatureDatabase
 from fwtools.formats.pe.image import PeImage
 from fwtools.formats.qcow2 import Qcow2Image
 from fwtools.formats.sbat.sbat import parse_sbat, parse_sbat_level
+from fwtools.formats.tcg.log import parse_event_log
+from fwtools.formats.tcg.replay import replay
 from fwtools.formats.varstore.storeio import MAX_STORE_SIZE, load_store
 from reliability.hostile import (
     SAMPLE_PE,
@@ -39,6 +41,8 @@ from reliability.hostile import (
     pe_with,
     qcow2_with,
     store_with_variable_sizes,
+    tcg_many_records,
+    tcg_with,
 )
 
 MiB = 1 << 20
@@ -80,6 +84,9 @@ REJECTED: dict[str, Callable[[], object]] = {
     "ESL SignatureSize 2**32-1": lambda: SignatureDatabase.parse(esl_with(sig_size=U32)),
     "ESL SignatureSize 0": lambda: SignatureDatabase.parse(esl_with(sig_size=0)),
     ".auth dwLength 2**32-1": lambda: AuthVariable2.parse(auth_with(dw_length=U32)),
+    "TCG EventSize 2**32-1": lambda: parse_event_log(tcg_with(event_size=U32)),
+    "TCG Digests.count 2**32-1": lambda: parse_event_log(tcg_with(digest_count=U32)),
+    "TCG numberOfAlgorithms 2**32-1": lambda: parse_event_log(tcg_with(algorithms=U32)),
 }
 
 
@@ -95,6 +102,8 @@ def test_huge_claims_are_rejected_early(case: str) -> None:
 # -- accepted (or reported as issues) with memory bounded by the input ------------------------
 
 def _target(name: str, data: bytes) -> Callable[[], object]:
+    if name == "tcg-replay":  # fw-pcr log's library work without the per-event report
+        return lambda: replay(parse_event_log(data))
     return lambda: TARGETS[name](data)
 
 
@@ -113,6 +122,9 @@ BOUNDED: dict[str, tuple[Callable[[], bytes], str, float]] = {
                                 "qcow2", 8),
     # 21 845 SHA-256 entries in 1 MiB: one small object per entry.
     "ESL 1 MiB of entries": (lambda: esl_many_entries(MiB), "siglist", 24),
+    # 65 536 16-byte TCG_PCR_EVENT2 records without digests, the most records per byte:
+    # parse + replay keep one small object per record (~17 bytes per input byte).
+    "TCG 1 MiB of empty records": (lambda: tcg_many_records(MiB), "tcg-replay", 24),
 }
 
 

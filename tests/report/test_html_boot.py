@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -243,3 +244,12 @@ def test_large_addresses_stay_exact() -> None:
     data = page_data(r)
     ev = data["events"][-1]
     assert ev["start"] == hex(high) and int(ev["end"], 16) == high + 0x1000
+
+
+def test_a_fallback_stage_says_so_with_its_facts_escaped() -> None:
+    r = _hand_made()
+    r.stages[0] = dataclasses.replace(r.stages[0], model="efi-app", model_basis="fallback",
+                                      unidentified=("no .sbat <row>",))
+    page = render_html(r)
+    assert "(fallback: not identified)" in page and "(unverified)" in page
+    assert "no .sbat &lt;row&gt;" in page and "<row>" not in page

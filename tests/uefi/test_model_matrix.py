@@ -111,6 +111,14 @@ def test_linux_arm64_zboot(corpus: Corpus) -> None:
         r = run([shim, grub, zboot], fw)
         assert r.stages[2].model == "linux-arm64-zboot"
         assert r.verdict == "boots", r.reason
+    # efi_remap_image only from 6.2: a 6.1 zboot stub makes no attribute call
+    remapped = run([shim, grub, zboot], "armvirt-map")
+    assert any("efi_remap_image" in e.operation for e in remapped.events)
+    old = dataclasses.replace(zboot, kernel=KernelFacts("zboot", (6, 1, 0), "6.1.0"))
+    r61 = run([shim, grub, old], "armvirt-map")
+    assert r61.verdict == "boots", r61.reason
+    assert not any(e.stage == "kernel" and "MemoryAttributes" in e.operation
+                   for e in r61.events)
 
 
 def test_linux_x86_stub_for_mainline_6_6_layout(corpus: Corpus) -> None:
@@ -140,3 +148,27 @@ def test_every_shipped_model_has_a_scenario() -> None:
         "test_model_matrix.py", "test_replay_scenarios.py", "test_uki_chains.py"))
     missing = [m.name for m in shipped_models() if f'"{m.name}"' not in text]
     assert missing == []
+
+
+def test_arm64_stub_runs_in_place_only_at_2mib(corpus: Corpus) -> None:
+    """handle_kernel_image without a KASLR seed: IS_ALIGNED(_text, MIN_KIMG_ALIGN), 2 MiB;
+    a 64 KiB-aligned image (what LoadImage and PE loaders give) is relocated."""
+    from types import SimpleNamespace
+
+    from fwtools.uefi.firmware import LoadedImage
+    from fwtools.uefi.memtypes import MemoryType
+    from fwtools.uefi.operations import CONDITIONS
+
+    kernel = load_stage(corpus.kernel("trixie", "arm64"))
+    aligned = CONDITIONS["self.kimg_aligned"].predicate
+    remap = CONDITIONS["self.remap_image"].predicate
+    for base, expected in ((0x4020_0000, True), (0x4021_0000, False), (0x4000_1000, False)):
+        li = LoadedImage(kernel, base, 1, MemoryType.LOADER_CODE, MemoryType.LOADER_DATA,
+                         False, "firmware")
+        runner = SimpleNamespace(loaded=[li], index=0, image=kernel)
+        assert aligned(runner) is expected, hex(base)
+    for version, has in (((6, 1, 0), False), ((6, 2, 0), True), ((6, 12, 117), True)):
+        assert kernel.kernel is not None
+        k = dataclasses.replace(kernel, kernel=dataclasses.replace(kernel.kernel,
+                                                                   version=version))
+        assert remap(SimpleNamespace(image=k)) is has, version

@@ -61,6 +61,8 @@ _MINIMAL = {
     "run": "", "allocate": 'name = "b"\ntype = "LoaderCode"\nsize = "next.image"\n',
     "claim": 'name = "b"\nsize = 4096\n', "write": 'range = "self"\n',
     "execute": 'range = "next"\n', "place": 'into = "b"\n',
+    "read": 'into = "b"\nfrom = "protected_mode"\n', "relocate": 'into = "b"\n',
+    "remap_image": 'range = "self"\n',
     "attrs": 'range = "b"\ngrant = "rw"\nrevoke = "x"\n',
     "section_attrs": 'into = "b"\nstyle = "shim-15.8"\n',
     "set": 'range = "next"\nattributes = "RO"\n', "clear": 'range = "b"\nattributes = "XP"\n',

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 from corpus import Corpus
 
+from fwtools.errors import UsageError
 from fwtools.formats.pe.image import Section
 from fwtools.uefi.image import StageImage, load_stage
 from fwtools.uefi.profile import load_firmware
+from fwtools.uefi.registry import ModelError
 from fwtools.uefi.replay import Replay, replay
 
 
@@ -57,7 +60,16 @@ def test_bookworm_x86_faults_on_ovmf_strict(corpus: Corpus, secure_boot: bool) -
         # into LoaderData (loader/i386/efi/linux.c:304-308) and jumps to the handover entry
         # there (:99-107); 0x...7FD5 makes LoaderData XP (wx-model.md §1.2)
         assert f.memory_type == "EfiLoaderData"
-        assert "handover" in f.operation
+        # grub_linuxefi_boot calls kernel_mem + handover_offset + 512, and kernel_mem holds
+        # the file from the protected-mode code on: the page offset of the fault is that of
+        # the handover entry, whatever the buffer's address (the real fault's RIP agrees)
+        kernel = r.stages[2]
+        bz = load_stage(kernel.path).kernel
+        assert bz is not None and bz.handover_64
+        handover_offset = bz.handover_entry - bz.protected_mode_offset - 0x200
+        assert f.address & 0xFFF == (0x200 + handover_offset) & 0xFFF
+        # not the PE entry point (what the model jumped to before)
+        assert (f.address & 0xFFF) != load_stage(kernel.path).entry_rva & 0xFFF
     else:
         # SB off: the legacy x86 loader (findings.md Q3). wx-model.md §6.1 GRUB 2.06 row has
         # the LoaderData relocator "(inferred)"; the model is calibrated on the lab instead
@@ -106,6 +118,13 @@ def test_bookworm_arm64_secure_boot(corpus: Corpus, firmware: str, verdict: str)
         # the ESR: EC 0x21 (instruction abort, same EL), IL, IFSC 0x0e: permission fault at
         # level 2 (the buffer lies in a 2 MiB block)
         assert f.stage_index == 2 and f.code == (0x21 << 26) | (1 << 25) | 0x0E
+        # grub_efi_linux_boot calls kernel_addr + the PE entry point in the raw file copy
+        kernel = load_stage(r.stages[2].path)
+        assert f.address & 0xFFF == kernel.entry_rva & 0xFFF
+    else:
+        # the kernel ran: the raw copy is 4 KiB-aligned, so the stub relocates itself into
+        # EfiLoaderCode (arm64-stub.c handle_kernel_image) before the kernel proper runs
+        assert any(e.operation.startswith("relocate ") for e in r.events)
 
 
 def test_bookworm_arm64_without_secure_boot_boots_on_armvirt(corpus: Corpus) -> None:
@@ -347,3 +366,93 @@ _DUMMY = StageImage(
     nx_compat=False, relocs_stripped=False, has_reloc_directory=False, reloc_pages=(),
     major_image_version=0, sections=(_TEXT,), signed=False, sbat=(), shim_version=None,
     kernel=None, systemd=False, uki_kernel=None)
+
+
+# ---- copies stay in their buffers ---------------------------------------------------------
+
+
+def test_bookworm_arm64_secure_boot_reads_the_file_into_a_file_sized_buffer(
+        corpus: Corpus) -> None:
+    """Debian GRUB 2.06 arm64 (loader/arm64/linux.c grub_cmd_linux): kernel_addr =
+    grub_efi_allocate_any_pages(BYTES_TO_PAGES(file size)), and the file is read there
+    whole; the Image's SizeOfImage (with its BSS) at 64 KiB alignment would not fit."""
+    r = run(chain(corpus, "bookworm", "arm64"), "debian12-aavmf", secure_boot=True)
+    assert r.verdict == "boots", r.reason
+    alloc = next(e for e in r.events if e.operation.startswith("AllocatePages kernel (arm64"))
+    read = next(e for e in r.events if e.operation.startswith("read vmlinuz"))
+    kernel = load_stage(r.stages[2].path)
+    assert alloc.end - alloc.start == (kernel.file_size + 0xFFF) & ~0xFFF
+    assert (read.start, read.end - read.start) == (alloc.start, kernel.file_size)
+    assert kernel.size_of_image > alloc.end - alloc.start  # what the old model wrote
+
+
+def test_a_copy_past_its_buffer_is_a_model_error(corpus: Corpus, tmp_path: Path) -> None:
+    """The old arm64 model: SizeOfImage placed at 64 KiB alignment into a buffer the size
+    of the file. The replay stops with a ModelError naming the model and the overrun."""
+    model = tmp_path / "grub-overrun.toml"
+    model.write_text('name = "grub-overrun"\nfamily = "grub"\n'
+                     '[[steps]]\nop = "allocate"\nname = "kernel"\ntype = "LoaderData"\n'
+                     'size = "next.file"\n'
+                     '[[steps]]\nop = "place"\ninto = "kernel"\nrelocate = false\n'
+                     '[[steps]]\nop = "start"\n', encoding="utf-8")
+    images = chain(corpus, "bookworm", "arm64")
+    with pytest.raises(ModelError, match=r"grub-overrun \(stage grub\).*overruns it by") as exc:
+        run(images, "debian13-aavmf", secure_boot=True, models={1: str(model)})
+    assert isinstance(exc.value, UsageError)  # one line and exit 2 on the command line
+    assert exc.value.model == "grub-overrun"
+
+
+def test_a_protected_mode_read_of_a_non_bzimage_is_a_model_error(
+        corpus: Corpus, tmp_path: Path) -> None:
+    model = tmp_path / "grub-x86-on-arm.toml"
+    model.write_text('name = "grub-x86-on-arm"\nfamily = "grub"\n'
+                     '[[steps]]\nop = "allocate"\nname = "kernel"\ntype = "LoaderData"\n'
+                     'size = "next.image"\n'
+                     '[[steps]]\nop = "read"\ninto = "kernel"\nfrom = "protected_mode"\n',
+                     encoding="utf-8")
+    with pytest.raises(ModelError, match="no bzImage"):
+        run(chain(corpus, "bookworm", "arm64"), "armvirt", models={1: str(model)})
+
+
+# ---- the kernels' own stubs ----------------------------------------------------------------
+
+
+def _final_permissions(r: Replay, start: int, end: int) -> set[str]:
+    last = max(r.snapshots)
+    return {m.permissions for m in r.snapshots[last] if m.start < end and m.end > start}
+
+
+@pytest.mark.parametrize("firmware", ["ovmf-strict", "debian13-ovmf-strictnx"])
+def test_x86_stub_makes_the_kernel_text_read_only(corpus: Corpus, firmware: str) -> None:
+    """efi_adjust_memory_range_protection (6.8+, and the 6.1.y backport): RO set, then XP
+    cleared (memory attribute protocol) or (attributes & ~XP) | RO (DXE services)."""
+    r = run(chain(corpus, "trixie", "amd64"), firmware, snapshots=True)
+    assert r.verdict == "boots", r.reason
+    alloc = next(e for e in r.events if e.stage == "kernel"
+                 and e.operation.startswith("AllocatePages kernel"))
+    assert _final_permissions(r, alloc.start, alloc.end) == {"r-x"}
+
+
+def test_arm64_stub_relocates_an_image_off_2mib_and_remaps_it_from_6_2(
+        corpus: Corpus) -> None:
+    """handle_kernel_image: GRUB 2.12's peimage places the Image at 64 KiB alignment, not
+    MIN_KIMG_ALIGN, so the stub copies it into EfiLoaderCode; 6.12 has efi_remap_image and
+    maps the copy's text R-X, 6.1 (before 6.2) leaves permissions alone."""
+    r = run(chain(corpus, "trixie", "arm64"), "armvirt-map", snapshots=True)
+    assert r.verdict == "boots", r.reason
+    ops = [e.operation for e in r.events if e.stage == "kernel"]
+    assert any(o.startswith("relocate ") for o in ops)
+    # efi_remap_image: the copy was not XP (EfiLoaderCode), so code RO and the rest XP
+    assert [o.split(" (")[0] for o in ops if "efi_remap_image" in o] == [
+        "SetMemoryAttributes(RO) kernel", "SetMemoryAttributes(XP) kernel"]
+    alloc = next(e for e in r.events if e.stage == "kernel"
+                 and e.operation.startswith("AllocatePages kernel"))
+    kernel = load_stage(r.stages[2].path)
+    text = next(s for s in kernel.sections if s.execute)
+    code_end = alloc.start + ((text.virtual_address + text.memory_size + 0xFFF) & ~0xFFF)
+    assert _final_permissions(r, alloc.start, code_end) == {"r-x"}  # headers included
+    assert _final_permissions(r, code_end, alloc.end) == {"rw-"}
+    old = run(chain(corpus, "bookworm", "arm64"), "armvirt-map")
+    assert old.verdict == "boots", old.reason
+    assert not any("efi_remap_image" in e.operation for e in old.events)
+    assert any(e.operation.startswith("relocate ") for e in old.events)

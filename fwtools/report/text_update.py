@@ -1,0 +1,62 @@
+"""Text for fw-vars update: per store, each variable that changes (before -> after, entries
+added and how), refusals, notes; then one summary line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fwtools.fleet.update import StoreUpdate, VariableState
+
+
+def _state(state: VariableState | None) -> str:
+    if state is None:
+        return "absent"
+    unit = "entry" if state.entries == 1 else "entries"
+    stamp = f", {state.timestamp}" if state.timestamp else ""
+    return f"{state.entries} {unit}, {state.size} bytes, attributes {state.attributes:#x}{stamp}"
+
+
+def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> list[str]:
+    lines: list[str] = []
+    for r in results:
+        name = f"{r.vm} ({r.path})" if r.vm else r.path
+        if r.error is not None:
+            lines.append(f"{name}: {r.status.upper()}: {r.error}")
+            continue
+        where = f" [{r.format}, {r.layout}]" if r.layout else ""
+        if r.status == "updated":
+            n = len(r.changes)
+            verb = "would change" if r.dry_run else "changed"
+            done = f"; written to {r.written}" if r.written else ""
+            if r.backup:
+                done += f", previous file kept as {r.backup}"
+            lines.append(f"{name}{where}: {n} variable{'s' if n != 1 else ''} {verb}"
+                         f"{' (dry run, nothing written)' if r.dry_run else ''}{done}")
+        else:
+            copied = f"; copied unchanged to {r.written}" if r.written else ""
+            what = "skipped" if r.status == "skipped" else "up to date, nothing to change"
+            lines.append(f"{name}{where}: {what}{copied}")
+        for c in r.changes:
+            lines.append(f"  {c.variable}: {_state(c.before)} -> {_state(c.after)}")
+            for a in c.added:
+                lines.append(f"    + {a.what} ({a.via}: {a.source})")
+                if a.detail and verbose:
+                    lines.append(f"      {a.detail}")
+        for refusal in r.refusals:
+            lines.append(f"  REFUSED {refusal.variable} via {refusal.via}: {refusal.reason}")
+        for note in r.notes:
+            lines.append(f"  note: {note}")
+        if verbose and r.trusts_after:
+            trusted = ", ".join(k for k, v in r.trusts_after.items() if v) or "none"
+            lines.append(f"  trusts after: {trusted}")
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    refused = sum(1 for r in results if r.refusals)
+    parts = [f"{v} {k}" for k, v in counts.items()]
+    if refused:
+        parts.append(f"{refused} with refused writes")
+    lines.append(f"{len(results)} store{'s' if len(results) != 1 else ''}: " + ", ".join(parts))
+    return lines

@@ -1,0 +1,120 @@
+#!/bin/bash
+# Boot Debian's OVMF with a software TPM (swtpm) under QEMU and capture, from inside the
+# guest, the firmware's TCG event log (/sys/kernel/security/tpm0/binary_bios_measurements)
+# and every PCR of every bank the TPM reports (/sys/class/tpm/tpm0/pcr-<bank>/N), read at
+# the same moment. The recipe is docs/reference/measured-boot.md section 8.
+#
+#   bash testdata/tcg/capture.sh CASE OUTDIR
+#
+# CASE is
+#   kernel   OVMF_CODE_4M.fd + OVMF_VARS_4M.fd (Secure Boot off), QEMU -kernel vmlinuz
+#   shim-sb  OVMF_CODE_4M.secboot.fd + OVMF_VARS_4M.ms.fd (Secure Boot on), a GPT disk whose
+#            ESP holds shim -> grub -> vmlinuz + initrd (Debian 12 signed binaries)
+# OUTDIR receives eventlog.bin, pcrs.json ({"sha256": {"0": "hex", ...}, ...}), serial.log
+# and the initrd. Needs qemu-system-x86 ovmf swtpm busybox-static gdisk dosfstools mtools
+# and the Debian corpus (tests/corpus/fetch.sh) for shim, grub and the kernel.
+# SUITE=bookworm (default: the installed /usr/share/OVMF, Debian 12's) or SUITE=trixie (the
+# corpus' Debian 13 OVMF, shim, grub and kernel).
+set -euo pipefail
+case_name="$1"
+out="$(mkdir -p "$2" && cd "$2" && pwd)"
+suite="${SUITE:-bookworm}"
+corpus="${FWTOOLS_CORPUS:-/var/cache/fwtools-corpus}/root/$suite/amd64"
+kernel="$(ls "$corpus"/linux-image-*/boot/vmlinuz-* | head -n1)"
+shim="$corpus/shim-signed/usr/lib/shim/shimx64.efi.signed"
+grub="$corpus/grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
+ovmf=/usr/share/OVMF
+[ "$suite" = bookworm ] || ovmf="$corpus/ovmf/usr/share/OVMF"
+work="$(mktemp -d)"
+trap 'kill "${swtpm_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+cd "$work"
+
+# The initramfs: a static busybox whose init prints every PCR bank and the log as hex
+# between markers on the serial console, then powers off.
+mkdir -p ir/bin ir/proc ir/sys ir/dev
+cp /bin/busybox ir/bin/
+cat >ir/init <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc p /proc; mount -t sysfs s /sys; mount -t securityfs s /sys/kernel/security
+i=0; while [ ! -e /sys/class/tpm/tpm0 ] && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
+echo @@PCRS
+for d in /sys/class/tpm/tpm0/pcr-*; do
+  b=${d##*/pcr-}; for n in $(seq 0 23); do echo "@P $b $n $(cat $d/$n)"; done
+done
+echo @@LOG
+od -An -v -tx1 /sys/kernel/security/tpm0/binary_bios_measurements | tr -d ' \n' | fold -w128 | sed 's/^/@L /'
+echo; echo @@END
+poweroff -f
+INIT
+chmod +x ir/init
+(cd ir && find . | busybox cpio -o -H newc 2>/dev/null | gzip -9) >initrd.img
+cp initrd.img "$out/initrd.img"
+
+mkdir tpm
+swtpm socket --tpm2 --tpmstate dir=tpm --ctrl type=unixio,path=tpm/sock --terminate &
+swtpm_pid=$!
+while [ ! -S tpm/sock ]; do sleep 0.1; done
+tpm_args=(-chardev socket,id=chrtpm,path=tpm/sock -tpmdev emulator,id=tpm0,chardev=chrtpm
+          -device tpm-tis,tpmdev=tpm0)
+common=(-accel tcg -m 1024 -nographic -no-reboot -net none -nodefaults -serial stdio)
+
+case "$case_name" in
+kernel)
+    cp $ovmf/OVMF_VARS_4M.fd vars.fd
+    timeout 600 qemu-system-x86_64 -machine q35 "${common[@]}" \
+        -drive if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd \
+        -drive if=pflash,format=raw,unit=1,file=vars.fd "${tpm_args[@]}" \
+        -kernel "$kernel" -initrd initrd.img -append "console=ttyS0 panic=-1 loglevel=1" \
+        >serial.log </dev/null
+    ;;
+shim-sb)
+    cp $ovmf/OVMF_VARS_4M.ms.fd vars.fd
+    cat >grub.cfg <<'CFG'
+set timeout=0
+linux /vmlinuz console=ttyS0 panic=-1 loglevel=1
+initrd /initrd.img
+boot
+CFG
+    # A 64 MiB GPT disk with fixed GUIDs (PCR 5 measures the GPT) and one FAT ESP.
+    truncate -s 64M disk.img
+    sgdisk -U 11111111-2222-3333-4444-555555555555 \
+        -n 1:2048:0 -t 1:ef00 -u 1:66666666-7777-8888-9999-aaaaaaaaaaaa -c 1:ESP disk.img >/dev/null
+    truncate -s $(( (131072 - 2048 - 33) * 512 )) esp.img
+    mkfs.vfat -F 32 -i 12345678 -n ESP esp.img >/dev/null
+    mmd -i esp.img ::/EFI ::/EFI/BOOT ::/EFI/debian
+    mcopy -i esp.img "$shim" ::/EFI/BOOT/BOOTX64.EFI
+    mcopy -i esp.img "$grub" ::/EFI/BOOT/grubx64.efi
+    mcopy -i esp.img grub.cfg ::/EFI/debian/grub.cfg
+    mcopy -i esp.img "$kernel" ::/vmlinuz
+    mcopy -i esp.img initrd.img ::/initrd.img
+    dd if=esp.img of=disk.img bs=512 seek=2048 conv=notrunc status=none
+    timeout 600 qemu-system-x86_64 -machine q35,smm=on "${common[@]}" \
+        -global driver=cfi.pflash01,property=secure,value=on \
+        -drive if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.secboot.fd \
+        -drive if=pflash,format=raw,unit=1,file=vars.fd "${tpm_args[@]}" \
+        -drive file=disk.img,format=raw,if=virtio,snapshot=on \
+        >serial.log </dev/null
+    ;;
+*) echo "unknown case $case_name" >&2; exit 2 ;;
+esac
+
+tr -d '\r' <serial.log >"$out/serial.log"
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+banks: dict[str, dict[str, str]] = {}
+hexlog = []
+for line in open(f"{out}/serial.log", errors="replace"):
+    if line.startswith("@P "):
+        _, bank, n, value = line.split()
+        banks.setdefault(bank, {})[n] = value.lower()
+    elif line.startswith("@L "):
+        # The last chunk has no newline of its own: "@L <hex>@@END".
+        hexlog.append(line[3:].split("@@")[0].strip())
+if not banks or not hexlog:
+    sys.exit("no PCRs or no event log on the serial console")
+open(f"{out}/eventlog.bin", "wb").write(bytes.fromhex("".join(hexlog)))
+json.dump(banks, open(f"{out}/pcrs.json", "w"), indent=1, sort_keys=True)
+PY
+echo "captured $case_name into $out"
