@@ -32,6 +32,13 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 from corpus.corpus import PEERS_DIR, Corpus, CorpusMissingError, load_corpus  # noqa: E402
 from corpus.corpus import ms_corpus_base as ms_corpus_base  # noqa: E402
 
+# Bytecode caching on for every process a benchmark starts (issue 13): with
+# PYTHONDONTWRITEBYTECODE set (some shells and CI do), every run of a checkout would compile
+# fwtools again while an installed wheel, or a peer's venv, has its .pyc files. The warm-up
+# run of each command (measure) then writes whatever .pyc is still missing.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 VIRT_BIN: Final = PEERS_DIR / "virt-venv" / "bin"
 FWTOOLS_BIN: Final = REPO_ROOT / ".venv" / "bin"
 RESULTS_DIR: Final = REPO_ROOT / "benchmarks" / "results"  # gitignored

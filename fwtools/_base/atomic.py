@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fwtools.errors import FwIOError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None, *,
@@ -20,6 +22,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
     removed. With ``keep_owner`` the new file also gets the target's owner and group where
     this process may set them (root replacing a VM's store owned by the QEMU user).
     """
+    # Imported here: commands that only read (most runs) do not pay for tempfile (random,
+    # shutil, bz2, lzma) and pathlib at start-up.
+    import tempfile
+    from pathlib import Path
+
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if mode is None:

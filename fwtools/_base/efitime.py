@@ -16,10 +16,10 @@ the 0-based month sbvarsign 0.9.4 writes); :meth:`EfiTime.auth_problems` says wh
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import ClassVar, Final
 
+from fwtools._base.record import Record
 from fwtools.errors import TruncatedError, UsageError
 
 EFI_TIME_LAYOUT: Final = struct.Struct("<HBBBBBBIhBB")
@@ -48,8 +48,7 @@ _FIELD_LIMITS: Final = (
 _DAYS_IN_MONTH: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-@dataclass(frozen=True)
-class EfiTime:
+class EfiTime(Record):
     """One EFI_TIME, every field as stored.
 
     Equality compares all fields; ordering (``<``, ``<=``, ...) compares Year..Second only,

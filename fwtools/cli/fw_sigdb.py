@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -42,7 +42,7 @@ def _load_db(path: str, *, missing_ok: bool = False) -> SignatureDatabase:
     """A database to edit: an ESL file (or nothing yet, for create/add to a new file)."""
     from fwtools.formats.efi.siglist import SignatureDatabase
 
-    if missing_ok and not Path(path).exists():
+    if missing_ok and not os.path.exists(path):
         return SignatureDatabase(())
     item = _load(path, describe=False)
     if item.format == "auth":
@@ -296,6 +296,8 @@ def dedupe(database: str, output: str | None, in_place: bool, canonical: bool) -
 @click.option("--der", is_flag=True, help="Write DER (.der) instead of PEM (.pem).")
 def extract_certs(directory: str, files: tuple[str, ...], der: bool) -> None:
     """Write every certificate in FILES (lists, .auth payloads and signers) into DIRECTORY."""
+    from pathlib import Path
+
     from fwtools.crypto.sigdb_extract import extract
 
     items = _load_each(files)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -447,6 +446,8 @@ def convert(source: str, output: str, fmt: str | None, layout: str | None,
     """Convert between raw, qcow2 and JSON, or (--layout) to another store layout. Raw <->
     qcow2 keeps the store byte for byte; a new layout needs that build's firmware code
     (ovmf-4m: OVMF_CODE_4M.fd)."""
+    from pathlib import Path
+
     from fwtools._base.atomic import atomic_write
     from fwtools.formats.varstore.storeio import format_for_output, load_store, store_bytes
 

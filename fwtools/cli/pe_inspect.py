@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -106,6 +105,8 @@ def pe_inspect(
         for f in progress(files, "inspecting", enabled=not as_json and len(files) > 8)
     ]
     if extract_dir is not None:
+        from pathlib import Path
+
         from fwtools.policy.pe_extract import extract_certificates
 
         extract_certificates([r.facts for r in results if r.facts], Path(extract_dir))

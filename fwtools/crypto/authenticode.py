@@ -18,9 +18,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Final
 
+from fwtools._base.record import Record, field
 from fwtools.crypto.pkcs7 import (
     PKCS9_CONTENT_TYPE,
     PKCS9_MESSAGE_DIGEST,
@@ -46,8 +46,7 @@ SPC_NESTED_SIGNATURE: Final = "1.3.6.1.4.1.311.2.4.1"
 _MAX_NESTING: Final = 4
 
 
-@dataclass
-class AuthenticodeSignature:
+class AuthenticodeSignature(Record, frozen=False):
     """One Authenticode signature, as parsed and (optionally) checked against the image.
 
     ``signer`` is the certificate the SignerInfo's sid names, found in the PKCS#7 bag (None

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, TypeVar
 
 from fwtools._base.efitime import EfiTime
+from fwtools._base.record import Record, field
 from fwtools.crypto.pkcs7 import (
     PKCS7_DATA,
     PKCS9_SIGNING_TIME,
@@ -75,8 +75,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-@dataclass
-class AuthSignatureInfo:
+class AuthSignatureInfo(Record, frozen=False):
     """What the PKCS#7 of a .auth says about itself (nothing is verified).
 
     ``signers`` are the certificates the SignerInfos name, found in the bag (a SignerInfo
@@ -101,8 +100,7 @@ class AuthSignatureInfo:
     problems: list[str] = field(default_factory=list)
 
 
-@dataclass
-class AuthVerifyResult:
+class AuthVerifyResult(Record, frozen=False):
     """The verdict of :func:`verify_auth`.
 
     ``valid`` is whether firmware holding ``anchors`` would accept the signature.
@@ -128,8 +126,7 @@ class AuthVerifyResult:
 # -- parsing ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Parsed:
+class _Parsed(Record, frozen=False):
     signed_data: Any
     form: Form
     bag: list[tuple[bytes, Any]]  # (DER, asn1crypto Certificate)

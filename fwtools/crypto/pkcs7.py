@@ -161,14 +161,22 @@ def verify_with_key(
     one is needed; raises ``InvalidSignature`` when the signature does not verify (and
     whatever cryptography raises for unusable input).
     """
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    # RSA first: every UEFI signature is RSA, and the other key modules cost import time.
+    if isinstance(key, rsa.RSAPublicKey):
+        if digest is None:
+            return False
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        key.verify(signature, data, rsa_padding or padding.PKCS1v15(), digest)
+        return True
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519
 
     if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
         key.verify(signature, data)
     elif digest is None:
         return False
-    elif isinstance(key, rsa.RSAPublicKey):
-        key.verify(signature, data, rsa_padding or padding.PKCS1v15(), digest)
     elif isinstance(key, ec.EllipticCurvePublicKey):
         key.verify(signature, data, ec.ECDSA(digest))
     elif isinstance(key, dsa.DSAPublicKey):
@@ -176,6 +184,48 @@ def verify_with_key(
     else:
         return False
     return True
+
+
+def load_public_key(spki_der: bytes) -> Any:
+    """A cryptography public key from a DER SubjectPublicKeyInfo.
+
+    An RSA key (what every UEFI signature uses) is built from its modulus and exponent, as
+    asn1crypto parses them; that spares importing cryptography's serialization package
+    (SSH keys, ciphers: a few ms of every verifying command's start-up). Any other key goes
+    through ``load_der_public_key``, which raises ValueError (or UnsupportedAlgorithm) for
+    one it cannot use; an RSA key cryptography refuses raises ValueError too.
+    """
+    from asn1crypto import keys
+
+    try:
+        spki = keys.PublicKeyInfo.load(spki_der, strict=True)
+        if spki["algorithm"]["algorithm"].native == "rsa":
+            numbers = spki["public_key"].parsed
+            modulus, exponent = numbers["modulus"].native, numbers["public_exponent"].native
+        else:
+            modulus = exponent = None
+    except PARSE_ERRORS:
+        modulus = exponent = None  # load_der_public_key gives the error
+    if isinstance(modulus, int) and isinstance(exponent, int):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    return load_der_public_key(spki_der)
+
+
+def _key_kind(key: Any) -> str | None:
+    """"rsa", "ec", "ed25519" or "ed448" for a cryptography public key, else None."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa"
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+
+    kinds = (("ec", ec.EllipticCurvePublicKey), ("ed25519", ed25519.Ed25519PublicKey),
+             ("ed448", ed448.Ed448PublicKey))
+    return next((kind for kind, cls in kinds if isinstance(key, cls)), None)
 
 
 def verify_signer_info(
@@ -194,7 +244,6 @@ def verify_signer_info(
     # The key is loaded from the SPKI rather than through cryptography.x509, whose import
     # alone would double what inspecting an image costs.
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     digest_name = str(signer_info["digest_algorithm"]["algorithm"].native)
     try:
@@ -217,7 +266,7 @@ def verify_signer_info(
     else:
         signed = content
     try:
-        key = load_der_public_key(spki_der)
+        key = load_public_key(spki_der)
     except (ValueError, UnsupportedAlgorithm) as exc:
         return None, f"the signer's public key is unusable: {one_line(exc)}"
     sig_alg = signer_info["signature_algorithm"]
@@ -310,16 +359,13 @@ def _issued_by(cert: Cert, issuer: Cert) -> bool:
     public key. Done on asn1crypto's parse and the SPKI, without cryptography.x509, whose
     import alone costs more than the rest of a verification."""
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     # The key type each signature algorithm needs (RFC 5280 §4.1.1.2: an algorithm that
     # does not fit the issuer's key is no valid signature). No DSA: UEFI has none, and
     # cryptography deprecates it.
-    key_type: dict[str, type] = {
-        "rsassa_pkcs1v15": rsa.RSAPublicKey, "rsassa_pss": rsa.RSAPublicKey,
-        "ecdsa": ec.EllipticCurvePublicKey,
-        "ed25519": ed25519.Ed25519PublicKey, "ed448": ed448.Ed448PublicKey,
+    key_type: dict[str, str] = {
+        "rsassa_pkcs1v15": "rsa", "rsassa_pss": "rsa", "ecdsa": "ec",
+        "ed25519": "ed25519", "ed448": "ed448",
     }
     try:
         tbs = cert.asn1["tbs_certificate"]
@@ -333,8 +379,8 @@ def _issued_by(cert: Cert, issuer: Cert) -> bool:
         scheme = signature_scheme(sig_alg)
         if wanted is None or isinstance(scheme, str):
             return False
-        key = load_der_public_key(issuer_tbs["subject_public_key_info"].dump())
-        if not isinstance(key, wanted):
+        key = load_public_key(issuer_tbs["subject_public_key_info"].dump())
+        if _key_kind(key) != wanted:
             return False
         signature = bytes(cert.asn1["signature_value"].native)
         return verify_with_key(key, signature, tbs.dump(), *scheme)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record, field
 from fwtools.errors import FwError, ParseError, SignatureFormatError
 from fwtools.formats.efi import guids
 from fwtools.formats.efi.siglist import FIXED_SIGNATURE_SIZE, SignatureDatabase, SignatureList
@@ -31,8 +31,7 @@ NO_OWNER: Final = guids.NIL
 _LIST_TYPES: Final = frozenset(FIXED_SIGNATURE_SIZE) | {guids.CERT_X509, guids.CERT_X509_SM3}
 
 
-@dataclass
-class SigdbInput:
+class SigdbInput(Record, frozen=False):
     """One input file: its databases by role, and for .auth files the signature."""
 
     path: str

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError
 
 if TYPE_CHECKING:
@@ -82,8 +82,7 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-@dataclass(frozen=True)
-class CertificateInfo:
+class CertificateInfo(Record):
     """What a report says about one certificate.
 
     ``serial`` is lower-case hex without separators; ``not_before``/``not_after`` are
@@ -265,9 +264,11 @@ def load_certificates(path: str | os.PathLike[str]) -> list[bytes]:
 
 def certificates_from_bytes(data: bytes, name: str) -> list[bytes]:
     """:func:`load_certificates` on a file's content; ``name`` goes into errors."""
-    from asn1crypto import pem
+    # asn1crypto.pem.detect's test, made here: a DER certificate then never imports pem
+    # (with textwrap and base64).
+    if b"-----BEGIN" in data or b"---- BEGIN" in data:
+        from asn1crypto import pem
 
-    if pem.detect(data):
         ders: list[bytes] = []
         try:
             for i, (label, _headers, body) in enumerate(pem.unarmor(data, multiple=True)):

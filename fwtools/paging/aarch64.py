@@ -27,7 +27,6 @@ IL (bit 25) is 1 for aborts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from fwtools.paging.model import (
@@ -102,7 +101,6 @@ _FSC_NAME: Final = {
 }
 
 
-@dataclass(frozen=True)
 class Abort(Fault):
     """A synchronous instruction or data abort taken to the current EL."""
 

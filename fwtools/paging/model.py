@@ -29,9 +29,9 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, NamedTuple
 
+from fwtools._base.record import Record, replace
 from fwtools.errors import UsageError
 
 PAGE_SIZE: Final = 0x1000
@@ -91,8 +91,7 @@ class MemAttr(enum.IntFlag):
 ACCESS_ATTRS: Final = MemAttr.RP | MemAttr.XP | MemAttr.RO
 
 
-@dataclass(frozen=True)
-class Attributes:
+class Attributes(Record):
     """Attributes of a leaf as software sees them.
 
     ``present``, ``writable`` and ``executable`` are the access bits edk2 manipulates;
@@ -157,8 +156,7 @@ class Attributes:
         )
 
 
-@dataclass(frozen=True)
-class Permissions:
+class Permissions(Record):
     """Effective permissions: which supervisor accesses succeed (computed by the MMU walk)."""
 
     read: bool
@@ -186,8 +184,7 @@ class EntryKind(enum.Enum):
     LEAF = "leaf"
 
 
-@dataclass(frozen=True)
-class WalkStep:
+class WalkStep(Record):
     """One entry read by the walker."""
 
     level: int
@@ -198,8 +195,7 @@ class WalkStep:
     kind: EntryKind
 
 
-@dataclass(frozen=True)
-class Walk:
+class Walk(Record):
     """The entry chain for one virtual address."""
 
     va: int
@@ -228,15 +224,13 @@ class Walk:
         return self.leaf_pa + (self.va & (size - 1))
 
 
-@dataclass(frozen=True)
-class Ok:
+class Ok(Record):
     """The access succeeded and reached this physical address."""
 
     pa: int
 
 
-@dataclass(frozen=True)
-class Fault(ABC):
+class Fault(Record, ABC):
     """The access faulted; subclasses carry the architectural fault code."""
 
     va: int
@@ -255,8 +249,7 @@ class Fault(ABC):
 AccessResult = Ok | Fault
 
 
-@dataclass(frozen=True)
-class MappedRange:
+class MappedRange(Record):
     """A run of leaves with the same attributes and effective permissions ([start, end))."""
 
     start: int

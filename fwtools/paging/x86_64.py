@@ -22,7 +22,6 @@ with SMEP/SMAP/PKS off, which is where UEFI runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from fwtools.paging.model import (
@@ -74,7 +73,6 @@ LEVEL_NAMES: Final = {-1: "PML5E", 0: "PML4E", 1: "PDPTE", 2: "PDE", 3: "PTE"}
 _LEAF_ADDR: Final = {1: ADDR_1G, 2: ADDR_2M, 3: ADDR_4K}
 
 
-@dataclass(frozen=True)
 class PageFault(Fault):
     """#PF (vector 14); CR2 holds ``va``."""
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fwtools.formats.pe import layout
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fwtools.crypto.authenticode import AuthenticodeSignature
     from fwtools.crypto.trust import VerifyResult
     from fwtools.formats.pe.image import PeImage
@@ -74,6 +75,8 @@ def expand_paths(paths: list[str]) -> Iterator[str]:
     """
     for p in paths:
         if os.path.isdir(p):
+            from pathlib import Path  # only for directories: most runs name files
+
             for root, dirs, files in os.walk(p):
                 dirs.sort()
                 for name in sorted(files):

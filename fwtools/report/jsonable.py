@@ -1,12 +1,14 @@
-"""Turn library objects into plain JSON values: dataclasses, bytes (hex), UUIDs, enums."""
+"""Turn library objects into plain JSON values: dataclasses and records, bytes (hex), UUIDs,
+enums."""
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+from fwtools._base.record import Record
 
 
 def to_jsonable(value: Any) -> Any:
@@ -19,7 +21,11 @@ def to_jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, Record):
+        return {f: to_jsonable(getattr(value, f)) for f in value._fields if not f.startswith("_")}
+    if hasattr(type(value), "__dataclass_fields__"):  # a dataclass instance
+        import dataclasses
+
         return {
             f.name: to_jsonable(getattr(value, f.name))
             for f in dataclasses.fields(value)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from fwtools.report.envelope import document
@@ -35,38 +36,67 @@ def entry_json(
     entry: SignatureData,
     owners: dict[uuid.UUID, tuple[str, str | None]] | None = None,
 ) -> dict[str, Any]:
+    """One entry of ``sl`` as JSON (``owners`` caches the owners' text across entries)."""
+    return _entry_maker(sl)(entry, {} if owners is None else owners)
+
+
+def _entry_maker(
+    sl: SignatureList,
+) -> Callable[[SignatureData, dict[uuid.UUID, tuple[str, str | None]]], dict[str, Any]]:
+    """The function that turns one entry of ``sl`` into JSON: what depends on the list's
+    type is decided once per list, not once per entry (a dbx has thousands)."""
     from fwtools.formats.efi.siglist import HASH_ALGORITHM, X509_HASH_TYPES
 
-    owner, owner_name = _owner_fields(entry.owner, {} if owners is None else owners)
-    out: dict[str, Any] = {"owner": owner, "owner_name": owner_name, "offset": entry.offset}
     algorithm = HASH_ALGORITHM.get(sl.signature_type)
     if sl.is_x509:
         from fwtools.crypto.x509info import certificate_info
         from fwtools.errors import FwError
 
-        try:
-            cert = certificate_info(entry.data)
-        except FwError as exc:
-            out["error"] = str(exc)
-            out["sha256"] = _sha256(entry.data)
-        else:
-            out.update(certificate_json(cert))
-    elif sl.signature_type in X509_HASH_TYPES:
+        def x509(entry: SignatureData, owners: dict[uuid.UUID, tuple[str, str | None]]
+                 ) -> dict[str, Any]:
+            out = _entry_head(entry, owners)
+            try:
+                cert = certificate_info(entry.data)
+            except FwError as exc:
+                out["error"] = str(exc)
+                out["sha256"] = _sha256(entry.data)
+            else:
+                out.update(certificate_json(cert))
+            return out
+
+        return x509
+    if sl.signature_type in X509_HASH_TYPES:
         from fwtools._base.efitime import EfiTime
         from fwtools.errors import FwError
 
-        size = len(entry.data) - EfiTime.SIZE
-        out[f"tbs_{algorithm}"] = entry.data[:size].hex()
-        try:
-            out["time_of_revocation"] = str(EfiTime.from_bytes(entry.data, size))
-        except FwError as exc:
-            out["time_of_revocation"] = None
-            out["error"] = str(exc)
-    elif algorithm is not None:
-        out[algorithm] = entry.data.hex()
-    else:
-        out["data"] = entry.data.hex()
-    return out
+        def tbs(entry: SignatureData, owners: dict[uuid.UUID, tuple[str, str | None]]
+                ) -> dict[str, Any]:
+            out = _entry_head(entry, owners)
+            size = len(entry.data) - EfiTime.SIZE
+            out[f"tbs_{algorithm}"] = entry.data[:size].hex()
+            try:
+                out["time_of_revocation"] = str(EfiTime.from_bytes(entry.data, size))
+            except FwError as exc:
+                out["time_of_revocation"] = None
+                out["error"] = str(exc)
+            return out
+
+        return tbs
+    key = algorithm if algorithm is not None else "data"
+
+    def plain(entry: SignatureData, owners: dict[uuid.UUID, tuple[str, str | None]]
+              ) -> dict[str, Any]:
+        owner, owner_name = _owner_fields(entry.owner, owners)
+        return {"owner": owner, "owner_name": owner_name, "offset": entry.offset,
+                key: entry.data.hex()}
+
+    return plain
+
+
+def _entry_head(entry: SignatureData, owners: dict[uuid.UUID, tuple[str, str | None]]
+                ) -> dict[str, Any]:
+    owner, owner_name = _owner_fields(entry.owner, owners)
+    return {"owner": owner, "owner_name": owner_name, "offset": entry.offset}
 
 
 def _sha256(data: bytes) -> str:
@@ -77,6 +107,7 @@ def _sha256(data: bytes) -> str:
 
 def list_json(sl: SignatureList, role: str) -> dict[str, Any]:
     owners: dict[uuid.UUID, tuple[str, str | None]] = {}
+    make = _entry_maker(sl)
     return {
         "type": sl.type_name,
         "type_guid": str(sl.signature_type),
@@ -84,7 +115,7 @@ def list_json(sl: SignatureList, role: str) -> dict[str, Any]:
         "offset": sl.offset,
         "signature_size": sl.signature_size,
         "header_size": len(sl.header),
-        "entries": [entry_json(sl, e, owners) for e in sl.entries],
+        "entries": [make(e, owners) for e in sl.entries],
     }
 
 

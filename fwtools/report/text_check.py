@@ -19,8 +19,10 @@ def render_check(
     from rich.console import Console
     from rich.markup import escape
 
+    # emoji=False as in text_pe.make_console: paths and messages are data, and rich's emoji
+    # table is not loaded.
     console = Console(file=file, no_color=color is False, force_terminal=color or None,
-                      highlight=False, width=200 if file is not None else None)
+                      highlight=False, emoji=False, width=200 if file is not None else None)
     for rep in reports:
         active = [r for r in rep.results if r.waived is None]
         waived = [r for r in rep.results if r.waived is not None]

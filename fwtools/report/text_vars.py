@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from fwtools._base.record import Record
 from fwtools.report.ansi import Painter
 from fwtools.report.jsonable import to_jsonable
 
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
 
 def summarize(decoded: Any, limit: int = 100) -> str:
     """One line for a decoded value: the fields a reader looks for first."""
+    summary = getattr(decoded, "summary", None)
+    if isinstance(decoded, Record) and isinstance(summary, str) and summary:
+        # What the general path below finds first, without converting the whole value
+        # (a dbx has hundreds of entries).
+        error = getattr(decoded, "error", None)
+        text = f"{summary}  [error: {error}]" if error else summary
+        return text if len(text) <= limit else text[: limit - 1] + "…"
     plain = to_jsonable(decoded)
     if isinstance(plain, dict):
         for key in ("summary", "text", "value"):
@@ -60,7 +68,7 @@ def render_variables(
     for v in rows:
         guid = guids.guid_name(v.guid) or str(v.guid)
         attrs = "+".join(attribute_names(v.attributes, short=True)) or "-"
-        decoded = decode_variable(v.name, v.guid, v.data)
+        decoded = decode_variable(v.name, v.guid, v.data, digests=verbose)
         stamp = ""
         if v.timestamp is not None and not v.timestamp.is_zero:
             stamp = f"  {v.timestamp}"

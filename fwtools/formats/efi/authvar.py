@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass
 from typing import Final
 
 from fwtools._base.efitime import EfiTime
 from fwtools._base.flags import bit_names
 from fwtools._base.guid import GUID_SIZE, guid_from_bytes
+from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError, TruncatedError, UsageError
 from fwtools.formats.efi import guids
 from fwtools.formats.pe.layout import (
@@ -107,8 +107,7 @@ def parse_attributes(text: str) -> int:
 # -- variable presets -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VariablePreset:
+class VariablePreset(Record):
     """What fwtools assumes about a well-known variable.
 
     ``vendor`` is its VendorGuid. ``attributes`` are those a signed (.auth) update of it is
@@ -231,8 +230,7 @@ def encode_variable_name(name: str) -> bytes:
     return name.encode("utf-16-le")
 
 
-@dataclass(frozen=True)
-class AuthVariable2:
+class AuthVariable2(Record):
     """A parsed EFI_VARIABLE_AUTHENTICATION_2 and the variable data after it.
 
     ``pkcs7`` is the CertData (dwLength - 24 bytes, possibly empty for an unsigned header);

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass, field
 from typing import Final
 
 from fwtools._base.flags import bit_names
+from fwtools._base.record import Record
 from fwtools.errors import ParseError, TruncatedError, UsageError
 from fwtools.formats.efi.devicepath import (
     DevicePathNode,
@@ -63,8 +63,7 @@ def _encode_ucs2(text: str) -> bytes:
         raise UsageError(f"description {text!r} cannot be encoded as UCS-2") from None
 
 
-@dataclass(frozen=True)
-class LoadOption:
+class LoadOption(Record):
     """One EFI_LOAD_OPTION.
 
     ``device_paths`` is the FilePathList, one list of nodes per device path (without its
@@ -76,7 +75,8 @@ class LoadOption:
     description: str
     device_paths: list[list[DevicePathNode]]
     optional_data: bytes = b""
-    offset: int = field(default=0, compare=False)
+    offset: int = 0
+    _uncompared = frozenset({"offset"})
 
     # -- bytes ---------------------------------------------------------------------------
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
 from typing import Final
 
 from fwtools._base.efitime import EfiTime
 from fwtools._base.guid import GUID_SIZE
 from fwtools._base.reader import Reader
+from fwtools._base.record import Record, replace
 from fwtools.errors import SignatureFormatError, UsageError
 from fwtools.formats.efi import guids
 
@@ -155,8 +155,7 @@ def x509_hash_entry(data: bytes) -> tuple[bytes, EfiTime]:
     return bytes(data[:split]), EfiTime.from_bytes(data, split)
 
 
-@dataclass(frozen=True)
-class SvnEntry:
+class SvnEntry(Record):
     """A Microsoft dbx SVN entry: the minimum version of one boot application."""
 
     version: int
@@ -175,8 +174,7 @@ def svn_entry(data: bytes) -> SvnEntry:
     return SvnEntry(version, uuid.UUID(bytes_le=app), value >> 16, value & 0xFFFF)
 
 
-@dataclass(frozen=True)
-class SignatureData:
+class SignatureData(Record):
     """One EFI_SIGNATURE_DATA: the owner GUID and the signature bytes after it.
 
     ``offset`` is where the entry (its owner GUID) starts in the file it was parsed from, or
@@ -186,7 +184,8 @@ class SignatureData:
 
     owner: uuid.UUID
     data: bytes
-    offset: int = field(default=0, compare=False)
+    offset: int = 0
+    _uncompared = frozenset({"offset"})
 
     @property
     def data_offset(self) -> int:
@@ -197,15 +196,15 @@ class SignatureData:
         return self.owner.bytes_le + self.data
 
 
-@dataclass(frozen=True)
-class SignatureList:
+class SignatureList(Record):
     """One EFI_SIGNATURE_LIST. ``offset`` (not part of equality) is where it starts."""
 
     signature_type: uuid.UUID
     signature_size: int
     entries: tuple[SignatureData, ...]
     header: bytes = b""
-    offset: int = field(default=0, compare=False)
+    offset: int = 0
+    _uncompared = frozenset({"offset"})
 
     @property
     def type_name(self) -> str:
@@ -353,8 +352,7 @@ def _laid_out(lists: Iterable[SignatureList], base: int = 0) -> tuple[SignatureL
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class SignatureDatabase:
+class SignatureDatabase(Record):
     """A signature database: the signature lists of one variable (or file), in order.
 
     Immutable: the editing methods return new databases, whose lists and entries carry the

@@ -19,17 +19,14 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from fwtools.errors import ParseError
-from fwtools.formats.pe import arm64, bzimage, layout
-from fwtools.formats.pe.arm64 import (
-    Arm64ImageHeader,
-    ZbootHeader,
-    parse_arm64_image,
-    parse_zboot,
-)
+from fwtools.formats.pe import bzimage, kernel_magic, layout
 from fwtools.formats.pe.bzimage import BzImageHeader, parse_bzimage, sniff_compression
+
+if TYPE_CHECKING:  # arm64 is imported when an arm64 kernel is met (an x86 one never needs it)
+    from fwtools.formats.pe.arm64 import Arm64ImageHeader, ZbootHeader
 
 KIND_BZIMAGE: Final = "bzimage"
 KIND_ARM64_IMAGE: Final = "arm64-image"
@@ -119,12 +116,12 @@ def sniff_kernel(data: bytes) -> KernelFormat:
     """Classify ``data`` by magic numbers only (never raises)."""
     is_pe = pe_machine(data) is not None
     if data[:2] == layout.DOS_MAGIC and _magic_at(
-        data, arm64.ZBOOT_MAGIC_OFFSET, arm64.ZBOOT_MAGIC
+        data, kernel_magic.ZBOOT_MAGIC_OFFSET, kernel_magic.ZBOOT_MAGIC
     ):
         return KernelFormat(KIND_ZBOOT, is_pe)
     if _magic_at(data, bzimage.HEADER_MAGIC_OFFSET, bzimage.HEADER_MAGIC):
         return KernelFormat(KIND_BZIMAGE, is_pe)
-    if _magic_at(data, arm64.ARM64_MAGIC_OFFSET, arm64.ARM64_MAGIC):
+    if _magic_at(data, kernel_magic.ARM64_MAGIC_OFFSET, kernel_magic.ARM64_MAGIC):
         return KernelFormat(KIND_ARM64_IMAGE, is_pe)
     if data.startswith(ELF_MAGIC):
         return KernelFormat(KIND_ELF, is_pe)
@@ -169,6 +166,8 @@ def kernel_info(data: bytes, *, peek: bool = True) -> KernelInfo | None:
     fmt = sniff_kernel(data)
     machine = pe_machine(data)
     if fmt.kind == KIND_ZBOOT:
+        from fwtools.formats.pe.arm64 import parse_zboot
+
         zboot = parse_zboot(data)
         assert zboot is not None
         compression = zboot.payload_compression or zboot.compression_type or None
@@ -186,6 +185,8 @@ def kernel_info(data: bytes, *, peek: bool = True) -> KernelInfo | None:
             bzimage=bz,
         )
     if fmt.kind == KIND_ARM64_IMAGE:
+        from fwtools.formats.pe.arm64 import parse_arm64_image
+
         arm = parse_arm64_image(data)
         assert arm is not None
         return KernelInfo(

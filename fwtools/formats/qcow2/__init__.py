@@ -9,7 +9,8 @@ Reference: QEMU ``docs/interop/qcow2.rst`` (reference/formats.md section 5).
   (:meth:`~Qcow2Image.read`, :meth:`~Qcow2Image.to_raw`, :meth:`~Qcow2Image.extents`);
 - :func:`qcow2_to_raw` and :func:`raw_to_qcow2` convert whole images.
 
-Layouts and constants live in :mod:`.layout`; errors are :class:`Qcow2Error` and its
+Layouts and constants live in :mod:`.layout`, the header and its checks in :mod:`.header`
+(the cluster mapping in :mod:`.image`); errors are :class:`Qcow2Error` and its
 subclasses, all :class:`fwtools.errors.ParseError`.
 
 The names below are imported from their modules on first use (PEP 562), so a magic check
@@ -22,20 +23,22 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from fwtools.formats.qcow2.image import (
-        COMPRESSED,
-        DATA,
+    from fwtools.formats.qcow2.header import (
         DEFAULT_MAX_VIRTUAL_SIZE,
-        UNALLOCATED,
-        ZERO,
-        Extent,
         FeatureName,
         HeaderExtension,
         Qcow2Error,
         Qcow2Header,
-        Qcow2Image,
         Qcow2TruncatedError,
         Qcow2UnsupportedError,
+    )
+    from fwtools.formats.qcow2.image import (
+        COMPRESSED,
+        DATA,
+        UNALLOCATED,
+        ZERO,
+        Extent,
+        Qcow2Image,
         qcow2_to_raw,
     )
     from fwtools.formats.qcow2.layout import is_qcow2
@@ -60,8 +63,13 @@ __all__ = [
     "raw_to_qcow2",
 ]
 
-# Where each public name is defined: the reader, but for these two.
-_DEFINED_IN: Final[dict[str, str]] = {"is_qcow2": "layout", "raw_to_qcow2": "writer"}
+# Where each public name is defined: the reader (image), but for these.
+_DEFINED_IN: Final[dict[str, str]] = {
+    "is_qcow2": "layout",
+    "raw_to_qcow2": "writer",
+    **dict.fromkeys(("DEFAULT_MAX_VIRTUAL_SIZE", "FeatureName", "HeaderExtension", "Qcow2Error",
+                     "Qcow2Header", "Qcow2TruncatedError", "Qcow2UnsupportedError"), "header"),
+}
 _EXPORTS: Final[dict[str, str]] = {name: _DEFINED_IN.get(name, "image") for name in __all__}
 """Public name -> the submodule that defines it (imported on first access)."""
 

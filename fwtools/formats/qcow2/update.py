@@ -27,17 +27,13 @@ from typing import NoReturn
 
 from fwtools.errors import UsageError
 from fwtools.formats.qcow2 import layout as L
-from fwtools.formats.qcow2.image import (
-    COMPRESSED,
-    DATA,
-    UNALLOCATED,
-    ZERO,
+from fwtools.formats.qcow2.header import (
     Qcow2Error,
-    Qcow2Image,
     Qcow2TruncatedError,
     Qcow2UnsupportedError,
     _field,
 )
+from fwtools.formats.qcow2.image import COMPRESSED, DATA, UNALLOCATED, ZERO, Qcow2Image
 
 HostPatch = tuple[int, bytes]
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Final
 
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 
 # -- layout constants -------------------------------------------------------------------
@@ -66,8 +66,7 @@ _MAX_DIGITS: Final = 32
 # -- data model -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SbatRow:
+class SbatRow(Record):
     """One row of a ``.sbat`` section (column names as in shim's SBAT.md)."""
 
     component: str
@@ -98,8 +97,7 @@ class SbatRow:
         return FIELD_SEPARATOR.join(self.fields())
 
 
-@dataclass(frozen=True)
-class Sbat:
+class Sbat(Record):
     """A parsed ``.sbat`` section: its rows in order, and anything odd about it."""
 
     rows: tuple[SbatRow, ...]
@@ -131,8 +129,7 @@ class Sbat:
         return "".join(row.to_line() + "\n" for row in self.rows).encode("utf-8")
 
 
-@dataclass(frozen=True)
-class SbatLevelEntry:
+class SbatLevelEntry(Record):
     """One ``component,generation`` line of an SbatLevel payload."""
 
     component: str
@@ -141,8 +138,7 @@ class SbatLevelEntry:
     offset: int = 0
 
 
-@dataclass(frozen=True)
-class SbatLevel:
+class SbatLevel(Record):
     """An SbatLevel payload: format version, datestamp and the minimum generations."""
 
     version: int
@@ -191,8 +187,7 @@ class SbatLevel:
         return (head + body).encode("utf-8")
 
 
-@dataclass(frozen=True)
-class SbatRevocation:
+class SbatRevocation(Record):
     """A ``.sbat`` row whose generation is below the SbatLevel minimum for its component."""
 
     component: str
@@ -233,8 +228,7 @@ class _Problems:
         self.messages.append(f"{where} at offset {offset:#x}: {message}")
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(Record):
     number: int
     offset: int
     """Absolute offset of the first byte."""

@@ -1,12 +1,12 @@
 """Decoded views of the UEFI variables people read: Secure Boot state, boot entries,
 consoles, languages, signature databases, shim's MOK and SBAT variables, certdb.
 
-:func:`decode_variable` picks a decoder by vendor GUID and name and returns a frozen
-dataclass of plain values (str, int, bool, bytes, tuples and nested such dataclasses) that
-the report layer serialises generically, or None for a variable it does not know. It never
-raises: data that does not fit the variable's format gives :class:`DecodedInvalid` with
-the reason (and the offset within the data where known). Every decoded object has a
-``kind`` and a one-line ``summary``.
+:func:`decode_variable` picks a decoder by vendor GUID and name and returns a frozen record
+(:class:`~fwtools._base.record.Record`) of plain values (str, int, bool, bytes, tuples and
+nested such records) that the report layer serialises generically, or None for a variable
+it does not know. It never raises: data that does not fit the variable's format gives
+:class:`DecodedInvalid` with the reason (and the offset within the data where known).
+Every decoded object has a ``kind`` and a one-line ``summary``.
 
 References:
     UEFI 2.10 §3.3 (globally defined variables: Boot####, BootOrder, Timeout, Lang,
@@ -22,24 +22,21 @@ References:
 
 from __future__ import annotations
 
-import hashlib
-import re
 import struct
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from fwtools._base.flags import bit_names
 from fwtools._base.guid import guid_from_bytes
+from fwtools._base.record import Record
 from fwtools.errors import FwError, ParseError
 from fwtools.formats.efi import guids
 
 # -- decoded values ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DecodedInvalid:
+class DecodedInvalid(Record):
     """Data that does not have the format its variable should have."""
 
     kind: str
@@ -48,8 +45,7 @@ class DecodedInvalid:
     summary: str = ""
 
 
-@dataclass(frozen=True)
-class DecodedBoolean:
+class DecodedBoolean(Record):
     """A one-byte (or, for shim's switches, up to 8-byte) flag; ``raw`` is the stored
     number, ``value`` whether it is set and ``meaning`` what that means for this variable."""
 
@@ -60,8 +56,7 @@ class DecodedBoolean:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedInteger:
+class DecodedInteger(Record):
     """A little-endian integer of ``size`` bytes; ``names`` are its set bits' names (bit
     fields) or the option it names (BootNext -> Boot0003); ``meaning`` explains it."""
 
@@ -73,8 +68,7 @@ class DecodedInteger:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedString:
+class DecodedString(Record):
     """Text; ``values`` is the list a code list (LangCodes, PlatformLangCodes) holds."""
 
     kind: str
@@ -84,8 +78,7 @@ class DecodedString:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedOptionOrder:
+class DecodedOptionOrder(Record):
     """BootOrder, DriverOrder, SysPrepOrder: option numbers and the variables they name."""
 
     kind: str
@@ -94,8 +87,7 @@ class DecodedOptionOrder:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedLoadOption:
+class DecodedLoadOption(Record):
     """Boot####, Driver####, SysPrep####, PlatformRecovery####."""
 
     kind: str
@@ -113,8 +105,7 @@ class DecodedLoadOption:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedDevicePath:
+class DecodedDevicePath(Record):
     """ConIn, ConOut, ErrOut and their *Dev twins: ``text`` is edk2's text of the whole
     path, ``instances`` the text of each instance."""
 
@@ -124,8 +115,7 @@ class DecodedDevicePath:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedSignatureEntry:
+class DecodedSignatureEntry(Record):
     """One EFI_SIGNATURE_DATA: the owner, and for a hash entry its ``algorithm`` and
     ``digest`` (hex), for an X.509 entry ``sha256`` of the DER certificate."""
 
@@ -137,8 +127,7 @@ class DecodedSignatureEntry:
     sha256: str | None = None
 
 
-@dataclass(frozen=True)
-class DecodedSignatureList:
+class DecodedSignatureList(Record):
     type: str
     type_name: str | None
     signature_size: int
@@ -146,8 +135,7 @@ class DecodedSignatureList:
     entries: tuple[DecodedSignatureEntry, ...]
 
 
-@dataclass(frozen=True)
-class DecodedSignatureDatabase:
+class DecodedSignatureDatabase(Record):
     """PK, KEK, db, dbx, dbt, dbr, the *Default copies, MokList and friends."""
 
     kind: str
@@ -156,14 +144,12 @@ class DecodedSignatureDatabase:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedSbatEntry:
+class DecodedSbatEntry(Record):
     component: str
     generation: int
 
 
-@dataclass(frozen=True)
-class DecodedSbatLevel:
+class DecodedSbatLevel(Record):
     kind: str
     version: int
     datestamp: str
@@ -172,8 +158,7 @@ class DecodedSbatLevel:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedCertDbEntry:
+class DecodedCertDbEntry(Record):
     """One certdb node: which variable (name, vendor GUID) is bound to which signer (the
     digest of its CN and TBSCertificate)."""
 
@@ -183,16 +168,14 @@ class DecodedCertDbEntry:
     digest: str
 
 
-@dataclass(frozen=True)
-class DecodedCertDb:
+class DecodedCertDb(Record):
     kind: str
     size: int
     entries: tuple[DecodedCertDbEntry, ...]
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedGuidList:
+class DecodedGuidList(Record):
     """SignatureSupport, OsRecoveryOrder: GUIDs and their well-known names."""
 
     kind: str
@@ -201,8 +184,7 @@ class DecodedGuidList:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedKeyOption:
+class DecodedKeyOption(Record):
     """Key####: a hot key that boots Boot#### (EFI_KEY_OPTION)."""
 
     kind: str
@@ -213,8 +195,7 @@ class DecodedKeyOption:
     summary: str
 
 
-@dataclass(frozen=True)
-class DecodedMemoryTypeInformation:
+class DecodedMemoryTypeInformation(Record):
     """edk2's MemoryTypeInformation: pages BDS reserves per memory type."""
 
     kind: str
@@ -378,8 +359,9 @@ _SIGNATURE_DATABASES: Final[frozenset[tuple[uuid.UUID, str]]] = frozenset(
 _DEVICE_PATHS: Final = frozenset(
     {"ConIn", "ConOut", "ErrOut", "ConInDev", "ConOutDev", "ErrOutDev"}
 )
-_LOAD_OPTION_NAME: Final = re.compile(r"(Boot|Driver|SysPrep|PlatformRecovery)[0-9A-F]{4}")
-_KEY_OPTION_NAME: Final = re.compile(r"Key[0-9A-F]{4}")
+# Boot####, Driver####, SysPrep####, PlatformRecovery####: four upper-case hex digits.
+_LOAD_OPTION_PREFIXES: Final = frozenset({"Boot", "Driver", "SysPrep", "PlatformRecovery"})
+_UPPER_HEX: Final = frozenset("0123456789ABCDEF")
 _ORDER_PREFIX: Final[dict[str, str]] = {
     "BootOrder": "Boot",
     "DriverOrder": "Driver",
@@ -499,7 +481,15 @@ def _device_path(name: str, data: bytes) -> Decoded:
     return DecodedDevicePath("device-path", text, texts, text)
 
 
-def _signature_database(name: str, data: bytes) -> Decoded:
+# Digest sizes of the hash list types (hashlib's digest_size, without importing hashlib).
+_DIGEST_SIZE: Final[dict[str, int]] = {
+    "sha1": 20, "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64,
+}
+
+
+def _signature_database(name: str, data: bytes, digests: bool = True) -> Decoded:
+    """The lists and entries; ``digests=False`` leaves X.509 entries' ``sha256`` None (a
+    one-line summary does not show it, and hashing needs hashlib)."""
     from fwtools.formats.efi.siglist import HASH_ALGORITHM, SignatureDatabase
 
     db = SignatureDatabase.parse(data, structure=f"{name} EFI_SIGNATURE_LIST")
@@ -510,14 +500,17 @@ def _signature_database(name: str, data: bytes) -> Decoded:
             owner_name = _name(entry.owner)
             algorithm = HASH_ALGORITHM.get(sl.signature_type)
             if sl.is_x509:
+                sha256 = None
+                if digests:
+                    import hashlib
+
+                    sha256 = hashlib.sha256(entry.data).hexdigest()
                 entries.append(
-                    DecodedSignatureEntry(
-                        str(entry.owner), owner_name, len(entry.data),
-                        sha256=hashlib.sha256(entry.data).hexdigest(),
-                    )
+                    DecodedSignatureEntry(str(entry.owner), owner_name, len(entry.data),
+                                          sha256=sha256)
                 )
             elif algorithm is not None:
-                digest = entry.data[: hashlib.new(algorithm).digest_size]
+                digest = entry.data[: _DIGEST_SIZE[algorithm]]
                 entries.append(
                     DecodedSignatureEntry(
                         str(entry.owner), owner_name, len(entry.data), algorithm, digest.hex()
@@ -542,7 +535,7 @@ def _signature_database(name: str, data: bytes) -> Decoded:
     return DecodedSignatureDatabase("signature-database", db.count, tuple(lists), summary)
 
 
-def _mok_trusted(name: str, data: bytes) -> Decoded:
+def _mok_trusted(name: str, data: bytes, digests: bool = True) -> Decoded:
     # shim 15.6+ stores MokListTrusted as a one-byte switch (mokutil --trust-mok); treat
     # anything longer as signature lists, as some tools write.
     if len(data) == 1:
@@ -550,7 +543,7 @@ def _mok_trusted(name: str, data: bytes) -> Decoded:
             ("the kernel trusts MokList keys for its machine keyring",
              "MokList keys are not trusted by the kernel")
         )(name, data)
-    return _signature_database(name, data)
+    return _signature_database(name, data, digests)
 
 
 def _sbat_level(name: str, data: bytes) -> Decoded:
@@ -743,10 +736,12 @@ def _decoder_for(name: str, guid: uuid.UUID) -> tuple[str, _Decoder] | None:
     if found is not None:
         return found
     if guid == guids.EFI_GLOBAL_VARIABLE:
-        if _LOAD_OPTION_NAME.fullmatch(name):
-            return "load-option", _load_option
-        if _KEY_OPTION_NAME.fullmatch(name):
-            return "key-option", _key_option
+        prefix, number = name[:-4], name[-4:]
+        if len(number) == 4 and _UPPER_HEX.issuperset(number):
+            if prefix in _LOAD_OPTION_PREFIXES:
+                return "load-option", _load_option
+            if prefix == "Key":
+                return "key-option", _key_option
     return None
 
 
@@ -755,17 +750,22 @@ def is_known(name: str, guid: uuid.UUID) -> bool:
     return _decoder_for(name, guid) is not None
 
 
-def decode_variable(name: str, guid: uuid.UUID, data: bytes) -> Decoded | None:
+def decode_variable(name: str, guid: uuid.UUID, data: bytes, *, digests: bool = True
+                    ) -> Decoded | None:
     """Decode a variable's data by its vendor GUID and (case-sensitive) name.
 
     Returns None for variables without a decoder, :class:`DecodedInvalid` when the data
-    does not fit, else one of the ``Decoded*`` dataclasses. Never raises.
+    does not fit, else one of the ``Decoded*`` records. Never raises. ``digests=False``
+    skips what only a full view shows: the SHA-256 of each certificate in a signature
+    database (``sha256`` is None then).
     """
     found = _decoder_for(name, guid)
     if found is None:
         return None
     kind, decoder = found
     try:
+        if not digests and decoder in (_signature_database, _mok_trusted):
+            return decoder(name, bytes(data), False)
         return decoder(name, bytes(data))
     except FwError as exc:
         offset = getattr(exc, "offset", None)

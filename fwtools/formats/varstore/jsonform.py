@@ -84,9 +84,11 @@ def _variable_json(var: Variable, decode: bool) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Dataclasses, tuples, bytes (hex) and UUIDs as JSON values (the decoded views hold
-    nothing else)."""
+    """Records, dataclasses, tuples, bytes (hex) and UUIDs as JSON values (the decoded views
+    hold nothing else)."""
     import dataclasses
+
+    from fwtools._base.record import Record
 
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -94,6 +96,8 @@ def _plain(value: Any) -> Any:
         return bytes(value).hex()
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, Record):
+        return {f: _plain(getattr(value, f)) for f in value._fields}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):

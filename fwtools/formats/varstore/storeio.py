@@ -7,10 +7,10 @@ container to write follows ``--format``, else the output's extension, else the i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record, field
 from fwtools.errors import ParseError, UsageError
 
 if TYPE_CHECKING:
@@ -32,8 +32,7 @@ DEFAULT_QCOW2_CLUSTER: Final = 4096
 MAX_STORE_SIZE: Final = 256 << 20
 
 
-@dataclass
-class LoadedStore:
+class LoadedStore(Record, frozen=False):
     """A store as read: the parsed store (raw and qcow2) or just its variables (JSON)."""
 
     path: str
@@ -94,12 +93,14 @@ def load_store(path: str | os.PathLike[str]) -> LoadedStore:
     back as an empty store of its layout, formatted the way the firmware would format it at
     first boot, with ``blank_template`` saying so.
     """
-    from fwtools.formats.qcow2 import Qcow2Image, is_qcow2
+    from fwtools.formats.qcow2.layout import is_qcow2
 
     name = os.fspath(path)
     data = read_file(path)
     try:
         if is_qcow2(data):
+            from fwtools.formats.qcow2 import Qcow2Image  # the reader only for a qcow2 input
+
             image = Qcow2Image.parse(data, path=name, max_virtual_size=MAX_STORE_SIZE)
             raw = image.to_raw()
             store, blank = _parse_or_format(raw, name)
