@@ -1,10 +1,10 @@
 """The import graph keeps DESIGN.md's layering (checked here, not by review).
 
 Layers, bottom to top: errors < _base < formats < crypto < paging < uefi < fleet < machine <
-policy < report < cli. A module imports only from its own layer or below, wherever the import statement is:
-module level, inside a function (lazy imports), or under ``if TYPE_CHECKING`` (a lower layer
-that names an upper layer's types is still coupled to it). Only ``report/text*`` imports rich;
-only ``cli/`` imports click.
+policy < report < cli. A module imports only from its own layer or below, wherever the import
+statement is: module level, inside a function (lazy imports), or under ``if TYPE_CHECKING`` (a
+lower layer that names an upper layer's types is still coupled to it). Only ``report/text*``
+imports rich; only ``cli/`` imports click.
 """
 
 from __future__ import annotations
