@@ -568,3 +568,110 @@ def _replay(events: list[PredictedEvent], banks: Sequence[str]) -> dict[str, dic
 
     log = parse_event_log(events_to_log(events, banks))
     return {name: dict(values) for name, values in replay(log, banks).banks.items()}
+
+
+# -- comparing --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a prediction and a real log part: the ``position``-th event of ``pcr`` (both
+    sides filtered to the claimed PCRs, in log order)."""
+
+    position: int
+    pcr: int
+    predicted: PredictedEvent | None
+    logged_index: int | None
+    logged_type: int | None
+    logged_digest: bytes | None
+    explanation: str
+
+
+def compare_with_log(prediction: Prediction, log: object,
+                     bank: str = "sha256") -> Divergence | None:
+    """Line up the predicted events with ``log``'s (a parsed ``EventLog``) over the claimed
+    PCRs; the first that differs in PCR, type or ``bank`` digest, or None."""
+    from fwtools.formats.tcg.eventtypes import EV_NO_ACTION, event_type_name
+
+    alg = L.ALGORITHM_IDS[bank]
+    claimed = set(prediction.predicted)
+    logged = [e for e in log.events  # type: ignore[attr-defined]
+              if e.event_type != EV_NO_ACTION and e.pcr in claimed]
+    mine = [e for e in prediction.events if e.pcr in claimed]
+    for i in range(max(len(mine), len(logged))):
+        p = mine[i] if i < len(mine) else None
+        r = logged[i] if i < len(logged) else None
+        if p is not None and r is not None and p.pcr == r.pcr and \
+                p.event_type == r.event_type and p.digests.get(bank) == r.digest(alg):
+            continue
+        if r is None:
+            assert p is not None
+            why = (f"the log ends here; predicted PCR {p.pcr} {event_type_name(p.event_type)} "
+                   f"{p.description} ({p.source})")
+            return Divergence(i, p.pcr, p, None, None, None, why)
+        if p is None:
+            why = (f"the log goes on with record {r.index}: PCR {r.pcr} "
+                   f"{event_type_name(r.event_type)}, which the prediction does not have")
+            return Divergence(i, r.pcr, None, r.index, r.event_type, r.digest(alg), why)
+        if (p.pcr, p.event_type) != (r.pcr, r.event_type):
+            why = (f"record {r.index} is PCR {r.pcr} {event_type_name(r.event_type)}; predicted "
+                   f"PCR {p.pcr} {event_type_name(p.event_type)} {p.description} ({p.source}): "
+                   "the boot took another path (another boot option, loader or Secure Boot "
+                   "state)")
+        else:
+            why = (f"record {r.index} (PCR {r.pcr} {event_type_name(r.event_type)}) has "
+                   f"{bank} {(r.digest(alg) or b'').hex()}; predicted {p.description}: "
+                   f"{p.digests[bank].hex()} of {p.what}")
+            if p.hashed is not None and p.hashed != r.data and p.data != r.data:
+                why += "; the logged data differs too (another variable value, file or text)"
+            elif p.event_type == EV_EFI_BOOT_SERVICES_APPLICATION:
+                why += " (another binary than the one given)"
+        return Divergence(i, r.pcr, p, r.index, r.event_type, r.digest(alg), why)
+    return None
+
+
+@dataclass(frozen=True)
+class PcrChange:
+    pcr: int
+    old: bytes
+    new: bytes
+    removed: tuple[PredictedEvent, ...]
+    added: tuple[PredictedEvent, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+def diff_predictions(old: Prediction, new: Prediction, bank: str = "sha256") -> list[PcrChange]:
+    """Per PCR both predict: old and new value, and the events only one side has (by type,
+    digest and data), in order."""
+    out = []
+    for pcr in sorted(set(old.predicted) & set(new.predicted)):
+        def key(e: PredictedEvent) -> tuple[int, bytes, bytes]:
+            return (e.event_type, e.digests[bank], e.data)
+
+        before = [e for e in old.events if e.pcr == pcr]
+        after = [e for e in new.events if e.pcr == pcr]
+        before_keys = [key(e) for e in before]
+        after_keys = [key(e) for e in after]
+        removed = tuple(e for e in before if key(e) not in after_keys)
+        added = tuple(e for e in after if key(e) not in before_keys)
+        out.append(PcrChange(pcr, old.banks[bank][pcr], new.banks[bank][pcr], removed, added))
+    return out
+
+
+def pcrlock_records(prediction: Prediction, pcrs: Iterable[int]) -> dict[int, list[dict[str,
+                                                                                      object]]]:
+    """systemd-pcrlock records per PCR (``systemd.pcrlock(5)``: ``{"pcr": N, "digests":
+    [{"hashAlg": "sha256", "digest": "hex"}]}``), for the claimed PCRs among ``pcrs``."""
+    wanted = set(pcrs) & set(prediction.predicted)
+    out: dict[int, list[dict[str, object]]] = {}
+    for e in prediction.events:
+        if e.pcr not in wanted:
+            continue
+        out.setdefault(e.pcr, []).append({
+            "pcr": e.pcr,
+            "digests": [{"hashAlg": b, "digest": d.hex()} for b, d in e.digests.items()],
+        })
+    return out
