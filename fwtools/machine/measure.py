@@ -247,6 +247,33 @@ class Authority:
     entry: SignatureData
 
 
+def _entry_label(entry: SignatureData) -> str:
+    """The certificate's subject CN (or the hash) of a signature database entry."""
+    from fwtools.crypto.x509info import certificate_info
+    from fwtools.errors import FwError
+
+    try:
+        info = certificate_info(entry.data)
+    except (FwError, ValueError):
+        return f"hash {entry.data.hex()[:16]}…"
+    return info.common_name or info.subject
+
+
+def _db_text(name: str, data: bytes) -> str:
+    if not data:
+        return f"{name} = (empty)"
+    from fwtools.errors import FwError
+
+    try:
+        lists = SignatureDatabase.parse(data).lists
+    except FwError:
+        return f"{name} = {len(data)} bytes (not signature lists)"
+    entries = [e for sl in lists for e in sl.entries]
+    certs = [_entry_label(e) for sl in lists if sl.is_x509 for e in sl.entries]
+    text = f"{name} = {len(lists)} lists, {len(entries)} entries"
+    return text + (": " + "; ".join(certs) if certs else "")
+
+
 def _verifier(img: PeImage, db: Sequence[SignatureList],
               dbx: Sequence[SignatureList]) -> SignatureData | None:
     """The db entry (owner + data) that lets firmware (or shim) run ``img``, or None."""
@@ -308,7 +335,7 @@ def _secure_variables(b: _Builder, store: object, secure_boot: bool) -> None:
                        ("db", guids.EFI_IMAGE_SECURITY_DATABASE),
                        ("dbx", guids.EFI_IMAGE_SECURITY_DATABASE)):
         data = _get(store, name, guid) or b""
-        text = f"{name} = {len(data)} bytes" if data else f"{name} = (empty)"
+        text = _db_text(name, data)
         b.add(variable_event(7, EV_EFI_VARIABLE_DRIVER_CONFIG, guid, name, data, b.banks,
                              text, "edk2"))
     dbt = _get(store, "dbt", guids.EFI_IMAGE_SECURITY_DATABASE)
@@ -431,6 +458,8 @@ def _grub_events(b: _Builder, grub: Stage, kernel: Stage | None) -> None:
     cfg = b.m.grub_cfg
     prefix = b.m.grub_prefix
     twice = _grub_measures_kernel_twice(grub)
+    if kernel is None:
+        b.not_claimed(4, "GRUB loads a kernel that is not in the chain (give it after GRUB)")
     if cfg is None:
         b.not_claimed(8, "GRUB's commands depend on grub.cfg: give it with --grub-cfg")
         if kernel is not None:
@@ -503,7 +532,7 @@ def predict(machine: MachineInput) -> Prediction:
                                "the boot stops there")
             else:
                 b.authority("db", guids.EFI_IMAGE_SECURITY_DATABASE, entry.to_bytes(),
-                            f"db entry owned by {entry.owner}", "edk2")
+                            f"db: {_entry_label(entry)} (verified {first.path})", "edk2")
         if machine.disk is not None:
             b.add(_gpt_event(machine.disk, b.banks))
         else:
@@ -519,8 +548,8 @@ def predict(machine: MachineInput) -> Prediction:
         for stage, entry, via in plan:
             if entry is not None:
                 guid = guids.EFI_IMAGE_SECURITY_DATABASE if via == "db" else guids.SHIM_LOCK
-                b.authority(via, guid, entry.to_bytes(), f"{via} entry owned by "
-                            f"{entry.owner}", "shim")
+                b.authority(via, guid, entry.to_bytes(), f"{via}: {_entry_label(entry)} "
+                            f"(verified {stage.path})", "shim")
             if stage is grub:
                 b.add(image_event(4, stage, b.banks, f"{stage.path} (loaded by shim)",
                                   "shim"))
