@@ -21,6 +21,15 @@ GRUB_CFG = ("set timeout=0\nlinux /vmlinuz console=ttyS0 panic=-1 loglevel=1\n"
             "initrd /initrd.img\nboot\n")
 
 
+SCHEMA = json.loads((REPO / "docs/schemas/fw-pcr-1.schema.json").read_text())
+
+
+def validate(doc: dict[str, object]) -> None:
+    import jsonschema
+
+    jsonschema.validate(doc, SCHEMA)
+
+
 def run(*args: str | Path) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, [str(a) for a in args], prog_name="fw-pcr",
                                 catch_exceptions=False)
@@ -52,6 +61,7 @@ def test_predict_json(d12: dict[str, Path]) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert doc["schema"] == "fwtools.fw-pcr/1"
+    validate(doc)
     tpm = json.loads((TCG / "ovmf-d12-shim-sb.pcrs.json").read_text())
     assert doc["banks"]["sha256"]["7"] == tpm["sha256"]["7"]
     assert doc["banks"]["sha384"]["4"] == tpm["sha384"]["4"]
@@ -93,7 +103,9 @@ def test_compare_with_the_real_log(d12: dict[str, Path]) -> None:
                        d12["cfg"], "--compare", TCG / "ovmf-d13-shim-sb.eventlog.bin",
                        "--json")
     assert code == 1
-    first = json.loads(out)["comparison"]["first_divergence"]
+    doc = json.loads(out)
+    validate(doc)
+    first = doc["comparison"]["first_divergence"]
     assert first["pcr"] == 4 and first["logged_type"] == "EV_EFI_BOOT_SERVICES_APPLICATION"
     assert "another binary" in first["explanation"]
 
@@ -118,6 +130,11 @@ def test_ca_2023_update_changes_pcr7(d12: dict[str, Path], tmp_path: Path) -> No
     assert code == 0, err
     doc = json.loads(out)
     assert doc["schema"] == "fwtools.fw-pcr.diff/1"
+    for row in doc["pcrs"]:
+        for event in row["added"] + row["removed"]:
+            import jsonschema
+
+            jsonschema.validate(event, SCHEMA["$defs"]["event"])
     assert doc["summary"]["changed"] == [7]
     row = next(r for r in doc["pcrs"] if r["pcr"] == 7)
     assert row["old"] == old.banks["sha256"][7].hex() != row["new"]
