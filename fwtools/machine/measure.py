@@ -28,13 +28,14 @@ PCRs 0, 1, 9 and 10-13 are reported as not predicted, each with its reason.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from fwtools.errors import UsageError
 from fwtools.formats.efi import guids
@@ -43,6 +44,9 @@ from fwtools.formats.pe.authenticode import authenticode_digests
 from fwtools.formats.pe.image import PeImage
 from fwtools.formats.tcg import layout as L
 from fwtools.formats.tcg.eventtypes import EV_SEPARATOR
+
+if TYPE_CHECKING:
+    from fwtools.crypto.trust import TrustAnchors
 
 EV_IPL: Final = 0x0000000D
 EV_EFI_VARIABLE_DRIVER_CONFIG: Final = 0x80000001
@@ -95,6 +99,8 @@ class Stage:
     image: PeImage
     kind: StageKind
     version: str | None = None  # GRUB's upstream version from its SBAT (2.06, 2.12, ...)
+    # edk2's Authenticode digests (unpadded) per hashlib name, filled once by predict().
+    digests: dict[str, bytes] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -165,7 +171,7 @@ def image_event(pcr: int, stage: Stage, banks: Sequence[str], description: str,
                 source: str, device_path: bytes = b"") -> PredictedEvent:
     """EV_EFI_BOOT_SERVICES_APPLICATION: the edk2 Authenticode digest (unpadded; shim's
     ``tpm_log_pe`` lets firmware hash ``PE_COFF_IMAGE`` the same way)."""
-    digests = authenticode_digests(stage.image, banks, pad=False)
+    digests = {b: stage.digests[b] for b in banks}
     data = L.IMAGE_LOAD_EVENT.pack(0, len(stage.image.data), 0, len(device_path)) + device_path
     return PredictedEvent(pcr, EV_EFI_BOOT_SERVICES_APPLICATION, description, data, digests,
                           f"Authenticode of {os.path.basename(stage.path)}", source)
@@ -247,16 +253,28 @@ class Authority:
     entry: SignatureData
 
 
-def _entry_label(entry: SignatureData) -> str:
-    """The certificate's subject CN (or the hash) of a signature database entry."""
+@functools.lru_cache(maxsize=64)
+def _anchors(db: tuple[SignatureList, ...], dbx: tuple[SignatureList, ...]) -> TrustAnchors:
+    from fwtools.crypto.trust import TrustAnchors
+
+    return TrustAnchors.from_signature_lists(db, dbx)
+
+
+@functools.lru_cache(maxsize=256)
+def _cert_label(data: bytes) -> str:
     from fwtools.crypto.x509info import certificate_info
     from fwtools.errors import FwError
 
     try:
-        info = certificate_info(entry.data)
+        info = certificate_info(data)
     except (FwError, ValueError):
-        return f"hash {entry.data.hex()[:16]}…"
+        return f"hash {data.hex()[:16]}…"
     return info.common_name or info.subject
+
+
+def _entry_label(entry: SignatureData) -> str:
+    """The certificate's subject CN (or the hash) of a signature database entry."""
+    return _cert_label(entry.data)
 
 
 def _db_text(name: str, data: bytes) -> str:
@@ -274,14 +292,14 @@ def _db_text(name: str, data: bytes) -> str:
     return text + (": " + "; ".join(certs) if certs else "")
 
 
-def _verifier(img: PeImage, db: Sequence[SignatureList],
+def _verifier(stage: Stage, db: Sequence[SignatureList],
               dbx: Sequence[SignatureList]) -> SignatureData | None:
-    """The db entry (owner + data) that lets firmware (or shim) run ``img``, or None."""
+    """The db entry (owner + data) that lets firmware (or shim) run ``stage``, or None."""
     from fwtools.crypto.authenticode import image_signatures
-    from fwtools.crypto.trust import TrustAnchors, verify_image
+    from fwtools.crypto.trust import verify_image
 
-    anchors = TrustAnchors.from_signature_lists(db, dbx)
-    digests = authenticode_digests(img, ["sha256"], pad=False)
+    anchors = _anchors(tuple(db), tuple(dbx))
+    img, digests = stage.image, stage.digests
     result = verify_image(img, image_signatures(img, digests), anchors, digests=digests)
     if not result.trusted:
         return None
@@ -433,11 +451,11 @@ def _shim_events(b: _Builder, shim: Stage, store: object, secure_boot: bool,
         if not secure_boot:
             out.append((stage, None, ""))
             continue
-        entry = _verifier(stage.image, db, dbx)
+        entry = _verifier(stage, db, dbx)
         if entry is not None:
             out.append((stage, entry, "db"))
             continue
-        entry = _verifier(stage.image, mok_lists, dbx)
+        entry = _verifier(stage, mok_lists, dbx)
         out.append((stage, entry, "MokListRT" if entry is not None else ""))
         if entry is None:
             b.notes.append(f"{stage.path}: shim would refuse it (not verified by db or "
@@ -500,6 +518,10 @@ def predict(machine: MachineInput) -> Prediction:
         if bank not in L.ALGORITHM_IDS:
             raise UsageError(f"unknown bank {bank!r} (sha1, sha256, sha384, sha512)")
     stages = [classify(p, PeImage.open(p)) for p in machine.chain]
+    wanted = list(dict.fromkeys([*machine.banks, "sha256"]))
+    for stage in stages:
+        # One pass over each image for every bank and for the verification (sha256).
+        stage.digests.update(authenticode_digests(stage.image, wanted, pad=False))
     b = _Builder(machine)
     store = machine.store
     secure_boot = _secure_boot(store, machine.secure_boot)
@@ -526,7 +548,7 @@ def predict(machine: MachineInput) -> Prediction:
         if secure_boot:
             db = _lists(_get(store, "db", guids.EFI_IMAGE_SECURITY_DATABASE))
             dbx = _lists(_get(store, "dbx", guids.EFI_IMAGE_SECURITY_DATABASE))
-            entry = _verifier(first.image, db, dbx)
+            entry = _verifier(first, db, dbx)
             if entry is None:
                 b.notes.append(f"{first.path}: firmware refuses it (not verified by db); "
                                "the boot stops there")
