@@ -47,6 +47,7 @@ from fwtools.formats.tcg.eventtypes import EV_SEPARATOR
 
 if TYPE_CHECKING:
     from fwtools.crypto.trust import TrustAnchors
+    from fwtools.formats.disk.device import BlockDevice
 
 EV_IPL: Final = 0x0000000D
 EV_EFI_VARIABLE_DRIVER_CONFIG: Final = 0x80000001
@@ -370,28 +371,45 @@ def _gpt_event(path: str, banks: Sequence[str]) -> PredictedEvent:
     from fwtools.errors import ParseError
     from fwtools.formats.disk.device import open_device
 
-    device = open_device(path)
     try:
-        header = device.read(512, L.GPT_HEADER.size)
-        fields = L.GPT_HEADER.unpack_dict(header)
-        if fields["signature"] != b"EFI PART":
-            raise ParseError("no GPT header at LBA 1", offset=512, structure="GPT").with_path(
-                path)
-        entry_lba = fields["partition_entry_lba"]
-        count = fields["number_of_partition_entries"]
-        size = fields["size_of_partition_entry"]
-        if size < L.GPT_ENTRY.size or count * size > 1 << 20:
-            raise ParseError(f"GPT entry array {count} x {size} bytes is not supported",
-                             offset=512 + 80, structure="GPT").with_path(path)
-        array = device.read(entry_lba * 512, count * size)
-    finally:
-        device.close()
+        device = open_device(path)
+        try:
+            header, array = _read_gpt(device)
+        finally:
+            device.close()
+    except ParseError as exc:
+        raise exc.with_path(path) from None
+    fields = L.GPT_HEADER.unpack_dict(header)
+    count = fields["number_of_partition_entries"]
+    size = fields["size_of_partition_entry"]
     used = [array[i * size:(i + 1) * size] for i in range(count)
             if array[i * size:i * size + 16] != bytes(16)]
     data = header + struct.pack("<Q", len(used)) + b"".join(used)
     disk_guid = uuid.UUID(bytes_le=fields["disk_guid"])
     return _hashed_event(5, EV_EFI_GPT_EVENT, f"GPT of disk {disk_guid}, {len(used)} "
                          "partitions", data, data, "UEFI_GPT_DATA", "edk2", banks)
+
+
+def _read_gpt(device: BlockDevice) -> tuple[bytes, bytes]:
+    """The primary GPT header (92 bytes from LBA 1) and its partition entry array."""
+    from fwtools.errors import ParseError
+
+    if device.size < 1024:
+        raise ParseError(f"{device.size} bytes: too small for a GPT", offset=0,
+                         structure="GPT")
+    header = device.read(512, L.GPT_HEADER.size)
+    fields = L.GPT_HEADER.unpack_dict(header)
+    if fields["signature"] != b"EFI PART":
+        raise ParseError("no GPT header at LBA 1", offset=512, structure="GPT")
+    entry_lba = fields["partition_entry_lba"]
+    count = fields["number_of_partition_entries"]
+    size = fields["size_of_partition_entry"]
+    if size < L.GPT_ENTRY.size or count * size > 1 << 20 or \
+            entry_lba * 512 + count * size > device.size:
+        raise ParseError(f"GPT entry array ({count} x {size} bytes at LBA {entry_lba}) is "
+                         "not inside the disk or not supported", offset=512 + 72,
+                         structure="GPT")
+    return header, device.read(entry_lba * 512, count * size)
 
 
 def _shim_events(b: _Builder, shim: Stage, store: object, secure_boot: bool,
