@@ -69,6 +69,8 @@ def _machine_options(f: Any) -> Any:
                      help="The chain is one kernel given to QEMU with -kernel."),
         click.option("--grub-cfg", "grub_cfg", type=INPUT_FILE, metavar="FILE",
                      help="The grub.cfg GRUB runs: its commands make PCR 8."),
+        click.option("--initrd", type=INPUT_FILE, metavar="FILE",
+                     help="The initrd grub.cfg loads: GRUB and Linux's stub hash it (PCR 9)."),
         click.option("--grub-prefix", default="(hd0,gpt1)/EFI/debian", show_default=True,
                      help="GRUB's $prefix as it logs it (Debian 2.06 measures its embedded "
                      "config's tests on it)."),
@@ -78,16 +80,16 @@ def _machine_options(f: Any) -> Any:
 
 
 def _predict(vars_path: str, chain: tuple[str, ...], bank_text: str, secure_boot: str,
-             disk: str | None, qemu_kernel: bool, grub_cfg: str | None,
+             disk: str | None, qemu_kernel: bool, grub_cfg: str | None, initrd: str | None,
              grub_prefix: str) -> Any:
     from fwtools._base.fileio import read_file
     from fwtools.formats.varstore.storeio import load_store
     from fwtools.machine.measure import MachineInput, predict
 
-    cfg = read_file(grub_cfg).decode("utf-8", "replace") if grub_cfg else None
+    cfg = read_file(grub_cfg) if grub_cfg else None
     machine = MachineInput(load_store(vars_path), list(chain), _banks(bank_text),
                            secure_boot=_secure_boot(secure_boot), qemu_kernel=qemu_kernel,
-                           disk=disk, grub_cfg=cfg, grub_prefix=grub_prefix)
+                           disk=disk, grub_cfg=cfg, grub_prefix=grub_prefix, initrd=initrd)
     return predict(machine)
 
 
@@ -105,8 +107,9 @@ def _predict(vars_path: str, chain: tuple[str, ...], bank_text: str, secure_boot
 @click.option("-v", "--verbose", is_flag=True, help="Every event's digests and what was hashed.")
 def predict_command(vars_path: str, chain: tuple[str, ...], pcrs_text: str | None,
                     bank_text: str, secure_boot: str, disk: str | None, qemu_kernel: bool,
-                    grub_cfg: str | None, grub_prefix: str, pcrlock_dir: str | None,
-                    compare_log: str | None, as_json: bool, verbose: bool) -> None:
+                    grub_cfg: str | None, initrd: str | None, grub_prefix: str,
+                    pcrlock_dir: str | None, compare_log: str | None, as_json: bool,
+                    verbose: bool) -> None:
     """Predict the PCRs a boot of CHAIN (shim, grub, kernel; or one kernel with
     --qemu-kernel) measures on edk2 with the variable store STORE. PCRs that cannot be known
     from files are listed with the reason."""
@@ -114,7 +117,7 @@ def predict_command(vars_path: str, chain: tuple[str, ...], pcrs_text: str | Non
 
     pcrs = _pcr_list(pcrs_text)
     prediction = _predict(vars_path, chain, bank_text, secure_boot, disk, qemu_kernel,
-                          grub_cfg, grub_prefix)
+                          grub_cfg, initrd, grub_prefix)
     doc = predict_document(vars_path, list(chain), prediction, pcrs)
     diverges = False
     if compare_log is not None:
@@ -161,13 +164,13 @@ def _write_pcrlock(directory: str, prediction: Any, pcrs: list[int] | None) -> N
               "(fwtools.fw-pcr.diff/1).")
 def diff_command(vars_path: str, new_path: str, chain: tuple[str, ...], bank_text: str,
                  secure_boot: str, disk: str | None, qemu_kernel: bool, grub_cfg: str | None,
-                 grub_prefix: str, as_json: bool) -> None:
+                 initrd: str | None, grub_prefix: str, as_json: bool) -> None:
     """Which predicted PCRs change when the store OLD becomes NEW (same CHAIN): old and new
     values and the events that cause it. Exit 0 either way."""
     from fwtools.machine.measure import diff_predictions
     from fwtools.report.pcr_predict import diff_document, diff_lines
 
-    args = (chain, bank_text, secure_boot, disk, qemu_kernel, grub_cfg, grub_prefix)
+    args = (chain, bank_text, secure_boot, disk, qemu_kernel, grub_cfg, initrd, grub_prefix)
     old = _predict(vars_path, *args)
     new = _predict(new_path, *args)
     bank = "sha256" if "sha256" in old.banks else next(iter(old.banks))

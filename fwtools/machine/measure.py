@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
+from fwtools._base.fileio import read_file
 from fwtools.errors import UsageError
 from fwtools.formats.efi import guids
 from fwtools.formats.efi.siglist import SignatureData, SignatureDatabase, SignatureList
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from fwtools.crypto.trust import TrustAnchors
     from fwtools.formats.disk.device import BlockDevice
 
+EV_EVENT_TAG: Final = 0x00000006
 EV_IPL: Final = 0x0000000D
 EV_EFI_VARIABLE_DRIVER_CONFIG: Final = 0x80000001
 EV_EFI_BOOT_SERVICES_APPLICATION: Final = 0x80000003
@@ -79,7 +81,7 @@ class PredictedEvent:
     data: bytes
     digests: dict[str, bytes]
     what: str
-    source: str  # "edk2", "shim", "grub"
+    source: str  # "edk2", "shim", "grub", "linux"
     hashed: bytes | None = None
 
 
@@ -118,8 +120,9 @@ class MachineInput:
     secure_boot: bool | None = None
     qemu_kernel: bool = False
     disk: str | None = None
-    grub_cfg: str | None = None
+    grub_cfg: str | bytes | None = None
     grub_prefix: str = DEFAULT_GRUB_PREFIX
+    initrd: str | None = None
 
 
 # -- event builders ---------------------------------------------------------------------
@@ -489,8 +492,26 @@ def _sbat_date(text: bytes) -> int:
         return 0
 
 
+_GRUB_SCRIPT_WORDS: Final = frozenset({"menuentry", "submenu", "if", "elif", "else", "fi",
+                                        "for", "while", "until", "function", "{", "}"})
+LINUX_INITRD_TAG: Final = 0x8F3B22EC
+LINUX_LOAD_OPTIONS_TAG: Final = 0x8F3B22ED
+
+
+def tagged_event(pcr: int, tag: int, text: str, hashed: bytes, what: str,
+                 banks: Sequence[str], source: str) -> PredictedEvent:
+    """EV_EVENT_TAG with a ``TCG_PCClientTaggedEvent`` (Linux's EFI stub,
+    ``efi_measure_tagged_event``): the tag, the size and the NUL-terminated text."""
+    body = text.encode() + b"\0"
+    data = L.TAGGED_EVENT.pack(tag, len(body)) + body
+    return PredictedEvent(pcr, EV_EVENT_TAG, repr(text), data, _hash(hashed, banks), what,
+                          source, hashed)
+
+
 def _grub_events(b: _Builder, grub: Stage, kernel: Stage | None) -> None:
-    """PCR 8 (and the kernel's PCR 4 events) as Debian's GRUB runs ``grub_cfg``."""
+    """PCR 8 and 9 (and the kernel's PCR 4 events) as Debian's GRUB runs ``grub_cfg``: each
+    command line (``commands/tpm.c`` ``grub_cmd:``), each file it reads (grub.cfg, the
+    kernel, the initrds), then with 2.12 Linux's stub events (LoadOptions, initrd)."""
     cfg = b.m.grub_cfg
     prefix = b.m.grub_prefix
     twice = _grub_measures_kernel_twice(grub)
@@ -498,11 +519,27 @@ def _grub_events(b: _Builder, grub: Stage, kernel: Stage | None) -> None:
         b.not_claimed(4, "GRUB loads a kernel that is not in the chain (give it after GRUB)")
     if cfg is None:
         b.not_claimed(8, "GRUB's commands depend on grub.cfg: give it with --grub-cfg")
+        b.not_claimed(9, "GRUB measures grub.cfg and every file it reads: give --grub-cfg")
         if kernel is not None:
             for _ in range(2 if twice else 1):
                 b.add(image_event(4, kernel, b.banks, f"{kernel.path} (via shim_lock)",
                                   "grub"))
         return
+    cfg_bytes = cfg.encode() if isinstance(cfg, str) else cfg
+    lines = [raw.strip() for raw in cfg_bytes.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if any(line.split()[0] in _GRUB_SCRIPT_WORDS for line in lines):
+        why = ("grub.cfg uses menuentry, if or other script blocks: GRUB's evaluation of "
+               "them is not modelled (flat command lists are)")
+        b.not_claimed(8, why)
+        b.not_claimed(9, why)
+    initrd = b.m.initrd
+    initrd_data = read_file(initrd) if initrd is not None else None
+    cfg_path = f"{prefix}/grub.cfg"
+
+    def file_event(path: str, content: bytes, what: str) -> None:
+        b.add(ipl_event(9, path, content, what, b.banks, "grub"))
+
     if twice:
         # Debian's embedded grub-efi config (build-efi-images), as GRUB 2.06 logs it.
         for line in (f"[ -z {prefix} -o ! -e {prefix} ]",
@@ -510,20 +547,58 @@ def _grub_events(b: _Builder, grub: Stage, kernel: Stage | None) -> None:
                      f"[ -e {prefix}/grub.cfg ]",
                      f"source {prefix}/grub.cfg"):
             b.add(_grub_cmd(line, b.banks))
-    for raw in cfg.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+        file_event(cfg_path, cfg_bytes, "grub.cfg")
+    else:
+        # GRUB 2.12 logs grub.cfg twice and no embedded-config commands [measured].
+        file_event(cfg_path, cfg_bytes, "grub.cfg")
+        file_event(cfg_path, cfg_bytes, "grub.cfg")
+    linux_args: str | None = None
+    initrds = 0
+    stub_done = False
+    for line in lines:
         b.add(_grub_cmd(line, b.banks))
         words = line.split()
         if words[0] in ("linux", "linuxefi") and len(words) > 1:
             if kernel is not None:
+                file_event(words[1], kernel.image.data, f"the kernel file {kernel.path}")
                 for _ in range(2 if twice else 1):
                     b.add(image_event(4, kernel, b.banks, f"{words[1]} (via shim_lock)",
                                       "grub"))
-            args = line.split(None, 1)[1]
-            b.add(ipl_event(8, f"kernel_cmdline: {args}", args.encode(), "the command line",
-                            b.banks, "grub"))
+            else:
+                b.not_claimed(9, "GRUB reads a kernel that is not in the chain")
+            linux_args = line.split(None, 1)[1]
+            b.add(ipl_event(8, f"kernel_cmdline: {linux_args}", linux_args.encode(),
+                            "the command line", b.banks, "grub"))
+        elif words[0] in ("initrd", "initrdefi") and len(words) > 1:
+            for path in words[1:]:
+                initrds += 1
+                if initrd_data is None:
+                    b.not_claimed(9, "GRUB reads an initrd: give it with --initrd")
+                    continue
+                file_event(path, initrd_data, f"the initrd {initrd}")
+        elif words[0] == "boot" and not twice:
+            _stub_events(b, linux_args, initrds, initrd_data)
+            stub_done = True
+    if not twice and not stub_done and linux_args is not None:
+        _stub_events(b, linux_args, initrds, initrd_data)
+    if initrds > 1:
+        b.not_claimed(9, "several initrds: Linux's stub measures their concatenation, not "
+                      "modelled")
+
+
+def _stub_events(b: _Builder, linux_args: str | None, initrds: int,
+                 initrd_data: bytes | None) -> None:
+    """Linux's EFI stub after GRUB 2.12 (``efi-stub-helper.c``): LoadOptions as GRUB sets
+    them (UTF-16 ``BOOT_IMAGE=<linux line>``, no NUL counted) and the initrd GRUB serves
+    through LoadFile2 [measured, Debian 13]."""
+    if linux_args is None:
+        return
+    options = f"BOOT_IMAGE={linux_args}".encode("utf-16-le")
+    b.add(tagged_event(9, LINUX_LOAD_OPTIONS_TAG, "LOADED_IMAGE::LoadOptions", options,
+                       "LoadOptions (UTF-16 BOOT_IMAGE=...)", b.banks, "linux"))
+    if initrds and initrd_data is not None:
+        b.add(tagged_event(9, LINUX_INITRD_TAG, "Linux initrd", initrd_data, "the initrd",
+                           b.banks, "linux"))
 
 
 def _grub_cmd(line: str, banks: Sequence[str]) -> PredictedEvent:
@@ -548,8 +623,9 @@ def predict(machine: MachineInput) -> Prediction:
                   "Tcg2Pei measures it)")
     b.not_claimed(1, "boot variables the firmware creates from QEMU's devices, and on edk2 "
                   ">= 2023.02 QEMU's ACPI tables")
-    b.not_claimed(9, "GRUB measures each file it reads and Linux's EFI stub the initrd and "
-                  "command line; the initrd is not among the given files")
+    if not any(s.kind == "grub" for s in stages):
+        b.not_claimed(9, "Linux's EFI stub measures the initrd and its command line; "
+                      "modelled after GRUB only")
     for pcr in (10, 11, 12, 13, 15):
         b.not_claimed(pcr, "measured by the operating system or by systemd-stub, not modelled")
     _secure_variables(b, store, secure_boot)

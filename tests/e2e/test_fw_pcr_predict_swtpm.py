@@ -74,8 +74,9 @@ def test_updated_store_boots_to_the_predicted_pcrs(corpus: Corpus, tmp_path: Pat
 
     # With the boot disk, every claimed PCR (PCR 5's GPT too), event by event.
     full = predict(MachineInput(load_store(new_vars), chain, ("sha1", "sha256"),
-                                disk=str(out / "disk.img"), grub_cfg=GRUB_CFG))
-    assert {2, 3, 4, 5, 6, 7, 8, 14} <= set(full.predicted)
+                                disk=str(out / "disk.img"), grub_cfg=GRUB_CFG,
+                                initrd=str(out / "initrd.img")))
+    assert {2, 3, 4, 5, 6, 7, 8, 9, 14} <= set(full.predicted)
     assert compare_with_log(full, load_event_log(out / "eventlog.bin")) is None
     for bank in ("sha1", "sha256"):
         for pcr in full.predicted:
