@@ -20,10 +20,12 @@ testdata/tcg/ three real logs that the tests hold every claimed PCR to:
   ExitBootServices actions.
 - PCR 2, 3, 6: the separator alone (no option ROMs or drivers from outside the firmware).
 - PCR 8: GRUB's commands (``commands/tpm.c``: ``grub_cmd: <line>``, ``kernel_cmdline:``), from
-  a grub.cfg the caller gives.
+  a grub.cfg the caller gives (flat command lists).
+- PCR 9: the files GRUB reads (grub.cfg, the kernel, the initrd) and, after GRUB 2.12, Linux's
+  EFI stub LoadOptions and initrd events (``efi-stub-helper.c``).
 - PCR 14: shim's mirrored MokList, MokListX and MokListTrusted as EV_IPL (``mok.c``).
 
-PCRs 0, 1, 9 and 10-13 are reported as not predicted, each with its reason.
+PCRs 0, 1 and 10-13 are reported as not predicted, each with its reason.
 """
 
 from __future__ import annotations
