@@ -83,7 +83,7 @@ class PredictedEvent:
     data: bytes
     digests: dict[str, bytes]
     what: str
-    source: str  # "edk2", "shim", "grub", "linux"
+    source: str  # "edk2", "shim", "grub", "linux", "systemd-stub"
     hashed: bytes | None = None
 
 
@@ -607,6 +607,60 @@ def _grub_cmd(line: str, banks: Sequence[str]) -> PredictedEvent:
     return ipl_event(8, f"grub_cmd: {line}", line.encode(), "the command", banks, "grub")
 
 
+# systemd src/fundamental/uki.c unified_sections[], the order sd-stub measures them in (257;
+# .ucode from 256, .uname/.sbat from 254, .profile/.dtbauto/.hwids/.efifw from 257). .pcrsig
+# is never measured. systemd 252/253 measured only _UKI_252.
+_UKI_SECTIONS: Final = (".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb",
+                        ".uname", ".sbat", ".pcrpkey", ".profile", ".dtbauto", ".hwids",
+                        ".efifw")
+_UKI_252: Final = frozenset({".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb",
+                             ".pcrpkey"})
+
+
+def _stub_version(img: PeImage) -> int | None:
+    """systemd-stub's major version from ``.sdmagic`` (``#### LoaderInfo: systemd-stub 252.39
+    ####``)."""
+    import re
+
+    for section in img.sections:
+        if section.name == ".sdmagic":
+            text = img.section_data(section).decode("ascii", "replace")
+            found = re.search(r"systemd-stub (\d+)", text)
+            return int(found.group(1)) if found else None
+    return None
+
+
+def _uki_events(b: _Builder, uki: Stage) -> None:
+    """sd-stub's PCR 11 events (``stub.c``): per UKI section it knows, in its order, an
+    EV_IPL over the section name with its NUL, then one over the section's bytes as loaded
+    (VirtualSize)."""
+    version = _stub_version(uki.image)
+    names = [s.name for s in uki.image.sections]
+    if version is None:
+        b.not_claimed(11, f"{uki.path}: no systemd-stub version in .sdmagic")
+        return
+    if ".profile" in names:
+        b.not_claimed(11, f"{uki.path}: a multi-profile UKI (the profile sd-stub picks is "
+                      "not modelled)")
+        return
+    known = _UKI_252 if version < 254 else frozenset(_UKI_SECTIONS)
+    for name in _UKI_SECTIONS:
+        if name not in known:
+            continue
+        section = next((s for s in uki.image.sections if s.name == name), None)
+        if section is None:
+            continue
+        content = uki.image.section_data(section)
+        if section.virtual_size > len(content):
+            content += bytes(section.virtual_size - len(content))
+        if not content:
+            continue
+        b.add(ipl_event(11, name, name.encode() + b"\0", f"the section name {name} and NUL",
+                        b.banks, "systemd-stub"))
+        b.add(ipl_event(11, name, content, f"the {name} section ({len(content)} bytes)",
+                        b.banks, "systemd-stub"))
+
+
 def predict(machine: MachineInput) -> Prediction:
     """The events and PCR values of ``machine``'s boot (see the module doc)."""
     for bank in machine.banks:
@@ -628,8 +682,15 @@ def predict(machine: MachineInput) -> Prediction:
     if not any(s.kind == "grub" for s in stages):
         b.not_claimed(9, "Linux's EFI stub measures the initrd and its command line; "
                       "modelled after GRUB only")
-    for pcr in (10, 11, 12, 13, 15):
+    ukis = [s for s in stages if s.kind == "uki"]
+    for pcr in (10, 12, 13, 15):
         b.not_claimed(pcr, "measured by the operating system or by systemd-stub, not modelled")
+    if not ukis:
+        b.not_claimed(11, "systemd-stub measures a UKI's sections; there is no UKI in the chain")
+    else:
+        b.not_claimed(4, "sd-stub's handing over to the embedded kernel is not modelled")
+        b.not_claimed(9, "Linux's stub measures the initrd and LoadOptions sd-stub passes; not "
+                      "modelled")
     _secure_variables(b, store, secure_boot)
 
     first = stages[0] if stages else None
@@ -680,6 +741,8 @@ def predict(machine: MachineInput) -> Prediction:
         for pcr in (4, 7, 8, 14):
             b.not_claimed(pcr, why)
 
+    for uki in ukis:
+        _uki_events(b, uki)
     b.add(action(5, EBS_INVOCATION, b.banks))
     b.add(action(5, EBS_SUCCESS, b.banks))
 
