@@ -156,25 +156,33 @@ def _write_pcrlock(directory: str, prediction: Any, pcrs: list[int] | None) -> N
 @cli.command("diff", cls=Command, context_settings=CONTEXT)
 @click.option("--vars", "vars_path", type=INPUT_FILE, required=True, metavar="OLD",
               help="The store as it is.")
-@click.option("--vars-new", "new_path", type=INPUT_FILE, required=True, metavar="NEW",
-              help="The store as planned (e.g. fw-vars update -o NEW).")
+@click.option("--vars-new", "new_path", type=INPUT_FILE, metavar="NEW",
+              help="The store as planned (e.g. fw-vars update -o NEW); default: OLD.")
+@click.option("--new-chain", "new_chain", type=INPUT_FILE, multiple=True, metavar="FILE",
+              help="The chain as planned, one file per option in load order (e.g. a shim "
+              "and grub upgrade); default: CHAIN.")
 @click.argument("chain", nargs=-1, type=INPUT_FILE)
 @_machine_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document "
               "(fwtools.fw-pcr.diff/1).")
-def diff_command(vars_path: str, new_path: str, chain: tuple[str, ...], bank_text: str,
-                 secure_boot: str, disk: str | None, qemu_kernel: bool, grub_cfg: str | None,
-                 initrd: str | None, grub_prefix: str, as_json: bool) -> None:
-    """Which predicted PCRs change when the store OLD becomes NEW (same CHAIN): old and new
-    values and the events that cause it. Exit 0 either way."""
+def diff_command(vars_path: str, new_path: str | None, new_chain: tuple[str, ...],
+                 chain: tuple[str, ...], bank_text: str, secure_boot: str, disk: str | None,
+                 qemu_kernel: bool, grub_cfg: str | None, initrd: str | None,
+                 grub_prefix: str, as_json: bool) -> None:
+    """Which predicted PCRs change when the store OLD becomes NEW and/or CHAIN becomes the
+    --new-chain files: old and new values and the events that cause it. Exit 0 either way."""
+    from fwtools.errors import UsageError
     from fwtools.machine.measure import diff_predictions
     from fwtools.report.pcr_predict import diff_document, diff_lines
 
-    args = (chain, bank_text, secure_boot, disk, qemu_kernel, grub_cfg, initrd, grub_prefix)
-    old = _predict(vars_path, *args)
-    new = _predict(new_path, *args)
+    if new_path is None and not new_chain:
+        raise UsageError("give --vars-new NEW, --new-chain FILE... or both")
+    rest = (bank_text, secure_boot, disk, qemu_kernel, grub_cfg, initrd, grub_prefix)
+    old = _predict(vars_path, chain, *rest)
+    new = _predict(new_path or vars_path, new_chain or chain, *rest)
     bank = "sha256" if "sha256" in old.banks else next(iter(old.banks))
-    doc = diff_document(vars_path, new_path, diff_predictions(old, new, bank), bank)
+    doc = diff_document(vars_path, new_path or vars_path, diff_predictions(old, new, bank),
+                        bank, list(chain), list(new_chain or chain))
     if as_json:
         print_json(doc)
     else:

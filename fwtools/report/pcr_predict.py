@@ -71,13 +71,15 @@ def predict_document(vars_path: str, chain: list[str], p: Prediction,
     return doc
 
 
-def diff_document(old_path: str, new_path: str, changes: list[PcrChange],
-                  bank: str) -> dict[str, Any]:
+def diff_document(old_path: str, new_path: str, changes: list[PcrChange], bank: str,
+                  old_chain: list[str] | None = None,
+                  new_chain: list[str] | None = None) -> dict[str, Any]:
     files = [{"path": old_path, "role": "old variable store", "error": None},
              {"path": new_path, "role": "new variable store", "error": None}]
     changed = [c.pcr for c in changes if c.changed]
     doc = document(DIFF_SCHEMA, files, {"bank": bank, "changed": changed,
                                         "unchanged": [c.pcr for c in changes if not c.changed]})
+    doc["chains"] = {"old": list(old_chain or []), "new": list(new_chain or old_chain or [])}
     doc["pcrs"] = [{
         "pcr": c.pcr,
         "changed": c.changed,

@@ -149,3 +149,34 @@ def test_usage_errors(d12: dict[str, Path]) -> None:
     assert code == 2 and "--pcrs" in err
     code, _, err = run("predict", "--vars", d12["shim"], d12["shim"])
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_diff_of_a_chain_upgrade(d12: dict[str, Path], corpus: Corpus) -> None:
+    """Debian 12's shim, grub and kernel replaced by Debian 13's, same store: PCR 4 (the
+    images), 7 (nothing: same SbatLevel and CAs) and 14 (shim's vendor dbx) as predicted."""
+    s, a = "trixie", "amd64"
+    d13 = [corpus.file(s, a, "shim-signed", "usr/lib/shim/shimx64.efi.signed"),
+           corpus.file(s, a, "grub-efi-amd64-signed",
+                       "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+           corpus.file(s, a, "linux-image-6.12.117+deb13-amd64", "boot/vmlinuz-*")]
+    new_chain = [w for p in d13 for w in ("--new-chain", str(p))]
+    code, out, err = run("diff", "--vars", d12["vars"], *chain(d12), *new_chain, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    import jsonschema
+
+    jsonschema.validate(doc, json.loads((REPO / "docs/schemas/fw-pcr-diff-1.schema.json")
+                                        .read_text()))
+    assert doc["summary"]["changed"] == [4, 14]
+    assert doc["chains"]["new"] == [str(p) for p in d13]
+    four = next(r for r in doc["pcrs"] if r["pcr"] == 4)
+    # Two shim_lock events for grub 2.06's kernel, one for 2.12's.
+    assert len(four["removed"]) == 4 and len(four["added"]) == 3
+    # The real logs of both boots agree on what changes.
+    tpm12 = json.loads((TCG / "ovmf-d12-shim-sb.pcrs.json").read_text())["sha256"]
+    tpm13 = json.loads((TCG / "ovmf-d13-shim-sb.pcrs.json").read_text())["sha256"]
+    for row in doc["pcrs"]:
+        if row["pcr"] in (4, 7, 14):
+            assert row["old"] == tpm12[str(row["pcr"])] and row["new"] == tpm13[str(row["pcr"])]
+    code, _, err = run("diff", "--vars", d12["vars"], *chain(d12))
+    assert code == 2 and "--vars-new" in err
