@@ -350,6 +350,13 @@ class _Builder:
     def not_claimed(self, pcr: int, reason: str) -> None:
         self.not_predicted.setdefault(pcr, reason)
 
+    def refused(self, path: str, who: str) -> None:
+        """``who`` will not run ``path``: the boot goes elsewhere (edk2 tries the next boot
+        option, shim stops), so what follows is not predicted."""
+        self.notes.append(f"{path}: {who} refuses it; the boot stops there")
+        for pcr in (4, 5, 7, 8, 9, 11, 14):
+            self.not_claimed(pcr, f"{who} refuses {path}: the boot takes another path")
+
 
 def _secure_variables(b: _Builder, store: object, secure_boot: bool) -> None:
     sb = b"\x01" if secure_boot else b"\x00"
@@ -481,8 +488,8 @@ def _shim_events(b: _Builder, shim: Stage, store: object, secure_boot: bool,
         entry = _verifier(stage, mok_lists, dbx)
         out.append((stage, entry, "MokListRT" if entry is not None else ""))
         if entry is None:
-            b.notes.append(f"{stage.path}: shim would refuse it (not verified by db or "
-                           "MokList); the boot stops there")
+            b.refused(stage.path, "shim (not verified by db, its vendor certificate or "
+                      "MokList)")
     return out
 
 
@@ -707,8 +714,7 @@ def predict(machine: MachineInput) -> Prediction:
             dbx = _lists(_get(store, "dbx", guids.EFI_IMAGE_SECURITY_DATABASE))
             entry = _verifier(first, db, dbx)
             if entry is None:
-                b.notes.append(f"{first.path}: firmware refuses it (not verified by db); "
-                               "the boot stops there")
+                b.refused(first.path, "firmware (not verified by db)")
             else:
                 b.authority("db", guids.EFI_IMAGE_SECURITY_DATABASE, entry.to_bytes(),
                             f"db: {_entry_label(entry)} (verified {first.path})", "edk2")

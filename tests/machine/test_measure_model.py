@@ -109,5 +109,13 @@ def test_unmodelled_chains_are_not_claimed(d12: tuple[LoadedStore, list[str]]) -
 
 def test_refused_image_is_noted(d12: tuple[LoadedStore, list[str]], tmp_path: Path) -> None:
     store, chain = d12
+    sample = Path(__file__).resolve().parents[2] / "testdata/sample/hello-nx.efi"
+    (tmp_path / "unsigned.efi").write_bytes(sample.read_bytes())
     p = predict(MachineInput(Extra(store, db=b""), chain))
-    assert any("firmware refuses it" in n for n in p.notes)
+    assert any("firmware (not verified by db) refuses it" in n for n in p.notes)
+    assert {4, 5, 7, 14} <= set(p.not_predicted) and 7 not in p.banks["sha256"]
+    # A kernel signed by nobody shim trusts: shim refuses it after grub.
+    q = predict(MachineInput(store, [chain[0], chain[1], chain[0]]))
+    assert not q.notes and 7 in q.predicted  # shim itself is MS-signed: db verifies it
+    r = predict(MachineInput(store, [chain[0], str(tmp_path / "unsigned.efi")]))
+    assert any("shim (not verified" in n for n in r.notes) and 7 in r.not_predicted
