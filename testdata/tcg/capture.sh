@@ -14,7 +14,9 @@
 # and the initrd. Needs qemu-system-x86 ovmf swtpm busybox-static gdisk dosfstools mtools
 # and the Debian corpus (tests/corpus/fetch.sh) for shim, grub and the kernel.
 # SUITE=bookworm (default: the installed /usr/share/OVMF, Debian 12's) or SUITE=trixie (the
-# corpus' Debian 13 OVMF, shim, grub and kernel).
+# corpus' Debian 13 OVMF, shim, grub and kernel). VARS=FILE boots shim-sb with a copy of FILE
+# instead of OVMF_VARS_4M.ms.fd (e.g. a store after fw-vars update); KEEP_DISK=1 leaves the
+# boot disk (sparse) in OUTDIR/disk.img, so that fw-pcr predict --disk can read its GPT.
 set -euo pipefail
 case_name="$1"
 out="$(mkdir -p "$2" && cd "$2" && pwd)"
@@ -69,7 +71,7 @@ kernel)
         >serial.log </dev/null
     ;;
 shim-sb)
-    cp $ovmf/OVMF_VARS_4M.ms.fd vars.fd
+    cp "${VARS:-$ovmf/OVMF_VARS_4M.ms.fd}" vars.fd
     cat >grub.cfg <<'CFG'
 set timeout=0
 linux /vmlinuz console=ttyS0 panic=-1 loglevel=1
@@ -95,6 +97,7 @@ CFG
         -drive if=pflash,format=raw,unit=1,file=vars.fd "${tpm_args[@]}" \
         -drive file=disk.img,format=raw,if=virtio,snapshot=on \
         >serial.log </dev/null
+    [ -z "${KEEP_DISK:-}" ] || cp --sparse=always disk.img "$out/disk.img"
     ;;
 *) echo "unknown case $case_name" >&2; exit 2 ;;
 esac

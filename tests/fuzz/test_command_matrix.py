@@ -266,6 +266,10 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-pcr", ("log", "{IN}")),
     Cmd("fw-pcr", ("log", "--json", "{IN}")),
     Cmd("fw-pcr", ("log", str(EVENT_LOG), "--pcrs", "{IN}")),
+    # fw-pcr predict reads a store, the chain's PE images and a disk image (its GPT).
+    Cmd("fw-pcr", ("predict", "--vars", "{IN}", str(SAMPLE_PE)), accepts=STORE_OK),
+    Cmd("fw-pcr", ("predict", "--vars", str(GOOD_STORE), "{IN}"), accepts=PE_OK),
+    Cmd("fw-pcr", ("predict", "--vars", str(GOOD_STORE), str(SAMPLE_PE), "--disk", "{IN}")),
 ]
 
 # Known contract deviations found by this matrix (xfail strict: fixing one turns it into an

@@ -367,6 +367,11 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-pcr", ("log", "{IN}"), reads=frozenset({"eventlog"})),
     Cmd("fw-pcr", ("log", "--json", "-v", "{IN}"), reads=frozenset({"eventlog"})),
     Cmd("fw-pcr", ("log", str(KERNEL_LOG), "--pcrs", "{IN}"), ANY, frozenset({"pcrs"})),
+    # fw-pcr predict / diff: a store with a real shim, a real chain stage with a real store.
+    Cmd("fw-pcr", ("predict", "--vars", "{IN}", f"@{GOOD_SHIM}"), reads=STORES),
+    Cmd("fw-pcr", ("predict", "--json", "--vars", f"@{GOOD_STORE_4M}", "{IN}"), reads=PES),
+    Cmd("fw-pcr", ("diff", "--vars", f"@{GOOD_STORE_4M}", "--vars-new", "{IN}",
+                   f"@{GOOD_SHIM}"), reads=STORES),
 ]
 
 
