@@ -76,8 +76,10 @@ def boot_chain(*paths: str) -> Callable[[], object]:
     return lambda: replay([load_stage(p) for p in paths], profile, secure_boot=True)
 
 
-KINDS = {"digests": digests, "store": store, "sigdb": sigdb, "verify": verify,
-         "boot-chain": boot_chain}
+KINDS: dict[str, Callable[..., Callable[[], object]]] = {
+    "digests": digests, "store": store, "sigdb": sigdb, "verify": verify,
+    "boot-chain": boot_chain,
+}
 
 
 def main(argv: list[str]) -> int:

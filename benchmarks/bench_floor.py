@@ -167,7 +167,8 @@ def least_work(python: str, args: list[str], runs: int) -> float | None:
         print(f"least work {args[0]} failed: {proc.stderr.strip().splitlines()[-1:]}",
               file=sys.stderr)
         return None
-    return statistics.median(json.loads(proc.stdout))
+    times: list[float] = json.loads(proc.stdout)
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
