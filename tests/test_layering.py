@@ -1,9 +1,10 @@
 """The import graph keeps DESIGN.md's layering (checked here, not by review).
 
-Layers, bottom to top: errors < _base < formats < crypto < paging < uefi < fleet < policy <
-report < cli. A module imports only from its own layer or below, wherever the import statement is:
-module level, inside a function (lazy imports), or under ``if TYPE_CHECKING`` (a lower layer
-that names an upper layer's types is still coupled to it). Only ``report/text*`` imports rich;
+Layers, bottom to top: errors < _base < formats < crypto < paging < uefi < fleet < machine <
+policy < report < cli. A module imports only from its own layer or below, wherever the
+import statement is: module level, inside a function (lazy imports), or under ``if
+TYPE_CHECKING`` (a lower layer that names an upper layer's types is still coupled to it).
+Only ``report/text*`` imports rich;
 only ``cli/`` imports click.
 """
 
@@ -30,10 +31,11 @@ LAYERS: Final = {
     "paging": 4,
     "uefi": 5,
     "fleet": 6,
-    "policy": 7,
-    "report": 8,
-    "cli": 9,
-    "__main__": 9,  # `python -m fwtools` is a command like the console scripts
+    "machine": 7,
+    "policy": 8,
+    "report": 9,
+    "cli": 10,
+    "__main__": 10,  # `python -m fwtools` is a command like the console scripts
 }
 CLI_LAYER: Final = LAYERS["cli"]
 

@@ -66,6 +66,7 @@ def command(
 
     `fw-check boot-chain --help`: replay a boot chain on an emulated firmware (W^X).
     `fw-check disk --help`: a disk image's partitions and the EFI files on its ESP.
+    `fw-check vm --help`: will a VM boot, from its firmware, variable store and disk.
 
     Exit status: 0 passed; 1 a finding at or above --fail-on; 2 usage error or an
     unreadable input (the other inputs are still checked and reported).
@@ -188,4 +189,8 @@ def main() -> None:
         from fwtools.cli import fw_check_disk
 
         fw_check_disk.main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "vm":
+        from fwtools.cli import fw_check_vm
+
+        fw_check_vm.main(sys.argv[2:])
     command(prog_name="fw-check")
