@@ -327,6 +327,11 @@ class _Machine:
                     return None
                 variables["root"] = found.label
                 return found
+        if cmd == "set" and len(words) > 1 and words[1].startswith("root="):
+            dev = words[1].split("=", 1)[1]
+            fs, _rest = self._grub_path(f"({dev})/", root)
+            variables["root"] = dev
+            return fs
         if cmd == "configfile" and len(words) > 1:
             return self._grub_path(words[1], root)
         return None

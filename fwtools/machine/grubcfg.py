@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+_FIRST_WINS: Final = frozenset({"menuentry_id_option"})
 _VAR: Final = re.compile(r"\$(\{[A-Za-z0-9_]+\}|[A-Za-z0-9_]+)")
 
 
@@ -117,7 +118,6 @@ def _entry_header(words: list[str]) -> tuple[str, str | None]:
 def parse_grub_cfg(text: str, variables: dict[str, str] | None = None) -> GrubConfig:
     """Parse ``text`` with ``variables`` (e.g. ``root``, ``prefix``) already set."""
     cfg = GrubConfig(variables=dict(variables or {}))
-    cfg.variables.setdefault("menuentry_id_option", "--id")
     stack: list[MenuEntry] = []
     for line in _logical_lines(text):
         raw_words = line.split()
@@ -141,6 +141,13 @@ def parse_grub_cfg(text: str, variables: dict[str, str] | None = None) -> GrubCo
             stack[-1].lines.append(words)
             continue
         if words[0] in ("if", "elif", "else", "fi", "then", "function", "{"):
+            continue
+        if "=" in words[0] and words[0].split("=", 1)[0].isidentifier():
+            # a bare assignment (``menuentry_id_option="--id"``); in a flattened if/else the
+            # first branch (the feature test passing, as on current GRUB) wins
+            name, _sep, value = words[0].partition("=")
+            if name not in cfg.variables or name not in _FIRST_WINS:
+                cfg.variables[name] = value
             continue
         cfg.commands.append(words)
         if words[0] == "set" and len(words) > 1:
