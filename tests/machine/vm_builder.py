@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats" / "disk"))
 
-from disk_builder import MIB, SECTOR, blank, make_ext, make_fat, need, run  # noqa: E402
+from disk_builder import MIB, SECTOR, blank, make_ext, make_fat, need, run
 
 ROOT_UUID = "3f1c2a9e-5b7d-4e21-9a40-6c2d8e7f1b35"
 ESP_PARTUUID = "0b4f3c2a-1d5e-4f60-8a7b-9c0d1e2f3a4b"
