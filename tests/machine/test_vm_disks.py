@@ -258,3 +258,58 @@ def test_cli_json_and_exit_codes(machine: dict[str, Path], tmp_path: Path) -> No
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "verdict: boots" in proc.stdout
+
+
+def test_secure_boot_enable_zero(machine: dict[str, Path]) -> None:
+    store = _store(machine, "sb-disabled", "--microsoft", "--no-secure-boot")
+    r = check_vm(str(machine["code"]), str(store), disk=str(machine["disk"]))
+    assert not r.secure_boot.enabled
+    assert r.secure_boot.reason == "PK enrolled but SecureBootEnable is 0"
+    assert r.verdict == "boots"
+
+
+def test_mok_sb_state_disables_shim_verification(machine: dict[str, Path],
+                                                 signed_kernel: Path) -> None:
+    store = machine["tmp"] / "moksbstate.fd"
+    if not store.exists():
+        fw_vars("set", machine["ms"], "MokSBState", "--guid", "shim", "--attributes", "NV,BS",
+                "--uint8", "1", "-o", store)
+    r = check_vm(str(machine["code"]), str(store), disk=str(machine["disk"]),
+                 kernel=str(signed_kernel))
+    assert r.verdict == "boots"
+    assert r.stages[0].authority is not None and r.stages[0].authority.kind == "db-certificate"
+    assert r.stages[2].authority is not None
+    assert r.stages[2].authority.kind == "secure-boot-off"
+
+
+def test_libvirt_domain(machine: dict[str, Path], tmp_path: Path) -> None:
+    xml = tmp_path / "vm.xml"
+    xml.write_text(f"""<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>deb</name>
+  <os firmware='efi'>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader readonly='yes' secure='yes' type='pflash'>{machine['code']}</loader>
+    <nvram>{machine['ms']}</nvram>
+  </os>
+  <devices>
+    <disk type='file' device='cdrom'><source file='/nonexistent.iso'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/>
+      <source file='{machine['disk']}'/><target dev='vda' bus='virtio'/></disk>
+  </devices>
+  <qemu:commandline>
+    <qemu:arg value='-fw_cfg'/>
+    <qemu:arg value='name=opt/org.tianocore/UninstallMemAttrProtocol,string=n'/>
+  </qemu:commandline>
+</domain>
+""")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from fwtools.cli.fw_check import main; "
+         "sys.argv[0] = 'fw-check'; main()", "vm", "--libvirt-domain", str(xml), "--json"],
+        capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["disk"] == str(machine["disk"])
+    assert doc["vars"] == str(machine["ms"])
+    mat = doc["firmware"]["settings"]["memory_attribute_protocol"]
+    assert mat == {"value": True, "basis": "override"}
+    assert [s["family"] for s in doc["stages"]] == ["shim", "grub", "linux"]

@@ -111,3 +111,26 @@ def sbsign(key: Path, cert: Path, src: Path, out: Path) -> Path:
     need("sbsign")
     run("sbsign", "--key", key, "--cert", cert, "--output", out, src)
     return out
+
+
+def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
+                      default: str | None) -> Path:
+    """A GPT disk whose ESP holds systemd-boot as the removable loader, a type 1 entry for
+    ``kernel`` (on the ESP) and ``uki`` in ``\\EFI\\Linux``."""
+    need("sgdisk")
+    esp_size = 32 * MIB
+    disk = blank(tmp / "sdboot.img", esp_size + 2 * MIB)
+    run("sgdisk", "-n", f"1:{MIB // SECTOR}:+{esp_size // 1024}K", "-t", "1:ef00", disk)
+    esp = tmp / "sd-esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    (esp / "EFI" / "Linux").mkdir(parents=True)
+    (esp / "loader" / "entries").mkdir(parents=True)
+    shutil.copyfile(sd_boot, esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copyfile(kernel, esp / kernel.name)
+    shutil.copyfile(uki, esp / "EFI" / "Linux" / "debian-uki.efi")
+    conf = "timeout 3\n" + (f"default {default}\n" if default else "")
+    (esp / "loader" / "loader.conf").write_text(conf)
+    (esp / "loader" / "entries" / "debian-6.12.conf").write_text(
+        f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro\n")
+    make_fat(disk, MIB, esp_size, 16, esp)
+    return disk
