@@ -313,3 +313,33 @@ def test_libvirt_domain(machine: dict[str, Path], tmp_path: Path) -> None:
     mat = doc["firmware"]["settings"]["memory_attribute_protocol"]
     assert mat == {"value": True, "basis": "override"}
     assert [s["family"] for s in doc["stages"]] == ["shim", "grub", "linux"]
+
+
+def test_strict_nx_lab_firmware(machine: dict[str, Path], signed_kernel: Path) -> None:
+    """On the strict-NX lab build, Debian 12's GRUB 2.06 faults (W^X) when it jumps to the
+    kernel; Debian 13's chain boots. A kernel GRUB refuses is never jumped to: refused."""
+    r = check_vm("debian13-ovmf-lab-strict", str(machine["ms"]), disk=str(machine["disk"]))
+    assert r.firmware.basis == "override"
+    if str(machine["suite"]) == "bookworm":
+        assert r.verdict == "faults"
+        assert r.replay is not None and r.replay.faults[0].stage == "grub"
+        assert r.refusal is None
+        r = check_vm("debian13-ovmf-lab-strict", str(machine["ms"]),
+                     disk=str(machine["disk"]), kernel=str(signed_kernel))
+        assert r.verdict == "refused"
+        assert r.refusal is not None and (r.refusal.stage, r.refusal.by) == (3, "grub")
+        assert r.replay is not None and r.replay.faults == []
+    else:
+        assert r.verdict == "boots"
+        assert [s.model for s in r.stages] == [s.model for s in r.stages if s.model]
+
+
+def test_qcow2_disk(machine: dict[str, Path]) -> None:
+    from disk_builder import to_qcow2
+
+    qcow = machine["tmp"] / "vm.qcow2"
+    if not qcow.exists():
+        to_qcow2(machine["disk"])
+    r = check_vm(str(machine["code"]), str(machine["ms"]), disk=str(qcow))
+    assert r.verdict == "boots"
+    assert [s.family for s in r.stages] == ["shim", "grub", "linux"]
