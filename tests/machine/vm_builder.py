@@ -65,13 +65,14 @@ def main_grub_cfg(kernel_name: str) -> str:
 
 def build_debian_disk(tmp: Path, shim: Path, grub: Path, kernel: Path, *,
                       fallback: Path | None = None, mok_manager: Path | None = None,
-                      removable: bool = True) -> Path:
-    """A raw GPT disk image with Debian's layout (module doc); returns its path."""
+                      removable: bool = True, size: int | None = None) -> Path:
+    """A raw GPT disk image with Debian's layout (module doc), sparse, of ``size`` bytes
+    (default: just big enough); returns its path."""
     need("sgdisk")
     esp_size, root_size = 16 * MIB, 40 * MIB
     esp_start = MIB
     root_start = esp_start + esp_size
-    disk = blank(tmp / "vm.img", root_start + root_size + MIB)
+    disk = blank(tmp / "vm.img", max(size or 0, root_start + root_size + MIB))
     run("sgdisk", "-n", f"1:{esp_start // SECTOR}:+{esp_size // 1024}K", "-t", "1:ef00",
         "-u", f"1:{ESP_PARTUUID}", "-c", "1:EFI system partition",
         "-n", f"2:{root_start // SECTOR}:+{root_size // 1024}K", "-t", "2:8304", "-c", "2:root",
