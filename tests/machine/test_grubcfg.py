@@ -22,7 +22,8 @@ def test_grub_mkconfig_shape_default_entry() -> None:
     entry, how = default_entry(cfg)
     assert entry is not None and entry.title == "Debian GNU/Linux"
     assert entry.entry_id == f"gnulinux-simple-{ROOT_UUID}"
-    assert ["linux", "/boot/vmlinuz-6.12.1-amd64", f"root=UUID={ROOT_UUID}", "ro", "quiet"] \
+    assert ["linux", "/boot/vmlinuz-6.12.1-amd64", f"root=UUID={ROOT_UUID}", "ro", "quiet",
+            "console=ttyS0"] \
         in entry.lines
     assert how == "default='0'"
 

@@ -6,7 +6,8 @@ A Debian layout: GPT, partition 1 the ESP (FAT16) with ``\\EFI\\debian\\{shimx64
 mmx64}.efi``, grub-install's stub ``grub.cfg`` (``search.fs_uuid`` + ``configfile``) and
 ``BOOTX64.CSV``, and the removable copy ``\\EFI\\BOOT\\BOOTX64.EFI`` (+ ``fbx64.efi``);
 partition 2 ext4 (fixed UUID) with ``/boot/vmlinuz-*`` and grub-mkconfig's
-``/boot/grub/grub.cfg`` shape (10_linux: a simple entry and an advanced submenu).
+``/boot/grub/grub.cfg`` shape (10_linux: a simple entry and an advanced submenu; the kernel
+gets ``console=ttyS0`` and the menu a 1 s timeout, for the QEMU runs in tests/e2e).
 """
 
 from __future__ import annotations
@@ -44,14 +45,14 @@ def main_grub_cfg(kernel_name: str) -> str:
         'else\n  menuentry_id_option=""\nfi\n\n'
         "function load_video {\n  if [ x$feature_all_video_module = xy ]; then\n"
         "    insmod all_video\n  else\n    insmod efi_gop\n  fi\n}\n"
-        "set timeout=5\n### BEGIN /etc/grub.d/10_linux ###\n"
+        "set timeout=1\n### BEGIN /etc/grub.d/10_linux ###\n"
         "menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os "
         f"$menuentry_id_option 'gnulinux-simple-{u}' {{\n"
         "\tload_video\n\tinsmod gzio\n"
         "\tif [ x$grub_platform = xxen ]; then insmod xzio; insmod lzopio; fi\n"
         "\tinsmod part_gpt\n\tinsmod ext2\n\tset root='hd0,gpt2'\n" + search +
         f"\techo\t'Loading Linux {version} ...'\n"
-        f"\tlinux\t/boot/{kernel_name} root=UUID={u} ro  quiet\n"
+        f"\tlinux\t/boot/{kernel_name} root=UUID={u} ro  quiet console=ttyS0\n"
         "\techo\t'Loading initial ramdisk ...'\n"
         f"\tinitrd\t/boot/initrd.img-{version}\n}}\n"
         "submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option "
