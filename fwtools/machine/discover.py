@@ -63,6 +63,13 @@ class Discovery:
     boot_label: str | None = None
     notes: list[str] = field(default_factory=list)
     stopped: str | None = None
+    #: a file the boot needs is not there: (component, reason, what it prints); the boot
+    #: stops there (as opposed to ``stopped`` alone: a configuration not followed)
+    missing: tuple[str, str, str] | None = None
+
+    def fail(self, by: str, reason: str, message: str) -> None:
+        self.stopped = reason
+        self.missing = (by, reason, message)
 
 
 @dataclass
@@ -164,7 +171,8 @@ class _Machine:
                                               f"removable media fallback {fallback}",
                                               "firmware", fallback))
             return esp, fallback
-        self.out.stopped = f"no boot option loads a file and {fallback} is not on the ESP"
+        self.out.fail("firmware", f"no boot option loads a file and {fallback} is not on the "
+                      "ESP", "BdsDxe: No bootable option or device was found.")
         return None
 
     def _try_option(self, number: int, name: str,
@@ -242,7 +250,9 @@ class _Machine:
                     return self.shim_next(fs, loader_path)
         nxt = f"{directory}\\grub{suffix}.efi"
         if not fs.exists(nxt):
-            self.out.stopped = f"shim's second stage {nxt} is not on the ESP"
+            # shim.c load_image: perror(L"Failed to open %s - %r\n", PathName, efi_status)
+            self.out.fail("shim", f"shim's second stage {nxt} is not on the ESP",
+                          f"Failed to open {nxt} - Not Found")
             return None
         self.out.stages.append(FoundStage(fs.where(nxt), fs.read(nxt),
                                           f"shim's default second stage grub{suffix}.efi "
@@ -270,16 +280,28 @@ class _Machine:
 
     # -- GRUB ------------------------------------------------------------------------------
 
-    def grub_kernel(self, fs: _Fs, path: str) -> None:
+    def grub_kernel(self, fs: _Fs, path: str, image: bytes) -> None:
         directory = path.rsplit("\\", 1)[0]
-        cfg_path = f"{directory}\\grub.cfg"
-        if not fs.exists(cfg_path):
-            self.out.stopped = f"no grub.cfg beside GRUB ({cfg_path}); give --kernel"
+        # Debian's signed image (build-efi-images, grub-bootstrap.cfg in its memdisk) sources
+        # $prefix/<platform>/grub.cfg, else $prefix/grub.cfg, else $cmdpath/grub.cfg, with
+        # the prefix built in (-p /EFI/debian) on the device it was loaded from
+        platform = "x86_64-efi" if self.arch == "x64" else "arm64-efi"
+        candidates = []
+        prefixes = re.findall(rb"\0(/EFI/[A-Za-z0-9._-]+)\0", image)
+        if prefixes:
+            prefix = prefixes[-1].decode().replace("/", "\\")
+            candidates += [f"{prefix}\\{platform}\\grub.cfg", f"{prefix}\\grub.cfg"]
+        candidates.append(f"{directory}\\grub.cfg")
+        cfg_path = next((c for c in candidates if fs.exists(c)), None)
+        if cfg_path is None:
+            self.out.fail("grub", f"no grub.cfg for GRUB (looked for {', '.join(candidates)})",
+                          "grub> (GRUB's command line: no configuration)")
             return
         root: _Fs = fs
         variables = {"root": "", "cmdpath": ""}
         text = fs.read(cfg_path).decode("utf-8", "replace")
         where = fs.where(cfg_path)
+        trail = [where]
         for _depth in range(_MAX_CONFIGFILE_DEPTH):
             cfg = parse_grub_cfg(text, variables)
             self.out.notes.extend(f"{where}: {n}" for n in cfg.notes)
@@ -292,11 +314,12 @@ class _Machine:
                     nxt = found
                     break
             if nxt is None:
-                self._grub_menu(cfg, root, where)
+                self._grub_menu(cfg, root, " -> ".join(trail))
                 return
             root, cfg_file = nxt
             variables = dict(cfg.variables)
             where = root.where(cfg_file)
+            trail.append(where)
             try:
                 text = root.read(cfg_file).decode("utf-8", "replace")
             except DiskPathError:
@@ -372,8 +395,10 @@ class _Machine:
                 try:
                     data = fs.read(path)
                 except DiskPathError:
-                    self.out.stopped = (f"the default entry's kernel {fs.where(path)} is not "
-                                        "there; give --kernel")
+                    # grub-core/loader/efi/linux.c opens the file: "file `%s' not found"
+                    self.out.fail("grub", f"the default entry's kernel {fs.where(path)} is not "
+                                  "there", f"error: file `{words[1]}' not found.\n"
+                                  "error: you need to load the kernel first.")
                     return
                 self.out.stages.append(FoundStage(
                     fs.where(path), data,
@@ -473,7 +498,7 @@ def discover(disk: Disk, store: LoadedStore | None, arch: str, *,
                 m.out.stages.append(FoundStage(kernel[0], kernel[1], "--kernel",
                                                family, kernel[0]))
             elif family == "grub":
-                m.grub_kernel(fs, path)
+                m.grub_kernel(fs, path, stage.data)
             else:
                 m.sd_boot_next(fs)
             break

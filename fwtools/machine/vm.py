@@ -200,6 +200,7 @@ def check_vm(
     stages: list[VmStage] = []
     boot_label: str | None = None
     stopped: str | None = None
+    missing: tuple[str, str, str] | None = None
     if disk is not None:
         from fwtools.formats.disk import open_disk
         from fwtools.machine.discover import discover
@@ -208,7 +209,7 @@ def check_vm(
         with open_disk(disk) as d:
             found = discover(d, loaded, the_arch, kernel=kern)
         notes.extend(found.notes)
-        boot_label, stopped = found.boot_label, found.stopped
+        boot_label, stopped, missing = found.boot_label, found.stopped, found.missing
         for i, fs in enumerate(found.stages, 1):
             stages.append(VmStage(i, fs.path, fs.how, fs.loaded_by,
                                   _family(fs.data, fs.path), fs.data))
@@ -221,9 +222,12 @@ def check_vm(
                 zip(files, datas, fams, _loaded_by_for_files(fams), strict=True), 1):
             stages.append(VmStage(i, p, "given on the command line", by, fam, b))
         how = "files"
-    if not stages:
+    if not stages and missing is None:
         raise UsageError(f"{disk}: no boot chain found ({stopped or 'nothing to load'})")
     refusal = judge(stages, trust, sb, boot_label)
+    if refusal is None and missing is not None:
+        by, why, message = missing
+        refusal = Refusal(len(stages) + 1, by, why, message)
     replay = _replay(stages, refusal, prof, the_arch if arch else None, sb.enabled)
     verdict: Verdict = "boots"
     if replay is not None and replay.verdict == "faults":

@@ -98,9 +98,10 @@ def vm_sarif(r: VmResult) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     if r.refusal is not None:
         ref = r.refusal
+        where = (f" ({r.stages[ref.stage - 1].path})" if ref.stage <= len(r.stages) else "")
         results.append({"ruleId": "vm-refused", "ruleIndex": 0, "level": "error",
-                        "message": {"text": f"stage {ref.stage} ({r.stages[ref.stage - 1].path})"
-                                            f" refused by {ref.by}: {ref.reason}"},
+                        "message": {"text": f"stage {ref.stage}{where} refused by {ref.by}: "
+                                            f"{ref.reason}"},
                         "locations": [{"physicalLocation": {"artifactLocation": artifact}}]})
     if r.replay is not None:
         for f in r.replay.faults:

@@ -343,3 +343,25 @@ def test_qcow2_disk(machine: dict[str, Path]) -> None:
     r = check_vm(str(machine["code"]), str(machine["ms"]), disk=str(qcow))
     assert r.verdict == "boots"
     assert [s.family for s in r.stages] == ["shim", "grub", "linux"]
+
+
+def test_removable_path_without_fallback(machine: dict[str, Path], tmp_path: Path) -> None:
+    """Without fbx64.efi shim loads grubx64.efi from \\EFI\\BOOT; Debian's GRUB reads the
+    configuration under its built-in prefix /EFI/debian. Without grubx64.efi there, shim
+    cannot open its second stage and the boot stops."""
+    disk = build_debian_disk(tmp_path, machine["shim"], machine["grub"], machine["kernel"])
+    r = check_vm(str(machine["code"]), str(machine["ms"]), disk=str(disk))
+    assert r.verdict == "boots"
+    assert [s.path for s in r.stages][:2] == ["partition 1:\\EFI\\BOOT\\BOOTX64.EFI",
+                                              "partition 1:\\EFI\\BOOT\\grubx64.efi"]
+    assert "partition 1:\\EFI\\debian\\grub.cfg" in r.stages[2].how
+
+    other = tmp_path / "nogrub"
+    other.mkdir()
+    disk = build_debian_disk(other, machine["shim"], machine["grub"], machine["kernel"],
+                             removable_grub=False)
+    r = check_vm(str(machine["code"]), str(machine["ms"]), disk=str(disk))
+    assert r.verdict == "refused"
+    assert r.refusal is not None and (r.refusal.stage, r.refusal.by) == (2, "shim")
+    assert r.refusal.message == "Failed to open \\EFI\\BOOT\\grubx64.efi - Not Found"
+    assert len(r.stages) == 1

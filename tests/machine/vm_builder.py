@@ -4,7 +4,8 @@ fw-vars.
 
 A Debian layout: GPT, partition 1 the ESP (FAT16) with ``\\EFI\\debian\\{shimx64,grubx64,
 mmx64}.efi``, grub-install's stub ``grub.cfg`` (``search.fs_uuid`` + ``configfile``) and
-``BOOTX64.CSV``, and the removable copy ``\\EFI\\BOOT\\BOOTX64.EFI`` (+ ``fbx64.efi``);
+``BOOTX64.CSV``, and the removable copies ``\\EFI\\BOOT\\BOOTX64.EFI`` and ``grubx64.efi``
+(+ ``fbx64.efi``);
 partition 2 ext4 (fixed UUID) with ``/boot/vmlinuz-*`` and grub-mkconfig's
 ``/boot/grub/grub.cfg`` shape (10_linux: a simple entry and an advanced submenu; the kernel
 gets ``console=ttyS0`` and the menu a 1 s timeout, for the QEMU runs in tests/e2e).
@@ -66,7 +67,8 @@ def main_grub_cfg(kernel_name: str) -> str:
 
 def build_debian_disk(tmp: Path, shim: Path, grub: Path, kernel: Path, *,
                       fallback: Path | None = None, mok_manager: Path | None = None,
-                      removable: bool = True, size: int | None = None) -> Path:
+                      removable: bool = True, removable_grub: bool = True,
+                      size: int | None = None) -> Path:
     """A raw GPT disk image with Debian's layout (module doc), sparse, of ``size`` bytes
     (default: just big enough); returns its path."""
     need("sgdisk")
@@ -92,6 +94,8 @@ def build_debian_disk(tmp: Path, shim: Path, grub: Path, kernel: Path, *,
         boot = esp / "EFI" / "BOOT"
         boot.mkdir(parents=True)
         shutil.copyfile(shim, boot / "BOOTX64.EFI")
+        if removable_grub:  # grub-install --force-extra-removable copies it too
+            shutil.copyfile(grub, boot / "grubx64.efi")
         if fallback is not None:
             shutil.copyfile(fallback, boot / "fbx64.efi")
     make_fat(disk, esp_start, esp_size, 16, esp)
