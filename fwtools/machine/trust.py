@@ -24,9 +24,11 @@ shim (rhboot/shim ``shim.c`` ``verify_buffer_authenticode``/``verify_one_signatu
 4. ``MokSBState`` non-zero: shim does not verify at all ("Booting in insecure mode").
 
 Failures print ``console_error(L"Verification failed", efi_status)``: ``Verification
-failed: (0x1A) Security Policy Violation`` (gnu-efi's name for EFI_SECURITY_VIOLATION),
-then ``Failed to load image: ...``. GRUB's shim_lock verifier
-(grub-core/kern/efi/sb.c) prints ``error: bad shim signature.``.
+failed: (0x1A) Security Violation``. EFI_SECURITY_VIOLATION's text depends on shim's
+version: shim 16 prints "Security Violation" (seen on the console of Debian 13's shim 16.1
+in QEMU, tests/e2e/test_vm_qemu.py), shim 15.x "Security Policy Violation" (gnu-efi's old
+table; the "SBAT self-check failed: Security Policy Violation" reports of 2024). GRUB's
+shim_lock verifier (grub-core/kern/efi/sb.c) prints ``error: bad shim signature.``.
 """
 
 from __future__ import annotations
@@ -51,13 +53,24 @@ AuthorityKind = Literal["db-certificate", "db-hash", "shim-vendor-certificate",
 ]
 Component = Literal["firmware", "shim", "grub"]
 
-#: gnu-efi's text for EFI_SECURITY_VIOLATION (lib/error.c), as shim's %r prints it.
-SECURITY_VIOLATION: Final = "Security Policy Violation"
-SHIM_VERIFICATION_FAILED: Final = (f"Verification failed: (0x1A) {SECURITY_VIOLATION}\n"
-                                   f"Failed to load image: {SECURITY_VIOLATION}")
-SHIM_SELF_CHECK_FAILED: Final = (
-    f"Verifying shim SBAT data failed: {SECURITY_VIOLATION}\n"
-    f"Something has gone seriously wrong: SBAT self-check failed: {SECURITY_VIOLATION}")
+
+
+def security_violation_text(shim_version: str | None) -> str:
+    """EFI_SECURITY_VIOLATION as this shim's %r prints it (module doc)."""
+    major = (shim_version or "").split(".")[0]
+    return "Security Policy Violation" if major.isdigit() and int(major) < 16 else \
+        "Security Violation"
+
+
+def shim_verification_failed(shim_version: str | None) -> str:
+    return f"Verification failed: (0x1A) {security_violation_text(shim_version)}"
+
+
+def shim_self_check_failed(shim_version: str | None) -> str:
+    text = security_violation_text(shim_version)
+    return (f"Verifying shim SBAT data failed: {text}\n"
+            f"Something has gone seriously wrong: SBAT self-check failed: {text}")
+
 GRUB_BAD_SIGNATURE: Final = "error: bad shim signature.\nerror: you need to load the kernel first."
 
 
@@ -239,16 +252,18 @@ class ShimTrust:
     level: SbatLevel | None
     level_source: str
     own_sbat: Sbat | None
+    version: str | None = None
 
     @classmethod
     def from_image(cls, img: PeImage, trust: StoreTrust) -> ShimTrust:
-        from fwtools.formats.pe.shim_sections import ShimSbatLevel, VendorCert
+        from fwtools.formats.pe.shim_sections import ShimIdent, ShimSbatLevel, VendorCert
         from fwtools.formats.pe.special import special_sections
         from fwtools.formats.sbat import Sbat
 
         vendor: VendorCert | None = None
         builtin: SbatLevel | None = None
         own: Sbat | None = None
+        version: str | None = None
         for sect in special_sections(img):
             if isinstance(sect.decoded, VendorCert):
                 vendor = sect.decoded
@@ -256,8 +271,10 @@ class ShimTrust:
                 builtin = sect.decoded.automatic
             elif isinstance(sect.decoded, Sbat):
                 own = sect.decoded
+            elif isinstance(sect.decoded, ShimIdent):
+                version = sect.decoded.version
         level, source = effective_sbat_level(trust, builtin)
-        return cls(img.path or "shim", vendor, builtin, level, source, own)
+        return cls(img.path or "shim", vendor, builtin, level, source, own, version)
 
 
 def effective_sbat_level(trust: StoreTrust,
@@ -314,7 +331,7 @@ def shim_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTru
     ``in_protocol`` is True for the shim_lock Verify call and the LoadImage hook (SBAT
     optional, as in shim's ``verify_sbat_section``); ``by`` names who prints the refusal
     (``grub`` for the shim_lock verifier)."""
-    failed_msg = GRUB_BAD_SIGNATURE if by == "grub" else SHIM_VERIFICATION_FAILED
+    failed_msg = GRUB_BAD_SIGNATURE if by == "grub" else shim_verification_failed(shim.version)
     if trust.mok_sb_state:
         return Decision(True, by, "MokSBState is set: shim does not verify (insecure mode)",
                         Authority("secure-boot-off", "MokSBState: shim validation disabled"))

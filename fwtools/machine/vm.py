@@ -2,8 +2,10 @@
 (or given), trust per stage, then the W^X replay of the stages that were allowed.
 
 The verdict is ``refused`` when a component refuses a stage (the first refusal ends the
-boot) and no earlier stage faults; ``faults`` when the replay faults; else ``boots``. The
-replay runs on the stages before the refusal, since a fault there happens first.
+boot), or cannot find the stage it loads (shim's second stage, GRUB's kernel), and no
+earlier stage faults; ``faults`` when the replay faults; else ``boots``. The replay runs on
+the stages before the refusal: a loader checks its next stage before it places and starts
+it, so a fault while starting a refused stage cannot happen.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from fwtools.errors import UsageError
 from fwtools.machine.firmware_id import FirmwareInfo, apply_fw_cfg, identify_firmware
 from fwtools.machine.trust import (
-    SHIM_SELF_CHECK_FAILED,
     Authority,
     Decision,
     SbatCheck,
@@ -25,6 +26,7 @@ from fwtools.machine.trust import (
     firmware_verify,
     secure_boot_state,
     shim_self_check,
+    shim_self_check_failed,
     shim_verify,
 )
 
@@ -137,7 +139,7 @@ def judge(stages: Sequence[VmStage], trust: StoreTrust, sb: SecureBootState,
                                    f"SBAT self-check: {row.get('component')} generation "
                                    f"{row.get('generation')} is below the minimum "
                                    f"{row.get('minimum')} of SbatLevel {check.level}",
-                                   SHIM_SELF_CHECK_FAILED)
+                                   shim_self_check_failed(shim.version))
                 st.decision = Decision(decision.allowed, decision.by, decision.reason,
                                        decision.authority, sbat=check)
     return None

@@ -17,7 +17,7 @@ import pytest
 from corpus import Corpus
 
 from .chains import STOP_MARKERS, evidence_lines
-from .qemu import Disk, copy_vars, run_ovmf
+from .qemu import Disk, copy_vars, ovmf_command, run_qemu
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
                 str(Path(__file__).resolve().parents[1] / "formats" / "disk")]
@@ -96,9 +96,11 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
     assert got == case.refused
 
     vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
-    result = run_ovmf(code, vars_copy, secure_boot=True,
-                      disks=[Disk.image(disk, snapshot=True)],
-                      stop_markers=list(STOP_MARKERS), serial_log=serial_log, timeout=240)
+    # linger: the stop marker matches early in a line; read on so the whole line is there
+    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
+                                   disks=[Disk.image(disk, snapshot=True)]),
+                      stop_markers=list(STOP_MARKERS), serial_log=serial_log, timeout=240,
+                      linger=3.0)
     assert result.marker is not None, result.describe()
     outcome = STOP_MARKERS[result.marker]
     evidence = "\n".join(evidence_lines(result))
