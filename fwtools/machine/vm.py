@@ -10,6 +10,7 @@ it, so a fault while starting a refused stage cannot happen.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -231,6 +232,8 @@ def check_vm(
         by, why, message = missing
         refusal = Refusal(len(stages) + 1, by, why, message)
     replay = _replay(stages, refusal, prof, the_arch if arch else None, sb.enabled)
+    if refusal is None and replay is not None:
+        refusal = replay_refusal(replay, stages)
     verdict: Verdict = "boots"
     if replay is not None and replay.verdict == "faults":
         verdict = "faults"
@@ -238,6 +241,20 @@ def check_vm(
         verdict = "refused"
     return VmResult(verdict, info, prof, sb, stages, refusal, replay, disk, vars_path, how,
                     notes, stopped)
+
+
+def replay_refusal(replay: Replay, stages: Sequence[VmStage]) -> Refusal | None:
+    """A refusal the loader models know and the trust model does not (shim 16's NX policy,
+    an out-of-resources LoadImage), as a :class:`Refusal` of the stage after the one that
+    stopped the replay; None when the replay did not refuse."""
+    stop = replay.stop
+    if replay.verdict != "refused" or stop is None:
+        return None
+    by = "firmware" if stop.stage_index == 0 else stages[stop.stage_index - 1].family
+    message = replay.reason.split(": ", 1)[-1]  # "<stage>: <what it prints> (<why>)"
+    if message.endswith(")"):
+        message = message.rsplit(" (", 1)[0]
+    return Refusal(min(stop.stage_index + 1, len(stages)), by, replay.reason, message)
 
 
 def _replay(stages: list[VmStage], refusal: Refusal | None, prof: FirmwareProfile,
@@ -249,6 +266,10 @@ def _replay(stages: list[VmStage], refusal: Refusal | None, prof: FirmwareProfil
     if upto <= 0:
         return None
     images = [stage_from_bytes(s.data, s.path) for s in stages[:upto]]
+    if secure_boot:
+        # the trust checks above decided these stages run: the replay's own Secure Boot
+        # test ("is it signed?") must not refuse one allowed by a hash in db or MokList
+        images = [dataclasses.replace(i, signed=True) for i in images]
     result = replay(images, prof, arch=arch, secure_boot=secure_boot)
     for st, info in zip(stages, result.stages, strict=False):
         st.model = info.model

@@ -365,3 +365,34 @@ def test_removable_path_without_fallback(machine: dict[str, Path], tmp_path: Pat
     assert r.refusal is not None and (r.refusal.stage, r.refusal.by) == (2, "shim")
     assert r.refusal.message == "Failed to open \\EFI\\BOOT\\grubx64.efi - Not Found"
     assert len(r.stages) == 1
+
+
+def test_hash_authorities(machine: dict[str, Path], corpus: object) -> None:
+    """An unsigned kernel whose hash is in MokList (mok-hash); an unsigned systemd-boot whose
+    hash is in db (db-hash)."""
+    from fwtools.formats.pe.authenticode import authenticode_digests
+    from fwtools.formats.pe.image import PeImage
+
+    unsigned = _unsigned_kernel(machine)
+    digest = authenticode_digests(PeImage(unsigned.read_bytes()), ["sha256"])["sha256"]
+    esl = machine["tmp"] / "mok-hash.esl"
+    esl.write_bytes(SignatureDatabase().add_hash(digest, guids.SHIM_LOCK).to_bytes())
+    store = machine["tmp"] / "mok-hash.fd"
+    if not store.exists():
+        fw_vars("set", machine["ms"], "MokList", "--guid", "shim", "--attributes", "NV,BS",
+                "--file", esl, "-o", store)
+    r = check_vm(str(machine["code"]), str(store), disk=str(machine["disk"]),
+                 kernel=str(unsigned))
+    assert r.verdict == "boots", r.refusal
+    auth = r.stages[2].authority
+    assert auth is not None and (auth.kind, auth.sha256) == ("mok-hash", digest.hex())
+
+    sd = corpus.systemd_boot("trixie")  # type: ignore[attr-defined]
+    sd_digest = authenticode_digests(PeImage(sd.read_bytes()), ["sha256"])["sha256"]
+    db = machine["tmp"] / "db-hash.esl"
+    db.write_bytes(SignatureDatabase().add_hash(sd_digest, guids.MICROSOFT).to_bytes())
+    store = _store(machine, "db-hash", "--microsoft", "--db", db)
+    r = check_vm(str(machine["code"]), str(store), chain=[str(sd)])
+    assert r.refusal is None
+    auth = r.stages[0].authority
+    assert auth is not None and (auth.kind, auth.sha256) == ("db-hash", sd_digest.hex())
