@@ -205,12 +205,16 @@ def check_vm(
     stopped: str | None = None
     missing: tuple[str, str, str] | None = None
     if disk is not None:
+        from fwtools.errors import FwError
         from fwtools.formats.disk import open_disk
         from fwtools.machine.discover import discover
 
         kern = (kernel, read_file(kernel)) if kernel else None
-        with open_disk(disk) as d:
-            found = discover(d, loaded, the_arch, kernel=kern)
+        try:
+            with open_disk(disk) as d:
+                found = discover(d, loaded, the_arch, kernel=kern)
+        except FwError as exc:
+            raise exc.with_path(disk) from None
         notes.extend(found.notes)
         boot_label, stopped, missing = found.boot_label, found.stopped, found.missing
         for i, fs in enumerate(found.stages, 1):
