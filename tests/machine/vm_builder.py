@@ -140,3 +140,22 @@ def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
         f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro\n")
     make_fat(disk, MIB, esp_size, 16, esp)
     return disk
+
+
+def build_shim_sdboot_disk(tmp: Path, shim: Path, sd_boot: Path, uki: Path) -> Path:
+    """shim as the removable loader with systemd-boot as its second stage (installed under
+    shim's default name ``grubx64.efi``) and one UKI in ``\\EFI\\Linux``."""
+    need("sgdisk")
+    esp_size = 16 * MIB
+    disk = blank(tmp / "shim-sdboot.img", esp_size + 2 * MIB)
+    run("sgdisk", "-n", f"1:{MIB // SECTOR}:+{esp_size // 1024}K", "-t", "1:ef00", disk)
+    esp = tmp / "shim-sd-esp"
+    (esp / "EFI" / "BOOT").mkdir(parents=True)
+    (esp / "EFI" / "Linux").mkdir(parents=True)
+    (esp / "loader").mkdir()
+    shutil.copyfile(shim, esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copyfile(sd_boot, esp / "EFI" / "BOOT" / "grubx64.efi")
+    shutil.copyfile(uki, esp / "EFI" / "Linux" / "linux.efi")
+    (esp / "loader" / "loader.conf").write_text("timeout 0\n")
+    make_fat(disk, MIB, esp_size, 16, esp)
+    return disk
