@@ -152,6 +152,14 @@ class _Machine:
         from fwtools.formats.varstore.bootentries import boot_next, boot_order, entry_name
 
         fallback = f"\\EFI\\BOOT\\BOOT{EFI_SUFFIX[self.arch]}.EFI"
+        if self.disk.esp() is None:
+            if self.disk.table.scheme == "none":
+                raise DiskPathError("no partition table on the disk (so no EFI system "
+                                    "partition)", fs_path="ESP")
+            # a partitioned disk without an ESP: nothing for UEFI to boot
+            self.out.fail("firmware", "the disk has no EFI system partition",
+                          "BdsDxe: No bootable option or device was found.")
+            return None
         if self.store is not None:
             order = boot_order(self.store)
             nxt = boot_next(self.store)
@@ -215,6 +223,15 @@ class _Machine:
                 self.out.notes.append(f"{name}: no partition {guid} on the disk")
                 return None
             target = self.fs(part)
+        elif hd is not None and len(hd.data) >= 38 and hd.data[37] == 1:  # MBR signature
+            # HARDDRIVE_DEVICE_PATH: PartitionNumber (u32) first; the MBR disk signature is
+            # not kept by the partition table reader, so the number decides
+            number = int.from_bytes(hd.data[0:4], "little")
+            try:
+                target = self.fs(self.disk.partition(index=number))
+            except DiskPathError:
+                self.out.notes.append(f"{name}: no partition {number} on the disk")
+                return None
         elif path:
             target = self.esp()  # a short-form file path: tried on every file system
         if target is None and not path:

@@ -3,13 +3,20 @@ Secure Boot state from a store's variables."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from fwtools.formats.disk import DiskPathError
 from fwtools.formats.efi import guids
 from fwtools.formats.varstore.model import Variable
 from fwtools.machine.trust import secure_boot_state, security_violation_text
-from fwtools.machine.vm import VmStage, replay_refusal
+from fwtools.machine.vm import VmStage, check_vm, replay_refusal
 from fwtools.uefi.firmware import Stop
 from fwtools.uefi.profile import load_firmware
 from fwtools.uefi.result import Replay
+
+STORE = Path(__file__).resolve().parents[2] / "testdata" / "varstore" / "normal-format.fd"
 
 
 def _stages() -> list[VmStage]:
@@ -61,3 +68,20 @@ def test_security_violation_text_by_shim_version() -> None:
     assert security_violation_text("16.1") == "Security Violation"
     assert security_violation_text("15.8") == "Security Policy Violation"
     assert security_violation_text(None) == "Security Violation"
+
+
+def test_disk_without_esp_is_refused_by_firmware(tmp_path: Path) -> None:
+    from vm_builder import MIB, SECTOR, blank, need, run
+
+    need("sgdisk")
+    disk = blank(tmp_path / "noesp.img", 8 * MIB)
+    run("sgdisk", "-n", f"1:{MIB // SECTOR}:+4096K", "-t", "1:8300", disk)
+    r = check_vm("ovmf", str(STORE), disk=str(disk))
+    assert r.verdict == "refused" and r.stages == []
+    assert r.refusal is not None and (r.refusal.stage, r.refusal.by) == (1, "firmware")
+    assert r.refusal.message == "BdsDxe: No bootable option or device was found."
+
+    blank_disk = blank(tmp_path / "blank.img", 8 * MIB)
+    with pytest.raises(DiskPathError, match="no partition table") as info:
+        check_vm("ovmf", str(STORE), disk=str(blank_disk))
+    assert info.value.path == str(blank_disk)
