@@ -106,6 +106,7 @@ class _Machine:
         self.arch = arch
         self.out = Discovery()
         self._fs: dict[int, _Fs | None] = {}
+        self.second_stage: str | None = None
 
     def fs(self, partition: Partition) -> _Fs | None:
         if partition.index not in self._fs:
@@ -241,6 +242,9 @@ class _Machine:
             self.out.notes.append(f"{label}: {path or 'no file'} not found")
             return None
         self.out.boot_label = label
+        arg = (opt.optional_data_text or "").strip("\0 ").split(" ")[-1]
+        if arg.lower().endswith(".efi"):
+            self.second_stage = arg  # shim.c set_second_stage: the option names its loader
         self.out.stages.append(FoundStage(target.where(path), target.read(path),
                                           f"{name} in BootOrder ({opt.file_path_text})",
                                           "firmware", path))
@@ -266,14 +270,18 @@ class _Machine:
                         loader_path)]
                     return self.shim_next(fs, loader_path)
         nxt = f"{directory}\\grub{suffix}.efi"
+        how = f"shim's default second stage grub{suffix}.efi beside it"
+        if self.second_stage:
+            given = self.second_stage.replace("/", "\\")
+            nxt = given if given.startswith("\\") else f"{directory}\\{given}"
+            how = f"the boot option's argument {self.second_stage} (shim's second stage)"
+            self.second_stage = None
         if not fs.exists(nxt):
             # shim.c load_image: perror(L"Failed to open %s - %r\n", PathName, efi_status)
             self.out.fail("shim", f"shim's second stage {nxt} is not on the ESP",
                           f"Failed to open {nxt} - Not Found")
             return None
-        self.out.stages.append(FoundStage(fs.where(nxt), fs.read(nxt),
-                                          f"shim's default second stage grub{suffix}.efi "
-                                          "beside it", "shim", nxt))
+        self.out.stages.append(FoundStage(fs.where(nxt), fs.read(nxt), how, "shim", nxt))
         return fs, nxt
 
     def _fallback_csv(self, fs: _Fs) -> tuple[str, str] | None:

@@ -396,3 +396,20 @@ def test_hash_authorities(machine: dict[str, Path], corpus: object) -> None:
     assert r.refusal is None
     auth = r.stages[0].authority
     assert auth is not None and (auth.kind, auth.sha256) == ("db-hash", sd_digest.hex())
+
+
+def test_boot_option_names_shims_second_stage(machine: dict[str, Path]) -> None:
+    from vm_builder import ESP_PARTUUID
+
+    from fwtools.formats.varstore.bootentries import add_entry
+    from fwtools.formats.varstore.storeio import load_store, store_bytes
+
+    st = load_store(machine["ms"]).as_store()
+    add_entry(st, "debian", "\\EFI\\debian\\shimx64.efi", partuuid=ESP_PARTUUID, start=2048,
+              size=16 << 11, optional_data="\\EFI\\BOOT\\grubx64.efi\0".encode("utf-16-le"))
+    out = machine["tmp"] / "with-arg.fd"
+    out.write_bytes(store_bytes(st, "edk2-raw"))
+    r = check_vm(str(machine["code"]), str(out), disk=str(machine["disk"]))
+    assert r.verdict == "boots"
+    assert r.stages[1].path == "partition 1:\\EFI\\BOOT\\grubx64.efi"
+    assert "boot option's argument" in r.stages[1].how
