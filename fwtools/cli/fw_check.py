@@ -67,6 +67,7 @@ def command(
     `fw-check boot-chain --help`: replay a boot chain on an emulated firmware (W^X).
     `fw-check disk --help`: a disk image's partitions and the EFI files on its ESP.
     `fw-check firmware --help`: a firmware image's volumes, drivers and their W^X audit.
+    `fw-check vm --help`: will a VM boot, from its firmware, variable store and disk.
 
     Exit status: 0 passed; 1 a finding at or above --fail-on; 2 usage error or an
     unreadable input (the other inputs are still checked and reported).
@@ -182,7 +183,7 @@ def command(
 # Subcommands that are commands of their own (fw_check_<module>.main): a file named like one
 # is given as ./NAME.
 SUBCOMMANDS: Final = {"boot-chain": "fw_check_boot", "disk": "fw_check_disk",
-                      "firmware": "fw_check_firmware"}
+                      "firmware": "fw_check_firmware", "vm": "fw_check_vm"}
 
 
 def main() -> None:

@@ -93,23 +93,28 @@ def boot_chain_document(r: Replay) -> dict[str, Any]:
             "stage": r.stop.stage,
             "stage_index": r.stop.stage_index,
         },
-        "faults": [
-            {
-                "stage": f.stage,
-                "stage_index": f.stage_index,
-                "operation": f.operation,
-                "address": f.address,
-                "address_hex": f"{f.address:#x}",
-                "access": f.access,
-                "memory_type": f.memory_type,
-                "attributes": f.attributes,
-                "fault": f.fault,
-                "code": f.code,
-                "code_hex": f"{f.code:#x}",
-                "explanation": f.explanation,
-                "fix": f.fix,
-                "changed_by": f.changed_by,
-            }
-            for f in r.faults
-        ],
+        "faults": faults_json(r),
     }
+
+
+def faults_json(r: Replay) -> list[dict[str, Any]]:
+    """The replay's faults as ``fw-check boot-chain --json`` lists them."""
+    return [
+        {
+            "stage": f.stage,
+            "stage_index": f.stage_index,
+            "operation": f.operation,
+            "address": f.address,
+            "address_hex": f"{f.address:#x}",
+            "access": f.access,
+            "memory_type": f.memory_type,
+            "attributes": f.attributes,
+            "fault": f.fault,
+            "code": f.code,
+            "code_hex": f"{f.code:#x}",
+            "explanation": f.explanation,
+            "fix": f.fix,
+            "changed_by": f.changed_by,
+        }
+        for f in r.faults
+    ]

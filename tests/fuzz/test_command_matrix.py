@@ -35,6 +35,7 @@ from fwtools.cli.byebyebios import command as byebyebios
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
 from fwtools.cli.fw_check_firmware import command as fw_check_firmware
+from fwtools.cli.fw_check_vm import command as fw_check_vm
 from fwtools.cli.fw_pcr import cli as fw_pcr
 from fwtools.cli.fw_sigdb import cli as fw_sigdb
 from fwtools.cli.fw_vars import cli as fw_vars
@@ -60,6 +61,7 @@ TOOLS: dict[str, click.Command] = {
     "fw-check": fw_check,
     "fw-check boot-chain": fw_check_boot,
     "fw-check firmware": fw_check_firmware,
+    "fw-check vm": fw_check_vm,
     "byebyebios": byebyebios,
     "fw-pcr": fw_pcr,
 }
@@ -254,6 +256,15 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-check firmware", ("{IN}",)),
     Cmd("fw-check firmware", ("--json", "-o", "{OUT}", "{IN}")),
     Cmd("fw-check firmware", ("--policy", "{IN}", str(TD / "pi/tiny.fd"))),
+    # fw-check vm: the store, the disk, the firmware file, a chain stage, the domain XML.
+    Cmd("fw-check vm", ("--firmware", "ovmf-strict", "--vars", "{IN}", str(SAMPLE_PE)),
+        accepts=frozenset({"store"})),
+    Cmd("fw-check vm", ("--firmware", "ovmf-strict", "--vars", str(GOOD_STORE),
+                        "--disk", "{IN}")),
+    Cmd("fw-check vm", ("--firmware", "{IN}", "--vars", str(GOOD_STORE), str(SAMPLE_PE))),
+    Cmd("fw-check vm", ("--firmware", "ovmf-strict", "--vars", str(GOOD_STORE), "{IN}"),
+        accepts=PE_OK, codes=frozenset({1, 2})),
+    Cmd("fw-check vm", ("--libvirt-domain", "{IN}",)),
     # byebyebios rewrites IMAGE in place: a bad image must be left exactly as it was.
     # A 2 GiB sparse file is a legitimate (empty) raw disk for byebyebios.
     Cmd("byebyebios", ("{IN}",), in_place=True, codes=frozenset({1, 2}),

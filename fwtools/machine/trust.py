@@ -1,0 +1,386 @@
+"""Whether firmware, shim and GRUB let each stage of a boot chain run.
+
+Firmware (edk2 SecurityPkg/Library/DxeImageVerificationLib/DxeImageVerificationLib.c,
+``DxeImageVerificationHandler``): Secure Boot off loads everything; on, an image is refused
+when its hash or a certificate of its signers' chains is in dbx, allowed when a signature
+chains to a db certificate or its hash is in db, else refused (LoadImage returns
+EFI_ACCESS_DENIED and BdsDxe prints ``failed to load Boot####``). The rules themselves are
+:func:`fwtools.crypto.trust.verify_image`; this module says which databases apply.
+
+shim (rhboot/shim ``shim.c`` ``verify_buffer_authenticode``/``verify_one_signature``,
+``pe.c`` ``verify_buffer``, ``sbat.c``), in secure mode:
+
+1. SBAT first (``verify_buffer_sbat``): the next stage's ``.sbat`` rows against the
+   effective SbatLevel. An image shim loads itself must have a ``.sbat`` section; one
+   verified through the shim_lock protocol or the LoadImage hook (``in_protocol``) may lack
+   it. The effective level is the store's SbatLevel, or shim's built-in ``automatic``
+   level when the variable is missing or has an older datestamp
+   (``preserve_sbat_uefi_variable``). shim also checks its own ``.sbat`` against it
+   (the "SBAT self-check").
+2. denylist (``check_denylist``): dbx, shim's vendor dbx, MokListX (hashes and
+   certificates).
+3. allowlist (``check_allowlist``): db (unless MokIgnoreDB), the vendor db
+   (``VENDOR_DB_FILE``), MokList; then the vendor certificate (``.vendor_cert``).
+4. ``MokSBState`` non-zero: shim does not verify at all ("Booting in insecure mode").
+
+Failures print ``console_error(L"Verification failed", efi_status)``: ``Verification
+failed: (0x1A) Security Violation``. EFI_SECURITY_VIOLATION's text depends on shim's
+version: shim 16 prints "Security Violation" (seen on the console of Debian 13's shim 16.1
+in QEMU, tests/e2e/test_vm_qemu.py), shim 15.x "Security Policy Violation" (gnu-efi's old
+table; the "SBAT self-check failed: Security Policy Violation" reports of 2024). GRUB's
+shim_lock verifier (grub-core/kern/efi/sb.c) prints ``error: bad shim signature.``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from fwtools.crypto.trust import TrustAnchors, VerifyResult, verify_image
+from fwtools.formats.efi import guids
+from fwtools.formats.efi.siglist import SignatureList, parse_signature_lists
+
+if TYPE_CHECKING:
+    from fwtools.crypto.authenticode import AuthenticodeSignature
+    from fwtools.formats.pe.image import PeImage
+    from fwtools.formats.pe.shim_sections import VendorCert
+    from fwtools.formats.sbat import Sbat, SbatLevel
+    from fwtools.formats.varstore.storeio import LoadedStore
+
+AuthorityKind = Literal["db-certificate", "db-hash", "shim-vendor-certificate",
+                        "shim-vendor-db", "mok-certificate", "mok-hash", "secure-boot-off",
+]
+Component = Literal["firmware", "shim", "grub"]
+
+
+
+def security_violation_text(shim_version: str | None) -> str:
+    """EFI_SECURITY_VIOLATION as this shim's %r prints it (module doc)."""
+    major = (shim_version or "").split(".")[0]
+    return "Security Policy Violation" if major.isdigit() and int(major) < 16 else \
+        "Security Violation"
+
+
+def shim_verification_failed(shim_version: str | None) -> str:
+    return f"Verification failed: (0x1A) {security_violation_text(shim_version)}"
+
+
+def shim_self_check_failed(shim_version: str | None) -> str:
+    text = security_violation_text(shim_version)
+    return (f"Verifying shim SBAT data failed: {text}\n"
+            f"Something has gone seriously wrong: SBAT self-check failed: {text}")
+
+GRUB_BAD_SIGNATURE: Final = "error: bad shim signature.\nerror: you need to load the kernel first."
+
+
+@dataclass(frozen=True)
+class Authority:
+    """How a stage was allowed: ``kind``, and ``subject``/``sha256`` of the certificate
+    (its DER) or the hash entry that allowed it."""
+
+    kind: AuthorityKind
+    subject: str | None = None
+    sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "subject": self.subject, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class SbatCheck:
+    """A stage's SBAT against the level shim applies: which level (``level`` datestamp and
+    where it came from), pass or fail, and the row that failed."""
+
+    level: str
+    source: str
+    passed: bool
+    failed: dict[str, Any] | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "source": self.source,
+                "result": "pass" if self.passed else "fail", "failed_row": self.failed,
+                "note": self.note}
+
+
+@dataclass
+class Decision:
+    """One component's decision on one image."""
+
+    allowed: bool
+    by: Component
+    reason: str
+    authority: Authority | None = None
+    message: str | None = None
+    sbat: SbatCheck | None = None
+
+
+@dataclass
+class SecureBootState:
+    enabled: bool
+    reason: str
+    pk: bool
+    secure_boot_enable: int | None
+    setup_mode: bool
+    firmware_support: bool | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "state": "on" if self.enabled else "off",
+                "reason": self.reason, "pk": self.pk,
+                "secure_boot_enable": self.secure_boot_enable,
+                "mode": "setup" if self.setup_mode else "user",
+                "firmware_support": self.firmware_support}
+
+
+def _lists(store: LoadedStore, name: str, guid: Any) -> tuple[SignatureList, ...] | None:
+    var = store.get(name, guid)
+    if var is None:
+        return None
+    data = bytes(var.data)
+    return tuple(parse_signature_lists(data)) if data else ()
+
+
+def _u8(store: LoadedStore, name: str, guid: Any) -> int | None:
+    var = store.get(name, guid)
+    if var is None:
+        return None
+    data = bytes(var.data)
+    return data[0] if data else 0
+
+
+@dataclass
+class StoreTrust:
+    """The trust material a variable store holds for firmware and shim."""
+
+    db: tuple[SignatureList, ...] = ()
+    dbx: tuple[SignatureList, ...] = ()
+    mok: tuple[SignatureList, ...] = ()
+    mokx: tuple[SignatureList, ...] = ()
+    mok_sb_state: int | None = None
+    mok_ignore_db: bool = False
+    sbat_level: SbatLevel | None = None
+    sbat_level_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_store(cls, store: LoadedStore) -> StoreTrust:
+        """db/dbx (image security database), shim's MokList/MokListX (or the MokListRT/
+        MokListXRT mirrors when only those are stored), MokSBState, MokIgnoreDB, SbatLevel."""
+        from fwtools.errors import FwError
+
+        out = cls()
+        img_db = guids.EFI_IMAGE_SECURITY_DATABASE
+        out.db = _lists(store, "db", img_db) or ()
+        out.dbx = _lists(store, "dbx", img_db) or ()
+        for attr, names in (("mok", ("MokList", "MokListRT")),
+                            ("mokx", ("MokListX", "MokListXRT"))):
+            for name in names:
+                found = _lists(store, name, guids.SHIM_LOCK)
+                if found is not None:
+                    setattr(out, attr, found)
+                    if name.endswith("RT"):
+                        out.notes.append(f"{name} read in place of {names[0]}")
+                    break
+        out.mok_sb_state = _u8(store, "MokSBState", guids.SHIM_LOCK)
+        out.mok_ignore_db = bool(_u8(store, "MokIgnoreDB", guids.SHIM_LOCK))
+        var = store.get("SbatLevel", guids.SHIM_LOCK)
+        if var is not None:
+            from fwtools.formats.sbat import parse_sbat_level
+
+            try:
+                out.sbat_level = parse_sbat_level(bytes(var.data), strict=False)
+            except FwError as exc:
+                out.sbat_level_error = str(exc)
+        return out
+
+
+def secure_boot_state(store: LoadedStore, firmware_support: bool | None) -> SecureBootState:
+    """Secure Boot on or off as edk2 derives it at boot (docs/reference/formats.md):
+    SetupMode = PK absent; SecureBoot = PK present and SecureBootEnable = 1, a missing
+    SecureBootEnable being created as 1 when PK is present (SecureBootConfigDxe)."""
+    pk_var = store.get("PK", guids.EFI_GLOBAL_VARIABLE)
+    pk = pk_var is not None and len(bytes(pk_var.data)) > 0
+    sbe = _u8(store, "SecureBootEnable", guids.EFI_SECURE_BOOT_ENABLE_DISABLE)
+    if firmware_support is False:
+        return SecureBootState(False, "the firmware build has no Secure Boot support", pk, sbe,
+                               not pk, firmware_support)
+    if not pk:
+        return SecureBootState(False, "no PK in the store: setup mode", pk, sbe, True,
+                               firmware_support)
+    if sbe == 0:
+        return SecureBootState(False, "PK enrolled but SecureBootEnable is 0", pk, sbe, False,
+                               firmware_support)
+    why = ("PK enrolled and SecureBootEnable is 1" if sbe else
+           "PK enrolled; SecureBootEnable is absent, so the firmware creates it as 1")
+    if firmware_support is None:
+        why += " (assuming the firmware supports Secure Boot)"
+    return SecureBootState(True, why, pk, sbe, False, firmware_support)
+
+
+def _authority(result: VerifyResult, cert_kind: AuthorityKind,
+               hash_kind: AuthorityKind) -> Authority:
+    if result.chain:
+        anchor = result.chain[-1]
+        return Authority(cert_kind, anchor.subject, anchor.sha256)
+    entry = result.matched_entry or ""
+    digest = entry.rsplit(" ", 1)[-1] if entry else None
+    return Authority(hash_kind, f"{entry.split(' ')[1]} hash" if entry else None, digest)
+
+
+def firmware_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTrust,
+                    secure_boot: bool) -> Decision:
+    """edk2's decision on loading ``img`` from disk (the boot manager's LoadImage)."""
+    if not secure_boot:
+        return Decision(True, "firmware", "Secure Boot is off",
+                        Authority("secure-boot-off"))
+    result = verify_image(img, sigs, TrustAnchors.from_signature_lists(trust.db, trust.dbx))
+    if result.trusted:
+        return Decision(True, "firmware", result.reason,
+                        _authority(result, "db-certificate", "db-hash"))
+    return Decision(False, "firmware", result.reason, message="Access Denied")
+
+
+@dataclass
+class ShimTrust:
+    """What one shim binary brings: its vendor certificate or vendor db, its vendor dbx and
+    its built-in SbatLevel (``automatic``), plus the effective SbatLevel it applies."""
+
+    path: str
+    vendor: VendorCert | None
+    builtin_level: SbatLevel | None
+    level: SbatLevel | None
+    level_source: str
+    own_sbat: Sbat | None
+    version: str | None = None
+
+    @classmethod
+    def from_image(cls, img: PeImage, trust: StoreTrust) -> ShimTrust:
+        from fwtools.formats.pe.shim_sections import ShimIdent, ShimSbatLevel, VendorCert
+        from fwtools.formats.pe.special import special_sections
+        from fwtools.formats.sbat import Sbat
+
+        vendor: VendorCert | None = None
+        builtin: SbatLevel | None = None
+        own: Sbat | None = None
+        version: str | None = None
+        for sect in special_sections(img):
+            if isinstance(sect.decoded, VendorCert):
+                vendor = sect.decoded
+            elif isinstance(sect.decoded, ShimSbatLevel):
+                builtin = sect.decoded.automatic
+            elif isinstance(sect.decoded, Sbat):
+                own = sect.decoded
+            elif isinstance(sect.decoded, ShimIdent):
+                version = sect.decoded.version
+        level, source = effective_sbat_level(trust, builtin)
+        return cls(img.path or "shim", vendor, builtin, level, source, own, version)
+
+
+def effective_sbat_level(trust: StoreTrust,
+                         builtin: SbatLevel | None) -> tuple[SbatLevel | None, str]:
+    """The SbatLevel shim applies: the store's unless missing, unreadable or older than
+    shim's built-in automatic level (shim sbat.c ``preserve_sbat_uefi_variable`` keeps the
+    variable when its datestamp is at least the candidate's)."""
+    stored = trust.sbat_level
+    if stored is None:
+        why = ("the store has no SbatLevel" if trust.sbat_level_error is None
+               else f"the store's SbatLevel is unreadable ({trust.sbat_level_error})")
+        if builtin is None:
+            return None, why + " and shim has no built-in level"
+        return builtin, f"shim's built-in automatic level ({why})"
+    if builtin is not None and stored.datestamp < builtin.datestamp:
+        return builtin, (f"shim's built-in automatic level (the store's SbatLevel "
+                         f"{stored.datestamp} is older, so shim replaces it)")
+    return stored, "the store's SbatLevel variable"
+
+
+def sbat_check(sbat: Sbat | None, level: SbatLevel | None, source: str, *,
+               required: bool) -> SbatCheck:
+    """shim's ``verify_sbat``: every row against the level's minimum for its component."""
+    from fwtools.formats.sbat import revocations
+
+    stamp = level.datestamp if level is not None else ""
+    if sbat is None:
+        if required:
+            return SbatCheck(stamp, source, False, note="no .sbat section (shim requires one "
+                             "for images it loads itself)")
+        return SbatCheck(stamp, source, True, note="no .sbat section (not required here)")
+    if level is None:
+        return SbatCheck(stamp, source, True, note="no SbatLevel applies")
+    revoked = revocations(sbat, level)
+    if revoked:
+        r = revoked[0]
+        return SbatCheck(stamp, source, False, {"component": r.component,
+                                                "generation": r.generation,
+                                                "minimum": r.minimum})
+    return SbatCheck(stamp, source, True)
+
+
+def _anchors(lists: tuple[SignatureList, ...], dbx: tuple[SignatureList, ...],
+             certs: tuple[bytes, ...] = ()) -> TrustAnchors:
+    anchors = TrustAnchors.from_signature_lists(lists, dbx)
+    anchors.db_certs.extend(certs)
+    return anchors
+
+
+def shim_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTrust,
+                shim: ShimTrust, *, by: Component = "shim",
+                in_protocol: bool = False) -> Decision:
+    """shim's decision on ``img`` (secure mode): SBAT, denylist, allowlist, vendor cert.
+    ``in_protocol`` is True for the shim_lock Verify call and the LoadImage hook (SBAT
+    optional, as in shim's ``verify_sbat_section``); ``by`` names who prints the refusal
+    (``grub`` for the shim_lock verifier)."""
+    failed_msg = GRUB_BAD_SIGNATURE if by == "grub" else shim_verification_failed(shim.version)
+    if trust.mok_sb_state:
+        return Decision(True, by, "MokSBState is set: shim does not verify (insecure mode)",
+                        Authority("secure-boot-off", "MokSBState: shim validation disabled"))
+    sbat = None
+    if not in_protocol:
+        from fwtools.formats.pe.special import special_sections
+        from fwtools.formats.sbat import Sbat
+
+        own = next((s.decoded for s in special_sections(img) if isinstance(s.decoded, Sbat)),
+                   None)
+        sbat = sbat_check(own, shim.level, shim.level_source, required=True)
+        if not sbat.passed:
+            row = sbat.failed
+            why = (f"SBAT: {row['component']} generation {row['generation']} is below the "
+                   f"minimum {row['minimum']} of SbatLevel {sbat.level}" if row else
+                   f"SBAT: {sbat.note}")
+            return Decision(False, by, why, message=failed_msg, sbat=sbat)
+    vendor = shim.vendor
+    vendor_dbx = vendor.dbx_lists if vendor is not None else ()
+    dbx = (*trust.dbx, *vendor_dbx, *trust.mokx)
+    candidates: list[tuple[TrustAnchors, AuthorityKind, AuthorityKind, str]] = []
+    if not trust.mok_ignore_db:
+        candidates.append((_anchors(trust.db, dbx), "db-certificate", "db-hash", "db"))
+    if vendor is not None and vendor.cert_format == "esl":
+        candidates.append((_anchors(vendor.db_lists, dbx), "shim-vendor-db", "shim-vendor-db",
+                           "shim's vendor db"))
+    candidates.append((_anchors(trust.mok, dbx), "mok-certificate", "mok-hash", "MokList"))
+    if vendor is not None and vendor.cert_format == "x509":
+        candidates.append((_anchors((), dbx, vendor.certificates), "shim-vendor-certificate",
+                           "shim-vendor-certificate", "shim's vendor certificate"))
+    digests: dict[str, bytes] = {}
+    reasons = []
+    for anchors, cert_kind, hash_kind, name in candidates:
+        result = verify_image(img, sigs, anchors, digests=digests)
+        if result.status == "revoked":
+            return Decision(False, by, f"forbidden: {result.reason}", message=failed_msg,
+                            sbat=sbat)
+        if result.trusted:
+            return Decision(True, by, f"{name}: {result.reason}",
+                            _authority(result, cert_kind, hash_kind), sbat=sbat)
+        reasons.append(f"{name}: {result.reason}" if result.reason else f"{name}: no match")
+    return Decision(False, by, "not authorized (" + "; ".join(reasons) + ")",
+                    message=failed_msg, sbat=sbat)
+
+
+def shim_self_check(shim: ShimTrust) -> SbatCheck:
+    """shim's own ``.sbat`` against the level it applies (``SBAT self-check``)."""
+    return sbat_check(shim.own_sbat, shim.level, shim.level_source, required=False)
+
+
+def der_sha256(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()

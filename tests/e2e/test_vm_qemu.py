@@ -1,0 +1,117 @@
+"""``fw-check vm`` against real boots: Debian 13's layout on a GPT disk (tests/machine/
+vm_builder.py) with Debian's Secure Boot OVMF (SMM), paired with stores that boot, are
+refused by the firmware, by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
+trust), and Secure Boot off. The verdict, the refusing stage and component, and the message on
+the console must match what fw-check vm says."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from corpus import Corpus
+
+from .chains import STOP_MARKERS, evidence_lines
+from .qemu import Disk, copy_vars, ovmf_command, run_qemu
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
+                str(Path(__file__).resolve().parents[1] / "formats" / "disk")]
+
+from vm_builder import build_debian_disk, fw_vars, sbsign  # noqa: E402
+
+from fwtools.machine.vm import check_vm  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
+VERDICT = {"kernel": "boots", "refused": "refused", "fault": "faults"}
+
+
+@dataclass(frozen=True)
+class VmCase:
+    id: str
+    store: str  # how the store is made (see _store)
+    verdict: str
+    refused: tuple[int, str] | None  # (stage, component)
+    test_kernel: bool = False
+
+
+CASES = [
+    VmCase("ms-boots", "ms", "boots", None),
+    VmCase("windows-only-db", "windows-only", "refused", (1, "firmware")),
+    VmCase("sbat-revokes-grub", "sbat-grub", "refused", (2, "shim")),
+    VmCase("untrusted-kernel", "ms", "refused", (3, "grub"), test_kernel=True),
+    VmCase("secure-boot-off", "blank", "boots", None),
+]
+
+
+def _store(kind: str, ovmf: Path, tmp: Path) -> Path:
+    out = tmp / f"{kind}.fd"
+    if kind == "ms":
+        shutil.copyfile(ovmf / "OVMF_VARS_4M.ms.fd", out)
+    elif kind == "blank":
+        shutil.copyfile(ovmf / "OVMF_VARS_4M.fd", out)
+    elif kind == "windows-only":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
+                "--microsoft", "--microsoft-db", "windows-2011", "-o", out)
+    elif kind == "sbat-grub":
+        fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
+                "sbat,1,2099010100\ngrub,99\n", "-o", out)
+    return out
+
+
+def _who(line: str) -> str:
+    if "BdsDxe: failed to load" in line or "Access Denied" in line:
+        return "firmware"
+    if "bad shim signature" in line or "load the kernel first" in line:
+        return "grub"
+    return "shim"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
+                         tmp_path: Path, serial_log: Path) -> None:
+    shim, grub, kernel = corpus.boot_chain("trixie", "amd64")
+    if case.test_kernel:
+        # the same kernel, signed by the test key instead of Debian's: shim does not trust it
+        unsigned = tmp_path / "unsigned" / kernel.name
+        unsigned.parent.mkdir()
+        shutil.copyfile(kernel, unsigned)
+        subprocess.run(["sbattach", "--remove", str(unsigned)], check=True, capture_output=True)
+        (tmp_path / "signed").mkdir()
+        kernel = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", unsigned,
+                        tmp_path / "signed" / kernel.name)
+    disk = build_debian_disk(tmp_path, shim, grub, kernel)
+    ovmf = corpus.ovmf_dir("trixie")
+    code = ovmf / "OVMF_CODE_4M.secboot.fd"
+    store = _store(case.store, ovmf, tmp_path)
+
+    predicted = check_vm(str(code), str(store), disk=str(disk))
+    assert predicted.verdict == case.verdict, predicted.refusal
+    got = None if predicted.refusal is None else (predicted.refusal.stage,
+                                                 predicted.refusal.by)
+    assert got == case.refused
+
+    vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
+    # linger: the stop marker matches early in a line; read on so the whole line is there
+    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
+                                   disks=[Disk.image(disk, snapshot=True)]),
+                      stop_markers=list(STOP_MARKERS), serial_log=serial_log, timeout=240,
+                      linger=3.0)
+    assert result.marker is not None, result.describe()
+    outcome = STOP_MARKERS[result.marker]
+    evidence = "\n".join(evidence_lines(result))
+    assert VERDICT.get(outcome) == predicted.verdict, f"{outcome}\n{evidence}"
+    if predicted.refusal is not None:
+        line = result.matched_line or ""
+        assert _who(line) == predicted.refusal.by, evidence
+        # the message fw-check vm quotes is on the console (firmware: its fixed parts)
+        first = predicted.refusal.message.splitlines()[0]
+        if predicted.refusal.by == "firmware":
+            assert re.search(r"BdsDxe: failed to load Boot\d{4} .*: Access Denied",
+                             result.output), evidence
+        else:
+            assert first in result.output, evidence

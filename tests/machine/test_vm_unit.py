@@ -1,0 +1,87 @@
+"""Pieces of fw-check vm that need no corpus: a replay's own refusal as a Refusal, and the
+Secure Boot state from a store's variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fwtools.formats.disk import DiskPathError
+from fwtools.formats.efi import guids
+from fwtools.formats.varstore.model import Variable
+from fwtools.machine.trust import secure_boot_state, security_violation_text
+from fwtools.machine.vm import VmStage, check_vm, replay_refusal
+from fwtools.uefi.firmware import Stop
+from fwtools.uefi.profile import load_firmware
+from fwtools.uefi.result import Replay
+
+STORE = Path(__file__).resolve().parents[2] / "testdata" / "varstore" / "normal-format.fd"
+
+
+def _stages() -> list[VmStage]:
+    return [VmStage(1, "shim", "", "firmware", "shim", b""),
+            VmStage(2, "grub", "", "shim", "grub", b"")]
+
+
+def test_replay_refusal_names_the_next_stage_and_the_message() -> None:
+    r = Replay(load_firmware("ovmf"), "x64", True, [])
+    assert replay_refusal(r, _stages()) is None
+    r.verdict = "refused"
+    r.reason = "shim: Policy requires NX, but image does not support NX (read_header)"
+    r.stop = Stop("refused", "nx-compat-required", "shim", 1, r.reason)
+    ref = replay_refusal(r, _stages())
+    assert ref is not None
+    assert (ref.stage, ref.by) == (2, "shim")
+    assert ref.message == "Policy requires NX, but image does not support NX"
+    r.reason = "firmware: LoadImage shim: EFI_SECURITY_VIOLATION (unsigned image)"
+    r.stop = Stop("refused", "unsigned", "firmware", 0, r.reason)
+    ref = replay_refusal(r, _stages())
+    assert ref is not None and (ref.stage, ref.by) == (1, "firmware")
+
+
+class _Store:
+    def __init__(self, **values: bytes) -> None:
+        self.values = values
+
+    def get(self, name: str, guid: object) -> Variable | None:
+        if name not in self.values:
+            return None
+        return Variable(name=name, guid=guids.EFI_GLOBAL_VARIABLE, attributes=7,
+                        data=self.values[name])
+
+
+def test_secure_boot_state() -> None:
+    s = secure_boot_state(_Store(), None)  # type: ignore[arg-type]
+    assert not s.enabled and s.setup_mode
+    s = secure_boot_state(_Store(PK=b"x"), True)  # type: ignore[arg-type]
+    assert s.enabled and "absent" in s.reason
+    s = secure_boot_state(_Store(PK=b"x", SecureBootEnable=b"\0"), True)  # type: ignore[arg-type]
+    assert not s.enabled and s.secure_boot_enable == 0
+    s = secure_boot_state(_Store(PK=b"x", SecureBootEnable=b"\1"), False)  # type: ignore[arg-type]
+    assert not s.enabled and "no Secure Boot support" in s.reason
+    s = secure_boot_state(_Store(PK=b""), None)  # type: ignore[arg-type]
+    assert not s.enabled  # an empty PK is no PK
+
+
+def test_security_violation_text_by_shim_version() -> None:
+    assert security_violation_text("16.1") == "Security Violation"
+    assert security_violation_text("15.8") == "Security Policy Violation"
+    assert security_violation_text(None) == "Security Violation"
+
+
+def test_disk_without_esp_is_refused_by_firmware(tmp_path: Path) -> None:
+    from vm_builder import MIB, SECTOR, blank, need, run
+
+    need("sgdisk")
+    disk = blank(tmp_path / "noesp.img", 8 * MIB)
+    run("sgdisk", "-n", f"1:{MIB // SECTOR}:+4096K", "-t", "1:8300", disk)
+    r = check_vm("ovmf", str(STORE), disk=str(disk))
+    assert r.verdict == "refused" and r.stages == []
+    assert r.refusal is not None and (r.refusal.stage, r.refusal.by) == (1, "firmware")
+    assert r.refusal.message == "BdsDxe: No bootable option or device was found."
+
+    blank_disk = blank(tmp_path / "blank.img", 8 * MIB)
+    with pytest.raises(DiskPathError, match="no partition table") as info:
+        check_vm("ovmf", str(STORE), disk=str(blank_disk))
+    assert info.value.path == str(blank_disk)
