@@ -711,8 +711,13 @@ def _update(task: UpdateTask, base: StoreUpdate) -> StoreUpdate:
     if task.dry_run:
         result, _ = plan_loaded(load_store(path), task.request, task.ref)
         return replace(result, dry_run=True)
+    # QEMU's locks are taken only on a store replaced in place; with -o OUT the input is only
+    # read, and holding its write locks would turn other readers away (qemu-img convert).
+    import contextlib
+
+    guard = locks.hold(path) if task.output is None else contextlib.nullcontext()
     try:
-        with locks.hold(path):
+        with guard:
             loaded = load_store(path)
             result, store = plan_loaded(loaded, task.request, task.ref)
             result = replace(result, dry_run=False)
