@@ -5,7 +5,7 @@ interpreter and its mandated imports cost, beside the least work the job needs.
 For each command the script measures, in one run:
 
 - fwtools: the whole command as a process (wall time);
-- floor: ``python -c "import ..."`` of what the job must import by DESIGN.md and the
+- floor: ``python -c "import ..."`` of what the job must import by docs/design.md and the
   issues: click for every command; pefile and asn1crypto's CMS for a signed PE; asn1crypto's
   CMS and cryptography's RSA for verifying a signature; rich for pe-inspect's text output
   (the only text renderer here that uses it); json for ``--json`` output;
@@ -63,7 +63,7 @@ SLACK_S: Final = 0.015  # the target: above <= least work + 15 ms
 LEAST_WORK: Final = Path(__file__).with_name("_least_work.py")
 WORK_REPEATS: Final = 5  # in-process repetitions of the least work per round (median)
 
-# What each kind of job must import (DESIGN.md: click for the command layer; pefile and
+# What each kind of job must import (docs/design.md: click for the command layer; pefile and
 # asn1crypto for PE and PKCS#7; cryptography to verify; rich only in pe-inspect's text).
 RICH: Final = "rich.console, rich.padding, rich.rule, rich.table, rich.text"
 FLOORS: Final = {

@@ -9,7 +9,7 @@ their 0x3F successor, interrupted writes, a pending or completed fault-tolerant 
 free space, and records strict firmware validators reject.
 
 Written with ``struct`` from the edk2 headers (PiFirmwareVolume.h, VariableFormat.h,
-SystemNvDataGuid.h, FaultTolerantWrite.h; the fact sheet formats.md §1), never with fwtools:
+SystemNvDataGuid.h, FaultTolerantWrite.h; docs/reference/formats.md §1), never with fwtools:
 they are oracles for its parser. Every image uses one small geometry (no OVMF build has it;
 the real layouts are over the 64 KiB fixture limit), laid out the way OVMF lays out its
 flash, so a reader must find the regions from the headers:

@@ -1,4 +1,4 @@
-"""The import graph keeps DESIGN.md's layering (checked here, not by review).
+"""The import graph keeps docs/design.md's layering (checked here, not by review).
 
 Layers, bottom to top: errors < _base < formats < crypto < paging < uefi < fleet < machine <
 policy < report < cli. A module imports only from its own layer or below, wherever the import
@@ -179,7 +179,7 @@ def test_every_subpackage_has_a_layer() -> None:
         {m.name.split(".")[1] for m in modules() if "." in m.name} - set(LAYERS)
     )
     assert not unknown, (
-        f"fwtools/{unknown} not in the layer list: add it to DESIGN.md and LAYERS here"
+        f"fwtools/{unknown} not in the layer list: add it to docs/design.md and LAYERS here"
     )
 
 

@@ -49,7 +49,7 @@ def _standalone(run: Callable[[], Any], name: str) -> NoReturn:
     """
     try:
         rv = run()
-    except VerificationError as exc:  # a verdict, not unreadable input (DESIGN.md)
+    except VerificationError as exc:  # a verdict, not unreadable input (docs/design.md)
         fail(str(exc), EXIT_FINDINGS)
     except FwError as exc:
         fail(str(exc))

@@ -1,6 +1,7 @@
 """Secure Boot key management on a variable store: enrolment, dbx updates, SbatLevel.
 
-What offline tools must write for "user mode, Secure Boot on" is in formats.md §2.4 (edk2
+What offline tools must write for "user mode, Secure Boot on" is in docs/reference/formats.md §2.4
+(edk2
 AuthVariableLib): PK (one X.509 entry), KEK, db, dbx as time-authenticated NV variables
 (attributes 0x27) and SecureBootEnable; SetupMode, SecureBoot, VendorKeys and certdbv are
 volatile and made by the firmware at every boot, so they are never written. Certificates

@@ -3,7 +3,7 @@
 Real entry formats in simulated physical memory, walked like the MMU (Intel SDM Vol. 3A
 §4.5-4.7; Arm ARM D8). :mod:`.model` is the arch-neutral interface and engine,
 :mod:`.x86_64` and :mod:`.aarch64` the encodings and fault rules. See
-``../shared/reference/wx-model.md`` §5 for how edk2 uses them.
+``docs/reference/wx-model.md`` §5 for how edk2 uses them.
 """
 
 from fwtools.paging.aarch64 import AArch64PageTable, Abort

@@ -79,7 +79,8 @@ class MemAttr(enum.IntFlag):
     """The UEFI access attributes (UEFI 2.10 §7.2 EFI_MEMORY_DESCRIPTOR.Attribute).
 
     edk2 maps them onto entries as: RP <-> x86 P=0 / AArch64 AF=0, RO <-> x86 R/W=0 /
-    AArch64 AP[2]=1, XP <-> x86 NX=1 / AArch64 UXN|PXN (EL1) or XN (EL2) (wx-model.md §5).
+    AArch64 AP[2]=1, XP <-> x86 NX=1 / AArch64 UXN|PXN (EL1) or XN (EL2) (docs/reference/wx-model.md
+    §5).
     """
 
     NONE = 0

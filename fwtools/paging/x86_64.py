@@ -10,7 +10,8 @@ Access rights (SDM §4.6): a supervisor write needs R/W=1 in every entry of the 
 CR0.WP=1; an instruction fetch faults if XD=1 in any entry and IA32_EFER.NXE=1. With NXE=0 the
 XD bit is *reserved* (§4.5: "If IA32_EFER.NXE = 0 and the P flag ... is 1, the XD flag (bit 63)
 is reserved"), so hardware raises #PF with RSVD=1; edk2 CpuDxe therefore never writes XD
-when NXE is off ("CpuDxe silently ignores XP requests when NXE is off", wx-model.md §3), and this
+when NXE is off ("CpuDxe silently ignores XP requests when NXE is off", docs/reference/wx-model.md
+§3), and this
 simulator's attribute operations do the same, so such pages stay executable.
 
 Page-fault error code (SDM §4.7, Figure 4-12): P bit 0 (0 = not-present page, 1 =
@@ -178,7 +179,8 @@ class X64PageTable(PageTable):
         return entry & _LEAF_ADDR[level]
 
     def encode_table(self, table_pa: int) -> int:
-        """Non-leaf entries are created with just R/W|P, so the leaf decides (wx-model §5.1)."""
+        """Non-leaf entries are created with just R/W|P, so the leaf decides
+        (docs/reference/wx-model.md §5.1)."""
         return (table_pa & ADDR_4K) | RW | P
 
     def encode_leaf(self, level: int, pa: int, attrs: Attributes) -> int:

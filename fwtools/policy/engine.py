@@ -2,7 +2,7 @@
 
 :func:`check_path` judges one file (in a worker process when there are many);
 :func:`run` does a whole list in deterministic order; :func:`apply_waivers` marks waived
-results and adds ``waiver-expired`` ones; :func:`exit_code` turns it into DESIGN.md's codes.
+results and adds ``waiver-expired`` ones; :func:`exit_code` turns it into docs/design.md's codes.
 """
 
 from __future__ import annotations

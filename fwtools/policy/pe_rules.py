@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 # Findings that mean part of the input is malformed (exit 2, like an unreadable file) and
-# findings that mean a signature check failed (exit 1), as DESIGN.md's exit codes ask.
+# findings that mean a signature check failed (exit 1), as docs/design.md's exit codes ask.
 MALFORMED_RULES: Final = frozenset({"signature", "special-section", "embedded"})
 VERIFICATION_RULES: Final = frozenset({"digest-mismatch", "signature-invalid", "verify"})
 

@@ -2,7 +2,7 @@
 policy, the DXE core image loader with image protection, EFI_MEMORY_ATTRIBUTE_PROTOCOL and
 ExitBootServices, on the page-table simulator of :mod:`fwtools.paging`.
 
-Every rule cites wx-model.md (../shared/reference); edk2 function names are given where the
+Every rule cites docs/reference/wx-model.md; edk2 function names are given where the
 behaviour is reproduced. Operations are recorded as :class:`Event` entries and an access that
 the MMU would refuse is returned as a :class:`FaultRecord`; the replay stops at the first one,
 as the real boot would.
@@ -223,7 +223,7 @@ class Firmware:
         self._log = log
         self.stage = "firmware"
         self.stage_index = 0  # 1-based index of the running stage; 0 = the firmware itself
-        self.compat_mode = False  # Project Mu compatibility mode (wx-model.md §2.3)
+        self.compat_mode = False  # Project Mu compatibility mode (docs/reference/wx-model.md §2.3)
         self.boot_services = True
         self.memmap = MemoryMap()
         self.images: list[LoadedImage] = []

@@ -1,7 +1,8 @@
 """What a loader needs to know about a boot-chain binary, read from the file itself.
 
 The PE layout a loader places in memory (sections, alignment, entry, relocation pages),
-plus the clues that identify the component and its version (wx-model.md §6.2): ``.sbat``
+plus the clues that identify the component and its version (docs/reference/wx-model.md §6.2):
+``.sbat``
 rows, shim's ``.data.ident``, the bzImage header and arm64 Image/zboot headers, systemd's
 ``.sdmagic``, and for a UKI the embedded ``.linux`` kernel.
 

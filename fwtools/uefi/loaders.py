@@ -14,7 +14,7 @@ A model is a TOML file::
     vendors = ["grub.debian"]       # .sbat vendor rows that must be present
     arch = "x64"
     kernel = "bzimage"              # bzimage | arm64-image | zboot
-    min_section_alignment = 4096    # PE layout clues (wx-model.md §6.2)
+    min_section_alignment = 4096    # PE layout clues (docs/reference/wx-model.md §6.2)
     max_section_alignment = 512
     nx_compat = true
 
@@ -67,7 +67,7 @@ def loaders_dir() -> Path:
 
 
 def identify(image: StageImage) -> Identity:
-    """Which component this binary is, from the file alone (wx-model.md §6.2)."""
+    """Which component this binary is, from the file alone (docs/reference/wx-model.md §6.2)."""
     if image.shim_version or image.sbat_version("shim"):
         text = image.shim_version
         clue = f".data.ident $Version: {text} $" if text else ".sbat row shim"

@@ -1,7 +1,7 @@
 """UEFI memory types and the per-type bit layout of edk2's NX policy.
 
 Values from the UEFI 2.10 spec (MdePkg/Include/Uefi/UefiMultiPhase.h); the policy lookup is
-edk2's ``GetPermissionAttributeForMemoryType`` (wx-model.md §1).
+edk2's ``GetPermissionAttributeForMemoryType`` (docs/reference/wx-model.md §1).
 """
 
 from __future__ import annotations

@@ -511,7 +511,7 @@ def _place_in_section(r: Runner, nxt: StageImage, name: str) -> None:
 @operation("attrs", required=("range", "grant", "revoke"), optional=("unaligned",))
 def _attrs(r: Runner, step: Step) -> None:
     """A loader's memory-attribute request (grant, revoke) translated to Set/Clear calls the
-    way shim's and grub's helpers do it (wx-model.md §6.3)."""
+    way shim's and grub's helpers do it (docs/reference/wx-model.md §6.3)."""
     a = step.args
     start, end, _t, _li = r.range(a["range"])
     r.request(start, end - start, a["grant"], a["revoke"], f"{a['range']}{_note(step)}",

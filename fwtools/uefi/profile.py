@@ -1,6 +1,7 @@
 """Firmware profiles: the memory-protection settings of one firmware build, as data.
 
-A profile is a TOML file in ``policies/firmware/`` (wx-model.md §1-4 name every knob)::
+A profile is a TOML file in ``policies/firmware/`` (docs/reference/wx-model.md §1-4 name every
+knob)::
 
     name = "ovmf-strict"
     extends = "ovmf"                  # optional: start from another profile
@@ -42,7 +43,7 @@ ARCHES: Final[tuple[Arch, ...]] = ("x64", "aa64")
 PROTECT_UNKNOWN_SOURCE: Final = 0x1
 PROTECT_FV: Final = 0x2
 
-#: edk2-stable releases where behaviour the replay models changed (wx-model.md §2-4).
+#: edk2-stable releases where behaviour the replay models changed (docs/reference/wx-model.md §2-4).
 RELEASE_X86_MAP: Final = 202502  # x86 CpuDxe installs EFI_MEMORY_ATTRIBUTE_PROTOCOL
 RELEASE_ARM_MAP: Final = 202305  # ArmPkg CpuDxe installs it
 RELEASE_CNT_CODE_SECTIONS: Final = 202405  # code sections = IMAGE_SCN_CNT_CODE
@@ -52,7 +53,7 @@ RELEASE_FREE_CHECKS_MAP: Final = 202508  # FreePages leaks RO/RP pages instead o
 
 @dataclass(frozen=True)
 class MuSettings:
-    """Project Mu's DXE memory protection extras (wx-model.md §1.4, §2.3)."""
+    """Project Mu's DXE memory protection extras (docs/reference/wx-model.md §1.4, §2.3)."""
 
     block_images_without_nx: bool = False
     free_memory_read_protected: bool = False

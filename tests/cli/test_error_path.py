@@ -294,7 +294,7 @@ def test_extract_certs_reports_every_bad_input_and_writes_nothing(tmp_path: Path
 
 
 def test_failed_dbx_verification_is_a_verdict(corpus: Any, tmp_path: Path) -> None:
-    """VerificationError is exit 1 (DESIGN.md: 1 = a verification failed), naming the
+    """VerificationError is exit 1 (docs/design.md: 1 = a verification failed), naming the
     update, not the store."""
     store = corpus.ovmf("bookworm", "OVMF_VARS_4M.fd")  # no KEK or PK: nothing to verify with
     update = MS / "db/amd64/DBUpdate2024.bin"

@@ -111,7 +111,7 @@ def test_dbx_update_is_verified(corpus: Any, ms_corpus: Any, tmp_path: Path) -> 
     blob[-1] ^= 1
     tampered.write_bytes(bytes(blob))
     code, _, err = run("dbx", store, tampered, "--in-place")
-    # A failed verification is a verdict, exit 1 (DESIGN.md exit codes), not bad input.
+    # A failed verification is a verdict, exit 1 (docs/design.md exit codes), not bad input.
     assert code == 1 and "not applied" in err and store.read_bytes() == before
     assert err.startswith(f"error: {tampered}: ") and err.count("\n") == 1
     code, out, err = run("dbx", store, update, "--in-place")

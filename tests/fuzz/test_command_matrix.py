@@ -1,4 +1,4 @@
-"""Every command and subcommand under a matrix of bad inputs (issue 8, DESIGN.md contracts).
+"""Every command and subcommand under a matrix of bad inputs (issue 8, docs/design.md contracts).
 
 For each (command, bad input) pair the test asserts:
 

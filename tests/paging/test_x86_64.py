@@ -126,7 +126,7 @@ def test_aligned_2m_range_splits_1g_only_to_2m() -> None:
 
 
 def test_x86_splits_even_when_attributes_unchanged() -> None:
-    # CpuDxe ConvertMemoryPageAttributes splits before comparing (wx-model.md §5.1).
+    # CpuDxe ConvertMemoryPageAttributes splits before comparing (docs/reference/wx-model.md §5.1).
     t = X64PageTable()
     t.map(0, 0, G1)
     t.clear_attributes(K4, K4, MemAttr.XP)

@@ -1,4 +1,4 @@
-"""Crash-safe writes for every command that writes (issue 8, DESIGN.md "Writing").
+"""Crash-safe writes for every command that writes (issue 8, docs/design.md "Writing").
 
 Each command below runs in tests/reliability/faults.py, a fork server that kills it with
 SIGKILL just before each file-system event of its write (temporary file creation, each

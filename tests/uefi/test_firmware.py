@@ -1,7 +1,7 @@
-"""fwtools.uefi.firmware: the emulated boot services against wx-model.md.
+"""fwtools.uefi.firmware: the emulated boot services against docs/reference/wx-model.md.
 
 Every expectation cites the section (and, for §4, the table row) of
-../shared/reference/wx-model.md it comes from; facts marked (inferred) there are marked so
+docs/reference/wx-model.md it comes from; facts marked (inferred) there are marked so
 here. Images are the synthetic testdata/sample PEs (make_sample.py), reshaped with
 dataclasses.replace where a test needs another layout.
 """

@@ -1,5 +1,6 @@
 """Property test: the emulated firmware's effective page permissions against a naive per-page
-model of the documented semantics (wx-model.md §3: the NX policy *assigns* the new type's
+model of the documented semantics (docs/reference/wx-model.md §3: the NX policy *assigns* the new
+type's
 attribute when a type transition changes it; §4: the memory attribute protocol sets/clears
 only the named bits).
 """

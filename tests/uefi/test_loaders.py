@@ -1,6 +1,7 @@
 """fwtools.uefi.loaders: loader models (policies/loaders/) and identifying corpus binaries.
 
-Identification clues are wx-model.md §6.2; the Debian facts (which grub, which shim) are
+Identification clues are docs/reference/wx-model.md §6.2; the Debian facts (which grub, which shim)
+are
 /tmp/research/findings.md Q3/Q4.
 """
 
@@ -158,7 +159,7 @@ def test_valid_model_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_identify_shim(corpus: Corpus, suite: str, arch: str) -> None:
     ident = identify(load_stage(corpus.shim(suite, arch)))
-    # shim's version.c.in string in .data.ident (wx-model.md §6.2); Debian ships 16.1
+    # shim's version.c.in string in .data.ident (docs/reference/wx-model.md §6.2); Debian ships 16.1
     assert (ident.family, ident.version, ident.version_text) == ("shim", (16, 1), "16.1")
     assert ident.clue == ".data.ident $Version: 16.1 $"
 
@@ -170,7 +171,8 @@ def test_identify_grub(corpus: Corpus, arch: str) -> None:
     o, n = identify(old), identify(new)
     assert (o.family, o.version) == ("grub", (2, 6))
     assert (n.family, n.version) == ("grub", (2, 12))
-    # .sbat vendor rows (wx-model.md §6.2); trixie's signed image carries grub.peimage
+    # .sbat vendor rows (docs/reference/wx-model.md §6.2); trixie's signed image carries
+    # grub.peimage
     # (findings.md Q3: debian/build-efi-images:36-39 aborts without it)
     assert "grub.debian" in old.vendors() and "grub.peimage" not in old.vendors()
     assert {"grub.debian", "grub.peimage"} <= set(new.vendors())
@@ -254,7 +256,8 @@ def test_select_model_debian_chains(corpus: Corpus, models: list[LoaderModel],
 def test_select_model_bookworm_x86_kernel_is_the_backport(corpus: Corpus,
                                                           models: list[LoaderModel]) -> None:
     img = load_stage(corpus.kernel("bookworm", "amd64"))
-    # 6.1 with the NX series backported: SectionAlignment 0x1000 (wx-model.md §6.2 layout clue)
+    # 6.1 with the NX series backported: SectionAlignment 0x1000 (docs/reference/wx-model.md §6.2
+    # layout clue)
     assert img.section_alignment == 0x1000
     assert select_model(img, "x64", models)[0].name == "linux-x86-stub-backport"
 

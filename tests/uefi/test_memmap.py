@@ -1,6 +1,7 @@
 """fwtools.uefi.memmap: the typed page map and edk2's top-down allocator.
 
-Allocation order follows edk2 ``CoreFindFreePages`` (highest free range first, wx-model.md §3
+Allocation order follows edk2 ``CoreFindFreePages`` (highest free range first,
+docs/reference/wx-model.md §3
 names the Page.c functions the model reproduces); status names are the EFI_STATUS codes of
 UEFI 2.10 §7.2 (AllocatePages / FreePages).
 """

@@ -1,5 +1,6 @@
 """Every shipped loader model in at least one replay, forced onto real Debian binaries where
-the corpus has no such build (wx-model.md §6.1 names each component's behaviour; citations
+the corpus has no such build (docs/reference/wx-model.md §6.1 names each component's behaviour;
+citations
 per case). Every firmware profile that a case names is exercised both ways where it can be."""
 
 from __future__ import annotations

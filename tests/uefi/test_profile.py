@@ -80,7 +80,7 @@ def test_mu_debug_extends_mu_ship() -> None:
     assert debug.flavour == "mu"
     assert ship.mu == MuSettings(block_images_without_nx=False, free_memory_read_protected=True)
     assert debug.mu == MuSettings(block_images_without_nx=True, free_memory_read_protected=True)
-    # wx-model.md §1.4: _DEBUG sets NX on the code types too, _SHIP_MODE does not
+    # docs/reference/wx-model.md §1.4: _DEBUG sets NX on the code types too, _SHIP_MODE does not
     assert debug.nx_policy & 0b101010 == 0b101010
     assert ship.nx_policy & 0b101010 == 0
 
@@ -195,7 +195,8 @@ def test_with_overrides_validates() -> None:
 @pytest.mark.parametrize(
     ("arch", "release", "installed", "expected"),
     [
-        # wx-model.md §4 table, "First release": x86 CpuDxe edk2-stable202502 (efaa102d00)
+        # docs/reference/wx-model.md §4 table, "First release": x86 CpuDxe edk2-stable202502
+        # (efaa102d00)
         ("x64", 202411, True, False),
         ("x64", RELEASE_X86_MAP, True, True),
         ("x64", 202605, True, True),

@@ -1,7 +1,7 @@
 """Boot-chain replays of the Debian corpus on the shipped firmware profiles.
 
-Each expectation cites its source: a wx-model.md section or §6.1 table row
-(../shared/reference/wx-model.md), or /tmp/research/findings.md (Debian source packages).
+Each expectation cites its source: a docs/reference/wx-model.md section or §6.1 table row
+(docs/reference/wx-model.md), or /tmp/research/findings.md (Debian source packages).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_bookworm_x86_faults_on_ovmf_strict(corpus: Corpus, secure_boot: bool) -
     assert models(r) == ["shim-16.1", "grub-debian-2.06", "linux-x86-stub-backport"]
     assert r.verdict == "faults"
     (f,) = r.faults
-    # fetch from an NX page is #PF 0x11 (wx-model.md §5.1), at the grub stage
+    # fetch from an NX page is #PF 0x11 (docs/reference/wx-model.md §5.1), at the grub stage
     assert f.stage == "grub"
     assert f.access == "fetch"
     assert f.fault.startswith("#PF error 0x11")
@@ -58,7 +58,7 @@ def test_bookworm_x86_faults_on_ovmf_strict(corpus: Corpus, secure_boot: bool) -
     if secure_boot:
         # findings.md Q3 "linux on x86_64-efi, Bookworm", SB on: linuxefi reads the bzImage
         # into LoaderData (loader/i386/efi/linux.c:304-308) and jumps to the handover entry
-        # there (:99-107); 0x...7FD5 makes LoaderData XP (wx-model.md §1.2)
+        # there (:99-107); 0x...7FD5 makes LoaderData XP (docs/reference/wx-model.md §1.2)
         assert f.memory_type == "EfiLoaderData"
         # grub_linuxefi_boot calls kernel_mem + handover_offset + 512, and kernel_mem holds
         # the file from the protected-mode code on: the page offset of the fault is that of
@@ -71,7 +71,8 @@ def test_bookworm_x86_faults_on_ovmf_strict(corpus: Corpus, secure_boot: bool) -
         # not the PE entry point (what the model jumped to before)
         assert (f.address & 0xFFF) != load_stage(kernel.path).entry_rva & 0xFFF
     else:
-        # SB off: the legacy x86 loader (findings.md Q3). wx-model.md §6.1 GRUB 2.06 row has
+        # SB off: the legacy x86 loader (findings.md Q3). docs/reference/wx-model.md §6.1 GRUB 2.06
+        # row has
         # the LoaderData relocator "(inferred)"; the model is calibrated on the lab instead
         # (commit 7a52333, tests/e2e/lab: RIP = CR2 = 0): the trampoline runs in free memory
         assert f.memory_type == "EfiConventionalMemory"
@@ -81,7 +82,8 @@ def test_bookworm_x86_faults_on_ovmf_strict(corpus: Corpus, secure_boot: bool) -
 @pytest.mark.parametrize("firmware", ["ovmf-compat", "ovmf", "debian13-ovmf", "debian12-ovmf"])
 def test_bookworm_x86_secure_boot_boots_where_loader_data_is_executable(
         corpus: Corpus, firmware: str) -> None:
-    # wx-model.md §1.2: 0x...7FD1 leaves LoaderData executable; stock/Debian OVMF have no
+    # docs/reference/wx-model.md §1.2: 0x...7FD1 leaves LoaderData executable; stock/Debian OVMF
+    # have no
     # NX policy at all (findings.md Q1: DEC default 0, no --pcd for it in debian/rules)
     r = run(chain(corpus, "bookworm", "amd64"), firmware, secure_boot=True)
     assert r.verdict == "boots", r.reason
@@ -143,7 +145,8 @@ def test_bookworm_arm64_without_secure_boot_boots_on_armvirt(corpus: Corpus) -> 
 def test_trixie_x86_boots(corpus: Corpus, firmware: str, secure_boot: bool) -> None:
     # findings.md Q3 "Trixie monolithic image and peimage": the kernel is copied into a fresh
     # EfiLoaderCode allocation (peimage.c:239-241), which no upstream policy makes NX
-    # (wx-model.md §6.1 note: "stock edk2 never makes LoaderCode NX"). mu-ship: shim lacks
+    # (docs/reference/wx-model.md §6.1 note: "stock edk2 never makes LoaderCode NX"). mu-ship: shim
+    # lacks
     # NX_COMPAT (findings.md Q4: debian/rules:48-49) -> compatibility mode (§2.3).
     r = run(chain(corpus, "trixie", "amd64"), firmware, secure_boot=secure_boot)
     assert models(r)[:2] == ["shim-16.1", "grub-debian-2.12"]
@@ -160,7 +163,8 @@ def test_trixie_arm64_boots(corpus: Corpus, firmware: str) -> None:
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_trixie_refused_on_mu_debug(corpus: Corpus, arch: str) -> None:
-    # wx-model.md §2.3: BlockImagesWithoutNxFlag -> EFI_SECURITY_VIOLATION for an application
+    # docs/reference/wx-model.md §2.3: BlockImagesWithoutNxFlag -> EFI_SECURITY_VIOLATION for an
+    # application
     # without NX_COMPAT; Debian's shim is built with NX_COMPAT cleared (findings.md Q4:
     # debian/rules:48-49 POST_PROCESS_PE_FLAGS=-N; binaries checked: DllCharacteristics 0)
     images = chain(corpus, "trixie", arch)
@@ -187,7 +191,7 @@ def test_trixie_refused_on_mu_debug(corpus: Corpus, arch: str) -> None:
 ])
 def test_shim_15_6_with_unaligned_code_section(corpus: Corpus, firmware: str,
                                                verdict: str) -> None:
-    # wx-model.md §6.1 shim 15.6/15.7 row: the buffer is first set RW-/NX, then
+    # docs/reference/wx-model.md §6.1 shim 15.6/15.7 row: the buffer is first set RW-/NX, then
     # update_mem_attrs returns early for a section whose size is not a 4 KiB multiple, so
     # the code stays NX -> fault on entry when the protocol is there (shim issue #585)
     shim = load_stage(corpus.shim("trixie", "amd64"))
@@ -230,7 +234,7 @@ def test_shim_15_6_arm64_unaligned_grub_text(corpus: Corpus, firmware: str,
 
 
 def test_shim_15_8_rounds_the_section_up(corpus: Corpus) -> None:
-    # wx-model.md §6.1 shim 15.8 row: "length rounded up (c7b3051)" -> boots with MAP
+    # docs/reference/wx-model.md §6.1 shim 15.8 row: "length rounded up (c7b3051)" -> boots with MAP
     shim = load_stage(corpus.shim("trixie", "amd64"))
     sdboot = load_stage(corpus.systemd_boot("trixie"))
     r = run([shim, sdboot], "ovmf", models={0: "shim-15.8"})
@@ -243,7 +247,8 @@ def test_shim_15_8_rounds_the_section_up(corpus: Corpus) -> None:
 @pytest.mark.parametrize(("firmware", "verdict"), [("armvirt", "faults"),
                                                    ("debian12-aavmf", "boots")])
 def test_grub_2_02_heap_in_loader_data(corpus: Corpus, firmware: str, verdict: str) -> None:
-    # wx-model.md §6.1 GRUB <= 2.02 row: modules in a LoaderData heap fault under 0x...7FD5
+    # docs/reference/wx-model.md §6.1 GRUB <= 2.02 row: modules in a LoaderData heap fault under
+    # 0x...7FD5
     # (armvirt) and run under 0x...7FD1 (Debian 12 AAVMF, findings.md Q1 ArmVirt.dsc.inc:371)
     r = run(chain(corpus, "bookworm", "arm64"), firmware, models={1: "grub-2.02"})
     assert r.verdict == verdict, r.reason
@@ -258,7 +263,8 @@ def test_grub_2_02_heap_in_loader_data(corpus: Corpus, firmware: str, verdict: s
 
 
 def test_linux_x86_legacy_faults_on_ovmf_strict(corpus: Corpus) -> None:
-    # wx-model.md §6.1 "Linux x86 < 6.6" row: relocated into LoaderData, decompressor runs
+    # docs/reference/wx-model.md §6.1 "Linux x86 < 6.6" row: relocated into LoaderData, decompressor
+    # runs
     # there -> fault on strict firmware "unless the DXE path works"; a kernel without
     # NX_COMPAT (no CONFIG_EFI_DXE_MEM_ATTRIBUTES) has no DXE path
     kernel = dataclasses.replace(load_stage(corpus.kernel("bookworm", "amd64")), nx_compat=False)
@@ -284,7 +290,8 @@ def test_linux_x86_legacy_with_dxe_mem_attributes_boots(corpus: Corpus) -> None:
 
 
 def test_nx_compat_shim_16_1_refuses_grub_without_nx_compat(corpus: Corpus) -> None:
-    # wx-model.md §6.1 shim 16.1 row / findings.md Q4 (pe-relocate.c:681-690, :572-578):
+    # docs/reference/wx-model.md §6.1 shim 16.1 row / findings.md Q4 (pe-relocate.c:681-690,
+    # :572-578):
     # NX_COMPAT shim + MAP + enforcing firmware (heap NX, stack NX, shim code RO: armvirt-map)
     # -> MOK_POLICY_REQUIRE_NX -> "Policy requires NX, but image does not support NX"
     shim, grub, kernel = chain(corpus, "trixie", "arm64")

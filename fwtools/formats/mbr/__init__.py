@@ -1,5 +1,5 @@
 """MBR / GPT protective MBR: sector 0 layout, parsing, boot-code identification and the
-byebyebios stub injector (reference/formats.md section 7)."""
+byebyebios stub injector (docs/reference/formats.md section 7)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Sector 0 (MBR) layout: offsets, sizes and partition-record fields.
 
 Reference: UEFI 2.10 §5.2.1 (legacy MBR) and §5.2.3 (protective MBR), edk2
-``MdePkg/Include/IndustryStandard/Mbr.h``; summarised in reference/formats.md section 7.1.
+``MdePkg/Include/IndustryStandard/Mbr.h``; summarised in docs/reference/formats.md section 7.1.
 Every multi-byte field is little-endian.
 """
 

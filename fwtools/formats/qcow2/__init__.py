@@ -2,7 +2,7 @@
 
 QEMU and libvirt keep VM firmware variable stores as qcow2 (``-drive
 if=pflash,format=qcow2``); this package turns such an image into the raw store and back.
-Reference: QEMU ``docs/interop/qcow2.rst`` (reference/formats.md section 5).
+Reference: QEMU ``docs/interop/qcow2.rst`` (docs/reference/formats.md section 5).
 
 - :func:`is_qcow2` checks the magic;
 - :class:`Qcow2Image` parses an image held in memory and reads its guest view

@@ -1,6 +1,6 @@
 """Native qcow2 reader: the guest view of a qcow2 image held in memory.
 
-Reference: QEMU ``docs/interop/qcow2.rst``; reference/formats.md section 5. Where the spec
+Reference: QEMU ``docs/interop/qcow2.rst``; docs/reference/formats.md section 5. Where the spec
 leaves room, the reader does what QEMU's block/qcow2*.c does, because QEMU is the program
 that boots the variable store.
 

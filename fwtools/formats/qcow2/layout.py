@@ -1,7 +1,7 @@
 """qcow2 on-disk layout: header fields, feature bits, extension types, table entry bits.
 
 Reference: QEMU ``docs/interop/qcow2.rst`` ("Qcow2 Image File Format"), summarised in
-reference/formats.md section 5. Every number in qcow2 is big-endian. Each structure and
+docs/reference/formats.md section 5. Every number in qcow2 is big-endian. Each structure and
 constant is defined once here; the reader and the writer take offsets and masks from this
 module instead of spelling them out.
 """

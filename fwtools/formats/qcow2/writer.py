@@ -1,6 +1,6 @@
 """Native qcow2 writer: a fresh, consistent, sparse image of a raw guest buffer.
 
-Reference: QEMU ``docs/interop/qcow2.rst``; reference/formats.md section 5 ("Minimal writer
+Reference: QEMU ``docs/interop/qcow2.rst``; docs/reference/formats.md section 5 ("Minimal writer
 that qemu-img check reports clean"). The image is laid out the way ``qemu-img convert``
 lays out a new image::
 

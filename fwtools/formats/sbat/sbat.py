@@ -12,7 +12,7 @@ References:
         the same component name.
     shim ``include/sbat.h``, ``SbatLevel_Variable.txt``: the SbatLevel variable payload
         ``sbat,1,YYYYMMDDCC\\n`` followed by ``component,generation\\n`` lines, no trailing NUL.
-    fwtools ``reference/formats.md`` section 6.
+    fwtools ``docs/reference/formats.md`` section 6.
 
 Two modes: ``strict=True`` (the default) raises :class:`ParseError` at the first problem,
 naming the line and the absolute byte offset; ``strict=False`` parses what shim would parse

@@ -17,7 +17,7 @@ References:
     ``AuthServiceInternal.h``), MdeModulePkg (MTC, VarErrorFlag);
     shim ``MokVars.txt`` (MokList*, MokSBState, MokDBState, MokIgnoreDB), ``shim.c`` /
     ``lib/console.c`` (SHIM_VERBOSE and friends: any nonzero little-endian value),
-    ``include/sbat.h`` (SbatLevel); the fact sheet ``formats.md`` §2.
+    ``include/sbat.h`` (SbatLevel); ``docs/reference/formats.md`` §2.
 """
 
 from __future__ import annotations

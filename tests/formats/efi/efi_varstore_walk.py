@@ -1,5 +1,6 @@
 """A test-only reader of edk2 authenticated variable stores, to pull PK/KEK/db/dbx out of the
-corpus OVMF/AAVMF images (docs: the fact sheet's §1; the real reader is fwtools.formats.varstore,
+corpus OVMF/AAVMF images (docs: docs/reference/formats.md §1; the real reader is
+fwtools.formats.varstore,
 a later issue).
 
 Layout (MdePkg PiFirmwareVolume.h, MdeModulePkg VariableFormat.h): FV header (signature

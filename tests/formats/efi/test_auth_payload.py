@@ -209,7 +209,7 @@ def test_microsoft_objects_parse(relpath: str, ms_corpus: MsCorpus) -> None:
     assert a.timestamp == EfiTime(2010, 3, 6, 19, 17, 21)
     assert a.problems() == []
     assert is_auth_payload(data)
-    # A bare SignedData: SEQUENCE { INTEGER version, ... } (fact sheet §4).
+    # A bare SignedData: SEQUENCE { INTEGER version, ... } (docs/reference/formats.md §4).
     assert a.pkcs7[0] == 0x30 and b"\x02\x01\x01" in a.pkcs7[:8]
 
 

@@ -7,7 +7,8 @@ Oracles:
   and the contents are what their sources say;
 - writers: efitools' cert-to-efi-sig-list, cert-to-efi-hash-list and hash-to-efi-sig-list,
   sbsigntool's sbsiglist, and efitools' sig-list-to-certs as a reader of what we write;
-- append_write: the rule of edk2's FilterSignatureList (fact sheet §3), recomputed here with
+- append_write: the rule of edk2's FilterSignatureList (docs/reference/formats.md §3), recomputed
+here with
   set arithmetic over (type, size, owner + data).
 """
 

@@ -604,7 +604,7 @@ def test_shim_sbatlevel_matches_raw_strings(path: Path | None) -> None:
     assert [level.automatic_text, level.latest_text] == strings
     assert level.automatic.to_bytes().decode() == strings[0]
     assert level.latest.to_bytes().decode() == strings[1]
-    # What Debian's shim 16.1 carries (reference/formats.md 6.3).
+    # What Debian's shim 16.1 carries (docs/reference/formats.md 6.3).
     ident = by_name(special_sections(img), ".data.ident")[0].decoded
     assert isinstance(ident, ShimIdent)
     if ident.version == "16.1":

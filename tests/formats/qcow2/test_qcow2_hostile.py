@@ -462,7 +462,7 @@ def test_hand_made_compressed_cluster(cluster_bits: int) -> None:
 
 
 def test_compressed_offset_bits_match_the_spec() -> None:
-    # reference/formats.md: x = 54 for 64 KiB clusters; qcow2.rst: a 2 MiB cluster limits
+    # docs/reference/formats.md: x = 54 for 64 KiB clusters; qcow2.rst: a 2 MiB cluster limits
     # compressed clusters to 49 offset bits, 512 B clusters leave a 1-bit sector count.
     assert [L.compressed_offset_bits(b) for b in (9, 16, 21)] == [61, 54, 49]
     assert [L.compressed_sector_mask(b) for b in (9, 16, 21)] == [1, 0xFF, 0x1FFF]

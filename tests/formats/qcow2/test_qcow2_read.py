@@ -149,7 +149,7 @@ def test_zero_flag_and_unallocated_clusters(tmp_path: Path) -> None:
     image = Qcow2Image.parse(data)
     kinds = [(e.guest_offset, e.kind) for e in image.extents()]
     assert (8 << 10, ZERO) in kinds and (32 << 10, ZERO) in kinds
-    # both zero-cluster forms of reference/formats.md are in the L2 table
+    # both zero-cluster forms of docs/reference/formats.md are in the L2 table
     l2 = _l2_entries(data, image)
     assert l2[2] & ~L.L2E_OFFSET_MASK == L.OFLAG_COPIED | L.OFLAG_ZERO and l2[2] & L.L2E_OFFSET_MASK
     assert l2[8] == L.OFLAG_ZERO

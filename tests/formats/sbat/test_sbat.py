@@ -33,7 +33,7 @@ SHIM_SBAT = (
     b"shim.debian,1,Debian,shim,16.1,https://tracker.debian.org/pkg/shim\n"
 )
 
-# reference/formats.md 6.4 (SbatLevel_Variable.txt)
+# docs/reference/formats.md 6.4 (SbatLevel_Variable.txt)
 PUBLISHED_LEVELS = [
     (b"sbat,1,2021030218\n", {}),
     (b"sbat,1,2022052400\ngrub,2\n", {"grub": 2}),

@@ -108,7 +108,7 @@ def test_bookworm_ms_store_values(path: Path | None) -> None:
     assert dec("VarErrorFlag", guids.VAR_ERROR_FLAG).meaning == "no error"
     certdb = dec("certdb", guids.EFI_CERT_DB)
     assert isinstance(certdb, DecodedCertDb) and certdb.entries == () and certdb.size == 4
-    # The fact sheet §2.4: EnrollDefaultKeys' dummy dbx entry, SHA-256 of nothing.
+    # docs/reference/formats.md §2.4: EnrollDefaultKeys' dummy dbx entry, SHA-256 of nothing.
     dbx = dec("dbx", guids.EFI_IMAGE_SECURITY_DATABASE)
     assert isinstance(dbx, DecodedSignatureDatabase) and dbx.count == 1
     entry = dbx.lists[0].entries[0]
@@ -281,7 +281,8 @@ def test_certdb_node() -> None:
     assert [(e.name, e.vendor_name, e.digest) for e in result.entries] == [
         ("MyVar", "ShimLock", digest.hex())
     ]
-    # python-uefivars writes NameSize with the NUL (fact sheet §2.3): sizes no longer add up.
+    # python-uefivars writes NameSize with the NUL (docs/reference/formats.md §2.3): sizes no longer
+    # add up.
     wrong = bytearray(data)
     struct.pack_into("<I", wrong, 4 + 20, len(name) + 1)
     assert isinstance(decode_variable("certdbv", guids.EFI_CERT_DB, bytes(wrong)), DecodedInvalid)

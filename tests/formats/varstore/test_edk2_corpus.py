@@ -1,6 +1,7 @@
 """The edk2 store library on every real OVMF/AAVMF store of the corpus (bookworm, trixie).
 
-Oracles: the facts measured independently (fact sheet §1.7; varstore_testlib.FACTS), the
+Oracles: the facts measured independently (docs/reference/formats.md §1.7; varstore_testlib.FACTS),
+the
 test-only walker, virt-firmware's JSON reading, the pristine templates Debian ships (for
 blank()), and edk2's Reclaim rule recomputed here from the original record bytes.
 """

@@ -55,7 +55,7 @@ def test_layout_table() -> None:
     assert lay.AAVMF_64M.max_auth_variable_size == 0x2800
     assert lay.AAVMF_64M.event_log is None and lay.AAVMF_64M.write_queue_size == 0x3FFE0
     assert lay.OVMF_2M.write_queue_size == lay.OVMF_4M.write_queue_size == 0xFE0
-    # Measured CRCs of the pristine working-block headers (fact sheet §1.6).
+    # Measured CRCs of the pristine working-block headers (docs/reference/formats.md §1.6).
     assert lay.ftw_working_header(0xFE0)[16:20] == (0x642CAF2C).to_bytes(4, "little")
     assert lay.ftw_working_header(0x3FFE0)[16:20] == (0x86C6E75B).to_bytes(4, "little")
     assert lay.AUTH_HEADER.size == 60 and lay.NORMAL_HEADER.size == 32

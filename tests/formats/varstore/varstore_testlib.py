@@ -44,7 +44,7 @@ def store_params() -> list[Any]:
 
 @dataclass(frozen=True)
 class Facts:
-    """What a corpus store holds, measured with an independent walk (the fact sheet §1.7
+    """What a corpus store holds, measured with an independent walk (docs/reference/formats.md §1.7
     for bookworm; trixie measured the same way). ``states`` counts records by State."""
 
     layout: str
