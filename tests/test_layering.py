@@ -405,3 +405,28 @@ def test_collector_resolves_relative_and_lazy_imports() -> None:
         ("fwtools.policy.findings", True, False),
         ("fwtools.crypto", False, False),
     }
+
+
+def test_architecture_doc_names_every_layer_in_order() -> None:
+    """docs/architecture.md's table lists the layers bottom to top, as LAYERS does, and every
+    package of fwtools/ appears in its row (the picture cannot drift from the code)."""
+    doc = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = [line for line in doc.splitlines() if line.startswith("| `fwtools/")]
+    named = [row.split("`")[1].removeprefix("fwtools/").rstrip("/").removesuffix(".py")
+             for row in rows]
+    expected = sorted((k for k in LAYERS if k != "__main__"), key=lambda k: LAYERS[k])
+    assert named == expected
+    formats_row = rows[named.index("formats")]
+    packages = sorted(p.name for p in (PKG_DIR / "formats").iterdir()
+                      if (p / "__init__.py").is_file())
+    missing = [p for p in packages if f"`{p}/`" not in formats_row]
+    assert not missing, f"formats/ packages not in docs/architecture.md: {missing}"
+    # every module the table names by file exists in that layer
+    import re
+
+    stale = []
+    for layer, row in zip(named, rows, strict=True):
+        for module in re.findall(r"`(\w+)\.py`", row):
+            if not list((PKG_DIR / layer).rglob(f"{module}.py")) and layer != "errors":
+                stale.append(f"{layer}/{module}.py")
+    assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"
