@@ -21,7 +21,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 from corpus import Corpus
@@ -29,6 +29,11 @@ from corpus.params import unavailable
 
 from .chains import QEMU_AARCH64, Arch, Chain, ChainBoot, Firmware, Outcome, Stage, boot_chain
 from .conftest import BootRecorder
+from .dumps import compare_fault, mismatch_report, parse_fault
+from .recorded_dumps import AA64_RELEASE, x64_lab_dump
+
+if TYPE_CHECKING:
+    from fwtools.uefi.replay import Replay
 
 DEB_ARCH: Final[dict[Arch, str]] = {"x64": "amd64", "aa64": "arm64"}
 SIM_VERDICT: Final[dict[Outcome, str]] = {"kernel": "boots", "fault": "faults",
@@ -126,13 +131,16 @@ def case_firmware(corpus: Corpus, case: Case) -> Firmware:
                     get(case.fw_suite, case.vars), case.secure_boot)
 
 
-def simulate(chain: Chain, case: Case) -> str:
-    """The simulator's verdict: "boots", "faults" or "refused"."""
+def replay_case(chain: Chain, case: Case) -> Replay:
     from fwtools.uefi.replay import replay_files
 
-    result = replay_files(chain.files, firmware=case.profile, arch=case.arch,
-                          secure_boot=case.secure_boot)
-    return str(result.verdict)
+    return replay_files(chain.files, firmware=case.profile, arch=case.arch,
+                        secure_boot=case.secure_boot)
+
+
+def simulate(chain: Chain, case: Case) -> str:
+    """The simulator's verdict: "boots", "faults" or "refused"."""
+    return str(replay_case(chain, case).verdict)
 
 
 @pytest.fixture(scope="session")
@@ -163,11 +171,49 @@ def test_boot_chain(
     if boot.outcome == "fault":
         assert re.search(r"Exception", "\n".join(boot.evidence)), _evidence(boot)
 
-    verdict = simulate(chain, case)
+    replayed = replay_case(chain, case)
+    verdict = str(replayed.verdict)
     assert verdict == SIM_VERDICT[boot.outcome], (
         f"simulator ({case.profile}, secure_boot={case.secure_boot}) says {verdict!r}; "
         f"the real firmware: {boot.outcome}\n{_evidence(boot)}"
     )
+    if boot.outcome == "fault":
+        # everything the dump tells against the replay's first fault as `fw-check
+        # boot-chain --json` lists it (README: "What a fault is compared on")
+        assert_fault_agrees(case.id, boot.result.output, case.arch, boot.stage, replayed,
+                            _evidence(boot))
+
+
+def assert_fault_agrees(what: str, console: str, arch: Arch, stage: Stage, replayed: Replay,
+                        evidence: str = "") -> None:
+    from fwtools.report.boot_json import faults_json
+
+    real = parse_fault(console, arch)
+    assert real is not None, f"{what}: no exception dump on the console\n{evidence}"
+    faults = faults_json(replayed)
+    assert faults, f"{what}: the replay says {replayed.verdict} but lists no fault"
+    fields = compare_fault(real, stage, faults[0])
+    report = (f"{what}: {mismatch_report(fields)}\nreplay: {faults[0]['fault']} at "
+              f"{faults[0]['address_hex']} ({faults[0]['operation']})\n{evidence}")
+    assert all(f.ok for f in fields), report
+    assert any(f.compared for f in fields), f"nothing on the console to compare\n{report}"
+
+
+# The console of every faulting case's real boot, for test_simulator_fault (no QEMU).
+RECORDED_FAULTS: Final[dict[str, str]] = {
+    "aa64-bookworm-on-debian13-strictnx-sb": AA64_RELEASE,
+    "aa64-bookworm-on-debian13-secboot-sb": AA64_RELEASE,
+}
+FAULT_CASES: Final = [c for c in CASES if c.outcome == "fault"]
+
+
+@pytest.mark.parametrize("case", FAULT_CASES, ids=[c.id for c in FAULT_CASES])
+def test_simulator_fault(case: Case, corpus: Corpus) -> None:
+    """The replay's fault against the recorded console of the real boot, field by field."""
+    assert case.id in RECORDED_FAULTS, f"{case.id} faults: record its console in RECORDED_FAULTS"
+    replayed = replay_case(case_chain(corpus, case), case)
+    assert replayed.verdict == "faults", replayed.reason
+    assert_fault_agrees(case.id, RECORDED_FAULTS[case.id], case.arch, case.stage, replayed)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -207,6 +253,18 @@ LAB_CASES: Final = [
     ("trixie", True, "debian13-ovmf-lab-strict-img", "kernel"),
 ]
 
+# The lab's faults as recorded (lab/README.md "Results"): (#PF error code, RIP, CR2), each
+# after grub's `linux` succeeded (stage kernel-loaded).
+_TRAMPOLINE: Final = (0x11, 0, 0)
+_HANDOVER: Final = (0x11, 0x287AA2F0, 0x287AA2F0)
+LAB_FAULTS: Final[dict[tuple[str, bool, str], tuple[int, int, int]]] = {
+    ("bookworm", False, "debian13-ovmf-lab-strict"): _TRAMPOLINE,
+    ("bookworm", False, "debian13-ovmf-lab-compat"): _TRAMPOLINE,
+    ("bookworm", False, "debian13-ovmf-lab-strict-img"): _TRAMPOLINE,
+    ("bookworm", True, "debian13-ovmf-lab-strict"): _HANDOVER,
+    ("bookworm", True, "debian13-ovmf-lab-strict-img"): _HANDOVER,
+}
+
 
 @pytest.mark.parametrize(("suite", "secure_boot", "profile", "outcome"), LAB_CASES,
                          ids=[f"{s}-{p.removeprefix('debian13-ovmf-')}-{'sb' if b else 'nosb'}"
@@ -222,6 +280,11 @@ def test_simulator_matches_lab(suite: str, secure_boot: bool, profile: str, outc
         # RIP = CR2 = 0 on the real firmware: the trampoline in free memory at page 0
         assert result.faults[0].address == 0
         assert result.faults[0].memory_type == "EfiConventionalMemory"
+    fault = LAB_FAULTS.get((suite, secure_boot, profile))
+    assert (fault is not None) == (outcome == "fault"), "record the lab fault in LAB_FAULTS"
+    if fault is not None:
+        assert_fault_agrees(f"lab {suite} sb={secure_boot} {profile}", x64_lab_dump(*fault),
+                            "x64", "kernel-loaded", result)
 
 
 # -- UKIs booted directly: systemd-stub's two ways into the kernel ---------------------------

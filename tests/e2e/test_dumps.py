@@ -16,21 +16,7 @@ from typing import Any
 import pytest
 
 from .dumps import compare_fault, image_stage, mismatch_report, parse_fault
-
-# captured 2026-12 (serial.log, after clean_serial); the handler prints its line twice
-AA64_RELEASE = """\
-BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0)
-Welcome to GRUB!
-
-FWTOOLS-GRUB-MARKER
-FWTOOLS-KERNEL-LOADED
-
-
-Synchronous Exception at 0x000000006DDC198C
-
-
-Synchronous Exception at 0x000000006DDC198C
-"""
+from .recorded_dumps import AA64_RELEASE
 
 AA64_DEBUG = """\
 FWTOOLS-KERNEL-LOADED
@@ -56,7 +42,8 @@ ExceptionData - 0000000000000011  I:1 R:0 U:0 W:0 P:1 PK:0 SS:0 SGX:0
 RIP  - 00000000287AA2F0, CS  - 0000000000000038, RFLAGS - 0000000000010206
 RAX  - 0000000000000000, RCX - 000000003E9A3018, RDX - 0000000000000000
 CR0  - 0000000080010033, CR2  - 00000000287AA2F0, CR3  - 000000003FC01000
-!!!! Find image based on IP(0x3AA69CF6) (No PDB)  (ImageBase=000000003A72ACC0, EntryPoint=000000003A72B000) !!!!
+!!!! Find image based on IP(0x3AA69CF6) (No PDB)  \
+(ImageBase=000000003A72ACC0, EntryPoint=000000003A72B000) !!!!
 """
 
 X64_WRITE = """\
@@ -64,7 +51,8 @@ X64_WRITE = """\
 ExceptionData - 0000000000000003  I:0 R:0 U:0 W:1 P:1 PK:0 SS:0 SGX:0
 RIP  - 000000003E8B1234, CS  - 0000000000000038, RFLAGS - 0000000000010206
 CR0  - 0000000080010033, CR2  - 000000003E900A48, CR3  - 000000003FC01000
-!!!! Find image based on IP(0x3E8B1234) /build/shim/shimx64.efi.debug (ImageBase=000000003E8A0000, EntryPoint=000000003E8A1000) !!!!
+!!!! Find image based on IP(0x3E8B1234) /build/shim/shimx64.efi.debug \
+(ImageBase=000000003E8A0000, EntryPoint=000000003E8A1000) !!!!
 """
 
 
