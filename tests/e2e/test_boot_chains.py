@@ -4,8 +4,10 @@ AArch64, Secure Boot off and on, and fwtools' W^X boot-chain simulator's verdict
 Every case records the outcome observed on the real firmware (see the README section "Boot
 chains"): the test boots the chain, asserts that outcome and how far the chain got, then
 asserts that ``fwtools.uefi.replay.replay_files`` predicts the same thing for the firmware
-profile the case names. ``test_simulator_verdict`` repeats only the simulator half, without
-QEMU, for quick iteration on the simulator.
+profile the case names. A fault is then compared field by field with the replay's first fault
+(stage, access, fault code, page offset: tests/e2e/README.md "What a fault is compared on").
+``test_simulator_verdict`` and ``test_simulator_fault`` repeat only the simulator half,
+without QEMU, for quick iteration on the simulator.
 
 The one fault here is real: Debian 12's chain (grub 2.06, 6.1) on Debian 13's AAVMF (edk2
 2025.02, whose ArmVirtQemu default PcdDxeNxMemoryProtectionPolicy is 0xC000000000007FD5,

@@ -1,6 +1,7 @@
 """The exception-dump parser (dumps.py) on dump text, and its comparison with a replay fault.
 
-No QEMU here, so these carry no ``e2e`` marker. The AArch64 RELEASE console is captured from
+No QEMU here (conftest.py still marks them ``e2e``, as everything in this directory). The
+AArch64 RELEASE console (recorded_dumps.py) is captured from
 ``test_boot_chain[aa64-bookworm-on-debian13-strictnx-sb]`` (Debian 13 AAVMF
 2025.02-8+deb13u1). Debian's x86 OVMF never faults (NX policy 0) and the DEBUG lab builds
 (tests/e2e/lab) are not built in CI, so the x64 and AArch64 DEBUG texts are written from the
