@@ -104,7 +104,8 @@ def test_aa64_debug_reads_esr_far_image() -> None:
     fields = compare_fault(f, "kernel-loaded", replay_fault("grub", "fetch", 0x8600000E,
                                                             0xBABF898C))
     got = {x.name: x.ok for x in fields}
-    # level 3 on the console, level 2 in the replay: the FSC differs, EC agrees
+    # this (written) dump says a level-3 permission fault (FSC 0x0f), the replay level 2
+    # (0x0e): EC agrees, FSC is a mismatch
     assert got == {"stage": True, "access": True, "ESR.EC": True, "ESR.FSC": False,
                    "FAR & 0xfff": True}
 
