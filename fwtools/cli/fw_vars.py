@@ -131,8 +131,7 @@ def get(store: str, name: str, guid: str | None, output: str | None) -> None:
 def set_(store: str, name: str, guid: str | None, attributes: str | None, output: str | None,
          in_place: bool, fmt: str | None, template: str | None, **values: str | None) -> None:
     """Set variable NAME to a typed value or raw data."""
-    from dataclasses import replace
-
+    from fwtools._base.record import replace
     from fwtools.formats.efi.authvar import parse_attributes
     from fwtools.formats.varstore.model import Variable
     from fwtools.formats.varstore.values import encode_value

@@ -10,11 +10,11 @@ it, so a fault while starting a refused stage cannot happen.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from fwtools._base.record import replace as replace_record
 from fwtools.errors import UsageError
 from fwtools.machine.firmware_id import FirmwareInfo, apply_fw_cfg, identify_firmware
 from fwtools.machine.trust import (
@@ -273,7 +273,7 @@ def _replay(stages: list[VmStage], refusal: Refusal | None, prof: FirmwareProfil
     if secure_boot:
         # the trust checks above decided these stages run: the replay's own Secure Boot
         # test ("is it signed?") must not refuse one allowed by a hash in db or MokList
-        images = [dataclasses.replace(i, signed=True) for i in images]
+        images = [replace_record(i, signed=True) for i in images]
     result = replay(images, prof, arch=arch, secure_boot=secure_boot)
     for st, info in zip(stages, result.stages, strict=False):
         st.model = info.model

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base.record import Record, field
 from fwtools._base.severity import Severity
 from fwtools.formats.pe import layout
 
@@ -54,8 +54,7 @@ ARCH_NAMES: Final[dict[int, str]] = {0x8664: "X64", 0xAA64: "AA64", 0x14C: "IA32
                                      0x1C4: "ARM", 0x5064: "RISCV64"}
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(Record):
     """What a rule found wrong, and where (in a firmware engineer's terms)."""
 
     message: str
@@ -67,8 +66,7 @@ class NotApplicable(Exception):
     """Raised by a rule that cannot judge this input (e.g. no SbatLevel given)."""
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(Record):
     facts: PeFacts
     params: Mapping[str, Any]
     sbat_level: SbatLevel | None = None
@@ -78,8 +76,7 @@ class Context:
 RuleFunc = Callable[[Context], Iterator[Violation]]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
     id: str
     default_severity: Severity
     summary: str

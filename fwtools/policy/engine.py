@@ -11,9 +11,9 @@ import datetime
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base.record import Record, replace
 from fwtools._base.severity import RANK, SEVERITIES
 from fwtools.errors import UsageError
 from fwtools.policy.checks import (
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
 PARALLEL_MIN_FILES: Final = 24
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(Record):
     sbat_level: SbatLevel | None = None
     sbat_level_source: str = ""
     anchors: TrustAnchors | None = None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fwtools._base import severity as sev
+from fwtools._base.record import Record
 from fwtools._base.severity import Severity
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     """One rule's verdict on one input.
 
     ``location`` says where in the input the problem is, in the terms a firmware engineer

@@ -12,9 +12,9 @@ skipped for it with the reason, and W+X sections are judged from its section tab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
+from fwtools._base.record import Record, replace
 from fwtools.policy.results import FileReport, Result
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ TE_REASON: Final = ("TE image: SectionAlignment and DllCharacteristics were stri
                     "PE headers")
 
 
-@dataclass
-class ModuleReport:
+class ModuleReport(Record, frozen=False):
     """One module's verdicts: ``report.path`` is the module's label in the image."""
 
     module: Module

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fwtools._base.record import Record, field
 from fwtools.formats.pe import layout
 
 if TYPE_CHECKING:
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from fwtools.policy.findings import Finding
 
 
-@dataclass
-class PeFacts:
+class PeFacts(Record, frozen=False):
     path: str
     size: int
     image: PeImage
@@ -44,8 +43,7 @@ class PeFacts:
     computed_checksum: int | None = None
 
 
-@dataclass
-class FileResult:
+class FileResult(Record, frozen=False):
     """The outcome for one input file: facts, or the one-line error that stopped it."""
 
     path: str

@@ -23,11 +23,11 @@ extends another inherits all its rules; a rule table in the child replaces the k
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from fwtools._base import severity as sev
+from fwtools._base.record import Record, field
 from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 from fwtools.policy.checks import RULES
@@ -42,8 +42,7 @@ def shipped_profiles() -> list[str]:
     return sorted(p.stem for p in d.glob("*.toml") if p.stem != "sbatlevel-history")
 
 
-@dataclass(frozen=True)
-class RuleConfig:
+class RuleConfig(Record):
     id: str
     severity: RuleSeverity
     params: dict[str, Any] = field(default_factory=dict)
@@ -65,8 +64,7 @@ class RuleConfig:
         return out
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(Record):
     name: str
     description: str
     source: str

@@ -11,18 +11,17 @@ import contextlib
 import datetime
 import fnmatch
 import os
-from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from fwtools._base.record import Record, field
 from fwtools._base.severity import Severity
 
 if TYPE_CHECKING:
     from fwtools.uefi.image import StageImage
 
 
-@dataclass(frozen=True)
-class Waiver:
+class Waiver(Record):
     path: str
     rule: str
     reason: str
@@ -38,8 +37,7 @@ class Waiver:
         return any(fnmatch.fnmatchcase(c, self.path) for c in candidates)
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(Record):
     path: str
     rule: str
     severity: Severity
@@ -49,8 +47,8 @@ class Result:
     waived: Waiver | None = None
 
 
-@dataclass
-class FileReport:
+class FileReport(Record, frozen=False):
+    _uncompared = frozenset({"stage"})  # field(compare=False)
     path: str
     error: str | None = None
     results: list[Result] = field(default_factory=list)
@@ -58,6 +56,6 @@ class FileReport:
     """Rule ids that judged this file (passed or not), in profile order."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Rule id -> why it did not apply."""
-    stage: StageImage | None = field(default=None, repr=False, compare=False)
+    stage: StageImage | None = None
     """The file as a boot-chain stage, from the same parse as its facts (only when the
     profile replays chains)."""

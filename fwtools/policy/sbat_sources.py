@@ -8,10 +8,10 @@ quoted in sbat-revoked findings.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record
 from fwtools.errors import FwError, UsageError
 
 if TYPE_CHECKING:
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 SBAT_LEVEL_VARIABLE = "SbatLevel"
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(Record):
     datestamp: str
     date: datetime.date
     generations: dict[str, int]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple
 
+from fwtools._base.record import Record
 from fwtools.paging import (
     AArch64PageTable,
     Abort,
@@ -55,8 +55,7 @@ def attr_text(attrs: MemAttr | int) -> str:
     return "|".join(names) or "0"
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Record):
     """One step of the timeline."""
 
     stage: str
@@ -73,8 +72,7 @@ class Event:
         return self.end - self.start
 
 
-@dataclass(frozen=True)
-class FaultRecord:
+class FaultRecord(Record):
     """An access the MMU refused, as data: who, where, what, and the architectural code."""
 
     stage: str  # the running stage's name ("firmware", "shim", "shim (LoadImage hook)")
@@ -110,8 +108,7 @@ STOP_CODES: Final[dict[str, str]] = {
 }
 
 
-@dataclass
-class LoadedImage:
+class LoadedImage(Record, frozen=False):
     image: StageImage
     base: int
     pages: int
@@ -169,8 +166,7 @@ class ReplayStop(Exception):
         return Stop(self.verdict, self.code, self.stage, self.stage_index, self.reason)
 
 
-@dataclass(frozen=True)
-class GuestLayout:
+class GuestLayout(Record):
     """Where RAM, MMIO and the firmware's own allocations are (from the QEMU machines)."""
 
     ram: tuple[tuple[int, int], ...]

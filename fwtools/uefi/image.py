@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from fwtools._base.fileio import read_file
+from fwtools._base.record import Record
 from fwtools.errors import FwError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage, Section
@@ -44,8 +44,7 @@ def version_tuple(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(g) for g in m.groups() if g is not None)
 
 
-@dataclass(frozen=True)
-class KernelFacts:
+class KernelFacts(Record):
     kind: str  # "bzimage", "arm64-image", "zboot"
     version: tuple[int, ...] | None
     release: str | None
@@ -59,15 +58,13 @@ class KernelFacts:
     protected_mode_offset: int = 0
 
 
-@dataclass(frozen=True)
-class SbatEntry:
+class SbatEntry(Record):
     component: str
     generation: int
     version: str
 
 
-@dataclass(frozen=True)
-class StageImage:
+class StageImage(Record):
     """A boot-chain binary as the replay sees it."""
 
     path: str

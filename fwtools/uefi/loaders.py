@@ -38,10 +38,10 @@ a model checks every step against that registry.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from fwtools._base.record import Record
 from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, version_tuple
@@ -54,8 +54,7 @@ __all__ = ["COMMON_ARGS", "CONDITIONS", "FAMILIES", "OPERATIONS", "Choice", "Ide
 
 FAMILIES: Final = ("shim", "grub", "linux", "systemd-boot", "systemd-stub", "efi-app")
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(Record):
     family: str
     version: tuple[int, ...] | None
     version_text: str | None
@@ -131,8 +130,7 @@ def matches(model: LoaderModel, image: StageImage, ident: Identity, arch: str) -
     return m.nx_compat is None or m.nx_compat == image.nx_compat
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(Record):
     model: LoaderModel
     ident: Identity
     basis: str  # "identified" or "fallback"

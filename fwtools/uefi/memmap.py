@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from fwtools._base.record import Record
 from fwtools.errors import UsageError
 from fwtools.uefi.memtypes import MemoryType
 
@@ -25,8 +25,7 @@ class AllocationError(UsageError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(Record):
     start: int
     end: int
     type: MemoryType

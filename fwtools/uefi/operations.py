@@ -11,8 +11,8 @@ dispatches through. :class:`Replay` is what a run finds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from fwtools._base.record import Record
 from fwtools.errors import UsageError
 from fwtools.formats.pe.image import Section
 from fwtools.paging import AccessKind, MemAttr
@@ -47,8 +47,7 @@ __all__ = ["COMMON_ARGS", "CONDITIONS", "OPERATIONS", "PARAMETERS", "MemoryRange
 # ---- the interpreter ---------------------------------------------------------------------
 
 
-@dataclass
-class Buffer:
+class Buffer(Record, frozen=False):
     base: int
     pages: int
     memory_type: MemoryType

@@ -27,12 +27,11 @@ knob)::
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from fwtools._base.record import Record, fields_of, replace
 from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
 from fwtools.errors import UsageError
 
@@ -51,16 +50,15 @@ RELEASE_UNALIGNED_RWX: Final = 202505  # unprotectable images explicitly set RWX
 RELEASE_FREE_CHECKS_MAP: Final = 202508  # FreePages leaks RO/RP pages instead of poisoning
 
 
-@dataclass(frozen=True)
-class MuSettings:
+class MuSettings(Record):
     """Project Mu's DXE memory protection extras (docs/reference/wx-model.md §1.4, §2.3)."""
 
     block_images_without_nx: bool = False
     free_memory_read_protected: bool = False
 
 
-@dataclass(frozen=True)
-class FirmwareProfile:
+class FirmwareProfile(Record):
+    _uncompared = frozenset({"path"})  # field(compare=False)
     name: str
     description: str = ""
     arch: Arch | None = None
@@ -77,7 +75,7 @@ class FirmwareProfile:
     memory_mib: int = 2048
     mu: MuSettings | None = None
     sources: tuple[str, ...] = ()
-    path: str | None = field(default=None, compare=False)
+    path: str | None = None
 
     def map_available(self, arch: Arch) -> bool:
         """Whether the protocol exists in this release on ``arch`` and is left installed."""
@@ -92,10 +90,10 @@ class FirmwareProfile:
         real = {k: v for k, v in changes.items() if v is not None}
         if not real:
             return self
-        unknown = set(real) - {f.name for f in dataclasses.fields(self)}
+        unknown = set(real) - set(self._fields)
         if unknown:
             raise UsageError(f"unknown firmware parameter(s): {', '.join(sorted(unknown))}")
-        out = dataclasses.replace(self, **real)
+        out = replace(self, **real)
         _validate(out, "command line")
         return out
 
@@ -137,7 +135,7 @@ def _load(ref: str, depth: int) -> FirmwareProfile:
     values: dict[str, Any] = {}
     if "extends" in data:
         base = _load(_str(data.pop("extends"), f"{where}: extends"), depth + 1)
-        values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        values = fields_of(base)
     values["name"] = path.stem if "name" not in data else _str(data.pop("name"), where)
     values["path"] = str(path)
     for key, value in data.items():
@@ -156,7 +154,7 @@ def _load(ref: str, depth: int) -> FirmwareProfile:
             values[key] = (*values.get(key, ()), *value)
         elif key == "mu":
             mu = table(value, f"{where}: [mu]")
-            names = {f.name for f in dataclasses.fields(MuSettings)}
+            names = set(MuSettings._fields)
             bad = set(mu) - names
             if bad or not all(isinstance(v, bool) for v in mu.values()):
                 raise UsageError(f"{where}: [mu] takes booleans {', '.join(sorted(names))}")

@@ -14,9 +14,9 @@ which fills them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
+from fwtools._base.record import Record
 from fwtools.errors import UsageError
 from fwtools.paging import MemAttr
 from fwtools.uefi.firmware import ACCESS, STOP_CODES
@@ -37,8 +37,7 @@ class ModelError(UsageError):
 
 # ---- loader models as data (read by uefi/loaders.py, run by uefi/operations.py) --------
 
-@dataclass(frozen=True)
-class Step:
+class Step(Record):
     """One step of a model: an operation (a key of ``operations.OPERATIONS``), its
     arguments, and the conditions (keys of ``operations.CONDITIONS``, ``!`` negates) that
     must all hold for it to run."""
@@ -51,8 +50,7 @@ class Step:
     fix: str = ""
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(Record):
     min_version: tuple[int, ...] | None = None
     below_version: tuple[int, ...] | None = None
     vendors: tuple[str, ...] = ()
@@ -63,8 +61,8 @@ class Match:
     nx_compat: bool | None = None
 
 
-@dataclass(frozen=True)
-class LoaderModel:
+class LoaderModel(Record):
+    _uncompared = frozenset({"path"})  # field(compare=False)
     name: str
     family: str
     description: str
@@ -73,7 +71,7 @@ class LoaderModel:
     steps: tuple[Step, ...]
     loader_steps: tuple[Step, ...] = ()
     sources: tuple[str, ...] = ()
-    path: str = field(default="", compare=False)
+    path: str = ""
     #: a real-firmware case in CI exercises this model: the e2e test ids that do
     #: (tests/uefi/test_model_verification.py checks they exist and use the model)
     verified_by: tuple[str, ...] = ()

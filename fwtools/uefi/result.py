@@ -5,9 +5,9 @@ views the HTML report draws. :mod:`fwtools.uefi.operations` fills a :class:`Repl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
+from fwtools._base.record import Record, field
 from fwtools.uefi.firmware import Event, FaultRecord, Firmware, Stop
 from fwtools.uefi.profile import Arch, FirmwareProfile
 
@@ -16,8 +16,7 @@ __all__ = ["MemoryRange", "Replay", "StageInfo", "Verdict", "memory_view"]
 Verdict = Literal["boots", "faults", "refused"]
 
 
-@dataclass(frozen=True)
-class StageInfo:
+class StageInfo(Record):
     index: int  # 0-based position in the chain; faults' stage_index is this + 1
     name: str  # "shim", "grub", "kernel" (unique within the chain)
     path: str
@@ -36,8 +35,7 @@ class StageInfo:
     model_verified: bool = False
 
 
-@dataclass(frozen=True)
-class MemoryRange:
+class MemoryRange(Record):
     """A run of memory with one type and one effective permission (for reports)."""
 
     start: int
@@ -46,8 +44,7 @@ class MemoryRange:
     permissions: str
 
 
-@dataclass
-class Replay:
+class Replay(Record, frozen=False):
     firmware: FirmwareProfile
     arch: Arch
     secure_boot: bool

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from corpus import Corpus
 
+from fwtools._base import record
 from fwtools.report.html_boot import DATA_ID, page_data, render_html, script_json
 from fwtools.uefi.firmware import Event, FaultRecord
 from fwtools.uefi.profile import load_firmware
@@ -248,7 +248,7 @@ def test_large_addresses_stay_exact() -> None:
 
 def test_a_fallback_stage_says_so_with_its_facts_escaped() -> None:
     r = _hand_made()
-    r.stages[0] = dataclasses.replace(r.stages[0], model="efi-app", model_basis="fallback",
+    r.stages[0] = record.replace(r.stages[0], model="efi-app", model_basis="fallback",
                                       unidentified=("no .sbat <row>",))
     page = render_html(r)
     assert "(fallback: not identified)" in page and "(unverified)" in page

@@ -3,16 +3,16 @@
 Every expectation cites the section (and, for §4, the table row) of
 docs/reference/wx-model.md it comes from; facts marked (inferred) there are marked so
 here. Images are the synthetic testdata/sample PEs (make_sample.py), reshaped with
-dataclasses.replace where a test needs another layout.
+record.replace where a test needs another layout.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
+from fwtools._base import record
 from fwtools.formats.pe.image import Section
 from fwtools.paging import Abort, AccessKind, MemAttr, PageFault
 from fwtools.uefi.firmware import Event, FaultStop, Firmware, ReplayStop
@@ -63,7 +63,7 @@ def make(name: str, arch: str | None = None, **overrides: object) -> tuple[Firmw
 def one_section(img: StageImage, characteristics: int, size: int = 0x3000) -> StageImage:
     """``img`` reshaped to a single section at 0x1000 (entry at its start)."""
     sec = ImageSection(".text", 0x1000, size, size, characteristics)
-    return dataclasses.replace(img, sections=(sec,), size_of_image=0x1000 + size,
+    return record.replace(img, sections=(sec,), size_of_image=0x1000 + size,
                                entry_rva=0x1000, reloc_pages=())
 
 
@@ -407,10 +407,10 @@ def test_unaligned_image_not_protected_and_rwx_since_202505(
 def test_aa64_runtime_driver_needs_64k_alignment(hello: StageImage) -> None:
     # §2.2: RUNTIME_PAGE_ALLOCATION_GRANULARITY (64 KiB on AArch64) for RuntimeServicesCode
     fw, _ = make("armvirt")
-    rt = fw.load_image(dataclasses.replace(hello, subsystem=12))
+    rt = fw.load_image(record.replace(hello, subsystem=12))
     assert rt.code_type is MemoryType.RUNTIME_SERVICES_CODE
     assert not rt.protected
-    bs = fw.load_image(dataclasses.replace(hello, subsystem=11))
+    bs = fw.load_image(record.replace(hello, subsystem=11))
     assert bs.code_type is MemoryType.BOOT_SERVICES_CODE
     assert bs.protected
 
@@ -419,7 +419,7 @@ def test_non_efi_subsystem_is_unsupported(hello: StageImage) -> None:
     # §2.1: anything but subsystem 10/11/12 -> EFI_UNSUPPORTED
     fw, events = make("ovmf")
     with pytest.raises(ReplayStop, match="EFI_UNSUPPORTED") as e:
-        fw.load_image(dataclasses.replace(hello, subsystem=3))
+        fw.load_image(record.replace(hello, subsystem=3))
     assert e.value.verdict == "refused"
     assert events[-1].status == "UNSUPPORTED"
 
@@ -440,7 +440,7 @@ def test_mu_debug_blocks_applications_without_nx_compat(hello: StageImage) -> No
     # §2.3: BlockImagesWithoutNxFlag -> EFI_SECURITY_VIOLATION
     fw, events = make("mu-debug", "x64")
     with pytest.raises(ReplayStop) as e:
-        fw.load_image(dataclasses.replace(hello, nx_compat=False))
+        fw.load_image(record.replace(hello, nx_compat=False))
     assert e.value.verdict == "refused"
     assert "BlockImagesWithoutNxFlag" in e.value.reason
     assert events[-1].status == "SECURITY_VIOLATION"
@@ -460,7 +460,7 @@ def test_mu_ship_compatibility_mode(hello: StageImage) -> None:
     assert fw.map_installed
     assert fw.type_attribute(LD) == XP
     assert fw.type_attribute(CONV) == RP | XP  # FreeMemoryReadProtected (§1.4)
-    fw.load_image(dataclasses.replace(hello, nx_compat=False))
+    fw.load_image(record.replace(hello, nx_compat=False))
     assert fw.compat_mode
     assert not fw.map_installed
     assert fw.map_get(0x4000_0000, PAGE)[0] == "NOT_FOUND"
@@ -480,14 +480,14 @@ def test_mu_ship_x64_compatibility_mode_remaps_the_legacy_range(hello: StageImag
     # §2.3: legacy BIOS range (below 640 KiB) remapped RWX
     fw, _ = make("mu-ship", "x64")
     assert perms(fw, 0x10000) == "---"  # free memory RP
-    fw.load_image(dataclasses.replace(hello, nx_compat=False))
+    fw.load_image(record.replace(hello, nx_compat=False))
     assert perms(fw, 0x10000) == "rwx"
 
 
 def test_mu_ship_drivers_do_not_trigger_compatibility_mode(hello: StageImage) -> None:
     # §2.3: "Drivers without the flag do not trigger it"
     fw, _ = make("mu-ship", "aa64")
-    fw.load_image(dataclasses.replace(hello, nx_compat=False, subsystem=11))
+    fw.load_image(record.replace(hello, nx_compat=False, subsystem=11))
     assert not fw.compat_mode
     assert fw.map_installed
 
@@ -684,7 +684,7 @@ def test_load_image_refusals_are_the_firmwares_with_a_code(hello: StageImage) ->
     assert (e.value.stage, e.value.stage_index) == ("firmware", 0)
     fw2, _ = make("ovmf")
     with pytest.raises(ReplayStop) as e2:
-        fw2.load_image(dataclasses.replace(hello, subsystem=3))
+        fw2.load_image(record.replace(hello, subsystem=3))
     assert e2.value.code == "not-efi"
 
 

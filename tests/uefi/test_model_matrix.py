@@ -5,11 +5,11 @@ per case). Every firmware profile that a case names is exercised both ways where
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from corpus import Corpus
 
+from fwtools._base import record
 from fwtools.uefi.image import KernelFacts, StageImage, load_stage
 from fwtools.uefi.loaders import shipped_models
 from fwtools.uefi.profile import load_firmware
@@ -75,7 +75,7 @@ def test_upstream_grub_2_12_chooses_loadimage_without_shim(corpus: Corpus) -> No
     assert run([grub, kernel], "ovmf-strict", models=forced_alone).verdict == "boots"
     r = run([shim, grub, kernel], "ovmf-strict", models={1: "grub-2.12"})
     assert r.verdict == "faults"  # shim_lock present: the legacy loader
-    old = dataclasses.replace(kernel, major_image_version=0)
+    old = record.replace(kernel, major_image_version=0)
     assert run([grub, old], "ovmf-strict", models=forced_alone).verdict == "faults"
 
 
@@ -95,9 +95,9 @@ def test_grub_rh_nx(corpus: Corpus) -> None:
     shim, grub, kernel = chain(corpus, "trixie", "arm64")
     r = run([shim, grub, kernel], "armvirt-map", models={1: "grub-rh-nx"})
     assert r.verdict == "boots", r.reason
-    nx_shim = dataclasses.replace(shim, nx_compat=True)
-    nx_grub = dataclasses.replace(grub, nx_compat=True)
-    plain_kernel = dataclasses.replace(kernel, nx_compat=False)
+    nx_shim = record.replace(shim, nx_compat=True)
+    nx_grub = record.replace(grub, nx_compat=True)
+    plain_kernel = record.replace(kernel, nx_compat=False)
     r = run([nx_shim, nx_grub, plain_kernel], "armvirt-map", models={1: "grub-rh-nx"})
     assert r.verdict == "refused" and "NX_COMPAT" in r.reason
 
@@ -106,7 +106,7 @@ def test_linux_arm64_zboot(corpus: Corpus) -> None:
     # §6.1 Linux arm64 zboot: decompress into LoaderCode, remap via MAP: OK
     shim, grub, kernel = chain(corpus, "trixie", "arm64")
     assert kernel.kernel is not None
-    zboot = dataclasses.replace(kernel, kernel=KernelFacts("zboot", kernel.kernel.version,
+    zboot = record.replace(kernel, kernel=KernelFacts("zboot", kernel.kernel.version,
                                                            kernel.kernel.release))
     for fw in ("armvirt", "armvirt-map", "debian13-aavmf-strictnx"):
         r = run([shim, grub, zboot], fw)
@@ -115,7 +115,7 @@ def test_linux_arm64_zboot(corpus: Corpus) -> None:
     # efi_remap_image only from 6.2: a 6.1 zboot stub makes no attribute call
     remapped = run([shim, grub, zboot], "armvirt-map")
     assert any("efi_remap_image" in e.operation for e in remapped.events)
-    old = dataclasses.replace(zboot, kernel=KernelFacts("zboot", (6, 1, 0), "6.1.0"))
+    old = record.replace(zboot, kernel=KernelFacts("zboot", (6, 1, 0), "6.1.0"))
     r61 = run([shim, grub, old], "armvirt-map")
     assert r61.verdict == "boots", r61.reason
     assert not any(e.stage == "kernel" and "MemoryAttributes" in e.operation
@@ -125,8 +125,8 @@ def test_linux_arm64_zboot(corpus: Corpus) -> None:
 def test_linux_x86_stub_for_mainline_6_6_layout(corpus: Corpus) -> None:
     # §6.1 Linux x86 6.6 (SectionAlignment 0x20): decompresses into LoaderCode: OK
     kernel = load_stage(corpus.kernel("trixie", "amd64"))
-    k66 = dataclasses.replace(kernel, section_alignment=0x20,
-                              kernel=dataclasses.replace(kernel.kernel, version=(6, 6, 0)))
+    k66 = record.replace(kernel, section_alignment=0x20,
+                              kernel=record.replace(kernel.kernel, version=(6, 6, 0)))
     shim, grub, _k = chain(corpus, "trixie", "amd64")
     r = run([shim, grub, k66], "ovmf-strict")
     assert r.stages[2].model == "linux-x86-stub" and r.verdict == "boots"
@@ -170,6 +170,6 @@ def test_arm64_stub_runs_in_place_only_at_2mib(corpus: Corpus) -> None:
         assert aligned(runner) is expected, hex(base)
     for version, has in (((6, 1, 0), False), ((6, 2, 0), True), ((6, 12, 117), True)):
         assert kernel.kernel is not None
-        k = dataclasses.replace(kernel, kernel=dataclasses.replace(kernel.kernel,
+        k = record.replace(kernel, kernel=record.replace(kernel.kernel,
                                                                    version=version))
         assert remap(SimpleNamespace(image=k)) is has, version

@@ -6,13 +6,13 @@ Each expectation cites its source: a docs/reference/wx-model.md section or §6.1
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from corpus import Corpus
 
+from fwtools._base import record
 from fwtools.errors import UsageError
 from fwtools.formats.pe.image import Section
 from fwtools.uefi.image import StageImage, load_stage
@@ -211,9 +211,9 @@ def test_shim_15_6_with_unaligned_code_section(corpus: Corpus, firmware: str,
 
 
 def _odd_text(img: StageImage, size: int) -> StageImage:
-    secs = tuple(dataclasses.replace(s, virtual_size=size) if s.name == ".text" else s
+    secs = tuple(record.replace(s, virtual_size=size) if s.name == ".text" else s
                  for s in img.sections)
-    return dataclasses.replace(img, sections=secs)
+    return record.replace(img, sections=secs)
 
 
 @pytest.mark.parametrize(("firmware", "verdict"), [("armvirt-map", "faults"),
@@ -267,7 +267,7 @@ def test_linux_x86_legacy_faults_on_ovmf_strict(corpus: Corpus) -> None:
     # runs
     # there -> fault on strict firmware "unless the DXE path works"; a kernel without
     # NX_COMPAT (no CONFIG_EFI_DXE_MEM_ATTRIBUTES) has no DXE path
-    kernel = dataclasses.replace(load_stage(corpus.kernel("bookworm", "amd64")), nx_compat=False)
+    kernel = record.replace(load_stage(corpus.kernel("bookworm", "amd64")), nx_compat=False)
     r = run([kernel], "ovmf-strict", models={0: "linux-x86-legacy"})
     assert r.verdict == "faults"
     (f,) = r.faults
@@ -295,7 +295,7 @@ def test_nx_compat_shim_16_1_refuses_grub_without_nx_compat(corpus: Corpus) -> N
     # NX_COMPAT shim + MAP + enforcing firmware (heap NX, stack NX, shim code RO: armvirt-map)
     # -> MOK_POLICY_REQUIRE_NX -> "Policy requires NX, but image does not support NX"
     shim, grub, kernel = chain(corpus, "trixie", "arm64")
-    shim = dataclasses.replace(shim, nx_compat=True)
+    shim = record.replace(shim, nx_compat=True)
     assert not grub.nx_compat
     r = run([shim, grub, kernel], "armvirt-map")
     assert r.verdict == "refused"
@@ -309,10 +309,10 @@ def test_nx_compat_shim_16_1_hook_refuses_kernel_without_nx_compat(corpus: Corpu
     # upstream grub loads the arm64 kernel through firmware LoadImage, which shim >= 16 hooks
     # under Secure Boot (findings.md Q4 "Hooks": shim.c:1012-1020, loader-proto.c:474-506)
     shim, grub, kernel = chain(corpus, "trixie", "arm64")
-    shim = dataclasses.replace(shim, nx_compat=True)
+    shim = record.replace(shim, nx_compat=True)
     # grub must pass shim's own check first (an NX_COMPAT grub), then its kernel is judged
-    grub = dataclasses.replace(grub, nx_compat=True)
-    kernel = dataclasses.replace(kernel, nx_compat=False)
+    grub = record.replace(grub, nx_compat=True)
+    kernel = record.replace(kernel, nx_compat=False)
     forced = {1: "grub-2.12"}
     r = run([shim, grub, kernel], "armvirt-map", secure_boot=True, models=forced)
     assert r.verdict == "refused"
@@ -337,7 +337,7 @@ def test_replay_result_contract(corpus: Corpus) -> None:
     doc = {
         "verdict": r.verdict,
         "stages": [{"name": s.name, "model": s.model, "family": s.family} for s in r.stages],
-        "faults": [dataclasses.asdict(f) for f in r.faults],
+        "faults": [record.fields_of(f) for f in r.faults],
     }
     text = json.dumps(doc)
     back = json.loads(text)
@@ -362,7 +362,7 @@ def test_arch_mismatch_is_a_usage_error(corpus: Corpus) -> None:
 
 def test_section_fixture_helper_is_page_unaligned() -> None:
     # guard for _odd_text: the size it sets must not be a 4 KiB multiple
-    s = _odd_text(dataclasses.replace(_DUMMY, sections=(_TEXT,)), 0xCF10).sections[0]
+    s = _odd_text(record.replace(_DUMMY, sections=(_TEXT,)), 0xCF10).sections[0]
     assert s.virtual_size % 0x1000
 
 

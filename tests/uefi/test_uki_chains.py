@@ -162,8 +162,7 @@ def test_arm64_stub_refuses_an_old_kernel(corpus: Corpus) -> None:
     """linux_exec has the handover fallback on x86 only: elsewhere pe_kernel_info's
     EFI_UNSUPPORTED ends in "Bad kernel image". The corpus has no arm64 stub, so the trixie
     stub's stage is relabelled aarch64 around Debian 13's real arm64 kernel."""
-    import dataclasses
-
+    from fwtools._base import record
     from fwtools.uefi.image import StageImage, load_stage
     from fwtools.uefi.profile import load_firmware
     from fwtools.uefi.replay import replay
@@ -172,8 +171,8 @@ def test_arm64_stub_refuses_an_old_kernel(corpus: Corpus) -> None:
     stub = load_stage(corpus.systemd_boot("trixie", "linuxx64.efi.stub"))
 
     def uki(major: int) -> StageImage:
-        inner = dataclasses.replace(kernel, path="uki.efi:.linux", major_image_version=major)
-        return dataclasses.replace(stub, machine="aarch64", uki_kernel=inner)
+        inner = record.replace(kernel, path="uki.efi:.linux", major_image_version=major)
+        return record.replace(stub, machine="aarch64", uki_kernel=inner)
 
     r = replay([uki(0)], load_firmware("debian13-aavmf"))
     assert r.verdict == "refused" and "Bad kernel image" in r.reason
@@ -183,8 +182,7 @@ def test_arm64_stub_refuses_an_old_kernel(corpus: Corpus) -> None:
 def test_stub_258_loads_an_arm64_kernel(corpus: Corpus, tmp_path: Path) -> None:
     """The arm64 kernel's sections are 64 KiB-aligned: the stub's own copy must hold them
     (the trixie stub relabelled 258 and relabelled aarch64, around the real arm64 kernel)."""
-    import dataclasses
-
+    from fwtools._base import record
     from fwtools.uefi.image import load_stage
     from fwtools.uefi.profile import load_firmware
     from fwtools.uefi.replay import replay
@@ -193,8 +191,8 @@ def test_stub_258_loads_an_arm64_kernel(corpus: Corpus, tmp_path: Path) -> None:
                                tmp_path / "stub258.efi.stub")
     kernel = load_stage(corpus.kernel("trixie", "arm64"))
     assert kernel.section_alignment == 0x10000
-    uki = dataclasses.replace(load_stage(stub258), machine="aarch64",
-                              uki_kernel=dataclasses.replace(kernel, path="uki.efi:.linux"))
+    uki = record.replace(load_stage(stub258), machine="aarch64",
+                              uki_kernel=record.replace(kernel, path="uki.efi:.linux"))
     r = replay([uki], load_firmware("debian13-aavmf-strictnx"))
     assert any("loaded by the stub itself" in e.operation for e in r.events)
     assert r.verdict == "boots", r.reason
@@ -202,18 +200,17 @@ def test_stub_258_loads_an_arm64_kernel(corpus: Corpus, tmp_path: Path) -> None:
 
 def test_stub_refuses_an_old_kernel_without_handover(corpus: Corpus) -> None:
     """Kernel does not support EFI handover protocol: systemd-stub gives up (linux_x86.c)."""
-    import dataclasses
-
+    from fwtools._base import record
     from fwtools.uefi.image import load_stage
     from fwtools.uefi.profile import load_firmware
     from fwtools.uefi.replay import replay
 
     kernel = load_stage(corpus.kernel("bookworm", "amd64"))
     assert kernel.kernel is not None
-    no_handover = dataclasses.replace(kernel, path="uki.efi:.linux", major_image_version=0,
-                                      kernel=dataclasses.replace(kernel.kernel,
+    no_handover = record.replace(kernel, path="uki.efi:.linux", major_image_version=0,
+                                      kernel=record.replace(kernel.kernel,
                                                                  handover_64=False,
                                                                  handover_entry=0))
     stub = load_stage(corpus.systemd_boot("trixie", "linuxx64.efi.stub"))
-    r = replay([dataclasses.replace(stub, uki_kernel=no_handover)], load_firmware("ovmf"))
+    r = replay([record.replace(stub, uki_kernel=no_handover)], load_firmware("ovmf"))
     assert r.verdict == "refused" and "handover" in r.reason

@@ -46,9 +46,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 
+from fwtools._base.record import Record
 from fwtools.errors import PeFormatError, UsageError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage
@@ -58,8 +58,7 @@ _CHUNK: Final = 1 << 20
 _ALIGN: Final = layout.WIN_CERTIFICATE_ALIGN
 
 
-@dataclass(frozen=True)
-class AuthenticodeLayout:
+class AuthenticodeLayout(Record):
     """The hashed file ranges of an image, and what is odd about them.
 
     ``ranges`` are (start, end) file offsets in hashing order. ``padding`` is the number of

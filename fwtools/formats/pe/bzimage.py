@@ -18,11 +18,11 @@ to do. Nothing here decompresses anything.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from fwtools._base.flags import flag_names
 from fwtools._base.reader import Reader
+from fwtools._base.record import Record
 from fwtools.errors import ParseError, TruncatedError
 from fwtools.formats.pe import kernel_magic, layout
 
@@ -148,8 +148,7 @@ def sniff_compression(data: bytes | memoryview) -> str | None:
 # -- data model -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class X86KernelInfo:
+class X86KernelInfo(Record):
     """The ``kernel_info`` block (protocol 2.15+), found via ``kernel_info_offset``."""
 
     offset: int
@@ -159,8 +158,7 @@ class X86KernelInfo:
     setup_type_max: int
 
 
-@dataclass(frozen=True)
-class BzImageHeader:
+class BzImageHeader(Record):
     """The decoded setup header. Fields the protocol version lacks are 0."""
 
     boot_protocol: str

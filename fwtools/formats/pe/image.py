@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from fwtools._base.fileio import read_file
 from fwtools._base.flags import flag_names
 from fwtools._base.reader import Reader
+from fwtools._base.record import Record
 from fwtools.errors import ParseError, PeFormatError, TruncatedError
 from fwtools.formats.pe import layout
 
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     import pefile
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(Record):
     """One IMAGE_SECTION_HEADER with its absolute file offset."""
 
     index: int
@@ -92,8 +91,7 @@ class Section:
         )
 
 
-@dataclass(frozen=True)
-class DataDirectory:
+class DataDirectory(Record):
     index: int
     name: str
     entry_offset: int

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 from fwtools.formats.pe import bzimage, kernel_magic, layout
 from fwtools.formats.pe.bzimage import BzImageHeader, parse_bzimage, sniff_compression
@@ -53,8 +53,7 @@ PEEK_INPUT: Final = 1 << 20
 PEEK_OUTPUT: Final = 1 << 16
 
 
-@dataclass(frozen=True)
-class KernelFormat:
+class KernelFormat(Record):
     """The outer format of a kernel file, from magic numbers alone."""
 
     kind: str
@@ -64,8 +63,7 @@ class KernelFormat:
     """Whether the file is also a PE image (an EFI stub): MZ and PE\\0\\0 at e_lfanew."""
 
 
-@dataclass(frozen=True)
-class KernelInfo:
+class KernelInfo(Record):
     """Everything the headers say about a kernel image."""
 
     kind: str

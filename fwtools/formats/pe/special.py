@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Final
 
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 
 if TYPE_CHECKING:
@@ -114,8 +114,7 @@ def _decoder(name: str) -> Decoder | None:
 # -- results ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SpecialSection:
+class SpecialSection(Record):
     """One special section: where it is, its digest, and what it says."""
 
     name: str

@@ -10,8 +10,7 @@ starting on an 8-byte boundary: the next entry is at ``offset + align8(dwLength)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError
 from fwtools.formats.pe import layout
 from fwtools.formats.pe.image import PeImage
@@ -19,8 +18,7 @@ from fwtools.formats.pe.image import PeImage
 _HEADER = layout.WIN_CERTIFICATE
 
 
-@dataclass(frozen=True)
-class WinCertificate:
+class WinCertificate(Record):
     """One WIN_CERTIFICATE: header fields, absolute file offset and the bytes after the header.
 
     ``length`` is dwLength (header included); ``content`` is the ``length - 8`` bytes that

@@ -26,10 +26,10 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
-from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from fwtools._base.layout import Layout
+from fwtools._base.record import Record, replace
 
 # Attribute bits (one definition, in fwtools.formats.efi.authvar).
 from fwtools.formats.efi.authvar import (
@@ -310,8 +310,7 @@ MAX_HARDWARE_ERROR_VARIABLE_SIZE: Final = 0x8000
 Trailer = Literal["none", "zero", "code"]
 
 
-@dataclass(frozen=True)
-class StoreLayout:
+class StoreLayout(Record):
     """Where everything is in one kind of NV image (all offsets from the start of the file).
 
     ``store_offset`` is where the VARIABLE_STORE_HEADER is (FV HeaderLength) and

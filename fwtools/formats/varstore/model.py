@@ -1,10 +1,11 @@
 """The value objects of an edk2 variable store: a variable, a record as found, the FV and
 store headers as found, and one finding of a check (:class:`Issue`).
 
-All immutable. :class:`Variable` and :class:`Issue` are frozen dataclasses (edited with
-``dataclasses.replace``, serialised by ``report.jsonable``); what the parser found
-(:class:`Record`, :class:`FvHeader`, :class:`StoreHeader`) are named tuples, which cost a
-quarter of a dataclass to define at import. The store (:mod:`.store`) keeps them, the parser
+All immutable. :class:`Variable` and :class:`Issue` are frozen value classes
+(:class:`fwtools._base.record.Record`: edited with ``fwtools._base.record.replace``,
+serialised by ``report.jsonable``); what the parser found (:class:`Record`,
+:class:`FvHeader`, :class:`StoreHeader`) are named tuples, which cost a quarter of a
+dataclass to define at import. The store (:mod:`.store`) keeps them, the parser
 (:mod:`.parse`, :mod:`.records`) builds them; the FTW working block's objects are in
 :mod:`.ftw`.
 """
@@ -12,9 +13,9 @@ quarter of a dataclass to define at import. The store (:mod:`.store`) keeps them
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from fwtools._base.record import Record as Value
 from fwtools._base.severity import Severity
 from fwtools.formats.efi.authvar import attribute_names
 from fwtools.formats.varstore import layout as lay
@@ -31,8 +32,7 @@ def encode_name(name: str) -> bytes:
     return name.encode("utf-16-le", "surrogatepass") + lay.NAME_NUL
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(Value):
     """One finding of :meth:`VariableStore.check`: ``severity`` (``error``: the firmware
     refuses or loses data; ``warning``: the firmware copes but something is off; ``note``),
     a sentence, the absolute file offset it concerns and a stable ``code``. Every code and its
@@ -44,8 +44,7 @@ class Issue:
     code: str = ""
 
 
-@dataclass(frozen=True)
-class Variable:
+class Variable(Value):
     """One UEFI variable as stored.
 
     ``timestamp``, ``monotonic_count`` and ``pubkey_index`` exist in the authenticated

@@ -9,10 +9,10 @@ References (tianocore/edk2): ``MdeModulePkg/Universal/Variable/RuntimeDxe/Variab
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from fwtools._base.efitime import EfiTime
+from fwtools._base.record import replace
 from fwtools.errors import UsageError
 from fwtools.formats.efi.authvar import (
     APPEND_WRITE,
