@@ -207,8 +207,11 @@ def test_audit_and_update_through_libvirt(domains: dict[str, str], tmp_path: Pat
     assert live_nvram.stat().st_ino == live_inode
     # Named as a plain file, without libvirt's word: QEMU's image lock refuses it
     # (fwtools/fleet/locks.py), libvirt's QEMU holds it like any other.
-    code, out = fw_vars("update", str(live_nvram), "--ca-2023", "--in-place")
-    assert code == 2 and "REFUSED" in out and "image lock" in out, out
+    result = CliRunner().invoke(cli, ["update", str(live_nvram), "--ca-2023", "--in-place"],
+                                catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert f"error: {live_nvram}: refused: " in result.stderr, result.output
+    assert "image lock" in result.stderr, result.output
     assert live_nvram.read_bytes() == live_before
     assert live_nvram.stat().st_ino == live_inode
     for role, path in stopped.items():
