@@ -29,8 +29,9 @@ from fwtools.machine.vm import check_vm  # noqa: E402
 SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
 VERDICT = {"kernel": "boots", "refused": "refused", "fault": "faults"}
 # Debian's entry boots with ``quiet`` (tests/machine/vm_builder.py), which hides "Linux
-# version"; the kernel panicking at the root mount (no root driver, empty initrd) proves it ran.
-MARKERS = {**STOP_MARKERS, r"Kernel panic - not syncing": "kernel"}
+# version". Any line of the kernel's EFI stub (quiet: only its errors, here about the
+# placeholder initrd) or a panic at the root mount proves GRUB verified and started the kernel.
+MARKERS = {**STOP_MARKERS, r"EFI stub: |Kernel panic - not syncing": "kernel"}
 
 
 @dataclass(frozen=True)
