@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
 
 from vm_builder import build_debian_disk, fw_vars, sbsign  # noqa: E402
 
+from fwtools.formats.efi import guids  # noqa: E402
+from fwtools.formats.pe.authenticode import authenticode_digests  # noqa: E402
+from fwtools.formats.pe.image import PeImage  # noqa: E402
 from fwtools.machine.vm import check_vm  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
@@ -41,6 +46,7 @@ class VmCase:
     verdict: str
     refused: tuple[int, str] | None  # (stage, component)
     test_kernel: bool = False
+    suite: str = "trixie"  # whose boot chain, layout and OVMF (Debian 13; bookworm: 12)
 
 
 CASES = [
@@ -49,10 +55,27 @@ CASES = [
     VmCase("sbat-revokes-grub", "sbat-grub", "refused", (2, "shim")),
     VmCase("untrusted-kernel", "ms", "refused", (3, "grub"), test_kernel=True),
     VmCase("secure-boot-off", "blank", "boots", None),
+    VmCase("dbx-revokes-shim", "dbx-shim", "refused", (1, "firmware")),
+    VmCase("uefi-2023-only", "2023-only", "boots", None),
+    VmCase("bookworm-ms-boots", "ms", "boots", None, suite="bookworm"),
+    VmCase("bookworm-sbat-revokes-grub", "sbat-grub", "refused", (2, "shim"),
+           suite="bookworm"),
 ]
 
 
-def _store(kind: str, ovmf: Path, tmp: Path) -> Path:
+def _sha256_esl(image: Path, tmp: Path) -> Path:
+    """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) holding the Authenticode SHA-256 of
+    ``image``: what a dbx entry revoking that exact binary looks like."""
+    digest = authenticode_digests(PeImage.open(image), ("sha256",))["sha256"]
+    owner = uuid.UUID("77fa9abd-0359-4d32-bd60-28f4e78f784b").bytes_le  # Microsoft's owner
+    entry = owner + digest
+    esl = guids.CERT_SHA256.bytes_le + struct.pack("<III", 28 + len(entry), 0, len(entry))
+    out = tmp / "dbx-shim.esl"
+    out.write_bytes(esl + entry)
+    return out
+
+
+def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     out = tmp / f"{kind}.fd"
     if kind == "ms":
         shutil.copyfile(ovmf / "OVMF_VARS_4M.ms.fd", out)
@@ -64,6 +87,15 @@ def _store(kind: str, ovmf: Path, tmp: Path) -> Path:
     elif kind == "sbat-grub":
         fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
                 "sbat,1,2099010100\ngrub,99\n", "-o", out)
+    elif kind == "dbx-shim":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
+                "--microsoft", "--dbx", _sha256_esl(shim, tmp), "-o", out)
+    elif kind == "2023-only":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
+                "--microsoft", "--microsoft-kek", "2023", "--microsoft-db",
+                "windows-2023,uefi-2023", "-o", out)
+    else:
+        raise ValueError(kind)
     return out
 
 
@@ -78,7 +110,7 @@ def _who(line: str) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
                          tmp_path: Path, serial_log: Path) -> None:
-    shim, grub, kernel = corpus.boot_chain("trixie", "amd64")
+    shim, grub, kernel = corpus.boot_chain(case.suite, "amd64")
     if case.test_kernel:
         # the same kernel, signed by the test key instead of Debian's: shim does not trust it
         unsigned = tmp_path / "unsigned" / kernel.name
@@ -89,9 +121,9 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
         kernel = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", unsigned,
                         tmp_path / "signed" / kernel.name)
     disk = build_debian_disk(tmp_path, shim, grub, kernel)
-    ovmf = corpus.ovmf_dir("trixie")
+    ovmf = corpus.ovmf_dir(case.suite)
     code = ovmf / "OVMF_CODE_4M.secboot.fd"
-    store = _store(case.store, ovmf, tmp_path)
+    store = _store(case.store, ovmf, tmp_path, shim)
 
     predicted = check_vm(str(code), str(store), disk=str(disk))
     assert predicted.verdict == case.verdict, predicted.refusal
