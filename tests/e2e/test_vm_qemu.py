@@ -47,14 +47,18 @@ class VmCase:
     refused: tuple[int, str] | None  # (stage, component)
     test_kernel: bool = False
     suite: str = "trixie"  # whose boot chain, layout and OVMF (Debian 13; bookworm: 12)
+    kernel_by: str | None = None  # the authority kind fw-check vm names for the kernel
 
 
 CASES = [
-    VmCase("ms-boots", "ms", "boots", None),
+    VmCase("ms-boots", "ms", "boots", None, kernel_by="shim-vendor-certificate"),
     VmCase("windows-only-db", "windows-only", "refused", (1, "firmware")),
     VmCase("sbat-revokes-grub", "sbat-grub", "refused", (2, "shim")),
     VmCase("untrusted-kernel", "ms", "refused", (3, "grub"), test_kernel=True),
-    VmCase("secure-boot-off", "blank", "boots", None),
+    VmCase("secure-boot-off", "blank", "boots", None, kernel_by="secure-boot-off"),
+    # shim trusts the test key through MokList (NV|BS, as MokManager leaves it): boots
+    VmCase("moklist-kernel", "ms-moklist", "boots", None, test_kernel=True,
+           kernel_by="mok-certificate"),
     VmCase("dbx-revokes-shim", "dbx-shim", "refused", (1, "firmware")),
     VmCase("uefi-2023-only", "2023-only", "boots", None),
     VmCase("bookworm-ms-boots", "ms", "boots", None, suite="bookworm"),
@@ -87,6 +91,16 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     elif kind == "sbat-grub":
         fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
                 "sbat,1,2099010100\ngrub,99\n", "-o", out)
+    elif kind == "ms-moklist":
+        der = subprocess.run(["openssl", "x509", "-in", str(SAMPLE / "test-db.pem"),
+                              "-outform", "DER"], check=True, capture_output=True).stdout
+        entry = uuid.UUID(int=0).bytes_le + der
+        esl = tmp / "moklist.esl"
+        esl.write_bytes(guids.CERT_X509.bytes_le
+                        + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
+        fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokList", "--guid",
+                str(guids.SHIM_LOCK), "--attributes", "NV,BS",
+                "--file", esl, "-o", out)
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
                 "--microsoft", "--dbx", _sha256_esl(shim, tmp), "-o", out)
@@ -130,6 +144,9 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
     got = None if predicted.refusal is None else (predicted.refusal.stage,
                                                  predicted.refusal.by)
     assert got == case.refused
+    if case.kernel_by is not None:
+        authority = predicted.stages[-1].authority
+        assert authority is not None and authority.kind == case.kernel_by, predicted.stages
 
     vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
     # linger: the stop marker matches early in a line; read on so the whole line is there
