@@ -1,8 +1,11 @@
-"""``fw-check vm`` against real boots: Debian 13's layout on a GPT disk (tests/machine/
-vm_builder.py) with Debian's Secure Boot OVMF (SMM), paired with stores that boot, are
-refused by the firmware, by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
-trust), and Secure Boot off. The verdict, the refusing stage and component, and the message on
-the console must match what fw-check vm says."""
+"""``fw-check vm`` against real boots: Debian 13's and Debian 12's layouts on a GPT disk
+(tests/machine/vm_builder.py) with Debian's Secure Boot OVMF (SMM), paired with stores that
+boot (Debian's .ms store, only the 2023 Microsoft CAs, a MokList key trusting a test-signed
+kernel, Secure Boot off) or are refused by the firmware (db trusting only Windows PCA 2011,
+dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
+trust). The verdict, the refusing stage and component, and the message on the console must
+match what fw-check vm says. Each test boots in its own tmp_path (no ports), so they run
+under pytest-xdist."""
 
 from __future__ import annotations
 
