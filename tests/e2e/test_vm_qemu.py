@@ -51,6 +51,7 @@ class VmCase:
     test_kernel: bool = False
     suite: str = "trixie"  # whose boot chain, layout and OVMF (Debian 13; bookworm: 12)
     kernel_by: str | None = None  # the authority kind fw-check vm names for the kernel
+    reason_has: str | None = None  # a word the predicted refusal's reason must contain
 
 
 CASES = [
@@ -62,7 +63,7 @@ CASES = [
     # shim trusts the test key through MokList (NV|BS, as MokManager leaves it): boots
     VmCase("moklist-kernel", "ms-moklist", "boots", None, test_kernel=True,
            kernel_by="mok-certificate"),
-    VmCase("dbx-revokes-shim", "dbx-shim", "refused", (1, "firmware")),
+    VmCase("dbx-revokes-shim", "dbx-shim", "refused", (1, "firmware"), reason_has="dbx"),
     VmCase("uefi-2023-only", "2023-only", "boots", None),
     VmCase("bookworm-ms-boots", "ms", "boots", None, suite="bookworm"),
     VmCase("bookworm-sbat-revokes-grub", "sbat-grub", "refused", (2, "shim"),
@@ -147,6 +148,9 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
     got = None if predicted.refusal is None else (predicted.refusal.stage,
                                                  predicted.refusal.by)
     assert got == case.refused
+    if case.reason_has is not None:
+        assert predicted.refusal is not None and case.reason_has in predicted.refusal.reason, (
+            predicted.refusal)
     if case.kernel_by is not None:
         authority = predicted.stages[-1].authority
         assert authority is not None and authority.kind == case.kernel_by, predicted.stages
