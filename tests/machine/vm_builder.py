@@ -103,6 +103,11 @@ def build_debian_disk(tmp: Path, shim: Path, grub: Path, kernel: Path, *,
     (root / "boot" / "grub").mkdir(parents=True)
     shutil.copyfile(kernel, root / "boot" / kernel.name)
     (root / "boot" / "grub" / "grub.cfg").write_text(main_grub_cfg(kernel.name))
+    # the entry's initrd line must find a file, or GRUB stops at "Press any key to continue";
+    # a placeholder (the kernel's EFI stub reports it cannot load it, which is after the
+    # chain's verdict: GRUB has verified and started the kernel)
+    initrd = root / "boot" / f"initrd.img-{kernel.name.removeprefix('vmlinuz-')}"
+    initrd.write_bytes(bytes(512))
     make_ext(disk, root_start, root_size, root, "-U", ROOT_UUID, htree=False)
     return disk
 
