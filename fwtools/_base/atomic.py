@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None, *,
-                 keep_owner: bool = False) -> None:
+                 keep_owner: bool = False, exclusive: bool = False) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
 
     The data goes to a temporary file in the same directory, which is flushed and fsynced and
@@ -21,6 +21,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
     are kept when it exists. On any failure the target is untouched and the temporary file is
     removed. With ``keep_owner`` the new file also gets the target's owner and group where
     this process may set them (root replacing a VM's store owned by the QEMU user).
+
+    With ``exclusive`` the file must not exist: the temporary file is hard-linked to the name,
+    which fails if another process created it meanwhile (:class:`FileAppearedError`), so a
+    file that appears during the write is never replaced.
     """
     # Imported here: commands that only read (most runs) do not pay for tempfile (random,
     # shutil, bz2, lzma) and pathlib at start-up.
@@ -48,12 +52,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = N
         os.chmod(tmp, mode)
         if keep_owner:
             _copy_owner(target, tmp)
-        os.replace(tmp, target)
+        if exclusive:
+            os.link(tmp, target)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, target)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise FileAppearedError(f"{target}: appeared while it was being written") from None
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise FwIOError(f"{target}: write failed: {exc.strerror or exc}") from exc
     fsync_directory(directory)
+
+
+class FileAppearedError(FwIOError):
+    """An exclusive write found the name taken by a file created while it wrote."""
 
 
 def _copy_owner(target: Path, tmp: str) -> None:

@@ -774,35 +774,13 @@ def _create_from_template(task: UpdateTask, template: str) -> StoreUpdate:
 def _create_exclusive(path: str, data: bytes) -> None:
     """Write a new file at ``path``, mode 0600 as libvirt creates NVRAM (libvirt's DAC driver
     hands it to QEMU's user at start), durably, and never over a file that appeared meanwhile
-    (libvirt starting the VM): a temporary file hard-linked to the name, which fails if taken."""
-    import contextlib
-    import tempfile
+    (libvirt starting the VM)."""
+    from fwtools._base.atomic import FileAppearedError, atomic_write
 
-    from fwtools._base.atomic import fsync_directory
-    from fwtools.errors import FwIOError
-
-    directory = os.path.dirname(path) or "."
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=directory)
-    except OSError as exc:
-        raise FwIOError(f"{path}: cannot create a temporary file: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), 0o600)
-            os.fsync(out.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FwIOError(f"{path}: appeared while it was being written (the VM started?); "
-                        "run the update again") from None
-    except OSError as exc:
-        raise FwIOError(f"{path}: write failed: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    fsync_directory(directory)
+        atomic_write(path, data, 0o600, exclusive=True)
+    except FileAppearedError as exc:
+        raise exc.with_hint("the VM started? run the update again") from None
 
 
 def backup_name(path: str, now: datetime.datetime | None = None) -> str:
