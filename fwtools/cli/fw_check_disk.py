@@ -15,7 +15,7 @@ SCHEMA = "fwtools.fw-check.disk/1"
 def disk_document(path: str) -> dict[str, Any]:
     """The JSON document: ``format``, ``size``, ``table`` (scheme, partitions[], notes) and
     ``esp`` (partition index, FAT type, ``efi_files[]`` with ``path`` and ``size``) or null."""
-    from fwtools.formats.disk import DiskPathError, open_disk
+    from fwtools.formats.disk import open_disk
     from fwtools.formats.disk.fat import FatFilesystem
 
     with open_disk(path) as disk:
@@ -27,13 +27,11 @@ def disk_document(path: str) -> dict[str, Any]:
             return doc
         fs = disk.filesystem(esp)
         files: list[dict[str, Any]] = []
-        if isinstance(fs, FatFilesystem):
-            try:
-                for p, entry in fs.walk("\\EFI"):
-                    if not entry.is_dir and entry.name.lower().endswith(".efi"):
-                        files.append({"path": p, "size": entry.size})
-            except DiskPathError:
-                pass  # an ESP without \EFI: no files
+        efi_dir = fs.lookup("\\EFI") if isinstance(fs, FatFilesystem) else None
+        if isinstance(fs, FatFilesystem) and efi_dir is not None and efi_dir.is_dir:
+            for p, entry in fs.walk("\\EFI"):
+                if not entry.is_dir and entry.name.lower().endswith(".efi"):
+                    files.append({"path": p, "size": entry.size})
         doc["esp"] = {
             "partition": esp.index,
             "filesystem": f"FAT{fs.fat_type}" if isinstance(fs, FatFilesystem) else fs.kind,

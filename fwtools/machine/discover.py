@@ -129,7 +129,7 @@ class _Machine:
         return fs
 
     def by_fs_uuid(self, wanted: str) -> _Fs | None:
-        """The filesystem whose UUID (ext4) or volume serial (FAT, ``XXXX-XXXX``) is
+        """The filesystem whose UUID (ext4) or volume serial (FAT, written like ``1A2B-3C4D``) is
         ``wanted``, as GRUB's ``search.fs_uuid`` compares them (case-insensitive)."""
         from fwtools.formats.disk.ext4 import Ext4Filesystem
 

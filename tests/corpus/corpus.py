@@ -6,8 +6,7 @@ Two corpora:
   ``$FWTOOLS_CORPUS`` (default ``/var/cache/fwtools-corpus``): ``root/<suite>/<arch>/<package>/``
   is each package unpacked with ``dpkg-deb -x`` and ``manifest.tsv`` records what was fetched;
 - Microsoft's published Secure Boot objects, kept in the repository in
-  ``testdata/microsoft-secureboot-objects`` (provenance and licence beside them);
-  ``$FWTOOLS_MS_CORPUS`` points the tests at another copy, e.g. a newer release.
+  ``testdata/microsoft-secureboot-objects`` (provenance and licence beside them).
 
 This module is plain Python with no pytest dependency, so ``benchmarks/`` can import it too;
 the fixtures that skip (or fail, under ``FWTOOLS_REQUIRE_CORPUS=1``) live in
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import Final
 
 CORPUS_ENV: Final = "FWTOOLS_CORPUS"
-MS_CORPUS_ENV: Final = "FWTOOLS_MS_CORPUS"
 REQUIRE_ENV: Final = "FWTOOLS_REQUIRE_CORPUS"
 
 DEFAULT_CORPUS: Final = Path("/var/cache/fwtools-corpus")
@@ -72,9 +70,6 @@ def corpus_base() -> Path:
 
 
 def ms_corpus_base() -> Path:
-    env = os.environ.get(MS_CORPUS_ENV)
-    if env:
-        return Path(env)
     return REPO_ROOT / "testdata" / "microsoft-secureboot-objects"
 
 
@@ -429,7 +424,7 @@ class MsCorpus:
     def check(self) -> None:
         if not self.root.is_dir():
             raise CorpusMissingError(
-                f"Microsoft corpus missing: no {self.root} (set {MS_CORPUS_ENV})"
+                f"Microsoft corpus missing: no {self.root} (it is part of the repository)"
             )
         missing = [rel for rel in self.EXPECTED if not (self.root / rel).is_file()]
         if missing:

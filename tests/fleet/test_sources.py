@@ -114,14 +114,13 @@ def test_pool_keeps_order() -> None:
     assert list(run_many(_square, items[:3], jobs=2)) == [0, 1, 4]
 
 
-def test_large_buffers_are_kept_on_glibc() -> None:
+def test_large_buffers_are_kept_where_glibc_can() -> None:
     import platform
 
     from fwtools.fleet.workers import reuse_large_buffers
 
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("mallopt is glibc's")
-    assert reuse_large_buffers() is True
+    # mallopt is glibc's: elsewhere the workers run with the allocator as it is.
+    assert reuse_large_buffers() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_declared_format_against_the_file(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import pytest
 from click.testing import CliRunner, Result
-from corpus.params import CORPUS, corpus_files, need
+from corpus.params import CORPUS, corpus_files, need, need_tool
 from fleet_testlib import MS_OBJECTS, blank, store_2011
 
 from fwtools.cli.fw_vars import cli
@@ -65,8 +65,8 @@ def ids(p: Any) -> str:
 @pytest.mark.parametrize("fmt", ["raw", "qcow2"])
 @pytest.mark.parametrize("path", MS_STORES, ids=[ids(p) for p in MS_STORES])
 def test_ca_2023_then_noop(path: Path | None, fmt: str, tmp_path: Path) -> None:
-    if fmt == "qcow2" and not shutil.which("qemu-img"):
-        pytest.skip("qemu-img (qemu-utils) is needed to make the qcow2 copy")
+    if fmt == "qcow2":
+        need_tool("qemu-img")
     source = need(path)
     store = writable_copy(source, tmp_path / f"vm_VARS.{'qcow2' if fmt == 'qcow2' else 'fd'}",
                           fmt)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from corpus.params import CORPUS, need
+from corpus.params import CORPUS, need, need_tool
 
 from fwtools.cli.fw_vars import cli
 from fwtools.fleet import locks
@@ -29,12 +29,7 @@ def digest(path: Path) -> str:
 
 @pytest.fixture
 def qemu_binary() -> str:
-    found = shutil.which("qemu-system-x86_64")
-    if found is None:
-        if os.environ.get("FWTOOLS_REQUIRE_CORPUS") == "1":
-            pytest.fail("qemu-system-x86_64 (qemu-system-x86) is required")
-        pytest.skip("qemu-system-x86_64 (qemu-system-x86) is not installed")
-    return found
+    return need_tool("qemu-system-x86_64")
 
 
 def start_qemu(qemu: str, store: Path, *, paused: bool) -> subprocess.Popen[bytes]:

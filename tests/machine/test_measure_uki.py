@@ -4,12 +4,12 @@ systemd ships for exactly this) on a UKI built from Debian 12's stub with objcop
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from corpus import Corpus
+from corpus.params import need_tool, unavailable
 
 from fwtools.formats.varstore.storeio import load_store
 from fwtools.machine.measure import MachineInput, predict
@@ -18,8 +18,7 @@ MEASURE = Path("/usr/lib/systemd/systemd-measure")
 
 
 def build_uki(stub: Path, kernel: Path, tmp: Path) -> tuple[Path, dict[str, Path]]:
-    if shutil.which("objcopy") is None:
-        pytest.skip("objcopy (binutils) is not installed")
+    need_tool("objcopy")
     parts = {"osrel": tmp / "osrel", "cmdline": tmp / "cmdline", "initrd": tmp / "initrd"}
     parts["osrel"].write_text("ID=debian\nVERSION_ID=12\n")
     parts["cmdline"].write_text("console=ttyS0 quiet")
@@ -54,7 +53,7 @@ def test_pcr11_of_a_uki(suite: str, corpus: Corpus, tmp_path: Path) -> None:
     if suite != "bookworm":
         return
     if not MEASURE.exists():
-        pytest.skip("systemd-measure (systemd 252) is not installed")
+        unavailable(f"{MEASURE} (Debian's systemd) is not installed (.ci/run installs it)")
     # systemd-measure gives PCR 11 after the first boot phase, "enter-initrd".
     proc = subprocess.run([str(MEASURE), "calculate", *(f"--{k}={v}" for k, v in parts.items()),
                            "--bank=sha256", "--bank=sha1", "--phase=enter-initrd"],

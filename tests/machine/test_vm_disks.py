@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from corpus.params import need_tool
 from vm_builder import build_debian_disk, fw_vars, sbsign
 
 from fwtools.formats.efi import guids
@@ -189,8 +190,7 @@ def signed_kernel(machine: dict[str, Path]) -> Path:
 
 def _unsigned_kernel(m: dict[str, Path]) -> Path:
     out = m["tmp"] / "vmlinuz-unsigned"
-    if not shutil.which("sbattach"):
-        pytest.skip("sbattach (sbsigntool) missing")
+    need_tool("sbattach")
     if not out.exists():
         shutil.copyfile(m["kernel"], out)
         subprocess.run(["sbattach", "--remove", str(out)], check=True, capture_output=True)
