@@ -40,19 +40,13 @@ def audit(paths: tuple[str, ...], uri: str | None, as_json: bool, sarif_file: st
     """
     from fwtools._base.severity import at_least, parse_severity
     from fwtools.fleet.audit import audit_store
-    from fwtools.fleet.sources import StoreRef, expand, libvirt_refs
+    from fwtools.fleet.sources import gather
     from fwtools.fleet.workers import run_many
 
     level = parse_severity(fail_on)
     if level is None:
         fail(f"--fail-on {fail_on!r}: choose note, warning or error")
-    if not paths and not uri:
-        fail("give STORE, DIR or DOMAIN.xml arguments, or --libvirt URI")
-    refs: list[StoreRef] = list(expand(list(paths)))
-    if uri:
-        refs += list(libvirt_refs(uri))
-    if not refs:
-        fail("no variable stores found in " + ", ".join(paths or (uri or "",)))
+    refs = gather(paths, uri)
 
     from fwtools.report.text_progress import progress
 

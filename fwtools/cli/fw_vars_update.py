@@ -63,7 +63,7 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
     1 a write was refused (firmware would refuse a signed update, or it does not fit);
     2 usage error, or a store unreadable, locked or running.
     """
-    from fwtools.fleet.sources import expand, libvirt_refs
+    from fwtools.fleet.sources import gather
     from fwtools.fleet.update import UpdateRequest, UpdateTask, check_signed_dir, update_one
     from fwtools.fleet.workers import run_many
 
@@ -81,13 +81,7 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
         problem = check_signed_dir(os.path.abspath(signed_dir))
         if problem:
             fail(problem)
-    if not paths and not uri:
-        fail("give STORE, DIR or DOMAIN.xml arguments, or --libvirt URI")
-    refs: list[StoreRef] = list(expand(list(paths)))
-    if uri:
-        refs += list(libvirt_refs(uri))
-    if not refs:
-        fail("no variable stores found in " + ", ".join(paths or (uri or "",)))
+    refs = gather(paths, uri)
     outputs = _outputs(refs, output)
     request = UpdateRequest(ca_2023=ca_2023, dbx=dbx == "latest",
                             sbat_level=sbat_level == "latest", via=via,  # type: ignore[arg-type]

@@ -106,6 +106,20 @@ def _looks_like_domain(path: str) -> bool:
     return b"<domain" in head
 
 
+def gather(paths: tuple[str, ...] | list[str], uri: str | None) -> list[StoreRef]:
+    """The stores named by PATHS (stores, directories, domain XML) and by the domains of the
+    libvirt connection ``uri``, in that order: what audit and update both work on. Raises
+    :class:`UsageError` when nothing is named or nothing is found."""
+    if not paths and not uri:
+        raise UsageError("give STORE, DIR or DOMAIN.xml arguments, or --libvirt URI")
+    refs = list(expand(list(paths)))
+    if uri:
+        refs += list(libvirt_refs(uri))
+    if not refs:
+        raise UsageError("no variable stores found in " + ", ".join(paths or (uri or "",)))
+    return refs
+
+
 def expand(arguments: list[str]) -> Iterator[StoreRef]:
     """The stores named by command-line arguments, in order: files, directories (walked),
     domain XML files. A path that does not exist is a StoreRef with ``error`` set."""
