@@ -83,6 +83,7 @@ def _variable_value_json(name: str, value: object) -> Any:
 
 def decoded_json(decoded: Decoded) -> dict[str, Any]:
     """The decoded event data as JSON, with a ``kind`` naming its shape."""
+    from fwtools.formats.disk.layout import GPT_TYPE_NAMES
     from fwtools.formats.tcg import decode as D
 
     d = decoded
@@ -121,7 +122,7 @@ def decoded_json(decoded: Decoded) -> dict[str, Any]:
                 "number_of_partition_entries": d.number_of_partition_entries,
                 "size_of_partition_entry": d.size_of_partition_entry,
                 "partitions": [{"index": p.position, "type_guid": str(p.type_guid),
-                                "type_name": D.GPT_PARTITION_TYPES.get(p.type_guid),
+                                "type_name": GPT_TYPE_NAMES.get(p.type_guid),
                                 "unique_guid": str(p.unique_guid),
                                 "starting_lba": p.starting_lba, "ending_lba": p.ending_lba,
                                 "attributes": p.attributes, "name": p.name}

@@ -140,20 +140,6 @@ class GptPartition(NamedTuple):
     name: str
 
 
-# Partition type GUIDs a measured boot disk usually has (UEFI 2.10 §5.3.3 Table 5.7 for the
-# ESP; the Discoverable Partitions Specification, uapi-group.org, for the Linux ones).
-GPT_PARTITION_TYPES: Final[dict[uuid.UUID, str]] = {
-    uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b"): "EFI System",
-    uuid.UUID("21686148-6449-6e6f-744e-656564454649"): "BIOS boot",
-    uuid.UUID("0fc63daf-8483-4772-8e79-3d69d8477de4"): "Linux filesystem",
-    uuid.UUID("4f68bce3-e8cd-4db1-96e7-fbcaf984b709"): "Linux root (x86-64)",
-    uuid.UUID("b921b045-1df0-41c3-af44-4c6f280d3fae"): "Linux root (AArch64)",
-    uuid.UUID("bc13c2ff-59e6-4262-a352-b275fd6f7172"): "Linux extended boot",
-    uuid.UUID("0657fd6d-a4ab-43c4-84e5-0933c84b4f4f"): "Linux swap",
-    uuid.UUID("e6d6d379-f507-44c2-a23c-238f2a3df928"): "Linux LVM",
-    uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"): "Microsoft basic data",
-    uuid.UUID("e3c9e316-0b5c-4db8-817d-f92df00215ae"): "Microsoft reserved",
-}
 
 
 class GptData(NamedTuple):
