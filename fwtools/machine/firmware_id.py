@@ -122,16 +122,52 @@ def identify_firmware(spec: str, *, profile_override: str | None = None) -> Firm
         info = FirmwareInfo(spec, "file", "override", profile_override,
                             known.secure_boot if known else None, digest,
                             f"{known.package} {known.file}" if known else None)
+        if known is None:
+            _read_from_image(spec, info)
         return info
     if known is None:
         info = FirmwareInfo(spec, "file", "unknown", None, None, digest)
-        info.notes.append(
-            f"{os.path.basename(spec)} (sha256 {digest[:16]}...) is not a known build and its "
-            "settings cannot be read from the image yet: give --profile NAME "
-            "(see fw-check boot-chain --list-firmware)")
+        read = _read_from_image(spec, info)
+        info.notes.insert(0,
+            f"{os.path.basename(spec)} (sha256 {digest[:16]}...) is not a known build"
+            + (f"; read from the image: {', '.join(read)}" if read else "")
+            + "; its NX and image-protection policies are folded into code and cannot be "
+            "read: give --profile NAME (see fw-check boot-chain --list-firmware)")
         return info
     return FirmwareInfo(spec, "file", "known build", known.profile, known.secure_boot, digest,
                         f"{known.package} {known.file}")
+
+
+def _read_from_image(path: str, info: FirmwareInfo) -> list[str]:
+    """Fill in what formats/pi reads from an image no hash identifies: Secure Boot support
+    (image verification and authenticated variables linked in) and whether the memory
+    attribute protocol is still installed when the OS loader runs. Returns the settings
+    read; an image formats/pi cannot read leaves them unknown, with a note."""
+    from fwtools.errors import FwError
+    from fwtools.formats.pi import FirmwareImage
+    from fwtools.formats.pi.facts import firmware_facts
+
+    try:
+        facts = {f.name: f.value for f in firmware_facts(FirmwareImage.open(path))}
+    except FwError as exc:
+        info.notes.append(f"settings not read from the image: {exc}")
+        return []
+    read: list[str] = []
+    support = facts.get("secure_boot")
+    if support in ("supported", "not supported"):
+        info.secure_boot_support = support == "supported"
+        info.settings_basis["secure_boot_support"] = "read from the image"
+        read.append(f"Secure Boot {support}")
+    present = facts.get("memory_attribute_protocol")
+    switch = facts.get("memory_attribute_uninstall_switch")  # BdsDxe may uninstall it
+    uninstalled = False if switch is False else facts.get("memory_attribute_uninstall_default")
+    if present is False or (present is True and isinstance(uninstalled, bool)):
+        available = bool(present) and not uninstalled
+        info.overrides["memory_attribute_protocol"] = available
+        info.settings_basis["memory_attribute_protocol"] = "read from the image"
+        read.append("memory attribute protocol "
+                    + ("installed at boot" if available else "not installed at boot"))
+    return read
 
 
 def _truthy(value: str) -> bool:

@@ -37,7 +37,8 @@ def firmware_section(r: VmResult) -> dict[str, Any]:
     settings["nx_policy"]["hex"] = f"{p.nx_policy:#018x}"
     settings["secure_boot_support"] = {
         "value": fw.secure_boot_support,
-        "basis": fw.basis if fw.secure_boot_support is not None else "unknown"}
+        "basis": fw.settings_basis.get("secure_boot_support", fw.basis)
+        if fw.secure_boot_support is not None else "unknown"}
     return {"source": fw.source, "kind": fw.kind, "identified": fw.build, "sha256": fw.sha256,
             "basis": fw.basis, "profile": p.name, "description": p.description,
             "arch": p.arch, "settings": settings, "notes": list(fw.notes)}

@@ -78,3 +78,39 @@ def test_fw_cfg() -> None:
     assert any("opt/other" in n for n in info.notes)
     with pytest.raises(UsageError):
         parse_fw_cfg(["novalue"])
+
+
+# What formats/pi reads from Debian's builds (debian/rules: secboot = Secure Boot support;
+# the x86 BdsDxe of 2025.02 uninstalls the memory attribute protocol by default, strictnx
+# keeps it; 2022.11 has no memory attribute protocol on x86 at all).
+READ_FROM_IMAGE = {
+    ("trixie", "OVMF_CODE_4M.fd"): (False, False),
+    ("trixie", "OVMF_CODE_4M.secboot.fd"): (True, False),
+    ("trixie", "OVMF_CODE_4M.secboot.strictnx.fd"): (True, True),
+    ("bookworm", "OVMF_CODE_4M.secboot.fd"): (True, False),
+}
+
+
+@pytest.mark.parametrize(("suite", "name"), sorted(READ_FROM_IMAGE))
+def test_unknown_build_settings_read_from_the_image(corpus: object, suite: str, name: str,
+                                                    tmp_path: Path) -> None:
+    """A build no hash identifies (here: Debian's file in a qcow2 container, whose bytes
+    differ) gets what the image says, with that basis, and still asks for the profile."""
+    import subprocess
+
+    from corpus.params import need_tool
+
+    source = corpus.ovmf_dir(suite) / name  # type: ignore[attr-defined]
+    copy = tmp_path / f"{name}.qcow2"
+    subprocess.run([need_tool("qemu-img"), "convert", "-O", "qcow2", str(source), str(copy)],
+                   check=True)
+    secure_boot, protocol = READ_FROM_IMAGE[(suite, name)]
+    info = identify_firmware(str(copy))
+    assert (info.basis, info.profile) == ("unknown", None)
+    assert "--profile NAME" in info.notes[0] and "read from the image" in info.notes[0]
+    assert info.secure_boot_support is secure_boot
+    assert info.overrides == {"memory_attribute_protocol": protocol}
+    assert info.settings_basis == {"secure_boot_support": "read from the image",
+                                   "memory_attribute_protocol": "read from the image"}
+    info = identify_firmware(str(copy), profile_override="ovmf-strict")
+    assert info.basis == "override" and info.secure_boot_support is secure_boot
