@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, Command, print_json
+from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, EXIT_OK, Command, print_json
 from fwtools.errors import FwIOError, UsageError
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ def _run(
     return EXIT_OK
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("image", type=IN_PATH)
 @click.option("--text", "text", metavar="TEXT", help="Message to print instead of the default.")
 @click.option("--message", "message_file", type=IN_PATH,

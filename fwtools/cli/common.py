@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import click
@@ -20,6 +20,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # error line and goes on with the rest; click's own readability check would stop the whole
 # run with a usage message instead.
 INPUT_FILE: Final = click.Path(dir_okay=False, readable=False)
+
+# Every command takes -h as well as --help.
+CONTEXT: Final = {"help_option_names": ["-h", "--help"]}
 
 EXIT_OK: Final = 0
 EXIT_FINDINGS: Final = 1
@@ -83,6 +86,38 @@ class Command(click.Command):
 
 class Group(Command, click.Group):
     """A click group whose usage errors (its own and its subcommands') are one line."""
+
+
+class LazyGroup(Group):
+    """A :class:`Group` that names its subcommands as ``"module:attribute"`` and imports one
+    only when it runs (or when ``--help`` lists them all).
+
+    A command's start-up is measured above the interpreter's floor (issue 13): importing
+    every subcommand's module, and building their click options, to run one of them cost
+    more than the work of ``fw-vars show`` itself."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            from importlib import import_module
+
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """Every subcommand of ``group`` by name, lazy ones imported (for --help-like listings
+    and the tests that walk every command)."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: cmd for name, cmd in found.items() if cmd is not None}
 
 
 def load_all(paths: Sequence[str], load: Callable[[str], T]) -> list[T]:

@@ -10,7 +10,7 @@ from typing import Any, Final
 import click
 
 from fwtools._base.severity import Severity, parse_severity
-from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, Command, fail
+from fwtools.cli.common import CONTEXT, EXIT_INPUT, INPUT_FILE, Command, fail
 
 
 def _fail_on(ctx: click.Context, param: click.Parameter, value: str) -> Severity:
@@ -22,7 +22,7 @@ def _fail_on(ctx: click.Context, param: click.Parameter, value: str) -> Severity
     return level
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--policy", "policy", default="strict", show_default=True,
               help="A shipped profile (uefi-ca, shim-review, edk2-image-validation, strict, "

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, INPUT_FILE, Command, fail
+from fwtools.cli.common import (
+    CONTEXT,
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EXIT_OK,
+    INPUT_FILE,
+    Command,
+    fail,
+)
 
 
 def _int(value: str | None, option: str) -> int | None:
@@ -40,7 +48,7 @@ def _list(what: str) -> None:
             click.echo(f"{m.name:<26} {m.family:<13} {m.description}")
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("binaries", nargs=-1, type=INPUT_FILE)
 @click.option("--firmware", "firmware", metavar="PROFILE|FILE",
               help="Firmware profile: a shipped name (see --list-firmware) or a TOML file.")

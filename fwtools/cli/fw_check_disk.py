@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from fwtools.cli.common import INPUT_FILE, Command, print_json
+from fwtools.cli.common import CONTEXT, INPUT_FILE, Command, print_json
 
 SCHEMA = "fwtools.fw-check.disk/1"
 
@@ -63,7 +63,7 @@ def _render(doc: dict[str, Any]) -> None:
         click.echo(f"  {f['path']}  {f['size']} bytes")
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("image", type=INPUT_FILE)
 @click.option("--json", "as_json", is_flag=True, help=f"JSON document ({SCHEMA}).")
 def command(image: str, as_json: bool) -> None:

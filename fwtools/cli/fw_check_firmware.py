@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fwtools.cli.common import EXIT_INPUT, INPUT_FILE, Command, fail
+from fwtools.cli.common import CONTEXT, EXIT_INPUT, INPUT_FILE, Command, fail
 
 
 def _fail_on(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -20,7 +20,7 @@ def _fail_on(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return level
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("code", type=INPUT_FILE)
 @click.option("--policy", default="uefi-ca", show_default=True,
               help="Profile whose image rules judge the modules (section alignment, NX_COMPAT, "

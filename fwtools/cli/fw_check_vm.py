@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, INPUT_FILE, Command, fail
+from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, EXIT_OK, INPUT_FILE, Command, fail
 
 _ARCH = {"x64": "x64", "aarch64": "aa64", "aa64": "aa64"}
 
@@ -53,7 +53,7 @@ def _render(doc: dict[str, Any]) -> None:
     click.echo(f"verdict: {doc['verdict']} - {doc['reason']}")
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("chain", nargs=-1, type=INPUT_FILE)
 @click.option("--firmware", metavar="CODE|PROFILE",
               help="Firmware code file (OVMF_CODE*.fd, AAVMF_CODE*.fd) or a profile name.")

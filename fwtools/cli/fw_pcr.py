@@ -6,13 +6,19 @@ PCRs (docs/fw-pcr.md)."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Final
+from typing import Any
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, INPUT_FILE, Command, Group, print_json
-
-CONTEXT: Final = {"help_option_names": ["-h", "--help"]}
+from fwtools.cli.common import (
+    CONTEXT,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    INPUT_FILE,
+    Command,
+    Group,
+    print_json,
+)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)

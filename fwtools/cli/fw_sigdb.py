@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fwtools.cli.common import (
+    CONTEXT,
     EXIT_FINDINGS,
     EXIT_INPUT,
     EXIT_OK,
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from fwtools.crypto.sigdb_inputs import SigdbInput
     from fwtools.formats.efi.siglist import SignatureDatabase
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 INPUT = INPUT_FILE
 
 

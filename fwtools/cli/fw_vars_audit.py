@@ -6,9 +6,7 @@ import sys
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_OK, fail, print_json
-
-CONTEXT = {"help_option_names": ["-h", "--help"]}
+from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, EXIT_OK, fail, print_json
 
 
 @click.command(context_settings=CONTEXT)

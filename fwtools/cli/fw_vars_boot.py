@@ -8,9 +8,8 @@ import sys
 import click
 
 from fwtools.cli._varstore import edit_options, editing, save_store
-from fwtools.cli.common import EXIT_FINDINGS, INPUT_FILE
+from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, INPUT_FILE
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 STORE = INPUT_FILE
 
 

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fwtools.cli.common import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
+from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, fail, print_json
 
 if TYPE_CHECKING:
     from fwtools.fleet.sources import StoreRef
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 @click.command(context_settings=CONTEXT)

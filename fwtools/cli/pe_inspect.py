@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fwtools.cli.common import (
+    CONTEXT,
     EXIT_FINDINGS,
     EXIT_INPUT,
     EXIT_OK,
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from fwtools.policy.pe_facts import FileResult
 
 
-@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (fwtools.pe-inspect/1).")
 @click.option(

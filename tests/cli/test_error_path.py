@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from fwtools.cli.byebyebios import command as byebyebios
+from fwtools.cli.common import subcommands
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
 from fwtools.cli.fw_pcr import cli as fw_pcr
@@ -108,7 +109,7 @@ def _leaves(name: str, command: click.Command) -> list[tuple[str, click.Command,
     if not isinstance(command, click.Group):
         return [(name, command, [])]
     out = []
-    for sub_name, sub in command.commands.items():
+    for sub_name, sub in subcommands(command).items():
         for leaf_name, leaf, path in _leaves(f"{name} {sub_name}", sub):
             out.append((leaf_name, leaf, [sub_name, *path]))
     return out

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from corpus.params import CORPUS, unavailable
 
 from fwtools.cli.byebyebios import command as byebyebios
+from fwtools.cli.common import subcommands
 from fwtools.cli.fw_check import command as fw_check
 from fwtools.cli.fw_check_boot import command as fw_check_boot
 from fwtools.cli.fw_check_disk import command as fw_check_disk
@@ -448,9 +449,9 @@ def test_matrix_covers_every_subcommand() -> None:
     missing = []
     for tool, command in TOOLS.items():
         if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+            for name, sub in subcommands(command).items():
                 if isinstance(sub, click.Group):
-                    missing += [f"{tool} {name} {leaf}" for leaf in sub.commands
+                    missing += [f"{tool} {name} {leaf}" for leaf in subcommands(sub)
                                 if (tool, f"{name} {leaf}") not in seen]
                 elif (tool, name) not in seen:
                     missing.append(f"{tool} {name}")
