@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
     from fwtools._base.efitime import EfiTime
     from fwtools.fleet.audit import StoreAudit
+    from fwtools.fleet.pcrs import PcrConsequences
     from fwtools.formats.efi.siglist import SignatureDatabase
     from fwtools.formats.varstore.errors import StoreFullError, VariableTooLargeError
     from fwtools.formats.varstore.model import Variable
@@ -155,6 +156,8 @@ class StoreUpdate:
     backup: str | None = None
     dry_run: bool = True
     trusts_after: dict[str, bool] = field(default_factory=dict)
+    # A dry run: what the planned change does to the PCRs (fleet/pcrs.py), else None.
+    pcrs: PcrConsequences | None = None
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -656,6 +659,7 @@ class UpdateTask:
     dry_run: bool
     output: str | None = None  # None: in place
     backup: bool = False
+    chain: tuple[str, ...] = ()  # a dry run's boot chain for its PCR prediction (fleet/pcrs.py)
 
 
 def store_image(store: VariableStore, loaded: LoadedStore) -> bytes:
@@ -696,6 +700,14 @@ def update_one(task: UpdateTask) -> StoreUpdate:
                        f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
 
+def _predicted(result: StoreUpdate, loaded: LoadedStore, store: VariableStore | None,
+               task: UpdateTask) -> StoreUpdate:
+    """A dry run's plan with what it does to the PCRs (only a dry run pays for it)."""
+    from fwtools.fleet.pcrs import update_consequences
+
+    return update_consequences(result, loaded, store, task.chain)
+
+
 def _locked(path: str, base: StoreUpdate, found: object) -> StoreUpdate:
     return replace(base, status="refused", error=f"{path}: in use: {found}; stop the VM first")
 
@@ -709,8 +721,9 @@ def _update(task: UpdateTask, base: StoreUpdate) -> StoreUpdate:
     if found is not None:
         return _locked(path, base, found.describe())
     if task.dry_run:
-        result, _ = plan_loaded(load_store(path), task.request, task.ref)
-        return replace(result, dry_run=True)
+        loaded = load_store(path)
+        result, store = plan_loaded(loaded, task.request, task.ref)
+        return _predicted(replace(result, dry_run=True), loaded, store, task)
     # QEMU's locks are taken only on a store replaced in place; with -o OUT the input is only
     # read, and holding its write locks would turn other readers away (qemu-img convert).
     import contextlib
@@ -753,7 +766,9 @@ def _create_from_template(task: UpdateTask, template: str) -> StoreUpdate:
     note = (f"{path} does not exist yet (the VM never started): planned on its template "
             f"{template}")
     result = replace(result, path=path, notes=(note, *result.notes), dry_run=task.dry_run)
-    if task.dry_run or store is None:
+    if task.dry_run:
+        return _predicted(result, loaded, store, task)
+    if store is None:
         return result
     if task.ref.declared_format == "qcow2" and loaded.format != "qcow2":
         # <nvram format='qcow2'> (libvirt 9.2+): libvirt converts a raw template to qcow2.
