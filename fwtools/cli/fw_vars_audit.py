@@ -60,7 +60,7 @@ def audit(paths: tuple[str, ...], uri: str | None, as_json: bool, sarif_file: st
     job: Callable[[StoreRef], StoreAudit] = audit_store
     if verbose:
         # Only -v pays for the update plan and the PCR prediction of each store.
-        from fwtools.fleet.pcrs import audit_store_with_pcrs
+        from fwtools.machine.plan_pcrs import audit_store_with_pcrs
 
         job = audit_store_with_pcrs
     results = list(progress(run_many(job, refs, jobs=jobs), "auditing stores",

@@ -96,7 +96,13 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
     request = UpdateRequest(ca_2023=ca_2023, dbx=dbx == "latest",
                             sbat_level=sbat_level == "latest", via=via,  # type: ignore[arg-type]
                             signed_dir=os.path.abspath(signed_dir) if signed_dir else None)
-    tasks = [UpdateTask(ref, request, dry_run, out, backup, chain)
+    then = None
+    if dry_run:
+        # Only a dry run pays for the PCR prediction (and imports it).
+        from fwtools.machine.plan_pcrs import dry_run_pcrs
+
+        then = dry_run_pcrs
+    tasks = [UpdateTask(ref, request, dry_run, out, backup, chain, then)
              for ref, out in zip(refs, outputs, strict=True)]
     from fwtools.report.text_progress import progress
 

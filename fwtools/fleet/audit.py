@@ -146,7 +146,7 @@ class StoreAudit:
     sbat_level: SbatState | None = None
     findings: tuple[Finding, ...] = ()
     update_paths: tuple[UpdatePath, ...] = ()
-    # fw-vars audit -v: what the recommended update does to PCR 7 (fleet/pcrs.py), else None.
+    # fw-vars audit -v: what the recommended update does to PCR 7 (machine/plan_pcrs.py).
     pcrs: PcrConsequences | None = None
 
 
@@ -162,7 +162,7 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None,
                 then: Then | None = None) -> StoreAudit:
     """Audit the store ``ref`` names; never raises for a bad store (see ``error``).
     ``then(loaded, ref, audit)`` adds to the audit of a store that was read (fw-vars audit
-    -v: fleet/pcrs.py)."""
+    -v: machine/plan_pcrs.py)."""
     if isinstance(ref, str):
         ref = StoreRef(ref)
     base = StoreAudit(ref.path, vm=ref.vm, running=ref.running, template=ref.template,

@@ -70,6 +70,9 @@ if TYPE_CHECKING:
     from fwtools.formats.varstore.storeio import LoadedStore
 
 Via = Literal["auto", "owner", "signed"]
+# A step after a dry run's plan: (plan, store as read, store as planned or None, task) -> plan.
+PlanStep = Callable[["StoreUpdate", "LoadedStore", "VariableStore | None", "UpdateTask"],
+                    "StoreUpdate"]
 Status = Literal["updated", "unchanged", "skipped", "error", "refused"]
 
 APPEND_ATTRIBUTES: Final = 0x67  # NV|BS|RT|TIME_BASED_AUTHENTICATED_WRITE_ACCESS|APPEND_WRITE
@@ -156,7 +159,7 @@ class StoreUpdate:
     backup: str | None = None
     dry_run: bool = True
     trusts_after: dict[str, bool] = field(default_factory=dict)
-    # A dry run: what the planned change does to the PCRs (fleet/pcrs.py), else None.
+    # A dry run: what the planned change does to the PCRs (machine/plan_pcrs.py), else None.
     pcrs: PcrConsequences | None = None
 
 
@@ -659,7 +662,10 @@ class UpdateTask:
     dry_run: bool
     output: str | None = None  # None: in place
     backup: bool = False
-    chain: tuple[str, ...] = ()  # a dry run's boot chain for its PCR prediction (fleet/pcrs.py)
+    # A dry run's boot chain for its PCR prediction, and the step that makes it
+    # (machine/plan_pcrs.py dry_run_pcrs: fleet sits below the measure code).
+    chain: tuple[str, ...] = ()
+    then: PlanStep | None = None
 
 
 def store_image(store: VariableStore, loaded: LoadedStore) -> bytes:
@@ -702,10 +708,8 @@ def update_one(task: UpdateTask) -> StoreUpdate:
 
 def _predicted(result: StoreUpdate, loaded: LoadedStore, store: VariableStore | None,
                task: UpdateTask) -> StoreUpdate:
-    """A dry run's plan with what it does to the PCRs (only a dry run pays for it)."""
-    from fwtools.fleet.pcrs import update_consequences
-
-    return update_consequences(result, loaded, store, task.chain)
+    """A dry run's plan, with ``task.then`` applied (what it does to the PCRs)."""
+    return task.then(result, loaded, store, task) if task.then is not None else result
 
 
 def _locked(path: str, base: StoreUpdate, found: object) -> StoreUpdate:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from fwtools.fleet.audit import StoreAudit
 
-# The update whose PCR 7 consequences -v shows (fleet/pcrs.py recommended_request).
+# The update whose PCR 7 consequences -v shows (machine/plan_pcrs.py recommended_request).
 RECOMMENDED = "fw-vars update --ca-2023 --dbx latest --sbat-level latest (as the owner)"
 _STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 _PK_SHORT = {"microsoft-oem": "Microsoft OEM", "test-key": "test key", "custom": "custom"}

@@ -84,7 +84,7 @@ def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> li
 
 def pcr_lines(found: PcrConsequences, *, verbose: bool = False,
               verb: str = "would change") -> list[str]:
-    """What a planned update does to the PCRs (fleet/pcrs.py): per changed PCR the old and
+    """What a planned update does to the PCRs (machine/plan_pcrs.py): per changed PCR the old and
     new value and the variables whose events cause it (with ``verbose`` the events), then
     what is not predicted and why. Plain lines, no markup."""
     if found.error is not None:
