@@ -535,7 +535,12 @@ def _published(arch: str) -> tuple[tuple[bytes, str], ...]:
 def _owner_dbx(plan: _Plan, arch: str, missing: list[bytes]) -> None:
     from fwtools._base.efitime import EfiTime
     from fwtools.formats.efi import guids
-    from fwtools.formats.efi.siglist import SignatureDatabase
+    from fwtools.formats.efi.siglist import (
+        OWNER_SIZE,
+        SignatureData,
+        SignatureDatabase,
+        SignatureList,
+    )
 
     dates = dict(_published(arch))
     newest = max((dates.get(h, "") for h in missing), default="")
@@ -546,9 +551,11 @@ def _owner_dbx(plan: _Plan, arch: str, missing: list[bytes]) -> None:
                 tzinfo=datetime.UTC))
         except ValueError:
             stamp = None
-    incoming = SignatureDatabase(())
-    for digest in missing:
-        incoming = incoming.add_hash(digest, guids.MICROSOFT)
+    # One EFI_CERT_SHA256 list, as add_hash per digest would group them, built at once
+    # (each add_hash lays the whole database out again: quadratic in 443 entries).
+    entries = tuple(SignatureData(guids.MICROSOFT, digest) for digest in missing)
+    incoming = SignatureDatabase(()).add_list(SignatureList(
+        guids.CERT_SHA256, OWNER_SIZE + len(missing[0]), entries))
     _owner_append(plan, "dbx", incoming, stamp or EfiTime.now(), Added(
         f"{len(missing)} SHA-256 revocations ({arch})", "owner",
         "fwtools/data/microsoft/dbx_info_msft_latest.json"))
