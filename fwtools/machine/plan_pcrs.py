@@ -175,10 +175,13 @@ def _audit_pcrs(loaded: LoadedStore, ref: StoreRef, audit: StoreAudit) -> StoreA
         return audit
     try:
         plan, after = plan_loaded(loaded, recommended_request(), ref)
-    except FwError:
-        return audit
-    planned = update_consequences(plan, loaded, after)
-    return replace(audit, pcrs=planned.pcrs)
+        found = update_consequences(plan, loaded, after).pcrs
+    except FwError as exc:
+        found = _failed((), DEFAULT_BANK, exc)
+    except Exception as exc:  # pragma: no cover - the audit itself must survive (audit.py)
+        found = _failed((), DEFAULT_BANK, FwError(f"internal error predicting the PCRs: "
+                                                   f"{type(exc).__name__}: {exc}"))
+    return replace(audit, pcrs=found)
 
 
 def audit_store_with_pcrs(ref: StoreRef) -> StoreAudit:
