@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, EXIT_OK, fail, print_json
+
+if TYPE_CHECKING:
+    from fwtools.fleet.audit import StoreAudit
+    from fwtools.fleet.sources import StoreRef
+
 
 
 @click.command(context_settings=CONTEXT)
@@ -23,7 +30,8 @@ from fwtools.cli.common import CONTEXT, EXIT_FINDINGS, EXIT_OK, fail, print_json
 @click.option("-j", "--jobs", type=click.IntRange(min=1),
               help="Worker processes for many stores (default: all cores).")
 @click.option("-v", "--verbose", is_flag=True,
-              help="Details per store: certificates, findings, update paths.")
+              help="Details per store: certificates, findings, update paths, and what the "
+                   "recommended update does to PCR 7 (also in --json as stores[].pcrs).")
 @click.option("--color/--no-color", default=None)
 def audit(paths: tuple[str, ...], uri: str | None, as_json: bool, sarif_file: str | None,
           fail_on: str, jobs: int | None, verbose: bool, color: bool | None) -> None:
@@ -48,7 +56,13 @@ def audit(paths: tuple[str, ...], uri: str | None, as_json: bool, sarif_file: st
 
     from fwtools.report.text_progress import progress
 
-    results = list(progress(run_many(audit_store, refs, jobs=jobs), "auditing stores",
+    job: Callable[[StoreRef], StoreAudit] = audit_store
+    if verbose:
+        # Only -v pays for the update plan and the PCR prediction of each store.
+        from fwtools.machine.plan_pcrs import audit_store_with_pcrs
+
+        job = audit_store_with_pcrs
+    results = list(progress(run_many(job, refs, jobs=jobs), "auditing stores",
                             enabled=not as_json and len(refs) > 1))
     if sarif_file:
         import json

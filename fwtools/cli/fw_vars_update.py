@@ -37,7 +37,13 @@ if TYPE_CHECKING:
 @click.option("--signed-dir", type=click.Path(file_okay=False),
               help="A microsoft/secureboot_objects checkout (PostSignedObjects/) holding the "
                    "signed KEK, db and dbx updates.")
-@click.option("--dry-run", is_flag=True, help="Print the plan per store; write nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan per store and what it does to PCR 7; write nothing.")
+@click.option("--chain", "chain", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE",
+              help="With --dry-run: the boot chain the VMs load (shim, grub, kernel; one file "
+                   "per option, in load order), to predict the PCRs of the whole boot instead "
+                   "of PCR 7's store part.")
 @click.option("--in-place", is_flag=True, help="Replace each store (atomically).")
 @click.option("--backup", is_flag=True,
               help="With --in-place: keep the previous file as NAME.bak (NAME.bak.<UTC time> "
@@ -51,8 +57,8 @@ if TYPE_CHECKING:
 @click.option("-v", "--verbose", is_flag=True, help="Verification verdicts, trusts after.")
 def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | None,
            sbat_level: str | None, via: str, signed_dir: str | None, dry_run: bool,
-           in_place: bool, backup: bool, output: str | None, jobs: int | None,
-           as_json: bool, verbose: bool) -> None:
+           chain: tuple[str, ...], in_place: bool, backup: bool, output: str | None,
+           jobs: int | None, as_json: bool, verbose: bool) -> None:
     """Update variable stores for the Microsoft 2011 -> 2023 Secure Boot CA transition.
 
     PATHS are stores (raw .fd or qcow2), directories (walked for stores) and libvirt domain
@@ -72,6 +78,10 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
         fail("give exactly one of --dry-run, --in-place or -o OUT")
     if backup and not in_place:
         fail("--backup goes with --in-place")
+    if chain and not dry_run:
+        fail("--chain goes with --dry-run")
+    for image in chain:
+        _check_image(image)
     if via == "signed" and signed_dir is None:
         fail("--via signed needs --signed-dir DIR (a microsoft/secureboot_objects checkout)")
     if signed_dir is not None:
@@ -85,8 +95,14 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
     request = UpdateRequest(ca_2023=ca_2023, dbx=dbx == "latest",
                             sbat_level=sbat_level == "latest", via=via,  # type: ignore[arg-type]
                             signed_dir=os.path.abspath(signed_dir) if signed_dir else None)
-    tasks = [UpdateTask(ref, request, dry_run, out, backup) for ref, out in zip(refs, outputs,
-                                                                              strict=True)]
+    then = None
+    if dry_run:
+        # Only a dry run pays for the PCR prediction (and imports it).
+        from fwtools.machine.plan_pcrs import dry_run_pcrs
+
+        then = dry_run_pcrs
+    tasks = [UpdateTask(ref, request, dry_run, out, backup, chain, then)
+             for ref, out in zip(refs, outputs, strict=True)]
     from fwtools.report.text_progress import progress
 
     results = list(progress(run_many(update_one, tasks, jobs=jobs), "updating stores",
@@ -109,6 +125,17 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
         elif r.refusals:
             worst = max(worst, EXIT_FINDINGS)
     sys.exit(worst)
+
+
+def _check_image(path: str) -> None:
+    """A --chain file must be a PE image: refused up front, not once per store."""
+    from fwtools.errors import FwError
+    from fwtools.formats.pe.image import PeImage
+
+    try:
+        PeImage.open(path)
+    except FwError as exc:
+        fail(f"--chain {path}: {' '.join(str(exc).split())}")
 
 
 def _outputs(refs: Sequence[StoreRef], output: str | None) -> list[str | None]:

@@ -20,7 +20,7 @@ import datetime
 import functools
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -47,10 +47,13 @@ if TYPE_CHECKING:
     import uuid
 
     from fwtools.crypto.x509info import CertificateInfo
+    from fwtools.fleet.pcrs import PcrConsequences
     from fwtools.formats.efi.siglist import SignatureDatabase
     from fwtools.formats.varstore.storeio import LoadedStore
 
 Mode = Literal["setup", "user", "audit", "deployed"]
+# A step after the audit of a store that was read: (store, reference, audit) -> audit.
+Then = Callable[["LoadedStore", StoreRef, "StoreAudit"], "StoreAudit"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class StoreAudit:
     sbat_level: SbatState | None = None
     findings: tuple[Finding, ...] = ()
     update_paths: tuple[UpdatePath, ...] = ()
+    # fw-vars audit -v: what the recommended update does to PCR 7 (machine/plan_pcrs.py).
+    pcrs: PcrConsequences | None = None
 
 
 _CA_FILES: Final[dict[str, tuple[str, str]]] = {
@@ -153,8 +158,11 @@ _CA_FILES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None) -> StoreAudit:
-    """Audit the store ``ref`` names; never raises for a bad store (see ``error``)."""
+def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None,
+                then: Then | None = None) -> StoreAudit:
+    """Audit the store ``ref`` names; never raises for a bad store (see ``error``).
+    ``then(loaded, ref, audit)`` adds to the audit of a store that was read (fw-vars audit
+    -v: machine/plan_pcrs.py)."""
     if isinstance(ref, str):
         ref = StoreRef(ref)
     base = StoreAudit(ref.path, vm=ref.vm, running=ref.running, template=ref.template,
@@ -170,13 +178,15 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None) ->
         # first start (docs/formatdomain.rst, <nvram template=...>), so that is what it gets.
         loaded = load_store(ref.template if pending and ref.template else ref.path)
         if pending:
-            return _not_created(audit_loaded(loaded, ref, now=now), ref)
+            audit = _not_created(audit_loaded(loaded, ref, now=now), ref)
+            return then(loaded, ref, audit) if then is not None else audit
         if loaded.blank_template:
             # Debian 12's AAVMF_VARS.fd: 64 MiB of zeros. There is no store to audit yet;
             # the firmware formats one (empty, Setup Mode) at first boot.
             return _failed(_with_container(base, loaded),
                            f"{ref.path}: no variable store: {loaded.blank_template}")
-        return audit_loaded(loaded, ref, now=now)
+        audit = audit_loaded(loaded, ref, now=now)
+        return then(loaded, ref, audit) if then is not None else audit
     except FwError as exc:
         return _failed(base, _one_line(str(exc)))
     except MemoryError:

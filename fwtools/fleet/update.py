@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
     from fwtools._base.efitime import EfiTime
     from fwtools.fleet.audit import StoreAudit
+    from fwtools.fleet.pcrs import PcrConsequences
     from fwtools.formats.efi.siglist import SignatureDatabase
     from fwtools.formats.varstore.errors import StoreFullError, VariableTooLargeError
     from fwtools.formats.varstore.model import Variable
@@ -69,6 +70,9 @@ if TYPE_CHECKING:
     from fwtools.formats.varstore.storeio import LoadedStore
 
 Via = Literal["auto", "owner", "signed"]
+# A step after a dry run's plan: (plan, store as read, store as planned or None, task) -> plan.
+PlanStep = Callable[["StoreUpdate", "LoadedStore", "VariableStore | None", "UpdateTask"],
+                    "StoreUpdate"]
 Status = Literal["updated", "unchanged", "skipped", "error", "refused"]
 
 APPEND_ATTRIBUTES: Final = 0x67  # NV|BS|RT|TIME_BASED_AUTHENTICATED_WRITE_ACCESS|APPEND_WRITE
@@ -155,6 +159,8 @@ class StoreUpdate:
     backup: str | None = None
     dry_run: bool = True
     trusts_after: dict[str, bool] = field(default_factory=dict)
+    # A dry run: what the planned change does to the PCRs (machine/plan_pcrs.py), else None.
+    pcrs: PcrConsequences | None = None
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -529,7 +535,12 @@ def _published(arch: str) -> tuple[tuple[bytes, str], ...]:
 def _owner_dbx(plan: _Plan, arch: str, missing: list[bytes]) -> None:
     from fwtools._base.efitime import EfiTime
     from fwtools.formats.efi import guids
-    from fwtools.formats.efi.siglist import SignatureDatabase
+    from fwtools.formats.efi.siglist import (
+        OWNER_SIZE,
+        SignatureData,
+        SignatureDatabase,
+        SignatureList,
+    )
 
     dates = dict(_published(arch))
     newest = max((dates.get(h, "") for h in missing), default="")
@@ -540,9 +551,11 @@ def _owner_dbx(plan: _Plan, arch: str, missing: list[bytes]) -> None:
                 tzinfo=datetime.UTC))
         except ValueError:
             stamp = None
-    incoming = SignatureDatabase(())
-    for digest in missing:
-        incoming = incoming.add_hash(digest, guids.MICROSOFT)
+    # One EFI_CERT_SHA256 list, as add_hash per digest would group them, built at once
+    # (each add_hash lays the whole database out again: quadratic in 443 entries).
+    entries = tuple(SignatureData(guids.MICROSOFT, digest) for digest in missing)
+    incoming = SignatureDatabase(()).add_list(SignatureList(
+        guids.CERT_SHA256, OWNER_SIZE + len(missing[0]), entries))
     _owner_append(plan, "dbx", incoming, stamp or EfiTime.now(), Added(
         f"{len(missing)} SHA-256 revocations ({arch})", "owner",
         "fwtools/data/microsoft/dbx_info_msft_latest.json"))
@@ -656,6 +669,10 @@ class UpdateTask:
     dry_run: bool
     output: str | None = None  # None: in place
     backup: bool = False
+    # A dry run's boot chain for its PCR prediction, and the step that makes it
+    # (machine/plan_pcrs.py dry_run_pcrs: fleet sits below the measure code).
+    chain: tuple[str, ...] = ()
+    then: PlanStep | None = None
 
 
 def store_image(store: VariableStore, loaded: LoadedStore) -> bytes:
@@ -696,6 +713,12 @@ def update_one(task: UpdateTask) -> StoreUpdate:
                        f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
 
+def _predicted(result: StoreUpdate, loaded: LoadedStore, store: VariableStore | None,
+               task: UpdateTask) -> StoreUpdate:
+    """A dry run's plan, with ``task.then`` applied (what it does to the PCRs)."""
+    return task.then(result, loaded, store, task) if task.then is not None else result
+
+
 def _locked(path: str, base: StoreUpdate, found: object) -> StoreUpdate:
     return replace(base, status="refused", error=f"{path}: in use: {found}; stop the VM first")
 
@@ -709,8 +732,9 @@ def _update(task: UpdateTask, base: StoreUpdate) -> StoreUpdate:
     if found is not None:
         return _locked(path, base, found.describe())
     if task.dry_run:
-        result, _ = plan_loaded(load_store(path), task.request, task.ref)
-        return replace(result, dry_run=True)
+        loaded = load_store(path)
+        result, store = plan_loaded(loaded, task.request, task.ref)
+        return _predicted(replace(result, dry_run=True), loaded, store, task)
     # QEMU's locks are taken only on a store replaced in place; with -o OUT the input is only
     # read, and holding its write locks would turn other readers away (qemu-img convert).
     import contextlib
@@ -753,7 +777,9 @@ def _create_from_template(task: UpdateTask, template: str) -> StoreUpdate:
     note = (f"{path} does not exist yet (the VM never started): planned on its template "
             f"{template}")
     result = replace(result, path=path, notes=(note, *result.notes), dry_run=task.dry_run)
-    if task.dry_run or store is None:
+    if task.dry_run:
+        return _predicted(result, loaded, store, task)
+    if store is None:
         return result
     if task.ref.declared_format == "qcow2" and loaded.format != "qcow2":
         # <nvram format='qcow2'> (libvirt 9.2+): libvirt converts a raw template to qcow2.

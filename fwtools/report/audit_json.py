@@ -26,6 +26,8 @@ def store_json(audit: StoreAudit) -> dict[str, Any]:
     out["template"] = plain["template"]
     out["loader"] = plain["loader"]
     out["db_hashes"] = plain["db_hashes"]
+    if audit.pcrs is not None:  # -v: what the recommended update does to PCR 7
+        out["pcrs"] = plain["pcrs"]
     if audit.error is not None:
         out["trusts"] = None
     return out

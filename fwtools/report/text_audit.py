@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     from fwtools.fleet.audit import StoreAudit
 
+# The update whose PCR 7 consequences -v shows (machine/plan_pcrs.py recommended_request).
+RECOMMENDED = "fw-vars update --ca-2023 --dbx latest --sbat-level latest (as the owner)"
 _STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 _PK_SHORT = {"microsoft-oem": "Microsoft OEM", "test-key": "test key", "custom": "custom"}
 
@@ -146,3 +148,9 @@ def _details(console: Console, a: StoreAudit) -> None:
         console.print(f"  update ({p.via}) {p.id}: {escape(p.description)}")
         for obj in p.objects:
             console.print(f"      {escape(obj)}")
+    if a.pcrs is not None:
+        from fwtools.report.text_update import pcr_lines
+
+        console.print(f"  after {RECOMMENDED}:")
+        for line in pcr_lines(a.pcrs, verb="changes", verbose=True):
+            console.print(f"    {escape(line)}", soft_wrap=True)

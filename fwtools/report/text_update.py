@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fwtools.fleet.pcrs import PcrConsequences
     from fwtools.fleet.update import StoreUpdate, VariableState
+
+_SCOPE = {"through-separator": "through the separator, from the store alone",
+          "boot": "the boot of the given chain"}
 
 
 def _state(state: VariableState | None) -> str:
@@ -62,6 +66,8 @@ def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> li
             lines.append(f"  REFUSED {refusal.variable} via {refusal.via}: {refusal.reason}")
         for note in r.notes:
             lines.append(f"  note: {note}")
+        if r.pcrs is not None:
+            lines.extend("  " + line for line in pcr_lines(r.pcrs, verbose=verbose))
         if verbose and r.trusts_after:
             trusted = ", ".join(k for k, v in r.trusts_after.items() if v) or "none"
             lines.append(f"  trusts after: {trusted}")
@@ -74,3 +80,31 @@ def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> li
         parts.append(f"{refused} with refused writes")
     lines.append(f"{len(results)} store{'s' if len(results) != 1 else ''}: " + ", ".join(parts))
     return lines
+
+
+def pcr_lines(found: PcrConsequences, *, verbose: bool = False,
+              verb: str = "would change") -> list[str]:
+    """What a planned update does to the PCRs (machine/plan_pcrs.py): per changed PCR the old and
+    new value and the variables whose events cause it (with ``verbose`` the events), then
+    what is not predicted and why. Plain lines, no markup."""
+    if found.error is not None:
+        return [f"PCRs: not predicted: {found.error}"]
+    out: list[str] = []
+    for row in found.pcrs:
+        scope = _SCOPE[row.scope]
+        if not row.changed:
+            if found.basis == "store":
+                out.append(f"PCR {row.pcr} ({found.bank}, {scope}): unchanged, {row.old}")
+            continue
+        causes = f" ({', '.join(row.causes)})" if row.causes else ""
+        out.append(f"PCR {row.pcr} {verb} ({found.bank}, {scope}): {row.old} -> "
+                   f"{row.new}{causes}")
+        if verbose:
+            out.extend(f"  - {e.type} {e.description} [{e.source}]" for e in row.removed)
+            out.extend(f"  + {e.type} {e.description} [{e.source}]" for e in row.added)
+    same = [f"PCR {row.pcr}" for row in found.pcrs if not row.changed]
+    if found.basis != "store" and same:
+        out.append("unchanged: " + ", ".join(same))
+    out.extend(f"not predicted: {why}" for why in found.not_predicted)
+    out.extend(f"note: {note}" for note in found.notes)
+    return out
