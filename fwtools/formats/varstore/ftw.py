@@ -11,8 +11,9 @@ The structures are declared in :mod:`.layout`; the findings in :mod:`.issues`.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from fwtools._base.record import Record as Value
 from fwtools.formats.varstore import issues as iss
 from fwtools.formats.varstore import layout as lay
 from fwtools.formats.varstore.bytescan import first_not
@@ -28,7 +29,7 @@ _WRITE = lay.FTW_WRITE_HEADER_LAYOUT
 _RECORD = lay.FTW_WRITE_RECORD_LAYOUT
 
 
-class FtwRecord(NamedTuple):
+class FtwRecord(Value):
     """EFI_FAULT_TOLERANT_WRITE_RECORD (flags decoded: True = done/set)."""
 
     offset: int
@@ -41,7 +42,7 @@ class FtwRecord(NamedTuple):
     relative_offset: int
 
 
-class FtwWrite(NamedTuple):
+class FtwWrite(Value):
     """EFI_FAULT_TOLERANT_WRITE_HEADER with its records."""
 
     offset: int
@@ -54,7 +55,7 @@ class FtwWrite(NamedTuple):
     records: tuple[FtwRecord, ...]
 
 
-class FtwWorkingBlock(NamedTuple):
+class FtwWorkingBlock(Value):
     """The FTW working area: header, write queue and what the driver will do at boot.
 
     ``header_pristine``: the header is byte-identical to what the driver computes

@@ -1,11 +1,9 @@
 """The value objects of an edk2 variable store: a variable, a record as found, the FV and
 store headers as found, and one finding of a check (:class:`Issue`).
 
-All immutable. :class:`Variable` and :class:`Issue` are frozen value classes
-(:class:`fwtools._base.record.Record`: edited with ``fwtools._base.record.replace``,
-serialised by ``report.jsonable``); what the parser found (:class:`Record`,
-:class:`FvHeader`, :class:`StoreHeader`) are named tuples, which cost a quarter of a
-dataclass to define at import. The store (:mod:`.store`) keeps them, the parser
+All immutable: frozen value classes (:class:`fwtools._base.record.Record`, edited with
+``fwtools._base.record.replace``, serialised by ``report.jsonable``), which cost a third of
+a named tuple to define at import. The store (:mod:`.store`) keeps them, the parser
 (:mod:`.parse`, :mod:`.records`) builds them; the FTW working block's objects are in
 :mod:`.ftw`.
 """
@@ -13,7 +11,7 @@ dataclass to define at import. The store (:mod:`.store`) keeps them, the parser
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from fwtools._base.record import Record as Value
 from fwtools._base.severity import Severity
@@ -84,7 +82,7 @@ class Variable(Value):
         return header + len(self.name_bytes) + len(self.data)
 
 
-class Record(NamedTuple):
+class Record(Value):
     """One record header found walking the store, live or not.
 
     ``variable`` is None when the header cannot be decoded (sizes erased or running past
@@ -114,7 +112,7 @@ class Record(NamedTuple):
         return self.header_size + self.name_size + self.data_size
 
 
-class FvHeader(NamedTuple):
+class FvHeader(Value):
     """EFI_FIRMWARE_VOLUME_HEADER as found (``checksum_valid``: the words sum to 0)."""
 
     zero_vector: bytes
@@ -135,7 +133,7 @@ class FvHeader(NamedTuple):
         return sum(count * length for count, length in self.block_map)
 
 
-class StoreHeader(NamedTuple):
+class StoreHeader(Value):
     """VARIABLE_STORE_HEADER as found."""
 
     signature: uuid.UUID
