@@ -132,7 +132,9 @@ class EfiTime(Record):
 
     @property
     def is_zero(self) -> bool:
-        return self == _ZERO
+        # Field by field rather than comparing with a zero EfiTime: asked of every variable shown.
+        return not (self.year | self.month | self.day | self.hour | self.minute | self.second
+                    | self.pad1 | self.nanosecond | self.timezone | self.daylight | self.pad2)
 
     @property
     def sort_key(self) -> tuple[int, int, int, int, int, int]:
@@ -248,7 +250,6 @@ class EfiTime(Record):
         return self.isoformat()
 
 
-_ZERO: Final = EfiTime(0, 0, 0, 0, 0, 0)
 
 
 def _days_in_month(year: int, month: int) -> int:

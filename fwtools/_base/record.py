@@ -159,7 +159,7 @@ class Record:
 _setattr: Final = object.__setattr__
 
 # Instances of one class after which its __init__ is compiled.
-_HOT: Final = 32
+_HOT: Final = 256
 _MISSING: Final = object()
 
 

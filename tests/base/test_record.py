@@ -105,7 +105,7 @@ def test_a_hot_class_gets_a_compiled_init_with_the_same_behaviour() -> None:
             if self.a < 0:
                 raise ValueError("negative")
 
-    made = [Hot(i) for i in range(100)]
+    made = [Hot(i) for i in range(1000)]
     assert "__init__" in Hot.__dict__ and Hot.__init__ is not Record.__init__
     assert made[99] == Hot(99, 2) and made[0].notes is not made[1].notes
     assert Hot(1, b=3, notes=[1]) == Hot(a=1, b=3)
@@ -132,7 +132,7 @@ def test_hot_comparisons_are_compiled_with_the_same_results() -> None:
     class Empty(Record):
         pass
 
-    keys = [Key(i % 5, "x", at=i) for i in range(100)]
+    keys = [Key(i % 5, "x", at=i) for i in range(1000)]
     assert len(set(keys)) == 5  # hashing past the threshold compiles __eq__/__hash__
     assert "__eq__" in Key.__dict__ and Key.__eq__ is not Record.__eq__
     assert Key(1, "x", 7) == Key(1, "x", 9) and Key(1) != Key(2) and Key(1) != (1, "")
