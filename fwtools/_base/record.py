@@ -67,41 +67,51 @@ class Record:
 
     def __init_subclass__(cls, *, frozen: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        namespace = cls.__dict__
         fields = list(cls._fields)
         defaults = dict(cls._defaults)
+        seen_default = bool(defaults)
         # The class's own annotations (inspect.get_annotations would import inspect).
-        own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        own = namespace.get("__annotations__", {})
         for name, annotation in own.items():
             text = annotation if isinstance(annotation, str) else repr(annotation)
             if "ClassVar" in text:
                 continue
             if name not in fields:
                 fields.append(name)
-            if name in cls.__dict__:
-                defaults[name] = cls.__dict__[name]
-                if isinstance(defaults[name], _Factory):
+            if name in namespace:
+                value = namespace[name]
+                defaults[name] = value
+                seen_default = True
+                if isinstance(value, _Factory):
                     delattr(cls, name)  # as dataclasses does: no class attribute
-            elif name in defaults:
-                del defaults[name]
-            if name not in defaults and any(f in defaults for f in fields[:fields.index(name)]):
-                raise TypeError(f"non-default field {name!r} follows a default field in "
-                                f"{cls.__name__}")
-        cls._fields = tuple(fields)
+            else:
+                defaults.pop(name, None)
+                if seen_default and any(f in defaults for f in fields[:fields.index(name)]):
+                    raise TypeError(f"non-default field {name!r} follows a default field in "
+                                    f"{cls.__name__}")
+        cls._fields = names = tuple(fields)
         cls._defaults = defaults
-        cls._compared = tuple(f for f in fields if f not in cls._uncompared)
+        uncompared = cls._uncompared
+        cls._compared = tuple(f for f in names if f not in uncompared) if uncompared else names
         cls._post_init = hasattr(cls, "__post_init__")
+        # Assigning a special method to a class is slow (CPython updates its slots), so the
+        # shared methods are only re-assigned when a base compiled its own for its fields.
         if "__init__" in cls.__dict__:
             cls._made = -1  # a class's own __init__ is never replaced
         else:
             cls._made = 0
-            cls.__init__ = Record.__init__  # type: ignore[method-assign]
+            if cls.__init__ is not Record.__init__:
+                cls.__init__ = Record.__init__  # type: ignore[method-assign]
         if "__eq__" in cls.__dict__ or "__hash__" in cls.__dict__:
             cls._cmp = -1  # nor its own __eq__ or __hash__
         else:
             cls._cmp = 0
-            cls.__eq__ = Record.__eq__  # type: ignore[method-assign]
-            cls.__hash__ = Record.__hash__  # type: ignore[method-assign]
-        setattr(cls, "__match_args__", cls._fields)  # noqa: B010 (not a declared name)
+            if cls.__eq__ is not Record.__eq__:
+                cls.__eq__ = Record.__eq__  # type: ignore[method-assign]
+            if cls.__hash__ is not Record.__hash__:
+                cls.__hash__ = Record.__hash__  # type: ignore[method-assign]
+        setattr(cls, "__match_args__", names)  # noqa: B010 (not a declared name)
         if not frozen:
             cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
             cls.__delattr__ = object.__delattr__  # type: ignore[method-assign]
