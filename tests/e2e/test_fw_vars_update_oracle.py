@@ -351,11 +351,35 @@ READBACK: Final = tuple(efivar_file(n, g) for n, g in (
     ("db", IMAGE_SECURITY), ("dbx", IMAGE_SECURITY), ("KEK", guids.EFI_GLOBAL_VARIABLE)))
 
 
+# The stores booted: Debian's .ms store as shipped (db/dbx stamped 2025-03-10 in bookworm,
+# 2026-01-04 in trixie: later than the 2010-03-06T19:17:21 of every Microsoft payload, so an
+# append keeps them), and trixie's with db and dbx stamped zero (the payload's stamp is later
+# and replaces it).
+STORES: Final = (("trixie", "ms"), ("bookworm", "ms"), ("trixie", "ms-zero-stamps"))
+PAYLOAD_STAMP: Final = "2010-03-06T19:17:21Z"
+
+
+def zero_stamps(src: Path, dest: Path, names: Iterable[str]) -> Path:
+    """A copy of ``src`` whose variables ``names`` (image security database) carry an
+    all-zero EFI_TIME, written with fwtools' store writer."""
+    from fwtools._base.efitime import EfiTime
+    from fwtools.formats.varstore.store import VariableStore
+
+    store = VariableStore.parse(src.read_bytes(), path=str(src))
+    for name in names:
+        var = store.get(name, IMAGE_SECURITY)
+        assert var is not None and var.timestamp is not None
+        store.set(Variable(var.name, var.guid, var.attributes, bytes(var.data), EfiTime.zero()))
+    dest.write_bytes(store.to_bytes())
+    return dest
+
+
 @dataclass
 class Oracle:
-    """One suite's boots and offline updates."""
+    """One store's boots and offline updates."""
 
     suite: str
+    variant: str
     pristine: Path
     plans: dict[str, dict[str, object]]  # update -> fw-vars update's JSON for the store
     offline: dict[str, Path]  # update -> the pristine store updated by fwtools
@@ -377,15 +401,17 @@ def planned_writes(doc: Mapping[str, object]) -> list[GuestWrite]:
 
 
 
-@pytest.fixture(scope="module", params=["trixie", "bookworm"])
+@pytest.fixture(scope="module", params=STORES, ids=["-".join(s) for s in STORES])
 def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Oracle]:
     """Plan both updates offline, build the initramfs, boot the control, db and dbx cases."""
-    suite: str = request.param
-    work = tmp_path_factory.mktemp(f"oracle-{suite}")
+    suite, variant = request.param
+    work = tmp_path_factory.mktemp(f"oracle-{suite}-{variant}")
     pristine = work / "OVMF_VARS_4M.ms.fd"
     shutil.copyfile(corpus.ovmf(suite, "OVMF_VARS_4M.ms.fd"), pristine)
     pristine.chmod(0o644)
+    if variant == "ms-zero-stamps":
+        pristine = zero_stamps(pristine, work / "OVMF_VARS_4M.ms-zero-stamps.fd", ["db", "dbx"])
     plans: dict[str, dict[str, object]] = {}
     offline: dict[str, Path] = {}
     sets: dict[str, list[GuestWrite]] = {"none": []}
@@ -405,7 +431,7 @@ def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
     code = corpus.ovmf(suite, "OVMF_CODE_4M.secboot.fd")
     runs = {name: boot_guest(chain, code, pristine, initrd, name, work / f"boot-{name}")
             for name in ("none", "db", "dbx")}
-    yield Oracle(suite, pristine, plans, offline, runs)
+    yield Oracle(suite, variant, pristine, plans, offline, runs)
 
 
 def _check_boot(run: GuestRun, record_boot: BootRecorder, what: str) -> None:
@@ -422,14 +448,17 @@ def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
                                                record_boot: BootRecorder,
                                                tmp_path: Path) -> None:
     run = oracle.runs[update]
-    _check_boot(run, record_boot, f"{oracle.suite}: guest writes the signed {update} update")
+    _check_boot(run, record_boot,
+                f"{oracle.suite} {oracle.variant}: guest writes the signed {update} update")
     writes = {w.label: w for w in run.writes}
     for label in EXPECTED_FILES[update]:
         assert label in writes and writes[label].status == 0, run.describe()
     if update == "db":
         for path in KEK_UPDATES:
+            # EFI_SECURITY_VIOLATION, which efivarfs returns as EACCES.
             w = writes.get(path.name)
             assert w is not None and w.status != 0, run.describe()
+            assert w.error.endswith("Permission denied"), run.describe()
         refusals = oracle.plans["db"]["refusals"]
         assert isinstance(refusals, list)
         assert [r["variable"] for r in refusals] == ["KEK"], refusals
@@ -441,6 +470,11 @@ def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
     target = db if update == "db" else dbx
     # The firmware changed the target, fwtools changed it the same way.
     assert not same(firmware[target], pristine[target])
+    # edk2 keeps the later of the stored and the payload's timestamp.
+    stamp, before = firmware[target].timestamp, pristine[target].timestamp
+    assert stamp is not None and before is not None
+    expected = PAYLOAD_STAMP if before.is_zero else before.isoformat()
+    assert stamp.isoformat() == expected, describe(firmware[target])
     problems = differences(firmware, offline, [db, dbx, (guids.EFI_GLOBAL_VARIABLE, "KEK"),
                                                (guids.EFI_GLOBAL_VARIABLE, "PK")])
     assert not problems, "\n".join(problems) + "\n" + run.describe()
@@ -462,7 +496,7 @@ def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
 def test_control_boot_changes_no_key(oracle: Oracle, record_boot: BootRecorder) -> None:
     """Without a write, a boot leaves PK/KEK/db/dbx as they were."""
     run = oracle.runs["none"]
-    _check_boot(run, record_boot, f"{oracle.suite}: control boot, no write")
+    _check_boot(run, record_boot, f"{oracle.suite} {oracle.variant}: control boot, no write")
     assert run.writes == []
     firmware, pristine = variables(run.vars_path), variables(oracle.pristine)
     keys = [(IMAGE_SECURITY, "db"), (IMAGE_SECURITY, "dbx"),
