@@ -502,3 +502,70 @@ def test_control_boot_changes_no_key(oracle: Oracle, record_boot: BootRecorder) 
     keys = [(IMAGE_SECURITY, "db"), (IMAGE_SECURITY, "dbx"),
             (guids.EFI_GLOBAL_VARIABLE, "KEK"), (guids.EFI_GLOBAL_VARIABLE, "PK")]
     assert not differences(firmware, pristine, keys)
+
+
+# -- an image only the updated store trusts ---------------------------------------------------
+
+
+def shim_2023_only(shim: Path, dest: Path) -> Path:
+    """A copy of Debian's dual-signed shim (shim-signed 1.51: one WIN_CERTIFICATE by Microsoft
+    Corporation UEFI CA 2011, a second by Microsoft UEFI CA 2023) with the 2011 signature
+    removed (``sbattach --remove --signum 0``). The 2023 signature is Microsoft's own and still
+    covers the image, since the Authenticode digest leaves out the certificate table: this is
+    the shim Microsoft will sign from now on, signed by nothing else."""
+    sbattach = need_tool("sbattach")
+    shutil.copyfile(shim, dest)
+    subprocess.run([sbattach, "--remove", "--signum", "0", str(dest)], check=True,
+                   capture_output=True, timeout=60)
+    return dest
+
+
+def pe_verdict(image: Path, store: Path) -> tuple[list[str], str]:
+    """(signature issuers, fwtools' verdict) of ``pe-inspect --vars STORE --json IMAGE``."""
+    from fwtools.cli.pe_inspect import pe_inspect
+
+    result = CliRunner().invoke(pe_inspect, ["--json", "--vars", str(store), str(image)],
+                                catch_exceptions=False)
+    doc = json.loads(result.stdout)["files"][0]
+    return [s["issuer"] for s in doc["signatures"]], doc["verification"]["status"]
+
+
+@pytest.mark.parametrize(("suite", "via"), [("trixie", "signed"), ("bookworm", "signed"),
+                                            ("trixie", "owner")])
+def test_shim_signed_only_by_uefi_ca_2023(suite: str, via: str, corpus: Corpus,
+                                          qemu_tools: None, tmp_path: Path,
+                                          record_boot: BootRecorder) -> None:
+    """Debian's shim with only its Microsoft UEFI CA 2023 signature boots shim -> grub ->
+    kernel on the store ``fw-vars update --ca-2023`` made, and the firmware refuses it
+    ("Access Denied") on the store as Debian ships it, whose db has only the 2011 CAs."""
+    from .chains import boot_chain
+
+    pristine = tmp_path / "OVMF_VARS_4M.ms.fd"
+    shutil.copyfile(corpus.ovmf(suite, "OVMF_VARS_4M.ms.fd"), pristine)
+    pristine.chmod(0o644)
+    updated = tmp_path / "updated.fd"
+    args = ["update", str(pristine), "--ca-2023", "--via", via, "-o", str(updated)]
+    if via == "signed":
+        args += ["--signed-dir", str(MS_OBJECTS)]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    # --via signed refuses the KEK update (exit 1) and still writes the db updates.
+    assert result.exit_code == (1 if via == "signed" else 0), result.output
+    shim, grub, kernel = corpus.boot_chain(suite, "amd64")
+    shim = shim_2023_only(shim, tmp_path / "shimx64-2023-only.efi")
+    assert pe_verdict(shim, updated) == (
+        ["CN=Microsoft UEFI CA 2023,O=Microsoft Corporation,C=US"], "trusted")
+    assert pe_verdict(shim, pristine)[1] == "untrusted"
+
+    chain = Chain(suite, "x64", shim, grub, kernel)
+    code = corpus.ovmf(suite, "OVMF_CODE_4M.secboot.fd")
+    for store, expected in ((updated, ("kernel", "kernel")), (pristine, ("refused", "firmware"))):
+        fw = Firmware(f"{suite} {store.name}", "x64", code, store, True)
+        boot = boot_chain(chain, fw, workdir=tmp_path / f"boot-{store.stem}",
+                          serial_log=tmp_path / f"serial-{store.stem}.log")
+        record_boot(boot.result, f"{suite} 2023-only shim on {store.name}: {boot.outcome}")
+        assert (boot.outcome, boot.stage) == expected, boot.describe()
+        if expected[0] == "kernel":
+            assert boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), boot.describe()
+        else:
+            assert boot.result.saw(r"BdsDxe: failed to load Boot\d+ .*: Access Denied"), \
+                boot.describe()
