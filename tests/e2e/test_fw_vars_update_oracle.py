@@ -216,8 +216,8 @@ poweroff -f
 def oracle_initramfs(corpus: Corpus, suite: str, sets: Mapping[str, list[GuestWrite]],
                      readback: Iterable[str]) -> bytes:
     """The initramfs: busybox, efivarfs.ko, chattr, and per set of writes a list file
-    (``/oracle/<set>.list``: payload file, efivarfs name, label) and the payloads, each prefixed with
-    the attributes (UINT32 little-endian) as efivarfs expects."""
+    (``/oracle/<set>.list``: payload file, efivarfs name, label) and the payloads, each
+    prefixed with the attributes (UINT32 little-endian) as efivarfs expects."""
     if not BUSYBOX.exists():
         unavailable("e2e: /bin/busybox not installed (apt-get install busybox-static)")
     chattr = Path(need_tool("chattr"))
@@ -417,12 +417,12 @@ def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
     sets: dict[str, list[GuestWrite]] = {"none": []}
     for name, options in UPDATES.items():
         out = work / f"offline-{name}.fd"
-        code, doc = fw_vars_update(pristine, out, *options)
+        status, doc = fw_vars_update(pristine, out, *options)
         plans[name], offline[name] = doc, out
         writes = planned_writes(doc)
         assert tuple(w.label for w in writes) == EXPECTED_FILES[name], doc
         # fw-vars exits 1 for the refused KEK update (Debian's PK signed none of Microsoft's).
-        assert code == (1 if name == "db" else 0), doc
+        assert status == (1 if name == "db" else 0), doc
         kek = [GuestWrite(p, "KEK", guids.EFI_GLOBAL_VARIABLE) for p in KEK_UPDATES]
         sets[name] = kek + writes if name == "db" else writes
     initrd = oracle_initramfs(corpus, suite, sets, READBACK)
