@@ -12,7 +12,7 @@ each an EFI_VARIABLE_AUTHENTICATION_2 payload) to their variable with the attrib
 prints ``@@WRITE <file> <variable> status=<dd's exit status> <error>`` per write, then powers
 off. The firmware (edk2's AuthVariableLib in SMM) verifies and appends them into the vars file.
 
-Three boots per suite, all of the same ESP and initramfs, only the kernel command line
+Three boots per store, all of the same ESP and initramfs, only the kernel command line
 choosing the writes (``fwtools.oracle=``):
 
 - ``none``: no write, the control: what one boot does to the store by itself;
@@ -36,9 +36,20 @@ every store. Checked:
 - efivarfs reads back, inside the guest, what the file holds (SHA-256 of attributes + data);
 - the KEK writes fail in the guest and fwtools refuses the KEK update.
 
-Needs qemu-system-x86, busybox-static, e2fsprogs (chattr), mtools, gdisk and the corpus (ovmf,
-shim-signed, grub-efi-amd64-signed, linux-image-amd64 with its modules); fails under
-FWTOOLS_REQUIRE_CORPUS=1 without them. About 10-20 s of TCG per boot on an idle machine.
+The stores booted (``STORES``): Debian 12's and Debian 13's ``.ms`` store as shipped, and
+Debian 13's with db and dbx stamped zero, so that both sides of edk2's timestamp rule occur.
+
+Second (``test_shim_signed_only_by_uefi_ca_2023``): an image that only the updated store
+trusts. No package of the corpus ships an EFI binary signed by Microsoft UEFI CA 2023 alone;
+Debian's shim 16.1 (shim-signed 1.51~1) is signed twice, by Microsoft Corporation UEFI CA
+2011 and by Microsoft UEFI CA 2023; with the 2011 signature removed it is a shim signed by the
+2023 CA only, Microsoft's real signature, no test CA. It boots shim -> grub -> kernel on the
+store ``fw-vars update --ca-2023`` made and is refused by the firmware ("Access Denied") on
+the store as shipped; ``pe-inspect --vars`` says the same.
+
+Needs qemu-system-x86, busybox-static, e2fsprogs (chattr), sbsigntool (sbattach), mtools,
+gdisk and the corpus (ovmf, shim-signed, grub-efi-amd64-signed, linux-image-amd64 with its
+modules); fails under FWTOOLS_REQUIRE_CORPUS=1 without them. 10-25 s of TCG per boot.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ import struct
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -376,14 +387,28 @@ def zero_stamps(src: Path, dest: Path, names: Iterable[str]) -> Path:
 
 @dataclass
 class Oracle:
-    """One store's boots and offline updates."""
+    """One store's offline updates, and its boots, each made when a test first asks for it
+    (under pytest-xdist each worker that gets a test of this store sets the fixture up, and
+    then boots only what its tests need)."""
 
     suite: str
     variant: str
     pristine: Path
     plans: dict[str, dict[str, object]]  # update -> fw-vars update's JSON for the store
     offline: dict[str, Path]  # update -> the pristine store updated by fwtools
-    runs: dict[str, GuestRun]  # "none", "db", "dbx" -> the boot
+    chain: Chain
+    code: Path
+    initrd: bytes
+    work: Path
+    runs: dict[str, GuestRun] = field(default_factory=dict)
+
+    def run(self, oracle_set: str) -> GuestRun:
+        """The boot with ``fwtools.oracle=<oracle_set>`` ("none", "db" or "dbx")."""
+        if oracle_set not in self.runs:
+            self.runs[oracle_set] = boot_guest(self.chain, self.code, self.pristine,
+                                               self.initrd, oracle_set,
+                                               self.work / f"boot-{oracle_set}")
+        return self.runs[oracle_set]
 
 
 def planned_writes(doc: Mapping[str, object]) -> list[GuestWrite]:
@@ -404,7 +429,7 @@ def planned_writes(doc: Mapping[str, object]) -> list[GuestWrite]:
 @pytest.fixture(scope="module", params=STORES, ids=["-".join(s) for s in STORES])
 def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Oracle]:
-    """Plan both updates offline, build the initramfs, boot the control, db and dbx cases."""
+    """Plan both updates offline and build the initramfs; the boots come on demand."""
     suite, variant = request.param
     work = tmp_path_factory.mktemp(f"oracle-{suite}-{variant}")
     pristine = work / "OVMF_VARS_4M.ms.fd"
@@ -429,9 +454,7 @@ def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
     shim, grub, kernel = corpus.boot_chain(suite, "amd64")
     chain = Chain(suite, "x64", shim, grub, kernel)
     code = corpus.ovmf(suite, "OVMF_CODE_4M.secboot.fd")
-    runs = {name: boot_guest(chain, code, pristine, initrd, name, work / f"boot-{name}")
-            for name in ("none", "db", "dbx")}
-    yield Oracle(suite, variant, pristine, plans, offline, runs)
+    yield Oracle(suite, variant, pristine, plans, offline, chain, code, initrd, work)
 
 
 def _check_boot(run: GuestRun, record_boot: BootRecorder, what: str) -> None:
@@ -447,7 +470,7 @@ def _check_boot(run: GuestRun, record_boot: BootRecorder, what: str) -> None:
 def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
                                                record_boot: BootRecorder,
                                                tmp_path: Path) -> None:
-    run = oracle.runs[update]
+    run = oracle.run(update)
     _check_boot(run, record_boot,
                 f"{oracle.suite} {oracle.variant}: guest writes the signed {update} update")
     writes = {w.label: w for w in run.writes}
@@ -481,7 +504,7 @@ def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
 
     # The whole store: the control boot's store updated offline equals the firmware's.
     control_updated = tmp_path / "control-updated.fd"
-    code, _ = fw_vars_update(oracle.runs["none"].vars_path, control_updated, *UPDATES[update])
+    code, _ = fw_vars_update(oracle.run("none").vars_path, control_updated, *UPDATES[update])
     assert code == (1 if update == "db" else 0)
     problems = differences(firmware, variables(control_updated))
     assert not problems, "\n".join(problems)
@@ -495,7 +518,7 @@ def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
 
 def test_control_boot_changes_no_key(oracle: Oracle, record_boot: BootRecorder) -> None:
     """Without a write, a boot leaves PK/KEK/db/dbx as they were."""
-    run = oracle.runs["none"]
+    run = oracle.run("none")
     _check_boot(run, record_boot, f"{oracle.suite} {oracle.variant}: control boot, no write")
     assert run.writes == []
     firmware, pristine = variables(run.vars_path), variables(oracle.pristine)
