@@ -353,21 +353,52 @@ UPDATES: Final[dict[str, tuple[str, ...]]] = {
     "db": ("--ca-2023",),
     "dbx": ("--dbx", "latest"),
 }
-EXPECTED_FILES: Final[dict[str, tuple[str, ...]]] = {
-    "db": ("DBUpdate2024.bin", "DBUpdate3P2023.bin", "DBUpdateOROM2023.bin"),
-    "dbx": ("DBXUpdate.bin",),
-}
+DB_FILES: Final = ("DBUpdate2024.bin", "DBUpdate3P2023.bin", "DBUpdateOROM2023.bin")
 KEK_UPDATES: Final = tuple(sorted((MS_OBJECTS / "kek").glob("KEKUpdate_*.bin")))
+SURFACE_KEK_UPDATE: Final = MS_OBJECTS / "kek" / "KEKUpdate_Microsoft_PK2.bin"
 READBACK: Final = tuple(efivar_file(n, g) for n, g in (
     ("db", IMAGE_SECURITY), ("dbx", IMAGE_SECURITY), ("KEK", guids.EFI_GLOBAL_VARIABLE)))
+KEY_VARIABLES: Final = ((IMAGE_SECURITY, "db"), (IMAGE_SECURITY, "dbx"),
+                        (guids.EFI_GLOBAL_VARIABLE, "KEK"), (guids.EFI_GLOBAL_VARIABLE, "PK"))
 
 
-# The stores booted: Debian's .ms store as shipped (db/dbx stamped 2025-03-10 in bookworm,
-# 2026-01-04 in trixie: later than the 2010-03-06T19:17:21 of every Microsoft payload, so an
-# append keeps them), and trixie's with db and dbx stamped zero (the payload's stamp is later
-# and replaces it).
-STORES: Final = (("trixie", "ms"), ("bookworm", "ms"), ("trixie", "ms-zero-stamps"))
+# The stores booted:
+# - "ms": Debian's .ms store as shipped (db/dbx stamped 2025-03-10 in bookworm, 2026-01-04 in
+#   trixie: later than the 2010-03-06T19:17:21 of every Microsoft payload, so an append
+#   keeps them); Debian's PK signed none of Microsoft's KEK updates: all three are refused;
+# - "ms-zero-stamps": trixie's with db and dbx stamped zero (the payload's stamp is later and
+#   replaces it);
+# - "ms-surface-pk": trixie's with its PK replaced by the certificate that signed
+#   KEKUpdate_Microsoft_PK2.bin (a Microsoft Surface PK; only the certificate is needed),
+#   so the signed KEK update applies too: the KEK path of --via signed.
+STORES: Final = (("trixie", "ms"), ("bookworm", "ms"), ("trixie", "ms-zero-stamps"),
+                 ("trixie", "ms-surface-pk"))
 PAYLOAD_STAMP: Final = "2010-03-06T19:17:21Z"
+
+
+def expected_files(variant: str, update: str) -> tuple[str, ...]:
+    """The signed objects ``fw-vars update --via signed`` applies, in its order."""
+    if update == "dbx":
+        return ("DBXUpdate.bin",)
+    return ((SURFACE_KEK_UPDATE.name,) if variant == "ms-surface-pk" else ()) + DB_FILES
+
+
+def surface_pk(src: Path, dest: Path) -> Path:
+    """A copy of ``src`` whose PK is the signer certificate of KEKUpdate_Microsoft_PK2.bin
+    (PK's attributes and timestamp kept), written with fwtools' store writer."""
+    from fwtools.crypto.authvar import auth_signature_info
+    from fwtools.formats.efi.authvar import AuthVariable2
+    from fwtools.formats.efi.siglist import SignatureDatabase
+    from fwtools.formats.varstore.store import VariableStore
+
+    signer = auth_signature_info(AuthVariable2.parse(SURFACE_KEK_UPDATE.read_bytes()))
+    store = VariableStore.parse(src.read_bytes(), path=str(src))
+    pk = store.get("PK", guids.EFI_GLOBAL_VARIABLE)
+    assert pk is not None
+    data = SignatureDatabase(()).add_certificate(signer.signers[0].der, guids.MICROSOFT)
+    store.set(Variable("PK", pk.guid, pk.attributes, data.to_bytes(), pk.timestamp))
+    dest.write_bytes(store.to_bytes())
+    return dest
 
 
 def zero_stamps(src: Path, dest: Path, names: Iterable[str]) -> Path:
@@ -437,6 +468,8 @@ def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
     pristine.chmod(0o644)
     if variant == "ms-zero-stamps":
         pristine = zero_stamps(pristine, work / "OVMF_VARS_4M.ms-zero-stamps.fd", ["db", "dbx"])
+    elif variant == "ms-surface-pk":
+        pristine = surface_pk(pristine, work / "OVMF_VARS_4M.ms-surface-pk.fd")
     plans: dict[str, dict[str, object]] = {}
     offline: dict[str, Path] = {}
     sets: dict[str, list[GuestWrite]] = {"none": []}
@@ -445,10 +478,12 @@ def oracle(request: pytest.FixtureRequest, corpus: Corpus, qemu_tools: None,
         status, doc = fw_vars_update(pristine, out, *options)
         plans[name], offline[name] = doc, out
         writes = planned_writes(doc)
-        assert tuple(w.label for w in writes) == EXPECTED_FILES[name], doc
-        # fw-vars exits 1 for the refused KEK update (Debian's PK signed none of Microsoft's).
-        assert status == (1 if name == "db" else 0), doc
-        kek = [GuestWrite(p, "KEK", guids.EFI_GLOBAL_VARIABLE) for p in KEK_UPDATES]
+        assert tuple(w.label for w in writes) == expected_files(variant, name), doc
+        # fw-vars exits 1 for a refused KEK update (Debian's PK signed none of Microsoft's).
+        assert status == (1 if doc["refusals"] else 0), doc
+        # The guest first tries the KEK updates fwtools did not apply (refused by both).
+        kek = [GuestWrite(p, "KEK", guids.EFI_GLOBAL_VARIABLE) for p in KEK_UPDATES
+               if p.name not in expected_files(variant, name)]
         sets[name] = kek + writes if name == "db" else writes
     initrd = oracle_initramfs(corpus, suite, sets, READBACK)
     shim, grub, kernel = corpus.boot_chain(suite, "amd64")
@@ -474,43 +509,51 @@ def test_firmware_applies_what_fwtools_applies(oracle: Oracle, update: str,
     _check_boot(run, record_boot,
                 f"{oracle.suite} {oracle.variant}: guest writes the signed {update} update")
     writes = {w.label: w for w in run.writes}
-    for label in EXPECTED_FILES[update]:
+    applied = expected_files(oracle.variant, update)
+    for label in applied:
         assert label in writes and writes[label].status == 0, run.describe()
+    refusals = oracle.plans[update]["refusals"]
+    assert isinstance(refusals, list)
     if update == "db":
-        for path in KEK_UPDATES:
+        refused = [p.name for p in KEK_UPDATES if p.name not in applied]
+        assert len(refused) == (2 if oracle.variant == "ms-surface-pk" else 3)
+        for name in refused:
             # EFI_SECURITY_VIOLATION, which efivarfs returns as EACCES.
-            w = writes.get(path.name)
+            w = writes.get(name)
             assert w is not None and w.status != 0, run.describe()
             assert w.error.endswith("Permission denied"), run.describe()
-        refusals = oracle.plans["db"]["refusals"]
-        assert isinstance(refusals, list)
-        assert [r["variable"] for r in refusals] == ["KEK"], refusals
+        # fwtools refuses the KEK update exactly when no KEK update is applied.
+        assert [r["variable"] for r in refusals] == (
+            [] if oracle.variant == "ms-surface-pk" else ["KEK"]), refusals
 
     firmware = variables(run.vars_path)
     pristine = variables(oracle.pristine)
     offline = variables(oracle.offline[update])
     db, dbx = (IMAGE_SECURITY, "db"), (IMAGE_SECURITY, "dbx")
     target = db if update == "db" else dbx
-    # The firmware changed the target, fwtools changed it the same way.
+    # The firmware changed the target (and KEK for the Surface PK), fwtools the same way.
     assert not same(firmware[target], pristine[target])
+    kek = (guids.EFI_GLOBAL_VARIABLE, "KEK")
+    assert same(firmware[kek], pristine[kek]) != (
+        update == "db" and oracle.variant == "ms-surface-pk")
     # edk2 keeps the later of the stored and the payload's timestamp.
     stamp, before = firmware[target].timestamp, pristine[target].timestamp
     assert stamp is not None and before is not None
     expected = PAYLOAD_STAMP if before.is_zero else before.isoformat()
     assert stamp.isoformat() == expected, describe(firmware[target])
-    problems = differences(firmware, offline, [db, dbx, (guids.EFI_GLOBAL_VARIABLE, "KEK"),
-                                               (guids.EFI_GLOBAL_VARIABLE, "PK")])
+    problems = differences(firmware, offline, KEY_VARIABLES)
     assert not problems, "\n".join(problems) + "\n" + run.describe()
 
     # The whole store: the control boot's store updated offline equals the firmware's.
     control_updated = tmp_path / "control-updated.fd"
-    code, _ = fw_vars_update(oracle.run("none").vars_path, control_updated, *UPDATES[update])
-    assert code == (1 if update == "db" else 0)
+    code, doc = fw_vars_update(oracle.run("none").vars_path, control_updated,
+                               *UPDATES[update])
+    assert code == (1 if refusals else 0) and doc["refusals"] == refusals
     problems = differences(firmware, variables(control_updated))
     assert not problems, "\n".join(problems)
 
     # efivarfs read back, in the guest, what the file holds.
-    for var in (firmware[db], firmware[dbx]):
+    for var in (firmware[db], firmware[dbx], firmware[kek]):
         content = struct.pack("<I", var.attributes) + bytes(var.data)
         assert run.readback[efivar_file(var.name, var.guid)] == \
             hashlib.sha256(content).hexdigest(), run.describe()
@@ -522,9 +565,7 @@ def test_control_boot_changes_no_key(oracle: Oracle, record_boot: BootRecorder) 
     _check_boot(run, record_boot, f"{oracle.suite} {oracle.variant}: control boot, no write")
     assert run.writes == []
     firmware, pristine = variables(run.vars_path), variables(oracle.pristine)
-    keys = [(IMAGE_SECURITY, "db"), (IMAGE_SECURITY, "dbx"),
-            (guids.EFI_GLOBAL_VARIABLE, "KEK"), (guids.EFI_GLOBAL_VARIABLE, "PK")]
-    assert not differences(firmware, pristine, keys)
+    assert not differences(firmware, pristine, KEY_VARIABLES)
 
 
 # -- an image only the updated store trusts ---------------------------------------------------
