@@ -18,8 +18,9 @@ choosing the writes (``fwtools.oracle=``):
 - ``none``: no write, the control: what one boot does to the store by itself;
 - ``db``: the files ``fw-vars update --ca-2023 --via signed`` applies to this store, in its
   order (DBUpdate2024.bin, DBUpdate3P2023.bin, DBUpdateOROM2023.bin: Windows UEFI CA 2023,
-  Microsoft UEFI CA 2023, Option ROM UEFI CA 2023), preceded by Microsoft's three KEK updates,
-  which both the firmware and fwtools refuse (Debian's PK signed none of them);
+  Microsoft UEFI CA 2023, Option ROM UEFI CA 2023; and the KEK update first where the
+  store's PK signed one), preceded by Microsoft's other KEK updates, which both the firmware
+  and fwtools refuse (Debian's PK signed none of them);
 - ``dbx``: ``dbx/amd64/DBXUpdate.bin``, what ``--dbx latest --via signed`` applies.
 
 Then ``fw-vars update`` applies the same update offline, once to a copy of the pristine store
@@ -36,8 +37,11 @@ every store. Checked:
 - efivarfs reads back, inside the guest, what the file holds (SHA-256 of attributes + data);
 - the KEK writes fail in the guest and fwtools refuses the KEK update.
 
-The stores booted (``STORES``): Debian 12's and Debian 13's ``.ms`` store as shipped, and
-Debian 13's with db and dbx stamped zero, so that both sides of edk2's timestamp rule occur.
+The stores booted (``STORES``): Debian 12's and Debian 13's ``.ms`` store as shipped;
+Debian 13's with db and dbx stamped zero, so that both sides of edk2's timestamp rule occur;
+and Debian 13's with its PK replaced by the certificate that signed
+KEKUpdate_Microsoft_PK2.bin, so that the signed KEK update applies (firmware and fwtools
+alike) before the db updates, and the other two KEK updates are refused.
 
 Second (``test_shim_signed_only_by_uefi_ca_2023``): an image that only the updated store
 trusts. No package of the corpus ships an EFI binary signed by Microsoft UEFI CA 2023 alone;
