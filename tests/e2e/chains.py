@@ -62,13 +62,19 @@ KERNEL_CMDLINE: Final[dict[Arch, str]] = {
 }
 
 
-def grub_cfg(arch: Arch, kernel: str = "/vmlinuz") -> str:
+def grub_cfg(arch: Arch, kernel: str = "/vmlinuz", *, initrd: str | None = None,
+             append: str = "") -> str:
     """grub.cfg: a marker, then ``linux`` (which shim's protocol verifies under Secure Boot)
-    and ``boot``. A failed ``linux`` prints LINUX_FAILED_MARKER instead of booting."""
+    and ``boot``. A failed ``linux`` prints LINUX_FAILED_MARKER instead of booting.
+    ``initrd`` (a path on the ESP) is loaded after ``linux`` (grub does not verify it);
+    ``append`` is added to the kernel command line."""
+    cmdline = f"{KERNEL_CMDLINE[arch]} {append}".strip()
+    load_initrd = f"  initrd {initrd}\n" if initrd else ""
     return (
         "set timeout=0\n"
         f"echo {GRUB_MARKER}\n"
-        f"if linux {kernel} {KERNEL_CMDLINE[arch]} ; then\n"
+        f"if linux {kernel} {cmdline} ; then\n"
+        f"{load_initrd}"
         f"  echo {KERNEL_LOADED_MARKER}\n"
         "  boot\n"
         "else\n"
@@ -92,18 +98,24 @@ class Chain:
         return [self.shim, self.grub, self.kernel]
 
 
-def chain_files(chain: Chain) -> dict[str, bytes | str | Path]:
+def chain_files(chain: Chain, *, initrd: bytes | Path | None = None,
+                append: str = "") -> dict[str, bytes | str | Path]:
     """The ESP: shim as the removable-media loader, grub beside it, grub.cfg where Debian's
-    signed grub looks (its prefix is /EFI/debian) and in EFI/BOOT/, the kernel at the root."""
+    signed grub looks (its prefix is /EFI/debian) and in EFI/BOOT/, the kernel at the root
+    (and ``initrd`` as /initrd.img, loaded by grub; ``append`` goes on the command line)."""
     sfx = chain.arch
-    cfg = grub_cfg(chain.arch)
-    return {
+    cfg = grub_cfg(chain.arch, initrd="/initrd.img" if initrd is not None else None,
+                   append=append)
+    files: dict[str, bytes | str | Path] = {
         f"EFI/BOOT/BOOT{sfx.upper()}.EFI": chain.shim,
         f"EFI/BOOT/grub{sfx}.efi": chain.grub,
         "EFI/BOOT/grub.cfg": cfg,
         "EFI/debian/grub.cfg": cfg,
         "vmlinuz": chain.kernel,
     }
+    if initrd is not None:
+        files["initrd.img"] = initrd
+    return files
 
 
 @dataclass(frozen=True)
