@@ -90,12 +90,26 @@ def _family(data: bytes, path: str) -> str:
     return identify(stage_from_bytes(data, path)).family
 
 
+def _esp_path(path: str) -> str:
+    """``partition 1:\\EFI\\Linux\\x.efi`` -> ``\\EFI\\Linux\\x.efi`` (the path a loader names)."""
+    head, sep, tail = path.partition(":")
+    return tail if sep and head.startswith("partition ") else path
+
+
 def _refusal_message(stage: VmStage, decision: Decision, boot_label: str | None) -> str:
     if decision.by == "firmware":
         if stage.loaded_by == "firmware":
             label = boot_label or stage.path
             return f"BdsDxe: failed to load {label}: Access Denied"
         return "Access Denied"
+    if stage.loaded_by == "systemd-boot":
+        # shim refused the image in its LoadImage hook; systemd-boot then reports the
+        # status LoadImage returned (src/boot/boot.c image_start: "Error loading %ls: %m";
+        # Debian 13's systemd-boot 257 prints EFI_SECURITY_VIOLATION as "Security
+        # violation", tests/e2e/test_vm_qemu.py)
+        lines = [decision.message] if decision.message else []
+        lines.append(f"Error loading {_esp_path(stage.path)}: Security violation")
+        return "\n".join(lines)
     return decision.message or ""
 
 

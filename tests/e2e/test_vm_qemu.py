@@ -5,7 +5,13 @@ kernel, Secure Boot off) or are refused by the firmware (db trusting only Window
 dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
 trust). The verdict, the refusing stage and component, and the message on the console must
 match what fw-check vm says. Each test boots in its own tmp_path (no ports), so they run
-under pytest-xdist."""
+under pytest-xdist.
+
+systemd-boot and UKIs (test_sdboot_uki_matches_qemu): Debian 13's systemd-boot (unsigned as
+the removable loader; or Debian-signed, systemd-boot-efi-amd64-signed, behind shim) and a UKI
+of Debian 13's stub and kernel in ``\\EFI\\Linux``, found by systemd-boot's own rules
+(fwtools/machine/sdboot.py): the kernel's command line on the console says which entry
+really booted."""
 
 from __future__ import annotations
 
@@ -27,7 +33,13 @@ from .qemu import Disk, copy_vars, ovmf_command, run_qemu
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
                 str(Path(__file__).resolve().parents[1] / "formats" / "disk")]
 
-from vm_builder import build_debian_disk, fw_vars, sbsign  # noqa: E402
+from vm_builder import (  # noqa: E402
+    build_debian_disk,
+    build_sdboot_disk,
+    build_shim_sdboot_disk,
+    fw_vars,
+    sbsign,
+)
 
 from fwtools.formats.efi import guids  # noqa: E402
 from fwtools.formats.pe.authenticode import authenticode_digests  # noqa: E402
@@ -96,15 +108,9 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
         fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
                 "sbat,1,2099010100\ngrub,99\n", "-o", out)
     elif kind == "ms-moklist":
-        der = subprocess.run(["openssl", "x509", "-in", str(SAMPLE / "test-db.pem"),
-                              "-outform", "DER"], check=True, capture_output=True).stdout
-        entry = uuid.UUID(int=0).bytes_le + der
-        esl = tmp / "moklist.esl"
-        esl.write_bytes(guids.CERT_X509.bytes_le
-                        + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
         fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokList", "--guid",
                 str(guids.SHIM_LOCK), "--attributes", "NV,BS",
-                "--file", esl, "-o", out)
+                "--file", _moklist_esl(tmp), "-o", out)
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
                 "--microsoft", "--dbx", _sha256_esl(shim, tmp), "-o", out)
@@ -115,6 +121,17 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     else:
         raise ValueError(kind)
     return out
+
+
+def _moklist_esl(tmp: Path) -> Path:
+    """MokList holding the test signing certificate (testdata/sample/test-db.pem)."""
+    der = subprocess.run(["openssl", "x509", "-in", str(SAMPLE / "test-db.pem"),
+                          "-outform", "DER"], check=True, capture_output=True).stdout
+    entry = uuid.UUID(int=0).bytes_le + der
+    esl = tmp / "moklist.esl"
+    esl.write_bytes(guids.CERT_X509.bytes_le
+                    + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
+    return esl
 
 
 def _who(line: str) -> str:
@@ -175,3 +192,106 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
                              result.output), evidence
         else:
             assert first in result.output, evidence
+
+
+# -- systemd-boot and UKIs -------------------------------------------------------------------
+
+#: a word only the UKI's .cmdline has: "Command line:" on the console proves the UKI booted
+#: (the type 1 entry's options are ``root=/dev/vda2 ro``)
+UKI_TOKEN = "fwtools.entry=uki"
+
+
+@dataclass(frozen=True)
+class SdCase:
+    id: str
+    layout: str  # "sdboot": systemd-boot as BOOTX64.EFI; "shim": shim -> signed sd-boot
+    store: str  # "blank" (Secure Boot off), "ms", "ms-moklist" (_store)
+    verdict: str
+    refused: tuple[int, str] | None
+    authorities: tuple[str, ...] = ()  # per allowed stage, when it boots
+    default: str | None = None  # loader.conf default (layout "sdboot")
+    entry_name: str = "debian-6.12.conf"  # the type 1 entry's file (layout "sdboot")
+
+
+SD_CASES = [
+    # loader.conf's default glob picks the UKI over the type 1 entry
+    SdCase("sdboot-uki-secure-boot-off", "sdboot", "blank", "boots", None,
+           ("secure-boot-off", "secure-boot-off"), default="debian-uki*"),
+    # no default: the UKI has a sort key (its .osrel ID) and the type 1 entry none, so the
+    # UKI comes first although "zz-debian.conf" sorts first by name
+    SdCase("sdboot-uki-sort-key-first", "sdboot", "blank", "boots", None,
+           ("secure-boot-off", "secure-boot-off"), entry_name="zz-debian.conf"),
+    # Debian's systemd-boot-efi build is unsigned: Microsoft's db refuses it
+    SdCase("sdboot-unsigned-ms", "sdboot", "ms", "refused", (1, "firmware"),
+           default="debian-uki*"),
+    # shim -> Debian-signed systemd-boot (shim's vendor certificate) -> the UKI signed by the
+    # test key, which MokList trusts: LoadImage goes through shim's hook
+    SdCase("shim-sdboot-uki-moklist", "shim", "ms-moklist", "boots", None,
+           ("db-certificate", "shim-vendor-certificate", "mok-certificate")),
+    # the same without the MokList key: shim's hook refuses the UKI, systemd-boot says so
+    SdCase("shim-sdboot-uki-untrusted", "shim", "ms", "refused", (3, "shim")),
+]
+
+
+@pytest.mark.parametrize("case", SD_CASES, ids=[c.id for c in SD_CASES])
+def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
+                                 tmp_path: Path, serial_log: Path) -> None:
+    from corpus.uki import build_uki
+
+    from .chains import KERNEL_CMDLINE
+
+    kernel = corpus.kernel("trixie", "amd64")
+    (tmp_path / "uki").mkdir()
+    uki = build_uki(corpus.systemd_boot("trixie", "linuxx64.efi.stub"), kernel,
+                    tmp_path / "uki" / "uki.efi", f"{KERNEL_CMDLINE['x64']} {UKI_TOKEN}")
+    if case.layout == "sdboot":
+        disk = build_sdboot_disk(tmp_path, corpus.systemd_boot("trixie"), kernel, uki,
+                                 default=case.default, entry_name=case.entry_name)
+        expect = [("systemd-boot", "firmware"), ("systemd-stub", "systemd-boot")]
+        uki_path = "partition 1:\\EFI\\Linux\\debian-uki.efi"
+    else:
+        signed = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", uki,
+                        tmp_path / "uki" / "uki-signed.efi")
+        shim = corpus.shim("trixie", "amd64")
+        disk = build_shim_sdboot_disk(tmp_path, shim,
+                                      corpus.systemd_boot("trixie", signed=True), signed)
+        expect = [("shim", "firmware"), ("systemd-boot", "shim"),
+                  ("systemd-stub", "systemd-boot")]
+        uki_path = "partition 1:\\EFI\\Linux\\linux.efi"
+    ovmf = corpus.ovmf_dir("trixie")
+    code = ovmf / "OVMF_CODE_4M.secboot.fd"
+    store = _store(case.store, ovmf, tmp_path, corpus.shim("trixie", "amd64"))
+
+    predicted = check_vm(str(code), str(store), disk=str(disk))
+    assert [(s.family, s.loaded_by) for s in predicted.stages] == expect, predicted.stages
+    assert predicted.stages[-1].path == uki_path
+    assert predicted.verdict == case.verdict, predicted.refusal
+    got = None if predicted.refusal is None else (predicted.refusal.stage,
+                                                 predicted.refusal.by)
+    assert got == case.refused
+    if case.verdict == "boots":
+        assert tuple(s.authority.kind for s in predicted.stages
+                     if s.authority is not None) == case.authorities
+
+    vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
+    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
+                                   disks=[Disk.image(disk, snapshot=True)]),
+                      stop_markers=list(MARKERS), serial_log=serial_log, timeout=240,
+                      linger=3.0)
+    assert result.marker is not None, result.describe()
+    outcome = MARKERS[result.marker]
+    evidence = "\n".join(evidence_lines(result))
+    assert VERDICT.get(outcome) == predicted.verdict, f"{outcome}\n{evidence}"
+    if predicted.verdict == "boots":
+        # the entry fw-check vm named is the one systemd-boot started
+        cmdline = [ln for ln in result.lines if "Command line:" in ln]
+        assert cmdline and UKI_TOKEN in cmdline[0], (cmdline, evidence)
+    if predicted.refusal is not None:
+        assert _who(result.matched_line or "") == predicted.refusal.by, evidence
+        if predicted.refusal.by == "firmware":
+            assert re.search(r"BdsDxe: failed to load Boot\d{4} .*: Access Denied",
+                             result.output), evidence
+        else:
+            # every line fw-check vm quotes (shim's, then systemd-boot's) is on the console
+            for line in predicted.refusal.message.splitlines():
+                assert line in result.output, (line, evidence)
