@@ -211,6 +211,7 @@ class SdCase:
     authorities: tuple[str, ...] = ()  # per allowed stage, when it boots
     default: str | None = None  # loader.conf default (layout "sdboot")
     entry_name: str = "debian-6.12.conf"  # the type 1 entry's file (layout "sdboot")
+    entry_default: str | None = None  # LoaderEntryDefault in the store (bootctl set-default)
 
 
 SD_CASES = [
@@ -221,6 +222,10 @@ SD_CASES = [
     # UKI comes first although "zz-debian.conf" sorts first by name
     SdCase("sdboot-uki-sort-key-first", "sdboot", "blank", "boots", None,
            ("secure-boot-off", "secure-boot-off"), entry_name="zz-debian.conf"),
+    # LoaderEntryDefault (bootctl set-default) beats loader.conf: the type 1 entry boots
+    SdCase("sdboot-loader-entry-default", "sdboot", "blank", "boots", None,
+           ("secure-boot-off", "secure-boot-off"), default="debian-uki*",
+           entry_default="debian-6.12.conf"),
     # Debian's systemd-boot-efi build is unsigned: Microsoft's db refuses it
     SdCase("sdboot-unsigned-ms", "sdboot", "ms", "refused", (1, "firmware"),
            default="debian-uki*"),
@@ -261,10 +266,21 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
     ovmf = corpus.ovmf_dir("trixie")
     code = ovmf / "OVMF_CODE_4M.secboot.fd"
     store = _store(case.store, ovmf, tmp_path, corpus.shim("trixie", "amd64"))
+    if case.entry_default is not None:
+        from fwtools.machine.sdboot import LOADER_GUID
+
+        value = tmp_path / "entry-default.bin"
+        value.write_bytes(f"{case.entry_default}\0".encode("utf-16-le"))
+        with_default = tmp_path / "entry-default.fd"
+        fw_vars("set", store, "LoaderEntryDefault", "--guid", str(LOADER_GUID),
+                "--attributes", "NV,BS,RT", "--file", value, "-o", with_default)
+        store = with_default
+        expect[-1] = ("linux", "systemd-boot")
+        uki_path = f"partition 1:\\{kernel.name}"
 
     predicted = check_vm(str(code), str(store), disk=str(disk))
     assert [(s.family, s.loaded_by) for s in predicted.stages] == expect, predicted.stages
-    assert predicted.stages[-1].path == uki_path
+    assert predicted.stages[-1].path == uki_path  # the UKI, or the type 1 entry's kernel
     assert predicted.verdict == case.verdict, predicted.refusal
     got = None if predicted.refusal is None else (predicted.refusal.stage,
                                                  predicted.refusal.by)
@@ -285,7 +301,11 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
     if predicted.verdict == "boots":
         # the entry fw-check vm named is the one systemd-boot started
         cmdline = [ln for ln in result.lines if "Command line:" in ln]
-        assert cmdline and UKI_TOKEN in cmdline[0], (cmdline, evidence)
+        assert cmdline, evidence
+        if predicted.stages[-1].family == "systemd-stub":
+            assert UKI_TOKEN in cmdline[0], (cmdline, evidence)
+        else:  # the type 1 entry's options
+            assert "root=/dev/vda2" in cmdline[0] and UKI_TOKEN not in cmdline[0], cmdline
     if predicted.refusal is not None:
         assert _who(result.matched_line or "") == predicted.refusal.by, evidence
         if predicted.refusal.by == "firmware":

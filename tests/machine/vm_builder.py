@@ -142,7 +142,8 @@ def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
     conf = "timeout 3\n" + (f"default {default}\n" if default else "")
     (esp / "loader" / "loader.conf").write_text(conf)
     (esp / "loader" / "entries" / entry_name).write_text(
-        f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro\n")
+        f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro "
+        "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1\n")
     make_fat(disk, MIB, esp_size, 16, esp)
     return disk
 
