@@ -357,20 +357,19 @@ def shim_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTru
     if trust.mok_sb_state:
         return Decision(True, by, "MokSBState is set: shim does not verify (insecure mode)",
                         Authority("secure-boot-off", "MokSBState: shim validation disabled"))
-    sbat = None
-    if not in_protocol:
-        from fwtools.formats.pe.special import special_sections
-        from fwtools.formats.sbat import Sbat
+    from fwtools.formats.pe.special import special_sections
+    from fwtools.formats.sbat import Sbat
 
-        own = next((s.decoded for s in special_sections(img) if isinstance(s.decoded, Sbat)),
-                   None)
-        sbat = sbat_check(own, shim.level, shim.level_source, required=True)
-        if not sbat.passed:
-            row = sbat.failed
-            why = (f"SBAT: {row['component']} generation {row['generation']} is below the "
-                   f"minimum {row['minimum']} of SbatLevel {sbat.level}" if row else
-                   f"SBAT: {sbat.note}")
-            return Decision(False, by, why, message=failed_msg, sbat=sbat)
+    # pe.c verify_buffer: verify_buffer_sbat first, for every image shim verifies (itself,
+    # through shim_lock or the LoadImage hook); only a missing .sbat is allowed in_protocol
+    own = next((s.decoded for s in special_sections(img) if isinstance(s.decoded, Sbat)), None)
+    sbat = sbat_check(own, shim.level, shim.level_source, required=not in_protocol)
+    if not sbat.passed:
+        row = sbat.failed
+        why = (f"SBAT: {row['component']} generation {row['generation']} is below the "
+               f"minimum {row['minimum']} of SbatLevel {sbat.level}" if row else
+               f"SBAT: {sbat.note}")
+        return Decision(False, by, why, message=failed_msg, sbat=sbat)
     vendor = shim.vendor
     vendor_dbx = vendor.dbx_lists if vendor is not None else ()
     dbx = (*trust.dbx, *vendor_dbx, *trust.mokx)

@@ -111,6 +111,11 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
         fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokList", "--guid",
                 str(guids.SHIM_LOCK), "--attributes", "NV,BS",
                 "--file", _moklist_esl(tmp), "-o", out)
+    elif kind == "ms-moklist-sbat-stub":
+        # MokList trusts the test key, and the SbatLevel revokes systemd-stub (a UKI's stub)
+        moklist = _store("ms-moklist", ovmf, tmp, shim)
+        fw_vars("sbat-level", moklist, "--level", "sbat,1,2099010100\nsystemd-stub,99\n",
+                "-o", out)
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
                 "--microsoft", "--dbx", _sha256_esl(shim, tmp), "-o", out)
@@ -212,6 +217,7 @@ class SdCase:
     default: str | None = None  # loader.conf default (layout "sdboot")
     entry_name: str = "debian-6.12.conf"  # the type 1 entry's file (layout "sdboot")
     entry_default: str | None = None  # LoaderEntryDefault in the store (bootctl set-default)
+    reason_has: str | None = None  # a word the predicted refusal's reason must contain
 
 
 SD_CASES = [
@@ -235,6 +241,9 @@ SD_CASES = [
            ("db-certificate", "shim-vendor-certificate", "mok-certificate")),
     # the same without the MokList key: shim's hook refuses the UKI, systemd-boot says so
     SdCase("shim-sdboot-uki-untrusted", "shim", "ms", "refused", (3, "shim")),
+    # trusted by MokList, but its stub's SBAT is revoked: shim's hook checks SBAT too
+    SdCase("shim-sdboot-uki-sbat-revoked", "shim", "ms-moklist-sbat-stub", "refused",
+           (3, "shim"), reason_has="SBAT: systemd-stub"),
 ]
 
 
@@ -285,6 +294,8 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
     got = None if predicted.refusal is None else (predicted.refusal.stage,
                                                  predicted.refusal.by)
     assert got == case.refused
+    if case.reason_has is not None:
+        assert predicted.refusal is not None and case.reason_has in predicted.refusal.reason
     if case.verdict == "boots":
         assert tuple(s.authority.kind for s in predicted.stages
                      if s.authority is not None) == case.authorities
