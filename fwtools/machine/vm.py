@@ -97,19 +97,25 @@ def _esp_path(path: str) -> str:
 
 
 def _refusal_message(stage: VmStage, decision: Decision, boot_label: str | None) -> str:
+    if stage.loaded_by == "systemd-boot":
+        # systemd-boot reports the status its LoadImage returned (src/boot/boot.c
+        # image_start: "Error loading %ls: %m"): the firmware's EFI_ACCESS_DENIED, or
+        # EFI_SECURITY_VIOLATION from shim's hook (which prints its own line first); refused
+        # by the firmware, it then exits and BdsDxe reports the boot option failed to start.
+        # Debian 13's systemd-boot 257 on QEMU's console, tests/e2e/test_vm_qemu.py.
+        where = _esp_path(stage.path)
+        if decision.by == "firmware":
+            label = boot_label or "the boot option"
+            return (f"Error loading {where}: Access denied\n"
+                    f"BdsDxe: failed to start {label}: Access Denied")
+        lines = [decision.message] if decision.message else []
+        lines.append(f"Error loading {where}: Security violation")
+        return "\n".join(lines)
     if decision.by == "firmware":
         if stage.loaded_by == "firmware":
             label = boot_label or stage.path
             return f"BdsDxe: failed to load {label}: Access Denied"
         return "Access Denied"
-    if stage.loaded_by == "systemd-boot":
-        # shim refused the image in its LoadImage hook; systemd-boot then reports the
-        # status LoadImage returned (src/boot/boot.c image_start: "Error loading %ls: %m";
-        # Debian 13's systemd-boot 257 prints EFI_SECURITY_VIOLATION as "Security
-        # violation", tests/e2e/test_vm_qemu.py)
-        lines = [decision.message] if decision.message else []
-        lines.append(f"Error loading {_esp_path(stage.path)}: Security violation")
-        return "\n".join(lines)
     return decision.message or ""
 
 

@@ -64,6 +64,7 @@ class VmCase:
     suite: str = "trixie"  # whose boot chain, layout and OVMF (Debian 13; bookworm: 12)
     kernel_by: str | None = None  # the authority kind fw-check vm names for the kernel
     reason_has: str | None = None  # a word the predicted refusal's reason must contain
+    uki_signed: bool = True  # the UKI signed by the test key ("sdboot-test-key", "shim")
 
 
 CASES = [
@@ -115,6 +116,11 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
         # MokList trusts the test key, and the SbatLevel revokes systemd-stub (a UKI's stub)
         moklist = _store("ms-moklist", ovmf, tmp, shim)
         fw_vars("sbat-level", moklist, "--level", "sbat,1,2099010100\nsystemd-stub,99\n",
+                "-o", out)
+    elif kind == "db-test-ca":
+        # no shim: db trusts the test CA (and Microsoft's UEFI CA 2011)
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
+                "--microsoft", "--microsoft-db", "uefi-2011", "--db", SAMPLE / "test-ca.der",
                 "-o", out)
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
@@ -209,7 +215,9 @@ UKI_TOKEN = "fwtools.entry=uki"
 @dataclass(frozen=True)
 class SdCase:
     id: str
-    layout: str  # "sdboot": systemd-boot as BOOTX64.EFI; "shim": shim -> signed sd-boot
+    # "sdboot": systemd-boot as BOOTX64.EFI; "sdboot-test-key": the same signed by the test
+    # key; "shim": shim -> Debian-signed systemd-boot
+    layout: str
     store: str  # "blank" (Secure Boot off), "ms", "ms-moklist" (_store)
     verdict: str
     refused: tuple[int, str] | None
@@ -218,6 +226,7 @@ class SdCase:
     entry_name: str = "debian-6.12.conf"  # the type 1 entry's file (layout "sdboot")
     entry_default: str | None = None  # LoaderEntryDefault in the store (bootctl set-default)
     reason_has: str | None = None  # a word the predicted refusal's reason must contain
+    uki_signed: bool = True  # the UKI signed by the test key ("sdboot-test-key", "shim")
 
 
 SD_CASES = [
@@ -235,6 +244,12 @@ SD_CASES = [
     # Debian's systemd-boot-efi build is unsigned: Microsoft's db refuses it
     SdCase("sdboot-unsigned-ms", "sdboot", "ms", "refused", (1, "firmware"),
            default="debian-uki*"),
+    # no shim: systemd-boot and the UKI signed by a key db trusts; systemd-boot's LoadImage
+    # is the firmware's, which checks the UKI against db
+    SdCase("sdboot-db-test-key", "sdboot-test-key", "db-test-ca", "boots", None,
+           ("db-certificate", "db-certificate"), default="debian-uki*"),
+    SdCase("sdboot-db-uki-unsigned", "sdboot-test-key", "db-test-ca", "refused",
+           (2, "firmware"), default="debian-uki*", uki_signed=False),
     # shim -> Debian-signed systemd-boot (shim's vendor certificate) -> the UKI signed by the
     # test key, which MokList trusts: LoadImage goes through shim's hook
     SdCase("shim-sdboot-uki-moklist", "shim", "ms-moklist", "boots", None,
@@ -258,17 +273,22 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
     (tmp_path / "uki").mkdir()
     uki = build_uki(corpus.systemd_boot("trixie", "linuxx64.efi.stub"), kernel,
                     tmp_path / "uki" / "uki.efi", f"{KERNEL_CMDLINE['x64']} {UKI_TOKEN}")
-    if case.layout == "sdboot":
-        disk = build_sdboot_disk(tmp_path, corpus.systemd_boot("trixie"), kernel, uki,
+    if case.uki_signed and case.layout != "sdboot":
+        uki = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", uki,
+                     tmp_path / "uki" / "uki-signed.efi")
+    if case.layout.startswith("sdboot"):
+        sd_boot = corpus.systemd_boot("trixie")
+        if case.layout == "sdboot-test-key":
+            sd_boot = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", sd_boot,
+                             tmp_path / "uki" / "systemd-bootx64.efi")
+        disk = build_sdboot_disk(tmp_path, sd_boot, kernel, uki,
                                  default=case.default, entry_name=case.entry_name)
         expect = [("systemd-boot", "firmware"), ("systemd-stub", "systemd-boot")]
         uki_path = "partition 1:\\EFI\\Linux\\debian-uki.efi"
     else:
-        signed = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", uki,
-                        tmp_path / "uki" / "uki-signed.efi")
         shim = corpus.shim("trixie", "amd64")
         disk = build_shim_sdboot_disk(tmp_path, shim,
-                                      corpus.systemd_boot("trixie", signed=True), signed)
+                                      corpus.systemd_boot("trixie", signed=True), uki)
         expect = [("shim", "firmware"), ("systemd-boot", "shim"),
                   ("systemd-stub", "systemd-boot")]
         uki_path = "partition 1:\\EFI\\Linux\\linux.efi"
@@ -319,10 +339,13 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
             assert "root=/dev/vda2" in cmdline[0] and UKI_TOKEN not in cmdline[0], cmdline
     if predicted.refusal is not None:
         assert _who(result.matched_line or "") == predicted.refusal.by, evidence
+        lines = predicted.refusal.message.splitlines()
         if predicted.refusal.by == "firmware":
-            assert re.search(r"BdsDxe: failed to load Boot\d{4} .*: Access Denied",
+            # BdsDxe names the boot option QEMU's disk got (Boot0001 "UEFI QEMU HARDDISK")
+            verb = "load" if predicted.refusal.stage == 1 else "start"
+            assert re.search(rf"BdsDxe: failed to {verb} Boot\d{{4}} .*: Access Denied",
                              result.output), evidence
-        else:
-            # every line fw-check vm quotes (shim's, then systemd-boot's) is on the console
-            for line in predicted.refusal.message.splitlines():
-                assert line in result.output, (line, evidence)
+            lines = [ln for ln in lines if not ln.startswith("BdsDxe: ")]
+        # every other line fw-check vm quotes (shim's, systemd-boot's) is on the console
+        for line in lines:
+            assert line in result.output, (line, evidence)
