@@ -341,3 +341,24 @@ def test_cli_html_matches_json(trixie: dict[str, Path], tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip()
+
+
+def test_systemd_boot_uki_page(corpus: object, tmp_path: Path) -> None:
+    """systemd-boot (Debian 13's) as the removable loader picking a UKI by loader.conf's
+    default: the page names the loader and how the UKI was found."""
+    from vm_builder import build_sdboot_disk
+
+    sd = corpus.systemd_boot("trixie")  # type: ignore[attr-defined]
+    kernel = corpus.kernel("trixie", "amd64")  # type: ignore[attr-defined]
+    disk = build_sdboot_disk(tmp_path, sd, kernel, REPO / "testdata" / "uki" / "uki.efi",
+                             default="debian-uki*")
+    ovmf = corpus.ovmf_dir("trixie")  # type: ignore[attr-defined]
+    r = check_vm(str(ovmf / "OVMF_CODE_4M.secboot.fd"), str(ovmf / "OVMF_VARS_4M.fd"),
+                 disk=str(disk))
+    doc = vm_document(r)
+    p = assert_vm_page(render_vm_html(doc), doc)
+    assert p.fields["stages.1.loaded_by"] == ["systemd-boot"]
+    assert p.fields["stages.1.path"] == ["partition 1:\\EFI\\Linux\\debian-uki.efi"]
+    assert "loader.conf default 'debian-uki*'" in p.fields["stages.1.found_by"][0]
+    assert p.fields["stages.1.authority.kind"] == ["secure-boot-off"]
+    assert p.fields["secure_boot.state"] == ["off"]
