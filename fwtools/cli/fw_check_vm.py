@@ -75,10 +75,12 @@ def _render(doc: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON (fwtools.fw-check.vm/1).")
 @click.option("--sarif", "sarif", type=click.Path(dir_okay=False),
               help="Also write SARIF 2.1.0 here.")
+@click.option("--html", "html", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a self-contained HTML report here.")
 def command(chain: tuple[str, ...], firmware: str | None, vars_path: str | None,
             disk: str | None, domain: str | None, profile: str | None,
             fw_cfg: tuple[str, ...], arch: str | None, kernel: str | None, as_json: bool,
-            sarif: str | None) -> None:
+            sarif: str | None, html: str | None) -> None:
     """Say whether a VM boots: the firmware (--firmware), its variable store (--vars) and
     its disk (--disk) or the chain's files (CHAIN, first stage first), with Secure Boot as
     the store sets it, trust per stage as firmware, shim and GRUB apply it, and the W^X
@@ -116,14 +118,20 @@ def command(chain: tuple[str, ...], firmware: str | None, vars_path: str | None,
     from fwtools.report.vm_json import vm_document
 
     doc = vm_document(result)
-    if sarif:
-        import json
-
+    if sarif or html:
         from fwtools._base.atomic import atomic_write
-        from fwtools.report.vm_json import vm_sarif
 
         try:
-            atomic_write(sarif, (json.dumps(vm_sarif(result), indent=2) + "\n").encode())
+            if sarif:
+                import json
+
+                from fwtools.report.vm_json import vm_sarif
+
+                atomic_write(sarif, (json.dumps(vm_sarif(result), indent=2) + "\n").encode())
+            if html:
+                from fwtools.report.html_vm import render_vm_html
+
+                atomic_write(html, render_vm_html(doc).encode("utf-8"))
         except (FwError, OSError) as exc:
             fail(str(exc))
     if as_json:

@@ -15,13 +15,15 @@
    ``configfile $prefix/grub.cfg``; then the default menu entry's ``linux`` line, its path
    relative to the entry's ``$root`` (a ``search --fs-uuid --set=root`` inside the entry
    moves it), found by ext4 superblock UUID or FAT volume serial.
-4. systemd-boot: ``\\loader\\loader.conf`` ``default`` (a glob), ``\\loader\\entries\\*.conf``
-   (``linux``/``efi``), and UKIs in ``\\EFI\\Linux``; newest first when nothing is chosen.
+4. systemd-boot (fwtools/machine/sdboot.py): type 1 entries ``\\loader\\entries\\*.conf``
+   (``linux``/``efi``) and type 2 entries, the UKIs in ``\\EFI\\Linux`` (with ``.osrel`` and
+   ``.linux``), in systemd-boot's order; the default from ``LoaderEntryOneShot``,
+   ``LoaderEntryDefault`` (the store), then ``loader.conf``'s ``default`` glob, else the first
+   entry in order.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -438,68 +440,63 @@ class _Machine:
     # -- systemd-boot --------------------------------------------------------------------
 
     def sd_boot_next(self, fs: _Fs) -> None:
+        """systemd-boot's entry (fwtools/machine/sdboot.py: loader.conf, type 1 entries, UKIs
+        in \\EFI\\Linux, its order and default rules, LoaderEntry* variables)."""
         from fwtools.formats.disk.fat import FatFilesystem
+        from fwtools.machine.sdboot import (
+            ENTRIES_DIR,
+            UKI_DIR,
+            choose,
+            parse_conf,
+            type1_entry,
+            type2_entry,
+        )
 
         conf: dict[str, str] = {}
         if fs.exists("\\loader\\loader.conf"):
-            conf = _conf(fs.read("\\loader\\loader.conf"))
-        pattern = conf.get("default")
-        candidates: list[tuple[str, str, str]] = []  # (id, kind, path)
+            conf = parse_conf(fs.read("\\loader\\loader.conf"))
+        entries = []
+        skipped = []
         if isinstance(fs.fs, FatFilesystem):
-            for d, kind in (("\\loader\\entries", "conf"), ("\\EFI\\Linux", "uki")):
-                if not fs.exists(d):
-                    continue
-                for e in fs.fs.listdir(d):
-                    low = e.name.lower()
-                    if low.endswith(".conf" if kind == "conf" else ".efi"):
-                        candidates.append((e.name, kind, f"{d}\\{e.name}"))
-        if not candidates:
+            if fs.exists(ENTRIES_DIR):
+                for e in fs.fs.listdir(ENTRIES_DIR):
+                    if e.name.lower().endswith(".conf") and not e.name.startswith("."):
+                        path = f"{ENTRIES_DIR}\\{e.name}"
+                        entries.append(type1_entry(e.name, path, fs.read(path)))
+            if fs.exists(UKI_DIR):
+                for e in fs.fs.listdir(UKI_DIR):
+                    if e.name.lower().endswith(".efi") and not e.name.startswith("."):
+                        path = f"{UKI_DIR}\\{e.name}"
+                        uki = type2_entry(e.name, path, fs.read(path))
+                        if uki is None:
+                            skipped.append(e.name)
+                        else:
+                            entries.append(uki)
+        if skipped:
+            self.out.notes.append(f"systemd-boot skips {', '.join(skipped)} in {UKI_DIR}: "
+                                  "not a UKI (no .osrel or no .linux section)")
+        choice = choose(entries, conf, self.store)
+        if choice is None:
             self.out.stopped = "systemd-boot finds no loader entry or UKI; give --kernel"
             return
-        candidates.sort(key=lambda c: _version_key(c[0]), reverse=True)
-        chosen = candidates[0]
-        how = "newest entry (no default in loader.conf)"
-        if pattern and not pattern.startswith("@"):
-            match = next((c for c in candidates if fnmatch.fnmatch(c[0], pattern)), None)
-            if match is not None:
-                chosen, how = match, f"loader.conf default {pattern!r}"
-        elif pattern:
-            self.out.notes.append(f"loader.conf default {pattern} depends on state at boot: "
-                                  "newest entry used")
-        name, kind, path = chosen
-        if kind == "uki":
-            self.out.stages.append(FoundStage(fs.where(path), fs.read(path),
-                                              f"systemd-boot: UKI {name} ({how})",
-                                              "systemd-boot", path))
+        self.out.notes.extend(choice.notes)
+        entry, how = choice.entry, choice.how
+        if entry.kind == "type2":
+            assert entry.data is not None
+            self.out.stages.append(FoundStage(fs.where(entry.path), entry.data,
+                                              f"systemd-boot: UKI {entry.id} ({how})",
+                                              "systemd-boot", entry.path))
             return
-        entry = _conf(fs.read(path))
-        target = entry.get("efi") or entry.get("linux")
+        target = entry.target
         if not target:
-            self.out.stopped = f"loader entry {path} has no linux or efi line"
+            self.out.stopped = f"loader entry {entry.path} has no linux or efi line"
             return
-        target = target.replace("/", "\\")
         if not fs.exists(target):
-            self.out.stopped = f"loader entry {path} names {target}, not on the ESP"
+            self.out.stopped = f"loader entry {entry.path} names {target}, not on the ESP"
             return
         self.out.stages.append(FoundStage(fs.where(target), fs.read(target),
-                                          f"systemd-boot: {path} ({how})", "systemd-boot",
-                                          target))
-
-
-def _conf(raw: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _sep, value = line.partition(" ")
-        out.setdefault(key, value.strip())
-    return out
-
-
-def _version_key(name: str) -> list[tuple[int, object]]:
-    return [(0, int(p)) if p.isdigit() else (1, p)
-            for p in re.split(r"(\d+)", name.lower()) if p]
+                                          f"systemd-boot: {entry.path} ({how})",
+                                          "systemd-boot", target))
 
 
 def discover(disk: Disk, store: LoadedStore | None, arch: str, *,

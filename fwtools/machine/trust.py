@@ -71,6 +71,22 @@ def shim_self_check_failed(shim_version: str | None) -> str:
     return (f"Verifying shim SBAT data failed: {text}\n"
             f"Something has gone seriously wrong: SBAT self-check failed: {text}")
 
+def shim_hook_verification_failed(shim_version: str | None) -> str | None:
+    """What shim prints when an image loaded through its LoadImage hook fails verification.
+
+    shim 16 hooks LoadImage (loader-proto.c ``shim_load_image`` -> pe.c ``handle_image``),
+    which reports a failure with ``if (verbose || in_protocol) console_print(L"Verification
+    failed: %r\n", efi_status)``: ``%r`` is gnu-efi's status text, "Security Policy
+    Violation", not console_error's "(0x1A) Security Violation" (Debian 13's shim 16.1 under
+    systemd-boot on QEMU's console, tests/e2e/test_vm_qemu.py). Before 16 there is no hook:
+    systemd-boot verifies through shim_lock's Verify from its own security override, and
+    shim prints nothing (None)."""
+    major = (shim_version or "").split(".")[0]
+    if major.isdigit() and int(major) < 16:
+        return None
+    return "Verification failed: Security Policy Violation"
+
+
 GRUB_BAD_SIGNATURE: Final = "error: bad shim signature.\nerror: you need to load the kernel first."
 
 
@@ -331,24 +347,29 @@ def shim_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTru
     ``in_protocol`` is True for the shim_lock Verify call and the LoadImage hook (SBAT
     optional, as in shim's ``verify_sbat_section``); ``by`` names who prints the refusal
     (``grub`` for the shim_lock verifier)."""
-    failed_msg = GRUB_BAD_SIGNATURE if by == "grub" else shim_verification_failed(shim.version)
+    failed_msg: str | None
+    if by == "grub":
+        failed_msg = GRUB_BAD_SIGNATURE
+    elif in_protocol:  # the LoadImage hook (systemd-boot)
+        failed_msg = shim_hook_verification_failed(shim.version)
+    else:
+        failed_msg = shim_verification_failed(shim.version)
     if trust.mok_sb_state:
         return Decision(True, by, "MokSBState is set: shim does not verify (insecure mode)",
                         Authority("secure-boot-off", "MokSBState: shim validation disabled"))
-    sbat = None
-    if not in_protocol:
-        from fwtools.formats.pe.special import special_sections
-        from fwtools.formats.sbat import Sbat
+    from fwtools.formats.pe.special import special_sections
+    from fwtools.formats.sbat import Sbat
 
-        own = next((s.decoded for s in special_sections(img) if isinstance(s.decoded, Sbat)),
-                   None)
-        sbat = sbat_check(own, shim.level, shim.level_source, required=True)
-        if not sbat.passed:
-            row = sbat.failed
-            why = (f"SBAT: {row['component']} generation {row['generation']} is below the "
-                   f"minimum {row['minimum']} of SbatLevel {sbat.level}" if row else
-                   f"SBAT: {sbat.note}")
-            return Decision(False, by, why, message=failed_msg, sbat=sbat)
+    # pe.c verify_buffer: verify_buffer_sbat first, for every image shim verifies (itself,
+    # through shim_lock or the LoadImage hook); only a missing .sbat is allowed in_protocol
+    own = next((s.decoded for s in special_sections(img) if isinstance(s.decoded, Sbat)), None)
+    sbat = sbat_check(own, shim.level, shim.level_source, required=not in_protocol)
+    if not sbat.passed:
+        row = sbat.failed
+        why = (f"SBAT: {row['component']} generation {row['generation']} is below the "
+               f"minimum {row['minimum']} of SbatLevel {sbat.level}" if row else
+               f"SBAT: {sbat.note}")
+        return Decision(False, by, why, message=failed_msg, sbat=sbat)
     vendor = shim.vendor
     vendor_dbx = vendor.dbx_lists if vendor is not None else ()
     dbx = (*trust.dbx, *vendor_dbx, *trust.mokx)

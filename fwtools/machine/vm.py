@@ -90,7 +90,27 @@ def _family(data: bytes, path: str) -> str:
     return identify(stage_from_bytes(data, path)).family
 
 
+def _esp_path(path: str) -> str:
+    """``partition 1:\\EFI\\Linux\\x.efi`` -> ``\\EFI\\Linux\\x.efi`` (the path a loader names)."""
+    head, sep, tail = path.partition(":")
+    return tail if sep and head.startswith("partition ") else path
+
+
 def _refusal_message(stage: VmStage, decision: Decision, boot_label: str | None) -> str:
+    if stage.loaded_by == "systemd-boot":
+        # systemd-boot reports the status its LoadImage returned (src/boot/boot.c
+        # image_start: "Error loading %ls: %m"): the firmware's EFI_ACCESS_DENIED, or
+        # EFI_SECURITY_VIOLATION from shim's hook (which prints its own line first); refused
+        # by the firmware, it then exits and BdsDxe reports the boot option failed to start.
+        # Debian 13's systemd-boot 257 on QEMU's console, tests/e2e/test_vm_qemu.py.
+        where = _esp_path(stage.path)
+        if decision.by == "firmware":
+            label = boot_label or "the boot option"
+            return (f"Error loading {where}: Access denied\n"
+                    f"BdsDxe: failed to start {label}: Access Denied")
+        lines = [decision.message] if decision.message else []
+        lines.append(f"Error loading {where}: Security violation")
+        return "\n".join(lines)
     if decision.by == "firmware":
         if stage.loaded_by == "firmware":
             label = boot_label or stage.path

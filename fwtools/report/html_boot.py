@@ -1,6 +1,7 @@
 """fw-check boot-chain as one self-contained HTML page: where did W^X break?
 
-The page has no external assets and makes no network requests. The header (verdict,
+The page (skeleton, shared styles, faults: fwtools/report/html_page.py) has no external
+assets and makes no network requests. The header (verdict,
 firmware profile, stages) and the faults are plain HTML; the timeline and the memory view
 are drawn by a small inline script from one ``<script type="application/json">`` block.
 That block holds the events and the memory maps of :attr:`Replay.snapshots`. Each distinct
@@ -21,11 +22,18 @@ would be a ``"0x..."`` string, which the script also accepts.
 
 from __future__ import annotations
 
-import html
-import json
 import os
 from typing import Any, Final
 
+from fwtools.report.html_page import (
+    VERDICT_TEXT,
+    esc,
+    faults_section,
+    page,
+    params,
+    verdict_badge,
+    yes,
+)
 from fwtools.uefi.memtypes import nx_types
 from fwtools.uefi.profile import PROTECT_FV, PROTECT_UNKNOWN_SOURCE, FirmwareProfile
 from fwtools.uefi.replay import MemoryRange, Replay
@@ -33,48 +41,22 @@ from fwtools.uefi.replay import MemoryRange, Replay
 DATA_ID: Final = "fw-boot-data"
 FORMAT_VERSION: Final = 1
 _JSON_SAFE: Final = 1 << 53
-_VERDICT_TEXT: Final = {
-    "boots": "Boots",
-    "faults": "Faults",
-    "refused": "Refused",
-}
 
 
 def render_html(replay: Replay) -> str:
     """The whole page for ``replay`` (snapshots optional: without them there is no map)."""
+    from fwtools.report.boot_json import faults_json
+
     data = page_data(replay)
-    title = f"Boot-chain replay: {_VERDICT_TEXT.get(replay.verdict, replay.verdict)} " \
+    title = f"Boot-chain replay: {VERDICT_TEXT.get(replay.verdict, replay.verdict)} " \
             f"on {replay.firmware.name}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        _header(replay),
-        "<main>",
+    main = [
         _stages(replay),
-        _faults(replay, data["faults"]),
+        faults_section(faults_json(replay), steps=data["faults"]),
         _timeline(replay),
         _memory(replay),
-        "</main>",
-        f'<script type="application/json" id="{DATA_ID}">{script_json(data)}</script>',
-        f"<script>{_JS}</script>",
-        "</body>",
-        "</html>",
     ]
-    return "\n".join(parts) + "\n"
-
-
-def script_json(value: Any) -> str:
-    """``value`` as JSON that is safe inside a ``<script>`` element: ``<``, ``>`` and ``&``
-    become ``\\u003c`` etc., so no string can close the element or open a comment."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return page(title, _header(replay), main, css=_CSS, data=(DATA_ID, data), script=_JS)
 
 
 def page_data(replay: Replay) -> dict[str, Any]:
@@ -140,87 +122,73 @@ def _fault_events(replay: Replay) -> list[int | None]:
 # ---- static parts ----------------------------------------------------------------------
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
-
-
 def _header(replay: Replay) -> str:
-    verdict = replay.verdict
-    label = _VERDICT_TEXT.get(verdict, verdict)
     rows = [
         ("Firmware profile", _profile_text(replay.firmware)),
-        ("Architecture", _e(replay.arch)),
-        ("Secure Boot", _yes(replay.secure_boot)),
+        ("Architecture", esc(replay.arch)),
+        ("Secure Boot", yes(replay.secure_boot)),
         *_profile_rows(replay.firmware, replay),
     ]
-    dl = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
     return (
-        "<header>"
         "<h1>Boot-chain W^X replay</h1>"
-        f'<p class="verdict verdict-{_e(verdict)}" role="status">'
-        f'<span class="verdict-label">Verdict:</span> {_e(label)}</p>'
-        f'<p class="reason">{_e(replay.reason) or "(no reason recorded)"}</p>'
-        f'<dl class="params">{dl}</dl>'
-        "</header>"
+        f"{verdict_badge(replay.verdict)}"
+        f'<p class="reason">{esc(replay.reason) or "(no reason recorded)"}</p>'
+        f"{params(rows)}"
     )
 
 
 def _profile_text(p: FirmwareProfile) -> str:
-    out = f"<strong>{_e(p.name)}</strong> ({_e(p.flavour)})"
+    out = f"<strong>{esc(p.name)}</strong> ({esc(p.flavour)})"
     if p.description:
-        out += f'<br><span class="muted">{_e(p.description)}</span>'
+        out += f'<br><span class="muted">{esc(p.description)}</span>'
     return out
 
 
 def _profile_rows(p: FirmwareProfile, replay: Replay) -> list[tuple[str, str]]:
     types = nx_types(p.nx_policy)
     nx = f"<code>{p.nx_policy:#018x}</code>"
-    nx += f": NX for {_e(', '.join(types))}" if types else ": no memory type is made NX"
+    nx += f": NX for {esc(', '.join(types))}" if types else ": no memory type is made NX"
     bits = []
     if p.image_protection & PROTECT_UNKNOWN_SOURCE:
         bits.append("images from an unknown source (disk, network)")
     if p.image_protection & PROTECT_FV:
         bits.append("images from firmware volumes")
     prot = f"<code>{p.image_protection:#x}</code>: "
-    prot += f"protects {_e(' and '.join(bits))}" if bits else "no image is protected"
+    prot += f"protects {esc(' and '.join(bits))}" if bits else "no image is protected"
     if p.map_available(replay.arch):
         mapp = "installed"
     elif p.memory_attribute_protocol:
-        mapp = f"enabled, but edk2 {p.edk2_release} on {_e(replay.arch)} does not have it"
+        mapp = f"enabled, but edk2 {p.edk2_release} on {esc(replay.arch)} does not have it"
     else:
         mapp = "not installed"
     rows = [
         ("NX policy", nx),
         ("Image protection", prot),
         ("Memory attribute protocol", mapp),
-        ("edk2 release", _e(p.edk2_release)),
-        ("Stack NX / guard", f"{_yes(p.stack_nx)} / {_yes(p.stack_guard)}"),
+        ("edk2 release", esc(p.edk2_release)),
+        ("Stack NX / guard", f"{yes(p.stack_nx)} / {yes(p.stack_guard)}"),
         ("Guest memory", f"{p.memory_mib} MiB"),
     ]
     if p.mu is not None:
         rows.append(("Project Mu", f"block images without NX: "
-                     f"{_yes(p.mu.block_images_without_nx)}, free memory read-protected: "
-                     f"{_yes(p.mu.free_memory_read_protected)}"))
+                     f"{yes(p.mu.block_images_without_nx)}, free memory read-protected: "
+                     f"{yes(p.mu.free_memory_read_protected)}"))
     return rows
 
 
 def _stages(replay: Replay) -> str:
     rows = []
     for s in replay.stages:
-        model = _e(s.model) + (" <em>(forced)</em>" if s.overridden else "")
+        model = esc(s.model) + (" <em>(forced)</em>" if s.overridden else "")
         if s.model_basis == "fallback":
-            model += (' <em title="' + _e("; ".join(s.unidentified))
+            model += (' <em title="' + esc("; ".join(s.unidentified))
                       + '">(fallback: not identified)</em>')
         model += " (verified on real firmware)" if s.model_verified else " (unverified)"
-        version = f" {_e(s.version)}" if s.version else ""
+        version = f" {esc(s.version)}" if s.version else ""
         rows.append(
-            f"<tr><td>{s.index}</td><th scope=\"row\">{_e(s.name)}</th>"
-            f'<td><span title="{_e(s.path)}">{_e(os.path.basename(s.path))}</span></td>'
-            f"<td>{_e(s.family)}{version}</td><td>{model}</td><td>{_e(s.identified_by)}</td>"
+            f"<tr><td>{s.index}</td><th scope=\"row\">{esc(s.name)}</th>"
+            f'<td><span title="{esc(s.path)}">{esc(os.path.basename(s.path))}</span></td>'
+            f"<td>{esc(s.family)}{version}</td><td>{model}</td><td>{esc(s.identified_by)}</td>"
             "</tr>"
         )
     return (
@@ -231,37 +199,6 @@ def _stages(replay: Replay) -> str:
         '<th scope="col">Identified by</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></section>"
     )
-
-
-def _faults(replay: Replay, steps: list[int | None]) -> str:
-    if not replay.faults:
-        body = "<p>No fault: every access the chain made was allowed.</p>"
-    else:
-        items = []
-        for n, (f, step) in enumerate(zip(replay.faults, steps, strict=True)):
-            fields = [
-                ("Address", f"<code>{f.address:#x}</code>"),
-                ("Access", _e(f.access)),
-                ("Fault code", f"<code>{_e(f.fault)}</code>"),
-                ("Stage", _e(f.stage)),
-                ("Operation", _e(f.operation)),
-                ("Memory type", _e(f.memory_type or "(none)")),
-                ("Attributes", f"<code>{_e(f.attributes)}</code>"),
-                ("Explanation", _e(f.explanation)),
-                ("Fix", _e(f.fix)),
-                ("Last changed by", _e(f.changed_by or "(never changed)")),
-            ]
-            dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in fields)
-            go = "" if step is None else (
-                f'<button type="button" class="goto" data-step="{step}">'
-                f"Show step {step} in the timeline</button>")
-            items.append(
-                f'<article class="fault" id="fault-{n}"><h3>{_e(f.access.capitalize())} '
-                f"at <code>{f.address:#x}</code> in {_e(f.stage)}</h3>"
-                f'<dl class="params">{dl}</dl>{go}</article>'
-            )
-        body = "".join(items)
-    return f'<section aria-labelledby="faults-h"><h2 id="faults-h">Faults</h2>{body}</section>'
 
 
 def _timeline(replay: Replay) -> str:
@@ -330,31 +267,8 @@ def _memory(replay: Replay) -> str:
     )
 
 
+# what only this page needs; the shared styles are html_page.BASE_CSS
 _CSS: Final = """
-:root{--rwx:#c62828;--rx:#2e7d32;--rw:#1565c0;--r:#9e9e9e;--none:#263238;--sel:#fff3c4;
---bad:#fde7e7;--line:#d0d7de;--muted:#57606a;--hi:#f9a825}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;
-background:#fff}
-header,main{max-width:1400px;margin:0 auto;padding:0 1rem}
-header{padding-top:1rem}
-h1{font-size:1.3rem;margin:.2rem 0}
-h2{font-size:1.1rem;border-bottom:1px solid var(--line);padding-bottom:.2rem;margin-top:1.6rem}
-h3{font-size:1rem;margin:.2rem 0 .4rem}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em}
-.verdict{font-size:2rem;font-weight:700;margin:.3rem 0;padding:.2rem .8rem;border-radius:6px;
-display:inline-block;color:#fff}
-.verdict-label{font-size:1rem;font-weight:400;opacity:.9}
-.verdict-boots{background:var(--rx)}.verdict-faults{background:var(--rwx)}
-.verdict-refused{background:#e65100}
-.reason{font-size:1.05rem;margin:.3rem 0 .8rem}
-.muted{color:var(--muted)}
-dl.params{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:.4rem 0}
-dl.params dt{font-weight:600}dl.params dd{margin:0}
-table{border-collapse:collapse;width:100%;margin:.3rem 0}
-caption{text-align:left;color:var(--muted);padding:.2rem 0}
-th,td{border:1px solid var(--line);padding:.2rem .4rem;text-align:left;vertical-align:top}
-thead th{background:#f6f8fa;position:sticky;top:0}
 .scroll{max-height:60vh;overflow:auto;border:1px solid var(--line)}
 .scroll table{margin:0}
 #events tbody tr{cursor:pointer}
@@ -364,9 +278,6 @@ thead th{background:#f6f8fa;position:sticky;top:0}
 #events tr.sel{background:var(--sel);outline:2px solid var(--hi);outline-offset:-2px}
 #events td.num,#ranges td.num{text-align:right;white-space:nowrap}
 td.addr{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
-.badge{display:inline-block;padding:0 .35rem;border-radius:4px;font-size:.8em;font-weight:700;
-color:#fff;background:var(--rwx);margin-left:.3rem}
-.badge.bad{background:#b71c1c}
 .perm{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
 .chip{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:-.1em;
 margin-right:.3rem;border:1px solid #0003}
@@ -389,11 +300,6 @@ background:#eee}
 .strip>div.touched{box-shadow:inset 0 0 0 3px var(--hi);min-width:6px}
 #ranges tr.touched{background:var(--sel)}
 #ranges tr.flash{outline:2px solid var(--hi)}
-button{font:inherit;padding:.15rem .6rem;cursor:pointer}
-.fault{border:1px solid var(--rwx);border-left:6px solid var(--rwx);border-radius:4px;
-padding:.5rem .8rem;margin:.6rem 0}
-.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);
-white-space:nowrap}
 """
 
 _JS: Final = r"""

@@ -274,8 +274,14 @@ class Corpus:
         """(shim, grub, kernel), all signed: what Debian installs on the ESP and /boot."""
         return self.shim(suite, arch), self.grub(suite, arch), self.kernel(suite, arch)
 
-    def systemd_boot(self, suite: str, name: str = "systemd-bootx64.efi") -> Path:
-        """A file of systemd-boot-efi (amd64): systemd-bootx64.efi, linuxx64.efi.stub, …"""
+    def systemd_boot(self, suite: str, name: str = "systemd-bootx64.efi", *,
+                     signed: bool = False) -> Path:
+        """A file of systemd-boot-efi (amd64): systemd-bootx64.efi, linuxx64.efi.stub, …;
+        ``signed``: systemd-boot-efi-amd64-signed's ``<name>.signed`` (trixie: systemd-boot
+        signed by Debian's Secure Boot key, which shim's vendor certificate trusts)."""
+        if signed:
+            return self.file(suite, "amd64", "systemd-boot-efi-amd64-signed",
+                             f"usr/lib/systemd/boot/efi/{name}.signed")
         return self.file(suite, "amd64", "systemd-boot-efi", f"usr/lib/systemd/boot/efi/{name}")
 
     def ovmf_dir(self, suite: str) -> Path:

@@ -5,7 +5,13 @@ kernel, Secure Boot off) or are refused by the firmware (db trusting only Window
 dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
 trust). The verdict, the refusing stage and component, and the message on the console must
 match what fw-check vm says. Each test boots in its own tmp_path (no ports), so they run
-under pytest-xdist."""
+under pytest-xdist.
+
+systemd-boot and UKIs (test_sdboot_uki_matches_qemu): Debian 13's systemd-boot (unsigned as
+the removable loader; or Debian-signed, systemd-boot-efi-amd64-signed, behind shim) and a UKI
+of Debian 13's stub and kernel in ``\\EFI\\Linux``, found by systemd-boot's own rules
+(fwtools/machine/sdboot.py): the kernel's command line on the console says which entry
+really booted."""
 
 from __future__ import annotations
 
@@ -27,7 +33,13 @@ from .qemu import Disk, copy_vars, ovmf_command, run_qemu
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
                 str(Path(__file__).resolve().parents[1] / "formats" / "disk")]
 
-from vm_builder import build_debian_disk, fw_vars, sbsign  # noqa: E402
+from vm_builder import (  # noqa: E402
+    build_debian_disk,
+    build_sdboot_disk,
+    build_shim_sdboot_disk,
+    fw_vars,
+    sbsign,
+)
 
 from fwtools.formats.efi import guids  # noqa: E402
 from fwtools.formats.pe.authenticode import authenticode_digests  # noqa: E402
@@ -52,6 +64,7 @@ class VmCase:
     suite: str = "trixie"  # whose boot chain, layout and OVMF (Debian 13; bookworm: 12)
     kernel_by: str | None = None  # the authority kind fw-check vm names for the kernel
     reason_has: str | None = None  # a word the predicted refusal's reason must contain
+    uki_signed: bool = True  # the UKI signed by the test key ("sdboot-test-key", "shim")
 
 
 CASES = [
@@ -96,15 +109,19 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
         fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
                 "sbat,1,2099010100\ngrub,99\n", "-o", out)
     elif kind == "ms-moklist":
-        der = subprocess.run(["openssl", "x509", "-in", str(SAMPLE / "test-db.pem"),
-                              "-outform", "DER"], check=True, capture_output=True).stdout
-        entry = uuid.UUID(int=0).bytes_le + der
-        esl = tmp / "moklist.esl"
-        esl.write_bytes(guids.CERT_X509.bytes_le
-                        + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
         fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokList", "--guid",
                 str(guids.SHIM_LOCK), "--attributes", "NV,BS",
-                "--file", esl, "-o", out)
+                "--file", _moklist_esl(tmp), "-o", out)
+    elif kind == "ms-moklist-sbat-stub":
+        # MokList trusts the test key, and the SbatLevel revokes systemd-stub (a UKI's stub)
+        moklist = _store("ms-moklist", ovmf, tmp, shim)
+        fw_vars("sbat-level", moklist, "--level", "sbat,1,2099010100\nsystemd-stub,99\n",
+                "-o", out)
+    elif kind == "db-test-ca":
+        # no shim: db trusts the test CA (and Microsoft's UEFI CA 2011)
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
+                "--microsoft", "--microsoft-db", "uefi-2011", "--db", SAMPLE / "test-ca.der",
+                "-o", out)
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
                 "--microsoft", "--dbx", _sha256_esl(shim, tmp), "-o", out)
@@ -115,6 +132,17 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     else:
         raise ValueError(kind)
     return out
+
+
+def _moklist_esl(tmp: Path) -> Path:
+    """MokList holding the test signing certificate (testdata/sample/test-db.pem)."""
+    der = subprocess.run(["openssl", "x509", "-in", str(SAMPLE / "test-db.pem"),
+                          "-outform", "DER"], check=True, capture_output=True).stdout
+    entry = uuid.UUID(int=0).bytes_le + der
+    esl = tmp / "moklist.esl"
+    esl.write_bytes(guids.CERT_X509.bytes_le
+                    + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
+    return esl
 
 
 def _who(line: str) -> str:
@@ -175,3 +203,149 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
                              result.output), evidence
         else:
             assert first in result.output, evidence
+
+
+# -- systemd-boot and UKIs -------------------------------------------------------------------
+
+#: a word only the UKI's .cmdline has: "Command line:" on the console proves the UKI booted
+#: (the type 1 entry's options are ``root=/dev/vda2 ro``)
+UKI_TOKEN = "fwtools.entry=uki"
+
+
+@dataclass(frozen=True)
+class SdCase:
+    id: str
+    # "sdboot": systemd-boot as BOOTX64.EFI; "sdboot-test-key": the same signed by the test
+    # key; "shim": shim -> Debian-signed systemd-boot
+    layout: str
+    store: str  # "blank" (Secure Boot off), "ms", "ms-moklist" (_store)
+    verdict: str
+    refused: tuple[int, str] | None
+    authorities: tuple[str, ...] = ()  # per allowed stage, when it boots
+    default: str | None = None  # loader.conf default (layout "sdboot")
+    entry_name: str = "debian-6.12.conf"  # the type 1 entry's file (layout "sdboot")
+    entry_default: str | None = None  # LoaderEntryDefault in the store (bootctl set-default)
+    reason_has: str | None = None  # a word the predicted refusal's reason must contain
+    uki_signed: bool = True  # the UKI signed by the test key ("sdboot-test-key", "shim")
+
+
+SD_CASES = [
+    # loader.conf's default glob picks the UKI over the type 1 entry
+    SdCase("sdboot-uki-secure-boot-off", "sdboot", "blank", "boots", None,
+           ("secure-boot-off", "secure-boot-off"), default="debian-uki*"),
+    # no default: the UKI has a sort key (its .osrel ID) and the type 1 entry none, so the
+    # UKI comes first although "zz-debian.conf" sorts first by name
+    SdCase("sdboot-uki-sort-key-first", "sdboot", "blank", "boots", None,
+           ("secure-boot-off", "secure-boot-off"), entry_name="zz-debian.conf"),
+    # LoaderEntryDefault (bootctl set-default) beats loader.conf: the type 1 entry boots
+    SdCase("sdboot-loader-entry-default", "sdboot", "blank", "boots", None,
+           ("secure-boot-off", "secure-boot-off"), default="debian-uki*",
+           entry_default="debian-6.12.conf"),
+    # Debian's systemd-boot-efi build is unsigned: Microsoft's db refuses it
+    SdCase("sdboot-unsigned-ms", "sdboot", "ms", "refused", (1, "firmware"),
+           default="debian-uki*"),
+    # no shim: systemd-boot and the UKI signed by a key db trusts; systemd-boot's LoadImage
+    # is the firmware's, which checks the UKI against db
+    SdCase("sdboot-db-test-key", "sdboot-test-key", "db-test-ca", "boots", None,
+           ("db-certificate", "db-certificate"), default="debian-uki*"),
+    SdCase("sdboot-db-uki-unsigned", "sdboot-test-key", "db-test-ca", "refused",
+           (2, "firmware"), default="debian-uki*", uki_signed=False),
+    # shim -> Debian-signed systemd-boot (shim's vendor certificate) -> the UKI signed by the
+    # test key, which MokList trusts: LoadImage goes through shim's hook
+    SdCase("shim-sdboot-uki-moklist", "shim", "ms-moklist", "boots", None,
+           ("db-certificate", "shim-vendor-certificate", "mok-certificate")),
+    # the same without the MokList key: shim's hook refuses the UKI, systemd-boot says so
+    SdCase("shim-sdboot-uki-untrusted", "shim", "ms", "refused", (3, "shim")),
+    # trusted by MokList, but its stub's SBAT is revoked: shim's hook checks SBAT too
+    SdCase("shim-sdboot-uki-sbat-revoked", "shim", "ms-moklist-sbat-stub", "refused",
+           (3, "shim"), reason_has="SBAT: systemd-stub"),
+]
+
+
+@pytest.mark.parametrize("case", SD_CASES, ids=[c.id for c in SD_CASES])
+def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
+                                 tmp_path: Path, serial_log: Path) -> None:
+    from corpus.uki import build_uki
+
+    from .chains import KERNEL_CMDLINE
+
+    kernel = corpus.kernel("trixie", "amd64")
+    (tmp_path / "uki").mkdir()
+    uki = build_uki(corpus.systemd_boot("trixie", "linuxx64.efi.stub"), kernel,
+                    tmp_path / "uki" / "uki.efi", f"{KERNEL_CMDLINE['x64']} {UKI_TOKEN}")
+    if case.uki_signed and case.layout != "sdboot":
+        uki = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", uki,
+                     tmp_path / "uki" / "uki-signed.efi")
+    if case.layout.startswith("sdboot"):
+        sd_boot = corpus.systemd_boot("trixie")
+        if case.layout == "sdboot-test-key":
+            sd_boot = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", sd_boot,
+                             tmp_path / "uki" / "systemd-bootx64.efi")
+        disk = build_sdboot_disk(tmp_path, sd_boot, kernel, uki,
+                                 default=case.default, entry_name=case.entry_name)
+        expect = [("systemd-boot", "firmware"), ("systemd-stub", "systemd-boot")]
+        uki_path = "partition 1:\\EFI\\Linux\\debian-uki.efi"
+    else:
+        shim = corpus.shim("trixie", "amd64")
+        disk = build_shim_sdboot_disk(tmp_path, shim,
+                                      corpus.systemd_boot("trixie", signed=True), uki)
+        expect = [("shim", "firmware"), ("systemd-boot", "shim"),
+                  ("systemd-stub", "systemd-boot")]
+        uki_path = "partition 1:\\EFI\\Linux\\linux.efi"
+    ovmf = corpus.ovmf_dir("trixie")
+    code = ovmf / "OVMF_CODE_4M.secboot.fd"
+    store = _store(case.store, ovmf, tmp_path, corpus.shim("trixie", "amd64"))
+    if case.entry_default is not None:
+        from fwtools.machine.sdboot import LOADER_GUID
+
+        value = tmp_path / "entry-default.bin"
+        value.write_bytes(f"{case.entry_default}\0".encode("utf-16-le"))
+        with_default = tmp_path / "entry-default.fd"
+        fw_vars("set", store, "LoaderEntryDefault", "--guid", str(LOADER_GUID),
+                "--attributes", "NV,BS,RT", "--file", value, "-o", with_default)
+        store = with_default
+        expect[-1] = ("linux", "systemd-boot")
+        uki_path = f"partition 1:\\{kernel.name}"
+
+    predicted = check_vm(str(code), str(store), disk=str(disk))
+    assert [(s.family, s.loaded_by) for s in predicted.stages] == expect, predicted.stages
+    assert predicted.stages[-1].path == uki_path  # the UKI, or the type 1 entry's kernel
+    assert predicted.verdict == case.verdict, predicted.refusal
+    got = None if predicted.refusal is None else (predicted.refusal.stage,
+                                                 predicted.refusal.by)
+    assert got == case.refused
+    if case.reason_has is not None:
+        assert predicted.refusal is not None and case.reason_has in predicted.refusal.reason
+    if case.verdict == "boots":
+        assert tuple(s.authority.kind for s in predicted.stages
+                     if s.authority is not None) == case.authorities
+
+    vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
+    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
+                                   disks=[Disk.image(disk, snapshot=True)]),
+                      stop_markers=list(MARKERS), serial_log=serial_log, timeout=240,
+                      linger=3.0)
+    assert result.marker is not None, result.describe()
+    outcome = MARKERS[result.marker]
+    evidence = "\n".join(evidence_lines(result))
+    assert VERDICT.get(outcome) == predicted.verdict, f"{outcome}\n{evidence}"
+    if predicted.verdict == "boots":
+        # the entry fw-check vm named is the one systemd-boot started
+        cmdline = [ln for ln in result.lines if "Command line:" in ln]
+        assert cmdline, evidence
+        if predicted.stages[-1].family == "systemd-stub":
+            assert UKI_TOKEN in cmdline[0], (cmdline, evidence)
+        else:  # the type 1 entry's options
+            assert "root=/dev/vda2" in cmdline[0] and UKI_TOKEN not in cmdline[0], cmdline
+    if predicted.refusal is not None:
+        assert _who(result.matched_line or "") == predicted.refusal.by, evidence
+        lines = predicted.refusal.message.splitlines()
+        if predicted.refusal.by == "firmware":
+            # BdsDxe names the boot option QEMU's disk got (Boot0001 "UEFI QEMU HARDDISK")
+            verb = "load" if predicted.refusal.stage == 1 else "start"
+            assert re.search(rf"BdsDxe: failed to {verb} Boot\d{{4}} .*: Access Denied",
+                             result.output), evidence
+            lines = [ln for ln in lines if not ln.startswith("BdsDxe: ")]
+        # every other line fw-check vm quotes (shim's, systemd-boot's) is on the console
+        for line in lines:
+            assert line in result.output, (line, evidence)

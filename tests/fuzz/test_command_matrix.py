@@ -264,6 +264,8 @@ COMMANDS: list[Cmd] = [
     Cmd("fw-check vm", ("--firmware", "{IN}", "--vars", str(GOOD_STORE), str(SAMPLE_PE))),
     Cmd("fw-check vm", ("--firmware", "ovmf-strict", "--vars", str(GOOD_STORE), "{IN}"),
         accepts=PE_OK, codes=frozenset({1, 2})),
+    Cmd("fw-check vm", ("--firmware", "ovmf-strict", "--vars", str(GOOD_STORE), "--html",
+                        "{OUT}", "{IN}"), accepts=PE_OK, codes=frozenset({1, 2})),
     Cmd("fw-check vm", ("--libvirt-domain", "{IN}",)),
     # byebyebios rewrites IMAGE in place: a bad image must be left exactly as it was.
     # A 2 GiB sparse file is a legitimate (empty) raw disk for byebyebios.

@@ -125,9 +125,9 @@ def sbsign(key: Path, cert: Path, src: Path, out: Path) -> Path:
 
 
 def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
-                      default: str | None) -> Path:
-    """A GPT disk whose ESP holds systemd-boot as the removable loader, a type 1 entry for
-    ``kernel`` (on the ESP) and ``uki`` in ``\\EFI\\Linux``."""
+                      default: str | None, entry_name: str = "debian-6.12.conf") -> Path:
+    """A GPT disk whose ESP holds systemd-boot as the removable loader, a type 1 entry
+    ``entry_name`` for ``kernel`` (on the ESP) and ``uki`` in ``\\EFI\\Linux``."""
     need("sgdisk")
     esp_size = 32 * MIB
     disk = blank(tmp / "sdboot.img", esp_size + 2 * MIB)
@@ -141,8 +141,9 @@ def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
     shutil.copyfile(uki, esp / "EFI" / "Linux" / "debian-uki.efi")
     conf = "timeout 3\n" + (f"default {default}\n" if default else "")
     (esp / "loader" / "loader.conf").write_text(conf)
-    (esp / "loader" / "entries" / "debian-6.12.conf").write_text(
-        f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro\n")
+    (esp / "loader" / "entries" / entry_name).write_text(
+        f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro "
+        "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1\n")
     make_fat(disk, MIB, esp_size, 16, esp)
     return disk
 

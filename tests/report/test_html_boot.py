@@ -11,7 +11,8 @@ import pytest
 from corpus import Corpus
 
 from fwtools._base import record
-from fwtools.report.html_boot import DATA_ID, page_data, render_html, script_json
+from fwtools.report.html_boot import DATA_ID, page_data, render_html
+from fwtools.report.html_page import script_json
 from fwtools.uefi.firmware import Event, FaultRecord
 from fwtools.uefi.profile import load_firmware
 from fwtools.uefi.replay import MemoryRange, Replay, StageInfo, replay_files
