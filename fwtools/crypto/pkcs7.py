@@ -16,11 +16,11 @@ costs nothing until a signature is checked.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base import digest
 from fwtools.crypto.x509info import PARSE_ERRORS, CertificateInfo, certificate_info, one_line
 from fwtools.errors import FwError, SignatureFormatError
 
@@ -247,7 +247,7 @@ def verify_signer_info(
 
     digest_name = str(signer_info["digest_algorithm"]["algorithm"].native)
     try:
-        content_digest = hashlib.new(digest_name, content).digest()
+        content_digest = digest.new(digest_name, content).digest()
     except ValueError:
         return None, f"unsupported SignerInfo digest algorithm {digest_name}"
     signed_attrs = signer_info["signed_attrs"]
@@ -333,7 +333,7 @@ class Cert:
         return self._info
 
     def tbs_digest(self, algorithm: str) -> bytes:
-        return hashlib.new(algorithm, self.asn1["tbs_certificate"].dump()).digest()
+        return digest.new(algorithm, self.asn1["tbs_certificate"].dump()).digest()
 
 
 class CertCache:

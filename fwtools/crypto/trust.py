@@ -27,12 +27,12 @@ entry, and so does this model.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fwtools._base.digest import new as new_hash
 from fwtools._base.fileio import read_file
 from fwtools.crypto.authenticode import AuthenticodeSignature
 from fwtools.crypto.pkcs7 import Cert, CertCache, find_chain
@@ -120,7 +120,7 @@ class TrustAnchors:
         if algorithm is None:
             self.ignored.append(f"{which}: {len(sl.entries)} {sl.type_name} entries (unused)")
             return
-        size = hashlib.new(algorithm).digest_size
+        size = new_hash(algorithm).digest_size
         if sl.signature_type in X509_HASH_TYPES:
             if not forbidden:
                 self.ignored.append(

@@ -9,11 +9,11 @@ first ("CN=Microsoft Corporation UEFI CA 2011,O=Microsoft Corporation,...,C=US")
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base import digest
 from fwtools._base.fileio import read_file
 from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError
@@ -243,7 +243,7 @@ def certificate_info(
                 cert["signature_algorithm"]["algorithm"].dotted,
                 str(cert["signature_algorithm"]["algorithm"].dotted),
             ),
-            sha256=hashlib.sha256(der).hexdigest(),
+            sha256=digest.sha256_hex(der),
             der=der,
             is_ca=None if bc is None else bool(bc["ca"].native),
         )

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from fwtools._base import digest
 from fwtools.report.envelope import document
 from fwtools.report.pe_json import certificate_json
 
@@ -100,9 +101,7 @@ def _entry_head(entry: SignatureData, owners: dict[uuid.UUID, tuple[str, str | N
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
+    return digest.sha256_hex(data)
 
 
 def list_json(sl: SignatureList, role: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
+from fwtools._base.digest import sha256_hex
 from fwtools._base.flags import bit_names
 from fwtools._base.guid import guid_from_bytes
 from fwtools._base.record import Record
@@ -489,7 +490,7 @@ _DIGEST_SIZE: Final[dict[str, int]] = {
 
 def _signature_database(name: str, data: bytes, digests: bool = True) -> Decoded:
     """The lists and entries; ``digests=False`` leaves X.509 entries' ``sha256`` None (a
-    one-line summary does not show it, and hashing needs hashlib)."""
+    one-line summary does not show it, and hashing costs time)."""
     from fwtools.formats.efi.siglist import HASH_ALGORITHM, SignatureDatabase
 
     db = SignatureDatabase.parse(data, structure=f"{name} EFI_SIGNATURE_LIST")
@@ -502,9 +503,7 @@ def _signature_database(name: str, data: bytes, digests: bool = True) -> Decoded
             if sl.is_x509:
                 sha256 = None
                 if digests:
-                    import hashlib
-
-                    sha256 = hashlib.sha256(entry.data).hexdigest()
+                    sha256 = sha256_hex(entry.data)
                 entries.append(
                     DecodedSignatureEntry(str(entry.owner), owner_name, len(entry.data),
                                           sha256=sha256)
