@@ -8,7 +8,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fwtools._base.fileio import read_file
 from fwtools.errors import FwError, UsageError
@@ -18,7 +18,24 @@ MAX_POLICY_FILE: int = 4 << 20
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """The table in ``path``; ``what`` says which option or file it is, for the message."""
+    """The table in ``path``; ``what`` says which option or file it is, for the message.
+
+    A shipped file (under :func:`policies_dir`) is read through a cache of its parsed form,
+    as Python caches bytecode: ``fw-check boot-chain`` reads some twenty loader models and
+    profiles, and parsing them took more of its start-up than replaying the chain's
+    loader steps."""
+    cache = _cache_path(Path(path))
+    if cache is not None:
+        cached = _read_cache(Path(path), cache)
+        if cached is not None:
+            return cached
+    data = _parse_toml(path, what)
+    if cache is not None and not sys.dont_write_bytecode:
+        _write_cache(Path(path), cache, data)
+    return data
+
+
+def _parse_toml(path: str | Path, what: str) -> dict[str, Any]:
     try:
         raw = read_file(path, max_size=MAX_POLICY_FILE)
     except FwError as exc:
@@ -39,6 +56,69 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         # tomllib lets int()'s digit limit escape as a plain ValueError for a decimal
         # integer of more than 4300 digits (issue 8; testdata/fuzz/policy/long-integer.bin).
         raise UsageError(f"{what} {path}: not valid TOML: {exc}") from None
+
+
+# The parsed-TOML cache: marshal data (like a .pyc) in __pycache__ beside the file, headed
+# by the interpreter's magic number and the source's mtime and size.
+_CACHE_MAGIC: Final = b"fwtoml1\0"
+
+
+def _cache_path(path: Path) -> Path | None:
+    """Where the parsed form of a shipped file is cached; None for other files (a user's
+    profile or waivers: no cache files are written beside them)."""
+    try:
+        resolved = path.resolve()
+        resolved.relative_to(policies_dir().resolve())
+    except (OSError, ValueError):
+        return None
+    return resolved.parent / "__pycache__" / f"{resolved.name}.{sys.implementation.cache_tag}"
+
+
+def _stamp(path: Path) -> bytes | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _CACHE_MAGIC + st.st_mtime_ns.to_bytes(8, "little") + st.st_size.to_bytes(8, "little")
+
+
+def _read_cache(path: Path, cache: Path) -> dict[str, Any] | None:
+    stamp = _stamp(path)
+    try:
+        with open(cache, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return None
+    if stamp is None or not blob.startswith(stamp):
+        return None
+    import marshal
+
+    try:
+        data = marshal.loads(blob[len(stamp):])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_cache(path: Path, cache: Path, data: dict[str, Any]) -> None:
+    """Best effort, like the interpreter's .pyc writes: a read-only tree, or data marshal
+    cannot hold (TOML dates), just leaves the file uncached."""
+    import marshal
+
+    stamp = _stamp(path)
+    if stamp is None:
+        return
+    try:
+        blob = stamp + marshal.dumps(data)
+    except ValueError:
+        return
+    try:
+        from fwtools._base.atomic import atomic_write
+
+        cache.parent.mkdir(exist_ok=True)
+        atomic_write(cache, blob)
+    except (OSError, FwError):
+        pass
 
 
 def table(value: object, where: str) -> dict[str, Any]:
