@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
-from pathlib import Path
 from typing import Any, Final
 
 from fwtools._base.fileio import read_file
@@ -17,25 +15,28 @@ from fwtools.errors import FwError, UsageError
 MAX_POLICY_FILE: int = 4 << 20
 
 
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     """The table in ``path``; ``what`` says which option or file it is, for the message.
 
     A shipped file (under :func:`policies_dir`) is read through a cache of its parsed form,
     as Python caches bytecode: ``fw-check boot-chain`` reads some twenty loader models and
     profiles, and parsing them took more of its start-up than replaying the chain's
     loader steps."""
-    cache = _cache_path(Path(path))
+    path = os.fspath(path)
+    cache = _cache_path(path)
     if cache is not None:
-        cached = _read_cache(Path(path), cache)
+        cached = _read_cache(path, cache)
         if cached is not None:
             return cached
     data = _parse_toml(path, what)
     if cache is not None and not sys.dont_write_bytecode:
-        _write_cache(Path(path), cache, data)
+        _write_cache(path, cache, data)
     return data
 
 
-def _parse_toml(path: str | Path, what: str) -> dict[str, Any]:
+def _parse_toml(path: str, what: str) -> dict[str, Any]:
+    import tomllib
+
     try:
         raw = read_file(path, max_size=MAX_POLICY_FILE)
     except FwError as exc:
@@ -59,30 +60,30 @@ def _parse_toml(path: str | Path, what: str) -> dict[str, Any]:
 
 
 # The parsed-TOML cache: marshal data (like a .pyc) in __pycache__ beside the file, headed
-# by the interpreter's magic number and the source's mtime and size.
+# by a format tag and the source's mtime and size (the file name carries the interpreter's
+# cache tag, as .pyc names do).
 _CACHE_MAGIC: Final = b"fwtoml1\0"
 
 
-def _cache_path(path: Path) -> Path | None:
+def _cache_path(path: str) -> str | None:
     """Where the parsed form of a shipped file is cached; None for other files (a user's
     profile or waivers: no cache files are written beside them)."""
-    try:
-        resolved = path.resolve()
-        resolved.relative_to(policies_dir().resolve())
-    except (OSError, ValueError):
+    resolved = os.path.realpath(path)
+    if not resolved.startswith(os.path.realpath(policies_dir()) + os.sep):
         return None
-    return resolved.parent / "__pycache__" / f"{resolved.name}.{sys.implementation.cache_tag}"
+    folder, name = os.path.split(resolved)
+    return os.path.join(folder, "__pycache__", f"{name}.{sys.implementation.cache_tag}")
 
 
-def _stamp(path: Path) -> bytes | None:
+def _stamp(path: str) -> bytes | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return _CACHE_MAGIC + st.st_mtime_ns.to_bytes(8, "little") + st.st_size.to_bytes(8, "little")
 
 
-def _read_cache(path: Path, cache: Path) -> dict[str, Any] | None:
+def _read_cache(path: str, cache: str) -> dict[str, Any] | None:
     stamp = _stamp(path)
     try:
         with open(cache, "rb") as f:
@@ -100,7 +101,7 @@ def _read_cache(path: Path, cache: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_cache(path: Path, cache: Path, data: dict[str, Any]) -> None:
+def _write_cache(path: str, cache: str, data: dict[str, Any]) -> None:
     """Best effort, like the interpreter's .pyc writes: a read-only tree, or data marshal
     cannot hold (TOML dates), just leaves the file uncached."""
     import marshal
@@ -115,7 +116,7 @@ def _write_cache(path: Path, cache: Path, data: dict[str, Any]) -> None:
     try:
         from fwtools._base.atomic import atomic_write
 
-        cache.parent.mkdir(exist_ok=True)
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
         atomic_write(cache, blob)
     except (OSError, FwError):
         pass
@@ -128,26 +129,38 @@ def table(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def policies_dir() -> Path:
+def policies_dir() -> str:
     """Where the shipped data files are: $FWTOOLS_POLICIES, policies/ of the source tree, or
     <prefix>/share/fwtools/policies of an installed (non-editable) package."""
+    # Paths are strings here, not pathlib: importing pathlib (and the urllib.parse and
+    # ipaddress it pulls in) cost fw-check boot-chain 4 ms of start-up.
     env = os.environ.get("FWTOOLS_POLICIES")
     if env:
-        return Path(env)
-    source = Path(__file__).resolve().parents[2] / "policies"
-    if source.is_dir():
+        return env
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    source = os.path.join(os.path.dirname(package), "policies")
+    if os.path.isdir(source):
         return source
-    return Path(sys.prefix) / "share" / "fwtools" / "policies"
+    return os.path.join(sys.prefix, "share", "fwtools", "policies")
 
 
-def shipped_file(directory: Path, name: str, kind: str, shipped: list[str]) -> Path:
+def shipped_names(directory: str, *, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The names (without .toml) of the data files in ``directory``, sorted."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(n[:-5] for n in entries if n.endswith(".toml") and n[:-5] not in exclude)
+
+
+def shipped_file(directory: str, name: str, kind: str, shipped: list[str]) -> str:
     """``directory/name.toml`` of a shipped data file, or a UsageError naming the ``shipped``
     ones. The name comes from the command line or a user's file: one that is no possible
     file name (too long: ENAMETOOLONG) is unknown too, not a traceback (issue 8; found by
     atheris: testdata/fuzz/policy/crash-shipped-name-too-long-1433d6d7.bin)."""
-    path = directory / f"{name}.toml"
+    path = os.path.join(directory, f"{name}.toml")
     try:
-        if path.is_file():
+        if os.path.isfile(path):
             return path
     except OSError:
         pass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final, Literal
@@ -167,7 +168,8 @@ def latest_sbat_level() -> LatestSbatLevel | None:
     from fwtools.errors import FwError
 
     try:
-        data = read_toml(policies_dir() / "sbatlevel-history.toml", "SbatLevel history")
+        data = read_toml(os.path.join(policies_dir(), "sbatlevel-history.toml"),
+                         "SbatLevel history")
     except FwError:
         return None
     shipped = [item for item in data.get("level", []) if bool(item.get("shipped", True))]

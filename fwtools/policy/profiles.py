@@ -28,7 +28,7 @@ from typing import Any, Final, Literal
 
 from fwtools._base import severity as sev
 from fwtools._base.record import Record, field
-from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
+from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, shipped_names, table
 from fwtools.errors import UsageError
 from fwtools.policy.checks import RULES
 
@@ -38,8 +38,7 @@ MAX_EXTENDS: Final = 8
 
 
 def shipped_profiles() -> list[str]:
-    d = policies_dir()
-    return sorted(p.stem for p in d.glob("*.toml") if p.stem != "sbatlevel-history")
+    return shipped_names(policies_dir(), exclude=("sbatlevel-history",))
 
 
 class RuleConfig(Record):
@@ -89,7 +88,7 @@ def _resolve(ref: str, relative_to: Path | None) -> Path:
             where = "extends" if relative_to is not None else "profile"
             raise UsageError(f"{where} {ref[:60]!r}...: {exc.strerror or exc}") from None
         return p
-    return shipped_file(policies_dir(), ref, "profile", shipped_profiles())
+    return Path(shipped_file(policies_dir(), ref, "profile", shipped_profiles()))
 
 
 def load_profile(ref: str) -> Profile:

@@ -8,6 +8,7 @@ quoted in sbat-revoked findings.
 from __future__ import annotations
 
 import datetime
+import os
 from typing import TYPE_CHECKING
 
 from fwtools._base.fileio import read_file
@@ -80,7 +81,7 @@ def from_shim(spec: str) -> tuple[SbatLevel, str]:
 def load_history() -> list[HistoryEntry]:
     from fwtools._base.tomlfile import policies_dir
 
-    path = policies_dir() / "sbatlevel-history.toml"
+    path = os.path.join(policies_dir(), "sbatlevel-history.toml")
     from fwtools._base.tomlfile import read_toml
 
     data = read_toml(path, "SbatLevel history")

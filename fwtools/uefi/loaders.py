@@ -38,11 +38,10 @@ a model checks every step against that registry.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Final
 
 from fwtools._base.record import Record
-from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
+from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, shipped_names, table
 from fwtools.errors import UsageError
 from fwtools.uefi.image import StageImage, version_tuple
 from fwtools.uefi.operations import COMMON_ARGS, CONDITIONS, OPERATIONS, check_step
@@ -61,8 +60,8 @@ class Identity(Record):
     clue: str  # what in the file said so
 
 
-def loaders_dir() -> Path:
-    return policies_dir() / "loaders"
+def loaders_dir() -> str:
+    return os.path.join(policies_dir(), "loaders")
 
 
 def identify(image: StageImage) -> Identity:
@@ -97,13 +96,14 @@ def identify(image: StageImage) -> Identity:
 
 
 def shipped_models() -> list[LoaderModel]:
-    return [load_model(p) for p in sorted(loaders_dir().glob("*.toml"))]
+    return [load_model(os.path.join(loaders_dir(), f"{n}.toml"))
+            for n in shipped_names(loaders_dir())]
 
 
 def model_by_name(ref: str) -> LoaderModel:
     if ref.endswith(".toml") or os.sep in ref:
-        return load_model(Path(ref))
-    names = [p.stem for p in sorted(loaders_dir().glob("*.toml"))]
+        return load_model(ref)
+    names = shipped_names(loaders_dir())
     return load_model(shipped_file(loaders_dir(), ref, "loader model", names))
 
 
@@ -184,7 +184,8 @@ def _unidentified(image: StageImage, ident: Identity, models: list[LoaderModel],
 # ---- reading the TOML files ---------------------------------------------------------
 
 
-def load_model(path: Path) -> LoaderModel:
+def load_model(path: str | os.PathLike[str]) -> LoaderModel:
+    path = os.fspath(path)
     data = read_toml(path, "loader model")
     where = f"loader model {path}"
     for key in data:
@@ -194,7 +195,7 @@ def load_model(path: Path) -> LoaderModel:
     family = data.get("family")
     if family not in FAMILIES:
         raise UsageError(f"{where}: family must be one of {', '.join(FAMILIES)}")
-    name = data.get("name", path.stem)
+    name = data.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(name, str):
         raise UsageError(f"{where}: name must be a string")
     priority = data.get("priority", 0)

@@ -28,11 +28,10 @@ knob)::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from fwtools._base.record import Record, fields_of, replace
-from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, table
+from fwtools._base.tomlfile import policies_dir, read_toml, shipped_file, shipped_names, table
 from fwtools.errors import UsageError
 
 Arch = Literal["x64", "aa64"]
@@ -98,13 +97,13 @@ class FirmwareProfile(Record):
         return out
 
 
-def firmware_dir() -> Path:
-    return policies_dir() / "firmware"
+def firmware_dir() -> str:
+    return os.path.join(policies_dir(), "firmware")
 
 
 def shipped_firmware() -> list[str]:
     """Names of the shipped firmware profiles."""
-    return sorted(p.stem for p in firmware_dir().glob("*.toml"))
+    return shipped_names(firmware_dir())
 
 
 _MAX_EXTENDS: Final = 8
@@ -120,9 +119,9 @@ def load_firmware(ref: str | os.PathLike[str]) -> FirmwareProfile:
     return _load(os.fspath(ref), 0)
 
 
-def _resolve(ref: str) -> Path:
+def _resolve(ref: str) -> str:
     if ref.endswith(".toml") or os.sep in ref or "/" in ref:
-        return Path(ref)
+        return ref
     return shipped_file(firmware_dir(), ref, "firmware profile", shipped_firmware())
 
 
@@ -136,7 +135,8 @@ def _load(ref: str, depth: int) -> FirmwareProfile:
     if "extends" in data:
         base = _load(_str(data.pop("extends"), f"{where}: extends"), depth + 1)
         values = fields_of(base)
-    values["name"] = path.stem if "name" not in data else _str(data.pop("name"), where)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    values["name"] = stem if "name" not in data else _str(data.pop("name"), where)
     values["path"] = str(path)
     for key, value in data.items():
         if key in ("description", "flavour", "arch"):

@@ -27,7 +27,7 @@ from fwtools.uefi.loaders import (
     shipped_models,
 )
 
-SHIPPED = sorted(p.stem for p in loaders_dir().glob("*.toml"))
+SHIPPED = sorted(p.stem for p in Path(loaders_dir()).glob("*.toml"))
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ COMPAT = 0xC000000000007FD1
 def test_every_shipped_profile_loads(name: str) -> None:
     p = load_firmware(name)
     assert p.name == name
-    assert p.path == str(firmware_dir() / f"{name}.toml")
+    assert p.path == str(Path(firmware_dir()) / f"{name}.toml")
     assert p.description
     assert p.sources, "every profile cites where its settings come from"
     assert p.arch in (None, "x64", "aa64")
@@ -40,7 +40,7 @@ def test_every_shipped_profile_loads(name: str) -> None:
 def test_shipped_list_and_lookup_by_path() -> None:
     names = shipped_firmware()
     assert {"ovmf", "ovmf-strict", "armvirt", "mu-ship", "debian13-ovmf"} <= set(names)
-    by_path = load_firmware(firmware_dir() / "ovmf.toml")
+    by_path = load_firmware(Path(firmware_dir()) / "ovmf.toml")
     assert by_path == load_firmware("ovmf")
 
 

@@ -151,7 +151,7 @@ def test_the_runner_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPa
 
 
 def test_shipped_model_files_all_pass_the_registry() -> None:
-    for p in sorted(loaders_dir().glob("*.toml")):
+    for p in sorted(Path(loaders_dir()).glob("*.toml")):
         load_model(p)
 
 

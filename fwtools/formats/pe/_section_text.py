@@ -5,13 +5,11 @@ Kept apart from :mod:`.uki_sections` so that decoding a shim does not load the U
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 
 
-@dataclass(frozen=True)
-class KeyValue:
+class KeyValue(Record):
     key: str
     value: str
 

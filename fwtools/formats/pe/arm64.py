@@ -18,10 +18,10 @@ stub (signed by Debian), not a zboot image and not a gzip file.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from fwtools._base.reader import Reader
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 from fwtools.formats.pe import kernel_magic, layout
 from fwtools.formats.pe.bzimage import sniff_compression
@@ -65,8 +65,7 @@ def _pe_at(data: bytes, offset: int) -> bool:
 # -- data model -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Arm64ImageHeader:
+class Arm64ImageHeader(Record):
     """The decoded 64-byte arm64 Image header."""
 
     code0: int
@@ -90,8 +89,7 @@ class Arm64ImageHeader:
     """The full "Linux version ..." banner (uncompressed images only)."""
 
 
-@dataclass(frozen=True)
-class ZbootHeader:
+class ZbootHeader(Record):
     """The header of an EFI zboot image (a self-decompressing EFI-stub kernel)."""
 
     payload_offset: int

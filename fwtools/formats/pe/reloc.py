@@ -11,9 +11,9 @@ them the same way; a block smaller than its header ends the walk.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from fwtools._base.record import Record
 from fwtools.formats.pe import layout
 
 if TYPE_CHECKING:
@@ -32,8 +32,7 @@ REL_BASED_TYPES: Final[dict[int, str]] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class RelocBlock:
+class RelocBlock(Record):
     """One IMAGE_BASE_RELOCATION block, with the file offset of its header."""
 
     offset: int

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from fwtools._base.reader import Reader
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 from fwtools.formats.efi.siglist import SignatureList, parse_signature_lists
 from fwtools.formats.pe._section_text import KeyValue, decode_text
@@ -60,8 +60,7 @@ IDENT_KEYWORD: Final = re.compile(r"\$([A-Za-z][A-Za-z0-9_ ]*):\s?(.*?)\s?\$")
 # -- decoded forms ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ShimSbatLevel:
+class ShimSbatLevel(Record):
     """shim's built-in SbatLevel candidates (``.sbatlevel``)."""
 
     format_version: int
@@ -81,8 +80,7 @@ class ShimSbatLevel:
         return self.automatic
 
 
-@dataclass(frozen=True)
-class ShimIdent:
+class ShimIdent(Record):
     """shim's ``.data.ident`` build identification."""
 
     text: str
@@ -93,8 +91,7 @@ class ShimIdent:
     fields: tuple[KeyValue, ...]
 
 
-@dataclass(frozen=True)
-class VendorCert:
+class VendorCert(Record):
     """shim's built-in trust: the vendor certificate (or db) and the vendor dbx."""
 
     vendor_cert_size: int

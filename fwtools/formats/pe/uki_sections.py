@@ -26,10 +26,10 @@ import hashlib
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from fwtools._base.reader import Reader
+from fwtools._base.record import Record
 from fwtools.errors import ParseError
 from fwtools.formats.pe._section_text import KeyValue as KeyValue
 from fwtools.formats.pe._section_text import decode_text
@@ -90,8 +90,7 @@ ENV_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # -- decoded forms ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyValues:
+class KeyValues(Record):
     """os-release-style assignments (``.osrel``, ``.profile``), in file order."""
 
     entries: tuple[KeyValue, ...]
@@ -104,15 +103,13 @@ class KeyValues:
         return None
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(Record):
     """A text section (``.uname``, ``.cmdline``) with trailing NULs removed."""
 
     text: str
 
 
-@dataclass(frozen=True)
-class SdMagic:
+class SdMagic(Record):
     """systemd's ``.sdmagic`` marker."""
 
     text: str
@@ -121,16 +118,14 @@ class SdMagic:
     version: str | None
 
 
-@dataclass(frozen=True)
-class PayloadFormat:
+class PayloadFormat(Record):
     """What an ``.initrd``/``.ucode``/``.efifw`` payload is, by magic."""
 
     format: str | None
     """"cpio-newc", "cpio-crc", "cpio-odc", a compression ("gzip", "zstd", ...), or None."""
 
 
-@dataclass(frozen=True)
-class SplashImage:
+class SplashImage(Record):
     format: str
     """"bmp", or "png"/"unknown" (which systemd-stub cannot show)."""
     width: int | None = None
@@ -142,8 +137,7 @@ class SplashImage:
     """BMP biCompression (0 = BI_RGB)."""
 
 
-@dataclass(frozen=True)
-class DeviceTree:
+class DeviceTree(Record):
     totalsize: int
     version: int
     last_comp_version: int
@@ -152,8 +146,7 @@ class DeviceTree:
     compatible: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class PcrSignatureEntry:
+class PcrSignatureEntry(Record):
     pcrs: tuple[int, ...]
     pkfp: str
     """SHA-256 of the DER public key (compare with the ``.pcrpkey`` fingerprint)."""
@@ -163,19 +156,16 @@ class PcrSignatureEntry:
     """Length of the base64-decoded signature (0 when it is not valid base64)."""
 
 
-@dataclass(frozen=True)
-class PcrSignatureBank:
+class PcrSignatureBank(Record):
     bank: str
     entries: tuple[PcrSignatureEntry, ...]
 
 
-@dataclass(frozen=True)
-class PcrSignature:
+class PcrSignature(Record):
     banks: tuple[PcrSignatureBank, ...]
 
 
-@dataclass(frozen=True)
-class PublicKeyPem:
+class PublicKeyPem(Record):
     label: str
     """The PEM label, normally "PUBLIC KEY"."""
     der_size: int
