@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fwtools.cli._varstore import default_guid
 from fwtools.cli.common import (
     CONTEXT,
     EXIT_FINDINGS,
@@ -80,6 +79,7 @@ def _select(variables: list[Variable], names: tuple[str, ...], guid: str | None)
 def get(store: str, name: str, guid: str | None, output: str | None) -> None:
     """Write the raw data of variable NAME to stdout or a file."""
     from fwtools._base.atomic import atomic_write
+    from fwtools.cli._varstore import default_guid
     from fwtools.formats.varstore.storeio import load_store
 
     loaded = load_store(store)

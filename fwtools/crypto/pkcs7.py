@@ -86,7 +86,11 @@ def find_signer(sid: Any, certs: Sequence[Any]) -> int | None:
         serial = int(sid.chosen["serial_number"].native)
         for i, cert in enumerate(certs):
             tbs = cert["tbs_certificate"]
-            if int(tbs["serial_number"].native) == serial and tbs["issuer"] == issuer:
+            if int(tbs["serial_number"].native) != serial:
+                continue
+            # The same DER settles it without asn1crypto's RFC 5280 comparison, which loads
+            # unicodedata and stringprep for its string preparation (a few ms of start-up).
+            if tbs["issuer"].dump() == issuer.dump() or tbs["issuer"] == issuer:
                 return i
         return None
     key_id = bytes(sid.chosen.native)

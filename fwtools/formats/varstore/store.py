@@ -43,8 +43,6 @@ from fwtools.formats.varstore.errors import DamagedStoreError
 from fwtools.formats.varstore.layout import StoreLayout
 from fwtools.formats.varstore.model import Issue, Key, Variable
 from fwtools.formats.varstore.parse import parse_image
-from fwtools.formats.varstore.reclaim import build_blank, compose
-from fwtools.formats.varstore.setvar import check_limit, normalised, size_limit, validated
 
 if TYPE_CHECKING:
     from fwtools.formats.varstore.ftw import FtwWorkingBlock
@@ -185,6 +183,8 @@ class VariableStore:
                 f"layout {target.name} is a unified image that also holds firmware code; "
                 "blank stores are variables-only (use ovmf-2m-128k or ovmf-4m-528k)"
             )
+        from fwtools.formats.varstore.reclaim import build_blank
+
         return cls.parse(build_blank(target, authenticated))
 
     # -- reading -------------------------------------------------------------------------
@@ -257,6 +257,8 @@ class VariableStore:
         still fits is checked by :meth:`to_bytes` (:meth:`free_space` tells beforehand).
         """
         auth = self.authenticated
+        from fwtools.formats.varstore.setvar import check_limit, normalised, validated
+
         new = validated(variable, auth)
         check_limit(self.layout, new, auth)
         old = self._vars.get(new.key)
@@ -293,6 +295,9 @@ class VariableStore:
         creates), names get their NUL, and for a known layout a broken FV header is rebuilt
         from the template.
         """
+        from fwtools.formats.varstore.reclaim import compose
+        from fwtools.formats.varstore.setvar import check_limit
+
         if not self._modified and not repair:
             return self._data
         if not repair:
@@ -351,6 +356,8 @@ class VariableStore:
         against the build's limits, whether they fit). Errors are what makes firmware
         refuse the store or lose data; warnings what it copes with; notes the rest (the
         codes and their severities: :mod:`fwtools.formats.varstore.issues`)."""
+        from fwtools.formats.varstore.setvar import size_limit
+
         issues = list(self._issues)
         issues.extend(self._trailer_issues())
         auth = self.authenticated
