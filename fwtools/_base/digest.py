@@ -11,6 +11,7 @@ an interpreter built without them) falls back to ``hashlib.new``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from importlib import import_module
 from typing import Protocol
@@ -29,15 +30,15 @@ class Hash(Protocol):
     def hexdigest(self) -> str: ...
 
 
-# hashlib name -> the interpreter modules that may define it, newest first.
-_BUILTIN: dict[str, tuple[str, ...]] = {
-    "sha1": ("_sha1",),
-    "sha224": ("_sha2", "_sha256"),
-    "sha256": ("_sha2", "_sha256"),
-    "sha384": ("_sha2", "_sha512"),
-    "sha512": ("_sha2", "_sha512"),
-}
-
+# hashlib name -> the interpreter's own module that defines it (3.12 merged the SHA-2
+# modules into _sha2). Naming only the running version's module matters: a failed import
+# searches every sys.path entry first.
+_BUILTIN: dict[str, str] = (
+    {"sha1": "_sha1", "sha224": "_sha2", "sha256": "_sha2", "sha384": "_sha2", "sha512": "_sha2"}
+    if sys.version_info >= (3, 12) else
+    {"sha1": "_sha1", "sha224": "_sha256", "sha256": "_sha256", "sha384": "_sha512",
+     "sha512": "_sha512"}
+)
 
 _constructors: dict[str, Callable[..., Hash]] = {}
 
@@ -51,12 +52,16 @@ def new(name: str, data: bytes | bytearray | memoryview = b"") -> Hash:
 
 
 def _constructor(name: str) -> Callable[..., Hash]:
-    for module in _BUILTIN.get(name, ()):
+    # Where hashlib is loaded already (pefile and asn1crypto import it), it costs nothing
+    # more and is the faster hash.
+    module = _BUILTIN.get(name)
+    if module is not None and "hashlib" not in sys.modules:
         try:
             found: Callable[..., Hash] = getattr(import_module(module), name)
         except (ImportError, AttributeError):
-            continue
-        return found
+            pass
+        else:
+            return found
     import hashlib
 
     return lambda data=b"": hashlib.new(name, data)
