@@ -169,7 +169,7 @@ class Record:
 _setattr: Final = object.__setattr__
 
 # Instances of one class after which its __init__ is compiled.
-_HOT: Final = 256
+_HOT: Final = 64
 _MISSING: Final = object()
 
 
