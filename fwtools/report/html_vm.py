@@ -33,8 +33,8 @@ from fwtools.report.html_page import (
 
 DATA_ID: Final = "fw-vm-data"
 
-#: labels of the firmware settings (vm_json.SETTINGS + secure_boot_support); a setting the
-#: document gains later is still shown, under its key
+#: labels of the firmware settings (machine/firmware_id.py PROFILE_SETTINGS and
+#: secure_boot_support); a setting the document gains later is still shown, under its key
 _SETTING_LABEL: Final = {
     "edk2_release": "edk2 release",
     "nx_policy": "NX policy (PcdDxeNxMemoryProtectionPolicy)",
