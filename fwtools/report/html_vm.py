@@ -107,7 +107,7 @@ def _firmware(fw: Mapping[str, Any]) -> str:
         ("Kind", field(p + "kind", fw["kind"])),
         ("Identified as", field(p + "identified", fw["identified"],
                                 text=fw["identified"] or "not a known build")),
-        ("SHA-256", field(p + "sha256", fw["sha256"], tag="code")),
+        ("SHA-256 of its code", field(p + "sha256", fw["sha256"], tag="code")),
         ("Basis", field(p + "basis", fw["basis"])),
         ("Profile", field(p + "profile", fw["profile"], tag="strong")),
         ("Description", field(p + "description", fw["description"])),
