@@ -60,8 +60,12 @@ def _render(doc: dict[str, Any]) -> None:
 @click.option("--vars", "vars_path", type=INPUT_FILE, metavar="VARS",
               help="The VM's variable store (raw, qcow2 or JSON).")
 @click.option("--disk", type=INPUT_FILE, metavar="DISK", help="The VM's disk (raw or qcow2).")
-@click.option("--libvirt-domain", "domain", type=INPUT_FILE, metavar="XML",
-              help="Take firmware, store, disk and fw_cfg from a libvirt domain XML file.")
+@click.option("--libvirt-domain", "domain", metavar="NAME|XML",
+              help="Take firmware, store, disk and fw_cfg from a libvirt domain: its name "
+              "(virsh dumpxml NAME) or a domain XML file.")
+@click.option("--connect", "uri", metavar="URI",
+              help="libvirt connection for --libvirt-domain NAME (default: "
+              "LIBVIRT_DEFAULT_URI, else virsh's default).")
 @click.option("--profile", metavar="NAME",
               help="Firmware profile to use for an unknown firmware file (overrides the "
               "identification).")
@@ -78,7 +82,7 @@ def _render(doc: dict[str, Any]) -> None:
 @click.option("--html", "html", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write a self-contained HTML report here.")
 def command(chain: tuple[str, ...], firmware: str | None, vars_path: str | None,
-            disk: str | None, domain: str | None, profile: str | None,
+            disk: str | None, domain: str | None, uri: str | None, profile: str | None,
             fw_cfg: tuple[str, ...], arch: str | None, kernel: str | None, as_json: bool,
             sarif: str | None, html: str | None) -> None:
     """Say whether a VM boots: the firmware (--firmware), its variable store (--vars) and
@@ -94,10 +98,18 @@ def command(chain: tuple[str, ...], firmware: str | None, vars_path: str | None,
 
     try:
         cfg = parse_fw_cfg(fw_cfg)
+        if uri and not domain:
+            fail("--connect URI goes with --libvirt-domain NAME")
         if domain:
-            from fwtools.machine.domain import read_domain
+            from fwtools.machine import domain as libvirt
 
-            dom = read_domain(domain)
+            if libvirt.looks_like_domain_name(domain):
+                dom = libvirt.libvirt_domain(domain, uri)
+            else:
+                dom = libvirt.read_domain(domain)
+            if not firmware and not dom.loader:
+                fail(f"{domain}: the domain names no firmware <loader> (with firmware "
+                     "autoselection libvirt picks it at start): give --firmware CODE|PROFILE")
             firmware = firmware or dom.loader
             vars_path = vars_path or dom.nvram
             if not chain:

@@ -236,21 +236,25 @@ def parse_domain_xml(text: bytes | str, *, origin: str, running: bool | None = N
                     running=running, source=source)
 
 
-def _virsh(uri: str, *args: str) -> str:
+def virsh(uri: str | None, *args: str, needed_by: str = "--libvirt") -> str:
+    """``virsh [-c URI] ARGS`` (libvirt-clients), its standard output. Without ``uri`` virsh
+    picks the connection itself (``LIBVIRT_DEFAULT_URI``, then its own default). UsageError
+    (one line) when virsh is missing, times out or fails; ``needed_by`` names the option
+    that needs it."""
     env = {**os.environ, "LC_ALL": "C"}
+    command = ["virsh", *(["-c", uri] if uri else []), *args]
+    shown = " ".join(command)
     try:
         # libvirt's names and XML are UTF-8 whatever the locale (virsh passes them through).
-        done = subprocess.run(["virsh", "-c", uri, *args], capture_output=True,
-                              encoding="utf-8", errors="replace", timeout=_VIRSH_TIMEOUT,
-                              check=False, env=env)
+        done = subprocess.run(command, capture_output=True, encoding="utf-8",
+                              errors="replace", timeout=_VIRSH_TIMEOUT, check=False, env=env)
     except FileNotFoundError:
-        raise UsageError("--libvirt needs virsh (Debian: libvirt-clients)") from None
+        raise UsageError(f"{needed_by} needs virsh (Debian: libvirt-clients)") from None
     except subprocess.TimeoutExpired:
-        raise UsageError(f"virsh -c {uri} {' '.join(args)}: no answer in "
-                         f"{_VIRSH_TIMEOUT} s") from None
+        raise UsageError(f"{shown}: no answer in {_VIRSH_TIMEOUT} s") from None
     if done.returncode != 0:
         message = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
-        raise UsageError(f"virsh -c {uri} {' '.join(args)}: {message}")
+        raise UsageError(f"{shown}: {message}")
     return done.stdout
 
 
@@ -280,14 +284,14 @@ def libvirt_refs(uri: str) -> Iterator[StoreRef]:
     """The stores of every domain on ``uri`` (``virsh list --all --name``, ``list --name``
     for the active ones, then ``dumpxml`` per domain); domains without UEFI firmware are
     passed over."""
-    names = _names(_virsh(uri, "list", "--all", "--name"))
-    active = set(_names(_virsh(uri, "list", "--name")))
+    names = _names(virsh(uri, "list", "--all", "--name"))
+    active = set(_names(virsh(uri, "list", "--name")))
     directory = nvram_dir(uri)
     for name in names:
         origin = f"{uri}/{name}"
         running = name in active
         try:
-            xml_text = _virsh(uri, "dumpxml", name)
+            xml_text = virsh(uri, "dumpxml", name)
         except UsageError as exc:
             yield StoreRef(origin, vm=name, running=running, source="libvirt", error=str(exc))
             continue

@@ -204,17 +204,18 @@ def check_vm(
     info = identify_firmware(firmware, profile_override=profile)
     if fw_cfg:
         apply_fw_cfg(info, fw_cfg)
-    if info.profile is None:
-        raise UsageError(info.notes[-1] if info.notes else
-                         f"{firmware}: unknown firmware; give --profile NAME")
-    prof = load_firmware(info.profile)
     if overrides:
-        prof = prof.with_overrides(**overrides)
         for k, v in overrides.items():
             if v is not None:
                 info.settings_basis[k] = "override"
+    if info.profile is None:
+        raise UsageError(info.ask_for_profile())
+    prof = load_firmware(info.profile)
+    # what the image says and the VM's fw_cfg, then what the caller gave explicitly
     if info.overrides:
         prof = prof.with_overrides(**info.overrides)
+    if overrides:
+        prof = prof.with_overrides(**overrides)
     the_arch: Arch = arch or prof.arch or "x64"
     loaded = load_store(vars_path)
     trust = StoreTrust.from_store(loaded)

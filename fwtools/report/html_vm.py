@@ -33,8 +33,8 @@ from fwtools.report.html_page import (
 
 DATA_ID: Final = "fw-vm-data"
 
-#: labels of the firmware settings (vm_json.SETTINGS + secure_boot_support); a setting the
-#: document gains later is still shown, under its key
+#: labels of the firmware settings (machine/firmware_id.py PROFILE_SETTINGS and
+#: secure_boot_support); a setting the document gains later is still shown, under its key
 _SETTING_LABEL: Final = {
     "edk2_release": "edk2 release",
     "nx_policy": "NX policy (PcdDxeNxMemoryProtectionPolicy)",
@@ -107,7 +107,7 @@ def _firmware(fw: Mapping[str, Any]) -> str:
         ("Kind", field(p + "kind", fw["kind"])),
         ("Identified as", field(p + "identified", fw["identified"],
                                 text=fw["identified"] or "not a known build")),
-        ("SHA-256", field(p + "sha256", fw["sha256"], tag="code")),
+        ("SHA-256 of its code", field(p + "sha256", fw["sha256"], tag="code")),
         ("Basis", field(p + "basis", fw["basis"])),
         ("Profile", field(p + "profile", fw["profile"], tag="strong")),
         ("Description", field(p + "description", fw["description"])),

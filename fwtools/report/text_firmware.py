@@ -6,6 +6,7 @@ text with ANSI colour on a terminal (no rich: the table is long and start-up cou
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import IO, Any
 
 from fwtools._base.severity import at_least
@@ -65,17 +66,21 @@ def render_firmware(doc: dict[str, Any], out: IO[str], *, color: bool | None = N
     s = doc["summary"]
     w("\n" + paint(f"W^X audit ({doc['profile']['name']}: "
                    f"{', '.join(doc['profile']['rules']) or 'no image rules'})\n", "bold"))
-    by_module: dict[str, list[dict[str, Any]]] = {}
+    # one header per module: two modules may share a UI name in one volume (OVMF's two
+    # CpuMpPei), their GUIDs tell them apart
+    by_module: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
     for r in doc["results"]:
-        by_module.setdefault(r["path"], []).append(r)
+        by_module.setdefault((r["path"], r.get("guid")), []).append(r)
+    labels = Counter(label for label, _ in by_module)
     shown_modules = 0
-    for label, results in by_module.items():
+    for (label, guid), results in by_module.items():
         failing = any(at_least(r["severity"], s["fail_on"]) for r in results)
         if not verbose and not failing:
             continue
         shown_modules += 1
         mark = paint("FAIL", "red") if failing else paint("warn", "yellow")
-        w(f"  {mark} {label}\n")
+        shown = f"{label} {{{guid}}}" if labels[label] > 1 and guid else label
+        w(f"  {mark} {shown}\n")
         for r in results:
             where = f" ({r['location']})" if r["location"] else ""
             w(f"    {paint(r['severity'], _SEVERITY_STYLE[r['severity']])} {r['rule']}: "

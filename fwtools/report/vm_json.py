@@ -12,10 +12,6 @@ if TYPE_CHECKING:
 
 SCHEMA: Final = "fwtools.fw-check.vm/1"
 
-#: the replay settings the firmware section reports, each with its basis
-SETTINGS: Final = ("edk2_release", "nx_policy", "image_protection",
-                   "memory_attribute_protocol", "stack_nx", "stack_guard", "null_detection",
-                   "debug_clear_memory")
 
 
 def _reason(r: VmResult) -> str:
@@ -31,7 +27,9 @@ def _reason(r: VmResult) -> str:
 def firmware_section(r: VmResult) -> dict[str, Any]:
     fw, p = r.firmware, r.profile
     settings: dict[str, Any] = {}
-    for name in SETTINGS:
+    from fwtools.machine.firmware_id import PROFILE_SETTINGS
+
+    for name in PROFILE_SETTINGS:
         settings[name] = {"value": getattr(p, name),
                           "basis": fw.settings_basis.get(name, fw.basis)}
     settings["nx_policy"]["hex"] = f"{p.nx_policy:#018x}"

@@ -142,3 +142,21 @@ def test_ovmf_fd_with_its_store(path: Path | None) -> None:
         134, 10, 10, 0)
     cpu = [m for m in doc["modules"] if m["name"] == "CpuDxe"]
     assert len(cpu) == 2 and len({m["guid"] for m in cpu}) == 2  # UI names are not unique
+
+
+@pytest.mark.parametrize("path", corpus_files(
+    "trixie/amd64/ovmf/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"))
+def test_text_keeps_modules_sharing_a_name_apart(path: Path | None) -> None:
+    """OVMF has two CpuMpPei and two CpuDxe (different GUIDs): the audit shows one header
+    per module, the GUID beside a shared name, each with its own findings."""
+    p = run(need(path))
+    assert p.returncode == 1, p.stderr
+    doc = doc_of(run("--json", need(path)))
+    for name in ("CpuMpPei", "CpuDxe"):
+        guids = [m["guid"] for m in doc["modules"] if m["name"] == name]
+        assert len(guids) == 2 and len(set(guids)) == 2
+        headers = [line for line in p.stdout.splitlines()
+                   if line.startswith("  FAIL ") and line.split("/")[-1].startswith(name + " ")]
+        assert sorted(headers) == sorted(
+            f"  FAIL {m['label']} {{{m['guid']}}}" for m in doc["modules"] if m["name"] == name)
+    assert "  FAIL PEIFV/TpmMmioSevDecryptPei\n" in p.stdout  # a unique name keeps no GUID

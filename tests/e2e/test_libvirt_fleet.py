@@ -237,3 +237,41 @@ def test_audit_and_update_through_libvirt(domains: dict[str, str], tmp_path: Pat
         assert virsh("domstate", domains[role]).strip() == "running", role
         virsh("destroy", domains[role])
     audit_2023(("explicit", "fresh"))
+
+
+def test_fw_check_vm_takes_a_domain_by_name(libvirt: str, corpus: Any, tmp_path: Path) -> None:
+    """``fw-check vm --libvirt-domain NAME --connect URI``: the firmware, store and fw_cfg of a
+    domain libvirt holds (``virsh dumpxml``; defined, never started), and an unknown name is
+    one error line with exit 2."""
+    from fwtools.cli.fw_check_vm import command
+
+    name = f"fwtools-e2e-{os.getpid()}-vm"
+    nvram = tmp_path / f"{name}_VARS.fd"
+    shutil.copyfile(OVMF / "OVMF_VARS_4M.ms.fd", nvram)
+    # libvirt 9.0 refuses opt/ovmf/ names in <sysinfo type='fwcfg'> ("That firmware name is
+    # reserved", src/qemu/qemu_validate.c): QEMU's own -fw_cfg is how a domain sets them.
+    xml = EXPLICIT.format(name=name, nvram=nvram).replace(
+        "<domain type='qemu'>",
+        "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>",
+    ).replace("</domain>", "  <qemu:commandline>\n    <qemu:arg value='-fw_cfg'/>\n"
+              "    <qemu:arg value='name=opt/ovmf/PcdSetNxForStack,string=y'/>\n"
+              "  </qemu:commandline>\n</domain>")
+    define(name, xml, tmp_path)
+    try:
+        shim, grub, _ = corpus.boot_chain("bookworm", "amd64")
+        result = CliRunner().invoke(command, ["--libvirt-domain", name, "--connect", URI,
+                                              "--json", str(shim), str(grub)],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        assert doc["verdict"] == "boots" and doc["vars"] == str(nvram)
+        assert doc["firmware"]["source"] == str(OVMF / "OVMF_CODE_4M.ms.fd")
+        assert doc["firmware"]["basis"] == "known build"  # Debian 12's host OVMF
+        assert doc["firmware"]["settings"]["stack_nx"] == {"value": True, "basis": "override"}
+        assert doc["secure_boot"]["state"] == "on"
+    finally:
+        virsh("undefine", "--nvram", name, check=False)
+    result = CliRunner().invoke(command, ["--libvirt-domain", name, "--connect", URI,
+                                          str(shim)], catch_exceptions=False)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert f"failed to get domain '{name}'" in result.stderr

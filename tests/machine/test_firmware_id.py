@@ -17,42 +17,87 @@ from fwtools.machine.firmware_id import (
 )
 from fwtools.uefi.profile import load_firmware
 
+# Every firmware code file Debian ships in the corpus (relative to its package) -> the profile
+# and Secure Boot support its debian/rules gives it. OVMF.fd is the VARS+CODE image of the
+# build without Secure Boot (2 MiB in bookworm, 4 MiB in trixie); QEMU_EFI.fd is the build
+# AAVMF_CODE.fd pads to 64 MiB (bookworm: the Secure Boot one; trixie: no-secboot).
+_OVMF = ("amd64", "ovmf")
+_AAVMF = ("all", "qemu-efi-aarch64")
 EXPECTED = {
-    ("bookworm", "OVMF_CODE.fd"): ("debian12-ovmf", False),
-    ("bookworm", "OVMF_CODE.secboot.fd"): ("debian12-ovmf", True),
-    ("bookworm", "OVMF_CODE_4M.fd"): ("debian12-ovmf", False),
-    ("bookworm", "OVMF_CODE_4M.secboot.fd"): ("debian12-ovmf", True),
-    ("bookworm", "OVMF_CODE_4M.ms.fd"): ("debian12-ovmf", True),
-    ("trixie", "OVMF_CODE_4M.fd"): ("debian13-ovmf", False),
-    ("trixie", "OVMF_CODE_4M.secboot.fd"): ("debian13-ovmf", True),
-    ("trixie", "OVMF_CODE_4M.snakeoil.fd"): ("debian13-ovmf", True),
-    ("trixie", "OVMF_CODE_4M.secboot.strictnx.fd"): ("debian13-ovmf-strictnx", True),
-    ("bookworm", "AAVMF_CODE.fd"): ("debian12-aavmf", True),
-    ("trixie", "AAVMF_CODE.fd"): ("debian13-aavmf", False),
-    ("trixie", "AAVMF_CODE.no-secboot.fd"): ("debian13-aavmf", False),
-    ("trixie", "AAVMF_CODE.secboot.fd"): ("debian13-aavmf", True),
-    ("trixie", "AAVMF_CODE.ms.fd"): ("debian13-aavmf", True),
-    ("trixie", "AAVMF_CODE.secboot.strictnx.fd"): ("debian13-aavmf-strictnx", True),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE.fd"): ("debian12-ovmf", False),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE.ms.fd"): ("debian12-ovmf", True),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE.secboot.fd"): ("debian12-ovmf", True),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.fd"): ("debian12-ovmf", False),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.fd"): ("debian12-ovmf", True),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.ms.fd"): ("debian12-ovmf", True),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd"): ("debian12-ovmf", True),
+    ("bookworm", *_OVMF, "usr/share/ovmf/OVMF.fd"): ("debian12-ovmf", False),
+    ("bookworm", *_OVMF, "usr/share/qemu/OVMF.fd"): ("debian12-ovmf", False),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.fd"): ("debian13-ovmf", False),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.fd"): ("debian13-ovmf", True),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.ms.fd"): ("debian13-ovmf", True),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd"): ("debian13-ovmf", True),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.strictnx.fd"):
+        ("debian13-ovmf-strictnx", True),
+    ("trixie", *_OVMF, "usr/share/ovmf/OVMF.fd"): ("debian13-ovmf", False),
+    ("trixie", *_OVMF, "usr/share/qemu/OVMF.fd"): ("debian13-ovmf", False),
+    ("bookworm", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.fd"): ("debian12-aavmf", True),
+    ("bookworm", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.ms.fd"): ("debian12-aavmf", True),
+    ("bookworm", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.snakeoil.fd"): ("debian12-aavmf", True),
+    ("bookworm", *_AAVMF, "usr/share/qemu-efi-aarch64/QEMU_EFI.fd"): ("debian12-aavmf", True),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.fd"): ("debian13-aavmf", False),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.no-secboot.fd"): ("debian13-aavmf", False),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.secboot.fd"): ("debian13-aavmf", True),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.ms.fd"): ("debian13-aavmf", True),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.snakeoil.fd"): ("debian13-aavmf", True),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.secboot.strictnx.fd"):
+        ("debian13-aavmf-strictnx", True),
+    ("trixie", *_AAVMF, "usr/share/qemu-efi-aarch64/QEMU_EFI.fd"): ("debian13-aavmf", False),
 }
 
 
-@pytest.mark.parametrize(("suite", "name"), sorted(EXPECTED))
-def test_corpus_builds(corpus: object, suite: str, name: str) -> None:
-    base = corpus.ovmf_dir(suite) if name.startswith("OVMF") else \
-        corpus.aavmf_dir(suite)  # type: ignore[attr-defined]
-    info = identify_firmware(str(base / name))
-    assert (info.profile, info.secure_boot_support) == EXPECTED[(suite, name)]
+def _path(corpus: object, key: tuple[str, str, str, str]) -> Path:
+    suite, arch, package, rel = key
+    return corpus.package_dir(suite, arch, package) / rel  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED), ids=lambda k: f"{k[0]}/{k[3]}")
+def test_corpus_builds(corpus: object, key: tuple[str, str, str, str]) -> None:
+    info = identify_firmware(str(_path(corpus, key)))
+    assert (info.profile, info.secure_boot_support) == EXPECTED[key]
     assert info.basis == "known build"
     load_firmware(info.profile or "")  # the profile exists
 
 
-def test_table_has_no_stale_entries(corpus: object) -> None:
-    seen = set()
+def test_every_debian_firmware_file_is_expected(corpus: object) -> None:
+    """No firmware code file of the corpus escapes EXPECTED (stores are not firmware)."""
+    found = set()
     for suite in ("bookworm", "trixie"):
-        for d in (corpus.ovmf_dir(suite), corpus.aavmf_dir(suite)):  # type: ignore[attr-defined]
-            for p in Path(d).glob("*_CODE*.fd"):
-                seen.add(hashlib.sha256(p.read_bytes()).hexdigest())
-    assert set(KNOWN_BUILDS) <= seen
+        for arch, package in (_OVMF, _AAVMF):
+            base = corpus.package_dir(suite, arch, package)  # type: ignore[attr-defined]
+            found |= {(suite, arch, package, str(p.relative_to(base)))
+                      for p in base.rglob("*.fd") if "VARS" not in p.name}
+    assert found == set(EXPECTED)
+
+
+def test_table_digests_are_the_code_of_corpus_files(corpus: object) -> None:
+    """Each digest is the SHA-256 of a corpus file's code, computed here without formats/pi:
+    a *_CODE file whole (AAVMF without the zeros that pad it to 64 MiB), OVMF.fd after its
+    VARS part (the size of the same suite's OVMF_VARS file it starts with)."""
+    digests = {}
+    for key in EXPECTED:
+        data = _path(corpus, key).read_bytes()
+        name = Path(key[3]).name
+        if name == "OVMF.fd":
+            vars_name = "OVMF_VARS.fd" if key[0] == "bookworm" else "OVMF_VARS_4M.fd"
+            blank = (corpus.ovmf_dir(key[0]) / vars_name).read_bytes()  # type: ignore[attr-defined]
+            assert data.startswith(blank)  # Debian's OVMF.fd: the blank store, then the code
+            data = data[len(blank):]
+        elif name.startswith("AAVMF"):
+            data = data.rstrip(b"\0")
+        digests[hashlib.sha256(data).hexdigest()] = EXPECTED[key][0]
+    assert set(KNOWN_BUILDS) == set(digests)
+    assert {d: b.profile for d, b in KNOWN_BUILDS.items()} == digests
 
 
 def test_unknown_file_and_override(tmp_path: Path) -> None:
@@ -60,12 +105,68 @@ def test_unknown_file_and_override(tmp_path: Path) -> None:
     f.write_bytes(b"\xff" * 4096)
     info = identify_firmware(str(f))
     assert info.basis == "unknown" and info.profile is None
-    assert "--profile NAME" in info.notes[0]
+    assert info.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert any(n.startswith("settings not read from the image") for n in info.notes)
+    ask = info.ask_for_profile()
+    assert "--profile NAME" in ask and "nx_policy" in ask and "read from the image" not in ask
     info = identify_firmware(str(f), profile_override="ovmf-strict")
     assert (info.basis, info.profile) == ("override", "ovmf-strict")
     with pytest.raises(UsageError):
         identify_firmware("no-such-profile")
     assert identify_firmware("ovmf").basis == "override"
+
+
+def _qemu_img_convert(source: Path, out: Path) -> Path:
+    import subprocess
+
+    from corpus.params import need_tool
+
+    subprocess.run([need_tool("qemu-img"), "convert", "-O", "qcow2", str(source), str(out)],
+                   check=True)
+    return out
+
+
+@pytest.mark.parametrize("key", [
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+    ("bookworm", *_OVMF, "usr/share/ovmf/OVMF.fd"),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.secboot.strictnx.fd"),
+], ids=lambda k: f"{k[0]}/{Path(k[3]).name}")
+def test_known_build_in_qcow2(corpus: object, key: tuple[str, str, str, str],
+                              tmp_path: Path) -> None:
+    """A known build converted to qcow2 (qemu-img) is the same build: the guest sees the
+    same flash, so it is identified by the decoded image, not the container's bytes."""
+    source = _path(corpus, key)
+    copy = _qemu_img_convert(source, tmp_path / f"{source.name}.qcow2")
+    assert copy.read_bytes() != source.read_bytes()
+    info = identify_firmware(str(copy))
+    assert info.basis == "known build"
+    assert (info.profile, info.secure_boot_support) == EXPECTED[key]
+    assert info.sha256 == identify_firmware(str(source)).sha256
+    assert any("qcow2 container" in n for n in info.notes)
+
+
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_used_ovmf_fd_is_still_identified(corpus: object, suite: str, tmp_path: Path) -> None:
+    """OVMF.fd as a VM's one pflash: the VM writes its variable store, the front of the
+    image. Here the store holds what enrolling Microsoft's keys leaves (Debian's .ms store of
+    the same layout); the code after it still identifies the build."""
+    key = (suite, *_OVMF, "usr/share/ovmf/OVMF.fd")
+    original = _path(corpus, key).read_bytes()
+    vars_name = "OVMF_VARS.ms.fd" if suite == "bookworm" else "OVMF_VARS_4M.ms.fd"
+    enrolled = (corpus.ovmf_dir(suite) / vars_name).read_bytes()  # type: ignore[attr-defined]
+    used = tmp_path / "OVMF.fd"
+    used.write_bytes(enrolled + original[len(enrolled):])
+    assert used.read_bytes() != original
+    info = identify_firmware(str(used))
+    assert info.basis == "known build"
+    assert (info.profile, info.secure_boot_support) == EXPECTED[key]
+    assert any(f"is at {len(enrolled):#x}-{len(original):#x}" in n for n in info.notes)
+    from fwtools.formats.pi import FirmwareImage
+
+    image = FirmwareImage.open(used)
+    found = image.variable_store()
+    assert found is not None and found[1] is not None  # the store the VM wrote parses
+    assert any(v.name == "PK" for v in found[1].variables)
 
 
 def test_fw_cfg() -> None:
@@ -80,37 +181,63 @@ def test_fw_cfg() -> None:
         parse_fw_cfg(["novalue"])
 
 
-# What formats/pi reads from Debian's builds (debian/rules: secboot = Secure Boot support;
-# the x86 BdsDxe of 2025.02 uninstalls the memory attribute protocol by default, strictnx
-# keeps it; 2022.11 has no memory attribute protocol on x86 at all).
+# What formats/pi reads from Debian's builds, and so what an unknown build with the same code
+# gets with the basis "read from the image" (debian/rules: secboot = Secure Boot support; the
+# x86 BdsDxe of 2025.02 uninstalls the memory attribute protocol by default, strictnx keeps
+# it; 2022.11 has no memory attribute protocol on x86 at all; AAVMF's DxeCore holds the NX
+# policy as one immediate; bookworm's x86 build names no release).
 READ_FROM_IMAGE = {
-    ("trixie", "OVMF_CODE_4M.fd"): (False, False),
-    ("trixie", "OVMF_CODE_4M.secboot.fd"): (True, False),
-    ("trixie", "OVMF_CODE_4M.secboot.strictnx.fd"): (True, True),
-    ("bookworm", "OVMF_CODE_4M.secboot.fd"): (True, False),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.fd"):
+        (False, {"edk2_release", "memory_attribute_protocol"}),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.fd"):
+        (True, {"edk2_release", "memory_attribute_protocol"}),
+    ("trixie", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.strictnx.fd"):
+        (True, {"edk2_release", "memory_attribute_protocol"}),
+    ("bookworm", *_OVMF, "usr/share/OVMF/OVMF_CODE_4M.secboot.fd"):
+        (True, {"memory_attribute_protocol"}),
+    ("bookworm", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.fd"):
+        (True, {"edk2_release", "nx_policy", "memory_attribute_protocol"}),
+    ("trixie", *_AAVMF, "usr/share/AAVMF/AAVMF_CODE.secboot.strictnx.fd"):
+        (True, {"edk2_release", "nx_policy"}),
 }
 
 
-@pytest.mark.parametrize(("suite", "name"), sorted(READ_FROM_IMAGE))
-def test_unknown_build_settings_read_from_the_image(corpus: object, suite: str, name: str,
+def _unknown_build(source: Path, out: Path) -> Path:
+    """``source`` with one byte changed in its first volume's free space (erased flash no
+    driver reads): a build no digest identifies, whose code reads the same."""
+    from fwtools.formats.pi import FirmwareImage
+
+    data = bytearray(source.read_bytes())
+    fv = FirmwareImage.parse(bytes(data)).volumes[0]
+    assert fv.files and fv.free_space_offset is not None
+    at = fv.offset + fv.length - 0x100
+    assert fv.offset + fv.free_space_offset < at and data[at] == 0xFF
+    data[at] = 0
+    out.write_bytes(data)
+    return out
+
+
+@pytest.mark.parametrize("key", sorted(READ_FROM_IMAGE), ids=lambda k: f"{k[0]}/{k[3]}")
+def test_unknown_build_settings_read_from_the_image(corpus: object, key: tuple[str, ...],
                                                     tmp_path: Path) -> None:
-    """A build no hash identifies (here: Debian's file in a qcow2 container, whose bytes
-    differ) gets what the image says, with that basis, and still asks for the profile."""
-    import subprocess
-
-    from corpus.params import need_tool
-
-    source = corpus.ovmf_dir(suite) / name  # type: ignore[attr-defined]
-    copy = tmp_path / f"{name}.qcow2"
-    subprocess.run([need_tool("qemu-img"), "convert", "-O", "qcow2", str(source), str(copy)],
-                   check=True)
-    secure_boot, protocol = READ_FROM_IMAGE[(suite, name)]
+    """A build no digest identifies gets what the image says, with that basis, equal to what
+    debian/rules gives the build it was made from, and still asks for the profile, naming
+    only the settings the image cannot tell."""
+    source = _path(corpus, key)  # type: ignore[arg-type]
+    copy = _unknown_build(source, tmp_path / source.name)
+    secure_boot, read = READ_FROM_IMAGE[key]
     info = identify_firmware(str(copy))
     assert (info.basis, info.profile) == ("unknown", None)
-    assert "--profile NAME" in info.notes[0] and "read from the image" in info.notes[0]
     assert info.secure_boot_support is secure_boot
-    assert info.overrides == {"memory_attribute_protocol": protocol}
-    assert info.settings_basis == {"secure_boot_support": "read from the image",
-                                   "memory_attribute_protocol": "read from the image"}
+    assert set(info.overrides) == read
+    assert info.settings_basis == dict.fromkeys({"secure_boot_support", *read},
+                                                "read from the image")
+    debian = load_firmware(EXPECTED[key][0])  # type: ignore[index]
+    assert {k: getattr(debian, k) for k in read} == info.overrides
+    ask = info.ask_for_profile()
+    assert "--profile NAME" in ask and "read from the image: Secure Boot" in ask
+    assert all(s not in ask.split("cannot tell", 1)[1] for s in read)
+    assert "image_protection" in ask
     info = identify_firmware(str(copy), profile_override="ovmf-strict")
     assert info.basis == "override" and info.secure_boot_support is secure_boot
+    assert set(info.overrides) == read

@@ -256,6 +256,40 @@ class FirmwareImage:
                 if s.volume is not None:
                     self._collect(s.volume, (*path, s.volume.display_name), out)
 
+    def code_span(self) -> tuple[int, int]:
+        """``(start, end)``: where the firmware's code lies in the flash, the part that
+        identifies a build.
+
+        It starts at the first volume that is not a variable store when the image opens
+        with one: OVMF.fd carries its NV area (the NVRAM volume, gEfiSystemNvDataFvGuid,
+        with the fault-tolerant-write blocks inside its FvLength) before the code
+        (OvmfPkg/OvmfPkgX64.fdf ``[FD.OVMF]``: VARS then FVMAIN_COMPACT and SECFV), and a VM
+        writes that area. It ends where the last volume ends when only blank bytes (all
+        0x00 or all 0xFF) follow: Debian's AAVMF_CODE.fd is QEMU_EFI.fd padded with zeros
+        to QEMU's 64 MiB flash (debian/rules). Everything else counts, such as the jump that
+        ArmVirtQemu.fdf puts before its volume."""
+        data = self.data
+        start, end = 0, len(data)
+        code = [fv for fv in self.volumes if fv.file_system != "NVRAM"]
+        if not code:
+            return start, end
+        if self.volumes[0].file_system == "NVRAM":
+            start = code[0].offset
+        last = max(fv.offset + fv.length for fv in self.volumes)
+        tail = end - last
+        if tail > 0 and (data.count(b"\x00", last) == tail or data.count(b"\xff", last) == tail):
+            end = last
+        return start, end
+
+    @cached_property
+    def code_sha256(self) -> str:
+        """SHA-256 (hex) of the bytes in :meth:`code_span`: the same for a build whether it
+        comes as its ``*_CODE*.fd``, inside OVMF.fd (any variables), padded, or in qcow2."""
+        import hashlib
+
+        start, end = self.code_span()
+        return hashlib.sha256(memoryview(self.data)[start:end]).hexdigest()
+
     @property
     def has_variable_store(self) -> bool:
         return any(fv.file_system == "NVRAM" for fv in self.volumes)

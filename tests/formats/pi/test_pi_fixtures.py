@@ -298,3 +298,40 @@ def test_reserved_state_bits_are_not_loaded() -> None:
     hello = next(f for f in image.volumes[0].files if f.name == MAKE.HELLO)
     assert hello.state_name == "reserved-0x80" and not hello.is_valid
     assert "HelloNx" not in [m.label for m in image.modules]
+
+
+# gEfiSystemNvDataFvGuid (MdePkg/Include/Guid/SystemNvDataGuid.h): an edk2 variable store
+NV_DATA_FV: uuid.UUID = uuid.UUID("fff12b8d-7696-4c8b-a985-2747075b4f50")
+
+
+def test_code_span_leaves_out_a_leading_store_and_blank_padding() -> None:
+    """The code digest is the same for the code alone, after a variable store (OVMF.fd's
+    layout, whatever the store holds) and with blank padding after it (AAVMF_CODE.fd's)."""
+    import hashlib
+
+    code = MAKE.plain()
+    digest = hashlib.sha256(code).hexdigest()
+    store = bytearray(MAKE.fv([], 0x1000, fs=NV_DATA_FV))
+    used = bytearray(store)
+    used[0x800:0x810] = b"written by a VM!"  # inside the store volume: the VM's
+    n = len(code)
+    for data, span in [
+        (code, (0, n)),
+        (bytes(store) + code, (0x1000, 0x1000 + n)),
+        (bytes(used) + code, (0x1000, 0x1000 + n)),
+        (code + bytes(0x3000), (0, n)),
+        (code + b"\xff" * 0x3000, (0, n)),
+        (bytes(used) + code + bytes(0x1000), (0x1000, 0x1000 + n)),
+    ]:
+        image = FirmwareImage.parse(data)
+        assert (image.code_span(), image.code_sha256) == (span, digest)
+    # bytes after the last volume that are not blank are part of the code
+    tail = code + bytes(0x100) + b"\x01"
+    image = FirmwareImage.parse(tail)
+    assert image.code_span() == (0, len(tail)) and image.code_sha256 != digest
+    # a store after the code is code's business (only a leading one is the VM's)
+    image = FirmwareImage.parse(code + bytes(store))
+    assert image.code_span() == (0, n + len(store))
+    # an image that is only a store: the whole of it
+    image = FirmwareImage.parse(bytes(store))
+    assert image.code_span() == (0, len(store))
