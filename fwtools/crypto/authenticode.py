@@ -32,7 +32,7 @@ from fwtools.crypto.pkcs7 import (
 from fwtools.crypto.x509info import CertificateInfo, certificate_info, format_name, format_serial
 from fwtools.errors import FwError, SignatureFormatError
 from fwtools.formats.efi import guids
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import wincert_layout
 from fwtools.formats.pe.authenticode import authenticode_digests
 from fwtools.formats.pe.image import PeImage
 from fwtools.formats.pe.wincert import WinCertificate, scan_certificate_entries
@@ -243,9 +243,9 @@ def _parse(
 
 def _entry_blob(entry: WinCertificate) -> bytes | str:
     """The PKCS#7 bytes of an entry, or why the entry holds none."""
-    if entry.cert_type == layout.WIN_CERT_TYPE_PKCS_SIGNED_DATA:
+    if entry.cert_type == wincert_layout.WIN_CERT_TYPE_PKCS_SIGNED_DATA:
         return entry.content
-    if entry.cert_type == layout.WIN_CERT_TYPE_EFI_GUID:
+    if entry.cert_type == wincert_layout.WIN_CERT_TYPE_EFI_GUID:
         # WIN_CERTIFICATE_UEFI_GUID: CertType GUID, then the data; edk2 accepts PKCS#7 here.
         if len(entry.content) >= 16 and uuid.UUID(bytes_le=entry.content[:16]) == (
             guids.CERT_TYPE_PKCS7

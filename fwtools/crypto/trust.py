@@ -52,7 +52,7 @@ from fwtools.formats.efi.siglist import (
     SignatureList,
     parse_signature_lists,
 )
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import wincert_layout
 from fwtools.formats.pe.authenticode import authenticode_digests, authenticode_layout
 from fwtools.formats.pe.image import PeImage
 
@@ -247,17 +247,17 @@ def _edk2_table_problem(img: PeImage) -> str | None:
         return None
     start, size = table
     end, pos = start + size, start
-    header, align = layout.WIN_CERTIFICATE, layout.WIN_CERTIFICATE_ALIGN
+    header, align = wincert_layout.WIN_CERTIFICATE, wincert_layout.WIN_CERTIFICATE_ALIGN
     while pos < end:
         if end - pos <= header.size:
             break
         length, _revision, cert_type = header.unpack_from(img.data, pos)
         if end - pos < length:
             break
-        if cert_type == layout.WIN_CERT_TYPE_PKCS_SIGNED_DATA:
+        if cert_type == wincert_layout.WIN_CERT_TYPE_PKCS_SIGNED_DATA:
             if length <= header.size:
                 break
-        elif cert_type == layout.WIN_CERT_TYPE_EFI_GUID:
+        elif cert_type == wincert_layout.WIN_CERT_TYPE_EFI_GUID:
             if length <= header.size + 16:
                 break
         elif length < header.size:

@@ -32,7 +32,7 @@ from fwtools._base.guid import GUID_SIZE, guid_from_bytes
 from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError, TruncatedError, UsageError
 from fwtools.formats.efi import guids
-from fwtools.formats.pe.layout import (
+from fwtools.formats.pe.wincert_layout import (
     WIN_CERT_REVISION_2_0,
     WIN_CERT_TYPE_EFI_GUID,
     WIN_CERT_TYPES,

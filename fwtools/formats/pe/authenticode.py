@@ -50,12 +50,12 @@ from typing import Final
 
 from fwtools._base.record import Record
 from fwtools.errors import PeFormatError, UsageError
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import layout, wincert_layout
 from fwtools.formats.pe.image import PeImage
 
 # Hash in chunks so that every algorithm sees a chunk while it is still in the CPU cache.
 _CHUNK: Final = 1 << 20
-_ALIGN: Final = layout.WIN_CERTIFICATE_ALIGN
+_ALIGN: Final = wincert_layout.WIN_CERTIFICATE_ALIGN
 
 
 class AuthenticodeLayout(Record):

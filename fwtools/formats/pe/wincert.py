@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from fwtools._base.record import Record
 from fwtools.errors import SignatureFormatError
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import wincert_layout
 from fwtools.formats.pe.image import PeImage
 
-_HEADER = layout.WIN_CERTIFICATE
+_HEADER = wincert_layout.WIN_CERTIFICATE
 
 
 class WinCertificate(Record):
@@ -36,7 +36,7 @@ class WinCertificate(Record):
     @property
     def type_name(self) -> str:
         """``PKCS_SIGNED_DATA``, ``EFI_GUID``, ... or the type in hex when unknown."""
-        return layout.WIN_CERT_TYPES.get(self.cert_type, f"{self.cert_type:#06x}")
+        return wincert_layout.WIN_CERT_TYPES.get(self.cert_type, f"{self.cert_type:#06x}")
 
     @property
     def end(self) -> int:
@@ -46,7 +46,7 @@ class WinCertificate(Record):
     @property
     def aligned_end(self) -> int:
         """File offset where the next entry starts (the end rounded up to 8 bytes)."""
-        align = layout.WIN_CERTIFICATE_ALIGN
+        align = wincert_layout.WIN_CERTIFICATE_ALIGN
         return self.offset + (self.length + align - 1) // align * align
 
 

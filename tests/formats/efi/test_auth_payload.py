@@ -33,7 +33,7 @@ from fwtools.formats.efi.authvar import (
     variable_defaults,
     variable_preset,
 )
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import wincert_layout
 
 REPO = Path(__file__).resolve().parents[3]
 SIGDB = REPO / "testdata" / "sigdb"
@@ -51,7 +51,7 @@ def test_fixtures_parse_and_round_trip(name: str) -> None:
     data = auth(name)
     a = AuthVariable2.parse(data)
     assert a.to_bytes() == data
-    assert a.cert_type == layout.WIN_CERT_TYPE_EFI_GUID == 0x0EF1
+    assert a.cert_type == wincert_layout.WIN_CERT_TYPE_EFI_GUID == 0x0EF1
     assert a.cert_guid == guids.CERT_TYPE_PKCS7
     assert a.revision == 0x0200
     assert a.pkcs7_offset == 40

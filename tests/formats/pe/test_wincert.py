@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwtools.errors import ParseError, SignatureFormatError
-from fwtools.formats.pe import layout
+from fwtools.formats.pe import wincert_layout
 from fwtools.formats.pe.image import PeImage
 from fwtools.formats.pe.wincert import (
     WinCertificate,
@@ -39,7 +39,7 @@ def test_corpus_tables_are_tiled_by_aligned_entries(corpus_efi_binary: EfiBinary
         assert b.offset == a.aligned_end
     assert entries[-1].aligned_end == start + size
     for e in entries:
-        assert e.revision == layout.WIN_CERT_REVISION_2_0
+        assert e.revision == wincert_layout.WIN_CERT_REVISION_2_0
         assert e.type_name == "PKCS_SIGNED_DATA"
         assert e.content[:1] == b"\x30"  # a DER SEQUENCE
         assert len(e.content) == e.length - 8
