@@ -24,14 +24,16 @@ def _state(state: VariableState | None) -> str:
 
 def error_lines(results: Sequence[StoreUpdate]) -> list[str]:
     """One ``error:`` line per store that was not updated (unreadable, locked, running), for
-    stderr: the contract's one line per bad input, while the others go on."""
+    stderr: the contract's one line per bad input, while the others go on. A refused store
+    says so (``error: PATH: refused: in use: ...``); an unreadable one is just the error."""
     lines: list[str] = []
     for r in results:
         if r.error is None:
             continue
         name = f"{r.vm} ({r.path})" if r.vm else r.path
         message = r.error.removeprefix(f"{r.path}: ")
-        lines.append(f"error: {name}: {r.status}: {message}")
+        status = "" if r.status == "error" else f"{r.status}: "
+        lines.append(f"error: {name}: {status}{message}")
     return lines
 
 
