@@ -78,10 +78,12 @@ def test_ca_2023_then_noop(path: Path | None, fmt: str, tmp_path: Path) -> None:
     assert dry.exit_code == 0, dry.output
     assert "would change" in dry.stdout and "+ Microsoft UEFI CA 2023" in dry.stdout
     assert "KEK: 2 entries" in dry.stdout and "-> 3 entries" in dry.stdout
+    assert dry.stdout.splitlines()[-1] == "1 store: 1 would be updated"  # nothing was
     assert digest(store) == original and sorted(tmp_path.iterdir()) == [store]
 
     done = run(store, "--ca-2023", "--in-place", "--backup")
     assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[-1] == "1 store: 1 updated"
     after = audit_store(str(store))
     assert after.error is None
     assert all(after.trusts[k] for k in TRUSTS_2023), after.trusts
