@@ -179,3 +179,27 @@ def test_debian_corpus_through_the_command(corpus: Any, tmp_path: Path) -> None:
     assert rows["t.qcow2"]["format"] == "qcow2" and rows["t.qcow2"]["pk"]["owner"] == "distribution"
     assert rows["AAVMF_VARS.ms.fd"]["dbx"]["architecture"] == "aarch64"
     assert code == 1
+
+
+def test_progress_bar_counts_stores(tmp_path: Path, monkeypatch: Any) -> None:
+    # The bar over many stores had no total (an indeterminate pulse): audit and update give it
+    # the number of stores, so it shows done/total (tests/report/test_text_progress.py shows
+    # the rendering), and only in text mode.
+    from fwtools.report import text_progress
+
+    seen: list[tuple[str, bool, int | None]] = []
+    real = text_progress.progress
+
+    def spy(items: Any, description: str, enabled: bool, *, total: int | None = None) -> Any:
+        seen.append((description, enabled, total))
+        return real(items, description, enabled, total=total)
+
+    monkeypatch.setattr(text_progress, "progress", spy)
+    old, new = fleet(tmp_path)
+    run(tmp_path)
+    run("--json", tmp_path)
+    result = CliRunner().invoke(cli, ["update", "--ca-2023", "--dry-run", str(old), str(new)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == [("auditing stores", True, 3), ("auditing stores", False, 3),
+                    ("updating stores", True, 2)]
