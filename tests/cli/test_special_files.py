@@ -22,7 +22,8 @@ from corpus.params import CORPUS, need
 REPO: Final = Path(__file__).resolve().parents[2]
 OVMF: Final = CORPUS / "trixie/amd64/ovmf/usr/share/OVMF"
 TIMEOUT: Final = 60  # a hang is a failure, not a stuck run
-MAIN: Final = {"fw-vars": "fwtools.cli.fw_vars", "fw-check": "fwtools.cli.fw_check"}
+MAIN: Final = {"fw-vars": "fwtools.cli.fw_vars", "fw-check": "fwtools.cli.fw_check",
+               "fw-pcr": "fwtools.cli.fw_pcr"}
 
 
 def run(tool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -118,5 +119,14 @@ def test_fw_check_vm_a_fifo_in_each_slot(tmp_path: Path, fifo: Path, slot: str) 
              "--vars": corpus_file("OVMF_VARS_4M.ms.fd"), "--disk": disk}
     files[slot] = fifo
     proc = run("fw-check", "vm", *(x for kv in files.items() for x in kv))
+    assert proc.returncode == 2
+    one_error_naming(proc, fifo)
+
+
+@pytest.mark.parametrize("slot", ["EVENTLOG", "--pcrs"])
+def test_fw_pcr_log_a_fifo(fifo: Path, slot: str) -> None:
+    log = REPO / "testdata/tcg/ovmf-d12-kernel.eventlog.bin"
+    args = [fifo] if slot == "EVENTLOG" else [log, "--pcrs", fifo]
+    proc = run("fw-pcr", "log", *args)
     assert proc.returncode == 2
     one_error_naming(proc, fifo)
