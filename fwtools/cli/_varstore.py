@@ -13,7 +13,6 @@ from fwtools.cli.common import edit_target, with_options
 if TYPE_CHECKING:
     import uuid
 
-    from fwtools.formats.varstore.errors import StoreFullError, VariableTooLargeError
     from fwtools.formats.varstore.store import VariableStore
     from fwtools.formats.varstore.storeio import LoadedStore
 
@@ -49,26 +48,9 @@ def editing(path: str, template: str | None = None) -> Iterator[
     try:
         yield loaded, store
     except (VariableTooLargeError, StoreFullError) as exc:
-        raise exc.with_path(path).with_hint(_larger_layout_hint(path, store, exc)) from None
+        from fwtools.formats.varstore.relayout import larger_layout_hint
 
-
-def _larger_layout_hint(path: str, store: VariableStore,
-                        exc: VariableTooLargeError | StoreFullError) -> str:
-    from fwtools.formats.varstore.errors import VariableTooLargeError
-    from fwtools.formats.varstore.relayout import FIRMWARE_CODE, larger_layout, limit_of
-
-    current = store.layout
-    bigger = larger_layout(current, exc)
-    if bigger is None:
-        return f"no known layout of this machine's firmware has room for it ({current.name})"
-    code = FIRMWARE_CODE.get(bigger.name)
-    firmware = f" and boot it with {code}" if code else ""
-    if isinstance(exc, VariableTooLargeError):
-        room = f"{exc.pcd} {limit_of(bigger, exc.pcd)}"
-    else:
-        room = f"{bigger.capacity} bytes for variables"
-    return (f"layout {bigger.name} ({bigger.description}) takes it ({room}): convert the "
-            f"store with 'fw-vars convert {path} NEW.fd --layout {bigger.name}'{firmware}")
+        raise exc.with_path(path).with_hint(larger_layout_hint(path, store.layout, exc)) from None
 
 
 def save_store(loaded: LoadedStore, store: VariableStore, output: str | None, in_place: bool,

@@ -115,7 +115,7 @@ def command(
     show = fmt is None and output is None and len(files) > 8
 
     def bar(stream: Any) -> Any:
-        return progress(stream, "checking", enabled=show)
+        return progress(stream, "checking", enabled=show, total=len(files))
 
     reports = engine.run(files, profile, options, jobs=jobs, progress=bar)
     engine.apply_waivers(reports, waiver_list, day)

@@ -63,7 +63,7 @@ def audit(paths: tuple[str, ...], uri: str | None, as_json: bool, sarif_file: st
 
         job = audit_store_with_pcrs
     results = list(progress(run_many(job, refs, jobs=jobs), "auditing stores",
-                            enabled=not as_json and len(refs) > 1))
+                            enabled=not as_json and len(refs) > 1, total=len(refs)))
     if sarif_file:
         import json
 

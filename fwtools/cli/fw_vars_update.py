@@ -106,7 +106,7 @@ def update(paths: tuple[str, ...], uri: str | None, ca_2023: bool, dbx: str | No
     from fwtools.report.text_progress import progress
 
     results = list(progress(run_many(update_one, tasks, jobs=jobs), "updating stores",
-                            enabled=not as_json and len(tasks) > 1))
+                            enabled=not as_json and len(tasks) > 1, total=len(tasks)))
     if as_json:
         from fwtools.report.update_json import update_document
 

@@ -100,6 +100,10 @@ class DbxState:
     published: int
     architecture: str
     architecture_from: str
+    # Why the store's firmware build cannot take the dbx with every published revocation
+    # (its record is over PcdMaxAuthVariableSize: OVMF's 2 MiB build), and the conversion
+    # that makes room; None when it fits, nothing is missing or the build is not known.
+    limitation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class UpdatePath:
     via: Literal["owner", "signed"]
     description: str
     objects: tuple[str, ...] = ()
+    limitation: str | None = None  # what this path cannot do for this store, and why
 
 
 @dataclass(frozen=True)
@@ -180,12 +185,9 @@ def audit_store(ref: StoreRef | str, *, now: datetime.datetime | None = None,
         if pending:
             audit = _not_created(audit_loaded(loaded, ref, now=now), ref)
             return then(loaded, ref, audit) if then is not None else audit
-        if loaded.blank_template:
-            # Debian 12's AAVMF_VARS.fd: 64 MiB of zeros. There is no store to audit yet;
-            # the firmware formats one (empty, Setup Mode) at first boot.
-            return _failed(_with_container(base, loaded),
-                           f"{ref.path}: no variable store: {loaded.blank_template}")
         audit = audit_loaded(loaded, ref, now=now)
+        if loaded.blank_template:
+            audit = _blank(audit, loaded.blank_template)
         return then(loaded, ref, audit) if then is not None else audit
     except FwError as exc:
         return _failed(base, _one_line(str(exc)))
@@ -207,11 +209,15 @@ def _not_created(audit: StoreAudit, ref: StoreRef) -> StoreAudit:
     return replace(audit, findings=(note, *audit.findings))
 
 
-def _with_container(base: StoreAudit, loaded: LoadedStore) -> StoreAudit:
+def _blank(audit: StoreAudit, what: str) -> StoreAudit:
+    """An unformatted template (Debian 12's AAVMF_VARS.fd: 64 MiB of zeros) is no error:
+    load_store gives the empty store the firmware formats at first boot, as fw-vars show
+    shows it, and that is what a VM made from it starts with (Setup Mode, no keys)."""
     from dataclasses import replace
 
-    layout = loaded.store.layout.name if loaded.store is not None else None
-    return replace(base, format=loaded.format, layout=layout)
+    note = Finding("blank-template", "note",
+                   f"{what}; audited as the empty store it becomes: Setup Mode, no keys")
+    return replace(audit, findings=(note, *audit.findings))
 
 
 def _failed(base: StoreAudit, message: str) -> StoreAudit:
@@ -246,7 +252,7 @@ def audit_loaded(loaded: LoadedStore, ref: StoreRef | None = None, *,
     state = _secure_boot_state(loaded, pk_present=bool(dbs["PK"] and len(dbs["PK"])))
     pk = _pk_info(certs["PK"], dbs) if state.pk_present else None
     trusts = _trusts(certs, dbs["dbx"])
-    dbx = _dbx_state(dbs["dbx"], layout, ref, loaded.format)
+    dbx = _dbx_state(loaded, dbs["dbx"], ref)
     sbat = _sbat_state(loaded)
     db_hashes = sum(len(sl.entries) for sl in (dbs["db"].lists if dbs["db"] else ())
                     if not sl.is_x509)
@@ -432,11 +438,12 @@ def _architecture(layout: str | None, ref: StoreRef, fmt: str) -> tuple[str, str
     return "x64", f"a {fmt} store has no flash layout; x64 assumed"
 
 
-def _dbx_state(dbx: SignatureDatabase | None, layout: str | None, ref: StoreRef,
-               fmt: str) -> DbxState:
+def _dbx_state(loaded: LoadedStore, dbx: SignatureDatabase | None, ref: StoreRef) -> DbxState:
     from fwtools.formats.efi import guids
 
-    arch, why = _architecture(layout, ref, fmt)
+    store = loaded.store
+    layout = store.layout.name if store is not None else None
+    arch, why = _architecture(layout, ref, loaded.format)
     published = published_dbx().images.get(arch, frozenset())
     have: set[bytes] = set()
     entries = 0
@@ -445,7 +452,52 @@ def _dbx_state(dbx: SignatureDatabase | None, layout: str | None, ref: StoreRef,
             entries += 1
             if sl.signature_type == guids.CERT_SHA256:
                 have.add(bytes(entry.data)[:32])
-    return DbxState(entries, len(published - have), len(published), arch, why)
+    missing = published - have
+    return DbxState(entries, len(missing), len(published), arch, why,
+                    _dbx_limitation(loaded, sorted(missing)))
+
+
+@functools.lru_cache(maxsize=8)
+def _revocations_size(missing: tuple[bytes, ...]) -> int:
+    """Bytes of the list adding ``missing`` (most stores of a host miss the same ones)."""
+    from fwtools.fleet.known import revocation_list
+
+    return len(revocation_list(missing).to_bytes())
+
+
+def _dbx_limitation(loaded: LoadedStore, missing: list[bytes]) -> str | None:
+    """Why the build cannot take dbx with the ``missing`` revocations added, as fw-vars update
+    would write them (``revocation_list``, appended): the record over the build's limit
+    (``setvar.check_limit``, the rule every write obeys) and the layout that takes it
+    (``relayout.larger_layout_hint``, what fw-vars dbx says). A signed update carrying the
+    same revocations is refused the same way: firmware checks the size before the
+    signature. None when it fits.
+
+    Only the size matters: none of ``missing`` is in a stored SHA-256 list, so the append
+    filters nothing (``SignatureDatabase.append_write``) and the new content is the stored one
+    followed by the new list."""
+    store = loaded.store
+    if store is None or not missing:
+        return None
+    from fwtools.formats.efi import guids
+    from fwtools.formats.efi.authvar import SECURE_BOOT_ATTRIBUTES
+    from fwtools.formats.varstore.errors import VariableTooLargeError
+    from fwtools.formats.varstore.model import Variable
+    from fwtools.formats.varstore.relayout import larger_layout_hint
+    from fwtools.formats.varstore.setvar import check_limit
+
+    old = loaded.get("dbx", guids.EFI_IMAGE_SECURITY_DATABASE)
+    size = (len(old.data) if old is not None else 0) + _revocations_size(tuple(missing))
+    attributes = old.attributes if old is not None else SECURE_BOOT_ATTRIBUTES
+    latest = Variable("dbx", guids.EFI_IMAGE_SECURITY_DATABASE, attributes, bytes(size))
+    try:
+        check_limit(store.layout, latest, store.authenticated)
+    except VariableTooLargeError as exc:
+        return (f"with the {len(missing)} missing revocations dbx needs a {exc.size}-byte "
+                f"record, over this build's {exc.pcd} of {exc.limit} bytes, so the firmware "
+                f"refuses the write whoever signed it; "
+                f"{larger_layout_hint(loaded.path, store.layout, exc)}")
+    return None
 
 
 def _sbat_state(loaded: LoadedStore) -> SbatState:
@@ -559,6 +611,12 @@ def _findings(state: SecureBootState, pk: PkInfo | None, certs: dict[str, tuple[
                            f"Microsoft publishes for {dbx.architecture}: the known-vulnerable "
                            "boot loaders they name (old shims, GRUBs, Windows boot managers "
                            "signed by the CAs in db) still boot on this VM"))
+        if dbx.limitation is not None:
+            out.append(Finding("dbx-too-large", "warning",
+                               f"this firmware build cannot take the latest dbx: "
+                               f"{dbx.limitation}; until the store is converted neither "
+                               "fw-vars update (signed or as the owner) nor the guest "
+                               "(Windows Update, fwupd) can add the revocations"))
     if state.pk_present:
         if not sbat.present:
             out.append(Finding("sbat-level-missing", "note",
@@ -583,7 +641,8 @@ def _update_paths(pk: PkInfo | None, trusts: Mapping[str, bool],
         "owner-edit", "owner",
         "offline, with the VM off: write KEK 2023 and the 2023 db CAs (and dbx, SbatLevel) "
         "directly, as the machine's owner (fw-vars update --via owner; edk2 keeps no record "
-        "of how a variable was written, so nothing is re-verified)")]
+        "of how a variable was written, so nothing is re-verified)",
+        limitation=f"dbx cannot be written: {dbx.limitation}" if dbx.limitation else None)]
     if pk is not None and pk.kek_update is not None:
         paths.append(UpdatePath(
             "signed-kek", "signed",
@@ -609,5 +668,7 @@ def _update_paths(pk: PkInfo | None, trusts: Mapping[str, bool],
                            f"under KEK 2023 for {dbx.architecture} (dbx_*.efiauth2)")
         paths.append(UpdatePath("signed-dbx", "signed",
                                 "Microsoft's signed dbx update for this architecture",
-                                tuple(objects)))
+                                tuple(objects),
+                                limitation=f"firmware refuses it here: {dbx.limitation}"
+                                if dbx.limitation else None))
     return tuple(paths)

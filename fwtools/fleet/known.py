@@ -16,7 +16,12 @@ import json
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fwtools.formats.efi.siglist import SignatureDatabase
 
 Generation = Literal["2011", "2023", "other"]
 TrustKey = Literal["kek-2011", "kek-2023", "windows-pca-2011", "uefi-ca-2011",
@@ -152,6 +157,25 @@ def published_dbx() -> PublishedDbx:
     }
     certs = tuple(str(c.get("thumbprint", "")).lower() for c in doc.get("certificates", []))
     return PublishedDbx(images, certs, len(doc.get("svns", [])))
+
+
+def revocation_list(digests: Sequence[bytes]) -> SignatureDatabase:
+    """``digests`` (SHA-256 image hashes, none repeated) as the dbx content that adds them:
+    one EFI_CERT_SHA256 list, owner Microsoft, as ``add_hash`` per digest would group them
+    but built at once (each add_hash lays the whole database out again: quadratic in 443
+    entries). What fw-vars update writes as the owner and what audit sizes against the
+    build's PcdMaxAuthVariableSize."""
+    from fwtools.formats.efi import guids
+    from fwtools.formats.efi.siglist import (
+        OWNER_SIZE,
+        SignatureData,
+        SignatureDatabase,
+        SignatureList,
+    )
+
+    entries = tuple(SignatureData(guids.MICROSOFT, digest) for digest in digests)
+    return SignatureDatabase(()).add_list(SignatureList(
+        guids.CERT_SHA256, OWNER_SIZE + len(digests[0]), entries))
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,18 @@ def _test(fd: int) -> LockHolder | None:
     return LockHolder(kind == fcntl.F_WRLCK, start, pid)
 
 
+def _open_regular(path: str | os.PathLike[str]) -> int | None:
+    """A read-only descriptor of ``path`` when it is a regular file, else None: a FIFO given
+    as a store must not block here, and reading it reports why (_base/fileio.py)."""
+    from fwtools._base.fileio import open_input
+    from fwtools.errors import FwIOError
+
+    try:
+        return open_input(path)[0]
+    except FwIOError:
+        return None
+
+
 def supported() -> bool:
     return sys.platform.startswith("linux")
 
@@ -83,9 +95,8 @@ def holder(path: str | os.PathLike[str]) -> LockHolder | None:
     too (reading it will report that)."""
     if not supported():
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    fd = _open_regular(path)
+    if fd is None:
         return None
     try:
         return _test(fd)
@@ -114,10 +125,9 @@ def hold(path: str | os.PathLike[str]) -> Iterator[None]:
         return
     import fcntl
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        yield  # the write reports it
+    fd = _open_regular(path)
+    if fd is None:
+        yield  # reading or writing it reports why
         return
     try:
         try:

@@ -5,8 +5,10 @@ Directories are walked in sorted order. A file found there is audited when it lo
 store: qcow2 magic, a JSON document naming ``variables``, a size that is one of the known
 layouts' (``fwtools.formats.varstore.LAYOUTS``), or a name as libvirt and Debian give stores
 (``*_VARS*.fd``, ``*.nvram``), so that a damaged VM store is reported rather than passed over.
-Everything else in a directory (firmware code images, READMEs) is skipped. A file named on
-the command line is always audited.
+Everything else in a directory (firmware code images, READMEs) is skipped, and so is every
+entry that is not a regular file (named pipes, sockets, devices, dangling symlinks): nothing
+that is not a file is opened, since opening a FIFO blocks until a writer comes. A file named
+on the command line is always audited (a special file there is an error row: fileio.py).
 
 Domain XML (libvirt ``docs/formatdomain.rst``): ``<name>``, ``<os><type arch=...>``,
 ``<os><loader ...>CODE</loader>`` and ``<os><nvram template=... format=...>PATH</nvram>`` or
@@ -33,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from fwtools._base.fileio import is_regular, open_input
 from fwtools.errors import FwError, UsageError
 
 # libvirt <os><type arch=...> -> the architecture names of Microsoft's dbx JSON.
@@ -78,14 +81,20 @@ def looks_like_store(path: str, sizes: frozenset[int] | None = None) -> bool:
     """Whether a file found in a directory is worth auditing (see the module docstring)."""
     name = os.path.basename(path).lower()
     ext = os.path.splitext(name)[1]
+    if not is_regular(path):
+        return False
     if _STORE_NAME.search(name) and ext in _STORE_EXTENSIONS:
         return True
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
+        fd, st = open_input(path)
+    except FwError:
         return False
+    with os.fdopen(fd, "rb") as f:
+        size = st.st_size
+        try:
+            head = f.read(4096)
+        except OSError:
+            return False
     if head.startswith(_QCOW2_MAGIC):
         return True
     if ext == ".json":
@@ -96,13 +105,17 @@ def looks_like_store(path: str, sizes: frozenset[int] | None = None) -> bool:
 
 
 def _looks_like_domain(path: str) -> bool:
-    if not path.lower().endswith(".xml"):
+    if not path.lower().endswith(".xml") or not is_regular(path):
         return False
     try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
+        fd, _ = open_input(path)
+    except FwError:
         return False
+    with os.fdopen(fd, "rb") as f:
+        try:
+            head = f.read(4096)
+        except OSError:
+            return False
     return b"<domain" in head
 
 
@@ -134,7 +147,7 @@ def expand(arguments: list[str]) -> Iterator[StoreRef]:
                 dirs.sort()
                 for name in sorted(files):
                     full = os.path.join(root, name)
-                    if os.path.islink(full) and not os.path.exists(full):
+                    if not is_regular(full):  # a FIFO, socket, device or dangling symlink
                         continue
                     if _looks_like_domain(full):
                         yield from domain_refs(full)

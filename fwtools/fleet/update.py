@@ -234,15 +234,9 @@ def _state(var: Variable | None) -> VariableState | None:
 
 
 def _layout_hint(store: VariableStore, error: VariableTooLargeError | StoreFullError) -> str:
-    from fwtools.formats.varstore.relayout import FIRMWARE_CODE, larger_layout
+    from fwtools.formats.varstore.relayout import larger_layout_hint
 
-    bigger = larger_layout(store.layout, error)
-    if bigger is None:
-        return f"no known layout of this machine's firmware has room ({store.layout.name})"
-    code = FIRMWARE_CODE.get(bigger.name)
-    then = f" and boot it with {code}" if code else ""
-    return (f"layout {store.layout.name}; move it with 'fw-vars convert STORE NEW.fd "
-            f"--layout {bigger.name}'{then}")
+    return larger_layout_hint(store.path or "STORE", store.layout, error)
 
 
 def plan_loaded(loaded: LoadedStore, request: UpdateRequest,
@@ -534,13 +528,7 @@ def _published(arch: str) -> tuple[tuple[bytes, str], ...]:
 
 def _owner_dbx(plan: _Plan, arch: str, missing: list[bytes]) -> None:
     from fwtools._base.efitime import EfiTime
-    from fwtools.formats.efi import guids
-    from fwtools.formats.efi.siglist import (
-        OWNER_SIZE,
-        SignatureData,
-        SignatureDatabase,
-        SignatureList,
-    )
+    from fwtools.fleet.known import revocation_list
 
     dates = dict(_published(arch))
     newest = max((dates.get(h, "") for h in missing), default="")
@@ -551,12 +539,7 @@ def _owner_dbx(plan: _Plan, arch: str, missing: list[bytes]) -> None:
                 tzinfo=datetime.UTC))
         except ValueError:
             stamp = None
-    # One EFI_CERT_SHA256 list, as add_hash per digest would group them, built at once
-    # (each add_hash lays the whole database out again: quadratic in 443 entries).
-    entries = tuple(SignatureData(guids.MICROSOFT, digest) for digest in missing)
-    incoming = SignatureDatabase(()).add_list(SignatureList(
-        guids.CERT_SHA256, OWNER_SIZE + len(missing[0]), entries))
-    _owner_append(plan, "dbx", incoming, stamp or EfiTime.now(), Added(
+    _owner_append(plan, "dbx", revocation_list(missing), stamp or EfiTime.now(), Added(
         f"{len(missing)} SHA-256 revocations ({arch})", "owner",
         "fwtools/data/microsoft/dbx_info_msft_latest.json"))
 

@@ -141,6 +141,10 @@ def identify_firmware(spec: str, *, profile_override: str | None = None) -> Firm
     from fwtools.uefi.profile import shipped_firmware
 
     is_file = os.path.isfile(spec)
+    if not is_file and os.path.exists(spec):
+        from fwtools._base.fileio import open_input
+
+        os.close(open_input(spec)[0])  # raises: a directory, FIFO or device, never opened
     if not is_file or spec.endswith(".toml"):
         if not is_file and spec not in shipped_firmware():
             raise UsageError(f"--firmware {spec!r}: neither a file nor a shipped firmware "

@@ -20,6 +20,7 @@ RULES: Final[dict[str, str]] = {
     "malformed-certificate": "A certificate entry is not X.509",
     "nvram-format-mismatch": "libvirt declares another NVRAM format than the file has",
     "nvram-not-created": "The VM has not started yet; its template was audited",
+    "blank-template": "An unformatted template, audited as the empty store it becomes",
     "setup-mode": "No PK: Secure Boot is off",
     "secure-boot-disabled": "SecureBootEnable is 0",
     "audit-mode": "AuditMode: nothing is refused",
@@ -31,6 +32,7 @@ RULES: Final[dict[str, str]] = {
     "ca-revoked": "A Microsoft CA in db/KEK is revoked by dbx",
     "certificate-expired": "Enrolled certificates have expired",
     "dbx-outdated": "dbx lacks Microsoft's published revocations",
+    "dbx-too-large": "The firmware build cannot hold the latest dbx",
     "sbat-level-missing": "No SbatLevel variable",
     "sbat-level-outdated": "SbatLevel older than the latest published",
 }

@@ -148,6 +148,8 @@ def _details(console: Console, a: StoreAudit) -> None:
         console.print(f"  update ({p.via}) {p.id}: {escape(p.description)}")
         for obj in p.objects:
             console.print(f"      {escape(obj)}")
+        if p.limitation:
+            console.print(f"      [yellow]limitation[/]: {escape(p.limitation)}")
     if a.pcrs is not None:
         from fwtools.report.text_update import pcr_lines
 

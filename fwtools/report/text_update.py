@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from fwtools.fleet.pcrs import PcrConsequences
     from fwtools.fleet.update import StoreUpdate, VariableState
 
+_DRY_RUN_STATUS = {"updated": "would be updated"}
 _SCOPE = {"through-separator": "through the separator, from the store alone",
           "boot": "the boot of the given chain"}
 
@@ -24,14 +25,16 @@ def _state(state: VariableState | None) -> str:
 
 def error_lines(results: Sequence[StoreUpdate]) -> list[str]:
     """One ``error:`` line per store that was not updated (unreadable, locked, running), for
-    stderr: the contract's one line per bad input, while the others go on."""
+    stderr: the contract's one line per bad input, while the others go on. A refused store
+    says so (``error: PATH: refused: in use: ...``); an unreadable one is just the error."""
     lines: list[str] = []
     for r in results:
         if r.error is None:
             continue
         name = f"{r.vm} ({r.path})" if r.vm else r.path
         message = r.error.removeprefix(f"{r.path}: ")
-        lines.append(f"error: {name}: {r.status}: {message}")
+        status = "" if r.status == "error" else f"{r.status}: "
+        lines.append(f"error: {name}: {status}{message}")
     return lines
 
 
@@ -72,10 +75,12 @@ def update_lines(results: Sequence[StoreUpdate], *, verbose: bool = False) -> li
             trusted = ", ".join(k for k, v in r.trusts_after.items() if v) or "none"
             lines.append(f"  trusts after: {trusted}")
     counts: dict[str, int] = {}
+    dry = any(r.dry_run for r in results)
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     refused = sum(1 for r in results if r.refusals)
-    parts = [f"{v} {k}" for k, v in counts.items()]
+    # A dry run writes nothing: its "updated" stores are ones that would be.
+    parts = [f"{v} {_DRY_RUN_STATUS.get(k, k) if dry else k}" for k, v in counts.items()]
     if refused:
         parts.append(f"{refused} with refused writes")
     lines.append(f"{len(results)} store{'s' if len(results) != 1 else ''}: " + ", ".join(parts))

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fwtools._base.fileio import read_file
+from fwtools._base.fileio import is_regular, not_regular, open_input, read_file
 from fwtools.errors import FwIOError
+from fwtools.formats.disk.device import open_device
 
 
 def test_reads(tmp_path: Path) -> None:
@@ -28,3 +34,74 @@ def test_errors_name_the_file_once(tmp_path: Path, make, message: str) -> None: 
         read_file(target, max_size=10)
     text = str(info.value)
     assert message in text and text.count(str(target)) == 1
+
+
+# --- special files: refused by kind, never opened for reading (a FIFO's open blocks) -------
+
+
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    """Fail instead of hanging: an open() blocked on a FIFO is interrupted after 10 s."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked (opening a FIFO for reading?)")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _socket(path: Path) -> Path:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()  # the socket file stays
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [(_fifo, "a named pipe (FIFO)"), (_socket, "a socket"),
+     (lambda p: Path("/dev/null"), "a character device")],
+)
+def test_special_files_are_refused_by_kind(tmp_path: Path, no_hang: None, make, kind: str  # type: ignore[no-untyped-def]
+                                           ) -> None:
+    target = make(tmp_path / "vm_VARS.fd")
+    for call in (lambda: read_file(target), lambda: open_input(target),
+                 lambda: open_input(target, block_devices=True),
+                 lambda: open_device(target)):
+        with pytest.raises(FwIOError) as info:
+            call()
+        assert str(info.value) == f"{target}: is {kind}, not a regular file"
+    assert not is_regular(target)
+
+
+def test_a_symlink_to_a_fifo_is_refused_too(tmp_path: Path, no_hang: None) -> None:
+    link = tmp_path / "link.fd"
+    link.symlink_to(_fifo(tmp_path / "p"))
+    with pytest.raises(FwIOError, match="named pipe"):
+        read_file(link)
+
+
+def test_not_regular_names_each_kind() -> None:
+    assert not_regular(stat.S_IFREG | 0o644) is None
+    assert not_regular(stat.S_IFBLK | 0o660) == "is a block device, not a regular file"
+    assert not_regular(stat.S_IFBLK | 0o660, block_devices=True) is None
+    assert not_regular(stat.S_IFDIR | 0o755) == "is a directory"
+
+
+def test_open_input_gives_a_blocking_descriptor(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    fd, st = open_input(tmp_path / "f")
+    try:
+        assert os.get_blocking(fd) and st.st_size == 3 and os.read(fd, 10) == b"abc"
+    finally:
+        os.close(fd)

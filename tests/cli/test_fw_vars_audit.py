@@ -167,7 +167,7 @@ def test_libvirt_without_virsh(tmp_path: Path, monkeypatch: Any) -> None:
 
 def test_debian_corpus_through_the_command(corpus: Any, tmp_path: Path) -> None:
     """The Debian AAVMF directories of both suites (bookworm's all-zero AAVMF_VARS.fd among
-    them), qcow2 copies beside: every store a row, the zero file a clean error."""
+    them), qcow2 copies beside: every store a row, the zero file the empty store it becomes."""
     bookworm = corpus.aavmf("bookworm", "AAVMF_VARS.fd").parent
     trixie = corpus.ovmf("trixie", "OVMF_VARS_4M.ms.fd")
     fw_vars_convert = CliRunner().invoke(cli, ["convert", str(trixie), str(tmp_path / "t.qcow2")])
@@ -175,7 +175,50 @@ def test_debian_corpus_through_the_command(corpus: Any, tmp_path: Path) -> None:
     code, doc = audit_json(bookworm, tmp_path / "t.qcow2")
     rows = {Path(s["path"]).name: s for s in doc["stores"]}
     assert set(rows) == {"AAVMF_VARS.fd", "AAVMF_VARS.ms.fd", "AAVMF_VARS.snakeoil.fd", "t.qcow2"}
-    assert "no variable store" in rows["AAVMF_VARS.fd"]["error"]
+    blank = rows["AAVMF_VARS.fd"]
+    assert blank["error"] is None and blank["secure_boot"]["mode"] == "setup"
+    assert [f["code"] for f in blank["findings"]] == ["blank-template", "setup-mode"]
     assert rows["t.qcow2"]["format"] == "qcow2" and rows["t.qcow2"]["pk"]["owner"] == "distribution"
     assert rows["AAVMF_VARS.ms.fd"]["dbx"]["architecture"] == "aarch64"
     assert code == 1
+
+
+def test_progress_bar_counts_stores(tmp_path: Path, monkeypatch: Any) -> None:
+    # The bar over many stores had no total (an indeterminate pulse): audit and update give it
+    # the number of stores, so it shows done/total (tests/report/test_text_progress.py shows
+    # the rendering), and only in text mode.
+    from fwtools.report import text_progress
+
+    seen: list[tuple[str, bool, int | None]] = []
+    real = text_progress.progress
+
+    def spy(items: Any, description: str, enabled: bool, *, total: int | None = None) -> Any:
+        seen.append((description, enabled, total))
+        return real(items, description, enabled, total=total)
+
+    monkeypatch.setattr(text_progress, "progress", spy)
+    old, new = fleet(tmp_path)
+    run(tmp_path)
+    run("--json", tmp_path)
+    result = CliRunner().invoke(cli, ["update", "--ca-2023", "--dry-run", str(old), str(new)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == [("auditing stores", True, 3), ("auditing stores", False, 3),
+                    ("updating stores", True, 2)]
+
+
+def test_debians_blank_templates_audit_clean(corpus: Any) -> None:
+    """Debian's unformatted templates (bookworm's all-zero AAVMF_VARS.fd, trixie's formatted
+    empty one, the OVMF ones) are what new VMs start from: no error, exit 0 (the all-zero one
+    was a store-unreadable error, so auditing Debian's own files exited 1)."""
+    files = [corpus.aavmf("bookworm", "AAVMF_VARS.fd"), corpus.aavmf("trixie", "AAVMF_VARS.fd"),
+             corpus.ovmf("bookworm", "OVMF_VARS.fd"), corpus.ovmf("trixie", "OVMF_VARS_4M.fd")]
+    code, doc = audit_json(*files)
+    assert code == 0
+    assert [s["error"] for s in doc["stores"]] == [None] * 4
+    assert [s["secure_boot"]["mode"] for s in doc["stores"]] == ["setup"] * 4
+    codes = [[f["code"] for f in s["findings"]] for s in doc["stores"]]
+    assert codes == [["blank-template", "setup-mode"]] + [["setup-mode"]] * 3
+    assert doc["summary"]["findings"] == {"error": 0, "warning": 0, "note": 5}
+    code, out, _ = run(files[0])
+    assert code == 0 and "setup (off)" in out and "error" not in out

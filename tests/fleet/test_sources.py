@@ -10,7 +10,7 @@ from fleet_testlib import store_2011
 
 from fwtools.errors import UsageError
 from fwtools.fleet.audit import audit_store
-from fwtools.fleet.sources import StoreRef, expand, parse_domain_xml
+from fwtools.fleet.sources import StoreRef, expand, looks_like_store, parse_domain_xml
 from fwtools.fleet.workers import run_many
 
 DOMAIN = """<domain type='kvm'>
@@ -41,6 +41,28 @@ def test_directory_with_a_bad_file(tmp_path: Path) -> None:
     assert audits[2].error is not None and "\n" not in audits[2].error
     assert audits[1].error is None and audits[1].pk is not None
     assert audits[0].findings[0].code == "store-unreadable"
+
+
+def test_directory_walk_skips_special_files(tmp_path: Path) -> None:
+    # A FIFO named like a store hung the audit (its open for reading blocks); a socket and
+    # a symlink to a FIFO are no stores either. Nothing that is not a regular file is opened.
+    import os
+    import socket
+
+    good = store_2011(tmp_path)
+    os.mkfifo(tmp_path / "vm_VARS.fd")
+    os.mkfifo(tmp_path / "dom.xml")
+    (tmp_path / "link_VARS.fd").symlink_to(tmp_path / "vm_VARS.fd")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "qemu.nvram"))
+    sock.close()
+    assert [Path(r.path).name for r in expand([str(tmp_path)])] == [good.name]
+    assert not looks_like_store(str(tmp_path / "vm_VARS.fd"))
+    # Named on the command line, it is a row that reading reports (tests/cli/
+    # test_special_files.py runs the commands).
+    (ref,) = expand([str(tmp_path / "vm_VARS.fd")])
+    assert audit_store(ref).error == f"{tmp_path / 'vm_VARS.fd'}: is a named pipe (FIFO), " \
+        "not a regular file"
 
 
 def test_missing_argument_is_an_error_row(tmp_path: Path) -> None:

@@ -78,10 +78,12 @@ def test_ca_2023_then_noop(path: Path | None, fmt: str, tmp_path: Path) -> None:
     assert dry.exit_code == 0, dry.output
     assert "would change" in dry.stdout and "+ Microsoft UEFI CA 2023" in dry.stdout
     assert "KEK: 2 entries" in dry.stdout and "-> 3 entries" in dry.stdout
+    assert dry.stdout.splitlines()[-1] == "1 store: 1 would be updated"  # nothing was
     assert digest(store) == original and sorted(tmp_path.iterdir()) == [store]
 
     done = run(store, "--ca-2023", "--in-place", "--backup")
     assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[-1] == "1 store: 1 updated"
     after = audit_store(str(store))
     assert after.error is None
     assert all(after.trusts[k] for k in TRUSTS_2023), after.trusts
@@ -241,6 +243,46 @@ def test_sbat_level_and_2m_dbx_refusal(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "is current" in again.stdout
 
 
+def test_audit_says_the_2m_build_cannot_take_the_latest_dbx(tmp_path: Path) -> None:
+    """Audit offered signed-dbx on Debian's 2 MiB .ms store without saying that no dbx update
+    fits its build (PcdMaxAuthVariableSize 10240). Now the update paths carry the limit and a
+    finding says to convert first, with the record size update refuses and the conversion
+    fw-vars dbx names (one hint, relayout.larger_layout_hint); after the conversion it is gone
+    and the update applies."""
+    src = need(next((p.values[0] for p in MS_STORES if p.values[0] is not None and
+                     p.values[0].name == "OVMF_VARS.ms.fd"), None))  # bookworm, 2 MiB build
+    store = writable_copy(src, tmp_path / "b2m_VARS.fd")
+    audit = audit_store(str(store))
+    assert audit.dbx is not None and audit.dbx.limitation is not None
+    finding = next(f for f in audit.findings if f.code == "dbx-too-large")
+    assert finding.severity == "warning"
+    convert = f"'fw-vars convert {store} NEW.fd --layout ovmf-4m-528k' and boot it with " \
+        "OVMF_CODE_4M.fd"
+    assert convert in finding.message and "PcdMaxAuthVariableSize of 10240" in finding.message
+    limits = {p.id: p.limitation for p in audit.update_paths}
+    assert limits["signed-dbx"] is not None and convert in limits["signed-dbx"]
+    assert limits["owner-edit"] is not None and limits["signed-db"] is None
+    # The same record size update's refusal reports, and the same hint fw-vars dbx gives.
+    refused = run(store, "--dbx", "latest", "--dry-run").stdout
+    size = audit.dbx.limitation.split("needs a ")[1].split("-byte")[0]
+    assert f"needs a {size}-byte record" in refused and convert in refused
+    dbx = CliRunner().invoke(cli, ["dbx", str(store), str(MS_OBJECTS / "dbx/amd64/DBXUpdate.bin"),
+                                   "-o", str(tmp_path / "x.fd")], catch_exceptions=False)
+    assert dbx.exit_code == 2 and convert in dbx.stderr
+    # Converted, as it says: the 4 MiB build takes it.
+    big = tmp_path / "b4m_VARS.fd"
+    conv = CliRunner().invoke(cli, ["convert", str(store), str(big), "--layout", "ovmf-4m-528k"],
+                              catch_exceptions=False)
+    assert conv.exit_code == 0, conv.output
+    after = audit_store(str(big))
+    assert after.dbx is not None and after.dbx.limitation is None
+    assert "dbx-too-large" not in {f.code for f in after.findings}
+    assert all(p.limitation is None for p in after.update_paths)
+    done = run(big, "--dbx", "latest", "--in-place")
+    assert done.exit_code == 0, done.output
+    assert audit_store(str(big)).dbx.missing == 0  # type: ignore[union-attr]
+
+
 def test_many_stores_one_bad_and_output_dir(tmp_path: Path, trixie_ms: Path) -> None:
     stores = tmp_path / "stores"
     stores.mkdir()
@@ -251,7 +293,8 @@ def test_many_stores_one_bad_and_output_dir(tmp_path: Path, trixie_ms: Path) -> 
     out.mkdir()
     result = run(stores, "--ca-2023", "-o", out, "-j", "2")
     assert result.exit_code == 2, result.output  # the bad one is an input error
-    assert "broken_VARS.fd: error: " in result.stderr
+    (line,) = result.stderr.splitlines()  # one clean line: "error:" once, the path once
+    assert line.startswith(f"error: {stores / 'broken_VARS.fd'}: ") and line.count("error") == 1
     assert "17 updated" in result.stdout and "1 error" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [f"vm{i:02}_VARS.fd" for i in range(17)]
     assert digest(stores / "vm00_VARS.fd") == digest(trixie_ms)  # inputs untouched

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from typing import Final, Protocol, cast
 
 from fwtools.errors import FwError, FwIOError, ParseError, TruncatedError
@@ -76,11 +77,12 @@ class RawFile:
     """A raw disk image file, read with ``os.pread`` on demand."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from fwtools._base.fileio import open_input
+
         self.path = os.fspath(path)
-        try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except OSError as exc:
-            raise FwIOError(f"{self.path}: {exc.strerror or exc}") from None
+        # A block device is a disk (read in place, its size from lseek); a FIFO, socket or
+        # character device is refused without being opened for reading.
+        self._fd, _ = open_input(self.path, block_devices=True)
         try:
             self._size = os.lseek(self._fd, 0, os.SEEK_END)
         except OSError as exc:
@@ -125,14 +127,19 @@ class Qcow2File:
     header and the tables, and each read only the clusters it needs."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from fwtools._base.fileio import open_input
         from fwtools.formats.qcow2 import Qcow2Image
 
         self.path = os.fspath(path)
+        fd, st = open_input(self.path, block_devices=True)
         try:
-            with open(self.path, "rb") as f:
-                self._map: mmap.mmap | None = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            # A block device's fstat size is 0: map its length from lseek (0 maps a whole file).
+            length = os.lseek(fd, 0, os.SEEK_END) if stat.S_ISBLK(st.st_mode) else 0
+            self._map: mmap.mmap | None = mmap.mmap(fd, length, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
             raise FwIOError(f"{self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        finally:
+            os.close(fd)
         # Qcow2Image reads through the buffer protocol (len, slices, unpack_from), which a
         # read-only mmap provides without copying the file.
         self.image = Qcow2Image.parse(

@@ -46,16 +46,22 @@ def read_measured(path: str | os.PathLike[str]) -> Measured:
     """The PCR values saved at ``path`` (a sysfs-style directory, tpm2_pcrread output or
     JSON). Raises :class:`~fwtools.errors.FwIOError` when it cannot be read and
     :class:`~fwtools.errors.ParseError` (with the path) for anything else."""
+    from fwtools._base.fileio import open_input
+
     p = Path(path)
     try:
         if p.is_dir():
             return _read_directory(p)
-        with p.open("rb") as f:
+        fd, _ = open_input(p)  # a FIFO or device is refused, never opened for reading
+        with os.fdopen(fd, "rb") as f:
             data = f.read(_MAX_FILE + 1)
         if len(data) > _MAX_FILE:
             raise ParseError(f"larger than {_MAX_FILE} bytes: not a PCR dump",
                              structure="PCR values")
         return parse_measured(data)
+    except FwIOError as exc:  # open_input's "PATH: why"
+        why = str(exc).removeprefix(f"{p}: ")
+        raise FwIOError(f"cannot read PCR values: {why}").with_path(p) from None
     except OSError as exc:
         raise FwIOError(f"cannot read PCR values: {exc.strerror or exc}").with_path(p) from None
     except ParseError as exc:
@@ -152,6 +158,8 @@ def _parse_pcrread(text: str) -> Measured:
 
 def _read_directory(path: Path) -> Measured:
     """``tpm0/pcr-<bank>/<N>`` or one ``pcr-<bank>`` directory."""
+    from fwtools._base.fileio import open_input
+
     banks = [path] if path.name.startswith("pcr-") else sorted(path.glob("pcr-*"))
     out: Measured = {}
     for directory in banks:
@@ -163,7 +171,8 @@ def _read_directory(path: Path) -> Measured:
             if not entry.name.isdigit():
                 continue
             structure = f"{directory.name}/{entry.name}"
-            with entry.open("rb") as f:
+            fd, _ = open_input(entry)  # sysfs files are regular; a FIFO there is refused
+            with os.fdopen(fd, "rb") as f:
                 content = f.read(1024)
             index, raw = _value(bank, entry.name,
                                 content.decode("ascii", "replace"), structure)

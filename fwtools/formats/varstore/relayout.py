@@ -123,4 +123,25 @@ def larger_layout(
     return None
 
 
-__all__ = ["FIRMWARE_CODE", "TARGETS", "larger_layout", "limit_of", "relayout"]
+def larger_layout_hint(path: str, current: StoreLayout,
+                       error: VariableTooLargeError | StoreFullError) -> str:
+    """What to do about ``error`` in a store of layout ``current`` at ``path``: the larger
+    layout that takes it and the conversion to it, or that none has room. The one wording
+    fw-vars (set, dbx, enroll ...), fw-vars update and fw-vars audit give."""
+    from fwtools.formats.varstore.errors import VariableTooLargeError
+
+    bigger = larger_layout(current, error)
+    if bigger is None:
+        return f"no known layout of this machine's firmware has room for it ({current.name})"
+    code = FIRMWARE_CODE.get(bigger.name)
+    firmware = f" and boot it with {code}" if code else ""
+    if isinstance(error, VariableTooLargeError):
+        room = f"{error.pcd} {limit_of(bigger, error.pcd)}"
+    else:
+        room = f"{bigger.capacity} bytes for variables"
+    return (f"layout {bigger.name} ({bigger.description}) takes it ({room}): convert the "
+            f"store with 'fw-vars convert {path} NEW.fd --layout {bigger.name}'{firmware}")
+
+
+__all__ = ["FIRMWARE_CODE", "TARGETS", "larger_layout", "larger_layout_hint", "limit_of",
+           "relayout"]
