@@ -11,7 +11,6 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
 from rich.rule import Rule
-from rich.table import Table
 from rich.text import Text
 
 from fwtools._base.severity import RANK, Severity
@@ -46,6 +45,34 @@ def make_console(stream: IO[str] | None, color: bool | None) -> Console:
     )
 
 
+def _columns(rows: list[list[Text | str]], justify: str = "", gap: int = 2,
+             styles: tuple[str, ...] = (), crop: bool = False) -> Text:
+    """``rows`` laid out in aligned columns as one Text (``justify``: one ``l``/``r`` per
+    column; ``styles``: a default style per column; ``crop``: a line wider than the console
+    ends in an ellipsis instead of wrapping). What a rich Table with no box draws, at a
+    fraction of its cost: a Table measures and wraps every cell, several times over."""
+    cells = [[c if isinstance(c, Text) else Text(c) for c in row] for row in rows]
+    ncols = max((len(r) for r in cells), default=0)
+    widths = [max((r[i].cell_len for r in cells if i < len(r)), default=0) for i in range(ncols)]
+    out = Text(no_wrap=True, overflow="ellipsis") if crop else Text()
+    for n, row in enumerate(cells):
+        if n:
+            out.append("\n")
+        for i, cell in enumerate(row):
+            if i:
+                out.append(" " * gap)
+            pad = " " * (widths[i] - cell.cell_len)
+            if i < len(styles) and styles[i] and not cell.style and not cell.spans:
+                cell = Text(cell.plain, style=styles[i])
+            right = i < len(justify) and justify[i] == "r"
+            if right:
+                out.append(pad)
+            out.append_text(cell)
+            if not right and i < len(row) - 1:
+                out.append(pad)
+    return out
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -71,36 +98,34 @@ def _perms(s: Section) -> Text:
     return text
 
 
-def _header(facts: PeFacts) -> Table:
+def _header(facts: PeFacts) -> Text:
     img = facts.image
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row(
+    grid: list[list[Text | str]] = []
+    grid.append([
         "Image",
         f"{'PE32+' if img.is_pe32_plus else 'PE32'} {img.machine_name}, "
         f"{img.subsystem_name}, {_size(facts.size)}",
-    )
-    grid.add_row(
+    ])
+    grid.append([
         "Layout",
         f"ImageBase {img.image_base:#x}  Entry {img.entry_point:#x}  "
         f"SizeOfImage {img.size_of_image:#x}  SizeOfHeaders {img.size_of_headers:#x}",
-    )
+    ])
     align_style = "green" if img.section_alignment >= 4096 else "red"
-    grid.add_row(
+    grid.append([
         "Alignment",
         Text.assemble(
             ("SectionAlignment ", ""), (f"{img.section_alignment:#x}", align_style),
             (f"  FileAlignment {img.file_alignment:#x}", ""),
         ),
-    )
+    ])
     nx = Text("NX_COMPAT ", style="bold")
     nx.append("set" if img.nx_compat else "not set", style="green" if img.nx_compat else "red")
     others = [n for n in img.dll_characteristic_names if n != "NX_COMPAT"]
     if others:
         nx.append("  " + " ".join(others), style="dim")
-    grid.add_row("DllCharacteristics", Text.assemble(f"{img.dll_characteristics:#06x}  ", nx))
-    grid.add_row("Relocations", _yes_no(img.has_relocations))
+    grid.append(["DllCharacteristics", Text.assemble(f"{img.dll_characteristics:#06x}  ", nx)])
+    grid.append(["Relocations", _yes_no(img.has_relocations)])
     checksum = facts.computed_checksum
     ck = Text(f"{img.checksum:#x}")
     if checksum is not None:
@@ -109,18 +134,17 @@ def _header(facts: PeFacts) -> Table:
         else:
             ck.append(" (matches)" if img.checksum else f" (computed {checksum:#x})",
                       style="green" if img.checksum else "dim")
-    grid.add_row("CheckSum", ck)
+    grid.append(["CheckSum", ck])
     for alg, digest in facts.digests.items():
-        grid.add_row(f"Authenticode {alg}", digest.hex())
-    return grid
+        grid.append([f"Authenticode {alg}", digest.hex()])
+    return _columns(grid, styles=("bold",))
 
 
-def _sections(facts: PeFacts) -> Table:
-    table = Table(title=None, box=None, header_style="bold", pad_edge=False, padding=(0, 1))
-    for col in ("#", "name", "virtual", "vsize", "raw", "rsize", "perm", "page", "flags"):
-        table.add_column(col, justify="right" if col in ("#", "vsize", "rsize") else "left")
+def _sections(facts: PeFacts) -> Text:
+    head = ["#", "name", "virtual", "vsize", "raw", "rsize", "perm", "page", "flags"]
+    rows: list[list[Text | str]] = [[Text(h, style="bold") for h in head]]
     for s in facts.image.sections:
-        table.add_row(
+        rows.append([
             str(s.index),
             Text(s.name, style="bold"),
             f"{s.virtual_address:#010x}",
@@ -131,8 +155,8 @@ def _sections(facts: PeFacts) -> Table:
             Text("✓", style="green") if s.is_page_aligned() else Text("✗", style="red"),
             Text(" ".join(n for n in s.characteristic_names if not n.startswith("MEM_")),
                  style="dim"),
-        )
-    return table
+        ])
+    return _columns(rows, justify="rllrlrlll", crop=True)
 
 
 def _sbat_level_line(label: str, level: Any) -> Text:
@@ -163,13 +187,12 @@ def _lists_line(label: str, lists: Any) -> Text:
 def _special_body(sect: SpecialSection) -> list[RenderableType]:
     d: Any = sect.decoded
     if sect.kind == "sbat":
-        table = Table(box=None, header_style="dim", padding=(0, 1))
-        for col in ("component", "gen", "vendor", "package", "version", "url"):
-            table.add_column(col)
-        for row in d.rows:
-            table.add_row(row.component, str(row.generation), row.vendor_name,
-                          row.vendor_package_name, row.vendor_version, row.vendor_url)
-        return [Padding(table, (0, 0, 0, 2))]
+        rows: list[list[Text | str]] = [[Text(h, style="dim") for h in (
+            "component", "gen", "vendor", "package", "version", "url")]]
+        rows += [[row.component, str(row.generation), row.vendor_name,
+                  row.vendor_package_name, row.vendor_version, row.vendor_url]
+                 for row in d.rows]
+        return [Padding(_columns(rows, crop=True), (0, 0, 0, 3))]
     if sect.kind == "sbatlevel":
         return [_sbat_level_line("automatic", d.automatic), _sbat_level_line("latest", d.latest)]
     if sect.kind == "ident":
@@ -186,7 +209,7 @@ def _special_body(sect: SpecialSection) -> list[RenderableType]:
         if d.dbx_lists:
             out.append(_lists_line("dbx", d.dbx_lists))
         return out or [Text("  empty", style="dim")]
-    return [Text(line) for line in outline_lines(brief(to_jsonable(d)), "  ")]
+    return [Text("\n".join(outline_lines(brief(to_jsonable(d)), "  ")))]
 
 
 def _special(sect: SpecialSection) -> RenderableType:
@@ -274,7 +297,8 @@ def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
         parts += [_special(s) for s in facts.special]
     if facts.kernel is not None:
         parts += [Text(""), Text("Kernel", style="bold")]
-        parts += [Text(line) for line in outline_lines(facts.kernel, "  ")]
+        # One Text for the whole outline: rich's cost is per renderable, not per line.
+        parts.append(Text("\n".join(outline_lines(facts.kernel, "  "))))
     parts += [Text(""), Text(f"Signatures ({len(facts.signatures)})", style="bold")]
     for sig in facts.signatures:
         parts += _signature(sig, verbose, "  ")
@@ -298,6 +322,26 @@ def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
     return parts
 
 
+def _joined(parts: list[RenderableType]) -> list[RenderableType]:
+    """Runs of plain Text lines merged into one Text each: rich's cost is per renderable
+    (a Console pass, wrapping, segments), and a report is mostly one-line Texts."""
+    out: list[RenderableType] = []
+    run: Text | None = None
+    for part in parts:
+        plain = isinstance(part, Text) and not part.no_wrap and part.overflow is None
+        if plain and run is not None:
+            run.append("\n")
+            run.append_text(part)  # type: ignore[arg-type]
+            continue
+        if plain:
+            run = part.copy()  # type: ignore[union-attr]
+            out.append(run)
+        else:
+            run = None
+            out.append(part)
+    return out
+
+
 def render_inspection(
     results: list[FileResult], stream: IO[str] | None = None, *, verbose: bool = False,
     color: bool | None = None,
@@ -308,7 +352,7 @@ def render_inspection(
         if r.facts is None:
             continue
         console.print(Rule(Text(r.path, style="bold"), align="left"))
-        console.print(Group(*render_facts(r.facts, verbose)))
+        console.print(Group(*_joined(render_facts(r.facts, verbose))))
         console.print()
     if len(results) > 1:
         bad = sum(1 for r in results if r.facts is None)
