@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import statistics
 import struct
 import subprocess
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=None,
                     help="the interpreter with fwtools' dependencies (default: .venv's)")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS)
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions under valgrind instead of timing (the same "
+                    "rows; independent of other load on the machine)")
     args = ap.parse_args(argv)
     python = args.python or str(FWTOOLS_BIN / "python")
     if not Path(python).exists():
@@ -189,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [r for r in plan(python)
             if not args.only or any(o in r.name for o in args.only)]
+    if args.instructions:
+        return count_instructions(python, rows)
     floors_used = ["interpreter", *dict.fromkeys(r.floor for r in rows)]
     floor_cmd = {f: [python, "-c", FLOORS[f]] for f in floors_used}
     fw_cmd = {r.name: command_line(python, r.command) for r in rows}
@@ -271,6 +277,55 @@ def main(argv: list[str] | None = None) -> int:
     }, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def instructions(cmd: list[str]) -> float | None:
+    """Millions of instructions the process executes (valgrind's callgrind), with hash
+    randomisation fixed so that runs repeat exactly."""
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"})
+    for line in proc.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split()[-1]) / 1e6
+    return None
+
+
+def count_instructions(python: str, rows: list[Row]) -> int:
+    """The same rows counted in instructions: fwtools, its floor, above = the difference,
+    and the least work (one warm repetition: two runs in a process minus one). Time on a
+    shared machine varies by more than the margins in question; instruction counts do not,
+    though they leave out what the kernel does (page faults, reading files) and how fast
+    each instruction runs."""
+    if shutil.which("valgrind") is None:
+        print("bench_floor: --instructions needs valgrind (apt-get install valgrind)",
+              file=sys.stderr)
+        return 2
+    head = ("command", "fwtools", "floor", "above", "least work", "above - least work")
+    table: list[tuple[str, ...]] = [head]
+    for cmd in [*(command_line(python, r.command) for r in rows)]:
+        run_once(cmd)  # .pyc files and caches written
+    for r in rows:
+        fw = instructions(command_line(python, r.command))
+        floor = instructions([python, "-c", FLOORS[r.floor]])
+        work_args = [python, str(LEAST_WORK), r.least_work[0]]
+        one = instructions([*work_args, "1", *r.least_work[1:]])
+        two = instructions([*work_args, "2", *r.least_work[1:]])
+        above = None if fw is None or floor is None else fw - floor
+        work = None if one is None or two is None else two - one
+        table.append((r.name, _mi(fw), f"{_mi(floor)} ({r.floor})", _mi(above), _mi(work),
+                      _mi(None if above is None or work is None else above - work)))
+    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+    for i, t in enumerate(table):
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+def _mi(millions: float | None) -> str:
+    return "-" if millions is None else f"{millions:.1f} M"
 
 
 def _ms(seconds: float | None) -> str:
