@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build W^X-enforcing DEBUG OVMF (x86-64, 4M flash, Secure Boot + SMM) from Debian's edk2
-# 2025.02 source package, for the firmware lab (tests/e2e/lab/run-lab.py). Not run by CI.
+# 2025.02 source package, for the firmware lab (tests/e2e/lab/matrix.py; .ci/run runs this,
+# tests/e2e/test_lab.py boots the results).
 #
 # Variants (edk2's PcdDxeNxMemoryProtectionPolicy, one bit per EFI memory type):
 #   strict      0xC000000000007FD5  every data type NX, EfiLoaderData included
@@ -8,37 +9,58 @@
 #                                   (grub without the NX patches) execute from
 #   strict-img  strict + PcdImageProtectionPolicy=0x3 (per-section permissions for images
 #               loaded from disk too, as ArmVirtQemu/AAVMF has by default; OVMF has 0x2)
+# "strict without the memory attribute protocol" is not a build: matrix.py boots the strict
+# build with -fw_cfg name=opt/org.tianocore/UninstallMemAttrProtocol,string=y, which Debian's
+# patch OvmfPkg-X64-add-opt-org.tianocore-UninstallMemAttrPr.patch reads in
+# OvmfPkg/Library/PlatformBootManagerLib/BdsPlatform.c (PlatformBootManagerAfterConsole).
 # Everything else is Debian's OVMF_CODE_4M.secboot.strictnx.fd recipe (debian/rules:
 # OVMF_4M_SECBOOT_STRICTNX_FLAGS, i.e. the EFI_MEMORY_ATTRIBUTE protocol stays installed),
 # built as DEBUG. The DEBUG log goes to QEMU's debug console (I/O port 0x402), not the serial
-# port, so the serial console stays what the CI tests classify; run-lab.py saves it with
+# port, so the serial console stays what the tests classify; matrix.py saves it with
 # `-debugcon file:debug.log -global isa-debugcon.iobase=0x402`. Set LAB_DEBUG_ON_SERIAL=1
 # to put it on the serial port instead (edk2's -DDEBUG_ON_SERIAL_PORT; note the .dsc tests
 # it with !ifdef, so any value turns it on).
 #
-# Results: $LAB_CACHE/<variant>/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd (blank store), plus
-# build-info.txt (flags, the PCD value DxeCore was really built with). A variant whose
-# OVMF_CODE_4M.fd exists is not rebuilt (LAB_FORCE=1 rebuilds).
+# The cache key: results go to $LAB_CACHE/edk2-<Debian version>-<settings hash>/<variant>/
+# (OVMF_CODE_4M.fd, the blank OVMF_VARS_4M.fd, build-info.txt). The hash covers everything
+# that decides the bytes: the source version, platform, arch, build type, toolchain and its
+# gcc version, the flags, every variant's PCDs and the debug-log port. Change any of them
+# and the directory changes, so a stale build is never used; `--print-dir` prints it
+# (test_lab.py asks this script rather than knowing the key). A variant already in the
+# directory is not rebuilt (LAB_FORCE=1 rebuilds); builds of other keys are removed. The
+# source and the edk2 Build/ tree stay in $LAB_CACHE/src, so a new key is an incremental
+# build. The variants share that Build/ tree and build one after another: the first build
+# already keeps both cores busy, and edk2 rebuilds only what a changed PCD touches.
 #
-# Usage: sudo tests/e2e/lab/build-ovmf.sh [strict] [compat]      (default: both)
+# Usage: sudo tests/e2e/lab/build-ovmf.sh [strict] [compat] [strict-img]   (default: all)
+#        tests/e2e/lab/build-ovmf.sh --print-dir
 # Environment: LAB_CACHE (default /var/cache/fwtools-lab), LAB_JOBS (default nproc).
 set -euo pipefail
 
-LAB_CACHE=${LAB_CACHE:-/var/cache/fwtools-lab}
-LAB_JOBS=${LAB_JOBS:-$(nproc)}
-SRC=$LAB_CACHE/src
-TREE=$SRC/edk2
+# The source: Debian 13's edk2, pinned (the firmware profiles cite its files). If the archive
+# drops this version, bump it here (and re-record tests/e2e/lab/results.json).
+EDK2_VERSION=2025.02-8+deb13u1
 SUITE=trixie
-VARIANTS=("$@")
-[ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(strict compat strict-img)
-
-log() { printf '[build-ovmf %(%H:%M:%S)T] %s\n' -1 "$*"; }
+PLATFORM=OvmfPkg/OvmfPkgX64.dsc
+ARCH=X64
+BUILD_TYPE=DEBUG
+TOOLCHAIN=GCC5
+ALL_VARIANTS=(strict compat strict-img)
+# Debian's COMMON_FLAGS + OVMF_4M_SECBOOT_STRICTNX_FLAGS (debian/rules), minus the
+# vendor/version/date PCDs (their L"..." quoting does not survive a bash array; nothing
+# needs them).
+FLAGS=(
+    -DCC_MEASUREMENT_ENABLE=TRUE -DNETWORK_HTTP_BOOT_ENABLE=TRUE -DNETWORK_IP6_ENABLE=TRUE
+    -DNETWORK_TLS_ENABLE -DTPM2_ENABLE=TRUE -DFD_SIZE_4MB
+    -DBUILD_SHELL=FALSE -DSECURE_BOOT_ENABLE=TRUE -DSMM_REQUIRE=TRUE
+)
+[ -z "${LAB_DEBUG_ON_SERIAL:-}" ] || FLAGS+=(-DDEBUG_ON_SERIAL_PORT=TRUE)
 
 nx_policy() {
     case $1 in
         strict|strict-img) echo 0xC000000000007FD5 ;;
         compat) echo 0xC000000000007FD1 ;;
-        *) echo "unknown variant $1 (strict, compat, strict-img)" >&2; exit 2 ;;
+        *) echo "unknown variant $1 (${ALL_VARIANTS[*]})" >&2; exit 2 ;;
     esac
 }
 # PcdImageProtectionPolicy: OVMF keeps MdeModulePkg's 0x2 (only images from firmware
@@ -50,15 +72,56 @@ image_policy() {
         *) echo "" ;;
     esac
 }
+pcd_args() {
+    local img
+    echo "--pcd gEfiMdeModulePkgTokenSpaceGuid.PcdDxeNxMemoryProtectionPolicy=$(nx_policy "$1")"
+    img=$(image_policy "$1")
+    [ -z "$img" ] || echo "--pcd gEfiMdeModulePkgTokenSpaceGuid.PcdImageProtectionPolicy=$img"
+}
+
+LAB_CACHE=${LAB_CACHE:-/var/cache/fwtools-lab}
+LAB_JOBS=${LAB_JOBS:-$(nproc)}
+SRC=$LAB_CACHE/src
+TREE=$SRC/edk2
+OUT=Build/OvmfX64/${BUILD_TYPE}_$TOOLCHAIN
+
+settings() {
+    echo "edk2 $EDK2_VERSION $PLATFORM $ARCH $BUILD_TYPE $TOOLCHAIN"
+    echo "gcc $(gcc -dumpfullversion 2>/dev/null || echo none)"
+    echo "flags ${FLAGS[*]}"
+    local v
+    for v in "${ALL_VARIANTS[@]}"; do echo "variant $v" $(pcd_args "$v"); done
+}
+KEY=edk2-$EDK2_VERSION-$(settings | sha256sum | cut -c1-12)
+DEST=$LAB_CACHE/$KEY
+
+if [ "${1:-}" = --print-dir ]; then
+    echo "$DEST"
+    exit 0
+fi
+VARIANTS=("$@")
+[ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=("${ALL_VARIANTS[@]}")
 for v in "${VARIANTS[@]}"; do nx_policy "$v" >/dev/null; done
 
+log() { printf '[build-ovmf %(%H:%M:%S)T] %s\n' -1 "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+todo=()
+for v in "${VARIANTS[@]}"; do
+    if [ -e "$DEST/$v/OVMF_CODE_4M.fd" ] && [ -z "${LAB_FORCE:-}" ]; then
+        log "$v: $DEST/$v exists, skipping"
+    else
+        todo+=("$v")
+    fi
+done
+[ ${#todo[@]} -gt 0 ] || exit 0
+started=$SECONDS
+
 # -- build dependencies: a minimal set, not `apt-get build-dep edk2` (which pulls in cross
-# compilers for five architectures).
+# compilers for five architectures). .ci/run installs them with its other packages.
 need_pkgs=()
 for tool_pkg in gcc:build-essential make:build-essential nasm:nasm iasl:acpica-tools \
-        python3:python3 python:python-is-python3 xz:xz-utils patch:patch; do
+        python3:python3 xz:xz-utils patch:patch; do
     command -v "${tool_pkg%%:*}" >/dev/null || need_pkgs+=("${tool_pkg#*:}")
 done
 [ -e /usr/include/uuid/uuid.h ] || need_pkgs+=(uuid-dev)
@@ -68,12 +131,17 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
         "${need_pkgs[@]}"
 fi
 
-# -- the source: Debian's edk2 from trixie. A deb-src entry for the configured mirror is
-# added when none covers trixie.
-if [ ! -e "$TREE/.fwtools-patched" ]; then
-    if ! apt-cache showsrc edk2 2>/dev/null | grep -q '^Version: 2025\.02'; then
-        log "adding a deb-src entry for $SUITE"
-        as_root tee /etc/apt/sources.list.d/fwtools-lab-src.sources >/dev/null <<EOF
+# -- the source. A deb-src entry for trixie is added when no configured source offers the
+# version.
+if [ "$(cat "$TREE/.fwtools-patched" 2>/dev/null)" != "$EDK2_VERSION" ]; then
+    mkdir -p "$SRC"
+    cd "$SRC"
+    orig=edk2_${EDK2_VERSION%-*}.orig.tar.xz
+    deb=edk2_$EDK2_VERSION.debian.tar.xz
+    if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
+        if ! apt-cache showsrc edk2 2>/dev/null | grep -qx "Version: $EDK2_VERSION"; then
+            log "adding a deb-src entry for $SUITE"
+            as_root tee /etc/apt/sources.list.d/fwtools-lab-src.sources >/dev/null <<EOF
 # tests/e2e/lab/build-ovmf.sh: Debian source packages for the firmware lab.
 Types: deb-src
 URIs: http://deb.debian.org/debian
@@ -81,19 +149,19 @@ Suites: $SUITE
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-        as_root apt-get update -q
+            as_root apt-get update -q
+        fi
+        log "downloading the edk2 $EDK2_VERSION source"
+        # --download-only plus a manual unpack: some mirrors answer 404 for the .dsc while
+        # serving the tarballs, and dpkg-source needs the .dsc. apt-get fails then but
+        # leaves the tarballs, which is all we need.
+        apt-get source --download-only -q "edk2=$EDK2_VERSION" || true
+        if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
+            echo "build-ovmf.sh: could not fetch $orig and $deb (is edk2 $EDK2_VERSION" \
+                 "still in the archive? bump EDK2_VERSION)" >&2
+            exit 1
+        fi
     fi
-    mkdir -p "$SRC"
-    cd "$SRC"
-    # --download-only plus a manual unpack: some mirrors (this one) answer 404 for the .dsc
-    # while serving the tarballs, and dpkg-source needs the .dsc. apt-get fails then but
-    # leaves the tarballs, which is all we need.
-    if ! ls edk2_2025.02.orig.tar.* edk2_2025.02-*.debian.tar.* >/dev/null 2>&1; then
-        log "downloading the edk2/$SUITE source"
-        apt-get source --download-only -q "edk2/$SUITE" || true
-    fi
-    orig=$(ls edk2_2025.02.orig.tar.* | head -n1)
-    deb=$(ls edk2_2025.02-*.debian.tar.* | sort -V | tail -n1)
     log "unpacking $orig + $deb"
     rm -rf "$TREE"
     mkdir -p "$TREE"
@@ -104,7 +172,7 @@ EOF
         case $p in ''|'#'*) continue ;; esac
         patch -p1 --forward --quiet < "debian/patches/$p"
     done < debian/patches/series
-    echo "$deb" > .fwtools-patched
+    echo "$EDK2_VERSION" > .fwtools-patched
 fi
 cd "$TREE"
 
@@ -115,33 +183,15 @@ if [ ! -e .fwtools-basetools ]; then
     touch .fwtools-basetools
 fi
 
-# Debian's COMMON_FLAGS + OVMF_4M_SECBOOT_STRICTNX_FLAGS (debian/rules), minus the
-# vendor/version/date PCDs (their L"..." quoting does not survive a bash array; nothing
-# needs them).
-FLAGS=(
-    -DCC_MEASUREMENT_ENABLE=TRUE -DNETWORK_HTTP_BOOT_ENABLE=TRUE -DNETWORK_IP6_ENABLE=TRUE
-    -DNETWORK_TLS_ENABLE -DTPM2_ENABLE=TRUE -DFD_SIZE_4MB
-    -DBUILD_SHELL=FALSE -DSECURE_BOOT_ENABLE=TRUE -DSMM_REQUIRE=TRUE
-)
-[ -z "${LAB_DEBUG_ON_SERIAL:-}" ] || FLAGS+=(-DDEBUG_ON_SERIAL_PORT=TRUE)
-OUT=Build/OvmfX64/DEBUG_GCC5
-
-for variant in "${VARIANTS[@]}"; do
-    dest=$LAB_CACHE/$variant
-    if [ -e "$dest/OVMF_CODE_4M.fd" ] && [ -z "${LAB_FORCE:-}" ]; then
-        log "$variant: $dest/OVMF_CODE_4M.fd exists, skipping"
-        continue
-    fi
+for variant in "${todo[@]}"; do
     policy=$(nx_policy "$variant")
-    pcds=(--pcd "gEfiMdeModulePkgTokenSpaceGuid.PcdDxeNxMemoryProtectionPolicy=$policy")
-    img=$(image_policy "$variant")
-    [ -z "$img" ] || pcds+=(--pcd "gEfiMdeModulePkgTokenSpaceGuid.PcdImageProtectionPolicy=$img")
+    read -r -a pcds <<< "$(pcd_args "$variant" | tr '\n' ' ')"
     log "$variant: building (${pcds[*]})"
-    # The same Build/ directory for both: edk2 regenerates AutoGen for the changed PCD and
-    # rebuilds only what uses it, so the second variant takes a fraction of the first.
+    # The same Build/ directory for all: edk2 regenerates AutoGen for the changed PCD and
+    # rebuilds only what uses it, so a further variant takes a fraction of the first.
     (set +u; . ./edksetup.sh >/dev/null
-     nice -n 10 build -a X64 -t GCC5 -b DEBUG -n "$LAB_JOBS" -p OvmfPkg/OvmfPkgX64.dsc \
-        "${FLAGS[@]}" "${pcds[@]}")
+     nice -n 10 build -a "$ARCH" -t "$TOOLCHAIN" -b "$BUILD_TYPE" -n "$LAB_JOBS" \
+        -p "$PLATFORM" "${FLAGS[@]}" "${pcds[@]}")
     # What DxeMain was really built with (a typo'd PCD name would be silently ignored).
     autogen=$(find "$OUT/X64/MdeModulePkg/Core/Dxe/DxeMain" -name AutoGen.h | head -n1)
     got=$(grep -o '_PCD_VALUE_PcdDxeNxMemoryProtectionPolicy  *[0-9A-Fa-fxULul]*' "$autogen" \
@@ -152,14 +202,17 @@ for variant in "${VARIANTS[@]}"; do
         echo "$variant: DxeMain's AutoGen.h has PcdDxeNxMemoryProtectionPolicy=$got, not $policy" >&2
         exit 1
     fi
+    dest=$DEST/$variant
     mkdir -p "$dest"
     cp "$OUT/FV/OVMF_CODE.fd" "$dest/OVMF_CODE_4M.fd.tmp"
     cp "$OUT/FV/OVMF_VARS.fd" "$dest/OVMF_VARS_4M.fd"
     {
         echo "variant: $variant"
-        echo "source: edk2 $(cat .fwtools-patched)"
+        echo "source: edk2 $EDK2_VERSION (Debian $SUITE)"
+        echo "key: $KEY"
         echo "built: $(date -u +%FT%TZ)"
-        echo "flags: -b DEBUG -t GCC5 ${FLAGS[*]}"
+        echo "flags: -p $PLATFORM -a $ARCH -b $BUILD_TYPE -t $TOOLCHAIN ${FLAGS[*]}"
+        echo "gcc: $(gcc -dumpfullversion)"
         echo "pcds: ${pcds[*]}"
         echo "PcdDxeNxMemoryProtectionPolicy: $policy (AutoGen: $got)"
         grep -h -o '_PCD_VALUE_Pcd\(ImageProtectionPolicy\|SetNxForStack\|HeapGuardPropertyMask\)  *[0-9A-Fa-fxULul]*' \
@@ -170,3 +223,10 @@ for variant in "${VARIANTS[@]}"; do
     log "$variant: done -> $dest"
     cat "$dest/build-info.txt"
 done
+settings > "$DEST/settings.txt"
+
+# Builds of other keys are stale: nothing asks for them any more.
+for old in "$LAB_CACHE"/edk2-*; do
+    [ "$old" = "$DEST" ] || [ ! -d "$old" ] || { log "removing stale $old"; rm -rf "$old"; }
+done
+log "built ${todo[*]} in $((SECONDS - started)) s"
