@@ -20,12 +20,3 @@ Synchronous Exception at 0x000000006DDC198C
 Synchronous Exception at 0x000000006DDC198C
 """
 
-
-def x64_lab_dump(error_code: int, rip: int, cr2: int) -> str:
-    """The lines of an edk2 X64 #PF dump that dumps.py reads, from the values the lab recorded
-    (tests/e2e/lab/README.md "Results": the table keeps ExceptionData, RIP and CR2, not the
-    verbatim console)."""
-    return ("!!!! X64 Exception Type - 0E(#PF - Page-Fault)  CPU Apic ID - 00000000 !!!!\n"
-            f"ExceptionData - {error_code:016X}\n"
-            f"RIP  - {rip:016X}, CS  - 0000000000000038, RFLAGS - 0000000000010206\n"
-            f"CR0  - 0000000080010033, CR2  - {cr2:016X}, CR3  - 000000003FC01000\n")
