@@ -3,11 +3,11 @@
 No QEMU here (conftest.py still marks them ``e2e``, as everything in this directory). The
 AArch64 RELEASE console (recorded_dumps.py) is captured from
 ``test_boot_chain[aa64-bookworm-on-debian13-strictnx-sb]`` (Debian 13 AAVMF
-2025.02-8+deb13u1). Debian's x86 OVMF never faults (NX policy 0) and the DEBUG lab builds
-(tests/e2e/lab) are not built in CI, so the x64 and AArch64 DEBUG texts are written from the
-format strings in edk2's CpuExceptionHandlerLib (X64/ArchExceptionHandler.c DumpCpuContext,
-CpuExceptionCommon.c DumpModuleImageInfo) and ArmPkg's AArch64 DefaultExceptionHandler.c,
-with the register values of the lab faults in tests/e2e/lab/README.md.
+2025.02-8+deb13u1). The x64 texts are written from the format strings in edk2's
+CpuExceptionHandlerLib (X64/ArchExceptionHandler.c DumpCpuContext, CpuExceptionCommon.c
+DumpModuleImageInfo) with the register values of the lab faults (the real lab dumps are in
+tests/e2e/lab/results.json and boot in test_lab.py); the AArch64 DEBUG text from ArmPkg's
+AArch64 DefaultExceptionHandler.c.
 """
 
 from __future__ import annotations

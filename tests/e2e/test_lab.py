@@ -141,3 +141,26 @@ def test_table_shows_every_record(recorded: calibration.Results) -> None:
     assert len(rows) == len(CASES)
     faults = [r for r in recorded.records.values() if r.real.outcome == "fault"]
     assert sum("**#PF" in ln for ln in rows) == len(faults)
+
+
+def test_compare_catches_each_field(recorded: calibration.Results) -> None:
+    """The comparison a boot goes through fails on a moved page offset, a changed error
+    code, a different verdict and a fault without a dump."""
+    from .lab.matrix import Observation
+
+    rec = recorded.records["bookworm-strict-sb"]
+    assert rec.real.outcome == "fault" and all(f.ok for f in compare(rec.real, rec.replay))
+
+    def bad(obs: Observation) -> list[str]:
+        return [f.name for f in compare(obs, rec.replay) if not f.ok]
+
+    def edited(old: str, new: str) -> Observation:
+        dump = tuple(x.replace(old, new) for x in rec.real.dump)
+        return Observation(rec.real.outcome, rec.real.stage, rec.real.secure_boot_seen,
+                           rec.real.memory_attribute_protocol, dump)
+
+    assert bad(edited("RIP  - 00000000287AA2F0", "RIP  - 00000000287AA2F8")) == ["RIP & 0xfff"]
+    assert bad(edited("ExceptionData - 0000000000000011",
+                      "ExceptionData - 0000000000000015")) == ["#PF error"]
+    assert bad(Observation("kernel", "kernel", True, True)) == ["verdict"]
+    assert bad(Observation("fault", "kernel-loaded", False, True)) == ["dump"]
