@@ -72,7 +72,7 @@ def comparable(obs: Observation) -> dict[str, Any]:
     move with allocations, page offsets do not."""
     fault = obs.fault_fields()
     if fault is not None:
-        fault = {k: v for k, v in fault.items() if k not in ("rip", "cr2")}
+        fault = {k: v for k, v in fault.items() if k not in ("pc", "data_address")}
     return {"outcome": obs.outcome, "stage": obs.stage, "secure_boot_seen": obs.secure_boot_seen,
             "memory_attribute_protocol": obs.memory_attribute_protocol, "fault": fault}
 
@@ -83,7 +83,7 @@ def test_lab_boot(case: LabCase, corpus: Corpus, lab_builds: Path,
                   record_boot: BootRecorder) -> None:
     boot, debug_log = boot_case(case, corpus, lab_builds, tmp_path)
     record_boot(boot.result, f"lab {case.id}: {boot.outcome}/{boot.stage}")
-    real = observe(boot, debug_log)
+    real = observe(boot, debug_log, case.arch)
     evidence = f"{boot.describe()}\n(DEBUG log: {debug_log})"
 
     assert real.memory_attribute_protocol == case.variant.memory_attribute_protocol, (
@@ -137,10 +137,10 @@ def test_doc_table_is_generated(recorded: calibration.Results) -> None:
 
 def test_table_shows_every_record(recorded: calibration.Results) -> None:
     text = calibration.table(recorded)
-    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "x64" in ln]
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "lab-" in ln]
     assert len(rows) == len(CASES)
     faults = [r for r in recorded.records.values() if r.real.outcome == "fault"]
-    assert sum("**#PF" in ln for ln in rows) == len(faults)
+    assert sum("**#PF" in ln or " exception**" in ln for ln in rows) == len(faults)
 
 
 def test_compare_catches_each_field(recorded: calibration.Results) -> None:
@@ -156,11 +156,12 @@ def test_compare_catches_each_field(recorded: calibration.Results) -> None:
 
     def edited(old: str, new: str) -> Observation:
         dump = tuple(x.replace(old, new) for x in rec.real.dump)
-        return Observation(rec.real.outcome, rec.real.stage, rec.real.secure_boot_seen,
-                           rec.real.memory_attribute_protocol, dump)
+        r = rec.real
+        return Observation(r.arch, r.outcome, r.stage, r.secure_boot_seen,
+                           r.memory_attribute_protocol, dump)
 
     assert bad(edited("RIP  - 00000000287AA2F0", "RIP  - 00000000287AA2F8")) == ["RIP & 0xfff"]
     assert bad(edited("ExceptionData - 0000000000000011",
                       "ExceptionData - 0000000000000015")) == ["#PF error"]
-    assert bad(Observation("kernel", "kernel", True, True)) == ["verdict"]
-    assert bad(Observation("fault", "kernel-loaded", False, True)) == ["dump"]
+    assert bad(Observation("x64", "kernel", "kernel", True, True)) == ["verdict"]
+    assert bad(Observation("x64", "fault", "kernel-loaded", False, True)) == ["dump"]

@@ -9,6 +9,11 @@
 #                                   (grub without the NX patches) execute from
 #   strict-img  strict + PcdImageProtectionPolicy=0x3 (per-section permissions for images
 #               loaded from disk too, as ArmVirtQemu/AAVMF has by default; OVMF has 0x2)
+#   aa64-strict AAVMF (ArmVirtPkg/ArmVirtQemu.dsc, AARCH64) as DEBUG with Debian's
+#               AAVMF_SECBOOT_STRICTNX_FLAGS and ArmVirtQemu's own defaults (NX policy
+#               0xC000000000007FD5, image protection 0x3): Debian's AAVMF_CODE.secboot.strictnx.fd
+#               but DEBUG, so an exception dump has ESR and FAR. Cross-compiled with
+#               gcc-aarch64-linux-gnu (GCC5_AARCH64_PREFIX=aarch64-linux-gnu-, as debian/rules).
 # "strict without the memory attribute protocol" is not a build: matrix.py boots the strict
 # build with -fw_cfg name=opt/org.tianocore/UninstallMemAttrProtocol,string=y, which Debian's
 # patch OvmfPkg-X64-add-opt-org.tianocore-UninstallMemAttrPr.patch reads in
@@ -32,7 +37,8 @@
 # build. The variants share that Build/ tree and build one after another: the first build
 # already keeps both cores busy, and edk2 rebuilds only what a changed PCD touches.
 #
-# Usage: sudo tests/e2e/lab/build-ovmf.sh [strict] [compat] [strict-img]   (default: all)
+# Usage: sudo tests/e2e/lab/build-ovmf.sh [strict] [compat] [strict-img] [aa64-strict]
+#        (default: all)
 #        tests/e2e/lab/build-ovmf.sh --print-dir
 # Environment: LAB_CACHE (default /var/cache/fwtools-lab), LAB_JOBS (default nproc).
 set -euo pipefail
@@ -41,11 +47,10 @@ set -euo pipefail
 # drops this version, bump it here (and re-record tests/e2e/lab/results.json).
 EDK2_VERSION=2025.02-8+deb13u1
 SUITE=trixie
-PLATFORM=OvmfPkg/OvmfPkgX64.dsc
-ARCH=X64
 BUILD_TYPE=DEBUG
 TOOLCHAIN=GCC5
-ALL_VARIANTS=(strict compat strict-img)
+AARCH64_PREFIX=aarch64-linux-gnu-
+ALL_VARIANTS=(strict compat strict-img aa64-strict)
 # Debian's COMMON_FLAGS + OVMF_4M_SECBOOT_STRICTNX_FLAGS (debian/rules), minus the
 # vendor/version/date PCDs (their L"..." quoting does not survive a bash array; nothing
 # needs them).
@@ -55,10 +60,30 @@ FLAGS=(
     -DBUILD_SHELL=FALSE -DSECURE_BOOT_ENABLE=TRUE -DSMM_REQUIRE=TRUE
 )
 [ -z "${LAB_DEBUG_ON_SERIAL:-}" ] || FLAGS+=(-DDEBUG_ON_SERIAL_PORT=TRUE)
+# Debian's AAVMF_COMMON_FLAGS + AAVMF_SECBOOT_STRICTNX_FLAGS, minus the same PCDs. ArmVirtQemu
+# logs DEBUG output to the PL011 serial port: there is no second port.
+AA64_FLAGS=(
+    -DCC_MEASUREMENT_ENABLE=TRUE -DNETWORK_HTTP_BOOT_ENABLE=TRUE -DNETWORK_IP6_ENABLE=TRUE
+    -DNETWORK_TLS_ENABLE -DTPM2_ENABLE=TRUE -DTPM2_CONFIG_ENABLE=TRUE
+    -DCAVIUM_ERRATUM_27456=TRUE -DBUILD_SHELL=FALSE -DSECURE_BOOT_ENABLE=TRUE
+)
+
+# per variant: edk2 arch, platform, build directory, flags (by name), the files to keep
+arch_of() { case $1 in aa64-*) echo AARCH64 ;; *) echo X64 ;; esac; }
+platform_of() {
+    case $1 in aa64-*) echo ArmVirtPkg/ArmVirtQemu.dsc ;; *) echo OvmfPkg/OvmfPkgX64.dsc ;; esac
+}
+out_of() {
+    case $1 in
+        aa64-*) echo "Build/ArmVirtQemu-AARCH64/${BUILD_TYPE}_$TOOLCHAIN" ;;
+        *) echo "Build/OvmfX64/${BUILD_TYPE}_$TOOLCHAIN" ;;
+    esac
+}
+flags_of() { case $1 in aa64-*) echo "${AA64_FLAGS[*]}" ;; *) echo "${FLAGS[*]}" ;; esac; }
 
 nx_policy() {
     case $1 in
-        strict|strict-img) echo 0xC000000000007FD5 ;;
+        strict|strict-img|aa64-strict) echo 0xC000000000007FD5 ;;
         compat) echo 0xC000000000007FD1 ;;
         *) echo "unknown variant $1 (${ALL_VARIANTS[*]})" >&2; exit 2 ;;
     esac
@@ -74,6 +99,7 @@ image_policy() {
 }
 pcd_args() {
     local img
+    case $1 in aa64-*) return 0 ;; esac  # ArmVirtQemu's defaults are the strict values
     echo "--pcd gEfiMdeModulePkgTokenSpaceGuid.PcdDxeNxMemoryProtectionPolicy=$(nx_policy "$1")"
     img=$(image_policy "$1")
     [ -z "$img" ] || echo "--pcd gEfiMdeModulePkgTokenSpaceGuid.PcdImageProtectionPolicy=$img"
@@ -83,14 +109,15 @@ LAB_CACHE=${LAB_CACHE:-/var/cache/fwtools-lab}
 LAB_JOBS=${LAB_JOBS:-$(nproc)}
 SRC=$LAB_CACHE/src
 TREE=$SRC/edk2
-OUT=Build/OvmfX64/${BUILD_TYPE}_$TOOLCHAIN
 
 settings() {
-    echo "edk2 $EDK2_VERSION $PLATFORM $ARCH $BUILD_TYPE $TOOLCHAIN"
+    echo "edk2 $EDK2_VERSION $BUILD_TYPE $TOOLCHAIN"
     echo "gcc $(gcc -dumpfullversion 2>/dev/null || echo none)"
-    echo "flags ${FLAGS[*]}"
+    echo "${AARCH64_PREFIX}gcc $("${AARCH64_PREFIX}gcc" -dumpfullversion 2>/dev/null || echo none)"
     local v
-    for v in "${ALL_VARIANTS[@]}"; do echo "variant $v" $(pcd_args "$v"); done
+    for v in "${ALL_VARIANTS[@]}"; do
+        echo "variant $v $(arch_of "$v") $(platform_of "$v") $(flags_of "$v")" $(pcd_args "$v")
+    done
 }
 KEY=edk2-$EDK2_VERSION-$(settings | sha256sum | cut -c1-12)
 DEST=$LAB_CACHE/$KEY
@@ -108,7 +135,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 todo=()
 for v in "${VARIANTS[@]}"; do
-    if [ -e "$DEST/$v/OVMF_CODE_4M.fd" ] && [ -z "${LAB_FORCE:-}" ]; then
+    if [ -e "$DEST/$v/build-info.txt" ] && [ -z "${LAB_FORCE:-}" ]; then
         log "$v: $DEST/$v exists, skipping"
     else
         todo+=("$v")
@@ -125,6 +152,9 @@ for tool_pkg in gcc:build-essential make:build-essential nasm:nasm iasl:acpica-t
     command -v "${tool_pkg%%:*}" >/dev/null || need_pkgs+=("${tool_pkg#*:}")
 done
 [ -e /usr/include/uuid/uuid.h ] || need_pkgs+=(uuid-dev)
+case " ${todo[*]} " in
+    *" aa64-"*) command -v "${AARCH64_PREFIX}gcc" >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu) ;;
+esac
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing ${need_pkgs[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -176,24 +206,35 @@ EOF
 fi
 cd "$TREE"
 
-# -- BaseTools, once for every variant.
+# -- BaseTools, once for every variant. (edksetup.sh reads "$@": it is sourced with none.)
 if [ ! -e .fwtools-basetools ]; then
     log "building BaseTools"
-    (set +u; . ./edksetup.sh >/dev/null; nice -n 10 make -C BaseTools -j"$LAB_JOBS")
+    (set +u; set --; . ./edksetup.sh >/dev/null; nice -n 10 make -C BaseTools -j"$LAB_JOBS")
     touch .fwtools-basetools
+fi
+export GCC5_AARCH64_PREFIX=$AARCH64_PREFIX
+# edk2's GCC5 AARCH64 LTO links against this stub library, which Debian assembles from the
+# shipped source (debian/rules: BaseTools/Bin/GccLto/liblto-aarch64.a)
+if [ ! -e BaseTools/Bin/GccLto/liblto-aarch64.a ] && command -v "${AARCH64_PREFIX}gcc" >/dev/null; then
+    "${AARCH64_PREFIX}gcc" -c -fpic BaseTools/Bin/GccLto/liblto-aarch64.s \
+        -o BaseTools/Bin/GccLto/liblto-aarch64.a
 fi
 
 for variant in "${todo[@]}"; do
     policy=$(nx_policy "$variant")
     read -r -a pcds <<< "$(pcd_args "$variant" | tr '\n' ' ')"
-    log "$variant: building (${pcds[*]})"
+    read -r -a vflags <<< "$(flags_of "$variant")"
+    arch=$(arch_of "$variant")
+    platform=$(platform_of "$variant")
+    out=$(out_of "$variant")
+    log "$variant: building $platform $arch (${pcds[*]})"
     # The same Build/ directory for all: edk2 regenerates AutoGen for the changed PCD and
     # rebuilds only what uses it, so a further variant takes a fraction of the first.
-    (set +u; . ./edksetup.sh >/dev/null
-     nice -n 10 build -a "$ARCH" -t "$TOOLCHAIN" -b "$BUILD_TYPE" -n "$LAB_JOBS" \
-        -p "$PLATFORM" "${FLAGS[@]}" "${pcds[@]}")
+    (set +u; set --; . ./edksetup.sh >/dev/null
+     nice -n 10 build -a "$arch" -t "$TOOLCHAIN" -b "$BUILD_TYPE" -n "$LAB_JOBS" \
+        -p "$platform" "${vflags[@]}" "${pcds[@]}")
     # What DxeMain was really built with (a typo'd PCD name would be silently ignored).
-    autogen=$(find "$OUT/X64/MdeModulePkg/Core/Dxe/DxeMain" -name AutoGen.h | head -n1)
+    autogen=$(find "$out/$arch/MdeModulePkg/Core/Dxe/DxeMain" -name AutoGen.h | head -n1)
     got=$(grep -o '_PCD_VALUE_PcdDxeNxMemoryProtectionPolicy  *[0-9A-Fa-fxULul]*' "$autogen" \
           | awk '{print $2}')
     # Compared as integers in Python: bash's printf %d saturates at 2^63-1.
@@ -204,22 +245,31 @@ for variant in "${todo[@]}"; do
     fi
     dest=$DEST/$variant
     mkdir -p "$dest"
-    cp "$OUT/FV/OVMF_CODE.fd" "$dest/OVMF_CODE_4M.fd.tmp"
-    cp "$OUT/FV/OVMF_VARS.fd" "$dest/OVMF_VARS_4M.fd"
+    case $variant in
+        aa64-*) code=AAVMF_CODE.fd; cp "$out/FV/QEMU_VARS.fd" "$dest/AAVMF_VARS.fd"
+                cp "$out/FV/QEMU_EFI.fd" "$dest/$code.tmp" ;;
+        *) code=OVMF_CODE_4M.fd; cp "$out/FV/OVMF_VARS.fd" "$dest/OVMF_VARS_4M.fd"
+           cp "$out/FV/OVMF_CODE.fd" "$dest/$code.tmp" ;;
+    esac
     {
         echo "variant: $variant"
         echo "source: edk2 $EDK2_VERSION (Debian $SUITE)"
         echo "key: $KEY"
         echo "built: $(date -u +%FT%TZ)"
-        echo "flags: -p $PLATFORM -a $ARCH -b $BUILD_TYPE -t $TOOLCHAIN ${FLAGS[*]}"
+        echo "flags: -p $platform -a $arch -b $BUILD_TYPE -t $TOOLCHAIN ${vflags[*]}"
         echo "gcc: $(gcc -dumpfullversion)"
         echo "pcds: ${pcds[*]}"
         echo "PcdDxeNxMemoryProtectionPolicy: $policy (AutoGen: $got)"
         grep -h -o '_PCD_VALUE_Pcd\(ImageProtectionPolicy\|SetNxForStack\|HeapGuardPropertyMask\)  *[0-9A-Fa-fxULul]*' \
             "$autogen" | sed 's/^_PCD_VALUE_/AutoGen /' || true
-        echo "debug log: ${LAB_DEBUG_ON_SERIAL:+serial port}${LAB_DEBUG_ON_SERIAL:-debugcon I/O port 0x402}"
-    } > "$dest/build-info.txt"
-    mv "$dest/OVMF_CODE_4M.fd.tmp" "$dest/OVMF_CODE_4M.fd"
+        case $variant in
+            aa64-*) echo "debug log: serial port (PL011)" ;;
+            *) echo "debug log: ${LAB_DEBUG_ON_SERIAL:+serial port}${LAB_DEBUG_ON_SERIAL:-debugcon I/O port 0x402}" ;;
+        esac
+    } > "$dest/build-info.txt.tmp"
+    # build-info.txt last: a variant counts as built when it exists
+    mv "$dest/$code.tmp" "$dest/$code"
+    mv "$dest/build-info.txt.tmp" "$dest/build-info.txt"
     log "$variant: done -> $dest"
     cat "$dest/build-info.txt"
 done

@@ -88,19 +88,26 @@ def _real(r: Record) -> str:
     f = r.real.fault_fields()
     if f is None:
         return r.real.outcome
-    rip, cr2 = f["rip"], f["cr2"]
-    regs = (f"RIP = CR2 = {rip:#x}" if rip == cr2 else
-            f"RIP {rip:#x}, CR2 {'?' if cr2 is None else hex(cr2)}")
-    code = "?" if f["code"] is None else f"{f['code']:#x}"
-    return f"**#PF {code}** ({f['access']}), {regs}, after marker {r.real.stage}"
+    pc, data = f["pc"], f["data_address"]
+    if r.real.arch == "x64":
+        regs = (f"RIP = CR2 = {pc:#x}" if pc == data else
+                f"RIP {pc:#x}, CR2 {'?' if data is None else hex(data)}")
+        code = "?" if f["code"] is None else f"{f['code']:#x}"
+        return f"**#PF {code}** ({f['access']}), {regs}, after marker {r.real.stage}"
+    esr = "no ESR printed" if f["code"] is None else \
+        f"ESR {f['code']:#x} (EC {f['code'] >> 26:#x}, FSC {f['code'] & 0x3F:#x})"
+    far = "FAR ?" if data is None else f"FAR {data:#x}"
+    return (f"**{f['exception']} exception** ({f['access'] or '?'}), {esr}, ELR {pc:#x}, "
+            f"{far}, after marker {r.real.stage}")
 
 
 def _replay(r: Record) -> str:
     v = r.replay
     if v["verdict"] != "faults":
         return str(v["verdict"])
+    code = f"#PF {v['code']:#x}" if r.case.arch == "x64" else f"ESR {v['code']:#x}"
     return (f"**faults**: {v['stage']} (stage {v.get('stage_index', '?')}), {v['access']}, "
-            f"#PF {v['code']:#x}, offset {v['page_offset']:#x}, {v.get('memory_type', '?')}")
+            f"{code}, offset {v['page_offset']:#x}, {v.get('memory_type', '?')}")
 
 
 def table(results: Results) -> str:
@@ -111,7 +118,7 @@ def table(results: Results) -> str:
     for r in ordered(results.records).values():
         mapp = r.real.memory_attribute_protocol
         rows.append(
-            f"| {r.case.chain} x64 | {r.case.variant.name} ({r.case.variant.profile}) "
+            f"| {r.case.chain} {r.case.arch} | {r.case.variant.name} ({r.case.variant.profile}) "
             f"| {'on' if r.case.secure_boot else 'off'} "
             f"| {'?' if mapp is None else 'installed' if mapp else 'uninstalled'} "
             f"| {_real(r)} | {_replay(r)} |")

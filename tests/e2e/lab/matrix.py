@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..chains import Chain, ChainBoot, Firmware, boot_chain
+from ..chains import Arch, Chain, ChainBoot, Firmware, boot_chain
 from ..dumps import PAGE_MASK, ConsoleFault, Field, compare_fault, parse_fault
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class Variant:
     attribute protocol."""
 
     name: str
+    arch: Arch
     build: str  # the build-ovmf.sh variant (its directory under the build dir)
     profile: str  # the simulator's firmware profile (policies/firmware/)
     memory_attribute_protocol: bool  # False: uninstalled through the fw_cfg knob
@@ -71,15 +72,27 @@ class Variant:
 
 
 VARIANTS: Final = (
-    Variant("strict", "strict", "debian13-ovmf-lab-strict", True,
+    Variant("strict", "x64", "strict", "debian13-ovmf-lab-strict", True,
             "NX policy 0xC000000000007FD5, image protection 0x2, memory attribute protocol"),
-    Variant("strict-nomap", "strict", "debian13-ovmf-lab-strict-nomap", False,
+    Variant("strict-nomap", "x64", "strict", "debian13-ovmf-lab-strict-nomap", False,
             "the strict build with the memory attribute protocol uninstalled (fw_cfg)"),
-    Variant("compat", "compat", "debian13-ovmf-lab-compat", True,
+    Variant("compat", "x64", "compat", "debian13-ovmf-lab-compat", True,
             "NX policy 0xC000000000007FD1 (EfiLoaderData executable), image protection 0x2"),
-    Variant("strict-img", "strict-img", "debian13-ovmf-lab-strict-img", True,
+    Variant("strict-img", "x64", "strict-img", "debian13-ovmf-lab-strict-img", True,
             "NX policy 0xC000000000007FD5, image protection 0x3 (images from disk too)"),
+    Variant("aa64-strict", "aa64", "aa64-strict", "debian13-aavmf-lab-strict", True,
+            "AAVMF DEBUG: NX policy 0xC000000000007FD5, image protection 0x3, memory "
+            "attribute protocol"),
+    Variant("aa64-strict-nomap", "aa64", "aa64-strict", "debian13-aavmf-lab-strict-nomap",
+            False, "the aa64-strict build with the memory attribute protocol uninstalled "
+            "(fw_cfg)"),
 )
+#: the firmware files of a build, per architecture: code, blank variable store
+BUILD_FILES: Final[Mapping[Arch, tuple[str, str]]] = {
+    "x64": ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"), "aa64": ("AAVMF_CODE.fd", "AAVMF_VARS.fd")}
+#: Debian 13's store with Microsoft's keys enrolled and Secure Boot on, for each architecture
+MS_VARS: Final[Mapping[Arch, str]] = {"x64": "OVMF_VARS_4M.ms.fd", "aa64": "AAVMF_VARS.ms.fd"}
+DEB_ARCH: Final[Mapping[Arch, str]] = {"x64": "amd64", "aa64": "arm64"}
 VARIANT_BY_NAME: Final = {v.name: v for v in VARIANTS}
 
 
@@ -88,6 +101,10 @@ class LabCase:
     chain: str  # Debian suite of the chain: bookworm (grub 2.06, 6.1), trixie (2.12, 6.12)
     variant: Variant
     secure_boot: bool
+
+    @property
+    def arch(self) -> Arch:
+        return self.variant.arch
 
     @property
     def id(self) -> str:
@@ -116,46 +133,57 @@ def build_dir() -> Path:
 
 def missing_builds(builds: Path) -> list[str]:
     """The variants' build files that are not in ``builds``."""
-    want = sorted({builds / v.build / f for v in VARIANTS
-                   for f in ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd")})
+    want = sorted({builds / v.build / f for v in VARIANTS for f in BUILD_FILES[v.arch]})
     return [str(p) for p in want if not p.is_file()]
 
 
-def case_firmware(case: LabCase, builds: Path, ms_vars: Path) -> Firmware:
-    """Secure Boot on boots with Debian 13's OVMF_VARS_4M.ms.fd (the same 4M SMM store
-    layout), off with the build's own blank store."""
+def case_firmware(case: LabCase, builds: Path, corpus: Corpus) -> Firmware:
+    """Secure Boot on boots with Debian 13's ``.ms`` store (the same store layout: 4M SMM
+    on x64, ArmVirtQemu's on aa64), off with the build's own blank store."""
     d = builds / case.variant.build
-    return Firmware(f"lab-{case.variant.name}", "x64", d / "OVMF_CODE_4M.fd",
-                    ms_vars if case.secure_boot else d / "OVMF_VARS_4M.fd",
-                    case.secure_boot, smm=True)
+    code, blank = BUILD_FILES[case.arch]
+    get = corpus.ovmf if case.arch == "x64" else corpus.aavmf
+    return Firmware(f"lab-{case.variant.name}", case.arch, d / code,
+                    get("trixie", MS_VARS[case.arch]) if case.secure_boot else d / blank,
+                    case.secure_boot, smm=case.arch == "x64")
 
 
 def case_chain(case: LabCase, corpus: Corpus) -> Chain:
-    return Chain(case.chain, "x64", *corpus.boot_chain(case.chain, "amd64"))
+    return Chain(case.chain, case.arch, *corpus.boot_chain(case.chain, DEB_ARCH[case.arch]))
 
 
 def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
               timeout: float | None = None) -> tuple[ChainBoot, Path]:
-    """Boot ``case``; the DEBUG log goes to ``workdir/debug.log`` (QEMU's debug console at
-    I/O port 0x402), the serial console to ``workdir/serial.log``."""
+    """Boot ``case``; the serial console goes to ``workdir/serial.log``. The DEBUG log goes to
+    ``workdir/debug.log`` on x64 (QEMU's debug console at I/O port 0x402); ArmVirtQemu has
+    only the serial port, so on aa64 the DEBUG log is the serial log."""
     workdir.mkdir(parents=True, exist_ok=True)
-    debug_log = workdir / "debug.log"
-    fw = case_firmware(case, builds, corpus.ovmf("trixie", "OVMF_VARS_4M.ms.fd"))
-    boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir,
-                      serial_log=workdir / "serial.log", timeout=timeout,
-                      extra_args=["-debugcon", f"file:{debug_log}",
-                                  "-global", "isa-debugcon.iobase=0x402",
-                                  *case.variant.qemu_args])
+    serial_log = workdir / "serial.log"
+    debug_log = workdir / "debug.log" if case.arch == "x64" else serial_log
+    debugcon = ["-debugcon", f"file:{debug_log}", "-global", "isa-debugcon.iobase=0x402"] \
+        if case.arch == "x64" else []
+    fw = case_firmware(case, builds, corpus)
+    boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir, serial_log=serial_log,
+                      timeout=timeout, extra_args=[*debugcon, *case.variant.qemu_args])
     return boot, debug_log
 
 
 # -- what the real boot showed ----------------------------------------------------------------
 
+# OvmfPkg PlatformBootManagerLib BdsPlatform.c and PlatformBootManagerLibLight PlatformBm.c,
+# PlatformBootManagerAfterConsole: "%a: %auninstalling EFI memory protocol\n"
 _MAP_LINE: Final = re.compile(r"PlatformBootManagerAfterConsole: (not )?uninstalling EFI memory")
 # the lines of edk2's X64 dump that dumps.parse_fault reads (DumpCpuContext prints
 # "RIP  - <hex>," but "CR2 - <hex>,"), each cut to what it reads
-_DUMP_LINE: Final = re.compile(r"!!!! X64 Exception Type.*|ExceptionData - .*|RIP  ?- [0-9A-Fa-f]+|"
-                               r"CR2  ?- [0-9A-Fa-f]+|!!!! Find image .*|!!!! Can't find image.*")
+_DUMP_LINE: Final[Mapping[Arch, re.Pattern[str]]] = {
+    "x64": re.compile(r"!!!! X64 Exception Type.*|ExceptionData - .*|RIP  ?- [0-9A-Fa-f]+|"
+                      r"CR2  ?- [0-9A-Fa-f]+|!!!! Find image .*|!!!! Can't find image.*"),
+    # ArmPkg DefaultExceptionHandler.c: the head line, the "PC 0x... [ 0] image" backtrace
+    # line, "ELR 0x...", and "ESR 0x... FAR 0x..."
+    "aa64": re.compile(r"(?:Synchronous|SError) Exception at 0x[0-9A-Fa-f]+|"
+                       r"PC 0x[0-9A-Fa-f]+.*|ELR 0x[0-9A-Fa-f]+|ESR 0x[0-9A-Fa-f]+|"
+                       r"FAR 0x[0-9A-Fa-f]+"),
+}
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,7 @@ class Observation:
     """One real boot as results.json records it (nothing that varies between runs of the
     same firmware and chain: no times, no paths)."""
 
+    arch: Arch
     outcome: str  # chains.Outcome
     stage: str  # chains.Stage: the furthest console marker
     secure_boot_seen: bool  # the EFI stub said "UEFI Secure Boot is enabled"
@@ -170,7 +199,7 @@ class Observation:
     dump: tuple[str, ...] = ()  # the exception dump's key lines (x64 only here)
 
     def fault(self) -> ConsoleFault | None:
-        return parse_fault("\n".join(self.dump), "x64") if self.dump else None
+        return parse_fault("\n".join(self.dump), self.arch) if self.dump else None
 
     def fault_fields(self) -> dict[str, Any] | None:
         """What the dump tells, the way the doc and the comparison need it."""
@@ -179,7 +208,7 @@ class Observation:
             return None
         return {"exception": f.exception, "code": f.code, "access": f.access,
                 "page_offset": None if f.address is None else f.address & PAGE_MASK,
-                "rip": f.pc, "cr2": f.data_address, "image_stage": f.stage}
+                "pc": f.pc, "data_address": f.data_address, "image_stage": f.stage}
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -188,19 +217,23 @@ class Observation:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Observation:
-        return cls(str(d["outcome"]), str(d["stage"]), bool(d["secure_boot_seen"]),
+        arch: Arch = "aa64" if d.get("arch") == "aa64" else "x64"
+        return cls(arch, str(d["outcome"]), str(d["stage"]), bool(d["secure_boot_seen"]),
                    d["memory_attribute_protocol"], tuple(d.get("dump", ())))
 
 
-def observe(boot: ChainBoot, debug_log: Path) -> Observation:
+def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation:
     log = debug_log.read_text(errors="replace") if debug_log.is_file() else ""
     m = _MAP_LINE.search(log)
     mapp = None if m is None else m.group(1) is not None  # "not uninstalling": installed
     dump: tuple[str, ...] = ()
     if boot.outcome == "fault":
-        dump = tuple(dict.fromkeys(x.group(0).strip()
-                                   for x in _DUMP_LINE.finditer(boot.result.output)))
-    return Observation(boot.outcome, boot.stage,
+        lines = [x.group(0).strip() for x in _DUMP_LINE[arch].finditer(boot.result.output)]
+        # AArch64: the backtrace's first "PC" line is ELR's (its image, if any); the rest are
+        # the callers
+        pcs = [ln for ln in lines if ln.startswith("PC ")]
+        dump = tuple(dict.fromkeys(ln for ln in lines if ln not in pcs[1:]))
+    return Observation(arch, boot.outcome, boot.stage,
                        boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), mapp, dump)
 
 
@@ -211,7 +244,7 @@ def replay_case(case: LabCase, corpus: Corpus) -> Replay:
     from fwtools.uefi.replay import replay_files
 
     return replay_files(case_chain(case, corpus).files, firmware=case.variant.profile,
-                        arch="x64", secure_boot=case.secure_boot)
+                        arch=case.arch, secure_boot=case.secure_boot)
 
 
 def replay_view(r: Replay) -> dict[str, Any]:

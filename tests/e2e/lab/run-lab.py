@@ -75,7 +75,7 @@ def nearest_image(real: Observation, debug_log: Path) -> list[str]:
     0x... EntryPoint=0x... NAME.efi" for every image, named when the image carries a PDB path;
     shim/grub/kernel do not, so they show as the n-th unnamed image)."""
     f = real.fault()
-    if f is None or not debug_log.is_file():
+    if f is None or real.arch != "x64" or not debug_log.is_file():
         return []
     best: tuple[int, str] | None = None
     for i, m in enumerate(_LOADED_RE.finditer(debug_log.read_text(errors="replace"))):
@@ -90,7 +90,7 @@ def nearest_image(real: Observation, debug_log: Path) -> list[str]:
 
 def run_one(case: LabCase, corpus: Corpus, builds: Path, work: Path) -> Row:
     boot, debug_log = boot_case(case, corpus, builds, work / case.id)
-    real = observe(boot, debug_log)
+    real = observe(boot, debug_log, case.arch)
     view = replay_view(replay_case(case, corpus))
     return Row(case, boot, debug_log, real, view, compare(real, view),
                nearest_image(real, debug_log))
