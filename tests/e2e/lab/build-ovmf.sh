@@ -220,7 +220,10 @@ if [ ! -e BaseTools/Bin/GccLto/liblto-aarch64.a ] && command -v "${AARCH64_PREFI
         -o BaseTools/Bin/GccLto/liblto-aarch64.a
 fi
 
-for variant in "${todo[@]}"; do
+# One variant, into $DEST/<variant>/. Called plainly (never in an || list), so set -e holds
+# inside it.
+build_variant() {
+    local variant=$1 policy pcds vflags arch platform out autogen got dest code
     policy=$(nx_policy "$variant")
     read -r -a pcds <<< "$(pcd_args "$variant" | tr '\n' ' ')"
     read -r -a vflags <<< "$(flags_of "$variant")"
@@ -241,7 +244,7 @@ for variant in "${todo[@]}"; do
     if ! python3 -c 'import sys; sys.exit(int(sys.argv[1].rstrip("ULul"), 0) != int(sys.argv[2], 0))' \
             "$got" "$policy"; then
         echo "$variant: DxeMain's AutoGen.h has PcdDxeNxMemoryProtectionPolicy=$got, not $policy" >&2
-        exit 1
+        return 1  # set -e: the caller stops
     fi
     dest=$DEST/$variant
     mkdir -p "$dest"
@@ -272,7 +275,40 @@ for variant in "${todo[@]}"; do
     mv "$dest/build-info.txt.tmp" "$dest/build-info.txt"
     log "$variant: done -> $dest"
     cat "$dest/build-info.txt"
+}
+
+# The x64 variants share one Build/ tree and build one after another (edk2 rebuilds only
+# what a changed PCD touches). The aa64 build has its own Build/ tree and, through CONF_PATH,
+# its own Conf/ state (.AutoGenIdFile.txt, .cache), so it runs beside them: each build has
+# long single-threaded stretches (AutoGen, LTO links, GenFv) that the other fills.
+x64_todo=()
+aa64_todo=()
+for v in "${todo[@]}"; do
+    case $v in aa64-*) aa64_todo+=("$v") ;; *) x64_todo+=("$v") ;; esac
 done
+aa64_pid=
+aa64_log=$SRC/build-aa64.log
+if [ ${#aa64_todo[@]} -gt 0 ]; then
+    mkdir -p "$TREE/Conf-aa64"
+    log "building ${aa64_todo[*]} in the background (log: $aa64_log)"
+    (
+        export CONF_PATH=$TREE/Conf-aa64
+        for v in "${aa64_todo[@]}"; do build_variant "$v"; done
+    ) > "$aa64_log" 2>&1 &
+    aa64_pid=$!
+    # set -e ends the script when an x64 build fails: take the background build with it
+    trap 'kill "$aa64_pid" 2>/dev/null || true' EXIT
+fi
+for v in "${x64_todo[@]}"; do build_variant "$v"; done
+if [ -n "$aa64_pid" ]; then
+    if ! wait "$aa64_pid"; then
+        tail -n 60 "$aa64_log" >&2
+        echo "build-ovmf.sh: the aa64 build failed (whole log: $aa64_log)" >&2
+        exit 1
+    fi
+    grep -h '^\[build-ovmf' "$aa64_log" || true
+    for v in "${aa64_todo[@]}"; do cat "$DEST/$v/build-info.txt"; done
+fi
 settings > "$DEST/settings.txt"
 
 # Builds of other keys are stale: nothing asks for them any more.
