@@ -14,8 +14,9 @@ calibration table.
   before any boot option runs, as ``PcdUninstallMemAttrProtocol=TRUE`` does in Debian's
   ordinary builds. The DEBUG log says which way it went ("uninstalling EFI memory protocol"
   or "not uninstalling ..."); :func:`observe` reads it and the test checks it.
-- :data:`CASES`: every chain (Debian 12 and 13's signed shim -> grub -> kernel) on every
-  variant, Secure Boot off and on.
+- :data:`CASES`: every chain (:data:`CHAINS`: Debian 12 and 13's signed shim -> grub ->
+  kernel, and the two mixes of one suite's shim and grub with the other's kernel) on every
+  variant of its architecture, Secure Boot off and on.
 - :func:`boot_case` boots one case (the DEBUG log to QEMU's debug console) and
   :func:`observe` turns the console into an :class:`Observation`, the record kept in
   ``results.json``; :func:`replay_view` does the same for the replay, and
@@ -48,7 +49,15 @@ DEFAULT_CACHE: Final = Path("/var/cache/fwtools-lab")
 EDK2_RELEASE: Final = 202502
 SIM_VERDICT: Final[Mapping[str, str]] = {"kernel": "boots", "fault": "faults",
                                          "refused": "refused"}
-CHAINS: Final = ("bookworm", "trixie")
+#: chain label -> the Debian suites of its (shim, grub, kernel): Debian 12 and 13's own
+#: chains (shim 16.1 in both; grub 2.06 / 2.12; Linux 6.1 / 6.12) and the two mixes of one
+#: suite's shim and grub with the other's kernel
+CHAINS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "bookworm": ("bookworm", "bookworm", "bookworm"),
+    "trixie": ("trixie", "trixie", "trixie"),
+    "grub206-linux612": ("bookworm", "bookworm", "trixie"),
+    "grub212-linux61": ("trixie", "trixie", "bookworm"),
+}
 UNINSTALL_KNOB: Final = "opt/org.tianocore/UninstallMemAttrProtocol"
 
 
@@ -98,7 +107,7 @@ VARIANT_BY_NAME: Final = {v.name: v for v in VARIANTS}
 
 @dataclass(frozen=True)
 class LabCase:
-    chain: str  # Debian suite of the chain: bookworm (grub 2.06, 6.1), trixie (2.12, 6.12)
+    chain: str  # a label of CHAINS
     variant: Variant
     secure_boot: bool
 
@@ -149,7 +158,12 @@ def case_firmware(case: LabCase, builds: Path, corpus: Corpus) -> Firmware:
 
 
 def case_chain(case: LabCase, corpus: Corpus) -> Chain:
-    return Chain(case.chain, case.arch, *corpus.boot_chain(case.chain, DEB_ARCH[case.arch]))
+    """Signed shim, grub and kernel of the suites CHAINS names (Debian's kernels of both
+    suites are signed with the key both grubs' shim trusts)."""
+    shim, grub, kernel = CHAINS[case.chain]
+    da = DEB_ARCH[case.arch]
+    return Chain(case.chain, case.arch, corpus.shim(shim, da), corpus.grub(grub, da),
+                 corpus.kernel(kernel, da))
 
 
 def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
