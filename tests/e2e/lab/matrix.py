@@ -1,5 +1,5 @@
-"""The firmware lab's matrix: which chains boot on which self-built W^X OVMF variant, how a
-boot is observed, and how it is compared with the replay.
+"""The firmware lab's matrix: which chains boot on which self-built W^X OVMF/AAVMF variant, how
+a boot is observed, and how it is compared with the replay.
 
 Plain Python with no pytest dependency: ``tests/e2e/test_lab.py`` (CI) and
 ``tests/e2e/lab/run-lab.py`` (recording, by hand) both use it, and
@@ -17,7 +17,7 @@ calibration table.
 - :data:`CASES`: every chain (:data:`CHAINS`: Debian 12 and 13's signed shim -> grub ->
   kernel, and the two mixes of one suite's shim and grub with the other's kernel) on every
   variant of its architecture, Secure Boot off and on.
-- :func:`boot_case` boots one case (the DEBUG log to QEMU's debug console) and
+- :func:`boot_case` boots one case (x64: the DEBUG log to QEMU's debug console) and
   :func:`observe` turns the console into an :class:`Observation`, the record kept in
   ``results.json``; :func:`replay_view` does the same for the replay, and
   :func:`compare` lines the two up field by field (``dumps.compare_fault``).
@@ -46,7 +46,6 @@ BUILD_SCRIPT: Final = LAB_DIR / "build-ovmf.sh"
 RESULTS: Final = LAB_DIR / "results.json"
 CACHE_ENV: Final = "LAB_CACHE"
 DEFAULT_CACHE: Final = Path("/var/cache/fwtools-lab")
-EDK2_RELEASE: Final = 202502
 SIM_VERDICT: Final[Mapping[str, str]] = {"kernel": "boots", "fault": "faults",
                                          "refused": "refused"}
 #: chain label -> the Debian suites of its (shim, grub, kernel): Debian 12 and 13's own
