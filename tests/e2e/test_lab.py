@@ -1,16 +1,19 @@
-"""The firmware lab in CI: Debian 12 and 13's x86-64 chains on W^X-enforcing DEBUG OVMF
-built from Debian's edk2 source (tests/e2e/lab/build-ovmf.sh, run by .ci/run), Secure Boot
-off and on, on every variant of tests/e2e/lab/matrix.py.
+"""The firmware lab in CI: Debian 12 and 13's chains and their mixes, x86-64 and AArch64, on
+W^X-enforcing DEBUG OVMF and AAVMF built from Debian's edk2 source
+(tests/e2e/lab/build-ovmf.sh, run by .ci/run), Secure Boot off and on, on every variant of
+tests/e2e/lab/matrix.py.
 
 Each boot (``test_lab_boot``) must
 - show what ``tests/e2e/lab/results.json`` recorded for it (outcome, stage, Secure Boot, the
-  memory attribute protocol from the DEBUG log, and for a fault the exception, #PF error code,
-  access, page offset and the image stage), so the committed record, and the calibration
+  memory attribute protocol from the DEBUG log, and for a fault the exception, fault code
+  (#PF error code, ESR), access, page offset and the image stage), so the committed record,
+  and the calibration
   table generated from it, cannot drift from what CI sees;
 - have the memory attribute protocol the variant promises (``strict-nomap``: uninstalled by
   the fw_cfg knob);
-- agree with the replay on verdict, and for a fault on the stage, access, #PF error code and
-  page offset of RIP (fetch) or CR2 (data). Any difference is a failure.
+- agree with the replay on verdict, and for a fault on the stage, access, fault code (#PF
+  error code; ESR's EC and FSC) and page offset (RIP for a fetch, else CR2; FAR). Any
+  difference is a failure.
 
 Without QEMU: the record covers the matrix, every recorded boot agrees with today's replay
 and records today's replay fields, and docs/boot-chain.md's lab table is the one

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The firmware lab by hand: boot the lab matrix (tests/e2e/lab/matrix.py: Debian 12 and 13's
-x86-64 shim -> grub -> kernel chains, Secure Boot off and on, on every W^X OVMF variant that
-build-ovmf.sh built), compare each boot with the replay, print a table and, with
+shim -> grub -> kernel chains and their mixes, Secure Boot off and on, on every W^X OVMF and
+AAVMF variant that build-ovmf.sh built), compare each boot with the replay, print a table and, with
 ``--record``, write the results file that docs/boot-chain.md's calibration table is
 generated from. CI boots the same matrix in tests/e2e/test_lab.py.
 
