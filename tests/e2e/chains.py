@@ -2,7 +2,7 @@
 AArch64, and classifying how each boot ended.
 
 Plain Python with no pytest dependency (the tests are in ``test_boot_chains.py``; the
-firmware lab, ``lab/run-lab.py``, uses this module too). Three parts:
+firmware lab, ``lab/matrix.py``, uses this module too). Three parts:
 
 - :class:`Chain` and :func:`chain_files`: the ESP of Debian's removable-media path (shim as
   ``EFI/BOOT/BOOT{X64,AA64}.EFI``, grub beside it, the kernel as ``/vmlinuz``) with a grub.cfg

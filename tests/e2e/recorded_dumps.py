@@ -21,11 +21,21 @@ Synchronous Exception at 0x000000006DDC198C
 """
 
 
-def x64_lab_dump(error_code: int, rip: int, cr2: int) -> str:
-    """The lines of an edk2 X64 #PF dump that dumps.py reads, from the values the lab recorded
-    (tests/e2e/lab/README.md "Results": the table keeps ExceptionData, RIP and CR2, not the
-    verbatim console)."""
-    return ("!!!! X64 Exception Type - 0E(#PF - Page-Fault)  CPU Apic ID - 00000000 !!!!\n"
-            f"ExceptionData - {error_code:016X}\n"
-            f"RIP  - {rip:016X}, CS  - 0000000000000038, RFLAGS - 0000000000010206\n"
-            f"CR0  - 0000000080010033, CR2  - {cr2:016X}, CR3  - 000000003FC01000\n")
+# captured 2026-12-07 from tests/e2e/test_lab.py::test_lab_boot[bookworm-aa64-strict-sb] (the
+# lab's DEBUG AAVMF, edk2 2025.02-8+deb13u1): an excerpt, verbatim lines in order; the 35
+# callers of the backtrace and the X/V register dump are left out
+AA64_LAB_DEBUG: Final = """\
+FWTOOLS-KERNEL-LOADED
+
+
+
+Synchronous Exception at 0x000000006DC5498C
+PC 0x00006DC5498C
+PC 0x00007D77FA48
+  SP 0x0000000047542220  ELR 0x000000006DC5498C  SPSR 0x60000205  FPSR 0x00000000
+ ESR 0x8600000E          FAR 0x000000006DC5498C
+ ESR : EC 0x21  IL 0x1  ISS 0x0000000E
+Instruction abort: Permission fault, second level
+Synchronous Exception at 0x000000006DC5498C
+ASSERT [ArmCpuDxe] DefaultExceptionHandler.c(339): ((BOOLEAN)(0==1))
+"""

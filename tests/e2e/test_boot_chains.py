@@ -32,7 +32,7 @@ from corpus.params import unavailable
 from .chains import QEMU_AARCH64, Arch, Chain, ChainBoot, Firmware, Outcome, Stage, boot_chain
 from .conftest import BootRecorder
 from .dumps import compare_fault, mismatch_report, parse_fault
-from .recorded_dumps import AA64_RELEASE, x64_lab_dump
+from .recorded_dumps import AA64_RELEASE
 
 if TYPE_CHECKING:
     from fwtools.uefi.replay import Replay
@@ -228,65 +228,8 @@ def test_simulator_verdict(case: Case, corpus: Corpus) -> None:
     )
 
 
-# -- the firmware lab (tests/e2e/lab, not run by CI) ----------------------------------------
-#
-# Outcomes recorded with tests/e2e/lab/run-lab.py on OVMF X64 DEBUG builds of Debian 13's edk2
-# 2025.02 with SMM + Secure Boot and PcdDxeNxMemoryProtectionPolicy 0xC000000000007FD5
-# (strict), 0xC000000000007FD1 (compat), and strict plus PcdImageProtectionPolicy 0x3
-# (strict-img). Evidence from the serial console:
-#   bookworm, Secure Boot off (all three): #PF ExceptionData 0x11, RIP = CR2 = 0 after grub's
-#     `linux` succeeded: the legacy loader's relocator trampoline in free memory (page 0).
-#   bookworm, Secure Boot on (strict, strict-img): #PF 0x11, RIP = CR2 = 0x287AA2F0: the
-#     kernel's EFI stub entered through the handover entry in grub's EfiLoaderData buffer.
-#   trixie (grub 2.12 with peimage, kernel in EfiLoaderCode): boots everywhere.
-LAB_CASES: Final = [
-    # (chain suite, Secure Boot, simulator profile, real outcome)
-    ("bookworm", False, "debian13-ovmf-lab-strict", "fault"),
-    ("bookworm", True, "debian13-ovmf-lab-strict", "fault"),
-    ("trixie", False, "debian13-ovmf-lab-strict", "kernel"),
-    ("trixie", True, "debian13-ovmf-lab-strict", "kernel"),
-    ("bookworm", False, "debian13-ovmf-lab-compat", "fault"),
-    ("bookworm", True, "debian13-ovmf-lab-compat", "kernel"),
-    ("trixie", False, "debian13-ovmf-lab-compat", "kernel"),
-    ("trixie", True, "debian13-ovmf-lab-compat", "kernel"),
-    ("bookworm", False, "debian13-ovmf-lab-strict-img", "fault"),
-    ("bookworm", True, "debian13-ovmf-lab-strict-img", "fault"),
-    ("trixie", False, "debian13-ovmf-lab-strict-img", "kernel"),
-    ("trixie", True, "debian13-ovmf-lab-strict-img", "kernel"),
-]
-
-# The lab's faults as recorded (lab/README.md "Results"): (#PF error code, RIP, CR2), each
-# after grub's `linux` succeeded (stage kernel-loaded).
-_TRAMPOLINE: Final = (0x11, 0, 0)
-_HANDOVER: Final = (0x11, 0x287AA2F0, 0x287AA2F0)
-LAB_FAULTS: Final[dict[tuple[str, bool, str], tuple[int, int, int]]] = {
-    ("bookworm", False, "debian13-ovmf-lab-strict"): _TRAMPOLINE,
-    ("bookworm", False, "debian13-ovmf-lab-compat"): _TRAMPOLINE,
-    ("bookworm", False, "debian13-ovmf-lab-strict-img"): _TRAMPOLINE,
-    ("bookworm", True, "debian13-ovmf-lab-strict"): _HANDOVER,
-    ("bookworm", True, "debian13-ovmf-lab-strict-img"): _HANDOVER,
-}
-
-
-@pytest.mark.parametrize(("suite", "secure_boot", "profile", "outcome"), LAB_CASES,
-                         ids=[f"{s}-{p.removeprefix('debian13-ovmf-')}-{'sb' if b else 'nosb'}"
-                              for s, b, p, _o in LAB_CASES])
-def test_simulator_matches_lab(suite: str, secure_boot: bool, profile: str, outcome: Outcome,
-                               corpus: Corpus) -> None:
-    from fwtools.uefi.replay import replay_files
-
-    shim, grub, kernel = corpus.boot_chain(suite, "amd64")
-    result = replay_files([shim, grub, kernel], firmware=profile, secure_boot=secure_boot)
-    assert result.verdict == SIM_VERDICT[outcome], result.reason
-    if suite == "bookworm" and not secure_boot:
-        # RIP = CR2 = 0 on the real firmware: the trampoline in free memory at page 0
-        assert result.faults[0].address == 0
-        assert result.faults[0].memory_type == "EfiConventionalMemory"
-    fault = LAB_FAULTS.get((suite, secure_boot, profile))
-    assert (fault is not None) == (outcome == "fault"), "record the lab fault in LAB_FAULTS"
-    if fault is not None:
-        assert_fault_agrees(f"lab {suite} sb={secure_boot} {profile}", x64_lab_dump(*fault),
-                            "x64", "kernel-loaded", result)
+# The firmware lab's boots (W^X-enforcing DEBUG OVMF built from Debian's edk2 source) are
+# in test_lab.py, recorded in tests/e2e/lab/results.json.
 
 
 # -- UKIs booted directly: systemd-stub's two ways into the kernel ---------------------------

@@ -3,11 +3,11 @@
 No QEMU here (conftest.py still marks them ``e2e``, as everything in this directory). The
 AArch64 RELEASE console (recorded_dumps.py) is captured from
 ``test_boot_chain[aa64-bookworm-on-debian13-strictnx-sb]`` (Debian 13 AAVMF
-2025.02-8+deb13u1). Debian's x86 OVMF never faults (NX policy 0) and the DEBUG lab builds
-(tests/e2e/lab) are not built in CI, so the x64 and AArch64 DEBUG texts are written from the
-format strings in edk2's CpuExceptionHandlerLib (X64/ArchExceptionHandler.c DumpCpuContext,
-CpuExceptionCommon.c DumpModuleImageInfo) and ArmPkg's AArch64 DefaultExceptionHandler.c,
-with the register values of the lab faults in tests/e2e/lab/README.md.
+2025.02-8+deb13u1). The x64 texts are written from the format strings in edk2's
+CpuExceptionHandlerLib (X64/ArchExceptionHandler.c DumpCpuContext, CpuExceptionCommon.c
+DumpModuleImageInfo) with the register values of the lab faults (the real lab dumps are in
+tests/e2e/lab/results.json and boot in test_lab.py); ``AA64_DEBUG`` from ArmPkg's AArch64
+DefaultExceptionHandler.c, and ``AA64_LAB_DEBUG`` is the real one the lab's DEBUG AAVMF printed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .dumps import compare_fault, image_stage, mismatch_report, parse_fault
-from .recorded_dumps import AA64_RELEASE
+from .recorded_dumps import AA64_LAB_DEBUG, AA64_RELEASE
 
 AA64_DEBUG = """\
 FWTOOLS-KERNEL-LOADED
@@ -108,6 +108,19 @@ def test_aa64_debug_reads_esr_far_image() -> None:
     # (0x0e): EC agrees, FSC is a mismatch
     assert got == {"stage": True, "access": True, "ESR.EC": True, "ESR.FSC": False,
                    "FAR & 0xfff": True}
+
+
+def test_aa64_lab_debug_dump_agrees_with_the_replays_fault() -> None:
+    """The real DEBUG AAVMF dump (the lab): ESR 0x8600000E, a level-2 permission fault."""
+    f = parse_fault(AA64_LAB_DEBUG, "aa64")
+    assert f is not None
+    assert (f.pc, f.code, f.data_address, f.image) == (0x6DC5498C, 0x8600000E, 0x6DC5498C,
+                                                         None)
+    assert f.access == "fetch"
+    fields = compare_fault(f, "kernel-loaded", replay_fault("grub", "fetch", 0x8600000E,
+                                                            0xBABF898C))
+    assert {x.name: x.ok for x in fields} == {"stage": True, "access": True, "ESR.EC": True,
+                                               "ESR.FSC": True, "FAR & 0xfff": True}
 
 
 def test_aa64_data_abort_write_read() -> None:

@@ -79,6 +79,11 @@ def test_the_debian_chains_models_are_verified() -> None:
                            "linux-arm64-zboot", "linux-x86-legacy", "efi-app"}
 
 
+# The firmware lab's boots are parametrized by tests/e2e/lab/matrix.py's CASES (built from the
+# variants, not a list of literals): their ids are looked up there.
+LAB_TEST = ("tests/e2e/test_lab.py", "test_lab_boot")
+
+
 @pytest.mark.parametrize(("model", "test_id"), VERIFIED, ids=[f"{m}:{t.split('::')[-1]}"
                                                                for m, t in VERIFIED])
 def test_every_verified_by_names_an_existing_e2e_case(model: str, test_id: str) -> None:
@@ -86,6 +91,11 @@ def test_every_verified_by_names_an_existing_e2e_case(model: str, test_id: str) 
     assert m, f"{model}: {test_id!r} is not tests/e2e/FILE.py::TEST[ID]"
     path, function, case = m.groups()
     assert (ROOT / path).is_file(), test_id
+    if (path, function) == LAB_TEST:
+        from e2e.lab.matrix import CASE_BY_ID
+
+        assert case in CASE_BY_ID, f"{model}: no lab case {test_id}"
+        return
     assert case in parametrized_cases(path, function), f"{model}: no case {test_id}"
 
 
@@ -112,6 +122,22 @@ def test_a_verifying_boot_chain_case_runs_the_model(corpus: Corpus, model: str,
         paths[1] = corpus.grub(suite, {"x64": "amd64", "aa64": "arm64"}[arch], signed=False)
     r = replay([load_stage(p) for p in paths], load_firmware(profile), arch=arch,
                secure_boot=secure_boot)
+    reached = len(r.stages) if r.stop is None else r.stop.stage_index
+    assert model in [s.model for s in r.stages[:reached]], (test_id, r.reason)
+
+
+_LAB_CASES = [(m, t) for m, t in VERIFIED if "::test_lab_boot[" in t]
+
+
+@pytest.mark.parametrize(("model", "test_id"), _LAB_CASES,
+                         ids=[f"{m}:{t.split('::')[-1]}" for m, t in _LAB_CASES])
+def test_a_verifying_lab_case_runs_the_model(corpus: Corpus, model: str, test_id: str) -> None:
+    """As for test_boot_chain: the lab case's replay reaches a stage that runs the model."""
+    from e2e.lab.matrix import CASE_BY_ID, replay_case
+
+    m = _ID.match(test_id)
+    assert m
+    r = replay_case(CASE_BY_ID[m.group(3)], corpus)
     reached = len(r.stages) if r.stop is None else r.stop.stage_index
     assert model in [s.model for s in r.stages[:reached]], (test_id, r.reason)
 

@@ -1,25 +1,25 @@
 #!/usr/bin/env python3
-"""The firmware lab: boot Debian's x86-64 shim -> grub -> kernel chains (bookworm and trixie),
-Secure Boot off and on, on each self-built W^X OVMF variant (build-ovmf.sh), and print a
-table: chain, firmware, SB, the real outcome, the evidence (exception type, RIP/CR2/error
-code and the image the fault was in, from the serial console and the DEBUG log), and the
-simulator's verdict. Not run by CI; see README.md.
+"""The firmware lab by hand: boot the lab matrix (tests/e2e/lab/matrix.py: Debian 12 and 13's
+shim -> grub -> kernel chains and their mixes, Secure Boot off and on, on every W^X OVMF and
+AAVMF variant that build-ovmf.sh built), compare each boot with the replay, print a table and, with
+``--record``, write the results file that docs/boot-chain.md's calibration table is
+generated from. CI boots the same matrix in tests/e2e/test_lab.py.
 
-    .venv/bin/python tests/e2e/lab/run-lab.py [--variants strict compat] [--jobs 2]
-        [--out /tmp/lab-results.txt] [--keep DIR]
+    .venv/bin/python tests/e2e/lab/run-lab.py [--variants strict compat] [--chains bookworm]
+        [--jobs 2] [--out /tmp/lab-table.txt] [--keep DIR] [--record [tests/e2e/lab/results.json]]
 
-Secure Boot on uses Debian 13's OVMF_VARS_4M.ms.fd (Microsoft keys, Secure Boot enabled):
-the lab builds use the same variable-store layout (4M, SMM, authenticated store). Off uses
-the variant's own blank OVMF_VARS_4M.fd.
+``--record`` needs the whole matrix (no --variants/--chains) and rewrites the calibration
+table in docs/boot-chain.md too.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,179 +29,140 @@ from typing import Final
 TESTS = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS))
 
-from corpus import load_corpus  # noqa: E402
-from e2e.chains import Chain, ChainBoot, Firmware, boot_chain  # noqa: E402
+from corpus import Corpus, load_corpus  # noqa: E402
 
-LAB_CACHE: Final = Path(os.environ.get("LAB_CACHE", "/var/cache/fwtools-lab"))
-# The simulator's profiles for each lab variant, in order of preference: the first one the
-# simulator knows is used (the edk2-release-specific lab profiles, then the generic ones).
-PROFILES: Final = {
-    "strict": ("debian13-ovmf-lab-strict", "ovmf-strict"),
-    "compat": ("debian13-ovmf-lab-compat", "ovmf-compat"),
-    "strict-img": ("debian13-ovmf-lab-strict-img", "ovmf-strict-img"),
-}
-EDK2_RELEASE: Final = "202502"
-SIM_VERDICT: Final = {"kernel": "boots", "fault": "faults", "refused": "refused"}
+from e2e.chains import ChainBoot  # noqa: E402
+from e2e.dumps import Field  # noqa: E402
+from e2e.lab import calibration  # noqa: E402
+from e2e.lab.matrix import (  # noqa: E402
+    CASES,
+    RESULTS,
+    LabCase,
+    Observation,
+    boot_case,
+    build_dir,
+    compare,
+    missing_builds,
+    observe,
+    replay_case,
+    replay_view,
+)
 
 
 @dataclass
 class Row:
-    chain: str
-    firmware: str
-    secure_boot: bool
+    case: LabCase
     boot: ChainBoot
     debug_log: Path
-    fault: list[str]
-    sim: str
-    profile: str
+    real: Observation
+    replay: dict[str, object]
+    fields: list[Field]
+    context: list[str]
 
     @property
-    def agrees(self) -> str:
-        want = SIM_VERDICT.get(self.boot.outcome)
-        if self.sim.startswith("n/a") or want is None:
-            return "?"
-        return "yes" if self.sim == want else "NO"
+    def agrees(self) -> bool:
+        return all(f.ok for f in self.fields)
 
 
-# -- the fault's context ----------------------------------------------------------------------
-
-_DUMP_RE: Final = re.compile(
-    r"X64 Exception Type.*|ExceptionData - .*|RIP  - \S+|CR2  - \S+|"
-    r"!!!! Find image .*|!!!! Can't find image.*"
-)
 _LOADED_RE: Final = re.compile(
     r"Loading (?:driver|image) at 0x(?P<base>[0-9A-Fa-f]+) "
     r"EntryPoint=0x[0-9A-Fa-f]+\s*(?P<name>\S*)"
 )
 
 
-def fault_context(boot: ChainBoot, debug_log: Path) -> list[str]:
-    """The exception dump's key lines (serial), and from the DEBUG log the image loaded
-    nearest below RIP (edk2 logs "Loading driver at 0x... EntryPoint=0x... NAME.efi" for every
-    image, named when the image carries a PDB path; shim/grub/kernel do not, so they show as
-    the n-th unnamed image)."""
-    if boot.outcome != "fault":
+def nearest_image(real: Observation, debug_log: Path) -> list[str]:
+    """From the DEBUG log, the image loaded nearest below RIP (edk2 logs "Loading driver at
+    0x... EntryPoint=0x... NAME.efi" for every image, named when the image carries a PDB path;
+    shim/grub/kernel do not, so they show as the n-th unnamed image)."""
+    f = real.fault()
+    if f is None or real.arch != "x64" or not debug_log.is_file():
         return []
-    text = boot.result.output
-    if debug_log.is_file():
-        text += "\n" + debug_log.read_text(errors="replace")
-    dump = list(dict.fromkeys(m.group(0).strip() for m in _DUMP_RE.finditer(text)))
-    rip_m = re.search(r"RIP  - ([0-9A-Fa-f]+)", text)
-    if rip_m is not None and debug_log.is_file():
-        rip = int(rip_m.group(1), 16)
-        best: tuple[int, str] | None = None
-        log = debug_log.read_text(errors="replace")
-        for i, m in enumerate(_LOADED_RE.finditer(log)):
-            base = int(m.group("base"), 16)
-            if base <= rip and (best is None or base > best[0]):
-                best = (base, m.group("name") or f"(unnamed image #{i})")
-        if best is not None:
-            dump.append(f"nearest image below RIP: {best[1]} at {best[0]:#x} "
-                        f"(RIP {rip - best[0]:#x} into it)")
-    return dump
+    best: tuple[int, str] | None = None
+    for i, m in enumerate(_LOADED_RE.finditer(debug_log.read_text(errors="replace"))):
+        base = int(m.group("base"), 16)
+        if base <= f.pc and (best is None or base > best[0]):
+            best = (base, m.group("name") or f"(unnamed image #{i})")
+    if best is None:
+        return []
+    return [f"nearest image below RIP: {best[1]} at {best[0]:#x} (RIP {f.pc - best[0]:#x} "
+            "into it)"]
 
 
-# -- the simulator ------------------------------------------------------------------------------
-
-
-def simulate(chain: Chain, variant: str, secure_boot: bool) -> tuple[str, str]:
-    """(verdict or "n/a (why)", the profile used)."""
-    try:
-        from fwtools.uefi.replay import replay_files
-    except Exception as exc:  # the lab must run before the API lands
-        return f"n/a ({type(exc).__name__}: {exc})", "-"
-    candidates = PROFILES.get(variant, (f"debian13-ovmf-lab-{variant}", f"ovmf-{variant}"))
-    error = "no profile"
-    for profile in candidates:
-        try:
-            try:
-                result = replay_files(chain.files, firmware=profile, arch="x64",
-                                      secure_boot=secure_boot,
-                                      edk2_release=EDK2_RELEASE)  # type: ignore[call-arg]
-            except TypeError:  # no edk2_release keyword
-                result = replay_files(chain.files, firmware=profile, arch="x64",
-                                      secure_boot=secure_boot)
-            return str(result.verdict), profile
-        except Exception as exc:  # any simulator error is a table entry, not a crash
-            error = f"{type(exc).__name__}: {exc}"
-            if "unknown firmware profile" not in str(exc):
-                return f"n/a ({error})", profile
-    return f"n/a ({error})", "-"
-
-
-# -- running -------------------------------------------------------------------------------------
-
-
-def variants(names: Sequence[str] | None) -> list[tuple[str, Path]]:
-    found = sorted(p.parent for p in LAB_CACHE.glob("*/OVMF_CODE_4M.fd"))
-    out = [(d.name, d) for d in found if names is None or d.name in names]
-    if not out:
-        raise SystemExit(f"no lab firmware in {LAB_CACHE}: run tests/e2e/lab/build-ovmf.sh")
-    return out
-
-
-def run_one(chain: Chain, variant: str, fwdir: Path, ms_vars: Path, sb: bool,
-            work: Path) -> Row:
-    fw = Firmware(f"lab-{variant}", "x64", fwdir / "OVMF_CODE_4M.fd",
-                  ms_vars if sb else fwdir / "OVMF_VARS_4M.fd", sb, smm=True)
-    wd = work / f"{chain.label}-{variant}-{'sb' if sb else 'nosb'}"
-    wd.mkdir(parents=True, exist_ok=True)
-    debug_log = wd / "debug.log"
-    boot = boot_chain(chain, fw, workdir=wd, serial_log=wd / "serial.log",
-                      extra_args=["-debugcon", f"file:{debug_log}",
-                                  "-global", "isa-debugcon.iobase=0x402"])
-    return Row(chain.label, variant, sb, boot, debug_log, fault_context(boot, debug_log),
-               *simulate(chain, variant, sb))
+def run_one(case: LabCase, corpus: Corpus, builds: Path, work: Path) -> Row:
+    boot, debug_log = boot_case(case, corpus, builds, work / case.id)
+    real = observe(boot, debug_log, case.arch)
+    view = replay_view(replay_case(case, corpus))
+    return Row(case, boot, debug_log, real, view, compare(real, view),
+               nearest_image(real, debug_log))
 
 
 def table(rows: Sequence[Row]) -> str:
-    head = f"{'chain':9} {'firmware':11} {'SB':3} {'real':8} {'stage':13} {'time':>6}  " \
-           f"{'sim':8} {'agree':5} profile"
+    head = (f"{'case':26} {'real':8} {'stage':13} {'MAP':5} {'time':>6}  "
+            f"{'replay':8} agree")
     lines = [head, "-" * len(head)]
     for r in rows:
-        sim = r.sim if not r.sim.startswith("n/a") else "n/a"
-        lines.append(f"{r.chain:9} {r.firmware:11} {'on' if r.secure_boot else 'off':3} "
-                     f"{r.boot.outcome:8} {r.boot.stage:13} {r.boot.elapsed:5.1f}s  "
-                     f"{sim:8} {r.agrees:5} {r.profile}")
-        for ev in r.fault:
-            lines.append(f"    {ev}")
-        if r.boot.outcome != "kernel":
-            tail = [ln for ln in r.boot.evidence if not ln.startswith("BdsDxe: loading")][-8:]
-            lines += [f"    | {ln[:150]}" for ln in tail]
+        mapp = {None: "?", True: "yes", False: "no"}[r.real.memory_attribute_protocol]
+        lines.append(f"{r.case.id:26} {r.real.outcome:8} {r.real.stage:13} {mapp:5} "
+                     f"{r.boot.elapsed:5.1f}s  {r.replay['verdict']!s:8} "
+                     f"{'yes' if r.agrees else 'NO'}")
+        lines += [f"    {ln}" for ln in (*r.real.dump, *r.context)]
+        if not r.agrees or len(r.fields) > 1:
+            lines += [f"  {f.line()}" for f in r.fields]
         lines.append(f"    serial: {r.boot.serial_log}  debug: {r.debug_log}")
-    notes = sorted({r.sim for r in rows if r.sim.startswith("n/a")})
-    lines += [f"sim: {n}" for n in notes]
     return "\n".join(lines)
+
+
+def provenance(builds: Path) -> dict[str, str]:
+    info = {}
+    for ln in (builds / "strict" / "build-info.txt").read_text().splitlines():
+        key, _, value = ln.partition(": ")
+        info[key] = value
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                          text=True, check=True).stdout.splitlines()[0]
+    return {"source": info.get("source", "?"), "build": builds.name,
+            "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--variants", nargs="*", help="lab variants (default: all built)")
-    ap.add_argument("--chains", nargs="*", default=["bookworm", "trixie"])
+    ap.add_argument("--variants", nargs="*", help="lab variants (default: all)")
+    ap.add_argument("--chains", nargs="*", help="chains (default: all)")
     ap.add_argument("--jobs", type=int, default=2, help="boots at once (default 2)")
     ap.add_argument("--out", type=Path, help="also write the table here")
     ap.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir)")
+    ap.add_argument("--record", nargs="?", type=Path, const=RESULTS,
+                    help=f"write the results file (default {RESULTS}) and the doc's table")
     args = ap.parse_args(argv)
+    if args.record and (args.variants or args.chains):
+        ap.error("--record boots the whole matrix: drop --variants/--chains")
 
-    corpus = load_corpus()
-    ms_vars = corpus.ovmf("trixie", "OVMF_VARS_4M.ms.fd")
-    chains = [Chain(s, "x64", *corpus.boot_chain(s, "amd64")) for s in args.chains]
+    builds = build_dir()
+    missing = missing_builds(builds)
+    if missing:
+        raise SystemExit(f"lab firmware missing ({', '.join(missing)}): run "
+                         "tests/e2e/lab/build-ovmf.sh")
+    cases = [c for c in CASES if (not args.variants or c.variant.name in args.variants)
+             and (not args.chains or c.chain in args.chains)]
     work = args.keep or Path(tempfile.mkdtemp(prefix="fwtools-lab-"))
-    jobs = [(c, v, d, sb) for v, d in variants(args.variants) for c in chains
-            for sb in (False, True)]
+    corpus = load_corpus()
+    start = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        rows = list(pool.map(lambda j: run_one(j[0], j[1], j[2], ms_vars, j[3], work), jobs))
-    text = table(rows)
-    for v, d in variants(args.variants):
-        info = (d / "build-info.txt")
-        if info.is_file():
-            pcds = [ln for ln in info.read_text().splitlines() if ln.startswith("pcds:")]
-            text += f"\n{v}: {pcds[0] if pcds else ''}"
-    text += f"\nwork directory: {work}"
+        rows = list(pool.map(lambda c: run_one(c, corpus, builds, work), cases))
+    text = table(rows) + (f"\n{len(rows)} boots in {time.monotonic() - start:.0f} s, "
+                          f"{args.jobs} at a time; work directory: {work}")
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
-    return 0
+    if args.record:
+        results = calibration.Results(
+            provenance(builds),
+            {r.case.id: calibration.Record(r.case, r.real, dict(r.replay)) for r in rows})
+        args.record.write_text(results.to_json(), encoding="utf-8")
+        doc = calibration.DOC
+        doc.write_text(calibration.replace_table(doc.read_text(encoding="utf-8"),
+                                                 calibration.table(results)), encoding="utf-8")
+        print(f"recorded {args.record} and the table in {doc}")
+    return 0 if all(r.agrees for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,291 @@
+"""The firmware lab's matrix: which chains boot on which self-built W^X OVMF/AAVMF variant, how
+a boot is observed, and how it is compared with the replay.
+
+Plain Python with no pytest dependency: ``tests/e2e/test_lab.py`` (CI) and
+``tests/e2e/lab/run-lab.py`` (recording, by hand) both use it, and
+``tests/e2e/lab/calibration.py`` turns the recorded results into docs/boot-chain.md's
+calibration table.
+
+- :data:`VARIANTS`: a build of ``build-ovmf.sh`` booted one way. ``strict-nomap`` is the
+  ``strict`` build booted with ``-fw_cfg name=opt/org.tianocore/UninstallMemAttrProtocol,
+  string=y``: Debian's patch ``OvmfPkg-X64-add-opt-org.tianocore-UninstallMemAttrPr.patch``
+  (edk2 ``OvmfPkg/Library/PlatformBootManagerLib/BdsPlatform.c``
+  PlatformBootManagerAfterConsole) reads that knob and uninstalls EFI_MEMORY_ATTRIBUTE_PROTOCOL
+  before any boot option runs, as ``PcdUninstallMemAttrProtocol=TRUE`` does in Debian's
+  ordinary builds. The DEBUG log says which way it went ("uninstalling EFI memory protocol"
+  or "not uninstalling ..."); :func:`observe` reads it and the test checks it.
+- :data:`CASES`: every chain (:data:`CHAINS`: Debian 12 and 13's signed shim -> grub ->
+  kernel, and the two mixes of one suite's shim and grub with the other's kernel) on every
+  variant of its architecture, Secure Boot off and on.
+- :func:`boot_case` boots one case (x64: the DEBUG log to QEMU's debug console) and
+  :func:`observe` turns the console into an :class:`Observation`, the record kept in
+  ``results.json``; :func:`replay_view` does the same for the replay, and
+  :func:`compare` lines the two up field by field (``dumps.compare_fault``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ..chains import Arch, Chain, ChainBoot, Firmware, boot_chain
+from ..dumps import PAGE_MASK, ConsoleFault, Field, compare_fault, parse_fault
+
+if TYPE_CHECKING:
+    from corpus import Corpus
+
+    from fwtools.uefi.replay import Replay
+
+LAB_DIR: Final = Path(__file__).resolve().parent
+BUILD_SCRIPT: Final = LAB_DIR / "build-ovmf.sh"
+RESULTS: Final = LAB_DIR / "results.json"
+CACHE_ENV: Final = "LAB_CACHE"
+DEFAULT_CACHE: Final = Path("/var/cache/fwtools-lab")
+SIM_VERDICT: Final[Mapping[str, str]] = {"kernel": "boots", "fault": "faults",
+                                         "refused": "refused"}
+#: chain label -> the Debian suites of its (shim, grub, kernel): Debian 12 and 13's own
+#: chains (shim 16.1 in both; grub 2.06 / 2.12; Linux 6.1 / 6.12) and the two mixes of one
+#: suite's shim and grub with the other's kernel
+CHAINS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "bookworm": ("bookworm", "bookworm", "bookworm"),
+    "trixie": ("trixie", "trixie", "trixie"),
+    "grub206-linux612": ("bookworm", "bookworm", "trixie"),
+    "grub212-linux61": ("trixie", "trixie", "bookworm"),
+}
+UNINSTALL_KNOB: Final = "opt/org.tianocore/UninstallMemAttrProtocol"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A lab firmware: a ``build-ovmf.sh`` build, booted with or without the memory
+    attribute protocol."""
+
+    name: str
+    arch: Arch
+    build: str  # the build-ovmf.sh variant (its directory under the build dir)
+    profile: str  # the simulator's firmware profile (policies/firmware/)
+    memory_attribute_protocol: bool  # False: uninstalled through the fw_cfg knob
+    description: str
+
+    @property
+    def qemu_args(self) -> list[str]:
+        if self.memory_attribute_protocol:
+            return []
+        return ["-fw_cfg", f"name={UNINSTALL_KNOB},string=y"]
+
+
+VARIANTS: Final = (
+    Variant("strict", "x64", "strict", "debian13-ovmf-lab-strict", True,
+            "NX policy 0xC000000000007FD5, image protection 0x2, memory attribute protocol"),
+    Variant("strict-nomap", "x64", "strict", "debian13-ovmf-lab-strict-nomap", False,
+            "the strict build with the memory attribute protocol uninstalled (fw_cfg)"),
+    Variant("compat", "x64", "compat", "debian13-ovmf-lab-compat", True,
+            "NX policy 0xC000000000007FD1 (EfiLoaderData executable), image protection 0x2"),
+    Variant("strict-img", "x64", "strict-img", "debian13-ovmf-lab-strict-img", True,
+            "NX policy 0xC000000000007FD5, image protection 0x3 (images from disk too)"),
+    Variant("aa64-strict", "aa64", "aa64-strict", "debian13-aavmf-lab-strict", True,
+            "AAVMF DEBUG: NX policy 0xC000000000007FD5, image protection 0x3, memory "
+            "attribute protocol"),
+    Variant("aa64-strict-nomap", "aa64", "aa64-strict", "debian13-aavmf-lab-strict-nomap",
+            False, "the aa64-strict build with the memory attribute protocol uninstalled "
+            "(fw_cfg)"),
+)
+#: the firmware files of a build, per architecture: code, blank variable store
+BUILD_FILES: Final[Mapping[Arch, tuple[str, str]]] = {
+    "x64": ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"), "aa64": ("AAVMF_CODE.fd", "AAVMF_VARS.fd")}
+#: Debian 13's store with Microsoft's keys enrolled and Secure Boot on, for each architecture
+MS_VARS: Final[Mapping[Arch, str]] = {"x64": "OVMF_VARS_4M.ms.fd", "aa64": "AAVMF_VARS.ms.fd"}
+DEB_ARCH: Final[Mapping[Arch, str]] = {"x64": "amd64", "aa64": "arm64"}
+VARIANT_BY_NAME: Final = {v.name: v for v in VARIANTS}
+
+
+@dataclass(frozen=True)
+class LabCase:
+    chain: str  # a label of CHAINS
+    variant: Variant
+    secure_boot: bool
+
+    @property
+    def arch(self) -> Arch:
+        return self.variant.arch
+
+    @property
+    def id(self) -> str:
+        return f"{self.chain}-{self.variant.name}-{'sb' if self.secure_boot else 'nosb'}"
+
+
+CASES: Final = tuple(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True))
+CASE_BY_ID: Final = {c.id: c for c in CASES}
+
+
+# -- the builds -------------------------------------------------------------------------------
+
+
+def lab_cache() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+
+
+def build_dir() -> Path:
+    """Where build-ovmf.sh puts the builds for its current source version and settings
+    (``build-ovmf.sh --print-dir``: the script is the one place that knows the key)."""
+    out = subprocess.run(["bash", str(BUILD_SCRIPT), "--print-dir"], check=True,
+                         capture_output=True, text=True, env={**os.environ,
+                                                              CACHE_ENV: str(lab_cache())})
+    return Path(out.stdout.strip())
+
+
+def missing_builds(builds: Path) -> list[str]:
+    """The variants' build files that are not in ``builds``."""
+    want = sorted({builds / v.build / f for v in VARIANTS for f in BUILD_FILES[v.arch]})
+    return [str(p) for p in want if not p.is_file()]
+
+
+def case_firmware(case: LabCase, builds: Path, corpus: Corpus) -> Firmware:
+    """Secure Boot on boots with Debian 13's ``.ms`` store (the same store layout: 4M SMM
+    on x64, ArmVirtQemu's on aa64), off with the build's own blank store."""
+    d = builds / case.variant.build
+    code, blank = BUILD_FILES[case.arch]
+    get = corpus.ovmf if case.arch == "x64" else corpus.aavmf
+    return Firmware(f"lab-{case.variant.name}", case.arch, d / code,
+                    get("trixie", MS_VARS[case.arch]) if case.secure_boot else d / blank,
+                    case.secure_boot, smm=case.arch == "x64")
+
+
+def case_chain(case: LabCase, corpus: Corpus) -> Chain:
+    """Signed shim, grub and kernel of the suites CHAINS names (Debian's kernels of both
+    suites are signed with the key both grubs' shim trusts)."""
+    shim, grub, kernel = CHAINS[case.chain]
+    da = DEB_ARCH[case.arch]
+    return Chain(case.chain, case.arch, corpus.shim(shim, da), corpus.grub(grub, da),
+                 corpus.kernel(kernel, da))
+
+
+def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
+              timeout: float | None = None) -> tuple[ChainBoot, Path]:
+    """Boot ``case``; the serial console goes to ``workdir/serial.log``. The DEBUG log goes to
+    ``workdir/debug.log`` on x64 (QEMU's debug console at I/O port 0x402); ArmVirtQemu has
+    only the serial port, so on aa64 the DEBUG log is the serial log."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    serial_log = workdir / "serial.log"
+    debug_log = workdir / "debug.log" if case.arch == "x64" else serial_log
+    debugcon = ["-debugcon", f"file:{debug_log}", "-global", "isa-debugcon.iobase=0x402"] \
+        if case.arch == "x64" else []
+    fw = case_firmware(case, builds, corpus)
+    boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir, serial_log=serial_log,
+                      timeout=timeout, extra_args=[*debugcon, *case.variant.qemu_args])
+    return boot, debug_log
+
+
+# -- what the real boot showed ----------------------------------------------------------------
+
+# OvmfPkg PlatformBootManagerLib BdsPlatform.c and PlatformBootManagerLibLight PlatformBm.c,
+# PlatformBootManagerAfterConsole: "%a: %auninstalling EFI memory protocol\n"
+_MAP_LINE: Final = re.compile(r"PlatformBootManagerAfterConsole: (not )?uninstalling EFI memory")
+# the lines of edk2's X64 dump that dumps.parse_fault reads (DumpCpuContext prints
+# "RIP  - <hex>," but "CR2 - <hex>,"), each cut to what it reads
+_DUMP_LINE: Final[Mapping[Arch, re.Pattern[str]]] = {
+    "x64": re.compile(r"!!!! X64 Exception Type.*|ExceptionData - .*|RIP  ?- [0-9A-Fa-f]+|"
+                      r"CR2  ?- [0-9A-Fa-f]+|!!!! Find image .*|!!!! Can't find image.*"),
+    # ArmPkg DefaultExceptionHandler.c: the head line, the "PC 0x... [ 0] image" backtrace
+    # line, "ELR 0x...", and "ESR 0x... FAR 0x..."
+    "aa64": re.compile(r"(?:Synchronous|SError) Exception at 0x[0-9A-Fa-f]+|"
+                       r"PC 0x[0-9A-Fa-f]+.*|ELR 0x[0-9A-Fa-f]+|ESR 0x[0-9A-Fa-f]+|"
+                       r"FAR 0x[0-9A-Fa-f]+"),
+}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One real boot as results.json records it (nothing that varies between runs of the
+    same firmware and chain: no times, no paths)."""
+
+    arch: Arch
+    outcome: str  # chains.Outcome
+    stage: str  # chains.Stage: the furthest console marker
+    secure_boot_seen: bool  # the EFI stub said "UEFI Secure Boot is enabled"
+    memory_attribute_protocol: bool | None  # from the DEBUG log; None: no line
+    dump: tuple[str, ...] = ()  # the exception dump's key lines (x64 only here)
+
+    def fault(self) -> ConsoleFault | None:
+        return parse_fault("\n".join(self.dump), self.arch) if self.dump else None
+
+    def fault_fields(self) -> dict[str, Any] | None:
+        """What the dump tells, the way the doc and the comparison need it."""
+        f = self.fault()
+        if f is None:
+            return None
+        return {"exception": f.exception, "code": f.code, "access": f.access,
+                "page_offset": None if f.address is None else f.address & PAGE_MASK,
+                "pc": f.pc, "data_address": f.data_address, "image_stage": f.stage}
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["dump"] = list(self.dump)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Observation:
+        arch: Arch = "aa64" if d.get("arch") == "aa64" else "x64"
+        return cls(arch, str(d["outcome"]), str(d["stage"]), bool(d["secure_boot_seen"]),
+                   d["memory_attribute_protocol"], tuple(d.get("dump", ())))
+
+
+def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation:
+    log = debug_log.read_text(errors="replace") if debug_log.is_file() else ""
+    m = _MAP_LINE.search(log)
+    mapp = None if m is None else m.group(1) is not None  # "not uninstalling": installed
+    dump: tuple[str, ...] = ()
+    if boot.outcome == "fault":
+        lines = [x.group(0).strip() for x in _DUMP_LINE[arch].finditer(boot.result.output)]
+        # AArch64: the backtrace's first "PC" line is ELR's (its image, if any); the rest are
+        # the callers
+        pcs = [ln for ln in lines if ln.startswith("PC ")]
+        dump = tuple(dict.fromkeys(ln for ln in lines if ln not in pcs[1:]))
+    return Observation(arch, boot.outcome, boot.stage,
+                       boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), mapp, dump)
+
+
+# -- the replay -------------------------------------------------------------------------------
+
+
+def replay_case(case: LabCase, corpus: Corpus) -> Replay:
+    from fwtools.uefi.replay import replay_files
+
+    return replay_files(case_chain(case, corpus).files, firmware=case.variant.profile,
+                        arch=case.arch, secure_boot=case.secure_boot)
+
+
+def replay_view(r: Replay) -> dict[str, Any]:
+    """The replay's verdict and first fault, the fields compared with the real boot."""
+    from fwtools.report.boot_json import faults_json
+
+    view: dict[str, Any] = {"verdict": str(r.verdict)}
+    faults = faults_json(r)
+    if faults:
+        f = faults[0]
+        view.update(stage=str(f["stage"]).split()[0], stage_index=f.get("stage_index"),
+                    access=f["access"], code=int(f["code"]),
+                    page_offset=int(f["address"]) & PAGE_MASK, address=int(f["address"]),
+                    memory_type=f.get("memory_type"))
+    return view
+
+
+def compare(obs: Observation, view: Mapping[str, Any]) -> list[Field]:
+    """The real boot against the replay: the verdict, then for a fault every field the dump
+    tells (dumps.compare_fault: stage, access, #PF error code, page offset). A fault with no
+    dump, or a replay fault the console does not show, is a mismatch."""
+    want = SIM_VERDICT.get(obs.outcome, f"? ({obs.outcome})")
+    fields = [Field("verdict", want, view["verdict"], True)]
+    if obs.outcome != "fault" or view["verdict"] != "faults":
+        return fields
+    real = obs.fault()
+    if real is None:
+        return [*fields, Field("dump", "none on the console", "a fault", True)]
+    replay_fault = {"stage": view["stage"], "access": view["access"], "code": view["code"],
+                    "address": view["address"]}
+    return [*fields, *compare_fault(real, obs.stage, replay_fault)]
