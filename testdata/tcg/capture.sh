@@ -17,6 +17,10 @@
 # corpus' Debian 13 OVMF, shim, grub and kernel). VARS=FILE boots shim-sb with a copy of FILE
 # instead of OVMF_VARS_4M.ms.fd (e.g. a store after fw-vars update); KEEP_DISK=1 leaves the
 # boot disk (sparse) in OUTDIR/disk.img, so that fw-pcr predict --disk can read its GPT.
+#   initrd   only writes OUTDIR/initrd.img (to build a boot disk or a UKI around it)
+#   disk     boots DISK=FILE (a boot disk made by the caller, e.g. systemd-boot + a UKI whose
+#            .initrd is OUTDIR/initrd.img of the initrd case) with CODE (default
+#            OVMF_CODE_4M.secboot.fd, SMM) and a copy of VARS (default OVMF_VARS_4M.ms.fd)
 set -euo pipefail
 case_name="$1"
 out="$(mkdir -p "$2" && cd "$2" && pwd)"
@@ -28,7 +32,7 @@ grub="$corpus/grub-efi-amd64-signed/usr/lib/grub/x86_64-efi-signed/grubx64.efi.s
 ovmf=/usr/share/OVMF
 [ "$suite" = bookworm ] || ovmf="$corpus/ovmf/usr/share/OVMF"
 work="$(mktemp -d)"
-trap 'kill "${swtpm_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -z "${swtpm_pid:-}" ] || kill "$swtpm_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"
 
 # The initramfs: a static busybox whose init prints every PCR bank and the log as hex
@@ -52,6 +56,7 @@ INIT
 chmod +x ir/init
 (cd ir && find . | busybox cpio -o -H newc 2>/dev/null | gzip -9) >initrd.img
 cp initrd.img "$out/initrd.img"
+[ "$case_name" != initrd ] || { echo "initrd in $out/initrd.img"; exit 0; }
 
 mkdir tpm
 swtpm socket --tpm2 --tpmstate dir=tpm --ctrl type=unixio,path=tpm/sock --terminate &
@@ -60,6 +65,15 @@ while [ ! -S tpm/sock ]; do sleep 0.1; done
 tpm_args=(-chardev socket,id=chrtpm,path=tpm/sock -tpmdev emulator,id=tpm0,chardev=chrtpm
           -device tpm-tis,tpmdev=tpm0)
 common=(-accel tcg -m 1024 -nographic -no-reboot -net none -nodefaults -serial stdio)
+
+boot_disk() {  # Debian's Secure Boot OVMF (SMM) or CODE, vars.fd, the disk $1 (snapshot)
+    timeout "${BOOT_TIMEOUT:-600}" qemu-system-x86_64 -machine q35,smm=on "${common[@]}" \
+        -global driver=cfi.pflash01,property=secure,value=on \
+        -drive if=pflash,format=raw,unit=0,readonly=on,file="${CODE:-$ovmf/OVMF_CODE_4M.secboot.fd}" \
+        -drive if=pflash,format=raw,unit=1,file=vars.fd "${tpm_args[@]}" \
+        -drive file="$1",format=raw,if=virtio,snapshot=on \
+        >serial.log </dev/null
+}
 
 case "$case_name" in
 kernel)
@@ -91,13 +105,12 @@ CFG
     mcopy -i esp.img "$kernel" ::/vmlinuz
     mcopy -i esp.img initrd.img ::/initrd.img
     dd if=esp.img of=disk.img bs=512 seek=2048 conv=notrunc status=none
-    timeout 600 qemu-system-x86_64 -machine q35,smm=on "${common[@]}" \
-        -global driver=cfi.pflash01,property=secure,value=on \
-        -drive if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.secboot.fd \
-        -drive if=pflash,format=raw,unit=1,file=vars.fd "${tpm_args[@]}" \
-        -drive file=disk.img,format=raw,if=virtio,snapshot=on \
-        >serial.log </dev/null
+    boot_disk "$PWD/disk.img"
     [ -z "${KEEP_DISK:-}" ] || cp --sparse=always disk.img "$out/disk.img"
+    ;;
+disk)
+    cp "${VARS:-$ovmf/OVMF_VARS_4M.ms.fd}" vars.fd
+    boot_disk "$DISK"
     ;;
 *) echo "unknown case $case_name" >&2; exit 2 ;;
 esac
