@@ -269,6 +269,7 @@ class _Builder:
         self.not_predicted: dict[int, str] = {}
         self.measured_authorities: set[bytes] = set()
         self.refusals = 0
+        self.secure_boot = False
 
     def add(self, event: PredictedEvent) -> None:
         self.events.append(event)
@@ -454,13 +455,16 @@ def _grub_events(b: _Builder, grub: Stage, kernel: Stage | None) -> None:
     cfg = b.m.grub_cfg
     prefix = b.m.grub_prefix
     twice = _grub_measures_kernel_twice(grub)
+    # shim_lock's verifier, which logs the kernel in PCR 4, is registered only with Secure
+    # Boot on (grub-core/kern/efi/sb.c grub_shim_lock_verifier_setup) [measured, 2.06, 2.12]
+    verifies = (2 if twice else 1) if b.secure_boot else 0
     if kernel is None:
         b.not_claimed(4, "GRUB loads a kernel that is not in the chain (give it after GRUB)")
     if cfg is None:
         b.not_claimed(8, "GRUB's commands depend on grub.cfg: give it with --grub-cfg")
         b.not_claimed(9, "GRUB measures grub.cfg and every file it reads: give --grub-cfg")
         if kernel is not None:
-            for _ in range(2 if twice else 1):
+            for _ in range(verifies):
                 b.add(image_event(4, kernel, b.banks, f"{kernel.path} (via shim_lock)",
                                   "grub"))
         return
@@ -500,7 +504,7 @@ def _grub_events(b: _Builder, grub: Stage, kernel: Stage | None) -> None:
         if words[0] in ("linux", "linuxefi") and len(words) > 1:
             if kernel is not None:
                 file_event(words[1], kernel.image.data, f"the kernel file {kernel.path}")
-                for _ in range(2 if twice else 1):
+                for _ in range(verifies):
                     b.add(image_event(4, kernel, b.banks, f"{words[1]} (via shim_lock)",
                                       "grub"))
             else:
@@ -572,7 +576,7 @@ def predict(machine: MachineInput) -> Prediction:
         stage.digests.update(authenticode_digests(stage.image, wanted, pad=False))
     b = _Builder(machine)
     store = machine.store
-    secure_boot = _secure_boot(store, machine.secure_boot)
+    secure_boot = b.secure_boot = _secure_boot(store, machine.secure_boot)
     b.not_claimed(0, "edk2 measures its PEI and DXE volumes as they are in memory; Debian's "
                   "OVMF PEI volume differs from the image (PlatformPei writes globals before "
                   "Tcg2Pei measures it)")
