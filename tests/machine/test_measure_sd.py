@@ -106,3 +106,27 @@ def test_esp_sidecars_withdraw_pcr_9_and_12(corpus: Corpus, tmp_path: Path) -> N
     q = predict(MachineInput(store, [str(sd_boot), str(uki)], ["sha256"], disk=str(disk)))
     assert 9 in q.not_predicted and "password.cred" in q.not_predicted[12]
     assert 11 in q.predicted and 4 in q.predicted
+
+
+def test_predict_cli_json_for_systemd_boot(corpus: Corpus, tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+    from click.testing import CliRunner
+    from vm_builder import build_sdboot_disk
+
+    from fwtools.cli.fw_pcr import cli
+
+    uki = _uki(corpus, tmp_path, "console=ttyS0", b"INITRD")
+    sd_boot = corpus.systemd_boot("trixie")
+    disk = build_sdboot_disk(tmp_path, sd_boot, corpus.kernel("trixie", "amd64"), uki,
+                             default=None)
+    store = corpus.ovmf_dir("trixie") / "OVMF_VARS_4M.fd"
+    result = CliRunner().invoke(cli, ["predict", "--json", "--vars", str(store), str(sd_boot),
+                                      str(uki), "--disk", str(disk)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    schema = Path(__file__).resolve().parents[2] / "docs/schemas/fw-pcr-1.schema.json"
+    jsonschema.validate(doc, json.loads(schema.read_text()))
+    assert [c["kind"] for c in doc["chain"]] == ["systemd-boot", "uki"]
+    assert "systemd-boot" in {e["source"] for e in doc["events"]}
