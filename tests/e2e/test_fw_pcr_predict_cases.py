@@ -92,6 +92,7 @@ BY_ID = {c.id: c for c in CASES}
 @dataclass
 class Boot:
     prediction: Prediction
+    store: Path
     out: Path  # capture.sh's OUTDIR: pcrs.json, eventlog.bin (has_log), serial.log
     tpm: dict[str, dict[str, str]]
 
@@ -208,7 +209,7 @@ def boot_case(case: Case, corpus: Corpus, tmp: Path) -> Boot:
     code = _capture("disk", out, DISK=str(disk), VARS=str(store), SUITE=case.suite,
                     CODE=str(ovmf / "OVMF_CODE_4M.secboot.fd"))
     assert (code == 0) is case.has_log, (out / "serial.log").read_text()[-3000:]
-    return Boot(prediction, out, json.loads((out / "pcrs.json").read_text()))
+    return Boot(prediction, store, out, json.loads((out / "pcrs.json").read_text()))
 
 
 _BOOTS: dict[str, Boot] = {}
@@ -275,3 +276,23 @@ def test_store_change_diff_equals_the_tpm_difference(
     changed = next(c for c in diff_predictions(old.prediction, new.prediction) if c.pcr == 7)
     assert any("UEFI CA 2023" in e.description for e in changed.added
                if e.event_type == EV_EFI_VARIABLE_AUTHORITY)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.has_log],
+                         ids=[c.id for c in CASES if c.has_log])
+def test_virt_fw_measure_store_part(case: Case, corpus: Corpus,
+                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """virt-fw-measure --vars on the booted store: PCR 7 through the separator as the TPM's
+    log has it when PK, KEK, db and dbx exist; without them (Secure Boot off on a blank store)
+    it leaves out the four empty-variable events edk2 logs (tests/machine/
+    test_measure_virt_fw.py, docs/fw-pcr.md)."""
+    from test_measure_virt_fw import logged, records, virt_fw_measure
+
+    boot = booted(case.id, corpus, tmp_path_factory)
+    real = logged(load_event_log(boot.out / "eventlog.bin"), 7, through_separator=True)
+    theirs = records(virt_fw_measure("--vars", str(boot.store),
+                                     *([] if case.secure_boot else ["--no-sb"])))
+    if case.store == "blank":
+        assert len(real) == 6 and theirs == [real[0], real[5]]
+    else:
+        assert theirs == real
