@@ -192,9 +192,11 @@ def boot_case(case: Case, corpus: Corpus, tmp: Path) -> Boot:
         code = ovmf / "AAVMF_CODE.secboot.fd"
         code = code if code.exists() else ovmf / "AAVMF_CODE.fd"  # Debian 12: one build
         corpus.package_dir("bookworm", "arm64", "busybox-static")  # capture.sh's initramfs
-        if shutil.which("qemu-system-aarch64") is None:
-            unavailable("e2e: qemu-system-aarch64 not installed (apt-get install "
-                        "qemu-system-arm)")
+        absent = [t for t in ("qemu-system-aarch64", "swtpm_ioctl", "tpm2_pcrread")
+                  if shutil.which(t) is None]
+        if absent:
+            unavailable(f"e2e: {', '.join(absent)} not installed (apt-get install "
+                        "qemu-system-arm swtpm-tools tpm2-tools)")
     else:
         ovmf = corpus.ovmf_dir(case.suite)
         code = ovmf / "OVMF_CODE_4M.secboot.fd"
