@@ -30,13 +30,8 @@ from fwtools.errors import FwError
 from fwtools.fleet.pcrs import PcrConsequences, PcrEffect, PcrEvent
 from fwtools.formats.tcg import layout as L
 from fwtools.formats.tcg.eventtypes import event_type_name
-from fwtools.machine.measure import (
-    EV_EFI_VARIABLE_AUTHORITY,
-    EV_EFI_VARIABLE_DRIVER_CONFIG,
-    MachineInput,
-    diff_predictions,
-    predict,
-)
+from fwtools.machine.events import EV_EFI_VARIABLE_AUTHORITY, EV_EFI_VARIABLE_DRIVER_CONFIG
+from fwtools.machine.measure import MachineInput, diff_predictions, predict
 
 if TYPE_CHECKING:
     from fwtools.fleet.audit import StoreAudit
@@ -44,7 +39,8 @@ if TYPE_CHECKING:
     from fwtools.fleet.update import StoreUpdate, UpdateRequest, UpdateTask
     from fwtools.formats.varstore.store import VariableStore
     from fwtools.formats.varstore.storeio import LoadedStore
-    from fwtools.machine.measure import PcrChange, PredictedEvent
+    from fwtools.machine.events import PredictedEvent
+    from fwtools.machine.measure import PcrChange
 
 DEFAULT_BANK: Final = "sha256"
 STORE_PCR: Final = 7

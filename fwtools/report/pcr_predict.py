@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Final
 from fwtools.report.envelope import document
 
 if TYPE_CHECKING:
-    from fwtools.machine.measure import Divergence, PcrChange, PredictedEvent, Prediction
+    from fwtools.machine.events import PredictedEvent
+    from fwtools.machine.measure import Divergence, PcrChange, Prediction
 
 SCHEMA: Final = "fwtools.fw-pcr/1"
 DIFF_SCHEMA: Final = "fwtools.fw-pcr.diff/1"

@@ -90,7 +90,8 @@ def without_read_override() -> list[str]:
 # The venv in PEERS_DIR of each peer tool used as an oracle (benchmarks/setup-peers.sh makes
 # them; .ci/run runs it): virt-firmware's commands and python-uefivars' ``uefivars``.
 PEER_VENVS = {"virt-fw-vars": "virt-venv", "pe-inspect": "virt-venv",
-              "virt-fw-sigdb": "virt-venv", "uefivars": "uefivars-venv"}
+              "virt-fw-sigdb": "virt-venv", "virt-fw-measure": "virt-venv",
+              "uefivars": "uefivars-venv"}
 
 
 def need_peer(tool: str) -> str:

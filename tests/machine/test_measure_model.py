@@ -68,6 +68,13 @@ def test_secure_boot_off_with_shim(d12: tuple[LoadedStore, list[str]]) -> None:
     assert only == [variable_data(guids.SHIM_LOCK, "SbatLevel", SBAT_ORIGINAL.encode())]
     assert [e.description for e in p.events if e.pcr == 14] == \
         ["'MokList'", "'MokListX'", "'MokListTrusted'"]
+    # PCR 4: shim and GRUB only; GRUB's shim_lock verifier (which logs the kernel) is not
+    # registered with Secure Boot off [tests/e2e/test_fw_pcr_predict_cases.py]
+    assert [e.source for e in p.events if e.pcr == 4 and e.event_type == 0x80000003] == \
+        ["edk2", "shim"]
+    on = predict(MachineInput(store, chain, secure_boot=True))
+    assert [e.source for e in on.events if e.pcr == 4 and e.event_type == 0x80000003] == \
+        ["edk2", "shim", "grub", "grub"]
 
 
 def test_newer_sbat_level_in_the_store_is_kept(d12: tuple[LoadedStore, list[str]]) -> None:

@@ -11,8 +11,11 @@ import pytest
 from corpus import Corpus
 from corpus.params import need_tool, unavailable
 
+from fwtools.formats.pe.authenticode import authenticode_digests
+from fwtools.formats.pe.image import PeImage
 from fwtools.formats.varstore.storeio import load_store
 from fwtools.machine.measure import MachineInput, predict
+from fwtools.machine.measure_sd import STUB_PAYLOAD_DEVICE_PATH
 
 MEASURE = Path("/usr/lib/systemd/systemd-measure")
 
@@ -44,7 +47,15 @@ def test_pcr11_of_a_uki(suite: str, corpus: Corpus, tmp_path: Path) -> None:
     store = load_store(corpus.package_dir("bookworm", "amd64", "ovmf")
                        / "usr/share/OVMF/OVMF_VARS_4M.fd")
     p = predict(MachineInput(store, [str(uki)], ("sha1", "sha256"), secure_boot=False))
-    assert p.stages == [(str(uki), "uki")] and 11 in p.predicted and 4 in p.not_predicted
+    assert p.stages == [(str(uki), "uki")] and {4, 11} <= set(p.predicted)
+    assert 9 in p.not_predicted and 12 in p.not_predicted  # the ESP's sidecars: no --disk
+    # PCR 4: the UKI from the boot option, then (Secure Boot off) the .linux sd-stub loads,
+    # whose Authenticode digest is the kernel file's
+    images = [e for e in p.events if e.pcr == 4 and e.event_type == 0x80000003]
+    kernel_digest = authenticode_digests(PeImage.open(kernel), ["sha256"], pad=False)
+    assert [e.source for e in images] == ["edk2", "edk2"]
+    assert images[1].digests["sha256"] == kernel_digest["sha256"]
+    assert images[1].data.endswith(STUB_PAYLOAD_DEVICE_PATH)
     measured = [e.description.strip("'") for e in p.events if e.pcr == 11]
     sections = [".linux", ".osrel", ".cmdline", ".initrd"]
     if suite == "trixie":  # systemd 257 also measures the stub's own .sbat

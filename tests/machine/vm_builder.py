@@ -125,9 +125,11 @@ def sbsign(key: Path, cert: Path, src: Path, out: Path) -> Path:
 
 
 def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
-                      default: str | None, entry_name: str = "debian-6.12.conf") -> Path:
+                      default: str | None, entry_name: str = "debian-6.12.conf",
+                      extra: dict[str, bytes] | None = None) -> Path:
     """A GPT disk whose ESP holds systemd-boot as the removable loader, a type 1 entry
-    ``entry_name`` for ``kernel`` (on the ESP) and ``uki`` in ``\\EFI\\Linux``."""
+    ``entry_name`` for ``kernel`` (on the ESP) and ``uki`` in ``\\EFI\\Linux``; ``extra``
+    adds files (ESP path with ``/`` -> content)."""
     need("sgdisk")
     esp_size = 32 * MIB
     disk = blank(tmp / "sdboot.img", esp_size + 2 * MIB)
@@ -144,6 +146,9 @@ def build_sdboot_disk(tmp: Path, sd_boot: Path, kernel: Path, uki: Path, *,
     (esp / "loader" / "entries" / entry_name).write_text(
         f"title Debian\nversion 6.12\nlinux /{kernel.name}\noptions root=/dev/vda2 ro "
         "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1\n")
+    for name, content in (extra or {}).items():
+        (esp / name).parent.mkdir(parents=True, exist_ok=True)
+        (esp / name).write_bytes(content)
     make_fat(disk, MIB, esp_size, 16, esp)
     return disk
 
