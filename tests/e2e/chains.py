@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -159,7 +159,7 @@ def padded_flash(image: Path, workdir: Path, size: int = AAVMF_FLASH_SIZE) -> Pa
 def firmware_command(
     fw: Firmware,
     vars_copy: Path,
-    esp: Path,
+    esp: Path,  # the boot disk: an ESP image or a whole disk image (raw)
     *,
     workdir: Path,
     memory_mib: int = 1024,
@@ -213,6 +213,11 @@ STOP_MARKERS: Final[dict[str, Outcome]] = {
     re.escape(LINUX_FAILED_MARKER): "refused",
     _NO_BOOT: "no-boot",
 }
+# A Debian disk (tests/machine/vm_builder.py) boots its entry with ``quiet``, which hides
+# "Linux version". Any line of the kernel's EFI stub (quiet: only its errors, here about the
+# placeholder initrd) or a panic at the root mount proves GRUB verified and started the kernel.
+DEBIAN_DISK_MARKERS: Final[dict[str, Outcome]] = {
+    **STOP_MARKERS, r"EFI stub: |Kernel panic - not syncing": "kernel"}
 
 # Lines worth keeping as evidence: verdict lines, the exception dump's key registers (x86:
 # RIP, CR2, ExceptionData; AArch64: ELR, FAR, ESR), the image the fault was in, BdsDxe's
@@ -250,15 +255,23 @@ class ChainBoot:
                 + self.result.describe())
 
 
+# The echo lines of grub-mkconfig's 10_linux entry (tests/machine/vm_builder.py
+# main_grub_cfg): "Loading initial ramdisk ..." follows a ``linux`` that loaded (and under
+# Secure Boot, verified) the kernel, like KERNEL_LOADED_MARKER in chain_files' grub.cfg.
+_DEBIAN_KERNEL_LOADED: Final = r"Loading initial ramdisk \.\.\."
+_DEBIAN_GRUB: Final = r"Loading Linux \S+ \.\.\."
+
+
 def stage_of(result: QemuResult) -> Stage:
-    """The furthest milestone on the console."""
+    """The furthest milestone on the console (chain_files' markers, or the echo lines of a
+    Debian disk's grub.cfg)."""
     if result.saw(_KERNEL):
         return "kernel"
     if result.saw(r"EFI stub: "):
         return "efi-stub"
-    if result.saw(re.escape(KERNEL_LOADED_MARKER)):
+    if result.saw(re.escape(KERNEL_LOADED_MARKER)) or result.saw(_DEBIAN_KERNEL_LOADED):
         return "kernel-loaded"
-    if result.saw(re.escape(GRUB_MARKER)):
+    if result.saw(re.escape(GRUB_MARKER)) or result.saw(_DEBIAN_GRUB):
         return "grub"
     return "firmware"
 
@@ -280,8 +293,17 @@ def uki_files(uki: Path, arch: Arch) -> dict[str, bytes | str | Path]:
     return {f"EFI/BOOT/BOOT{arch.upper()}.EFI": uki}
 
 
-def boot_esp(
-    files: dict[str, bytes | str | Path],
+def boot_esp(files: dict[str, bytes | str | Path], fw: Firmware, *, workdir: Path,
+             **options: Any) -> ChainBoot:
+    """Boot an ESP holding ``files`` (an image made in ``workdir``) on ``fw``:
+    :func:`boot_disk` of that image, with the same ``options``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    esp = make_esp_image(workdir / "esp.img", files)
+    return boot_disk(esp, fw, workdir=workdir, **options)
+
+
+def boot_disk(
+    disk: Path,
     fw: Firmware,
     *,
     workdir: Path,
@@ -289,9 +311,12 @@ def boot_esp(
     serial_log: Path | None = None,
     extra_args: Sequence[str] = (),
     linger: float = 4.0,
+    markers: Mapping[str, Outcome] = STOP_MARKERS,
 ) -> ChainBoot:
-    """Boot an ESP holding ``files`` on ``fw`` (a private copy of its vars template, the ESP
-    image in ``workdir``) and classify the first verdict line on the console:
+    """Boot the raw disk image ``disk`` (an ESP image, or a whole GPT disk such as
+    tests/machine/vm_builder.py builds) on ``fw`` (a private copy of its vars template in
+    ``workdir``) and classify the first verdict line on the console (``markers``, default
+    :data:`STOP_MARKERS`):
 
     - ``kernel``: "Linux version" (the kernel proper runs: shim, grub and the EFI stub all
       got through);
@@ -306,17 +331,16 @@ def boot_esp(
     ``timeout`` defaults to :data:`TIMEOUTS` (scaled by $FWTOOLS_E2E_TIMEOUT_SCALE).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    esp = make_esp_image(workdir / "esp.img", files)
     vars_copy = copy_vars(fw.vars, workdir / f"vars-{fw.vars.name}")
     if fw.arch == "aa64":
         vars_copy = padded_flash(vars_copy, workdir)
-    cmd = firmware_command(fw, vars_copy, esp, workdir=workdir, extra_args=extra_args)
+    cmd = firmware_command(fw, vars_copy, disk, workdir=workdir, extra_args=extra_args)
     result = run_qemu(cmd, timeout=timeout if timeout is not None else TIMEOUTS[fw.arch],
-                      stop_markers=list(STOP_MARKERS), serial_log=serial_log,
+                      stop_markers=list(markers), serial_log=serial_log,
                       linger={_FAULT: linger})
     outcome: Outcome
     if result.marker is not None:
-        outcome = STOP_MARKERS[result.marker]
+        outcome = markers[result.marker]
     elif result.timed_out:
         outcome = "timeout"
     else:

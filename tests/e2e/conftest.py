@@ -52,6 +52,26 @@ def qemu_tools() -> None:
 
 
 @pytest.fixture(scope="session")
+def lab_builds(qemu_tools: None) -> Path:
+    """The firmware lab's build directory for build-ovmf.sh's current source and settings
+    (tests/e2e/lab/matrix.py); skip (fail under FWTOOLS_REQUIRE_CORPUS=1, as in CI) when a
+    variant is not built there."""
+    import subprocess
+
+    from .lab.matrix import build_dir, missing_builds
+
+    try:
+        builds = build_dir()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        unavailable(f"lab: build-ovmf.sh --print-dir failed: {exc}")
+    missing = missing_builds(builds)
+    if missing:
+        unavailable(f"lab firmware not built: {', '.join(missing)} "
+                    "(run: sudo tests/e2e/lab/build-ovmf.sh)")
+    return builds
+
+
+@pytest.fixture(scope="session")
 def disk_tools() -> None:
     """Like qemu_tools, for tests that only build disk images (sgdisk, mtools)."""
     missing = missing_tools(["sgdisk", "mformat", "mmd", "mcopy"])

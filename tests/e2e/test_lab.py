@@ -22,13 +22,11 @@ and records today's replay fields, and docs/boot-chain.md's lab table is the one
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from corpus import Corpus
-from corpus.params import unavailable
 
 from .conftest import BootRecorder
 from .dumps import mismatch_report
@@ -38,9 +36,7 @@ from .lab.matrix import (
     LabCase,
     Observation,
     boot_case,
-    build_dir,
     compare,
-    missing_builds,
     observe,
     replay_case,
     replay_view,
@@ -48,21 +44,6 @@ from .lab.matrix import (
 
 IDS = [c.id for c in CASES]
 RECORD_HINT = "re-record: tests/e2e/lab/run-lab.py --record (see tests/e2e/lab/README.md)"
-
-
-@pytest.fixture(scope="session")
-def lab_builds(qemu_tools: None) -> Path:
-    """The build directory of build-ovmf.sh's current source and settings; skip (fail under
-    FWTOOLS_REQUIRE_CORPUS=1, as in CI) when a variant is not built there."""
-    try:
-        builds = build_dir()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        unavailable(f"lab: build-ovmf.sh --print-dir failed: {exc}")
-    missing = missing_builds(builds)
-    if missing:
-        unavailable(f"lab firmware not built: {', '.join(missing)} "
-                    "(run: sudo tests/e2e/lab/build-ovmf.sh)")
-    return builds
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from corpus import Corpus
 
-from .chains import STOP_MARKERS, evidence_lines
+from .chains import DEBIAN_DISK_MARKERS, evidence_lines
 from .qemu import Disk, copy_vars, ovmf_command, run_qemu
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
@@ -48,10 +48,7 @@ from fwtools.machine.vm import check_vm  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
 VERDICT = {"kernel": "boots", "refused": "refused", "fault": "faults"}
-# Debian's entry boots with ``quiet`` (tests/machine/vm_builder.py), which hides "Linux
-# version". Any line of the kernel's EFI stub (quiet: only its errors, here about the
-# placeholder initrd) or a panic at the root mount proves GRUB verified and started the kernel.
-MARKERS = {**STOP_MARKERS, r"EFI stub: |Kernel panic - not syncing": "kernel"}
+MARKERS = DEBIAN_DISK_MARKERS
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -165,20 +165,35 @@ def case_chain(case: LabCase, corpus: Corpus) -> Chain:
                  corpus.kernel(kernel, da))
 
 
-def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
-              timeout: float | None = None) -> tuple[ChainBoot, Path]:
-    """Boot ``case``; the serial console goes to ``workdir/serial.log``. The DEBUG log goes to
+@dataclass(frozen=True)
+class LabConsole:
+    """Where a lab boot's consoles go, and the QEMU arguments that send them there."""
+
+    serial_log: Path
+    debug_log: Path
+    qemu_args: list[str]  # the debug console (x64) and the variant's fw_cfg
+
+
+def lab_console(variant: Variant, workdir: Path) -> LabConsole:
+    """The serial console goes to ``workdir/serial.log``. The DEBUG log goes to
     ``workdir/debug.log`` on x64 (QEMU's debug console at I/O port 0x402); ArmVirtQemu has
     only the serial port, so on aa64 the DEBUG log is the serial log."""
     workdir.mkdir(parents=True, exist_ok=True)
     serial_log = workdir / "serial.log"
-    debug_log = workdir / "debug.log" if case.arch == "x64" else serial_log
+    debug_log = workdir / "debug.log" if variant.arch == "x64" else serial_log
     debugcon = ["-debugcon", f"file:{debug_log}", "-global", "isa-debugcon.iobase=0x402"] \
-        if case.arch == "x64" else []
+        if variant.arch == "x64" else []
+    return LabConsole(serial_log, debug_log, [*debugcon, *variant.qemu_args])
+
+
+def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
+              timeout: float | None = None) -> tuple[ChainBoot, Path]:
+    """Boot ``case`` (consoles: :func:`lab_console`); returns the boot and the DEBUG log."""
+    con = lab_console(case.variant, workdir)
     fw = case_firmware(case, builds, corpus)
-    boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir, serial_log=serial_log,
-                      timeout=timeout, extra_args=[*debugcon, *case.variant.qemu_args])
-    return boot, debug_log
+    boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
+                      timeout=timeout, extra_args=con.qemu_args)
+    return boot, con.debug_log
 
 
 # -- what the real boot showed ----------------------------------------------------------------
@@ -264,8 +279,13 @@ def replay_view(r: Replay) -> dict[str, Any]:
     """The replay's verdict and first fault, the fields compared with the real boot."""
     from fwtools.report.boot_json import faults_json
 
-    view: dict[str, Any] = {"verdict": str(r.verdict)}
-    faults = faults_json(r)
+    return fault_view(str(r.verdict), faults_json(r))
+
+
+def fault_view(verdict: str, faults: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """:func:`replay_view` of a verdict and a ``faults[]`` list as the JSON documents carry
+    them (boot-chain's replay, ``fw-check vm --json``)."""
+    view: dict[str, Any] = {"verdict": verdict}
     if faults:
         f = faults[0]
         view.update(stage=str(f["stage"]).split()[0], stage_index=f.get("stage_index"),
