@@ -27,8 +27,10 @@ calibration table.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,8 +192,11 @@ _SAMPLE: Final = LAB_DIR.parents[2] / "testdata" / "sample"
 
 @cache
 def _uki_dir() -> Path:
-    """One directory per process for the UKIs the sd cases boot and replay (built once)."""
-    return Path(tempfile.mkdtemp(prefix="fwtools-lab-uki-"))
+    """One directory per process for the UKIs the sd cases boot and replay (built once),
+    removed when the process ends."""
+    d = tempfile.mkdtemp(prefix="fwtools-lab-uki-")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return Path(d)
 
 
 @cache
@@ -211,8 +216,9 @@ def lab_uki(corpus: Corpus, signed: bool) -> Path:
         return uki
     from vm_builder import sbsign
 
-    return sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", uki,
-                  d / "uki-signed.efi")
+    out = d / "uki-signed.efi"
+    sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", uki, out)
+    return out
 
 
 def case_files(case: LabCase, corpus: Corpus) -> list[Path]:

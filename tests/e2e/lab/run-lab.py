@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The firmware lab by hand: boot the lab matrix (tests/e2e/lab/matrix.py: Debian 12 and 13's
-shim -> grub -> kernel chains and their mixes, and trixie's systemd-boot + UKI, Secure Boot off and on, on every W^X OVMF and
-AAVMF variant that build-ovmf.sh built), compare each boot with the replay, print a table and, with
-``--record``, write the results file that docs/boot-chain.md's calibration table is
-generated from. CI boots the same matrix in tests/e2e/test_lab.py.
+shim -> grub -> kernel chains and their mixes, and trixie's systemd-boot + UKI, Secure Boot off
+and on, on every W^X OVMF and AAVMF variant that build-ovmf.sh built), compare each boot with
+the replay, print a table and, with ``--record``, write the results file that
+docs/boot-chain.md's calibration table is generated from. CI boots the same matrix in
+tests/e2e/test_lab.py.
 
     .venv/bin/python tests/e2e/lab/run-lab.py [--variants strict compat] [--chains bookworm]
         [--jobs 2] [--out /tmp/lab-table.txt] [--keep DIR] [--record [tests/e2e/lab/results.json]]
