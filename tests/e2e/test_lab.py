@@ -1,4 +1,5 @@
-"""The firmware lab in CI: Debian 12 and 13's chains and their mixes, x86-64 and AArch64, on
+"""The firmware lab in CI: Debian 12 and 13's chains and their mixes, x86-64 and AArch64, and
+Debian 13's systemd-boot with a UKI (unsigned, Secure Boot off; behind shim, Secure Boot on), on
 W^X-enforcing DEBUG OVMF and AAVMF built from Debian's edk2 source
 (tests/e2e/lab/build-ovmf.sh, run by .ci/run), Secure Boot off and on, on every variant of
 tests/e2e/lab/matrix.py.

@@ -38,6 +38,7 @@ from vm_builder import (  # noqa: E402
     build_sdboot_disk,
     build_shim_sdboot_disk,
     fw_vars,
+    moklist_esl,
     sbsign,
 )
 
@@ -133,13 +134,7 @@ def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
 
 def _moklist_esl(tmp: Path) -> Path:
     """MokList holding the test signing certificate (testdata/sample/test-db.pem)."""
-    der = subprocess.run(["openssl", "x509", "-in", str(SAMPLE / "test-db.pem"),
-                          "-outform", "DER"], check=True, capture_output=True).stdout
-    entry = uuid.UUID(int=0).bytes_le + der
-    esl = tmp / "moklist.esl"
-    esl.write_bytes(guids.CERT_X509.bytes_le
-                    + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
-    return esl
+    return moklist_esl(SAMPLE / "test-db.pem", tmp / "moklist.esl")
 
 
 def _who(line: str) -> str:

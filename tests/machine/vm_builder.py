@@ -14,9 +14,13 @@ gets ``console=ttyS0`` and the menu a 1 s timeout, for the QEMU runs in tests/e2
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+from fwtools.formats.efi import guids
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats" / "disk"))
 
@@ -116,6 +120,17 @@ def fw_vars(*args: str | Path) -> None:
     """Run fw-vars in this interpreter's environment (the worktree's fwtools)."""
     subprocess.run([sys.executable, "-m", "fwtools.cli.fw_vars", *map(str, args)], check=True,
                    capture_output=True)
+
+
+def moklist_esl(cert_pem: Path, out: Path) -> Path:
+    """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) of one X.509 certificate, the PEM
+    ``cert_pem`` (owner GUID zero): a MokList trusting that key, written to ``out``."""
+    der = subprocess.run(["openssl", "x509", "-in", str(cert_pem), "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    entry = uuid.UUID(int=0).bytes_le + der
+    out.write_bytes(guids.CERT_X509.bytes_le
+                    + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
+    return out
 
 
 def sbsign(key: Path, cert: Path, src: Path, out: Path) -> Path:

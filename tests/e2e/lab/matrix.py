@@ -16,7 +16,9 @@ calibration table.
   or "not uninstalling ..."); :func:`observe` reads it and the test checks it.
 - :data:`CASES`: every chain (:data:`CHAINS`: Debian 12 and 13's signed shim -> grub ->
   kernel, and the two mixes of one suite's shim and grub with the other's kernel) on every
-  variant of its architecture, Secure Boot off and on.
+  variant of its architecture, Secure Boot off and on; then Debian 13's systemd-boot loading
+  a UKI (:data:`SD_CHAINS`) on every x64 variant: unsigned systemd-boot with Secure Boot off,
+  and shim -> Debian-signed systemd-boot -> a UKI that MokList trusts with Secure Boot on.
 - :func:`boot_case` boots one case (x64: the DEBUG log to QEMU's debug console) and
   :func:`observe` turns the console into an :class:`Observation`, the record kept in
   ``results.json``; :func:`replay_view` does the same for the replay, and
@@ -25,15 +27,20 @@ calibration table.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..chains import Arch, Chain, ChainBoot, Firmware, boot_chain
+from ..chains import Arch, Chain, ChainBoot, Firmware, boot_chain, boot_esp
 from ..dumps import PAGE_MASK, ConsoleFault, Field, compare_fault, parse_fault
 
 if TYPE_CHECKING:
@@ -42,6 +49,8 @@ if TYPE_CHECKING:
     from fwtools.uefi.replay import Replay
 
 LAB_DIR: Final = Path(__file__).resolve().parent
+if str(LAB_DIR.parents[1] / "machine") not in sys.path:  # tests/machine: vm_builder
+    sys.path.insert(0, str(LAB_DIR.parents[1] / "machine"))
 BUILD_SCRIPT: Final = LAB_DIR / "build-ovmf.sh"
 RESULTS: Final = LAB_DIR / "results.json"
 CACHE_ENV: Final = "LAB_CACHE"
@@ -57,6 +66,14 @@ CHAINS: Final[Mapping[str, tuple[str, str, str]]] = {
     "grub206-linux612": ("bookworm", "bookworm", "trixie"),
     "grub212-linux61": ("trixie", "trixie", "bookworm"),
 }
+#: systemd-boot chains (Debian 13's systemd 257, x64 only) -> the Secure Boot state each boots
+#: with. ``sdboot-uki``: systemd-boot-efi's unsigned systemd-bootx64.efi as the removable
+#: loader (Secure Boot off: the firmware would refuse it); ``shim-sdboot-uki``: shim ->
+#: systemd-boot-efi-amd64-signed's systemd-bootx64.efi (Debian's key, shim's vendor
+#: certificate) -> the UKI signed by testdata/sample's test key, which MokList trusts (as
+#: tests/e2e/test_vm_qemu.py's ``shim-sdboot-uki-moklist``). Both load a UKI of trixie's
+#: systemd-stub (linuxx64.efi.stub) and kernel from ``\EFI\Linux``.
+SD_CHAINS: Final[Mapping[str, bool]] = {"sdboot-uki": False, "shim-sdboot-uki": True}
 UNINSTALL_KNOB: Final = "opt/org.tianocore/UninstallMemAttrProtocol"
 
 
@@ -119,7 +136,10 @@ class LabCase:
         return f"{self.chain}-{self.variant.name}-{'sb' if self.secure_boot else 'nosb'}"
 
 
-CASES: Final = tuple(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True))
+CASES: Final = (
+    *(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True)),
+    *(LabCase(c, v, sb) for v in VARIANTS if v.arch == "x64" for c, sb in SD_CHAINS.items()),
+)
 CASE_BY_ID: Final = {c.id: c for c in CASES}
 
 
@@ -156,13 +176,86 @@ def case_firmware(case: LabCase, builds: Path, corpus: Corpus) -> Firmware:
                     case.secure_boot, smm=case.arch == "x64")
 
 
-def case_chain(case: LabCase, corpus: Corpus) -> Chain:
+def case_chain(case: LabCase, corpus: Corpus) -> Chain:  # CHAINS cases only
     """Signed shim, grub and kernel of the suites CHAINS names (Debian's kernels of both
     suites are signed with the key both grubs' shim trusts)."""
     shim, grub, kernel = CHAINS[case.chain]
     da = DEB_ARCH[case.arch]
     return Chain(case.chain, case.arch, corpus.shim(shim, da), corpus.grub(grub, da),
                  corpus.kernel(kernel, da))
+
+
+# -- systemd-boot and UKIs (SD_CHAINS) ---------------------------------------------------------
+
+_SAMPLE: Final = LAB_DIR.parents[2] / "testdata" / "sample"
+
+
+@cache
+def _uki_dir() -> Path:
+    """One directory per process for the UKIs the sd cases boot and replay (built once),
+    removed when the process ends."""
+    d = tempfile.mkdtemp(prefix="fwtools-lab-uki-")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return Path(d)
+
+
+@cache
+def lab_uki(corpus: Corpus, signed: bool) -> Path:
+    """trixie's systemd-stub and kernel as a UKI (tests/corpus/uki.py: .osrel, .cmdline with
+    the lab's kernel command line, .linux), ``signed`` by the test key MokList trusts."""
+    from corpus.uki import build_uki
+
+    from ..chains import KERNEL_CMDLINE
+
+    d = _uki_dir()
+    uki = d / "uki.efi"
+    if not uki.is_file():
+        build_uki(corpus.systemd_boot("trixie", "linuxx64.efi.stub"),
+                  corpus.kernel("trixie", "amd64"), uki, KERNEL_CMDLINE["x64"])
+    if not signed:
+        return uki
+    from vm_builder import sbsign
+
+    out = d / "uki-signed.efi"
+    sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", uki, out)
+    return out
+
+
+def case_files(case: LabCase, corpus: Corpus) -> list[Path]:
+    """The chain's stages, first first, as the replay takes them."""
+    if case.chain in CHAINS:
+        return case_chain(case, corpus).files
+    if case.chain == "sdboot-uki":
+        return [corpus.systemd_boot("trixie"), lab_uki(corpus, False)]
+    return [corpus.shim("trixie", "amd64"), corpus.systemd_boot("trixie", signed=True),
+            lab_uki(corpus, True)]
+
+
+def sd_esp(case: LabCase, corpus: Corpus) -> dict[str, bytes | str | Path]:
+    """The ESP of an SD_CHAINS case: the first stage as the removable loader (shim's second
+    stage, systemd-boot, under shim's default name grubx64.efi), the UKI as
+    ``\\EFI\\Linux\\linux.efi`` (systemd-boot's type 2 entry) and ``loader.conf`` with
+    ``timeout 0`` (tests/machine/vm_builder.py build_shim_sdboot_disk's layout)."""
+    files = case_files(case, corpus)
+    esp: dict[str, bytes | str | Path] = {"EFI/BOOT/BOOTX64.EFI": files[0],
+                                          "EFI/Linux/linux.efi": files[-1],
+                                          "loader/loader.conf": "timeout 0\n"}
+    if len(files) == 3:
+        esp["EFI/BOOT/grubx64.efi"] = files[1]
+    return esp
+
+
+def moklist_store(base: Path, workdir: Path) -> Path:
+    """``base`` (Debian 13's .ms store) with MokList (NV|BS, as MokManager leaves it) holding
+    the test key the signed UKI is signed with."""
+    from vm_builder import fw_vars, moklist_esl
+
+    from fwtools.formats.efi import guids
+
+    out = workdir / "vars-ms-moklist.fd"
+    fw_vars("set", base, "MokList", "--guid", str(guids.SHIM_LOCK), "--attributes", "NV,BS",
+            "--file", moklist_esl(_SAMPLE / "test-db.pem", workdir / "moklist.esl"), "-o", out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -191,8 +284,14 @@ def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
     """Boot ``case`` (consoles: :func:`lab_console`); returns the boot and the DEBUG log."""
     con = lab_console(case.variant, workdir)
     fw = case_firmware(case, builds, corpus)
-    boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
-                      timeout=timeout, extra_args=con.qemu_args)
+    if case.chain in CHAINS:
+        boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir,
+                          serial_log=con.serial_log, timeout=timeout, extra_args=con.qemu_args)
+        return boot, con.debug_log
+    if case.secure_boot:
+        fw = replace(fw, vars=moklist_store(fw.vars, workdir))
+    boot = boot_esp(sd_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
+                    timeout=timeout, extra_args=con.qemu_args)
     return boot, con.debug_log
 
 
@@ -271,7 +370,7 @@ def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation
 def replay_case(case: LabCase, corpus: Corpus) -> Replay:
     from fwtools.uefi.replay import replay_files
 
-    return replay_files(case_chain(case, corpus).files, firmware=case.variant.profile,
+    return replay_files(case_files(case, corpus), firmware=case.variant.profile,
                         arch=case.arch, secure_boot=case.secure_boot)
 
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """The firmware lab by hand: boot the lab matrix (tests/e2e/lab/matrix.py: Debian 12 and 13's
-shim -> grub -> kernel chains and their mixes, Secure Boot off and on, on every W^X OVMF and
-AAVMF variant that build-ovmf.sh built), compare each boot with the replay, print a table and, with
-``--record``, write the results file that docs/boot-chain.md's calibration table is
-generated from. CI boots the same matrix in tests/e2e/test_lab.py.
+shim -> grub -> kernel chains and their mixes, and trixie's systemd-boot + UKI, Secure Boot off
+and on, on every W^X OVMF and AAVMF variant that build-ovmf.sh built), compare each boot with
+the replay, print a table and, with ``--record``, write the results file that
+docs/boot-chain.md's calibration table is generated from. CI boots the same matrix in
+tests/e2e/test_lab.py.
 
     .venv/bin/python tests/e2e/lab/run-lab.py [--variants strict compat] [--chains bookworm]
         [--jobs 2] [--out /tmp/lab-table.txt] [--keep DIR] [--record [tests/e2e/lab/results.json]]
 
-``--record`` needs the whole matrix (no --variants/--chains) and rewrites the calibration
-table in docs/boot-chain.md too.
+``--record`` writes the boots it ran into the results file and rewrites the calibration table
+in docs/boot-chain.md too. With --variants/--chains it merges: the cases not booted keep their
+record, which needs the file's firmware provenance (source, build key, QEMU) to be this run's;
+otherwise record the whole matrix.
 """
 
 from __future__ import annotations
@@ -133,8 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--record", nargs="?", type=Path, const=RESULTS,
                     help=f"write the results file (default {RESULTS}) and the doc's table")
     args = ap.parse_args(argv)
-    if args.record and (args.variants or args.chains):
-        ap.error("--record boots the whole matrix: drop --variants/--chains")
 
     builds = build_dir()
     missing = missing_builds(builds)
@@ -154,9 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text + "\n")
     if args.record:
-        results = calibration.Results(
-            provenance(builds),
-            {r.case.id: calibration.Record(r.case, r.real, dict(r.replay)) for r in rows})
+        prov = provenance(builds)
+        records = {}
+        if len(rows) < len(CASES):  # a part of the matrix: merge into the record
+            old = calibration.load(args.record)
+            if old.firmware != prov:
+                raise SystemExit(f"{args.record} was recorded with {old.firmware}, this run "
+                                 f"is {prov}: record the whole matrix (no --variants/--chains)")
+            records = dict(old.records)
+        records.update({r.case.id: calibration.Record(r.case, r.real, dict(r.replay))
+                        for r in rows})
+        results = calibration.Results(prov, calibration.ordered(records))
         args.record.write_text(results.to_json(), encoding="utf-8")
         doc = calibration.DOC
         doc.write_text(calibration.replace_table(doc.read_text(encoding="utf-8"),
