@@ -34,6 +34,16 @@ def build_uki(stub: Path, kernel: Path, out: Path, cmdline: str = "console=ttyS0
     return out
 
 
+def sbsign(key: Path, cert: Path, src: Path, out: Path) -> Path:
+    """``src`` signed with ``key``/``cert`` into ``out`` (sbsigntool), for test-key chains."""
+    from corpus.params import need_tool
+
+    need_tool("sbsign")
+    subprocess.run(["sbsign", "--key", str(key), "--cert", str(cert), "--output", str(out),
+                    str(src)], check=True, capture_output=True)
+    return out
+
+
 def relabel_pre_58(kernel: Path, out: Path) -> Path:
     """A copy of ``kernel`` whose PE header says MajorImageVersion 0, as kernels before 5.8
     do (no LINUX_INITRD_MEDIA support): the one field systemd-stub's pe_kernel_info checks

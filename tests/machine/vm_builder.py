@@ -24,6 +24,7 @@ from fwtools.formats.efi import guids
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats" / "disk"))
 
+from corpus.uki import sbsign  # noqa: F401 (re-exported for the vm tests)
 from disk_builder import MIB, SECTOR, blank, make_ext, make_fat, need, run
 
 ROOT_UUID = "3f1c2a9e-5b7d-4e21-9a40-6c2d8e7f1b35"
@@ -130,12 +131,6 @@ def moklist_esl(cert_pem: Path, out: Path) -> Path:
     entry = uuid.UUID(int=0).bytes_le + der
     out.write_bytes(guids.CERT_X509.bytes_le
                     + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
-    return out
-
-
-def sbsign(key: Path, cert: Path, src: Path, out: Path) -> Path:
-    need("sbsign")
-    run("sbsign", "--key", key, "--cert", cert, "--output", out, src)
     return out
 
 
