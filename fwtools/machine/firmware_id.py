@@ -6,11 +6,11 @@ without the variable store OVMF.fd carries, without blank padding) against Debia
 OVMF/AAVMF builds (bookworm 2022.11-6+deb12u2, trixie 2025.02-8+deb13u1): each maps to the
 firmware profile and Secure Boot support its ``debian/rules`` gives it
 (docs/reference/pi-firmware.md §2 and the Debian table there), and against the firmware lab's
-x64 builds (:data:`LAB_BUILDS`), which map to their ``debian13-ovmf-lab-*`` profiles. For anything else the settings
-formats/pi can read from the image (Secure Boot support, the memory attribute protocol, the
-edk2 release, the NX policy where DxeCore holds it as one immediate) get the basis "read from
-the image"; the rest are folded into code and the caller asks for ``--profile NAME`` for
-them rather than guess.
+x64 builds (:data:`LAB_BUILDS`), which map to their ``debian13-ovmf-lab-*`` profiles. For
+anything else the settings formats/pi can read from the image (Secure Boot support, the
+memory attribute protocol, the edk2 release, the NX policy where DxeCore holds it as one
+immediate) get the basis "read from the image"; the rest are folded into code and the caller
+asks for ``--profile NAME`` for them rather than guess.
 
 QEMU's fw_cfg entries are the VM's settings, not the image's: ``opt/ovmf/PcdSetNxForStack``
 and ``opt/org.tianocore/UninstallMemAttrProtocol`` (Debian's patch
