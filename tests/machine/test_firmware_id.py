@@ -1,5 +1,6 @@
 """Firmware identification: every Debian OVMF/AAVMF code file in the corpus maps to the
-profile its debian/rules gives it; unknown files ask for --profile; fw_cfg overrides."""
+profile its debian/rules gives it, the firmware lab's x64 builds to their lab profiles; unknown
+files ask for --profile; fw_cfg overrides."""
 
 from __future__ import annotations
 
