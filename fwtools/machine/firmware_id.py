@@ -5,11 +5,12 @@ SHA-256 of its code (formats/pi ``FirmwareImage.code_sha256``: the guest's view 
 without the variable store OVMF.fd carries, without blank padding) against Debian's packaged
 OVMF/AAVMF builds (bookworm 2022.11-6+deb12u2, trixie 2025.02-8+deb13u1): each maps to the
 firmware profile and Secure Boot support its ``debian/rules`` gives it
-(docs/reference/pi-firmware.md §2 and the Debian table there). For anything else the settings
-formats/pi can read from the image (Secure Boot support, the memory attribute protocol, the
-edk2 release, the NX policy where DxeCore holds it as one immediate) get the basis "read from
-the image"; the rest are folded into code and the caller asks for ``--profile NAME`` for
-them rather than guess.
+(docs/reference/pi-firmware.md §2 and the Debian table there), and against the firmware lab's
+x64 builds (:data:`LAB_BUILDS`), which map to their ``debian13-ovmf-lab-*`` profiles. For
+anything else the settings formats/pi can read from the image (Secure Boot support, the
+memory attribute protocol, the edk2 release, the NX policy where DxeCore holds it as one
+immediate) get the basis "read from the image"; the rest are folded into code and the caller
+asks for ``--profile NAME`` for them rather than guess.
 
 QEMU's fw_cfg entries are the VM's settings, not the image's: ``opt/ovmf/PcdSetNxForStack``
 and ``opt/org.tianocore/UninstallMemAttrProtocol`` (Debian's patch
@@ -56,7 +57,7 @@ _D13_AAVMF: Final = "qemu-efi-aarch64 2025.02-8+deb13u1"
 #: names the other Debian files that hold the same code (debian/rules installs the build's
 #: OVMF.fd, VARS then CODE, and QEMU_EFI.fd, which AAVMF_CODE.fd pads to 64 MiB). Made from
 #: the corpus (tests/machine/test_firmware_id.py checks every entry against the corpus files).
-KNOWN_BUILDS: Final[Mapping[str, KnownBuild]] = {
+DEBIAN_BUILDS: Final[Mapping[str, KnownBuild]] = {
     "d9b568def24088c92f34b5479e0ed7e44d0a4d4cea8a0f5716719180bba48106":
         KnownBuild("OVMF_CODE.fd", _D12_OVMF, "debian12-ovmf", False, ("OVMF.fd",)),
     "6ee6a5db7a1443d17594f1e00e3cf2a2250bc1c95c8f9101bc49c9977ce11a68":
@@ -84,6 +85,27 @@ KNOWN_BUILDS: Final[Mapping[str, KnownBuild]] = {
         KnownBuild("AAVMF_CODE.secboot.strictnx.fd", _D13_AAVMF, "debian13-aavmf-strictnx",
                    True),
 }
+
+_LAB: Final = "firmware lab DEBUG build of edk2 2025.02-8+deb13u1 (tests/e2e/lab/build-ovmf.sh)"
+
+#: The firmware lab's x64 builds (tests/e2e/lab/build-ovmf.sh at its default LAB_CACHE; the
+#: digests are of ``$LAB_CACHE/edk2-<version>-<key>/<variant>/OVMF_CODE_4M.fd``). They are
+#: reproducible only together with their build path: a DEBUG build embeds the absolute path of
+#: every module's .dll (GenFw's CodeView entry) and of the sources ASSERT names (``__FILE__``),
+#: and build-ovmf.sh builds in ``$LAB_CACHE/src/edk2``. The aa64 build is not here: ArmVirtQemu's
+#: SEC (ArmPlatformPkg/Sec/Sec.c) prints ``__DATE__``/``__TIME__``, so every build differs.
+#: ``strict-nomap`` is the strict binary; its fw_cfg entry is the VM's (:func:`apply_fw_cfg`).
+#: tests/machine/test_firmware_id.py recomputes each digest from the cached build.
+LAB_BUILDS: Final[Mapping[str, KnownBuild]] = {
+    "85466641ba1ebf56728f2984ac479128cddc6b66b12efdded6099874f2914646":
+        KnownBuild("strict/OVMF_CODE_4M.fd", _LAB, "debian13-ovmf-lab-strict", True),
+    "3d27e2a1fb18579d3c93b6f739640347db504df51a5a3b719f7242727837cd26":
+        KnownBuild("compat/OVMF_CODE_4M.fd", _LAB, "debian13-ovmf-lab-compat", True),
+    "1d11b07514f84f20199bb0a65aab73f0adf8f2fc802e893d874bdb4bef49069f":
+        KnownBuild("strict-img/OVMF_CODE_4M.fd", _LAB, "debian13-ovmf-lab-strict-img", True),
+}
+#: Every build a digest identifies.
+KNOWN_BUILDS: Final[Mapping[str, KnownBuild]] = {**DEBIAN_BUILDS, **LAB_BUILDS}
 
 #: fw_cfg names the VM can set, and the profile field each one overrides.
 FW_CFG_SETTINGS: Final = {

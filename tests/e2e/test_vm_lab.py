@@ -2,9 +2,12 @@
 (tests/machine/vm_builder.py: GPT, shim -> grub -> kernel, grub-mkconfig's grub.cfg) with
 Debian 13's ``.ms`` store (Secure Boot on) on a lab build of tests/e2e/lab/build-ovmf.sh.
 
-Lab builds are not in fw-check's known-build table: the test passes ``--profile`` (the build's
-profile in policies/firmware), and for ``strict-nomap`` the same ``--fw-cfg`` entry QEMU is
-given (``opt/org.tianocore/UninstallMemAttrProtocol``). ``fw-check vm --json`` must predict
+fw-check identifies the lab's x64 builds by their code (fwtools/machine/firmware_id.py
+``LAB_BUILDS``): the cases give no ``--profile`` and check the build's profile came out as a
+"known build", except one that names it (``--profile``, the override path). ``strict-nomap``
+is the strict binary: identification gives ``debian13-ovmf-lab-strict``, and the same
+``--fw-cfg`` entry QEMU is given (``opt/org.tianocore/UninstallMemAttrProtocol``) uninstalls
+the memory attribute protocol. ``fw-check vm --json`` must predict
 the verdict, and for a fault the stage, access, #PF error code and page offset
 (tests/e2e/lab/matrix.py ``compare``); the same firmware, store and disk, booted in QEMU
 (chains.boot_disk, the lab's consoles: matrix.lab_console), must end that way.
@@ -35,12 +38,14 @@ from .chains import DEBIAN_DISK_MARKERS, boot_disk
 from .conftest import BootRecorder
 from .dumps import mismatch_report
 from .lab.matrix import (
+    DEFAULT_CACHE,
     VARIANT_BY_NAME,
     LabCase,
     case_chain,
     case_firmware,
     compare,
     fault_view,
+    lab_cache,
     lab_console,
     observe,
 )
@@ -60,6 +65,7 @@ class LabVmCase:
     verdict: str
     # for a fault: (stage, #PF error code, memory type) fw-check vm must name
     fault: tuple[str, int, str] | None = None
+    profile_given: bool = False  # pass --profile rather than rely on identification
 
     @property
     def id(self) -> str:
@@ -69,17 +75,19 @@ class LabVmCase:
 GRUB206_HANDOVER = ("grub", 0x11, "EfiLoaderData")
 CASES = [
     LabVmCase("bookworm", "strict", "faults", GRUB206_HANDOVER),
-    LabVmCase("trixie", "strict", "boots"),
+    LabVmCase("trixie", "strict", "boots", profile_given=True),
     LabVmCase("bookworm", "compat", "boots"),
     LabVmCase("bookworm", "strict-nomap", "faults", GRUB206_HANDOVER),
 ]
 
 
-def fw_check_vm(code: Path, vars_path: Path, disk: Path, profile: str,
+def fw_check_vm(code: Path, vars_path: Path, disk: Path, profile: str | None,
                 fw_cfg: list[str]) -> tuple[int, dict[str, Any]]:
     """``fw-check vm --json`` in this interpreter's environment (the worktree's fwtools)."""
     cmd = [sys.executable, "-m", "fwtools.cli.fw_check", "vm", "--firmware", str(code),
-           "--profile", profile, "--vars", str(vars_path), "--disk", str(disk), "--json"]
+           "--vars", str(vars_path), "--disk", str(disk), "--json"]
+    if profile is not None:
+        cmd += ["--profile", profile]
     for entry in fw_cfg:
         cmd += ["--fw-cfg", entry]
     run = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -97,18 +105,26 @@ def test_vm_lab_matches_qemu(case: LabVmCase, corpus: Corpus, lab_builds: Path,
     (tmp_path / "disk").mkdir()
     disk = build_debian_disk(tmp_path / "disk", chain.shim, chain.grub, chain.kernel)
 
-    # the build's own profile; the VM's fw_cfg (QEMU's -fw_cfg argument as it is) says the
-    # rest, as libvirt's <sysinfo type='fwcfg'> would
+    # the build's own profile (identified from the code, or named); the VM's fw_cfg (QEMU's
+    # -fw_cfg argument as it is) says the rest, as libvirt's <sysinfo type='fwcfg'> would
     fw_cfg = [a for i, a in enumerate(variant.qemu_args) if i and
               variant.qemu_args[i - 1] == "-fw_cfg"]
-    status, doc = fw_check_vm(fw.code, fw.vars, disk, VARIANT_BY_NAME[variant.build].profile,
-                              fw_cfg)
+    build_profile = VARIANT_BY_NAME[variant.build].profile
+    # the build path is in a DEBUG build's bytes: the known-build table has the builds made
+    # at the default LAB_CACHE (fwtools/machine/firmware_id.py LAB_BUILDS)
+    named = case.profile_given or lab_cache() != DEFAULT_CACHE
+    status, doc = fw_check_vm(fw.code, fw.vars, disk, build_profile if named else None, fw_cfg)
+    ident = doc["firmware"]
+    assert (ident["profile"], ident["basis"]) == (
+        build_profile, "override" if named else "known build"), ident
     assert doc["verdict"] == case.verdict, (doc["refusal"], doc["faults"])
     assert status == EXIT[case.verdict]
     assert doc["secure_boot"]["enabled"] is True
     assert [s["loaded_by"] for s in doc["stages"]] == ["firmware", "shim", "grub"]
     mapp = doc["firmware"]["settings"]["memory_attribute_protocol"]
     assert mapp["value"] is variant.memory_attribute_protocol, mapp
+    if fw_cfg:
+        assert mapp["basis"] == "override", mapp  # the VM's fw_cfg, not the build
     if case.fault is not None:
         f = doc["faults"][0]
         assert (f["stage"].split()[0], f["code"], f["memory_type"]) == case.fault, f

@@ -1,5 +1,6 @@
 """Firmware identification: every Debian OVMF/AAVMF code file in the corpus maps to the
-profile its debian/rules gives it; unknown files ask for --profile; fw_cfg overrides."""
+profile its debian/rules gives it, the firmware lab's x64 builds to their lab profiles; unknown
+files ask for --profile; fw_cfg overrides."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from fwtools.errors import UsageError
 from fwtools.machine.firmware_id import (
+    DEBIAN_BUILDS,
     KNOWN_BUILDS,
+    LAB_BUILDS,
     apply_fw_cfg,
     identify_firmware,
     parse_fw_cfg,
@@ -96,8 +99,47 @@ def test_table_digests_are_the_code_of_corpus_files(corpus: object) -> None:
         elif name.startswith("AAVMF"):
             data = data.rstrip(b"\0")
         digests[hashlib.sha256(data).hexdigest()] = EXPECTED[key][0]
-    assert set(KNOWN_BUILDS) == set(digests)
-    assert {d: b.profile for d, b in KNOWN_BUILDS.items()} == digests
+    assert set(DEBIAN_BUILDS) == set(digests)
+    assert {d: b.profile for d, b in DEBIAN_BUILDS.items()} == digests
+    assert KNOWN_BUILDS == {**DEBIAN_BUILDS, **LAB_BUILDS}
+
+
+_LAB_SCRIPT = Path(__file__).resolve().parents[1] / "e2e" / "lab" / "build-ovmf.sh"
+_LAB_DEFAULT_CACHE = "/var/cache/fwtools-lab"
+
+
+def _lab_build_dir() -> Path:
+    """build-ovmf.sh's directory for its current source and settings (its --print-dir)."""
+    import os
+    import subprocess
+
+    if os.environ.get("LAB_CACHE", _LAB_DEFAULT_CACHE) != _LAB_DEFAULT_CACHE:
+        # the build path is in a DEBUG build's bytes (firmware_id.LAB_BUILDS)
+        pytest.skip(f"LAB_BUILDS are digests of builds under {_LAB_DEFAULT_CACHE}")
+    out = subprocess.run(["bash", str(_LAB_SCRIPT), "--print-dir"], check=True,
+                         capture_output=True, text=True)
+    return Path(out.stdout.strip())
+
+
+@pytest.mark.parametrize("digest", sorted(LAB_BUILDS), ids=lambda d: LAB_BUILDS[d].profile)
+def test_lab_build_digests(digest: str) -> None:
+    """Each lab entry is the code of the build build-ovmf.sh makes now (a missing build fails
+    under FWTOOLS_REQUIRE_CORPUS=1, as in CI, which builds the lab first); a changed build
+    (edk2 version, flags, gcc) shows here as a digest to update."""
+    from corpus.params import unavailable
+
+    build = LAB_BUILDS[digest]
+    path = _lab_build_dir() / build.file
+    if not path.is_file():
+        unavailable(f"lab firmware not built: {path} (run: sudo {_LAB_SCRIPT})")
+    assert path.name == "OVMF_CODE_4M.fd"  # the whole file is code: no store, no padding
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
+        f"{path}: not the build firmware_id.LAB_BUILDS has for {build.profile}")
+    info = identify_firmware(str(path))
+    assert (info.basis, info.profile, info.secure_boot_support) == (
+        "known build", build.profile, True)
+    assert info.build == build.label
+    load_firmware(build.profile)  # a shipped profile
 
 
 def test_unknown_file_and_override(tmp_path: Path) -> None:
