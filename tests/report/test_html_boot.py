@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -17,57 +16,11 @@ from fwtools.uefi.firmware import Event, FaultRecord
 from fwtools.uefi.profile import load_firmware
 from fwtools.uefi.replay import MemoryRange, Replay, StageInfo, replay_files
 
-VOID = frozenset({"meta", "br", "input", "link", "img", "hr", "col", "wbr", "source"})
-
-
-class PageParser(HTMLParser):
-    """Checks tag nesting, collects link-like attributes and the JSON data block."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.urls: list[str] = []
-        self.scripts: list[dict[str, str | None]] = []
-        self.data: list[str] = []
-        self.ids: list[str] = []
-        self._in_data = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        for name in ("src", "href", "action", "srcset", "poster", "data"):
-            if a.get(name) is not None:
-                self.urls.append(str(a[name]))
-        if a.get("id"):
-            self.ids.append(str(a["id"]))
-        if tag == "script":
-            self.scripts.append(a)
-            self._in_data = a.get("id") == DATA_ID
-        if tag not in VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "script":
-            self._in_data = False
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-            return
-        self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        if self._in_data:
-            self.data.append(data)
+from .html_pages import PageParser, parse_page
 
 
 def parse(page: str) -> tuple[PageParser, dict[str, Any]]:
-    p = PageParser()
-    p.feed(page)
-    p.close()
-    assert not p.errors, p.errors
-    assert p.stack == [], p.stack
-    assert len(p.ids) == len(set(p.ids)), "duplicate ids"
-    assert len(p.data) == 1
-    return p, json.loads(p.data[0])
+    return parse_page(page, DATA_ID)
 
 
 def assert_self_contained(page: str, parser: PageParser) -> None:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,12 @@ from fwtools.machine.vm import check_vm  # noqa: E402
 from fwtools.report.html_vm import DATA_ID, render_vm_html  # noqa: E402
 from fwtools.report.vm_json import vm_document  # noqa: E402
 
+from .html_pages import PageParser, parse_page  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "testdata" / "sample"
 FW_CHECK = [sys.executable, "-c", "import sys; from fwtools.cli.fw_check import main; "
             "sys.argv[0] = 'fw-check'; main()", "vm"]
-VOID = frozenset({"meta", "br", "input", "link", "img", "hr", "col", "wbr", "source"})
 EVIL = "</script><script>alert(1)</script>"
 
 #: how the page words a JSON value where it does not print it as is (path pattern with *
@@ -42,78 +42,15 @@ WORDED: dict[str, dict[Any, str]] = {
 }
 
 
-class VmPage(HTMLParser):
-    """Tag nesting, link-like attributes, scripts, the data block, and the text of every
-    element marked ``data-field`` (by document path)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.urls: list[str] = []
-        self.scripts: list[dict[str, str | None]] = []
-        self.ids: list[str] = []
-        self.data: list[str] = []
-        self.fields: dict[str, list[str]] = {}
-        self.text: list[str] = []
-        self._open: list[tuple[int, list[str], list[str]]] = []  # (depth, paths, text)
-        self._in_data = False
-        self.sections: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        for name in ("src", "href", "action", "srcset", "poster", "data"):
-            if a.get(name) is not None:
-                self.urls.append(str(a[name]))
-        if a.get("id"):
-            self.ids.append(str(a["id"]))
-        if tag == "script":
-            self.scripts.append(a)
-            self._in_data = a.get("id") == DATA_ID
-        if tag == "section":
-            self.sections.append(str(a.get("aria-labelledby")))
-        if tag in VOID:
-            return
-        self.stack.append(tag)
-        if a.get("data-field"):
-            self._open.append((len(self.stack), str(a["data-field"]).split(), []))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "script":
-            self._in_data = False
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-            return
-        if self._open and self._open[-1][0] == len(self.stack):
-            _depth, paths, text = self._open.pop()
-            for p in paths:
-                self.fields.setdefault(p, []).append("".join(text))
-        self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        if self._in_data:
-            self.data.append(data)
-            return
-        self.text.append(data)
-        for _depth, _paths, text in self._open:
-            text.append(data)
-
-
-def parse(page: str) -> tuple[VmPage, dict[str, Any]]:
-    p = VmPage()
-    p.feed(page)
-    p.close()
-    assert not p.errors, p.errors
-    assert p.stack == [], p.stack
-    assert len(p.ids) == len(set(p.ids)), "duplicate ids"
-    assert len(p.data) == 1
+def parse(page: str) -> tuple[PageParser, dict[str, Any]]:
+    p, doc = parse_page(page, DATA_ID)
     # self-contained: no script source, no link, no stylesheet or font from elsewhere
     assert all(u.startswith("#") for u in p.urls), p.urls
     assert p.scripts == [{"type": "application/json", "id": DATA_ID}]
     low = page.lower()
     for needle in ("<link", "@import", "url(", "<iframe", "http://", "https://", "@font-face"):
         assert needle not in low, needle
-    return p, json.loads(p.data[0])
+    return p, doc
 
 
 def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -132,7 +69,7 @@ def _pattern(path: str) -> str:
     return ".".join("*" if part.isdigit() else part for part in path.split("."))
 
 
-def assert_every_field_shown(doc: dict[str, Any], p: VmPage) -> None:
+def assert_every_field_shown(doc: dict[str, Any], p: PageParser) -> None:
     for path, value in leaves(doc):
         assert path in p.fields, f"{path} ({value!r}) is not on the page"
         texts = p.fields[path]
@@ -150,7 +87,7 @@ def assert_every_field_shown(doc: dict[str, Any], p: VmPage) -> None:
         assert ok, f"{path}: {value!r} shown as {texts!r}"
 
 
-def assert_vm_page(page: str, doc: dict[str, Any]) -> VmPage:
+def assert_vm_page(page: str, doc: dict[str, Any]) -> PageParser:
     p, data = parse(page)
     assert data == doc  # the document the page was drawn from rides along, unchanged
     assert_every_field_shown(doc, p)
