@@ -28,7 +28,7 @@ import pytest
 from corpus import Corpus
 
 from .chains import DEBIAN_DISK_MARKERS, evidence_lines
-from .qemu import Disk, copy_vars, ovmf_command, run_qemu
+from .qemu import Disk, QemuResult, copy_vars, ovmf_command, run_qemu
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
                 str(Path(__file__).resolve().parents[1] / "formats" / "disk")]
@@ -145,6 +145,23 @@ def _who(line: str) -> str:
     return "shim"
 
 
+def boot_with_verdict(code: Path, store: Path, disk: Path, tmp_path: Path, serial_log: Path,
+                      verdict: str) -> tuple[QemuResult, str]:
+    """Boot ``disk`` on ``code`` with a copy of ``store`` (Secure Boot on) and require the
+    console's outcome to be ``verdict`` (fw-check vm's); the run and its evidence lines."""
+    vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
+    # linger: the stop marker matches early in a line; read on so the whole line is there
+    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
+                                   disks=[Disk.image(disk, snapshot=True)]),
+                      stop_markers=list(MARKERS), serial_log=serial_log, timeout=240,
+                      linger=3.0)
+    assert result.marker is not None, result.describe()
+    outcome = MARKERS[result.marker]
+    evidence = "\n".join(evidence_lines(result))
+    assert VERDICT.get(outcome) == verdict, f"{outcome}\n{evidence}"
+    return result, evidence
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
                          tmp_path: Path, serial_log: Path) -> None:
@@ -175,16 +192,8 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
         authority = predicted.stages[-1].authority
         assert authority is not None and authority.kind == case.kernel_by, predicted.stages
 
-    vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
-    # linger: the stop marker matches early in a line; read on so the whole line is there
-    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
-                                   disks=[Disk.image(disk, snapshot=True)]),
-                      stop_markers=list(MARKERS), serial_log=serial_log, timeout=240,
-                      linger=3.0)
-    assert result.marker is not None, result.describe()
-    outcome = MARKERS[result.marker]
-    evidence = "\n".join(evidence_lines(result))
-    assert VERDICT.get(outcome) == predicted.verdict, f"{outcome}\n{evidence}"
+    result, evidence = boot_with_verdict(code, store, disk, tmp_path, serial_log,
+                                         predicted.verdict)
     if predicted.refusal is not None:
         line = result.matched_line or ""
         assert _who(line) == predicted.refusal.by, evidence
@@ -312,15 +321,8 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
         assert tuple(s.authority.kind for s in predicted.stages
                      if s.authority is not None) == case.authorities
 
-    vars_copy = copy_vars(store, tmp_path / "vars-run.fd")
-    result = run_qemu(ovmf_command(code, vars_copy, secure_boot=True,
-                                   disks=[Disk.image(disk, snapshot=True)]),
-                      stop_markers=list(MARKERS), serial_log=serial_log, timeout=240,
-                      linger=3.0)
-    assert result.marker is not None, result.describe()
-    outcome = MARKERS[result.marker]
-    evidence = "\n".join(evidence_lines(result))
-    assert VERDICT.get(outcome) == predicted.verdict, f"{outcome}\n{evidence}"
+    result, evidence = boot_with_verdict(code, store, disk, tmp_path, serial_log,
+                                         predicted.verdict)
     if predicted.verdict == "boots":
         # the entry fw-check vm named is the one systemd-boot started
         cmdline = [ln for ln in result.lines if "Command line:" in ln]
