@@ -322,26 +322,6 @@ def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
     return parts
 
 
-def _joined(parts: list[RenderableType]) -> list[RenderableType]:
-    """Runs of plain Text lines merged into one Text each: rich's cost is per renderable
-    (a Console pass, wrapping, segments), and a report is mostly one-line Texts."""
-    out: list[RenderableType] = []
-    run: Text | None = None
-    for part in parts:
-        plain = isinstance(part, Text) and not part.no_wrap and part.overflow is None
-        if plain and run is not None:
-            run.append("\n")
-            run.append_text(part)  # type: ignore[arg-type]
-            continue
-        if plain:
-            run = part.copy()  # type: ignore[union-attr]
-            out.append(run)
-        else:
-            run = None
-            out.append(part)
-    return out
-
-
 def render_inspection(
     results: list[FileResult], stream: IO[str] | None = None, *, verbose: bool = False,
     color: bool | None = None,
@@ -352,7 +332,7 @@ def render_inspection(
         if r.facts is None:
             continue
         console.print(Rule(Text(r.path, style="bold"), align="left"))
-        console.print(Group(*_joined(render_facts(r.facts, verbose))))
+        console.print(Group(*render_facts(r.facts, verbose)))
         console.print()
     if len(results) > 1:
         bad = sum(1 for r in results if r.facts is None)
