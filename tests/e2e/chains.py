@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -280,6 +280,31 @@ def evidence_lines(result: QemuResult) -> list[str]:
     return [ln.strip() for ln in result.lines if _EVIDENCE_RE.search(ln)]
 
 
+def refused_by(line: str) -> str:
+    """Who printed a refusal's line (the stop marker's): ``firmware`` (BdsDxe), ``grub`` (its
+    shim_lock verifier) or ``shim``."""
+    if "BdsDxe: failed to load" in line or "Access Denied" in line:
+        return "firmware"
+    if "bad shim signature" in line or "load the kernel first" in line:
+        return "grub"
+    return "shim"
+
+
+def refusal_not_on_console(by: str, stage: int, message: str, output: str) -> list[str]:
+    """The lines of a refusal ``message`` (as ``fw-check vm`` quotes it) that are not on the
+    console ``output``. BdsDxe's line is matched by its fixed parts: it names the boot option
+    QEMU's disk got (``Boot0001 "UEFI QEMU HARDDISK ..."``); ``load`` for the first stage,
+    ``start`` for a later one the firmware's LoadImage refused."""
+    lines = message.splitlines()
+    missing = []
+    if by == "firmware":
+        verb = "load" if stage == 1 else "start"
+        if not re.search(rf"BdsDxe: failed to {verb} Boot\d{{4}} .*: Access Denied", output):
+            missing.append(f"BdsDxe: failed to {verb} Boot#### ...: Access Denied")
+        lines = [ln for ln in lines if not ln.startswith("BdsDxe: ")]
+    return missing + [ln for ln in lines if ln not in output]
+
+
 def boot_chain(chain: Chain, fw: Firmware, **options: Any) -> ChainBoot:
     """Boot ``chain`` on ``fw``: :func:`boot_esp` of its ESP (:func:`chain_files`), with the
     same ``options``."""
@@ -312,6 +337,7 @@ def boot_disk(
     extra_args: Sequence[str] = (),
     linger: float = 4.0,
     markers: Mapping[str, Outcome] = STOP_MARKERS,
+    linger_on: Collection[Outcome] = ("fault",),
 ) -> ChainBoot:
     """Boot the raw disk image ``disk`` (an ESP image, or a whole GPT disk such as
     tests/machine/vm_builder.py builds) on ``fw`` (a private copy of its vars template in
@@ -329,6 +355,8 @@ def boot_disk(
     - ``no-boot``: BdsDxe found nothing to boot; ``timeout``; ``exited`` (QEMU ended first).
 
     ``timeout`` defaults to :data:`TIMEOUTS` (scaled by $FWTOOLS_E2E_TIMEOUT_SCALE).
+    QEMU runs ``linger`` seconds more after a marker of an outcome in ``linger_on`` (a
+    refusal's marker can match before its line is complete: ``("fault", "refused")``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     vars_copy = copy_vars(fw.vars, workdir / f"vars-{fw.vars.name}")
@@ -337,7 +365,7 @@ def boot_disk(
     cmd = firmware_command(fw, vars_copy, disk, workdir=workdir, extra_args=extra_args)
     result = run_qemu(cmd, timeout=timeout if timeout is not None else TIMEOUTS[fw.arch],
                       stop_markers=list(markers), serial_log=serial_log,
-                      linger={_FAULT: linger})
+                      linger={p: linger for p, o in markers.items() if o in linger_on})
     outcome: Outcome
     if result.marker is not None:
         outcome = markers[result.marker]

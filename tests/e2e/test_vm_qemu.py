@@ -16,18 +16,14 @@ really booted."""
 from __future__ import annotations
 
 import re
-import shutil
-import struct
-import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from corpus import Corpus
 
-from .chains import DEBIAN_DISK_MARKERS, evidence_lines
+from .chains import DEBIAN_DISK_MARKERS, evidence_lines, refusal_not_on_console, refused_by
 from .qemu import Disk, QemuResult, copy_vars, ovmf_command, run_qemu
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "machine"),
@@ -38,13 +34,11 @@ from vm_builder import (  # noqa: E402
     build_sdboot_disk,
     build_shim_sdboot_disk,
     fw_vars,
-    moklist_esl,
     sbsign,
+    signed_by_test_key,
+    vm_store,
 )
 
-from fwtools.formats.efi import guids  # noqa: E402
-from fwtools.formats.pe.authenticode import authenticode_digests  # noqa: E402
-from fwtools.formats.pe.image import PeImage  # noqa: E402
 from fwtools.machine.vm import check_vm  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
@@ -55,7 +49,7 @@ MARKERS = DEBIAN_DISK_MARKERS
 @dataclass(frozen=True)
 class VmCase:
     id: str
-    store: str  # how the store is made (see _store)
+    store: str  # how the store is made (vm_builder.vm_store)
     verdict: str
     refused: tuple[int, str] | None  # (stage, component)
     test_kernel: bool = False
@@ -82,69 +76,6 @@ CASES = [
 ]
 
 
-def _sha256_esl(image: Path, tmp: Path) -> Path:
-    """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) holding the Authenticode SHA-256 of
-    ``image``: what a dbx entry revoking that exact binary looks like."""
-    digest = authenticode_digests(PeImage.open(image), ("sha256",))["sha256"]
-    owner = uuid.UUID("77fa9abd-0359-4d32-bd60-28f4e78f784b").bytes_le  # Microsoft's owner
-    entry = owner + digest
-    esl = guids.CERT_SHA256.bytes_le + struct.pack("<III", 28 + len(entry), 0, len(entry))
-    out = tmp / "dbx-shim.esl"
-    out.write_bytes(esl + entry)
-    return out
-
-
-def _store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
-    out = tmp / f"{kind}.fd"
-    if kind == "ms":
-        shutil.copyfile(ovmf / "OVMF_VARS_4M.ms.fd", out)
-    elif kind == "blank":
-        shutil.copyfile(ovmf / "OVMF_VARS_4M.fd", out)
-    elif kind == "windows-only":
-        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
-                "--microsoft", "--microsoft-db", "windows-2011", "-o", out)
-    elif kind == "sbat-grub":
-        fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
-                "sbat,1,2099010100\ngrub,99\n", "-o", out)
-    elif kind == "ms-moklist":
-        fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokList", "--guid",
-                str(guids.SHIM_LOCK), "--attributes", "NV,BS",
-                "--file", _moklist_esl(tmp), "-o", out)
-    elif kind == "ms-moklist-sbat-stub":
-        # MokList trusts the test key, and the SbatLevel revokes systemd-stub (a UKI's stub)
-        moklist = _store("ms-moklist", ovmf, tmp, shim)
-        fw_vars("sbat-level", moklist, "--level", "sbat,1,2099010100\nsystemd-stub,99\n",
-                "-o", out)
-    elif kind == "db-test-ca":
-        # no shim: db trusts the test CA (and Microsoft's UEFI CA 2011)
-        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
-                "--microsoft", "--microsoft-db", "uefi-2011", "--db", SAMPLE / "test-ca.der",
-                "-o", out)
-    elif kind == "dbx-shim":
-        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
-                "--microsoft", "--dbx", _sha256_esl(shim, tmp), "-o", out)
-    elif kind == "2023-only":
-        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", "--pk", "generate:fwtools vm e2e PK",
-                "--microsoft", "--microsoft-kek", "2023", "--microsoft-db",
-                "windows-2023,uefi-2023", "-o", out)
-    else:
-        raise ValueError(kind)
-    return out
-
-
-def _moklist_esl(tmp: Path) -> Path:
-    """MokList holding the test signing certificate (testdata/sample/test-db.pem)."""
-    return moklist_esl(SAMPLE / "test-db.pem", tmp / "moklist.esl")
-
-
-def _who(line: str) -> str:
-    if "BdsDxe: failed to load" in line or "Access Denied" in line:
-        return "firmware"
-    if "bad shim signature" in line or "load the kernel first" in line:
-        return "grub"
-    return "shim"
-
-
 def boot_with_verdict(code: Path, store: Path, disk: Path, tmp_path: Path, serial_log: Path,
                       verdict: str) -> tuple[QemuResult, str]:
     """Boot ``disk`` on ``code`` with a copy of ``store`` (Secure Boot on) and require the
@@ -168,17 +99,11 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
     shim, grub, kernel = corpus.boot_chain(case.suite, "amd64")
     if case.test_kernel:
         # the same kernel, signed by the test key instead of Debian's: shim does not trust it
-        unsigned = tmp_path / "unsigned" / kernel.name
-        unsigned.parent.mkdir()
-        shutil.copyfile(kernel, unsigned)
-        subprocess.run(["sbattach", "--remove", str(unsigned)], check=True, capture_output=True)
-        (tmp_path / "signed").mkdir()
-        kernel = sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", unsigned,
-                        tmp_path / "signed" / kernel.name)
+        kernel = signed_by_test_key(kernel, tmp_path / "signed")
     disk = build_debian_disk(tmp_path, shim, grub, kernel)
     ovmf = corpus.ovmf_dir(case.suite)
     code = ovmf / "OVMF_CODE_4M.secboot.fd"
-    store = _store(case.store, ovmf, tmp_path, shim)
+    store = vm_store(case.store, ovmf, tmp_path, shim)
 
     predicted = check_vm(str(code), str(store), disk=str(disk))
     assert predicted.verdict == case.verdict, predicted.refusal
@@ -196,7 +121,7 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
                                          predicted.verdict)
     if predicted.refusal is not None:
         line = result.matched_line or ""
-        assert _who(line) == predicted.refusal.by, evidence
+        assert refused_by(line) == predicted.refusal.by, evidence
         # the message fw-check vm quotes is on the console (firmware: its fixed parts)
         first = predicted.refusal.message.splitlines()[0]
         if predicted.refusal.by == "firmware":
@@ -219,7 +144,7 @@ class SdCase:
     # "sdboot": systemd-boot as BOOTX64.EFI; "sdboot-test-key": the same signed by the test
     # key; "shim": shim -> Debian-signed systemd-boot
     layout: str
-    store: str  # "blank" (Secure Boot off), "ms", "ms-moklist" (_store)
+    store: str  # "blank" (Secure Boot off), "ms", "ms-moklist" (vm_builder.vm_store)
     verdict: str
     refused: tuple[int, str] | None
     authorities: tuple[str, ...] = ()  # per allowed stage, when it boots
@@ -295,7 +220,7 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
         uki_path = "partition 1:\\EFI\\Linux\\linux.efi"
     ovmf = corpus.ovmf_dir("trixie")
     code = ovmf / "OVMF_CODE_4M.secboot.fd"
-    store = _store(case.store, ovmf, tmp_path, corpus.shim("trixie", "amd64"))
+    store = vm_store(case.store, ovmf, tmp_path, corpus.shim("trixie", "amd64"))
     if case.entry_default is not None:
         from fwtools.machine.sdboot import LOADER_GUID
 
@@ -332,14 +257,7 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
         else:  # the type 1 entry's options
             assert "root=/dev/vda2" in cmdline[0] and UKI_TOKEN not in cmdline[0], cmdline
     if predicted.refusal is not None:
-        assert _who(result.matched_line or "") == predicted.refusal.by, evidence
-        lines = predicted.refusal.message.splitlines()
-        if predicted.refusal.by == "firmware":
-            # BdsDxe names the boot option QEMU's disk got (Boot0001 "UEFI QEMU HARDDISK")
-            verb = "load" if predicted.refusal.stage == 1 else "start"
-            assert re.search(rf"BdsDxe: failed to {verb} Boot\d{{4}} .*: Access Denied",
-                             result.output), evidence
-            lines = [ln for ln in lines if not ln.startswith("BdsDxe: ")]
-        # every other line fw-check vm quotes (shim's, systemd-boot's) is on the console
-        for line in lines:
-            assert line in result.output, (line, evidence)
+        r = predicted.refusal
+        assert refused_by(result.matched_line or "") == r.by, evidence
+        # BdsDxe's line, and every other line fw-check vm quotes (shim's, systemd-boot's)
+        assert refusal_not_on_console(r.by, r.stage, r.message, result.output) == [], evidence

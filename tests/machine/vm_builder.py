@@ -5,10 +5,15 @@ fw-vars.
 A Debian layout: GPT, partition 1 the ESP (FAT16) with ``\\EFI\\debian\\{shimx64,grubx64,
 mmx64}.efi``, grub-install's stub ``grub.cfg`` (``search.fs_uuid`` + ``configfile``) and
 ``BOOTX64.CSV``, and the removable copies ``\\EFI\\BOOT\\BOOTX64.EFI`` and ``grubx64.efi``
-(+ ``fbx64.efi``);
+(+ ``fbx64.efi``); for AArch64 the same with ``aa64`` names;
 partition 2 ext4 (fixed UUID) with ``/boot/vmlinuz-*`` and grub-mkconfig's
 ``/boot/grub/grub.cfg`` shape (10_linux: a simple entry and an advanced submenu; the kernel
-gets ``console=ttyS0`` and the menu a 1 s timeout, for the QEMU runs in tests/e2e).
+gets the serial console, ``ttyS0`` or ``ttyAMA0``, and the menu a 1 s timeout, for the QEMU
+runs in tests/e2e).
+
+Stores (:func:`vm_store`): Debian's ``.ms`` store and the variations tests/e2e pairs with the
+disks: only the 2023 Microsoft CAs, a db trusting only Windows PCA 2011, a dbx revoking
+shim's hash, an SbatLevel revoking GRUB, a MokList key, Secure Boot off.
 """
 
 from __future__ import annotations
@@ -24,8 +29,12 @@ from fwtools.formats.efi import guids
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "formats" / "disk"))
 
-from corpus.uki import sbsign  # noqa: F401 (re-exported for the vm tests)
+from corpus.uki import sbsign  # also re-exported for the vm tests
 from disk_builder import MIB, SECTOR, blank, make_ext, make_fat, need, run
+
+SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
+#: Microsoft's owner GUID of its signature list entries
+MICROSOFT_OWNER = uuid.UUID("77fa9abd-0359-4d32-bd60-28f4e78f784b")
 
 ROOT_UUID = "3f1c2a9e-5b7d-4e21-9a40-6c2d8e7f1b35"
 ESP_PARTUUID = "0b4f3c2a-1d5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -34,8 +43,9 @@ STUB_CFG = (f"search.fs_uuid {ROOT_UUID} root \nset prefix=($root)'/boot/grub'\n
             "configfile $prefix/grub.cfg\n")
 
 
-def main_grub_cfg(kernel_name: str) -> str:
-    """grub-mkconfig's output, trimmed to what matters (00_header, 10_linux)."""
+def main_grub_cfg(kernel_name: str, console: str = "ttyS0") -> str:
+    """grub-mkconfig's output, trimmed to what matters (00_header, 10_linux); the kernel's
+    console is ``console`` (the serial port: ``ttyS0`` on x64, ``ttyAMA0`` on AArch64)."""
     u = ROOT_UUID
     search = (f"  if [ x$feature_platform_search_hint = xy ]; then\n"
               f"    search --no-floppy --fs-uuid --set=root --hint-efi=hd0,gpt2  {u}\n"
@@ -58,7 +68,7 @@ def main_grub_cfg(kernel_name: str) -> str:
         "\tif [ x$grub_platform = xxen ]; then insmod xzio; insmod lzopio; fi\n"
         "\tinsmod part_gpt\n\tinsmod ext2\n\tset root='hd0,gpt2'\n" + search +
         f"\techo\t'Loading Linux {version} ...'\n"
-        f"\tlinux\t/boot/{kernel_name} root=UUID={u} ro  quiet console=ttyS0\n"
+        f"\tlinux\t/boot/{kernel_name} root=UUID={u} ro  quiet console={console}\n"
         "\techo\t'Loading initial ramdisk ...'\n"
         f"\tinitrd\t/boot/initrd.img-{version}\n}}\n"
         "submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option "
@@ -73,9 +83,9 @@ def main_grub_cfg(kernel_name: str) -> str:
 def build_debian_disk(tmp: Path, shim: Path, grub: Path, kernel: Path, *,
                       fallback: Path | None = None, mok_manager: Path | None = None,
                       removable: bool = True, removable_grub: bool = True,
-                      size: int | None = None) -> Path:
-    """A raw GPT disk image with Debian's layout (module doc), sparse, of ``size`` bytes
-    (default: just big enough); returns its path."""
+                      size: int | None = None, arch: str = "x64") -> Path:
+    """A raw GPT disk image with Debian's layout (module doc) for ``arch`` (``x64`` or
+    ``aa64``), sparse, of ``size`` bytes (default: just big enough); returns its path."""
     need("sgdisk")
     esp_size, root_size = 16 * MIB, 40 * MIB
     esp_start = MIB
@@ -88,26 +98,28 @@ def build_debian_disk(tmp: Path, shim: Path, grub: Path, kernel: Path, *,
     esp = tmp / "esp"
     deb = esp / "EFI" / "debian"
     deb.mkdir(parents=True)
-    shutil.copyfile(shim, deb / "shimx64.efi")
-    shutil.copyfile(grub, deb / "grubx64.efi")
+    sfx = {"x64": "x64", "aa64": "aa64"}[arch]
+    shutil.copyfile(shim, deb / f"shim{sfx}.efi")
+    shutil.copyfile(grub, deb / f"grub{sfx}.efi")
     if mok_manager is not None:
-        shutil.copyfile(mok_manager, deb / "mmx64.efi")
+        shutil.copyfile(mok_manager, deb / f"mm{sfx}.efi")
     (deb / "grub.cfg").write_text(STUB_CFG)
-    (deb / "BOOTX64.CSV").write_bytes(
-        "\ufeffshimx64.efi,debian,,This is the boot entry for debian\n".encode("utf-16-le"))
+    (deb / f"BOOT{sfx.upper()}.CSV").write_bytes(
+        f"\ufeffshim{sfx}.efi,debian,,This is the boot entry for debian\n".encode("utf-16-le"))
     if removable:
         boot = esp / "EFI" / "BOOT"
         boot.mkdir(parents=True)
-        shutil.copyfile(shim, boot / "BOOTX64.EFI")
+        shutil.copyfile(shim, boot / f"BOOT{sfx.upper()}.EFI")
         if removable_grub:  # grub-install --force-extra-removable copies it too
-            shutil.copyfile(grub, boot / "grubx64.efi")
+            shutil.copyfile(grub, boot / f"grub{sfx}.efi")
         if fallback is not None:
-            shutil.copyfile(fallback, boot / "fbx64.efi")
+            shutil.copyfile(fallback, boot / f"fb{sfx}.efi")
     make_fat(disk, esp_start, esp_size, 16, esp)
     root = tmp / "root"
     (root / "boot" / "grub").mkdir(parents=True)
     shutil.copyfile(kernel, root / "boot" / kernel.name)
-    (root / "boot" / "grub" / "grub.cfg").write_text(main_grub_cfg(kernel.name))
+    console = "ttyS0" if arch == "x64" else "ttyAMA0"
+    (root / "boot" / "grub" / "grub.cfg").write_text(main_grub_cfg(kernel.name, console))
     # the entry's initrd line must find a file, or GRUB stops at "Press any key to continue";
     # a placeholder (the kernel's EFI stub reports it cannot load it, which is after the
     # chain's verdict: GRUB has verified and started the kernel)
@@ -180,3 +192,70 @@ def build_shim_sdboot_disk(tmp: Path, shim: Path, sd_boot: Path, uki: Path) -> P
     (esp / "loader" / "loader.conf").write_text("timeout 0\n")
     make_fat(disk, MIB, esp_size, 16, esp)
     return disk
+
+
+def signed_by_test_key(image: Path, out_dir: Path) -> Path:
+    """``image`` (a signed kernel or loader) with its signatures removed and signed by the test
+    key (testdata/sample/test-db.pem) instead, as ``out_dir/<name>``: shim trusts it only
+    through MokList (or db)."""
+    unsigned = out_dir / "unsigned" / image.name
+    unsigned.parent.mkdir(parents=True)
+    shutil.copyfile(image, unsigned)
+    subprocess.run(["sbattach", "--remove", str(unsigned)], check=True, capture_output=True)
+    return sbsign(SAMPLE / "keys" / "test-db.key", SAMPLE / "test-db.pem", unsigned,
+                  out_dir / image.name)
+
+
+def sha256_esl(image: Path, out: Path) -> Path:
+    """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) holding the Authenticode SHA-256 of
+    ``image``: what a dbx entry revoking that exact binary looks like; written to ``out``."""
+    from fwtools.formats.pe.authenticode import authenticode_digests
+    from fwtools.formats.pe.image import PeImage
+
+    digest = authenticode_digests(PeImage.open(image), ("sha256",))["sha256"]
+    entry = MICROSOFT_OWNER.bytes_le + digest
+    esl = guids.CERT_SHA256.bytes_le + struct.pack("<III", 28 + len(entry), 0, len(entry))
+    out.write_bytes(esl + entry)
+    return out
+
+
+def vm_store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
+    """A variable store for Debian's 4M OVMF (``ovmf``: its ``OVMF_VARS_4M{,.ms}.fd``),
+    written to ``tmp/<kind>.fd``: ``ms`` (Debian's, Microsoft's 2011 CAs), ``blank`` (Secure
+    Boot off), ``windows-only`` (db: Windows PCA 2011 only), ``sbat-grub`` (SbatLevel revoking
+    every GRUB), ``ms-moklist`` (MokList, NV|BS as MokManager leaves it, trusting the test
+    key), ``ms-moklist-sbat-stub`` (that, and an SbatLevel revoking systemd-stub),
+    ``db-test-ca`` (db: the test CA and Microsoft's UEFI CA 2011), ``dbx-shim`` (dbx revoking
+    ``shim``'s hash), ``2023-only`` (KEK and db: only Microsoft's 2023 CAs)."""
+    out = tmp / f"{kind}.fd"
+    pk = ("--pk", "generate:fwtools vm e2e PK", "--microsoft")
+    if kind == "ms":
+        shutil.copyfile(ovmf / "OVMF_VARS_4M.ms.fd", out)
+    elif kind == "blank":
+        shutil.copyfile(ovmf / "OVMF_VARS_4M.fd", out)
+    elif kind == "windows-only":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--microsoft-db", "windows-2011",
+                "-o", out)
+    elif kind == "sbat-grub":
+        fw_vars("sbat-level", ovmf / "OVMF_VARS_4M.ms.fd", "--level",
+                "sbat,1,2099010100\ngrub,99\n", "-o", out)
+    elif kind == "ms-moklist":
+        fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokList", "--guid",
+                str(guids.SHIM_LOCK), "--attributes", "NV,BS", "--file",
+                moklist_esl(SAMPLE / "test-db.pem", tmp / "moklist.esl"), "-o", out)
+    elif kind == "ms-moklist-sbat-stub":
+        moklist = vm_store("ms-moklist", ovmf, tmp, shim)
+        fw_vars("sbat-level", moklist, "--level", "sbat,1,2099010100\nsystemd-stub,99\n",
+                "-o", out)
+    elif kind == "db-test-ca":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--microsoft-db", "uefi-2011",
+                "--db", SAMPLE / "test-ca.der", "-o", out)
+    elif kind == "dbx-shim":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--dbx",
+                sha256_esl(shim, tmp / "dbx-shim.esl"), "-o", out)
+    elif kind == "2023-only":
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--microsoft-kek", "2023",
+                "--microsoft-db", "windows-2023,uefi-2023", "-o", out)
+    else:
+        raise ValueError(kind)
+    return out
