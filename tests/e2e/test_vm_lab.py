@@ -4,7 +4,8 @@ Debian 13's ``.ms`` store (Secure Boot on) on a lab build of tests/e2e/lab/build
 
 fw-check identifies the lab's x64 builds by their code (fwtools/machine/firmware_id.py
 ``LAB_BUILDS``): the cases give no ``--profile`` and check the build's profile came out as a
-"known build", except one that names it (``--profile``, the override path). ``strict-nomap``
+"known build", except those that name it (``--profile``, the override path; always for
+the aa64 build). ``strict-nomap``
 is the strict binary: identification gives ``debian13-ovmf-lab-strict``, and the same
 ``--fw-cfg`` entry QEMU is given (``opt/org.tianocore/UninstallMemAttrProtocol``) uninstalls
 the memory attribute protocol. ``fw-check vm --json`` must predict
@@ -35,7 +36,10 @@ tests/machine/vm_builder.py ``vm_store``'s (those of tests/e2e/test_vm_qemu.py):
   in GRUB), and Debian 12's chain with only the 2023 Microsoft CAs enrolled (its shim's
   second signature, by Microsoft UEFI CA 2023, is the one db trusts; faults in GRUB);
 - Debian 13's chain (GRUB 2.12 places the kernel as an image) boots with the MokList-trusted
-  kernel and with the 2023-only store.
+  kernel and with the 2023-only store;
+- Secure Boot off (a blank store) on ``compat``: Debian 12's GRUB 2.06 then loads the kernel
+  its own way (the relocator's trampoline in memory the firmware lists as free) and faults,
+  where the same chain with Secure Boot on boots.
 
 Each compares the verdict, the refusing stage and component and the message on the console
 (tests/e2e/chains.py ``refused_by``, ``refusal_not_on_console``), the authority fw-check
@@ -119,7 +123,8 @@ CASES = [
 @dataclass(frozen=True)
 class LabTrustCase:
     """A Debian disk with a store of tests/machine/vm_builder.py ``vm_store`` on a lab build
-    (Secure Boot on): what fw-check vm must say, and the real boot must show."""
+    (Secure Boot on, except the ``blank`` store): what fw-check vm must say, and the real boot
+    must show."""
 
     id: str
     chain: str  # matrix.CHAINS label
@@ -147,6 +152,12 @@ TRUST_CASES = [
     LabTrustCase("bookworm-uefi-2023-only", "bookworm", "2023-only", "faults",
                  fault=GRUB206_HANDOVER, kernel_by="shim-vendor-certificate",
                  shim_by="UEFI CA 2023"),
+    # Secure Boot off: Debian 12's GRUB takes its non-shim path (the relocator trampoline in
+    # memory the firmware lists as free), which faults even on compat, where the same chain
+    # with Secure Boot on boots (CASES "bookworm-compat")
+    LabTrustCase("bookworm-secure-boot-off-compat", "bookworm", "blank", "faults",
+                 fault=("grub", 0x11, "EfiConventionalMemory"), kernel_by="secure-boot-off",
+                 variant="compat"),
     # Debian 13's chain boots on strict, trusted the same ways
     LabTrustCase("trixie-moklist-kernel", "trixie", "ms-moklist", "boots", test_kernel=True,
                  kernel_by="mok-certificate"),
@@ -171,8 +182,8 @@ def fw_check_vm(code: Path, vars_path: Path, disk: Path, profile: str | None,
     return run.returncode, json.loads(run.stdout)
 
 
-def predict(variant: Variant, code: Path, vars_path: Path, disk: Path,
-            profile_given: bool) -> tuple[int, dict[str, Any], list[str]]:
+def predict(variant: Variant, code: Path, vars_path: Path, disk: Path, profile_given: bool,
+            secure_boot: bool = True) -> tuple[int, dict[str, Any], list[str]]:
     """fw-check vm on a lab build: the build's own profile (identified from the code, or
     named), the VM's fw_cfg (QEMU's -fw_cfg argument as it is, as libvirt's <sysinfo
     type='fwcfg'> would give it); checks the identification and the memory attribute
@@ -188,7 +199,7 @@ def predict(variant: Variant, code: Path, vars_path: Path, disk: Path,
     ident = doc["firmware"]
     assert (ident["profile"], ident["basis"]) == (
         build_profile, "override" if named else "known build"), ident
-    assert doc["secure_boot"]["enabled"] is True
+    assert doc["secure_boot"]["enabled"] is secure_boot
     assert [s["loaded_by"] for s in doc["stages"]] == ["firmware", "shim", "grub"]
     mapp = doc["firmware"]["settings"]["memory_attribute_protocol"]
     assert mapp["value"] is variant.memory_attribute_protocol, mapp
@@ -256,7 +267,8 @@ def test_vm_lab_matches_qemu(case: LabVmCase, corpus: Corpus, lab_builds: Path,
 def test_vm_lab_trust_matches_qemu(case: LabTrustCase, corpus: Corpus, lab_builds: Path,
                                    tmp_path: Path, record_boot: BootRecorder) -> None:
     variant = VARIANT_BY_NAME[case.variant]
-    lab = LabCase(case.chain, variant, secure_boot=True)
+    secure_boot = case.store != "blank"
+    lab = LabCase(case.chain, variant, secure_boot)
     chain = case_chain(lab, corpus)
     kernel = chain.kernel
     if case.test_kernel:
@@ -266,7 +278,7 @@ def test_vm_lab_trust_matches_qemu(case: LabTrustCase, corpus: Corpus, lab_build
     store = vm_store(case.store, corpus.ovmf_dir("trixie"), tmp_path, chain.shim)
     fw = replace(case_firmware(lab, lab_builds, corpus), vars=store)
 
-    status, doc, _ = predict(variant, fw.code, store, disk, False)
+    status, doc, _ = predict(variant, fw.code, store, disk, False, secure_boot)
     assert doc["verdict"] == case.verdict, (doc["refusal"], doc["faults"])
     assert status == EXIT[case.verdict]
     refusal = doc["refusal"]
