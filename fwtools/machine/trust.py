@@ -19,9 +19,16 @@ shim (rhboot/shim ``shim.c`` ``verify_buffer_authenticode``/``verify_one_signatu
    (the "SBAT self-check").
 2. denylist (``check_denylist``): dbx, shim's vendor dbx, MokListX (hashes and
    certificates).
-3. allowlist (``check_allowlist``): db (unless MokIgnoreDB), the vendor db
-   (``VENDOR_DB_FILE``), MokList; then the vendor certificate (``.vendor_cert``).
+3. allowlist (``check_allowlist``): db (unless ``MokDBState``, mirrored as MokIgnoreDB, is
+   set), the vendor db (``VENDOR_DB_FILE``), MokList; then the vendor certificate
+   (``.vendor_cert``).
 4. ``MokSBState`` non-zero: shim does not verify at all ("Booting in insecure mode").
+
+shim reads its state variables (MokList, MokListX, MokSBState, MokDBState: mok.c
+``mok_state_variable_data``) only when stored the way MokManager stores them: NV or BS set,
+RT clear (``import_one_mok_state``: one with RUNTIME_ACCESS, which only an OS could have
+written, is deleted and ignored). It keeps the SbatLevel variable only with exactly NV|BS or
+NV|BS|TIME_BASED_AUTH (sbat.c ``check_sbat_var_attributes``); otherwise it writes its own.
 
 Failures print ``console_error(L"Verification failed", efi_status)``: ``Verification
 failed: (0x1A) Security Violation``. EFI_SECURITY_VIOLATION's text depends on shim's
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
     from fwtools.formats.pe.image import PeImage
     from fwtools.formats.pe.shim_sections import VendorCert
     from fwtools.formats.sbat import Sbat, SbatLevel
+    from fwtools.formats.varstore.model import Variable
     from fwtools.formats.varstore.storeio import LoadedStore
 
 AuthorityKind = Literal["db-certificate", "db-hash", "shim-vendor-certificate",
@@ -182,33 +190,97 @@ class StoreTrust:
     @classmethod
     def from_store(cls, store: LoadedStore) -> StoreTrust:
         """db/dbx (image security database), shim's MokList/MokListX (or the MokListRT/
-        MokListXRT mirrors when only those are stored), MokSBState, MokIgnoreDB, SbatLevel."""
+        MokListXRT mirrors when only those are stored), MokSBState, MokDBState (or its
+        mirror MokIgnoreDB), SbatLevel; shim's state variables only as shim reads them
+        (module doc: attributes), each one it ignores with a note."""
         from fwtools.errors import FwError
 
         out = cls()
         img_db = guids.EFI_IMAGE_SECURITY_DATABASE
         out.db = _lists(store, "db", img_db) or ()
         out.dbx = _lists(store, "dbx", img_db) or ()
+        shim_store = _ShimView(store, out.notes)
         for attr, names in (("mok", ("MokList", "MokListRT")),
                             ("mokx", ("MokListX", "MokListXRT"))):
             for name in names:
-                found = _lists(store, name, guids.SHIM_LOCK)
+                found = shim_store.lists(name)
                 if found is not None:
                     setattr(out, attr, found)
                     if name.endswith("RT"):
                         out.notes.append(f"{name} read in place of {names[0]}")
                     break
-        out.mok_sb_state = _u8(store, "MokSBState", guids.SHIM_LOCK)
-        out.mok_ignore_db = bool(_u8(store, "MokIgnoreDB", guids.SHIM_LOCK))
+        out.mok_sb_state = shim_store.u8("MokSBState")
+        ignore_db = shim_store.u8("MokDBState")
+        if ignore_db is None:
+            ignore_db = shim_store.u8("MokIgnoreDB")
+            if ignore_db is not None:
+                out.notes.append("MokIgnoreDB read in place of MokDBState")
+        out.mok_ignore_db = bool(ignore_db)
         var = store.get("SbatLevel", guids.SHIM_LOCK)
-        if var is not None:
+        if var is not None and var.attributes not in SBAT_LEVEL_ATTRIBUTES:
+            out.sbat_level_error = (f"ignored: its attributes {_attrs(var.attributes)} are not "
+                                    "NV|BS (or NV|BS|AT), so shim replaces it")
+        elif var is not None:
             from fwtools.formats.sbat import parse_sbat_level
 
             try:
                 out.sbat_level = parse_sbat_level(bytes(var.data), strict=False)
             except FwError as exc:
-                out.sbat_level_error = str(exc)
+                out.sbat_level_error = f"unreadable: {exc}"
         return out
+
+
+#: The attributes shim keeps a stored SbatLevel with (sbat.c check_sbat_var_attributes:
+#: UEFI_VAR_NV_BS, UEFI_VAR_NV_BS_TIMEAUTH; a shim built with ENABLE_SHIM_DEVEL wants
+#: NV|BS|RT instead, which no distribution ships).
+SBAT_LEVEL_ATTRIBUTES: Final = frozenset({0x03, 0x23})
+#: Of shim's state variables' attributes, one of these must be set (mok.c ``yes_attr``) ...
+_MOK_YES_ATTRIBUTES: Final = 0x03  # NON_VOLATILE | BOOTSERVICE_ACCESS
+#: ... and this clear (``no_attr``): only an OS could have written such a variable.
+_MOK_NO_ATTRIBUTES: Final = 0x04  # RUNTIME_ACCESS
+#: The runtime mirrors shim makes of them (volatile, NV clear, RT set): read only when the
+#: variable itself is absent, as in a store captured from a running OS.
+_MOK_MIRRORS: Final = frozenset({"MokListRT", "MokListXRT", "MokIgnoreDB"})
+
+
+def _attrs(value: int) -> str:
+    from fwtools.formats.efi.authvar import attribute_names
+
+    return "|".join(attribute_names(value, short=True)) or "0"
+
+
+@dataclass
+class _ShimView:
+    """A store's shim variables (vendor SHIM_LOCK) as shim's ``import_one_mok_state`` takes
+    them: one stored with the wrong attributes is deleted at boot, so it is not there."""
+
+    store: LoadedStore
+    notes: list[str]
+
+    def get(self, name: str) -> Variable | None:
+        var = self.store.get(name, guids.SHIM_LOCK)
+        if var is None or name in _MOK_MIRRORS:
+            return var
+        if not var.attributes & _MOK_YES_ATTRIBUTES or var.attributes & _MOK_NO_ATTRIBUTES:
+            self.notes.append(f"{name} ignored: its attributes {_attrs(var.attributes)} are "
+                              "not NV|BS without RT, so shim deletes it at boot "
+                              "(mok.c import_one_mok_state)")
+            return None
+        return var
+
+    def lists(self, name: str) -> tuple[SignatureList, ...] | None:
+        var = self.get(name)
+        if var is None:
+            return None
+        data = bytes(var.data)
+        return tuple(parse_signature_lists(data)) if data else ()
+
+    def u8(self, name: str) -> int | None:
+        var = self.get(name)
+        if var is None:
+            return None
+        data = bytes(var.data)
+        return data[0] if data else 0
 
 
 def secure_boot_state(store: LoadedStore, firmware_support: bool | None) -> SecureBootState:
@@ -295,13 +367,14 @@ class ShimTrust:
 
 def effective_sbat_level(trust: StoreTrust,
                          builtin: SbatLevel | None) -> tuple[SbatLevel | None, str]:
-    """The SbatLevel shim applies: the store's unless missing, unreadable or older than
+    """The SbatLevel shim applies: the store's unless missing, unreadable, stored with
+    attributes shim does not keep (:data:`SBAT_LEVEL_ATTRIBUTES`) or older than
     shim's built-in automatic level (shim sbat.c ``preserve_sbat_uefi_variable`` keeps the
     variable when its datestamp is at least the candidate's)."""
     stored = trust.sbat_level
     if stored is None:
         why = ("the store has no SbatLevel" if trust.sbat_level_error is None
-               else f"the store's SbatLevel is unreadable ({trust.sbat_level_error})")
+               else f"the store's SbatLevel is {trust.sbat_level_error}")
         if builtin is None:
             return None, why + " and shim has no built-in level"
         return builtin, f"shim's built-in automatic level ({why})"

@@ -1,5 +1,5 @@
-"""Pieces of fw-check vm that need no corpus: a replay's own refusal as a Refusal, and the
-Secure Boot state from a store's variables."""
+"""Pieces of fw-check vm that need no corpus: a replay's own refusal as a Refusal, the
+Secure Boot state from a store's variables, and shim's state variables as shim reads them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pytest
 from fwtools.formats.disk import DiskPathError
 from fwtools.formats.efi import guids
 from fwtools.formats.varstore.model import Variable
-from fwtools.machine.trust import secure_boot_state, security_violation_text
+from fwtools.formats.efi.siglist import SignatureDatabase
+from fwtools.formats.sbat import parse_sbat_level
+from fwtools.formats.varstore.storeio import LoadedStore
+from fwtools.machine.trust import (
+    StoreTrust,
+    effective_sbat_level,
+    secure_boot_state,
+    security_violation_text,
+)
 from fwtools.machine.vm import VmStage, check_vm, replay_refusal
 from fwtools.uefi.firmware import Stop
 from fwtools.uefi.profile import load_firmware
@@ -85,3 +93,55 @@ def test_disk_without_esp_is_refused_by_firmware(tmp_path: Path) -> None:
     with pytest.raises(DiskPathError, match="no partition table") as info:
         check_vm("ovmf", str(STORE), disk=str(blank_disk))
     assert info.value.path == str(blank_disk)
+
+
+NV_BS, NV_BS_RT, NV_BS_AT = 0x03, 0x07, 0x23
+CERT = (Path(__file__).resolve().parents[2] / "testdata" / "sample" / "test-ca.der").read_bytes()
+
+
+def _shim_store(*variables: tuple[str, int, bytes]) -> LoadedStore:
+    return LoadedStore("store.json", "json", None, [
+        Variable(name=n, guid=guids.SHIM_LOCK, attributes=a, data=d) for n, a, d in variables])
+
+
+def test_shim_state_variables_need_shims_attributes() -> None:
+    """shim (mok.c import_one_mok_state) deletes a MokList, MokListX, MokSBState or
+    MokDBState that has RUNTIME_ACCESS (only an OS could have written it) and ignores it."""
+    moklist = SignatureDatabase().add_certificate(CERT, guids.SHIM_LOCK).to_bytes()
+    ok = StoreTrust.from_store(_shim_store(("MokSBState", NV_BS, b"\1"),
+                                           ("MokList", NV_BS, moklist),
+                                           ("MokListX", NV_BS, moklist)))
+    assert ok.mok_sb_state == 1 and len(ok.mok) == 1 and len(ok.mokx) == 1
+    assert ok.notes == []
+    rt = StoreTrust.from_store(_shim_store(("MokSBState", NV_BS_RT, b"\1"),
+                                           ("MokList", NV_BS_RT, moklist),
+                                           ("MokListX", NV_BS_RT, moklist)))
+    assert rt.mok_sb_state is None and rt.mok == () and rt.mokx == ()
+    assert [n.split(":")[0] for n in rt.notes] == [
+        "MokList ignored", "MokListX ignored", "MokSBState ignored"]
+    # neither NV nor BS: not MokManager's either
+    assert StoreTrust.from_store(_shim_store(("MokSBState", 0, b"\1"))).mok_sb_state is None
+
+
+def test_mok_db_state_makes_shim_ignore_db() -> None:
+    """mokutil --ignore-db: MokManager sets MokDBState (NV|BS); MokIgnoreDB is only the
+    runtime mirror shim makes of it (mok.c, MokVars.txt)."""
+    assert StoreTrust.from_store(_shim_store(("MokDBState", NV_BS, b"\1"))).mok_ignore_db
+    assert not StoreTrust.from_store(_shim_store(("MokDBState", NV_BS_RT, b"\1"))).mok_ignore_db
+    mirror = StoreTrust.from_store(_shim_store(("MokIgnoreDB", 0x06, b"\1")))
+    assert mirror.mok_ignore_db and mirror.notes == ["MokIgnoreDB read in place of MokDBState"]
+
+
+def test_sbat_level_kept_only_with_shims_attributes() -> None:
+    """shim keeps a stored SbatLevel only with NV|BS or NV|BS|AT (sbat.c
+    check_sbat_var_attributes); any other is replaced by shim's own level."""
+    level = b"sbat,1,2099010100\ngrub,99\n"
+    builtin = parse_sbat_level(b"sbat,1,2024010900\nshim,4\ngrub,3\n")
+    for attrs in (NV_BS, NV_BS_AT):
+        trust = StoreTrust.from_store(_shim_store(("SbatLevel", attrs, level)))
+        got, source = effective_sbat_level(trust, builtin)
+        assert got is not None and got.datestamp == "2099010100", source
+    trust = StoreTrust.from_store(_shim_store(("SbatLevel", NV_BS_RT, level)))
+    got, source = effective_sbat_level(trust, builtin)
+    assert got is builtin
+    assert "NV|BS|RT" in source and "shim's built-in" in source, source

@@ -226,7 +226,10 @@ def vm_store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     every GRUB), ``ms-moklist`` (MokList, NV|BS as MokManager leaves it, trusting the test
     key), ``ms-moklist-sbat-stub`` (that, and an SbatLevel revoking systemd-stub),
     ``db-test-ca`` (db: the test CA and Microsoft's UEFI CA 2011), ``dbx-shim`` (dbx revoking
-    ``shim``'s hash), ``2023-only`` (KEK and db: only Microsoft's 2023 CAs)."""
+    ``shim``'s hash), ``2023-only`` (KEK and db: only Microsoft's 2023 CAs),
+    ``ms-moksbstate`` (shim's validation disabled), ``ms-moksbstate-rt`` (the same with RT:
+    ignored), ``sbat-grub-rt`` (the SbatLevel of ``sbat-grub`` with RT: ignored),
+    ``db-test-ca-mokdbstate`` (``db-test-ca`` with shim told to ignore db)."""
     out = tmp / f"{kind}.fd"
     pk = ("--pk", "generate:fwtools vm e2e PK", "--microsoft")
     if kind == "ms":
@@ -253,6 +256,25 @@ def vm_store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--dbx",
                 sha256_esl(shim, tmp / "dbx-shim.esl"), "-o", out)
+    elif kind in ("ms-moksbstate", "ms-moksbstate-rt"):
+        # MokSBState 1 (mokutil --disable-validation), as MokManager writes it (NV|BS), or
+        # with RT as only an OS could have written it, which shim and GRUB ignore
+        attrs = "NV,BS" if kind == "ms-moksbstate" else "NV,BS,RT"
+        fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "MokSBState", "--guid",
+                str(guids.SHIM_LOCK), "--attributes", attrs, "--hex", "01", "-o", out)
+    elif kind == "sbat-grub-rt":
+        # the SbatLevel of "sbat-grub" with RT, as only an OS could have written it: shim
+        # does not preserve it (sbat.c check_sbat_var_attributes) and applies its own
+        level = tmp / "sbat-grub-rt.bin"
+        level.write_bytes(b"sbat,1,2099010100\ngrub,99\n")
+        fw_vars("set", ovmf / "OVMF_VARS_4M.ms.fd", "SbatLevel", "--guid",
+                str(guids.SHIM_LOCK), "--attributes", "NV,BS,RT", "--file", level, "-o", out)
+    elif kind == "db-test-ca-mokdbstate":
+        # db trusts the test CA, and MokDBState 1 (mokutil --ignore-db) tells shim not to
+        # use db
+        db = vm_store("db-test-ca", ovmf, tmp, shim)
+        fw_vars("set", db, "MokDBState", "--guid", str(guids.SHIM_LOCK), "--attributes",
+                "NV,BS", "--hex", "01", "-o", out)
     elif kind == "2023-only":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--microsoft-kek", "2023",
                 "--microsoft-db", "windows-2023,uefi-2023", "-o", out)
