@@ -174,9 +174,9 @@ def with_options(options: Sequence[Callable[[Any], Any]]) -> Callable[[F], F]:
 
 
 def print_json(document: dict[str, Any]) -> None:
-    import json
+    from fwtools._base.jsontext import dumps_indented
 
-    click.echo(json.dumps(document, indent=2, sort_keys=False))
+    click.echo(dumps_indented(document))
 
 
 def not_built(command: str, issue: str) -> NoReturn:

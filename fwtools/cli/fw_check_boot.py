@@ -146,11 +146,10 @@ def command(binaries: tuple[str, ...], firmware: str | None, arch: str | None,
         except (FwError, OSError) as exc:
             fail(str(exc))
     if as_json:
-        import json
-
+        from fwtools._base.jsontext import dumps_indented
         from fwtools.report.boot_json import boot_chain_document
 
-        text = json.dumps(boot_chain_document(result), indent=2) + "\n"
+        text = dumps_indented(boot_chain_document(result)) + "\n"
     else:
         import io
 

@@ -83,9 +83,9 @@ def _emit(doc: dict[str, Any], as_json: bool, output: str | None, verbose: bool,
     import io
 
     if as_json:
-        import json
+        from fwtools._base.jsontext import dumps_indented
 
-        text = json.dumps(doc, indent=2) + "\n"
+        text = dumps_indented(doc) + "\n"
     else:
         from fwtools.report.text_firmware import render_firmware
 

@@ -125,22 +125,20 @@ def command(
     text: str | None = None
     data: bytes | None = None
     if fmt == "json":
-        import json
-
+        from fwtools._base.jsontext import dumps_indented
         from fwtools.report.check_json import check_document
 
         level_info = None
         if level is not None:
             level_info = {"source": label, "datestamp": level.datestamp,
                           "entries": level.generations}
-        text = json.dumps(check_document(reports, profile, summary, level_info), indent=2)
+        text = dumps_indented(check_document(reports, profile, summary, level_info))
         text += "\n"
     elif fmt == "sarif":
-        import json
-
+        from fwtools._base.jsontext import dumps_indented
         from fwtools.report.sarif import sarif_document
 
-        text = json.dumps(sarif_document(reports, profile, root), indent=2) + "\n"
+        text = dumps_indented(sarif_document(reports, profile, root)) + "\n"
     elif fmt == "junit":
         from fwtools.report.junit import junit_xml
 

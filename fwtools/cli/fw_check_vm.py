@@ -135,11 +135,10 @@ def command(chain: tuple[str, ...], firmware: str | None, vars_path: str | None,
 
         try:
             if sarif:
-                import json
-
+                from fwtools._base.jsontext import dumps_indented
                 from fwtools.report.vm_json import vm_sarif
 
-                atomic_write(sarif, (json.dumps(vm_sarif(result), indent=2) + "\n").encode())
+                atomic_write(sarif, (dumps_indented(vm_sarif(result)) + "\n").encode())
             if html:
                 from fwtools.report.html_vm import render_vm_html
 

@@ -65,12 +65,11 @@ def audit(paths: tuple[str, ...], uri: str | None, as_json: bool, sarif_file: st
     results = list(progress(run_many(job, refs, jobs=jobs), "auditing stores",
                             enabled=not as_json and len(refs) > 1, total=len(refs)))
     if sarif_file:
-        import json
-
         from fwtools._base.atomic import atomic_write
+        from fwtools._base.jsontext import dumps_indented
         from fwtools.report.audit_sarif import audit_sarif
 
-        text = json.dumps(audit_sarif(results, "."), indent=2) + "\n"
+        text = dumps_indented(audit_sarif(results, ".")) + "\n"
         atomic_write(sarif_file, text.encode())
     if as_json:
         from fwtools.report.audit_json import audit_document

@@ -371,13 +371,11 @@ def convert(source: str, output: str, fmt: str | None, layout: str | None,
     if out_fmt == loaded.format and fmt is None and layout is None and Path(output).suffix == "":
         fail(f"say which format {output} should have: --format raw|qcow2|json")
     if loaded.store is None and out_fmt == "json" and layout is None:
-        import json
-
+        from fwtools._base.jsontext import dumps_indented
         from fwtools.formats.varstore.jsonform import variables_to_json
 
-        data = (json.dumps(variables_to_json(loaded.json_variables, format="json"),
-                           indent=2) + "\n").encode()
-        atomic_write(output, data)
+        doc = variables_to_json(loaded.json_variables, format="json")
+        atomic_write(output, (dumps_indented(doc) + "\n").encode())
         return
     before = loaded.store.layout.name if loaded.store is not None else None
     if layout is not None and loaded.store is not None:

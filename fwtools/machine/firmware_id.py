@@ -88,12 +88,13 @@ DEBIAN_BUILDS: Final[Mapping[str, KnownBuild]] = {
 
 _LAB: Final = "firmware lab DEBUG build of edk2 2025.02-8+deb13u1 (tests/e2e/lab/build-ovmf.sh)"
 
-#: The firmware lab's x64 builds (tests/e2e/lab/build-ovmf.sh at its default LAB_CACHE; the
-#: digests are of ``$LAB_CACHE/edk2-<version>-<key>/<variant>/OVMF_CODE_4M.fd``). They are
-#: reproducible only together with their build path: a DEBUG build embeds the absolute path of
-#: every module's .dll (GenFw's CodeView entry) and of the sources ASSERT names (``__FILE__``),
-#: and build-ovmf.sh builds in ``$LAB_CACHE/src/edk2``. The aa64 build is not here: ArmVirtQemu's
-#: SEC (ArmPlatformPkg/Sec/Sec.c) prints ``__DATE__``/``__TIME__``, so every build differs.
+#: The firmware lab's builds (tests/e2e/lab/build-ovmf.sh at its default LAB_CACHE; the
+#: digests are of the code of ``$LAB_CACHE/edk2-<version>-<key>/<variant>/{OVMF,AAVMF}_CODE*.fd``).
+#: They are reproducible only together with their build path: a DEBUG build embeds the absolute
+#: path of every module's .dll (GenFw's CodeView entry) and of the sources ASSERT names
+#: (``__FILE__``), and build-ovmf.sh builds in ``$LAB_CACHE/src/edk2``. ArmVirtQemu's SEC
+#: (ArmPlatformPkg/Sec/Sec.c) also prints ``__DATE__``/``__TIME__``: build-ovmf.sh pins them
+#: with SOURCE_DATE_EPOCH (the changelog's date, as Debian's own build does).
 #: ``strict-nomap`` is the strict binary; its fw_cfg entry is the VM's (:func:`apply_fw_cfg`).
 #: tests/machine/test_firmware_id.py recomputes each digest from the cached build.
 LAB_BUILDS: Final[Mapping[str, KnownBuild]] = {
@@ -103,6 +104,8 @@ LAB_BUILDS: Final[Mapping[str, KnownBuild]] = {
         KnownBuild("compat/OVMF_CODE_4M.fd", _LAB, "debian13-ovmf-lab-compat", True),
     "1d11b07514f84f20199bb0a65aab73f0adf8f2fc802e893d874bdb4bef49069f":
         KnownBuild("strict-img/OVMF_CODE_4M.fd", _LAB, "debian13-ovmf-lab-strict-img", True),
+    "4cd427158ad3c09322b7a2c3d27a562554d55afa1c21ab6a4e9f6127b3f0808d":
+        KnownBuild("aa64-strict/AAVMF_CODE.fd", _LAB, "debian13-aavmf-lab-strict", True),
 }
 #: Every build a digest identifies.
 KNOWN_BUILDS: Final[Mapping[str, KnownBuild]] = {**DEBIAN_BUILDS, **LAB_BUILDS}

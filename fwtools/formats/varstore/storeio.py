@@ -158,12 +158,11 @@ def store_bytes(
 ) -> bytes:
     """Serialise ``store`` into the container ``fmt``."""
     if fmt == "json":
-        import json
-
+        from fwtools._base.jsontext import dumps_indented
         from fwtools.formats.varstore.jsonform import variables_to_json
 
         doc = variables_to_json(list(store), format=source_format)
-        return (json.dumps(doc, indent=2) + "\n").encode()
+        return (dumps_indented(doc) + "\n").encode()
     raw = store.to_bytes()
     if fmt == "qcow2":
         from fwtools.formats.qcow2 import raw_to_qcow2

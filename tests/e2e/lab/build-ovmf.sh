@@ -114,6 +114,7 @@ settings() {
     echo "edk2 $EDK2_VERSION $BUILD_TYPE $TOOLCHAIN"
     echo "gcc $(gcc -dumpfullversion 2>/dev/null || echo none)"
     echo "${AARCH64_PREFIX}gcc $("${AARCH64_PREFIX}gcc" -dumpfullversion 2>/dev/null || echo none)"
+    echo "SOURCE_DATE_EPOCH: the date of debian/changelog's last entry"
     local v
     for v in "${ALL_VARIANTS[@]}"; do
         echo "variant $v $(arch_of "$v") $(platform_of "$v") $(flags_of "$v")" $(pcd_args "$v")
@@ -206,6 +207,14 @@ EOF
 fi
 cd "$TREE"
 
+# Reproducible bytes: ArmVirtQemu's SEC (ArmPlatformPkg/Sec/Sec.c), PrePi and SmbiosMiscDxe
+# (ArmPkg/Universal/Smbios/SmbiosMiscDxe/Type00) compile in __DATE__/__TIME__, which GCC takes
+# from SOURCE_DATE_EPOCH when it is set. dpkg-buildpackage sets it to the date of the
+# changelog's last entry for Debian's own build; so do we, so that a lab build's digest
+# identifies it (fwtools/machine/firmware_id.py LAB_BUILDS).
+SOURCE_DATE_EPOCH=$(date -d "$(sed -n 's/^ -- .*>  //p' debian/changelog | head -n1)" +%s)
+export SOURCE_DATE_EPOCH
+
 # -- BaseTools, once for every variant. (edksetup.sh reads "$@": it is sourced with none.)
 if [ ! -e .fwtools-basetools ]; then
     log "building BaseTools"
@@ -223,7 +232,7 @@ fi
 # One variant, into $DEST/<variant>/. Called plainly (never in an || list), so set -e holds
 # inside it.
 build_variant() {
-    local variant=$1 policy pcds vflags arch platform out autogen got dest code
+    local variant=$1 policy pcds vflags arch platform out autogen got dest code stamp
     policy=$(nx_policy "$variant")
     read -r -a pcds <<< "$(pcd_args "$variant" | tr '\n' ' ')"
     read -r -a vflags <<< "$(flags_of "$variant")"
@@ -231,6 +240,15 @@ build_variant() {
     platform=$(platform_of "$variant")
     out=$(out_of "$variant")
     log "$variant: building $platform $arch (${pcds[*]})"
+    # make does not see a changed SOURCE_DATE_EPOCH: a Build/ tree compiled with another
+    # date (or before the date was set) starts again from nothing.
+    stamp=${out%/*}/.fwtools-source-date-epoch
+    if [ -d "${out%/*}" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$SOURCE_DATE_EPOCH" ]; then
+        log "$variant: ${out%/*} was built with another SOURCE_DATE_EPOCH, removing it"
+        rm -rf "${out%/*}"
+    fi
+    mkdir -p "${out%/*}"
+    echo "$SOURCE_DATE_EPOCH" > "$stamp"
     # The same Build/ directory for all: edk2 regenerates AutoGen for the changed PCD and
     # rebuilds only what uses it, so a further variant takes a fraction of the first.
     (set +u; set --; . ./edksetup.sh >/dev/null
