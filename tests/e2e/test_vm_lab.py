@@ -4,8 +4,7 @@ Debian 13's ``.ms`` store (Secure Boot on) on a lab build of tests/e2e/lab/build
 
 fw-check identifies the lab's x64 builds by their code (fwtools/machine/firmware_id.py
 ``LAB_BUILDS``): the cases give no ``--profile`` and check the build's profile came out as a
-"known build", except those that name it (``--profile``, the override path; always for
-the aa64 build). ``strict-nomap``
+"known build", except one that names it (``--profile``, the override path). ``strict-nomap``
 is the strict binary: identification gives ``debian13-ovmf-lab-strict``, and the same
 ``--fw-cfg`` entry QEMU is given (``opt/org.tianocore/UninstallMemAttrProtocol``) uninstalls
 the memory attribute protocol. ``fw-check vm --json`` must predict
@@ -19,9 +18,8 @@ the verdict, and for a fault the stage, access, #PF error code and page offset
 - Debian 13 on ``strict``: GRUB 2.12 places the kernel as an image (EfiLoaderCode): boots.
 - Debian 12 on ``compat`` (EfiLoaderData executable): boots.
 - Debian 12 on ``aa64-strict`` (AAVMF, Debian 13's ``AAVMF_VARS.ms.fd``): GRUB 2.06 jumps
-  into the kernel it copied to EfiLoaderData there too (an instruction abort). ArmVirtQemu's
-  SEC prints ``__DATE__``, so the build is not identified by its code: ``--profile`` and
-  ``--arch aa64`` name it.
+  into the kernel it copied to EfiLoaderData there too (an instruction abort). The build is
+  identified by its code as well, and its profile's architecture is the disk's.
 
 Trust and W^X together (``test_vm_lab_trust_matches_qemu``): Debian 12's chain faults on
 ``strict`` once GRUB 2.06 starts the kernel, so a refusal before that point must win, and a
@@ -37,6 +35,11 @@ tests/machine/vm_builder.py ``vm_store``'s (those of tests/e2e/test_vm_qemu.py):
   second signature, by Microsoft UEFI CA 2023, is the one db trusts; faults in GRUB);
 - Debian 13's chain (GRUB 2.12 places the kernel as an image) boots with the MokList-trusted
   kernel and with the 2023-only store;
+- shim's state variables as shim reads them: a MokSBState with RUNTIME_ACCESS (which only an
+  OS could have written) does not turn shim's verification off (the test-signed kernel is
+  refused, before the fault), an SbatLevel revoking GRUB with RUNTIME_ACCESS is replaced by
+  shim's own (GRUB runs and faults), and MokDBState makes shim ignore db (a kernel that db
+  trusts boots, and is refused with MokDBState set);
 - Secure Boot off (a blank store) on ``compat``: Debian 12's GRUB 2.06 then loads the kernel
   its own way (the relocator's trampoline in memory the firmware lists as free) and faults,
   where the same chain with Secure Boot on boots.
@@ -115,8 +118,8 @@ CASES = [
     LabVmCase("trixie", "strict", "boots", profile_given=True),
     LabVmCase("bookworm", "compat", "boots"),
     LabVmCase("bookworm", "strict-nomap", "faults", GRUB206_HANDOVER),
-    # the aa64 build is never identified (firmware_id.py LAB_BUILDS): always --profile
-    LabVmCase("bookworm", "aa64-strict", "faults", GRUB206_HANDOVER_AA64, profile_given=True),
+    # identified by its code too, as an aa64 profile: no --profile, no --arch
+    LabVmCase("bookworm", "aa64-strict", "faults", GRUB206_HANDOVER_AA64),
 ]
 
 
@@ -152,6 +155,20 @@ TRUST_CASES = [
     LabTrustCase("bookworm-uefi-2023-only", "bookworm", "2023-only", "faults",
                  fault=GRUB206_HANDOVER, kernel_by="shim-vendor-certificate",
                  shim_by="UEFI CA 2023"),
+    # shim's state variables only as shim reads them (mok.c import_one_mok_state, sbat.c
+    # check_sbat_var_attributes): with RT (only an OS could have written them) they are
+    # ignored. MokSBState with RT does not turn verification off: GRUB refuses the kernel
+    # before the fault; an SbatLevel with RT is replaced by shim's own: GRUB runs, faults
+    LabTrustCase("bookworm-moksbstate-rt-ignored", "bookworm", "ms-moksbstate-rt", "refused",
+                 (3, "grub"), test_kernel=True),
+    LabTrustCase("bookworm-sbat-level-rt-ignored", "bookworm", "sbat-grub-rt", "faults",
+                 fault=GRUB206_HANDOVER),
+    # db trusts the test key's CA: the kernel boots; MokDBState tells shim to ignore db
+    # (mokutil --ignore-db): GRUB's shim_lock refuses it
+    LabTrustCase("trixie-db-kernel", "trixie", "db-test-ca", "boots", test_kernel=True,
+                 kernel_by="db-certificate"),
+    LabTrustCase("trixie-mokdbstate-ignores-db", "trixie", "db-test-ca-mokdbstate", "refused",
+                 (3, "grub"), test_kernel=True),
     # Secure Boot off: Debian 12's GRUB takes its non-shim path (the relocator trampoline in
     # memory the firmware lists as free), which faults even on compat, where the same chain
     # with Secure Boot on boots (CASES "bookworm-compat")
@@ -167,14 +184,12 @@ TRUST_CASES = [
 
 
 def fw_check_vm(code: Path, vars_path: Path, disk: Path, profile: str | None,
-                fw_cfg: list[str], arch: str | None = None) -> tuple[int, dict[str, Any]]:
+                fw_cfg: list[str]) -> tuple[int, dict[str, Any]]:
     """``fw-check vm --json`` in this interpreter's environment (the worktree's fwtools)."""
     cmd = [sys.executable, "-m", "fwtools.cli.fw_check", "vm", "--firmware", str(code),
            "--vars", str(vars_path), "--disk", str(disk), "--json"]
     if profile is not None:
         cmd += ["--profile", profile]
-    if arch is not None:
-        cmd += ["--arch", arch]
     for entry in fw_cfg:
         cmd += ["--fw-cfg", entry]
     run = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -194,11 +209,10 @@ def predict(variant: Variant, code: Path, vars_path: Path, disk: Path, profile_g
     # the build path is in a DEBUG build's bytes: the known-build table has the builds made
     # at the default LAB_CACHE (fwtools/machine/firmware_id.py LAB_BUILDS)
     named = profile_given or lab_cache() != DEFAULT_CACHE
-    status, doc = fw_check_vm(code, vars_path, disk, build_profile if named else None, fw_cfg,
-                              None if variant.arch == "x64" else variant.arch)
+    status, doc = fw_check_vm(code, vars_path, disk, build_profile if named else None, fw_cfg)
     ident = doc["firmware"]
-    assert (ident["profile"], ident["basis"]) == (
-        build_profile, "override" if named else "known build"), ident
+    assert (ident["profile"], ident["basis"], ident["arch"]) == (
+        build_profile, "override" if named else "known build", variant.arch), ident
     assert doc["secure_boot"]["enabled"] is secure_boot
     assert [s["loaded_by"] for s in doc["stages"]] == ["firmware", "shim", "grub"]
     mapp = doc["firmware"]["settings"]["memory_attribute_protocol"]

@@ -9,9 +9,9 @@ import pytest
 
 from fwtools.formats.disk import DiskPathError
 from fwtools.formats.efi import guids
-from fwtools.formats.varstore.model import Variable
 from fwtools.formats.efi.siglist import SignatureDatabase
 from fwtools.formats.sbat import parse_sbat_level
+from fwtools.formats.varstore.model import Variable
 from fwtools.formats.varstore.storeio import LoadedStore
 from fwtools.machine.trust import (
     StoreTrust,
