@@ -322,17 +322,71 @@ def render_facts(facts: PeFacts, verbose: bool = False) -> list[RenderableType]:
     return parts
 
 
+def _fits(line: str, width: int) -> bool:
+    """Whether rich would leave ``line`` whole at ``width`` cells (no wrap, no crop)."""
+    from rich.cells import cell_len
+
+    # A cell is at most two wide, so a short line needs no measuring. Tabs, which rich
+    # expands, count as not fitting.
+    return "\t" not in line and (len(line) <= width // 2 or cell_len(line) <= width)
+
+
+def _print(console: Console, renderable: RenderableType, width: int | None) -> None:
+    """``console.print(renderable)``. ``width``: the console's, given when it draws no styles
+    (no terminal, no forced colour). Then each line of a Text that fits the width is exactly
+    its plain text (rich wraps and crops line by line), and a left Padding of a Text adds
+    spaces on the left and, as rich pads a padded block, up to the width on the right; those
+    are written directly, skipping rich's per-line wrapping and segmenting (most of
+    pe-inspect's rendering time). A line that does not fit, and anything else, goes to rich.
+    """
+    if width is None:
+        console.print(renderable)
+        return
+    write = console.file.write
+    if isinstance(renderable, Group):
+        for part in renderable.renderables:
+            _print(console, part, width)
+    elif isinstance(renderable, Text) and renderable.end == "\n":
+        for line in renderable.plain.split("\n"):
+            if _fits(line, width):
+                write(line + "\n")
+            else:
+                # In a Group, as the report prints it: console.print joins bare Texts and
+                # draws them with its own overflow and wrapping, not theirs.
+                console.print(Group(Text(line, justify=renderable.justify,
+                                         overflow=renderable.overflow,
+                                         no_wrap=renderable.no_wrap)))
+    elif (isinstance(renderable, Padding) and isinstance(renderable.renderable, Text)
+          and renderable.renderable.end == "\n" and renderable.left < width
+          and not (renderable.top or renderable.right or renderable.bottom)):
+        from rich.cells import cell_len
+
+        inner = width - renderable.left
+        lines = renderable.renderable.plain.split("\n")
+        if not all(_fits(line, inner) for line in lines):
+            console.print(renderable)
+            return
+        pad = " " * renderable.left
+        write("".join(pad + line + " " * (inner - cell_len(line)) + "\n" for line in lines))
+    else:
+        console.print(renderable)
+
+
 def render_inspection(
     results: list[FileResult], stream: IO[str] | None = None, *, verbose: bool = False,
-    color: bool | None = None,
+    color: bool | None = None, fast: bool = True,
 ) -> None:
+    """Print the report of each readable file (``fast``: see :func:`_print`; tests turn it
+    off to compare with rich's own rendering)."""
     console = make_console(stream, color)
+    # (console.width is measured again on every access)
+    plain_width = console.width if fast and console.color_system is None else None
     # Unreadable files are reported on stderr by the command, one line each.
     for r in results:
         if r.facts is None:
             continue
         console.print(Rule(Text(r.path, style="bold"), align="left"))
-        console.print(Group(*render_facts(r.facts, verbose)))
+        _print(console, Group(*render_facts(r.facts, verbose)), plain_width)
         console.print()
     if len(results) > 1:
         bad = sum(1 for r in results if r.facts is None)

@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from corpus import Corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwtools.errors import FwError
-from fwtools.policy.collect import collect_facts
+from fwtools.policy.collect import collect_facts, inspect_path
 from fwtools.policy.pe_facts import FileResult
 from fwtools.report.pe_json import inspect_document
 from fwtools.report.text_pe import render_inspection
@@ -33,7 +34,35 @@ def _pipeline(blob: bytes, name: str) -> None:
         return
     result = [FileResult(name, facts)]
     json.dumps(inspect_document(result))
-    render_inspection(result, io.StringIO(), verbose=True, color=False)
+    assert_fast_text_is_rich(result)
+
+
+def assert_fast_text_is_rich(result: list[FileResult]) -> None:
+    """pe-inspect's uncoloured text, written directly where it can be, is what rich draws."""
+    for verbose in (False, True):
+        fast, rich = io.StringIO(), io.StringIO()
+        render_inspection(result, fast, verbose=verbose, color=False)
+        render_inspection(result, rich, verbose=verbose, color=False, fast=False)
+        assert fast.getvalue() == rich.getvalue()
+
+
+def test_fast_text_on_the_corpus(corpus: Corpus) -> None:
+    """Every PE image of the corpus (kernels with long version lines, shim's .sbat table,
+    signatures whose issuer lines wrap) reads the same through both renderers."""
+    results = [inspect_path(str(b.path)) for b in corpus.efi_binaries()]
+    assert len(results) > 40
+    for r in results:
+        assert_fast_text_is_rich([r])
+    assert_fast_text_is_rich(results)
+
+
+def test_fast_text_on_unusual_lines(tmp_path: Path) -> None:
+    """Wide, tabbed and control characters, and lines exactly at the width, in a path."""
+    blob = SEEDS["uki"].read_bytes()
+    for name in ("a\tb.efi", "wide-\u4e2d\u6587" * 12 + ".efi", "x" * 118 + ".efi",
+                 "ctl-\x07-\r.efi", "x" * 300 + ".efi"):
+        facts = collect_facts(blob, name, check_signatures=True)
+        assert_fast_text_is_rich([FileResult(name, facts)])
 
 
 @pytest.mark.parametrize("seed", sorted(SEEDS))
