@@ -67,14 +67,18 @@ def test_upstream_grub_2_06_x86_legacy_loader(corpus: Corpus) -> None:
 
 
 def test_upstream_grub_2_12_chooses_loadimage_without_shim(corpus: Corpus) -> None:
-    # §6.1 GRUB 2.12: x86 `linux` uses LoadImage when there is no shim_lock and the kernel's
-    # MajorImageVersion >= 1 (Debian's 6.12 has 3), else the legacy loader
+    # §6.1 GRUB 2.12: x86 `linux` uses LoadImage when shim_lock is not enabled and the
+    # kernel's MajorImageVersion >= 1 (Debian's 6.12 has 3), else the legacy loader. shim_lock
+    # is enabled only with Secure Boot on (grub 2.12 kern/efi/sb.c grub_shim_lock_verifier_setup)
     shim, grub, kernel = chain(corpus, "trixie", "amd64")
     assert kernel.major_image_version >= 1
     forced_alone = {0: "grub-2.12"}
     assert run([grub, kernel], "ovmf-strict", models=forced_alone).verdict == "boots"
-    r = run([shim, grub, kernel], "ovmf-strict", models={1: "grub-2.12"})
-    assert r.verdict == "faults"  # shim_lock present: the legacy loader
+    forced = {1: "grub-2.12"}
+    assert run([shim, grub, kernel], "ovmf-strict", models=forced).verdict == "boots"
+    r = run([shim, grub, kernel], "ovmf-strict", secure_boot=True, models=forced)
+    assert r.verdict == "faults"  # shim_lock enabled: the legacy loader
+    assert r.faults[0].memory_type == "EfiConventionalMemory"  # its relocator trampoline
     old = record.replace(kernel, major_image_version=0)
     assert run([grub, old], "ovmf-strict", models=forced_alone).verdict == "faults"
 
