@@ -45,7 +45,9 @@ from e2e.lab.matrix import (  # noqa: E402
     boot_case,
     build_dir,
     compare,
+    grub_build_dir,
     missing_builds,
+    missing_grub_build,
     observe,
     replay_case,
     replay_view,
@@ -122,8 +124,18 @@ def provenance(builds: Path) -> dict[str, str]:
         info[key] = value
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                           text=True, check=True).stdout.splitlines()[0]
-    return {"source": info.get("source", "?"), "build": builds.name,
+    prov = {"source": info.get("source", "?"), "build": builds.name,
             "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)"}
+    if not missing_grub_build():  # build-grub.sh's upstream GRUB (GRUB_CHAINS)
+        prov["upstream grub"] = grub_build_dir().name
+    return prov
+
+
+def same_provenance(old: dict[str, str], new: dict[str, str]) -> bool:
+    """Whether a record made with ``old`` can be merged into one made with ``new``: every
+    build ``old`` names is the same now (``new`` may name one added since, such as the
+    upstream GRUB build, which the old cases did not boot)."""
+    return all(new.get(k) == v for k, v in old.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = {}
         if len(rows) < len(CASES):  # a part of the matrix: merge into the record
             old = calibration.load(args.record)
-            if old.firmware != prov:
+            if not same_provenance(old.firmware, prov):
                 raise SystemExit(f"{args.record} was recorded with {old.firmware}, this run "
                                  f"is {prov}: record the whole matrix (no --variants/--chains)")
             records = dict(old.records)
