@@ -10,9 +10,10 @@
 # grub-core/Makefile.am's syminfo.lst rule needs it (the build stops without it); it gets
 # the content it has in GRUB's git at the grub-2.12 tag ("depends bli part_gpt").
 #
-# What is built: configure --target=x86_64 --with-platform=efi, only grub-mkimage (the one
-# host tool needed) and grub-core (kernel and modules); no fonts, themes, NLS, man pages or
-# other utilities. Then grub-mkimage -O x86_64-efi makes BOOTX64.EFI with
+# What is built, per target (x64: --target=x86_64; aa64: --target=aarch64-linux-gnu with
+# Debian's cross compiler): configure --with-platform=efi, only grub-mkimage (the one host
+# tool needed) and grub-core (kernel and modules); no fonts, themes, NLS, man pages or other
+# utilities. Then grub-mkimage -O x86_64-efi / arm64-efi makes BOOTX64.EFI / BOOTAA64.EFI with
 #   - the modules the lab's grub.cfg needs (tests/e2e/chains.py grub_cfg: echo, if/linux/boot)
 #     plus the disk and file-system modules for the lab's ESP (GPT, FAT) and `search`;
 #   - prefix /EFI/BOOT and an embedded config that finds the ESP holding
@@ -25,13 +26,13 @@
 #     nothing checks it.
 #
 # The cache key: results go to $LAB_CACHE/grub-2.12-<settings hash>/<target>/ (BOOTX64.EFI,
-# build-info.txt); the hash covers the source version and checksum, the configure flags, gcc's
+# build-info.txt); the hash covers the source version and checksum, the configure flags, gcc's and the cross gcc's
 # version, the module list, the prefix, the embedded config and the SBAT rows. `--print-dir`
 # prints the directory (matrix.py asks the script). A target already built there is not
 # rebuilt (LAB_FORCE=1 rebuilds); builds of other keys are removed. The unpacked source and
 # the object tree stay in $LAB_CACHE/grub-src.
 #
-# Usage: sudo tests/e2e/lab/build-grub.sh [x64]      (default: all targets)
+# Usage: sudo tests/e2e/lab/build-grub.sh [x64] [aa64]      (default: all targets)
 #        tests/e2e/lab/build-grub.sh --print-dir
 # Environment: LAB_CACHE (default /var/cache/fwtools-lab), LAB_JOBS (default nproc).
 set -euo pipefail
@@ -45,7 +46,8 @@ ORIG=grub2_$GRUB_UPSTREAM.orig.tar.xz
 # sha256 of the GNU release https://ftp.gnu.org/gnu/grub/grub-2.12.tar.xz
 ORIG_SHA256=f3c97391f7c4eaa677a78e090c7e97e6dc47b16f655f04683ebd37bef7fe0faa
 SUITE=trixie
-ALL_TARGETS=(x64)
+ALL_TARGETS=(x64 aa64)
+AARCH64_PREFIX=aarch64-linux-gnu-
 CONFIGURE_FLAGS=(
     --with-platform=efi --disable-werror --disable-nls --disable-grub-mkfont
     --disable-grub-themes --disable-grub-mount --disable-device-mapper --disable-liblzma
@@ -62,10 +64,18 @@ SBAT_CSV='sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SB
 grub,4,Free Software Foundation,grub,2.12,https://www.gnu.org/software/grub/
 '
 
-# per target: GRUB's --target, the grub-mkimage format, the removable-media file name
-cpu_of() { case $1 in x64) echo x86_64 ;; *) echo "unknown target $1 (${ALL_TARGETS[*]})" >&2; exit 2 ;; esac; }
-format_of() { echo "$(cpu_of "$1")-efi"; }
-file_of() { case $1 in x64) echo BOOTX64.EFI ;; esac; }
+# per target: configure's --target (aa64: the cross compiler's triplet, so configure finds
+# aarch64-linux-gnu-gcc as TARGET_CC; grub-mkimage stays a host tool), the grub-mkimage
+# format, the removable-media file name
+cpu_of() {
+    case $1 in
+        x64) echo x86_64 ;;
+        aa64) echo "${AARCH64_PREFIX%-}" ;;
+        *) echo "unknown target $1 (${ALL_TARGETS[*]})" >&2; exit 2 ;;
+    esac
+}
+format_of() { case $1 in x64) echo x86_64-efi ;; aa64) echo arm64-efi ;; esac; }
+file_of() { case $1 in x64) echo BOOTX64.EFI ;; aa64) echo BOOTAA64.EFI ;; esac; }
 
 LAB_CACHE=${LAB_CACHE:-/var/cache/fwtools-lab}
 LAB_JOBS=${LAB_JOBS:-$(nproc)}
@@ -75,6 +85,7 @@ TREE=$SRC/grub-$GRUB_UPSTREAM
 settings() {
     echo "grub $GRUB_UPSTREAM from Debian $SUITE grub2 $GRUB_DEB_VERSION orig $ORIG_SHA256, no patches"
     echo "gcc $(gcc -dumpfullversion 2>/dev/null || echo none)"
+    echo "${AARCH64_PREFIX}gcc $("${AARCH64_PREFIX}gcc" -dumpfullversion 2>/dev/null || echo none)"
     echo "configure ${CONFIGURE_FLAGS[*]}"
     echo "modules ${MODULES[*]}"
     echo "prefix $PREFIX"
@@ -114,6 +125,9 @@ for tool_pkg in gcc:build-essential make:build-essential bison:bison flex:flex \
         gawk:gawk xz:xz-utils python3:python3; do
     command -v "${tool_pkg%%:*}" >/dev/null || need_pkgs+=("${tool_pkg#*:}")
 done
+case " ${todo[*]} " in
+    *" aa64 "*) command -v "${AARCH64_PREFIX}gcc" >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu) ;;
+esac
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing ${need_pkgs[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -187,6 +201,7 @@ build_target() {
         echo "built: $(date -u +%FT%TZ)"
         echo "configure: --target=$cpu ${CONFIGURE_FLAGS[*]}"
         echo "gcc: $(gcc -dumpfullversion)"
+        [ "$t" != aa64 ] || echo "${AARCH64_PREFIX}gcc: $("${AARCH64_PREFIX}gcc" -dumpfullversion)"
         echo "grub-mkimage: -O $fmt -p $PREFIX -c embedded.cfg --sbat sbat.csv ${MODULES[*]}"
         echo "sha256: $(sha256sum < "$dest/$(file_of "$t").tmp" | cut -d' ' -f1)"
     } > "$dest/build-info.txt.tmp"

@@ -78,11 +78,12 @@ CHAINS: Final[Mapping[str, tuple[str, str, str]]] = {
 #: tests/e2e/test_vm_qemu.py's ``shim-sdboot-uki-moklist``). Both load a UKI of trixie's
 #: systemd-stub (linuxx64.efi.stub) and kernel from ``\EFI\Linux``.
 SD_CHAINS: Final[Mapping[str, bool]] = {"sdboot-uki": False, "shim-sdboot-uki": True}
-#: upstream GRUB 2.12 chains (x64) -> (the suite of the Debian kernel it loads, behind shim):
-#: build-grub.sh's BOOTX64.EFI (GNU's grub-2.12 release, no distribution patches) with its
-#: embedded config finding the ESP's \EFI\BOOT\grub.cfg (chains.grub_cfg: ``linux /vmlinuz``,
-#: ``boot``). Alone it is the removable loader, unsigned, Secure Boot off: without shim_lock
-#: and with a kernel whose MajorImageVersion >= 1 (both), grub 2.12's ``linux`` starts the
+#: upstream GRUB 2.12 chains -> (the suite of the Debian kernel it loads, behind shim):
+#: build-grub.sh's BOOTX64.EFI / BOOTAA64.EFI (GNU's grub-2.12 release, no distribution
+#: patches) with its embedded config finding the ESP's \EFI\BOOT\grub.cfg (chains.grub_cfg:
+#: ``linux /vmlinuz``, ``boot``). Alone it is the removable loader, unsigned, Secure Boot
+#: off: without shim_lock and with a kernel whose MajorImageVersion >= 1 (both; on arm64
+#: always), grub 2.12's ``linux`` starts the
 #: kernel with firmware LoadImage/StartImage (grub-core/loader/efi/linux.c grub_cmd_linux,
 #: grub_linux_boot). Behind shim (Debian 13's, Secure Boot on) it is signed with the test key
 #: MokList trusts (as the shim-sdboot-uki case's UKI). shim 16.1 refuses it by SBAT before
@@ -96,8 +97,8 @@ GRUB_CHAINS: Final[Mapping[str, tuple[str, bool]]] = {
 }
 #: the variants the upstream GRUB chains boot on: LoaderData NX or not, and image protection
 #: for images from disk (GRUB is not NX_COMPAT but has 4 KiB sections: its .text becomes RO,
-#: the rest XP)
-GRUB_VARIANTS: Final = ("strict", "compat", "strict-img")
+#: the rest XP); on aa64 (BOOTAA64.EFI, cross-built) ArmVirtQemu's strict defaults
+GRUB_VARIANTS: Final = ("strict", "compat", "strict-img", "aa64-strict")
 #: behind shim, on one: shim 16.1 refuses upstream GRUB 2.12 by SBAT whatever the NX policy
 #: (its automatic SbatLevel has grub,5; GRUB 2.12's own row is grub,4)
 SHIM_GRUB_VARIANTS: Final = ("strict",)
@@ -212,7 +213,9 @@ def upstream_grub(arch: Arch = "x64") -> Path:
 
 def missing_grub_build() -> list[str]:
     """The upstream GRUB builds the GRUB_CHAINS cases need that are not there."""
-    want = [upstream_grub("x64"), upstream_grub("x64").parent / "build-info.txt"]
+    arches = sorted({c.arch for c in CASES if c.chain in GRUB_CHAINS})
+    want = [p for a in arches for p in (upstream_grub(a), upstream_grub(a).parent
+                                        / "build-info.txt")]
     return [str(p) for p in want if not p.is_file()]
 
 

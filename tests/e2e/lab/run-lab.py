@@ -11,8 +11,9 @@ tests/e2e/test_lab.py.
 
 ``--record`` writes the boots it ran into the results file and rewrites the calibration table
 in docs/boot-chain.md too. With --variants/--chains it merges: the cases not booted keep their
-record, which needs the file's firmware provenance (source, build key, QEMU) to be this run's;
-otherwise record the whole matrix.
+record, which needs the file's firmware provenance (source, build key, QEMU) to be this run's,
+except for a build only some cases boot (the upstream GRUB build) when this run reboots all
+of them; otherwise record the whole matrix.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from e2e.dumps import Field  # noqa: E402
 from e2e.lab import calibration  # noqa: E402
 from e2e.lab.matrix import (  # noqa: E402
     CASES,
+    GRUB_CHAINS,
     RESULTS,
     LabCase,
     Observation,
@@ -131,11 +133,24 @@ def provenance(builds: Path) -> dict[str, str]:
     return prov
 
 
-def same_provenance(old: dict[str, str], new: dict[str, str]) -> bool:
-    """Whether a record made with ``old`` can be merged into one made with ``new``: every
-    build ``old`` names is the same now (``new`` may name one added since, such as the
-    upstream GRUB build, which the old cases did not boot)."""
-    return all(new.get(k) == v for k, v in old.items())
+#: provenance entries naming a build that only some cases boot -> whether a case boots it
+COMPONENT_CASES: Final[dict[str, Callable[[LabCase], bool]]] = {
+    "upstream grub": lambda c: c.chain in GRUB_CHAINS,
+}
+
+
+def mergeable(old: dict[str, str], new: dict[str, str], rebooted: set[str]) -> bool:
+    """Whether the cases of a record made with ``old`` can be kept beside this run's boots
+    (made with ``new``): every build ``old`` names is the same now, except a build that only
+    some cases boot (COMPONENT_CASES) when this run reboots all of those. ``new`` may name a
+    build added since."""
+    for key, value in old.items():
+        if new.get(key) == value:
+            continue
+        uses = COMPONENT_CASES.get(key)
+        if uses is None or any(uses(c) and c.id not in rebooted for c in CASES):
+            return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = {}
         if len(rows) < len(CASES):  # a part of the matrix: merge into the record
             old = calibration.load(args.record)
-            if not same_provenance(old.firmware, prov):
+            if not mergeable(old.firmware, prov, {r.case.id for r in rows}):
                 raise SystemExit(f"{args.record} was recorded with {old.firmware}, this run "
                                  f"is {prov}: record the whole matrix (no --variants/--chains)")
             records = dict(old.records)
