@@ -22,14 +22,15 @@
 #   - an .sbat section with upstream's grub row only ("grub,4,Free Software Foundation,...",
 #     the component generation of GRUB 2.12 in shim's SBAT.md), no vendor row: it is what
 #     identifies the binary as GRUB 2.12 to fwtools (fwtools/uefi/loaders.py identify) and
-#     selects policies/loaders/grub-2.12.toml. Secure Boot stays off in the lab cases, so
-#     nothing checks it.
+#     selects policies/loaders/grub-2.12.toml. It is also what shim checks: shim 16.1's
+#     automatic SbatLevel has grub,5, so shim refuses this GRUB (the lab's
+#     shim-upstream-grub212 case shows it).
 #
 # The cache key: results go to $LAB_CACHE/grub-2.12-<settings hash>/<target>/ (BOOTX64.EFI,
-# build-info.txt); the hash covers the source version and checksum, the configure flags, gcc's and the cross gcc's
-# version, the module list, the prefix, the embedded config and the SBAT rows. `--print-dir`
-# prints the directory (matrix.py asks the script). A target already built there is not
-# rebuilt (LAB_FORCE=1 rebuilds); builds of other keys are removed. The unpacked source and
+# build-info.txt); the hash covers the source version and checksum, the configure flags,
+# gcc's and the cross gcc's versions, the module list, the prefix, the embedded config, the
+# SBAT rows and the targets. `--print-dir` prints the directory (matrix.py asks the script).
+# A target already built there is not rebuilt (LAB_FORCE=1 rebuilds); builds of other keys are removed. The unpacked source and
 # the object tree stay in $LAB_CACHE/grub-src.
 #
 # Usage: sudo tests/e2e/lab/build-grub.sh [x64] [aa64]      (default: all targets)
