@@ -30,8 +30,8 @@
 # build-info.txt); the hash covers the source version and checksum, the configure flags,
 # gcc's and the cross gcc's versions, the module list, the prefix, the embedded config, the
 # SBAT rows and the targets. `--print-dir` prints the directory (matrix.py asks the script).
-# A target already built there is not rebuilt (LAB_FORCE=1 rebuilds); builds of other keys are removed. The unpacked source and
-# the object tree stay in $LAB_CACHE/grub-src.
+# A target already built there is not rebuilt (LAB_FORCE=1 rebuilds); builds of other keys
+# are removed. The unpacked source and the object trees stay in $LAB_CACHE/grub-src.
 #
 # Usage: sudo tests/e2e/lab/build-grub.sh [x64] [aa64]      (default: all targets)
 #        tests/e2e/lab/build-grub.sh --print-dir
