@@ -100,6 +100,7 @@ STOP_CODES: Final[dict[str, str]] = {
     "unsigned": "Secure Boot is on and the image is not signed",
     "not-efi": "the image's subsystem is not an EFI one",
     "nx-compat-required": "the image lacks NX_COMPAT and the policy requires it",
+    "sbat-revoked": "shim's SbatLevel revokes the image (an SBAT generation below it)",
     "wx-section": "a section is writable and executable and the policy requires NX",
     "out-of-resources": "no memory for an allocation",
     "kernel-unsupported": "the kernel lacks an entry the loader needs (LoadFile2, handover)",

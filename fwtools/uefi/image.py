@@ -88,6 +88,8 @@ class StageImage(Record):
     kernel: KernelFacts | None
     systemd: bool  # .sdmagic present: systemd-boot or systemd-stub
     uki_kernel: StageImage | None  # the .linux section of a UKI
+    # shim's .sbatlevel: the automatic level, (component, minimum generation) rows
+    sbat_level: tuple[tuple[str, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -118,7 +120,7 @@ def stage_from_bytes(data: bytes, path: str) -> StageImage:
 
 
 #: the special sections a stage image needs (identification and the UKI's kernel)
-_STAGE_SECTIONS: Final = (".sbat", ".data.ident", ".sdmagic", ".linux")
+_STAGE_SECTIONS: Final = (".sbat", ".data.ident", ".sdmagic", ".linux", ".sbatlevel")
 _UNSET: Final = object()
 
 
@@ -138,6 +140,8 @@ def stage_from_pe(img: PeImage, *, special: Sequence[SpecialSection] | None = No
     # parser would read them (the decoder keeps them alongside the error)
     sbat = tuple(SbatEntry(r.component, r.generation or 0, r.vendor_version) for r in rows)
     shim_version = getattr(decoded.get(".data.ident"), "version", None)
+    automatic = getattr(decoded.get(".sbatlevel"), "automatic", None)
+    sbat_level = tuple((e.component, e.generation) for e in getattr(automatic, "entries", ()))
     uki_kernel = None
     for s in img.sections:
         if s.name == ".linux":
@@ -170,6 +174,7 @@ def stage_from_pe(img: PeImage, *, special: Sequence[SpecialSection] | None = No
         kernel=facts,
         systemd=any(s.name == ".sdmagic" for s in img.sections),
         uki_kernel=uki_kernel,
+        sbat_level=sbat_level,
     )
 
 
@@ -186,7 +191,7 @@ def _decoded_sections(img: PeImage, special: Sequence[SpecialSection] | None
     from fwtools.formats.pe.special import decode_section
 
     for s in img.sections:
-        if s.name in (".sbat", ".data.ident"):
+        if s.name in (".sbat", ".data.ident", ".sbatlevel"):
             out[s.name], _error = decode_section(s.name, img.section_data(s), s.raw_offset)
     return out
 

@@ -859,6 +859,19 @@ def _next_signed(r: Runner) -> bool:
     return r.chain[r.index + 1].signed
 
 
+@condition("next.sbat_revoked", needs_next=True)
+def _next_sbat_revoked(r: Runner) -> bool:
+    """The shim loading the next image revokes it by SBAT: a row of shim's automatic
+    SbatLevel (its .sbatlevel) names a component of the next image's .sbat with a higher
+    generation (rhboot/shim sbat.c verify_sbat_helper; an SbatLevel variable already in the
+    store is not modelled)."""
+    shim = r.shim_index(including_self=True)
+    if shim is None:
+        return False
+    level = dict(r.chain[shim].sbat_level)
+    return any(e.generation < level.get(e.component, 0) for e in r.chain[r.index + 1].sbat)
+
+
 @condition("next.protected", needs_next=True)
 def _next_protected(r: Runner) -> bool:
     """The firmware section-protected the next image at LoadImage."""

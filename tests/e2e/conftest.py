@@ -72,6 +72,24 @@ def lab_builds(qemu_tools: None) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lab_grub() -> Path:
+    """build-grub.sh's upstream GRUB 2.12 build directory (tests/e2e/lab/matrix.py
+    GRUB_CHAINS); skip (fail under FWTOOLS_REQUIRE_CORPUS=1, as in CI) when it is not built."""
+    import subprocess
+
+    from .lab.matrix import grub_build_dir, missing_grub_build
+
+    try:
+        missing = missing_grub_build()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        unavailable(f"lab: build-grub.sh --print-dir failed: {exc}")
+    if missing:
+        unavailable(f"lab upstream GRUB not built: {', '.join(missing)} "
+                    "(run: sudo tests/e2e/lab/build-grub.sh)")
+    return grub_build_dir()
+
+
+@pytest.fixture(scope="session")
 def disk_tools() -> None:
     """Like qemu_tools, for tests that only build disk images (sgdisk, mtools)."""
     missing = missing_tools(["sgdisk", "mformat", "mmd", "mcopy"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from corpus import Corpus
 
 from fwtools._base import record
-from fwtools.uefi.image import KernelFacts, StageImage, load_stage
+from fwtools.uefi.image import KernelFacts, SbatEntry, StageImage, load_stage
 from fwtools.uefi.loaders import shipped_models
 from fwtools.uefi.profile import load_firmware
 from fwtools.uefi.replay import Replay, replay
@@ -67,16 +67,38 @@ def test_upstream_grub_2_06_x86_legacy_loader(corpus: Corpus) -> None:
 
 
 def test_upstream_grub_2_12_chooses_loadimage_without_shim(corpus: Corpus) -> None:
-    # §6.1 GRUB 2.12: x86 `linux` uses LoadImage when there is no shim_lock and the kernel's
-    # MajorImageVersion >= 1 (Debian's 6.12 has 3), else the legacy loader
+    # §6.1 GRUB 2.12: x86 `linux` uses LoadImage when shim_lock is not enabled and the
+    # kernel's MajorImageVersion >= 1 (Debian's 6.12 has 3), else the legacy loader. shim_lock
+    # is enabled only with Secure Boot on (grub 2.12 kern/efi/sb.c grub_shim_lock_verifier_setup)
     shim, grub, kernel = chain(corpus, "trixie", "amd64")
     assert kernel.major_image_version >= 1
     forced_alone = {0: "grub-2.12"}
     assert run([grub, kernel], "ovmf-strict", models=forced_alone).verdict == "boots"
-    r = run([shim, grub, kernel], "ovmf-strict", models={1: "grub-2.12"})
-    assert r.verdict == "faults"  # shim_lock present: the legacy loader
+    forced = {1: "grub-2.12"}
+    assert run([shim, grub, kernel], "ovmf-strict", models=forced).verdict == "boots"
+    r = run([shim, grub, kernel], "ovmf-strict", secure_boot=True, models=forced)
+    assert r.verdict == "faults"  # shim_lock enabled: the legacy loader
+    assert r.faults[0].memory_type == "EfiConventionalMemory"  # its relocator trampoline
     old = record.replace(kernel, major_image_version=0)
     assert run([grub, old], "ovmf-strict", models=forced_alone).verdict == "faults"
+
+
+def test_shim_refuses_a_stage_its_sbat_level_revokes(corpus: Corpus) -> None:
+    # shim's automatic SbatLevel (.sbatlevel; shim 16.1: grub,5) against the next stage's
+    # .sbat (rhboot/shim sbat.c verify_sbat_helper), Secure Boot on only: upstream GRUB 2.12's
+    # own row is grub,4 (tests/e2e/lab/build-grub.sh; the lab boots it behind shim: refused)
+    shim, grub, kernel = chain(corpus, "trixie", "amd64")
+    assert ("grub", 5) in shim.sbat_level
+    old = record.replace(grub, sbat=(SbatEntry("grub", 4, "2.12"),))
+    r = run([shim, old, kernel], "ovmf-strict", secure_boot=True)
+    assert r.verdict == "refused" and r.stop is not None
+    assert (r.stop.code, r.stop.stage_index) == ("sbat-revoked", 1)  # grub refused
+    assert run([shim, grub, kernel], "ovmf-strict", secure_boot=True).verdict == "boots"
+    # no SBAT check without Secure Boot; a component the level does not name is not revoked
+    assert run([shim, old, kernel], "ovmf-strict", models={1: "grub-2.12"}).verdict == "boots"
+    other = record.replace(grub, sbat=(SbatEntry("grub.fwtools", 1, "1"),
+                                       *grub.sbat))
+    assert run([shim, other, kernel], "ovmf-strict", secure_boot=True).verdict == "boots"
 
 
 def test_grub_2_14_permissions_modules_with_the_protocol(corpus: Corpus) -> None:

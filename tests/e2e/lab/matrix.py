@@ -18,7 +18,10 @@ calibration table.
   kernel, and the two mixes of one suite's shim and grub with the other's kernel) on every
   variant of its architecture, Secure Boot off and on; then Debian 13's systemd-boot loading
   a UKI (:data:`SD_CHAINS`) on every x64 variant: unsigned systemd-boot with Secure Boot off,
-  and shim -> Debian-signed systemd-boot -> a UKI that MokList trusts with Secure Boot on.
+  and shim -> Debian-signed systemd-boot -> a UKI that MokList trusts with Secure Boot on;
+  then upstream GRUB 2.12 (:data:`GRUB_CHAINS`: GNU's release built without Debian's patches
+  by ``build-grub.sh``) loading Debian 13's and 12's kernels on :data:`GRUB_VARIANTS`:
+  unsigned with Secure Boot off, and behind shim (test-key signed, MokList) with it on.
 - :func:`boot_case` boots one case (x64: the DEBUG log to QEMU's debug console) and
   :func:`observe` turns the console into an :class:`Observation`, the record kept in
   ``results.json``; :func:`replay_view` does the same for the replay, and
@@ -52,6 +55,7 @@ LAB_DIR: Final = Path(__file__).resolve().parent
 if str(LAB_DIR.parents[1] / "machine") not in sys.path:  # tests/machine: vm_builder
     sys.path.insert(0, str(LAB_DIR.parents[1] / "machine"))
 BUILD_SCRIPT: Final = LAB_DIR / "build-ovmf.sh"
+GRUB_BUILD_SCRIPT: Final = LAB_DIR / "build-grub.sh"
 RESULTS: Final = LAB_DIR / "results.json"
 CACHE_ENV: Final = "LAB_CACHE"
 DEFAULT_CACHE: Final = Path("/var/cache/fwtools-lab")
@@ -74,6 +78,30 @@ CHAINS: Final[Mapping[str, tuple[str, str, str]]] = {
 #: tests/e2e/test_vm_qemu.py's ``shim-sdboot-uki-moklist``). Both load a UKI of trixie's
 #: systemd-stub (linuxx64.efi.stub) and kernel from ``\EFI\Linux``.
 SD_CHAINS: Final[Mapping[str, bool]] = {"sdboot-uki": False, "shim-sdboot-uki": True}
+#: upstream GRUB 2.12 chains -> (the suite of the Debian kernel it loads, behind shim):
+#: build-grub.sh's BOOTX64.EFI / BOOTAA64.EFI (GNU's grub-2.12 release, no distribution
+#: patches) with its embedded config finding the ESP's \EFI\BOOT\grub.cfg (chains.grub_cfg:
+#: ``linux /vmlinuz``, ``boot``). Alone it is the removable loader, unsigned, Secure Boot
+#: off: without shim_lock and with a kernel whose MajorImageVersion >= 1 (both; on arm64
+#: always), grub 2.12's ``linux`` starts the
+#: kernel with firmware LoadImage/StartImage (grub-core/loader/efi/linux.c grub_cmd_linux,
+#: grub_linux_boot). Behind shim (Debian 13's, Secure Boot on) it is signed with the test key
+#: MokList trusts (as the shim-sdboot-uki case's UKI). shim 16.1 refuses it by SBAT before
+#: it runs: its automatic SbatLevel has grub,5, GNU's 2.12 is grub,4 (the GRUB fixes of
+#: February 2025 came after it). So the legacy x86 loader grub 2.12 falls back to under
+#: shim_lock (linux.c:465-475) cannot be reached with shim 16.1 and an honest 2.12.
+GRUB_CHAINS: Final[Mapping[str, tuple[str, bool]]] = {
+    "upstream-grub212-linux612": ("trixie", False),
+    "upstream-grub212-linux61": ("bookworm", False),
+    "shim-upstream-grub212-linux612": ("trixie", True),
+}
+#: the variants the upstream GRUB chains boot on: LoaderData NX or not, and image protection
+#: for images from disk (GRUB is not NX_COMPAT but has 4 KiB sections: its .text becomes RO,
+#: the rest XP); on aa64 (BOOTAA64.EFI, cross-built) ArmVirtQemu's strict defaults
+GRUB_VARIANTS: Final = ("strict", "compat", "strict-img", "aa64-strict")
+#: behind shim, on one: shim 16.1 refuses upstream GRUB 2.12 by SBAT whatever the NX policy
+#: (its automatic SbatLevel has grub,5; GRUB 2.12's own row is grub,4)
+SHIM_GRUB_VARIANTS: Final = ("strict",)
 UNINSTALL_KNOB: Final = "opt/org.tianocore/UninstallMemAttrProtocol"
 
 
@@ -139,6 +167,8 @@ class LabCase:
 CASES: Final = (
     *(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True)),
     *(LabCase(c, v, sb) for v in VARIANTS if v.arch == "x64" for c, sb in SD_CHAINS.items()),
+    *(LabCase(c, v, shim) for v in VARIANTS for c, (_, shim) in GRUB_CHAINS.items()
+      if v.name in (SHIM_GRUB_VARIANTS if shim else GRUB_VARIANTS)),
 )
 CASE_BY_ID: Final = {c.id: c for c in CASES}
 
@@ -162,6 +192,30 @@ def build_dir() -> Path:
 def missing_builds(builds: Path) -> list[str]:
     """The variants' build files that are not in ``builds``."""
     want = sorted({builds / v.build / f for v in VARIANTS for f in BUILD_FILES[v.arch]})
+    return [str(p) for p in want if not p.is_file()]
+
+
+@cache
+def grub_build_dir() -> Path:
+    """Where build-grub.sh puts upstream GRUB for its current source and settings
+    (``build-grub.sh --print-dir``)."""
+    out = subprocess.run(["bash", str(GRUB_BUILD_SCRIPT), "--print-dir"], check=True,
+                         capture_output=True, text=True, env={**os.environ,
+                                                              CACHE_ENV: str(lab_cache())})
+    return Path(out.stdout.strip())
+
+
+def upstream_grub(arch: Arch = "x64") -> Path:
+    """build-grub.sh's upstream GRUB 2.12 for ``arch`` (it may not exist:
+    :func:`missing_grub_build`)."""
+    return grub_build_dir() / arch / f"BOOT{arch.upper()}.EFI"
+
+
+def missing_grub_build() -> list[str]:
+    """The upstream GRUB builds the GRUB_CHAINS cases need that are not there."""
+    arches = sorted({c.arch for c in CASES if c.chain in GRUB_CHAINS})
+    want = [p for a in arches for p in (upstream_grub(a), upstream_grub(a).parent
+                                        / "build-info.txt")]
     return [str(p) for p in want if not p.is_file()]
 
 
@@ -225,6 +279,13 @@ def case_files(case: LabCase, corpus: Corpus) -> list[Path]:
     """The chain's stages, first first, as the replay takes them."""
     if case.chain in CHAINS:
         return case_chain(case, corpus).files
+    if case.chain in GRUB_CHAINS:
+        suite, shim = GRUB_CHAINS[case.chain]
+        kernel = corpus.kernel(suite, DEB_ARCH[case.arch])
+        if shim:
+            return [corpus.shim("trixie", DEB_ARCH[case.arch]), signed_upstream_grub(case.arch),
+                    kernel]
+        return [upstream_grub(case.arch), kernel]
     if case.chain == "sdboot-uki":
         return [corpus.systemd_boot("trixie"), lab_uki(corpus, False)]
     return [corpus.shim("trixie", "amd64"), corpus.systemd_boot("trixie", signed=True),
@@ -242,6 +303,34 @@ def sd_esp(case: LabCase, corpus: Corpus) -> dict[str, bytes | str | Path]:
                                           "loader/loader.conf": "timeout 0\n"}
     if len(files) == 3:
         esp["EFI/BOOT/grubx64.efi"] = files[1]
+    return esp
+
+
+def signed_upstream_grub(arch: Arch) -> Path:
+    """build-grub.sh's GRUB signed with testdata/sample's test key (the key
+    :func:`moklist_store` puts in MokList), once per process."""
+    out = _uki_dir() / f"upstream-grub-{arch}-signed.efi"
+    if not out.is_file():
+        from corpus.uki import sbsign
+
+        sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", upstream_grub(arch),
+               out)
+    return out
+
+
+def grub_esp(case: LabCase, corpus: Corpus) -> dict[str, bytes | str | Path]:
+    """The ESP of a GRUB_CHAINS case: upstream GRUB as the removable loader (behind shim: as
+    shim's grub<arch>.efi), the lab's grub.cfg beside it (where its embedded config looks)
+    and the kernel as ``/vmlinuz``."""
+    from ..chains import grub_cfg
+
+    *first, kernel = case_files(case, corpus)
+    sfx = case.arch.upper()
+    esp: dict[str, bytes | str | Path] = {f"EFI/BOOT/BOOT{sfx}.EFI": first[0],
+                                          "EFI/BOOT/grub.cfg": grub_cfg(case.arch),
+                                          "vmlinuz": kernel}
+    if len(first) == 2:
+        esp[f"EFI/BOOT/grub{case.arch}.efi"] = first[1]
     return esp
 
 
@@ -289,8 +378,12 @@ def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
         boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir,
                           serial_log=con.serial_log, timeout=timeout, extra_args=con.qemu_args)
         return boot, con.debug_log
-    if case.secure_boot:
+    if case.secure_boot:  # shim-sdboot-uki, shim-upstream-grub212-*
         fw = replace(fw, vars=moklist_store(fw.vars, workdir))
+    if case.chain in GRUB_CHAINS:
+        boot = boot_esp(grub_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
+                        timeout=timeout, extra_args=con.qemu_args)
+        return boot, con.debug_log
     boot = boot_esp(sd_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
                     timeout=timeout, extra_args=con.qemu_args)
     return boot, con.debug_log

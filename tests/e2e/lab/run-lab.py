@@ -11,8 +11,9 @@ tests/e2e/test_lab.py.
 
 ``--record`` writes the boots it ran into the results file and rewrites the calibration table
 in docs/boot-chain.md too. With --variants/--chains it merges: the cases not booted keep their
-record, which needs the file's firmware provenance (source, build key, QEMU) to be this run's;
-otherwise record the whole matrix.
+record, which needs the file's firmware provenance (source, build key, QEMU) to be this run's,
+except for a build only some cases boot (the upstream GRUB build) when this run reboots all
+of them; otherwise record the whole matrix.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +40,16 @@ from e2e.dumps import Field  # noqa: E402
 from e2e.lab import calibration  # noqa: E402
 from e2e.lab.matrix import (  # noqa: E402
     CASES,
+    GRUB_CHAINS,
     RESULTS,
     LabCase,
     Observation,
     boot_case,
     build_dir,
     compare,
+    grub_build_dir,
     missing_builds,
+    missing_grub_build,
     observe,
     replay_case,
     replay_view,
@@ -122,8 +126,31 @@ def provenance(builds: Path) -> dict[str, str]:
         info[key] = value
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                           text=True, check=True).stdout.splitlines()[0]
-    return {"source": info.get("source", "?"), "build": builds.name,
+    prov = {"source": info.get("source", "?"), "build": builds.name,
             "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)"}
+    if not missing_grub_build():  # build-grub.sh's upstream GRUB (GRUB_CHAINS)
+        prov["upstream grub"] = grub_build_dir().name
+    return prov
+
+
+#: provenance entries naming a build that only some cases boot -> whether a case boots it
+COMPONENT_CASES: Final[dict[str, Callable[[LabCase], bool]]] = {
+    "upstream grub": lambda c: c.chain in GRUB_CHAINS,
+}
+
+
+def mergeable(old: dict[str, str], new: dict[str, str], rebooted: set[str]) -> bool:
+    """Whether the cases of a record made with ``old`` can be kept beside this run's boots
+    (made with ``new``): every build ``old`` names is the same now, except a build that only
+    some cases boot (COMPONENT_CASES) when this run reboots all of those. ``new`` may name a
+    build added since."""
+    for key, value in old.items():
+        if new.get(key) == value:
+            continue
+        uses = COMPONENT_CASES.get(key)
+        if uses is None or any(uses(c) and c.id not in rebooted for c in CASES):
+            return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = {}
         if len(rows) < len(CASES):  # a part of the matrix: merge into the record
             old = calibration.load(args.record)
-            if old.firmware != prov:
+            if not mergeable(old.firmware, prov, {r.case.id for r in rows}):
                 raise SystemExit(f"{args.record} was recorded with {old.firmware}, this run "
                                  f"is {prov}: record the whole matrix (no --variants/--chains)")
             records = dict(old.records)
