@@ -59,7 +59,8 @@ def comparable(obs: Observation) -> dict[str, Any]:
     if fault is not None:
         fault = {k: v for k, v in fault.items() if k not in ("pc", "data_address")}
     return {"outcome": obs.outcome, "stage": obs.stage, "secure_boot_seen": obs.secure_boot_seen,
-            "memory_attribute_protocol": obs.memory_attribute_protocol, "fault": fault}
+            "memory_attribute_protocol": obs.memory_attribute_protocol, "fault": fault,
+            "refusal": obs.refusal}
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

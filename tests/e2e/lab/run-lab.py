@@ -46,6 +46,7 @@ from e2e.lab.matrix import (  # noqa: E402
     build_dir,
     compare,
     missing_builds,
+    nxshim_dir,
     observe,
     replay_case,
     replay_view,
@@ -123,7 +124,8 @@ def provenance(builds: Path) -> dict[str, str]:
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                           text=True, check=True).stdout.splitlines()[0]
     return {"source": info.get("source", "?"), "build": builds.name,
-            "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)"}
+            "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)",
+            "shim": nxshim_dir().parent.name}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = {}
         if len(rows) < len(CASES):  # a part of the matrix: merge into the record
             old = calibration.load(args.record)
-            if old.firmware != prov:
+            # a record from before the NX shim has no "shim" key: the others must agree
+            if {**prov, **old.firmware} != prov:
                 raise SystemExit(f"{args.record} was recorded with {old.firmware}, this run "
                                  f"is {prov}: record the whole matrix (no --variants/--chains)")
             records = dict(old.records)
