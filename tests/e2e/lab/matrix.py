@@ -227,6 +227,14 @@ def nxshim(signed: bool) -> Path:
     return nxshim_dir() / ("shimx64.signed.efi" if signed else "shimx64.efi")
 
 
+def nxshim_missing(case: LabCase) -> str | None:
+    """Why ``case`` cannot be replayed here (its NX shim is not built), or None."""
+    if case.chain not in NXSHIM_CHAINS or nxshim(case.secure_boot).is_file():
+        return None
+    return (f"{case.id}: the NX shim is not built ({nxshim(case.secure_boot)}; run: sudo "
+            "tests/e2e/lab/build-shim.sh)")
+
+
 def _esl(der: bytes) -> bytes:
     """An EFI_SIGNATURE_LIST of one X.509 certificate (UEFI 2.10 section 32.4.1; owner GUID
     zero)."""
@@ -244,9 +252,11 @@ def nxshim_store(base: Path, workdir: Path) -> Path:
     (the NX shim is signed with its key) and MokList (NV|BS) trusting Debian's UEFI CA, which
     signs Debian's grub, systemd-boot and kernels (the NX shim's vendor certificate is
     testdata/sample's test CA, which signs the lab's UKI)."""
-    from vm_builder import fw_vars  # type: ignore[import-not-found]
-
     from fwtools.formats.efi import guids
+
+    def fw_vars(*args: str | Path) -> None:  # as tests/machine/vm_builder.py's
+        subprocess.run([sys.executable, "-m", "fwtools.cli.fw_vars", *map(str, args)],
+                       check=True, capture_output=True)
 
     db = workdir / "db.esl"
     fw_vars("get", base, "db", "-o", db)
