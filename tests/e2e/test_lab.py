@@ -2,7 +2,8 @@
 Debian 13's systemd-boot with a UKI (unsigned, Secure Boot off; behind shim, Secure Boot on), on
 W^X-enforcing DEBUG OVMF and AAVMF built from Debian's edk2 source
 (tests/e2e/lab/build-ovmf.sh, run by .ci/run), Secure Boot off and on, on every variant of
-tests/e2e/lab/matrix.py.
+tests/e2e/lab/matrix.py; and shim 16.1 built from Debian's source with NX_COMPAT set
+(tests/e2e/lab/build-shim.sh) in front of Debian's grubs and systemd-boot.
 
 Each boot (``test_lab_boot``) must
 - show what ``tests/e2e/lab/results.json`` recorded for it (outcome, stage, Secure Boot, the
@@ -13,8 +14,8 @@ Each boot (``test_lab_boot``) must
 - have the memory attribute protocol the variant promises (``strict-nomap``: uninstalled by
   the fw_cfg knob);
 - agree with the replay on verdict, and for a fault on the stage, access, fault code (#PF
-  error code; ESR's EC and FSC) and page offset (RIP for a fetch, else CR2; FAR). Any
-  difference is a failure.
+  error code; ESR's EC and FSC) and page offset (RIP for a fetch, else CR2; FAR), and for a
+  refusal on the refusing stage, the stop code and the message. Any difference is a failure.
 
 Without QEMU: the record covers the matrix, every recorded boot agrees with today's replay
 and records today's replay fields, and docs/boot-chain.md's lab table is the one

@@ -18,11 +18,15 @@ calibration table.
   kernel, and the two mixes of one suite's shim and grub with the other's kernel) on every
   variant of its architecture, Secure Boot off and on; then Debian 13's systemd-boot loading
   a UKI (:data:`SD_CHAINS`) on every x64 variant: unsigned systemd-boot with Secure Boot off,
-  and shim -> Debian-signed systemd-boot -> a UKI that MokList trusts with Secure Boot on.
+  and shim -> Debian-signed systemd-boot -> a UKI that MokList trusts with Secure Boot on;
+  then (:data:`NXSHIM_CASES`) the NX shim of ``build-shim.sh`` (shim 16.1 with NX_COMPAT, so
+  its MokPolicy NX can turn on) in front of both Debian grubs and of systemd-boot + UKI, on
+  the x64 variants and ``strict-img-nomap``, Secure Boot off and on.
 - :func:`boot_case` boots one case (x64: the DEBUG log to QEMU's debug console) and
   :func:`observe` turns the console into an :class:`Observation`, the record kept in
   ``results.json``; :func:`replay_view` does the same for the replay, and
-  :func:`compare` lines the two up field by field (``dumps.compare_fault``).
+  :func:`compare` lines the two up field by field (``dumps.compare_fault``; a refusal:
+  :func:`compare_refusal`).
 """
 
 from __future__ import annotations
