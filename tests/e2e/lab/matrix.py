@@ -168,8 +168,15 @@ STRICT_IMG_NOMAP: Final = Variant(
     "the strict-img build with the memory attribute protocol uninstalled (fw_cfg)")
 NXSHIM_VARIANTS: Final = (*(VARIANT_BY_NAME[v] for v in ("strict", "strict-nomap", "compat",
                                                          "strict-img")), STRICT_IMG_NOMAP)
-NXSHIM_CASES: Final = tuple(LabCase(c, v, sb) for v in NXSHIM_VARIANTS
-                            for c in NXSHIM_CHAINS for sb in (False, True))
+#: on AArch64 (build-shim.sh's shimaa64.efi; no systemd-boot there): both grubs on aa64-strict
+#: (image protection 0x3 and the protocol: the policy turns on) and aa64-strict-nomap
+NXSHIM_AA64_VARIANTS: Final = (VARIANT_BY_NAME["aa64-strict"],
+                               VARIANT_BY_NAME["aa64-strict-nomap"])
+NXSHIM_CASES: Final = (
+    *(LabCase(c, v, sb) for v in NXSHIM_VARIANTS for c in NXSHIM_CHAINS for sb in (False, True)),
+    *(LabCase(c, v, sb) for v in NXSHIM_AA64_VARIANTS for c, nx in NXSHIM_CHAINS.items() if nx
+      for sb in (False, True)),
+)
 
 CASES: Final = (
     *(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True)),
@@ -198,7 +205,7 @@ def build_dir() -> Path:
 def missing_builds(builds: Path) -> list[str]:
     """The variants' build files that are not in ``builds``, and the NX shim's."""
     want = sorted({builds / v.build / f for v in VARIANTS for f in BUILD_FILES[v.arch]})
-    want += [nxshim(signed) for signed in (False, True)]
+    want += [nxshim(arch, signed) for arch in ("x64", "aa64") for signed in (False, True)]
     want.append(nxshim_dir() / "debian-uefi-ca.der")
     return [str(p) for p in want if not p.is_file()]
 
@@ -217,26 +224,26 @@ def _nxshim_dir(cache_dir: str) -> Path:
     out = subprocess.run(["bash", str(SHIM_BUILD_SCRIPT), "--print-dir"], check=True,
                          capture_output=True, text=True, env={**os.environ,
                                                               CACHE_ENV: cache_dir})
-    return Path(out.stdout.strip()) / "x64"
+    return Path(out.stdout.strip())
 
 
 def nxshim_dir() -> Path:
-    """Where build-shim.sh puts shimx64.efi for its source version and settings
-    (``build-shim.sh --print-dir``, plus ``x64``)."""
+    """Where build-shim.sh puts its builds for its source version and settings
+    (``build-shim.sh --print-dir``): ``<arch>/shim<arch>.efi`` and Debian's CA."""
     return _nxshim_dir(str(lab_cache()))
 
 
-def nxshim(signed: bool) -> Path:
+def nxshim(arch: Arch, signed: bool) -> Path:
     """The NX shim: signed with testdata/sample's test db key (Secure Boot on), or not."""
-    return nxshim_dir() / ("shimx64.signed.efi" if signed else "shimx64.efi")
+    return nxshim_dir() / arch / f"shim{arch}{'.signed' if signed else ''}.efi"
 
 
 def nxshim_missing(case: LabCase) -> str | None:
     """Why ``case`` cannot be replayed here (its NX shim is not built), or None."""
-    if case.chain not in NXSHIM_CHAINS or nxshim(case.secure_boot).is_file():
+    if case.chain not in NXSHIM_CHAINS or nxshim(case.arch, case.secure_boot).is_file():
         return None
-    return (f"{case.id}: the NX shim is not built ({nxshim(case.secure_boot)}; run: sudo "
-            "tests/e2e/lab/build-shim.sh)")
+    return (f"{case.id}: the NX shim is not built ({nxshim(case.arch, case.secure_boot)}; "
+            "run: sudo tests/e2e/lab/build-shim.sh)")
 
 
 def _esl(der: bytes) -> bytes:
@@ -252,10 +259,10 @@ def _esl(der: bytes) -> bytes:
 
 
 def nxshim_store(base: Path, workdir: Path) -> Path:
-    """``base`` (Debian 13's .ms store) with testdata/sample's test db certificate added to db
-    (the NX shim is signed with its key) and MokList (NV|BS) trusting Debian's UEFI CA, which
-    signs Debian's grub, systemd-boot and kernels (the NX shim's vendor certificate is
-    testdata/sample's test CA, which signs the lab's UKI)."""
+    """``base`` (Debian 13's .ms store, x64 or aa64) with testdata/sample's test db
+    certificate added to db (the NX shim is signed with its key) and MokList (NV|BS) trusting
+    Debian's UEFI CA, which signs Debian's grub, systemd-boot and kernels (the NX shim's
+    vendor certificate is testdata/sample's test CA, which signs the lab's UKI)."""
     from fwtools.formats.efi import guids
 
     def fw_vars(*args: str | Path) -> None:  # as tests/machine/vm_builder.py's
@@ -293,8 +300,8 @@ def case_chain(case: LabCase, corpus: Corpus) -> Chain:  # CHAINS, NXSHIM_CHAINS
     da = DEB_ARCH[case.arch]
     nx = NXSHIM_CHAINS.get(case.chain)
     if nx is not None:
-        return Chain(case.chain, case.arch, nxshim(case.secure_boot), corpus.grub(nx[0], da),
-                     corpus.kernel(nx[1], da))
+        return Chain(case.chain, case.arch, nxshim(case.arch, case.secure_boot),
+                     corpus.grub(nx[0], da), corpus.kernel(nx[1], da))
     shim, grub, kernel = CHAINS[case.chain]
     return Chain(case.chain, case.arch, corpus.shim(shim, da), corpus.grub(grub, da),
                  corpus.kernel(kernel, da))
@@ -342,7 +349,7 @@ def case_files(case: LabCase, corpus: Corpus) -> list[Path]:
         return case_chain(case, corpus).files
     if case.chain == "sdboot-uki":
         return [corpus.systemd_boot("trixie"), lab_uki(corpus, False)]
-    shim = nxshim(case.secure_boot) if case.chain in NXSHIM_CHAINS else \
+    shim = nxshim(case.arch, case.secure_boot) if case.chain in NXSHIM_CHAINS else \
         corpus.shim("trixie", "amd64")
     return [shim, corpus.systemd_boot("trixie", signed=True), lab_uki(corpus, True)]
 
