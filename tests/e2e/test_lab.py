@@ -180,3 +180,15 @@ def test_compare_catches_each_refusal_field(recorded: calibration.Results) -> No
     other = replace(rec.real, refusal="Verification failed: (0x1A) Security Violation")
     assert bad(other) == ["message"]
     assert [f.compared for f in compare(other, rec.replay)] == [True, False, False, True]
+
+
+def test_a_view_without_the_stop_compares_only_the_verdict(
+        recorded: calibration.Results) -> None:
+    """``fault_view`` of a refusing ``fw-check vm`` document carries no stop: the refusal's
+    fields are shown as not compared rather than failed."""
+    from .lab.matrix import fault_view
+
+    rec = recorded.records["nxshim-grub212-strict-img-sb"]
+    fields = compare(rec.real, fault_view("refused", []))
+    assert [(f.name, f.ok, f.compared) for f in fields] == [
+        ("verdict", True, True), ("refusal", True, False)]

@@ -561,12 +561,16 @@ REFUSALS: Final[Mapping[str, tuple[str, str]]] = {
 
 
 def compare_refusal(line: str, view: Mapping[str, Any]) -> list[Field]:
-    """A refused boot against a refusing replay: the stage that refused and the stop code,
-    for a line :data:`REFUSALS` knows (other refusal lines: not compared, said so), and the
-    message: the replay's reason must contain the console's line."""
+    """A refused boot against a refusing replay (:func:`replay_view`): the stage that refused
+    and the stop code, for a line :data:`REFUSALS` knows (other refusal lines: not compared,
+    said so), and the message: the replay's reason must contain the console's line. A view
+    without the replay's stop (:func:`fault_view` of a ``faults[]`` list) has nothing to
+    compare them with."""
+    if "reason" not in view:
+        return [Field("refusal", line or "no line", "no stop in the view", False)]
     known = next((v for k, v in REFUSALS.items() if re.search(k, line)), None)
     why = f"not told ({line or 'no line'})"
-    reason = str(view.get("reason", ""))
+    reason = str(view["reason"])
     return [
         Field("stage", known[0] if known else why, view.get("stage"), known is not None),
         Field("code", known[1] if known else why, view.get("code"), known is not None),
