@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = missing_builds(builds)
     if missing:
         raise SystemExit(f"lab firmware missing ({', '.join(missing)}): run "
-                         "tests/e2e/lab/build-ovmf.sh")
+                         "tests/e2e/lab/build-ovmf.sh and tests/e2e/lab/build-shim.sh")
     cases = [c for c in CASES if (not args.variants or c.variant.name in args.variants)
              and (not args.chains or c.chain in args.chains)]
     work = args.keep or Path(tempfile.mkdtemp(prefix="fwtools-lab-"))
