@@ -202,8 +202,13 @@ class Runner:
         return version_tuple(self.result.stages[i].version)
 
     def nx_required(self, shim: int) -> bool:
-        """shim 16.1 set_shim_nx_policy: shim is NX_COMPAT, the memory attribute protocol is
-        there, and the firmware enforces NX (heap and stack NX, shim's code not writable)."""
+        """shim 16.1 set_shim_nx_policy (pe-relocate.c), Secure Boot on or off: shim's own
+        image is NX_COMPAT and get_hsi_mem_info (memattrs.c) finds shim's code page read-only
+        and a stack and a heap page (AllocatePool: EfiLoaderData, gnu-efi InitializeLib) NX.
+        Without the memory attribute protocol shim reads the GCD descriptors through DXE
+        services instead, which on edk2 carry no RO/XP (MemoryProtection.c applies both
+        through gCpu->SetMemoryAttributes), so the policy stays off: hence ``map_installed``
+        (the lab's strict-img-nomap case shows it)."""
         v = self.version(shim)
         if v is None or v < (16, 1) or not self.chain[shim].nx_compat:
             return False

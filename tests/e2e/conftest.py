@@ -62,12 +62,12 @@ def lab_builds(qemu_tools: None) -> Path:
 
     try:
         builds = build_dir()
+        missing = missing_builds(builds)  # the NX shim's too (build-shim.sh --print-dir)
     except (OSError, subprocess.CalledProcessError) as exc:
-        unavailable(f"lab: build-ovmf.sh --print-dir failed: {exc}")
-    missing = missing_builds(builds)
+        unavailable(f"lab: build-ovmf.sh or build-shim.sh --print-dir failed: {exc}")
     if missing:
         unavailable(f"lab firmware not built: {', '.join(missing)} "
-                    "(run: sudo tests/e2e/lab/build-ovmf.sh)")
+                    "(run: sudo tests/e2e/lab/build-ovmf.sh; sudo tests/e2e/lab/build-shim.sh)")
     return builds
 
 

@@ -151,7 +151,7 @@ Suites: $SUITE
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-            as_root apt-get update -q
+            as_root flock /run/fwtools-lab-apt.lock apt-get update -q  # the builds may run side by side
         fi
         log "downloading the grub2 $GRUB_DEB_VERSION orig tarball"
         apt-get source --download-only -q "grub2=$GRUB_DEB_VERSION" || true

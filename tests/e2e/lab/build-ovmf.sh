@@ -180,7 +180,7 @@ Suites: $SUITE
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-            as_root apt-get update -q
+            as_root flock /run/fwtools-lab-apt.lock apt-get update -q  # the builds may run side by side
         fi
         log "downloading the edk2 $EDK2_VERSION source"
         # --download-only plus a manual unpack: some mirrors answer 404 for the .dsc while

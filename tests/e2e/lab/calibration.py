@@ -87,7 +87,7 @@ def ordered(records: Mapping[str, Record]) -> dict[str, Record]:
 def _real(r: Record) -> str:
     f = r.real.fault_fields()
     if f is None:
-        return r.real.outcome
+        return f"**refused**: \"{r.real.refusal}\"" if r.real.refusal else r.real.outcome
     pc, data = f["pc"], f["data_address"]
     if r.real.arch == "x64":
         regs = (f"RIP = CR2 = {pc:#x}" if pc == data else
@@ -103,6 +103,8 @@ def _real(r: Record) -> str:
 
 def _replay(r: Record) -> str:
     v = r.replay
+    if v["verdict"] == "refused" and "code" in v:
+        return f"**refused**: {v['stage']} (stage {v.get('stage_index', '?')}), {v['code']}"
     if v["verdict"] != "faults":
         return str(v["verdict"])
     code = f"#PF {v['code']:#x}" if r.case.arch == "x64" else f"ESR {v['code']:#x}"

@@ -21,11 +21,16 @@ calibration table.
   and shim -> Debian-signed systemd-boot -> a UKI that MokList trusts with Secure Boot on;
   then upstream GRUB 2.12 (:data:`GRUB_CHAINS`: GNU's release built without Debian's patches
   by ``build-grub.sh``) loading Debian 13's and 12's kernels on :data:`GRUB_VARIANTS`:
-  unsigned with Secure Boot off, and behind shim (test-key signed, MokList) with it on.
+  unsigned with Secure Boot off, and behind shim (test-key signed, MokList) with it on;
+  then (:data:`NXSHIM_CASES`) the NX shim of ``build-shim.sh`` (shim 16.1 with NX_COMPAT, so
+  its MokPolicy NX can turn on) in front of both Debian grubs and of systemd-boot + UKI, on
+  ``strict``, ``strict-img`` and ``strict-img-nomap`` (and both grubs on the aa64 variants),
+  Secure Boot off and on.
 - :func:`boot_case` boots one case (x64: the DEBUG log to QEMU's debug console) and
   :func:`observe` turns the console into an :class:`Observation`, the record kept in
   ``results.json``; :func:`replay_view` does the same for the replay, and
-  :func:`compare` lines the two up field by field (``dumps.compare_fault``).
+  :func:`compare` lines the two up field by field (``dumps.compare_fault``; a refusal:
+  :func:`compare_refusal`).
 """
 
 from __future__ import annotations
@@ -43,7 +48,16 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..chains import Arch, Chain, ChainBoot, Firmware, boot_chain, boot_esp
+from ..chains import (
+    STOP_MARKERS,
+    Arch,
+    Chain,
+    ChainBoot,
+    Firmware,
+    Outcome,
+    boot_chain,
+    boot_esp,
+)
 from ..dumps import PAGE_MASK, ConsoleFault, Field, compare_fault, parse_fault
 
 if TYPE_CHECKING:
@@ -164,11 +178,42 @@ class LabCase:
         return f"{self.chain}-{self.variant.name}-{'sb' if self.secure_boot else 'nosb'}"
 
 
+#: The NX shim's chains (build-shim.sh: Debian 13's shim 16.1 built with NX_COMPAT set, so
+#: its MokPolicy NX can turn on) -> what follows it: Debian 12's grub 2.06 + 6.1 and Debian
+#: 13's grub 2.12 + 6.12 (neither grub is NX_COMPAT), or (None) Debian 13's signed
+#: systemd-boot loading the lab's UKI (both NX_COMPAT), the ESP of ``shim-sdboot-uki``.
+NXSHIM_CHAINS: Final[Mapping[str, tuple[str, str] | None]] = {
+    "nxshim-grub206": ("bookworm", "bookworm"),
+    "nxshim-grub212": ("trixie", "trixie"),
+    "nxshim-sdboot-uki": None,
+}
+#: the x64 variants the NX shim boots on: where set_shim_nx_policy should turn the policy on
+#: (strict-img: shim's own text read-only) and where it should not (its text writable under
+#: image protection 0x2; the memory attribute protocol uninstalled)
+#: ``strict-img-nomap``: the strict-img build with the memory attribute protocol uninstalled,
+#: only for the NX shim (is the policy on through DXE services alone?)
+STRICT_IMG_NOMAP: Final = Variant(
+    "strict-img-nomap", "x64", "strict-img", "debian13-ovmf-lab-strict-img-nomap", False,
+    "the strict-img build with the memory attribute protocol uninstalled (fw_cfg)")
+NXSHIM_VARIANTS: Final = (VARIANT_BY_NAME["strict"], VARIANT_BY_NAME["strict-img"],
+                           STRICT_IMG_NOMAP)
+#: on AArch64 (build-shim.sh's shimaa64.efi; no systemd-boot there): both grubs on aa64-strict
+#: (image protection 0x3 and the protocol: the policy turns on). Without the protocol the
+#: policy stays off as on x64 (strict-img-nomap), and strict, strict-nomap and compat boot
+#: as with Debian's shim (recorded once, then left out to keep CI's boots few)
+NXSHIM_AA64_VARIANTS: Final = (VARIANT_BY_NAME["aa64-strict"],)
+NXSHIM_CASES: Final = (
+    *(LabCase(c, v, sb) for v in NXSHIM_VARIANTS for c in NXSHIM_CHAINS for sb in (False, True)),
+    *(LabCase(c, v, sb) for v in NXSHIM_AA64_VARIANTS for c, nx in NXSHIM_CHAINS.items() if nx
+      for sb in (False, True)),
+)
+
 CASES: Final = (
     *(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True)),
     *(LabCase(c, v, sb) for v in VARIANTS if v.arch == "x64" for c, sb in SD_CHAINS.items()),
     *(LabCase(c, v, shim) for v in VARIANTS for c, (_, shim) in GRUB_CHAINS.items()
       if v.name in (SHIM_GRUB_VARIANTS if shim else GRUB_VARIANTS)),
+    *NXSHIM_CASES,
 )
 CASE_BY_ID: Final = {c.id: c for c in CASES}
 
@@ -190,8 +235,10 @@ def build_dir() -> Path:
 
 
 def missing_builds(builds: Path) -> list[str]:
-    """The variants' build files that are not in ``builds``."""
+    """The variants' build files that are not in ``builds``, and the NX shim's."""
     want = sorted({builds / v.build / f for v in VARIANTS for f in BUILD_FILES[v.arch]})
+    want += [nxshim(arch, signed) for arch in ("x64", "aa64") for signed in (False, True)]
+    want.append(nxshim_dir() / "debian-uefi-ca.der")
     return [str(p) for p in want if not p.is_file()]
 
 
@@ -219,6 +266,78 @@ def missing_grub_build() -> list[str]:
     return [str(p) for p in want if not p.is_file()]
 
 
+# -- the NX shim (build-shim.sh, NXSHIM_CHAINS) ------------------------------------------------
+
+SHIM_BUILD_SCRIPT: Final = LAB_DIR / "build-shim.sh"
+# shim's read_header (rhboot/shim 16.1 pe-relocate.c) when MokPolicy NX is on: the console
+# line that ends an NX shim boot as refused (chains.STOP_MARKERS does not know it)
+NX_REFUSED: Final = r"Policy requires NX, but image does not support NX"
+NXSHIM_MARKERS: Final[Mapping[str, Outcome]] = {**STOP_MARKERS, NX_REFUSED: "refused"}
+
+
+@cache
+def _nxshim_dir(cache_dir: str) -> Path:
+    out = subprocess.run(["bash", str(SHIM_BUILD_SCRIPT), "--print-dir"], check=True,
+                         capture_output=True, text=True, env={**os.environ,
+                                                              CACHE_ENV: cache_dir})
+    return Path(out.stdout.strip())
+
+
+def nxshim_dir() -> Path:
+    """Where build-shim.sh puts its builds for its source version and settings
+    (``build-shim.sh --print-dir``): ``<arch>/shim<arch>.efi`` and Debian's CA."""
+    return _nxshim_dir(str(lab_cache()))
+
+
+def nxshim(arch: Arch, signed: bool) -> Path:
+    """The NX shim: signed with testdata/sample's test db key (Secure Boot on), or not."""
+    return nxshim_dir() / arch / f"shim{arch}{'.signed' if signed else ''}.efi"
+
+
+def nxshim_missing(case: LabCase) -> str | None:
+    """Why ``case`` cannot be replayed here (its NX shim is not built), or None."""
+    if case.chain not in NXSHIM_CHAINS or nxshim(case.arch, case.secure_boot).is_file():
+        return None
+    return (f"{case.id}: the NX shim is not built ({nxshim(case.arch, case.secure_boot)}; "
+            "run: sudo tests/e2e/lab/build-shim.sh)")
+
+
+def _esl(der: bytes) -> bytes:
+    """An EFI_SIGNATURE_LIST of one X.509 certificate (UEFI 2.10 section 32.4.1; owner GUID
+    zero)."""
+    import struct
+    import uuid
+
+    from fwtools.formats.efi import guids
+
+    entry = uuid.UUID(int=0).bytes_le + der
+    return guids.CERT_X509.bytes_le + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry
+
+
+def nxshim_store(base: Path, workdir: Path) -> Path:
+    """``base`` (Debian 13's .ms store, x64 or aa64) with testdata/sample's test db
+    certificate added to db (the NX shim is signed with its key) and MokList (NV|BS) trusting
+    Debian's UEFI CA, which signs Debian's grub, systemd-boot and kernels (the NX shim's
+    vendor certificate is testdata/sample's test CA, which signs the lab's UKI)."""
+    from fwtools.formats.efi import guids
+
+    def fw_vars(*args: str | Path) -> None:  # as tests/machine/vm_builder.py's
+        subprocess.run([sys.executable, "-m", "fwtools.cli.fw_vars", *map(str, args)],
+                       check=True, capture_output=True)
+
+    db = workdir / "db.esl"
+    fw_vars("get", base, "db", "-o", db)
+    db.write_bytes(db.read_bytes() + _esl((_SAMPLE / "test-db.der").read_bytes()))
+    step = workdir / "vars-ms-db.fd"
+    fw_vars("set", base, "db", "--file", db, "-o", step)
+    mok = workdir / "moklist.esl"
+    mok.write_bytes(_esl((nxshim_dir() / "debian-uefi-ca.der").read_bytes()))
+    out = workdir / "vars-ms-nxshim.fd"
+    fw_vars("set", step, "MokList", "--guid", str(guids.SHIM_LOCK), "--attributes", "NV,BS",
+            "--file", mok, "-o", out)
+    return out
+
+
 def case_firmware(case: LabCase, builds: Path, corpus: Corpus) -> Firmware:
     """Secure Boot on boots with Debian 13's ``.ms`` store (the same store layout: 4M SMM
     on x64, ArmVirtQemu's on aa64), off with the build's own blank store."""
@@ -230,11 +349,16 @@ def case_firmware(case: LabCase, builds: Path, corpus: Corpus) -> Firmware:
                     case.secure_boot, smm=case.arch == "x64")
 
 
-def case_chain(case: LabCase, corpus: Corpus) -> Chain:  # CHAINS cases only
+def case_chain(case: LabCase, corpus: Corpus) -> Chain:  # CHAINS, NXSHIM_CHAINS with grub
     """Signed shim, grub and kernel of the suites CHAINS names (Debian's kernels of both
-    suites are signed with the key both grubs' shim trusts)."""
-    shim, grub, kernel = CHAINS[case.chain]
+    suites are signed with the key both grubs' shim trusts); for NXSHIM_CHAINS the NX shim
+    (signed with Secure Boot on) and the grub and kernel it names."""
     da = DEB_ARCH[case.arch]
+    nx = NXSHIM_CHAINS.get(case.chain)
+    if nx is not None:
+        return Chain(case.chain, case.arch, nxshim(case.arch, case.secure_boot),
+                     corpus.grub(nx[0], da), corpus.kernel(nx[1], da))
+    shim, grub, kernel = CHAINS[case.chain]
     return Chain(case.chain, case.arch, corpus.shim(shim, da), corpus.grub(grub, da),
                  corpus.kernel(kernel, da))
 
@@ -277,7 +401,7 @@ def lab_uki(corpus: Corpus, signed: bool) -> Path:
 
 def case_files(case: LabCase, corpus: Corpus) -> list[Path]:
     """The chain's stages, first first, as the replay takes them."""
-    if case.chain in CHAINS:
+    if case.chain in CHAINS or NXSHIM_CHAINS.get(case.chain):
         return case_chain(case, corpus).files
     if case.chain in GRUB_CHAINS:
         suite, shim = GRUB_CHAINS[case.chain]
@@ -288,8 +412,9 @@ def case_files(case: LabCase, corpus: Corpus) -> list[Path]:
         return [upstream_grub(case.arch), kernel]
     if case.chain == "sdboot-uki":
         return [corpus.systemd_boot("trixie"), lab_uki(corpus, False)]
-    return [corpus.shim("trixie", "amd64"), corpus.systemd_boot("trixie", signed=True),
-            lab_uki(corpus, True)]
+    first = nxshim(case.arch, case.secure_boot) if case.chain in NXSHIM_CHAINS else \
+        corpus.shim("trixie", "amd64")
+    return [first, corpus.systemd_boot("trixie", signed=True), lab_uki(corpus, True)]
 
 
 def sd_esp(case: LabCase, corpus: Corpus) -> dict[str, bytes | str | Path]:
@@ -374,18 +499,23 @@ def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
     """Boot ``case`` (consoles: :func:`lab_console`); returns the boot and the DEBUG log."""
     con = lab_console(case.variant, workdir)
     fw = case_firmware(case, builds, corpus)
-    if case.chain in CHAINS:
+    nx = case.chain in NXSHIM_CHAINS
+    markers = NXSHIM_MARKERS if nx else STOP_MARKERS
+    if nx and case.secure_boot:
+        fw = replace(fw, vars=nxshim_store(fw.vars, workdir))
+    if case.chain in CHAINS or NXSHIM_CHAINS.get(case.chain):
         boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir,
-                          serial_log=con.serial_log, timeout=timeout, extra_args=con.qemu_args)
+                          serial_log=con.serial_log, timeout=timeout, extra_args=con.qemu_args,
+                          markers=markers)
         return boot, con.debug_log
-    if case.secure_boot:  # shim-sdboot-uki, shim-upstream-grub212-*
+    if case.secure_boot and not nx:  # shim-sdboot-uki, shim-upstream-grub212-*
         fw = replace(fw, vars=moklist_store(fw.vars, workdir))
     if case.chain in GRUB_CHAINS:
         boot = boot_esp(grub_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
                         timeout=timeout, extra_args=con.qemu_args)
         return boot, con.debug_log
     boot = boot_esp(sd_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
-                    timeout=timeout, extra_args=con.qemu_args)
+                    timeout=timeout, extra_args=con.qemu_args, markers=markers)
     return boot, con.debug_log
 
 
@@ -418,6 +548,7 @@ class Observation:
     secure_boot_seen: bool  # the EFI stub said "UEFI Secure Boot is enabled"
     memory_attribute_protocol: bool | None  # from the DEBUG log; None: no line
     dump: tuple[str, ...] = ()  # the exception dump's key lines (x64 only here)
+    refusal: str = ""  # a refused boot: the console line that refused (REFUSALS)
 
     def fault(self) -> ConsoleFault | None:
         return parse_fault("\n".join(self.dump), self.arch) if self.dump else None
@@ -434,13 +565,16 @@ class Observation:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["dump"] = list(self.dump)
+        if not self.refusal:  # the records of boots that were not refused keep their shape
+            del d["refusal"]
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Observation:
         arch: Arch = "aa64" if d.get("arch") == "aa64" else "x64"
         return cls(arch, str(d["outcome"]), str(d["stage"]), bool(d["secure_boot_seen"]),
-                   d["memory_attribute_protocol"], tuple(d.get("dump", ())))
+                   d["memory_attribute_protocol"], tuple(d.get("dump", ())),
+                   str(d.get("refusal", "")))
 
 
 def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation:
@@ -454,8 +588,13 @@ def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation
         # the callers
         pcs = [ln for ln in lines if ln.startswith("PC ")]
         dump = tuple(dict.fromkeys(ln for ln in lines if ln not in pcs[1:]))
+    refusal = ""
+    if boot.outcome == "refused" and boot.result.marker is not None:
+        m = re.search(f"[^\r\n]*(?:{boot.result.marker})[^\r\n]*", boot.result.output)
+        refusal = "" if m is None else m.group(0).strip()
     return Observation(arch, boot.outcome, boot.stage,
-                       boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), mapp, dump)
+                       boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), mapp, dump,
+                       refusal)
 
 
 # -- the replay -------------------------------------------------------------------------------
@@ -472,7 +611,11 @@ def replay_view(r: Replay) -> dict[str, Any]:
     """The replay's verdict and first fault, the fields compared with the real boot."""
     from fwtools.report.boot_json import faults_json
 
-    return fault_view(str(r.verdict), faults_json(r))
+    view = fault_view(str(r.verdict), faults_json(r))
+    if r.verdict == "refused" and r.stop is not None:
+        view.update(stage=r.stop.stage, stage_index=r.stop.stage_index, code=r.stop.code,
+                    reason=r.stop.reason)
+    return view
 
 
 def fault_view(verdict: str, faults: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -494,6 +637,8 @@ def compare(obs: Observation, view: Mapping[str, Any]) -> list[Field]:
     dump, or a replay fault the console does not show, is a mismatch."""
     want = SIM_VERDICT.get(obs.outcome, f"? ({obs.outcome})")
     fields = [Field("verdict", want, view["verdict"], True)]
+    if obs.outcome == "refused" and view["verdict"] == "refused":
+        return [*fields, *compare_refusal(obs.refusal, view)]
     if obs.outcome != "fault" or view["verdict"] != "faults":
         return fields
     real = obs.fault()
@@ -502,3 +647,27 @@ def compare(obs: Observation, view: Mapping[str, Any]) -> list[Field]:
     replay_fault = {"stage": view["stage"], "access": view["access"], "code": view["code"],
                     "address": view["address"]}
     return [*fields, *compare_fault(real, obs.stage, replay_fault)]
+
+
+#: refusal lines a console can show -> (the stage that prints it, the replay's stop code)
+REFUSALS: Final[Mapping[str, tuple[str, str]]] = {
+    NX_REFUSED: ("shim", "nx-compat-required"),  # pe-relocate.c read_header
+}
+
+
+def compare_refusal(line: str, view: Mapping[str, Any]) -> list[Field]:
+    """A refused boot against a refusing replay (:func:`replay_view`): the stage that refused
+    and the stop code, for a line :data:`REFUSALS` knows (other refusal lines: not compared,
+    said so), and the message: the replay's reason must contain the console's line. A view
+    without the replay's stop (:func:`fault_view` of a ``faults[]`` list) has nothing to
+    compare them with."""
+    if "reason" not in view:
+        return [Field("refusal", line or "no line", "no stop in the view", False)]
+    known = next((v for k, v in REFUSALS.items() if re.search(k, line)), None)
+    why = f"not told ({line or 'no line'})"
+    reason = str(view["reason"])
+    return [
+        Field("stage", known[0] if known else why, view.get("stage"), known is not None),
+        Field("code", known[1] if known else why, view.get("code"), known is not None),
+        Field("message", line or "no line", line if line and line in reason else reason, True),
+    ]

@@ -12,8 +12,8 @@ tests/e2e/test_lab.py.
 ``--record`` writes the boots it ran into the results file and rewrites the calibration table
 in docs/boot-chain.md too. With --variants/--chains it merges: the cases not booted keep their
 record, which needs the file's firmware provenance (source, build key, QEMU) to be this run's,
-except for a build only some cases boot (the upstream GRUB build) when this run reboots all
-of them; otherwise record the whole matrix.
+except for a build only some cases boot (the upstream GRUB build, the NX shim build) when
+this run reboots all of them; otherwise record the whole matrix.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from e2e.lab import calibration  # noqa: E402
 from e2e.lab.matrix import (  # noqa: E402
     CASES,
     GRUB_CHAINS,
+    NXSHIM_CHAINS,
     RESULTS,
     LabCase,
     Observation,
@@ -50,6 +51,7 @@ from e2e.lab.matrix import (  # noqa: E402
     grub_build_dir,
     missing_builds,
     missing_grub_build,
+    nxshim_dir,
     observe,
     replay_case,
     replay_view,
@@ -130,12 +132,15 @@ def provenance(builds: Path) -> dict[str, str]:
             "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)"}
     if not missing_grub_build():  # build-grub.sh's upstream GRUB (GRUB_CHAINS)
         prov["upstream grub"] = grub_build_dir().name
+    if nxshim_dir().is_dir():  # build-shim.sh's NX shim (NXSHIM_CHAINS)
+        prov["shim"] = nxshim_dir().name
     return prov
 
 
 #: provenance entries naming a build that only some cases boot -> whether a case boots it
 COMPONENT_CASES: Final[dict[str, Callable[[LabCase], bool]]] = {
     "upstream grub": lambda c: c.chain in GRUB_CHAINS,
+    "shim": lambda c: c.chain in NXSHIM_CHAINS,
 }
 
 
@@ -168,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = missing_builds(builds)
     if missing:
         raise SystemExit(f"lab firmware missing ({', '.join(missing)}): run "
-                         "tests/e2e/lab/build-ovmf.sh")
+                         "tests/e2e/lab/build-ovmf.sh and tests/e2e/lab/build-shim.sh")
     cases = [c for c in CASES if (not args.variants or c.variant.name in args.variants)
              and (not args.chains or c.chain in args.chains)]
     work = args.keep or Path(tempfile.mkdtemp(prefix="fwtools-lab-"))
