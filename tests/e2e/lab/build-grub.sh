@@ -1,14 +1,18 @@
 #!/bin/bash
-# Build upstream GRUB 2.12 (no distribution patches) as a standalone removable-media loader
-# for the firmware lab (tests/e2e/lab/matrix.py GRUB_CHAINS; .ci/run runs this,
-# tests/e2e/test_lab.py boots the result).
+# Build upstream GRUB (no distribution patches) as a standalone removable-media loader for
+# the firmware lab (tests/e2e/lab/matrix.py GRUB_CHAINS; .ci/run runs this,
+# tests/e2e/test_lab.py boots the result). Two pinned versions, chosen by LAB_GRUB:
+#   2.12 (the default): x64 and aa64;
+#   2.06: x64 only.
 #
-# The source: the orig tarball of Debian trixie's grub2 source package, which is the GNU
-# release tarball grub-2.12.tar.xz unchanged (its SHA-256 is checked below). Debian's
-# debian/patches are NOT applied: the debian tarball is not even downloaded. One file is
-# added: grub-core/extra_deps.lst, which the 2.12 release tarball lacks although
-# grub-core/Makefile.am's syminfo.lst rule needs it (the build stops without it); it gets
-# the content it has in GRUB's git at the grub-2.12 tag ("depends bli part_gpt").
+# The source: the orig tarball of a Debian grub2 source package, which is the GNU release
+# tarball unchanged (its SHA-256 is checked below): trixie's for 2.12 (grub-2.12.tar.xz),
+# bookworm's for 2.06 (grub-2.06.tar.xz). Debian's debian/patches are NOT applied. Fix-ups:
+#   2.12: grub-core/extra_deps.lst is added, which the 2.12 release tarball lacks although
+#     grub-core/Makefile.am's syminfo.lst rule needs it (the build stops without it); it gets
+#     the content it has in GRUB's git at the grub-2.12 tag ("depends bli part_gpt").
+#   2.06: none to the source; configure gets --disable-werror like 2.12 (gcc 12 warns where
+#     gcc 10 did not: Debian 12 carries gcc12_build_*.patch for those warnings only).
 #
 # What is built, per target (x64: --target=x86_64; aa64: --target=aarch64-linux-gnu with
 # Debian's cross compiler): configure --with-platform=efi, only grub-mkimage (the one host
@@ -19,35 +23,55 @@
 #   - prefix /EFI/BOOT and an embedded config that finds the ESP holding
 #     /EFI/BOOT/grub.cfg (search.file) and sets root and prefix there: normal mode then reads
 #     the lab's /EFI/BOOT/grub.cfg, which loads /vmlinuz with `linux` and runs `boot`;
-#   - an .sbat section with upstream's grub row only ("grub,4,Free Software Foundation,...",
-#     the component generation of GRUB 2.12 in shim's SBAT.md), no vendor row: it is what
-#     identifies the binary as GRUB 2.12 to fwtools (fwtools/uefi/loaders.py identify) and
-#     selects policies/loaders/grub-2.12.toml. It is also what shim checks: shim 16.1's
-#     automatic SbatLevel has grub,5, so shim refuses this GRUB (the lab's
+#   - an .sbat section with upstream's grub row only, no vendor row: "grub,4,Free Software
+#     Foundation,grub,2.12,..." for 2.12 and "grub,1,Free Software Foundation,grub,2.06,..."
+#     for 2.06 (the component generations of those releases in shim's SBAT.md; 2.06 is the
+#     release that introduced grub-mkimage --sbat). The row's version is what identifies the
+#     binary to fwtools (fwtools/uefi/loaders.py identify) and selects
+#     policies/loaders/grub-2.12.toml or grub-2.06.toml. It is also what shim checks: shim
+#     16.1's automatic SbatLevel has grub,5, so shim refuses this GRUB (the lab's
 #     shim-upstream-grub212 case shows it).
 #
-# The cache key: results go to $LAB_CACHE/grub-2.12-<settings hash>/<target>/ (BOOTX64.EFI,
-# build-info.txt); the hash covers the source version and checksum, the configure flags,
-# gcc's and the cross gcc's versions, the module list, the prefix, the embedded config, the
-# SBAT rows and the targets. `--print-dir` prints the directory (matrix.py asks the script).
-# A target already built there is not rebuilt (LAB_FORCE=1 rebuilds); builds of other keys
-# are removed. The unpacked source and the object trees stay in $LAB_CACHE/grub-src.
+# The cache key: results go to $LAB_CACHE/grub-<version>-<settings hash>/<target>/
+# (BOOTX64.EFI, build-info.txt); the hash covers the source version and checksum, the
+# configure flags, gcc's and the cross gcc's versions, the module list, the prefix, the
+# embedded config, the SBAT rows and the targets. `--print-dir` prints the directory
+# (matrix.py asks the script, with LAB_GRUB set). A target already built there is not rebuilt
+# (LAB_FORCE=1 rebuilds); builds of other keys of the same version are removed. The unpacked
+# sources and the object trees stay in $LAB_CACHE/grub-src.
 #
-# Usage: sudo tests/e2e/lab/build-grub.sh [x64] [aa64]      (default: all targets)
-#        tests/e2e/lab/build-grub.sh --print-dir
-# Environment: LAB_CACHE (default /var/cache/fwtools-lab), LAB_JOBS (default nproc).
+# Usage: sudo [LAB_GRUB=2.06] tests/e2e/lab/build-grub.sh [x64] [aa64]  (default: all targets)
+#        [LAB_GRUB=2.06] tests/e2e/lab/build-grub.sh --print-dir
+# Environment: LAB_GRUB (2.12 or 2.06, default 2.12), LAB_CACHE (default
+# /var/cache/fwtools-lab), LAB_JOBS (default nproc).
 set -euo pipefail
 
-# Debian 13's grub2 source package, pinned; only its orig tarball is used. If the archive
-# drops this version, bump it (the orig tarball stays the GNU release) and re-record
+# The Debian grub2 source packages, pinned; only their orig tarballs are used. If the archive
+# drops a version, bump it (the orig tarball stays the GNU release) and re-record
 # tests/e2e/lab/results.json.
-GRUB_DEB_VERSION=2.12-9+deb13u4
-GRUB_UPSTREAM=2.12
+GRUB_UPSTREAM=${LAB_GRUB:-2.12}
+case $GRUB_UPSTREAM in
+    2.12)
+        GRUB_DEB_VERSION=2.12-9+deb13u4
+        # sha256 of the GNU release https://ftp.gnu.org/gnu/grub/grub-2.12.tar.xz
+        ORIG_SHA256=f3c97391f7c4eaa677a78e090c7e97e6dc47b16f655f04683ebd37bef7fe0faa
+        SUITE=trixie
+        SRC_LIST=fwtools-lab-src.sources  # the one build-ovmf.sh writes too
+        ALL_TARGETS=(x64 aa64)
+        SBAT_GEN=4
+        ;;
+    2.06)
+        GRUB_DEB_VERSION=2.06-13+deb12u2
+        # sha256 of the GNU release https://ftp.gnu.org/gnu/grub/grub-2.06.tar.xz
+        ORIG_SHA256=b79ea44af91b93d17cd3fe80bdae6ed43770678a9a5ae192ccea803ebb657ee1
+        SUITE=bookworm
+        SRC_LIST=fwtools-lab-src-bookworm.sources
+        ALL_TARGETS=(x64)
+        SBAT_GEN=1
+        ;;
+    *) echo "build-grub.sh: LAB_GRUB=$GRUB_UPSTREAM: 2.12 or 2.06" >&2; exit 2 ;;
+esac
 ORIG=grub2_$GRUB_UPSTREAM.orig.tar.xz
-# sha256 of the GNU release https://ftp.gnu.org/gnu/grub/grub-2.12.tar.xz
-ORIG_SHA256=f3c97391f7c4eaa677a78e090c7e97e6dc47b16f655f04683ebd37bef7fe0faa
-SUITE=trixie
-ALL_TARGETS=(x64 aa64)
 AARCH64_PREFIX=aarch64-linux-gnu-
 CONFIGURE_FLAGS=(
     --with-platform=efi --disable-werror --disable-nls --disable-grub-mkfont
@@ -61,18 +85,21 @@ PREFIX=/EFI/BOOT
 EMBEDDED_CFG='search.file /EFI/BOOT/grub.cfg root
 set prefix=($root)/EFI/BOOT
 '
-SBAT_CSV='sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md
-grub,4,Free Software Foundation,grub,2.12,https://www.gnu.org/software/grub/
-'
+SBAT_CSV="sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md
+grub,$SBAT_GEN,Free Software Foundation,grub,$GRUB_UPSTREAM,https://www.gnu.org/software/grub/
+"
 
 # per target: configure's --target (aa64: the cross compiler's triplet, so configure finds
 # aarch64-linux-gnu-gcc as TARGET_CC; grub-mkimage stays a host tool), the grub-mkimage
 # format, the removable-media file name
 cpu_of() {
+    case " ${ALL_TARGETS[*]} " in
+        *" $1 "*) ;;
+        *) echo "unknown target $1 for GRUB $GRUB_UPSTREAM (${ALL_TARGETS[*]})" >&2; exit 2 ;;
+    esac
     case $1 in
         x64) echo x86_64 ;;
         aa64) echo "${AARCH64_PREFIX%-}" ;;
-        *) echo "unknown target $1 (${ALL_TARGETS[*]})" >&2; exit 2 ;;
     esac
 }
 format_of() { case $1 in x64) echo x86_64-efi ;; aa64) echo arm64-efi ;; esac; }
@@ -143,8 +170,8 @@ if [ "$(cat "$TREE/.fwtools-unpacked" 2>/dev/null)" != "$ORIG_SHA256" ]; then
     if ! echo "$ORIG_SHA256  $ORIG" | sha256sum -c --status 2>/dev/null; then
         if ! apt-cache showsrc grub2 2>/dev/null | grep -qx "Version: $GRUB_DEB_VERSION"; then
             log "adding a deb-src entry for $SUITE"
-            as_root tee /etc/apt/sources.list.d/fwtools-lab-src.sources >/dev/null <<EOF
-# tests/e2e/lab/build-ovmf.sh: Debian source packages for the firmware lab.
+            as_root tee "/etc/apt/sources.list.d/$SRC_LIST" >/dev/null <<EOF
+# tests/e2e/lab/build-ovmf.sh, build-grub.sh: Debian source packages for the firmware lab.
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: $SUITE
@@ -162,10 +189,10 @@ EOF
         fi
     fi
     log "unpacking $ORIG (no debian/patches)"
-    rm -rf "$TREE" "$SRC"/build-*
+    rm -rf "$TREE" "$SRC"/build-"$GRUB_UPSTREAM"-*
     tar -xf "$ORIG" -C "$SRC"
     # missing from the 2.12 release tarball; GRUB's git has it (tag grub-2.12)
-    [ -e "$TREE/grub-core/extra_deps.lst" ] || echo "depends bli part_gpt" > "$TREE/grub-core/extra_deps.lst"
+    [ "$GRUB_UPSTREAM" != 2.12 ] || [ -e "$TREE/grub-core/extra_deps.lst" ] || echo "depends bli part_gpt" > "$TREE/grub-core/extra_deps.lst"
     echo "$ORIG_SHA256" > "$TREE/.fwtools-unpacked"
 fi
 
@@ -173,7 +200,7 @@ build_target() {
     local t=$1 cpu fmt obj dest cfg sbat
     cpu=$(cpu_of "$t")
     fmt=$(format_of "$t")
-    obj=$SRC/build-$fmt
+    obj=$SRC/build-$GRUB_UPSTREAM-$fmt
     # a configure line that changed means a fresh object tree
     if [ "$(cat "$obj/.fwtools-configured" 2>/dev/null)" != "$cpu ${CONFIGURE_FLAGS[*]}" ]; then
         log "$t: configure --target=$cpu ${CONFIGURE_FLAGS[*]}"
