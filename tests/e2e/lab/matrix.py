@@ -22,6 +22,7 @@ calibration table.
   then upstream GRUB 2.12 (:data:`GRUB_CHAINS`: GNU's release built without Debian's patches
   by ``build-grub.sh``) loading Debian 13's and 12's kernels on :data:`GRUB_VARIANTS`:
   unsigned with Secure Boot off, and behind shim (test-key signed, MokList) with it on;
+  and upstream GRUB 2.06 (x64) loading Debian 13's kernel on :data:`GRUB206_VARIANTS`;
   then (:data:`NXSHIM_CASES`) the NX shim of ``build-shim.sh`` (shim 16.1 with NX_COMPAT, so
   its MokPolicy NX can turn on) in front of both Debian grubs and of systemd-boot + UKI, on
   ``strict``, ``strict-img`` and ``strict-img-nomap`` (and both grubs on the aa64 variants),
@@ -46,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..chains import (
     STOP_MARKERS,
@@ -92,7 +93,28 @@ CHAINS: Final[Mapping[str, tuple[str, str, str]]] = {
 #: tests/e2e/test_vm_qemu.py's ``shim-sdboot-uki-moklist``). Both load a UKI of trixie's
 #: systemd-stub (linuxx64.efi.stub) and kernel from ``\EFI\Linux``.
 SD_CHAINS: Final[Mapping[str, bool]] = {"sdboot-uki": False, "shim-sdboot-uki": True}
-#: upstream GRUB 2.12 chains -> (the suite of the Debian kernel it loads, behind shim):
+
+
+class GrubChain(NamedTuple):
+    """An upstream GRUB chain of :data:`GRUB_CHAINS`."""
+
+    version: str  # build-grub.sh's LAB_GRUB
+    suite: str  # of the Debian kernel it loads
+    shim: bool  # behind Debian 13's shim, Secure Boot on (else alone, Secure Boot off)
+    variants: tuple[str, ...]  # the lab variants it boots on
+
+
+#: the variants upstream GRUB 2.12 boots on: LoaderData NX or not, and image protection
+#: for images from disk (GRUB is not NX_COMPAT but has 4 KiB sections: its .text becomes RO,
+#: the rest XP); on aa64 (BOOTAA64.EFI, cross-built) ArmVirtQemu's strict defaults
+GRUB_VARIANTS: Final = ("strict", "compat", "strict-img", "aa64-strict")
+#: behind shim, on one: shim 16.1 refuses upstream GRUB 2.12 by SBAT whatever the NX policy
+#: (its automatic SbatLevel has grub,5; GRUB 2.12's own row is grub,4)
+SHIM_GRUB_VARIANTS: Final = ("strict",)
+#: upstream GRUB 2.06 (x64): EfiLoaderData non-executable or executable (its legacy loader
+#: puts the kernel and the relocator's code in LoaderData chunks, lib/efi/relocator.c)
+GRUB206_VARIANTS: Final = ("strict", "compat")
+#: upstream GRUB chains -> their :class:`GrubChain`. GRUB 2.12:
 #: build-grub.sh's BOOTX64.EFI / BOOTAA64.EFI (GNU's grub-2.12 release, no distribution
 #: patches) with its embedded config finding the ESP's \EFI\BOOT\grub.cfg (chains.grub_cfg:
 #: ``linux /vmlinuz``, ``boot``). Alone it is the removable loader, unsigned, Secure Boot
@@ -104,18 +126,18 @@ SD_CHAINS: Final[Mapping[str, bool]] = {"sdboot-uki": False, "shim-sdboot-uki": 
 #: it runs: its automatic SbatLevel has grub,5, GNU's 2.12 is grub,4 (the GRUB fixes of
 #: February 2025 came after it). So the legacy x86 loader grub 2.12 falls back to under
 #: shim_lock (linux.c:465-475) cannot be reached with shim 16.1 and an honest 2.12.
-GRUB_CHAINS: Final[Mapping[str, tuple[str, bool]]] = {
-    "upstream-grub212-linux612": ("trixie", False),
-    "upstream-grub212-linux61": ("bookworm", False),
-    "shim-upstream-grub212-linux612": ("trixie", True),
+#:
+#: ``upstream-grub206-linux612``: build-grub.sh's GNU grub-2.06 (LAB_GRUB=2.06, x64 only, SBAT
+#: grub,1) loading Debian 13's kernel, Secure Boot off. GRUB 2.06's x86 ``linux`` is the
+#: legacy loader only (grub-core/loader/i386/linux.c: the kernel into relocator chunks,
+#: ExitBootServices, the relocator's trampoline jumps to the 32/64-bit boot protocol entry),
+#: whatever the kernel; Debian 12's 6.1 takes the same path, so it is not booted too.
+GRUB_CHAINS: Final[Mapping[str, GrubChain]] = {
+    "upstream-grub212-linux612": GrubChain("2.12", "trixie", False, GRUB_VARIANTS),
+    "upstream-grub212-linux61": GrubChain("2.12", "bookworm", False, GRUB_VARIANTS),
+    "shim-upstream-grub212-linux612": GrubChain("2.12", "trixie", True, SHIM_GRUB_VARIANTS),
+    "upstream-grub206-linux612": GrubChain("2.06", "trixie", False, GRUB206_VARIANTS),
 }
-#: the variants the upstream GRUB chains boot on: LoaderData NX or not, and image protection
-#: for images from disk (GRUB is not NX_COMPAT but has 4 KiB sections: its .text becomes RO,
-#: the rest XP); on aa64 (BOOTAA64.EFI, cross-built) ArmVirtQemu's strict defaults
-GRUB_VARIANTS: Final = ("strict", "compat", "strict-img", "aa64-strict")
-#: behind shim, on one: shim 16.1 refuses upstream GRUB 2.12 by SBAT whatever the NX policy
-#: (its automatic SbatLevel has grub,5; GRUB 2.12's own row is grub,4)
-SHIM_GRUB_VARIANTS: Final = ("strict",)
 UNINSTALL_KNOB: Final = "opt/org.tianocore/UninstallMemAttrProtocol"
 
 
@@ -211,8 +233,8 @@ NXSHIM_CASES: Final = (
 CASES: Final = (
     *(LabCase(c, v, sb) for v in VARIANTS for c in CHAINS for sb in (False, True)),
     *(LabCase(c, v, sb) for v in VARIANTS if v.arch == "x64" for c, sb in SD_CHAINS.items()),
-    *(LabCase(c, v, shim) for v in VARIANTS for c, (_, shim) in GRUB_CHAINS.items()
-      if v.name in (SHIM_GRUB_VARIANTS if shim else GRUB_VARIANTS)),
+    *(LabCase(c, v, g.shim) for v in VARIANTS for c, g in GRUB_CHAINS.items()
+      if v.name in g.variants),
     *NXSHIM_CASES,
 )
 CASE_BY_ID: Final = {c.id: c for c in CASES}
@@ -243,26 +265,27 @@ def missing_builds(builds: Path) -> list[str]:
 
 
 @cache
-def grub_build_dir() -> Path:
-    """Where build-grub.sh puts upstream GRUB for its current source and settings
-    (``build-grub.sh --print-dir``)."""
+def grub_build_dir(version: str = "2.12") -> Path:
+    """Where build-grub.sh puts upstream GRUB ``version`` for its current source and settings
+    (``LAB_GRUB=<version> build-grub.sh --print-dir``)."""
     out = subprocess.run(["bash", str(GRUB_BUILD_SCRIPT), "--print-dir"], check=True,
-                         capture_output=True, text=True, env={**os.environ,
-                                                              CACHE_ENV: str(lab_cache())})
+                         capture_output=True, text=True,
+                         env={**os.environ, CACHE_ENV: str(lab_cache()), "LAB_GRUB": version})
     return Path(out.stdout.strip())
 
 
-def upstream_grub(arch: Arch = "x64") -> Path:
-    """build-grub.sh's upstream GRUB 2.12 for ``arch`` (it may not exist:
+def upstream_grub(arch: Arch = "x64", version: str = "2.12") -> Path:
+    """build-grub.sh's upstream GRUB ``version`` for ``arch`` (it may not exist:
     :func:`missing_grub_build`)."""
-    return grub_build_dir() / arch / f"BOOT{arch.upper()}.EFI"
+    return grub_build_dir(version) / arch / f"BOOT{arch.upper()}.EFI"
 
 
 def missing_grub_build() -> list[str]:
     """The upstream GRUB builds the GRUB_CHAINS cases need that are not there."""
-    arches = sorted({c.arch for c in CASES if c.chain in GRUB_CHAINS})
-    want = [p for a in arches for p in (upstream_grub(a), upstream_grub(a).parent
-                                        / "build-info.txt")]
+    need = sorted({(GRUB_CHAINS[c.chain].version, c.arch) for c in CASES
+                   if c.chain in GRUB_CHAINS})
+    want = [p for v, a in need for p in (upstream_grub(a, v), upstream_grub(a, v).parent
+                                         / "build-info.txt")]
     return [str(p) for p in want if not p.is_file()]
 
 
@@ -404,12 +427,12 @@ def case_files(case: LabCase, corpus: Corpus) -> list[Path]:
     if case.chain in CHAINS or NXSHIM_CHAINS.get(case.chain):
         return case_chain(case, corpus).files
     if case.chain in GRUB_CHAINS:
-        suite, shim = GRUB_CHAINS[case.chain]
-        kernel = corpus.kernel(suite, DEB_ARCH[case.arch])
-        if shim:
-            return [corpus.shim("trixie", DEB_ARCH[case.arch]), signed_upstream_grub(case.arch),
-                    kernel]
-        return [upstream_grub(case.arch), kernel]
+        g = GRUB_CHAINS[case.chain]
+        kernel = corpus.kernel(g.suite, DEB_ARCH[case.arch])
+        if g.shim:
+            return [corpus.shim("trixie", DEB_ARCH[case.arch]),
+                    signed_upstream_grub(case.arch, g.version), kernel]
+        return [upstream_grub(case.arch, g.version), kernel]
     if case.chain == "sdboot-uki":
         return [corpus.systemd_boot("trixie"), lab_uki(corpus, False)]
     first = nxshim(case.arch, case.secure_boot) if case.chain in NXSHIM_CHAINS else \
@@ -431,14 +454,14 @@ def sd_esp(case: LabCase, corpus: Corpus) -> dict[str, bytes | str | Path]:
     return esp
 
 
-def signed_upstream_grub(arch: Arch) -> Path:
+def signed_upstream_grub(arch: Arch, version: str = "2.12") -> Path:
     """build-grub.sh's GRUB signed with testdata/sample's test key (the key
     :func:`moklist_store` puts in MokList), once per process."""
-    out = _uki_dir() / f"upstream-grub-{arch}-signed.efi"
+    out = _uki_dir() / f"upstream-grub-{version}-{arch}-signed.efi"
     if not out.is_file():
         from corpus.uki import sbsign
 
-        sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", upstream_grub(arch),
+        sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", upstream_grub(arch, version),
                out)
     return out
 

@@ -50,7 +50,6 @@ from e2e.lab.matrix import (  # noqa: E402
     compare,
     grub_build_dir,
     missing_builds,
-    missing_grub_build,
     nxshim_dir,
     observe,
     replay_case,
@@ -121,6 +120,12 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def grub_component(version: str) -> str:
+    """The provenance entry naming build-grub.sh's GRUB ``version`` (2.12's is the one it
+    had before there were two, so results.json's records of it stay mergeable)."""
+    return "upstream grub" if version == "2.12" else f"upstream grub {version}"
+
+
 def provenance(builds: Path) -> dict[str, str]:
     info = {}
     for ln in (builds / "strict" / "build-info.txt").read_text().splitlines():
@@ -130,8 +135,10 @@ def provenance(builds: Path) -> dict[str, str]:
                           text=True, check=True).stdout.splitlines()[0]
     prov = {"source": info.get("source", "?"), "build": builds.name,
             "qemu": qemu.removeprefix("QEMU emulator version ").split()[0] + " (TCG)"}
-    if not missing_grub_build():  # build-grub.sh's upstream GRUB (GRUB_CHAINS)
-        prov["upstream grub"] = grub_build_dir().name
+    for version in sorted({g.version for g in GRUB_CHAINS.values()}, reverse=True):
+        # build-grub.sh's upstream GRUB (GRUB_CHAINS); 2.12 keeps the key it had alone
+        if (grub_build_dir(version) / "x64" / "build-info.txt").is_file():
+            prov[grub_component(version)] = grub_build_dir(version).name
     if nxshim_dir().is_dir():  # build-shim.sh's NX shim (NXSHIM_CHAINS)
         prov["shim"] = nxshim_dir().name
     return prov
@@ -139,7 +146,9 @@ def provenance(builds: Path) -> dict[str, str]:
 
 #: provenance entries naming a build that only some cases boot -> whether a case boots it
 COMPONENT_CASES: Final[dict[str, Callable[[LabCase], bool]]] = {
-    "upstream grub": lambda c: c.chain in GRUB_CHAINS,
+    **{grub_component(v): (lambda c, v=v: c.chain in GRUB_CHAINS
+                                         and GRUB_CHAINS[c.chain].version == v)
+       for v in {g.version for g in GRUB_CHAINS.values()}},
     "shim": lambda c: c.chain in NXSHIM_CHAINS,
 }
 
