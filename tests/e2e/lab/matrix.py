@@ -461,8 +461,8 @@ def signed_upstream_grub(arch: Arch, version: str = "2.12") -> Path:
     if not out.is_file():
         from corpus.uki import sbsign
 
-        sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem", upstream_grub(arch, version),
-               out)
+        sbsign(_SAMPLE / "keys" / "test-db.key", _SAMPLE / "test-db.pem",
+               upstream_grub(arch, version), out)
     return out
 
 

@@ -126,6 +126,11 @@ def grub_component(version: str) -> str:
     return "upstream grub" if version == "2.12" else f"upstream grub {version}"
 
 
+def boots_grub(version: str) -> Callable[[LabCase], bool]:
+    """Whether a case boots build-grub.sh's GRUB ``version``."""
+    return lambda c: c.chain in GRUB_CHAINS and GRUB_CHAINS[c.chain].version == version
+
+
 def provenance(builds: Path) -> dict[str, str]:
     info = {}
     for ln in (builds / "strict" / "build-info.txt").read_text().splitlines():
@@ -146,9 +151,7 @@ def provenance(builds: Path) -> dict[str, str]:
 
 #: provenance entries naming a build that only some cases boot -> whether a case boots it
 COMPONENT_CASES: Final[dict[str, Callable[[LabCase], bool]]] = {
-    **{grub_component(v): (lambda c, v=v: c.chain in GRUB_CHAINS
-                                         and GRUB_CHAINS[c.chain].version == v)
-       for v in {g.version for g in GRUB_CHAINS.values()}},
+    **{grub_component(v): boots_grub(v) for v in {g.version for g in GRUB_CHAINS.values()}},
     "shim": lambda c: c.chain in NXSHIM_CHAINS,
 }
 
