@@ -69,6 +69,13 @@ CASES = [
     VmCase("moklist-kernel", "ms-moklist", "boots", None, test_kernel=True,
            kernel_by="mok-certificate"),
     VmCase("dbx-revokes-shim", "dbx-shim", "refused", (1, "firmware"), reason_has="dbx"),
+    # the kernel signed by the test key, whose CA db trusts: shim's check_allowlist (db)
+    VmCase("db-cert-kernel", "db-test-ca", "boots", None, test_kernel=True,
+           kernel_by="db-certificate"),
+    # the same, but dbx also holds the test CA's certificate (an X.509 entry, not a hash):
+    # shim's check_denylist, through GRUB's shim_lock, refuses the kernel
+    VmCase("dbx-cert-revokes-kernel", "db-test-ca-dbx-cert", "refused", (3, "grub"),
+           test_kernel=True, reason_has="dbx cert"),
     VmCase("uefi-2023-only", "2023-only", "boots", None),
     VmCase("bookworm-ms-boots", "ms", "boots", None, suite="bookworm"),
     VmCase("bookworm-sbat-revokes-grub", "sbat-grub", "refused", (2, "shim"),
@@ -174,6 +181,10 @@ SD_CASES = [
     # is the firmware's, which checks the UKI against db
     SdCase("sdboot-db-test-key", "sdboot-test-key", "db-test-ca", "boots", None,
            ("db-certificate", "db-certificate"), default="debian-uki*"),
+    # the same keys, but dbx holds the test CA's certificate: the firmware refuses
+    # systemd-boot itself (DxeImageVerificationLib IsForbiddenByDbx)
+    SdCase("sdboot-dbx-cert-revokes", "sdboot-test-key", "db-test-ca-dbx-cert", "refused",
+           (1, "firmware"), default="debian-uki*", reason_has="dbx cert"),
     SdCase("sdboot-db-uki-unsigned", "sdboot-test-key", "db-test-ca", "refused",
            (2, "firmware"), default="debian-uki*", uki_signed=False),
     # shim -> Debian-signed systemd-boot (shim's vendor certificate) -> the UKI signed by the
