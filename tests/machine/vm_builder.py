@@ -13,7 +13,8 @@ runs in tests/e2e).
 
 Stores (:func:`vm_store`): Debian's ``.ms`` store and the variations tests/e2e pairs with the
 disks: only the 2023 Microsoft CAs, a db trusting only Windows PCA 2011, a dbx revoking
-shim's hash, a dbx revoking the test CA's certificate, an SbatLevel revoking GRUB, a MokList key, Secure Boot off.
+shim's hash, a dbx revoking the test CA's certificate, an SbatLevel revoking GRUB, a MokList
+key, Secure Boot off.
 """
 
 from __future__ import annotations
