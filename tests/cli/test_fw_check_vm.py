@@ -253,3 +253,11 @@ def test_refusal_names_the_revoked_certificate(corpus: Any, tmp_path: Path) -> N
         "kind": "dbx-certificate", "subject": "CN=fwtools test CA,O=fwtools test",
         "sha256": hashlib.sha256(ca.read_bytes()).hexdigest()}
     assert "dbx cert CN=fwtools test CA" in doc["refusal"]["reason"]
+    code, out, _ = run("--firmware", corpus.ovmf("trixie", "OVMF_CODE_4M.secboot.fd"),
+                       "--vars", store, REPO / "testdata" / "sample" / "hello-nx.signed.efi",
+                       "--html", tmp_path / "vm.html")
+    sha256 = doc["refusal"]["revoked_by"]["sha256"]
+    assert code == 1
+    assert f"revoked by: dbx-certificate CN=fwtools test CA,O=fwtools test (sha256 {sha256})" in out
+    page = (tmp_path / "vm.html").read_text()
+    assert 'data-field="refusal.revoked_by.sha256"' in page and sha256 in page
