@@ -1,11 +1,13 @@
 """``fw-check vm`` against real boots: Debian 13's and Debian 12's layouts on a GPT disk
 (tests/machine/vm_builder.py) with Debian's Secure Boot OVMF (SMM), paired with stores that
-boot (Debian's .ms store, only the 2023 Microsoft CAs, a MokList key trusting a test-signed
-kernel, Secure Boot off) or are refused by the firmware (db trusting only Windows PCA 2011,
-dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
-trust). The verdict, the refusing stage and component, and the message on the console must
-match what fw-check vm says. Each test boots in its own tmp_path (no ports), so they run
-under pytest-xdist.
+boot (Debian's .ms store, only the 2023 Microsoft CAs, a MokList key or a db CA trusting a
+test-signed kernel, Secure Boot off) or are refused by the firmware (db trusting only Windows
+PCA 2011, dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel
+shim does not trust, or whose CA's certificate is in dbx: a revoked certificate, not a hash,
+which fw-check vm names as the refusal's revoked_by; so too for systemd-boot signed by that
+CA, which the firmware refuses). The verdict, the refusing stage and component, and the
+message on the console must match what fw-check vm says. Each test boots in its own
+tmp_path (no ports), so they run under pytest-xdist.
 
 systemd-boot and UKIs (test_sdboot_uki_matches_qemu): Debian 13's systemd-boot (unsigned as
 the removable loader; or Debian-signed, systemd-boot-efi-amd64-signed, behind shim) and a UKI
