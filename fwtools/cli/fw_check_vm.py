@@ -43,6 +43,10 @@ def _render(doc: dict[str, Any]) -> None:
     ref = doc["refusal"]
     if ref is not None:
         click.echo(f"refused: stage {ref['stage']} by {ref['by']}: {ref['reason']}")
+        rev = ref.get("revoked_by")
+        if rev is not None:
+            click.echo(f"  revoked by: {rev['kind']} {rev['subject'] or '-'}"
+                       + (f" (sha256 {rev['sha256']})" if rev["sha256"] else ""))
         for line in ref["message"].splitlines():
             click.echo(f"  console: {line}")
     for f in doc["faults"]:

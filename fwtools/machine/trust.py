@@ -60,6 +60,12 @@ AuthorityKind = Literal["db-certificate", "db-hash", "shim-vendor-certificate",
                         "shim-vendor-db", "mok-certificate", "mok-hash", "secure-boot-off",
 ]
 Component = Literal["firmware", "shim", "grub"]
+#: The denylist that revoked an image: the store's dbx, shim's built-in vendor dbx
+#: (``vendor_deauthorized``), MokListX; and what matched: the image's hash, a certificate of
+#: a signer's chain (an EFI_CERT_X509 entry) or a certificate's TBS hash
+#: (EFI_CERT_X509_SHA256/384/512).
+Denylist = Literal["dbx", "shim-vendor-dbx", "mokx"]
+RevokedEntry = Literal["hash", "certificate", "certificate-hash"]
 
 
 
@@ -112,6 +118,48 @@ class Authority:
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """The denylist entry that refused a stage: ``kind`` is ``<denylist>-<entry>``
+    (:data:`Denylist`, :data:`RevokedEntry`), e.g. ``dbx-certificate``; ``subject`` and
+    ``sha256`` name the revoked certificate (SHA-256 of its DER), or for ``-hash`` the
+    image's hash entry (``subject`` is ``"sha256 hash"``), or for ``-certificate-hash`` the
+    certificate whose TBS hash the entry holds and that hash (SHA-384/512 entries: the hash
+    in ``subject``, ``sha256`` null)."""
+
+    kind: str
+    subject: str | None
+    sha256: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "subject": self.subject, "sha256": self.sha256}
+
+
+def revocation(result: VerifyResult, denylist: Denylist) -> Revocation | None:
+    """The entry of ``denylist`` that revoked the image, from :func:`verify_image`'s result
+    (its ``matched_entry`` and, for certificates, the chain ending at the dbx entry)."""
+    entry = result.matched_entry or ""
+    if result.status != "revoked" or not entry:
+        return None
+    words = entry.split(" ")
+    if words[1] == "cert":  # "dbx cert <subject>", the chain ending at that certificate
+        cert = result.chain[-1] if result.chain else None
+        return Revocation(f"{denylist}-certificate",
+                          cert.subject if cert else entry.partition(" cert ")[2],
+                          cert.sha256 if cert else None)
+    # "dbx sha256 <hex>" or "dbx x509-sha256 <hex> (TBS of <subject>)": a SHA-384/512 entry
+    # is named with its hash in the subject, ``sha256`` being SHA-256 only
+    algorithm, digest = words[1].removeprefix("x509-"), words[2]
+    sha256 = digest if algorithm == "sha256" else None
+    if words[1].startswith("x509-"):
+        subject = result.chain[-1].subject if result.chain else None
+        if sha256 is None:
+            subject = f"{subject} ({algorithm} TBS hash {digest})"
+        return Revocation(f"{denylist}-certificate-hash", subject, sha256)
+    return Revocation(f"{denylist}-hash",
+                      f"{algorithm} hash" + ("" if sha256 else f" {digest}"), sha256)
+
+
+@dataclass(frozen=True)
 class SbatCheck:
     """A stage's SBAT against the level shim applies: which level (``level`` datestamp and
     where it came from), pass or fail, and the row that failed."""
@@ -138,6 +186,7 @@ class Decision:
     authority: Authority | None = None
     message: str | None = None
     sbat: SbatCheck | None = None
+    revoked: Revocation | None = None
 
 
 @dataclass
@@ -326,7 +375,8 @@ def firmware_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: Stor
     if result.trusted:
         return Decision(True, "firmware", result.reason,
                         _authority(result, "db-certificate", "db-hash"))
-    return Decision(False, "firmware", result.reason, message="Access Denied")
+    return Decision(False, "firmware", result.reason, message="Access Denied",
+                    revoked=revocation(result, "dbx"))
 
 
 @dataclass
@@ -413,6 +463,11 @@ def _anchors(lists: tuple[SignatureList, ...], dbx: tuple[SignatureList, ...],
     return anchors
 
 
+#: An allowlist shim checks: signature lists (db, vendor db, MokList) and certificates (the
+#: vendor certificate).
+_Allow = tuple[tuple[SignatureList, ...], tuple[bytes, ...]]
+
+
 def shim_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTrust,
                 shim: ShimTrust, *, by: Component = "shim",
                 in_protocol: bool = False) -> Decision:
@@ -446,23 +501,38 @@ def shim_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTru
     vendor = shim.vendor
     vendor_dbx = vendor.dbx_lists if vendor is not None else ()
     dbx = (*trust.dbx, *vendor_dbx, *trust.mokx)
-    candidates: list[tuple[TrustAnchors, AuthorityKind, AuthorityKind, str]] = []
+    candidates: list[tuple[_Allow, AuthorityKind, AuthorityKind, str]] = []
     if not trust.mok_ignore_db:
-        candidates.append((_anchors(trust.db, dbx), "db-certificate", "db-hash", "db"))
+        candidates.append(((trust.db, ()), "db-certificate", "db-hash", "db"))
     if vendor is not None and vendor.cert_format == "esl":
-        candidates.append((_anchors(vendor.db_lists, dbx), "shim-vendor-db", "shim-vendor-db",
+        candidates.append(((vendor.db_lists, ()), "shim-vendor-db", "shim-vendor-db",
                            "shim's vendor db"))
-    candidates.append((_anchors(trust.mok, dbx), "mok-certificate", "mok-hash", "MokList"))
+    candidates.append(((trust.mok, ()), "mok-certificate", "mok-hash", "MokList"))
     if vendor is not None and vendor.cert_format == "x509":
-        candidates.append((_anchors((), dbx, vendor.certificates), "shim-vendor-certificate",
+        candidates.append((((), vendor.certificates), "shim-vendor-certificate",
                            "shim-vendor-certificate", "shim's vendor certificate"))
     digests: dict[str, bytes] = {}
     reasons = []
-    for anchors, cert_kind, hash_kind, name in candidates:
-        result = verify_image(img, sigs, anchors, digests=digests)
+    for (lists, certs), cert_kind, hash_kind, name in candidates:
+        result = verify_image(img, sigs, _anchors(lists, dbx, certs), digests=digests)
         if result.status == "revoked":
-            return Decision(False, by, f"forbidden: {result.reason}", message=failed_msg,
-                            sbat=sbat)
+            # which denylist, in check_denylist's order (shim.c): the vendor dbx, the
+            # store's dbx, MokListX
+            denylist: Denylist = "dbx"
+            order: tuple[tuple[Denylist, tuple[SignatureList, ...]], ...] = (
+                ("shim-vendor-dbx", vendor_dbx), ("dbx", trust.dbx), ("mokx", trust.mokx))
+            for which, listed in order:
+                if not listed:
+                    continue
+                one = verify_image(img, sigs, _anchors(lists, listed, certs), digests=digests)
+                if one.status == "revoked":
+                    denylist, result = which, one
+                    break
+            where = {"dbx": "dbx", "shim-vendor-dbx": "shim's vendor dbx",
+                     "mokx": "MokListX"}[denylist]
+            return Decision(False, by, f"forbidden by {where}: {result.reason}",
+                            message=failed_msg, sbat=sbat,
+                            revoked=revocation(result, denylist))
         if result.trusted:
             return Decision(True, by, f"{name}: {result.reason}",
                             _authority(result, cert_kind, hash_kind), sbat=sbat)

@@ -20,6 +20,7 @@ from fwtools.machine.firmware_id import FirmwareInfo, apply_fw_cfg, identify_fir
 from fwtools.machine.trust import (
     Authority,
     Decision,
+    Revocation,
     SbatCheck,
     SecureBootState,
     ShimTrust,
@@ -65,6 +66,7 @@ class Refusal:
     by: str
     reason: str
     message: str
+    revoked: Revocation | None = None  # the denylist entry, when dbx/MokListX refused
 
 
 @dataclass
@@ -147,7 +149,7 @@ def judge(stages: Sequence[VmStage], trust: StoreTrust, sb: SecureBootState,
         st.decision = decision
         if not decision.allowed:
             return Refusal(st.index, decision.by, decision.reason,
-                           _refusal_message(st, decision, boot_label))
+                           _refusal_message(st, decision, boot_label), decision.revoked)
         if st.family == "shim" and shim is None:
             shim = ShimTrust.from_image(img, trust)
             if sb.enabled and not trust.mok_sb_state:

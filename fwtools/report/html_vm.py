@@ -250,6 +250,10 @@ def _refusal(doc: Mapping[str, Any]) -> str:
         ("Refused by", field("refusal.by", ref["by"], tag="strong")),
         ("Why", field("refusal.reason", ref["reason"])),
     ]
+    revoked = ref.get("revoked_by")
+    rows.append(("Revoked by", field("refusal.revoked_by", None,
+                                     text="no denylist entry (not a dbx or MokListX refusal)")
+                 if revoked is None else _authority(revoked, "refusal.revoked_by")))
     console = field("refusal.message", ref["message"], tag="pre", cls="console")
     return section("refusal", "Refusal",
                    params(rows) + "<h3>As the component prints it</h3>" + console)

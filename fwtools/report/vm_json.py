@@ -75,8 +75,9 @@ def vm_document(r: VmResult) -> dict[str, Any]:
         "stages": stages,
         "chain_complete": r.stopped is None,
         "chain_stopped": r.stopped,
-        "refusal": None if ref is None else {"stage": ref.stage, "by": ref.by,
-                                             "reason": ref.reason, "message": ref.message},
+        "refusal": None if ref is None else {
+            "stage": ref.stage, "by": ref.by, "reason": ref.reason, "message": ref.message,
+            "revoked_by": None if ref.revoked is None else ref.revoked.to_json()},
         "faults": faults_json(r.replay) if r.replay is not None else [],
         "notes": list(r.notes),
     }

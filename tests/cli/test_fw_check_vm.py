@@ -229,3 +229,35 @@ def test_libvirt_domain_xml_file_is_not_a_name(tmp_path: Path,
     code, _, err = run("--connect", "qemu:///system", "--firmware", "ovmf", "--vars", "v",
                        "x.efi")
     assert code == 2 and "--connect URI goes with --libvirt-domain NAME" in err
+
+
+def test_refusal_names_the_revoked_certificate(corpus: Any, tmp_path: Path) -> None:
+    """db and dbx both hold the test CA (fw-vars enroll --db/--dbx with the certificate):
+    the firmware refuses an image its key signed, and the JSON names the dbx certificate."""
+    import hashlib
+
+    from fwtools.cli.fw_vars import cli as fw_vars
+
+    ca = REPO / "testdata" / "sample" / "test-ca.der"
+    store = tmp_path / "dbx-ca.fd"
+    made = CliRunner().invoke(fw_vars, [
+        "enroll", str(corpus.ovmf("trixie", "OVMF_VARS_4M.fd")), "--pk",
+        "generate:fwtools test PK", "--microsoft", "--db", str(ca), "--dbx", str(ca),
+        "-o", str(store)])
+    assert made.exit_code == 0, made.output
+    code, doc = vm_json("--firmware", corpus.ovmf("trixie", "OVMF_CODE_4M.secboot.fd"),
+                        "--vars", store, REPO / "testdata" / "sample" / "hello-nx.signed.efi")
+    assert (code, doc["verdict"]) == (1, "refused")
+    assert (doc["refusal"]["stage"], doc["refusal"]["by"]) == (1, "firmware")
+    assert doc["refusal"]["revoked_by"] == {
+        "kind": "dbx-certificate", "subject": "CN=fwtools test CA,O=fwtools test",
+        "sha256": hashlib.sha256(ca.read_bytes()).hexdigest()}
+    assert "dbx cert CN=fwtools test CA" in doc["refusal"]["reason"]
+    code, out, _ = run("--firmware", corpus.ovmf("trixie", "OVMF_CODE_4M.secboot.fd"),
+                       "--vars", store, REPO / "testdata" / "sample" / "hello-nx.signed.efi",
+                       "--html", tmp_path / "vm.html")
+    sha256 = doc["refusal"]["revoked_by"]["sha256"]
+    assert code == 1
+    assert f"revoked by: dbx-certificate CN=fwtools test CA,O=fwtools test (sha256 {sha256})" in out
+    page = (tmp_path / "vm.html").read_text()
+    assert 'data-field="refusal.revoked_by.sha256"' in page and sha256 in page

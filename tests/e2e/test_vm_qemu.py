@@ -1,11 +1,13 @@
 """``fw-check vm`` against real boots: Debian 13's and Debian 12's layouts on a GPT disk
 (tests/machine/vm_builder.py) with Debian's Secure Boot OVMF (SMM), paired with stores that
-boot (Debian's .ms store, only the 2023 Microsoft CAs, a MokList key trusting a test-signed
-kernel, Secure Boot off) or are refused by the firmware (db trusting only Windows PCA 2011,
-dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel shim does not
-trust). The verdict, the refusing stage and component, and the message on the console must
-match what fw-check vm says. Each test boots in its own tmp_path (no ports), so they run
-under pytest-xdist.
+boot (Debian's .ms store, only the 2023 Microsoft CAs, a MokList key or a db CA trusting a
+test-signed kernel, Secure Boot off) or are refused by the firmware (db trusting only Windows
+PCA 2011, dbx revoking shim's hash), by shim (SbatLevel revoking GRUB) or by GRUB (a kernel
+shim does not trust, or whose CA's certificate is in dbx: a revoked certificate, not a hash,
+which fw-check vm names as the refusal's revoked_by; so too for systemd-boot signed by that
+CA, which the firmware refuses). The verdict, the refusing stage and component, and the
+message on the console must match what fw-check vm says. Each test boots in its own
+tmp_path (no ports), so they run under pytest-xdist.
 
 systemd-boot and UKIs (test_sdboot_uki_matches_qemu): Debian 13's systemd-boot (unsigned as
 the removable loader; or Debian-signed, systemd-boot-efi-amd64-signed, behind shim) and a UKI
@@ -15,6 +17,7 @@ really booted."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from vm_builder import (  # noqa: E402
     vm_store,
 )
 
-from fwtools.machine.vm import check_vm  # noqa: E402
+from fwtools.machine.vm import VmResult, check_vm  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "testdata" / "sample"
 VERDICT = {"kernel": "boots", "refused": "refused", "fault": "faults"}
@@ -57,6 +60,7 @@ class VmCase:
     kernel_by: str | None = None  # the authority kind fw-check vm names for the kernel
     reason_has: str | None = None  # a word the predicted refusal's reason must contain
     uki_signed: bool = True  # the UKI signed by the test key ("sdboot-test-key", "shim")
+    revoked: str | None = None  # the refusal's revoked_by kind, naming the test CA
 
 
 CASES = [
@@ -69,11 +73,29 @@ CASES = [
     VmCase("moklist-kernel", "ms-moklist", "boots", None, test_kernel=True,
            kernel_by="mok-certificate"),
     VmCase("dbx-revokes-shim", "dbx-shim", "refused", (1, "firmware"), reason_has="dbx"),
+    # the kernel signed by the test key, whose CA db trusts: shim's check_allowlist (db)
+    VmCase("db-cert-kernel", "db-test-ca", "boots", None, test_kernel=True,
+           kernel_by="db-certificate"),
+    # the same, but dbx also holds the test CA's certificate (an X.509 entry, not a hash):
+    # shim's check_denylist, through GRUB's shim_lock, refuses the kernel
+    VmCase("dbx-cert-revokes-kernel", "db-test-ca-dbx-cert", "refused", (3, "grub"),
+           test_kernel=True, reason_has="forbidden by dbx", revoked="dbx-certificate"),
     VmCase("uefi-2023-only", "2023-only", "boots", None),
     VmCase("bookworm-ms-boots", "ms", "boots", None, suite="bookworm"),
     VmCase("bookworm-sbat-revokes-grub", "sbat-grub", "refused", (2, "shim"),
            suite="bookworm"),
 ]
+
+
+def assert_revokes_test_ca(predicted: VmResult, kind: str) -> None:
+    """fw-check vm's JSON names the revoked test CA (subject, SHA-256 of its DER) and the
+    denylist ``kind`` as the refusal's ``revoked_by``."""
+    from fwtools.report.vm_json import vm_document
+
+    ca = (SAMPLE / "test-ca.der").read_bytes()
+    revoked = vm_document(predicted)["refusal"]["revoked_by"]
+    assert revoked == {"kind": kind, "subject": "CN=fwtools test CA,O=fwtools test",
+                       "sha256": hashlib.sha256(ca).hexdigest()}, revoked
 
 
 def boot_with_verdict(code: Path, store: Path, disk: Path, tmp_path: Path, serial_log: Path,
@@ -113,6 +135,8 @@ def test_vm_matches_qemu(case: VmCase, corpus: Corpus, qemu_tools: None,
     if case.reason_has is not None:
         assert predicted.refusal is not None and case.reason_has in predicted.refusal.reason, (
             predicted.refusal)
+    if case.revoked is not None:
+        assert_revokes_test_ca(predicted, case.revoked)
     if case.kernel_by is not None:
         authority = predicted.stages[-1].authority
         assert authority is not None and authority.kind == case.kernel_by, predicted.stages
@@ -153,6 +177,7 @@ class SdCase:
     entry_default: str | None = None  # LoaderEntryDefault in the store (bootctl set-default)
     reason_has: str | None = None  # a word the predicted refusal's reason must contain
     uki_signed: bool = True  # the UKI signed by the test key ("sdboot-test-key", "shim")
+    revoked: str | None = None  # the refusal's revoked_by kind, naming the test CA
 
 
 SD_CASES = [
@@ -174,6 +199,11 @@ SD_CASES = [
     # is the firmware's, which checks the UKI against db
     SdCase("sdboot-db-test-key", "sdboot-test-key", "db-test-ca", "boots", None,
            ("db-certificate", "db-certificate"), default="debian-uki*"),
+    # the same keys, but dbx holds the test CA's certificate: the firmware refuses
+    # systemd-boot itself (DxeImageVerificationLib IsForbiddenByDbx)
+    SdCase("sdboot-dbx-cert-revokes", "sdboot-test-key", "db-test-ca-dbx-cert", "refused",
+           (1, "firmware"), default="debian-uki*", reason_has="dbx cert",
+           revoked="dbx-certificate"),
     SdCase("sdboot-db-uki-unsigned", "sdboot-test-key", "db-test-ca", "refused",
            (2, "firmware"), default="debian-uki*", uki_signed=False),
     # shim -> Debian-signed systemd-boot (shim's vendor certificate) -> the UKI signed by the
@@ -242,6 +272,8 @@ def test_sdboot_uki_matches_qemu(case: SdCase, corpus: Corpus, qemu_tools: None,
     assert got == case.refused
     if case.reason_has is not None:
         assert predicted.refusal is not None and case.reason_has in predicted.refusal.reason
+    if case.revoked is not None:
+        assert_revokes_test_ca(predicted, case.revoked)
     if case.verdict == "boots":
         assert tuple(s.authority.kind for s in predicted.stages
                      if s.authority is not None) == case.authorities

@@ -145,3 +145,42 @@ def test_sbat_level_kept_only_with_shims_attributes() -> None:
     got, source = effective_sbat_level(trust, builtin)
     assert got is builtin
     assert "NV|BS|RT" in source and "shim's built-in" in source, source
+
+
+def test_revoking_entry_is_named_for_firmware_and_shim() -> None:
+    """A signer's CA in db and in dbx (an X.509 entry): edk2 (IsForbiddenByDbx) and shim
+    (check_denylist: vendor dbx, dbx, MokListX) refuse, and the refusal names the revoked
+    certificate (subject, SHA-256 of its DER) and the denylist; a dbx hash names the hash."""
+    import hashlib
+
+    from fwtools.crypto.authenticode import image_signatures
+    from fwtools.formats.pe.authenticode import authenticode_digests
+    from fwtools.formats.pe.image import PeImage
+    from fwtools.machine.trust import Revocation, ShimTrust, firmware_verify, shim_verify
+
+    ca = CERT
+    # signed by the test db signer, whose issuer is the test CA
+    img = PeImage.open(STORE.parents[1] / "sample" / "hello-nx.signed.efi")
+    sigs = image_signatures(img)
+    ca_list = SignatureDatabase().add_certificate(ca, guids.SHIM_LOCK).lists
+    revoked_ca = Revocation("dbx-certificate", "CN=fwtools test CA,O=fwtools test",
+                            hashlib.sha256(ca).hexdigest())
+    trust = StoreTrust(db=ca_list, dbx=ca_list)
+    fw = firmware_verify(img, sigs, trust, True)
+    assert not fw.allowed and fw.revoked == revoked_ca, fw
+    shim = ShimTrust("shim", None, None, None, "none", None, "16.1")
+    by_shim = shim_verify(img, sigs, trust, shim, by="grub", in_protocol=True)
+    assert not by_shim.allowed and by_shim.revoked == revoked_ca, by_shim
+    assert by_shim.reason.startswith("forbidden by dbx: ")
+    # trusted by MokList, revoked by MokListX
+    by_mokx = shim_verify(img, sigs, StoreTrust(mok=ca_list, mokx=ca_list), shim, by="grub",
+                          in_protocol=True)
+    assert by_mokx.revoked is not None and by_mokx.revoked.kind == "mokx-certificate"
+    assert by_mokx.reason.startswith("forbidden by MokListX: ")
+    # the image's own hash in dbx
+    digest = authenticode_digests(img, ("sha256",))["sha256"]
+    hash_list = SignatureDatabase().add_hash(digest, guids.SHIM_LOCK).lists
+    fw = firmware_verify(img, sigs, StoreTrust(db=ca_list, dbx=hash_list), True)
+    assert fw.revoked == Revocation("dbx-hash", "sha256 hash", digest.hex())
+    # allowed: nothing revoked
+    assert firmware_verify(img, sigs, StoreTrust(db=ca_list), True).revoked is None

@@ -13,7 +13,8 @@ runs in tests/e2e).
 
 Stores (:func:`vm_store`): Debian's ``.ms`` store and the variations tests/e2e pairs with the
 disks: only the 2023 Microsoft CAs, a db trusting only Windows PCA 2011, a dbx revoking
-shim's hash, an SbatLevel revoking GRUB, a MokList key, Secure Boot off.
+shim's hash, a dbx revoking the test CA's certificate, an SbatLevel revoking GRUB, a MokList
+key, Secure Boot off.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def fw_vars(*args: str | Path) -> None:
 
 def moklist_esl(cert_pem: Path, out: Path) -> Path:
     """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) of one X.509 certificate, the PEM
-    ``cert_pem`` (owner GUID zero): a MokList trusting that key, written to ``out``."""
+    ``cert_pem`` (owner GUID zero), written to ``out``: a MokList trusting that key, or a dbx
+    revoking it."""
     der = subprocess.run(["openssl", "x509", "-in", str(cert_pem), "-outform", "DER"],
                          check=True, capture_output=True).stdout
     entry = uuid.UUID(int=0).bytes_le + der
@@ -229,7 +231,9 @@ def vm_store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     ``shim``'s hash), ``2023-only`` (KEK and db: only Microsoft's 2023 CAs),
     ``ms-moksbstate`` (shim's validation disabled), ``ms-moksbstate-rt`` (the same with RT:
     ignored), ``sbat-grub-rt`` (the SbatLevel of ``sbat-grub`` with RT: ignored),
-    ``db-test-ca-mokdbstate`` (``db-test-ca`` with shim told to ignore db)."""
+    ``db-test-ca-mokdbstate`` (``db-test-ca`` with shim told to ignore db),
+    ``db-test-ca-dbx-cert`` (``db-test-ca`` with that test CA's certificate in dbx too, an
+    EFI_CERT_X509 list: firmware and shim refuse whatever it signed)."""
     out = tmp / f"{kind}.fd"
     pk = ("--pk", "generate:fwtools vm e2e PK", "--microsoft")
     if kind == "ms":
@@ -253,6 +257,12 @@ def vm_store(kind: str, ovmf: Path, tmp: Path, shim: Path) -> Path:
     elif kind == "db-test-ca":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--microsoft-db", "uefi-2011",
                 "--db", SAMPLE / "test-ca.der", "-o", out)
+    elif kind == "db-test-ca-dbx-cert":
+        # the test CA in db and in dbx: dbx wins, for edk2 (DxeImageVerificationLib
+        # IsForbiddenByDbx) and for shim (shim.c check_denylist before check_allowlist)
+        fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--microsoft-db", "uefi-2011",
+                "--db", SAMPLE / "test-ca.der", "--dbx",
+                moklist_esl(SAMPLE / "test-ca.pem", tmp / "dbx-test-ca.esl"), "-o", out)
     elif kind == "dbx-shim":
         fw_vars("enroll", ovmf / "OVMF_VARS_4M.fd", *pk, "--dbx",
                 sha256_esl(shim, tmp / "dbx-shim.esl"), "-o", out)

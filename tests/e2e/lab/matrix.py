@@ -571,7 +571,7 @@ class Observation:
     secure_boot_seen: bool  # the EFI stub said "UEFI Secure Boot is enabled"
     memory_attribute_protocol: bool | None  # from the DEBUG log; None: no line
     dump: tuple[str, ...] = ()  # the exception dump's key lines (x64 only here)
-    refusal: str = ""  # a refused boot: the console line that refused (REFUSALS)
+    refusal: str = ""  # a refused boot: the console line that refused, from its marker on
 
     def fault(self) -> ConsoleFault | None:
         return parse_fault("\n".join(self.dump), self.arch) if self.dump else None
@@ -613,7 +613,8 @@ def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation
         dump = tuple(dict.fromkeys(ln for ln in lines if ln not in pcs[1:]))
     refusal = ""
     if boot.outcome == "refused" and boot.result.marker is not None:
-        m = re.search(f"[^\r\n]*(?:{boot.result.marker})[^\r\n]*", boot.result.output)
+        # from the marker on: shim draws its message in a box ("ERROR", padding, message)
+        m = re.search(f"(?:{boot.result.marker})[^\r\n]*", boot.result.output)
         refusal = "" if m is None else m.group(0).strip()
     return Observation(arch, boot.outcome, boot.stage,
                        boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), mapp, dump,
