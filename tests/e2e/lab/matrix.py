@@ -526,20 +526,18 @@ def boot_case(case: LabCase, corpus: Corpus, builds: Path, workdir: Path,
     markers = NXSHIM_MARKERS if nx else STOP_MARKERS
     if nx and case.secure_boot:
         fw = replace(fw, vars=nxshim_store(fw.vars, workdir))
+    # The console line of a refusal is kept (Observation.refusal): QEMU lingers after its
+    # marker, as after a fault's, so the line is complete whatever the timing.
+    opts: dict[str, Any] = {"workdir": workdir, "serial_log": con.serial_log, "timeout": timeout,
+                            "extra_args": con.qemu_args, "markers": markers,
+                            "linger_on": ("fault", "refused")}
     if case.chain in CHAINS or NXSHIM_CHAINS.get(case.chain):
-        boot = boot_chain(case_chain(case, corpus), fw, workdir=workdir,
-                          serial_log=con.serial_log, timeout=timeout, extra_args=con.qemu_args,
-                          markers=markers)
-        return boot, con.debug_log
+        return boot_chain(case_chain(case, corpus), fw, **opts), con.debug_log
     if case.secure_boot and not nx:  # shim-sdboot-uki, shim-upstream-grub212-*
         fw = replace(fw, vars=moklist_store(fw.vars, workdir))
     if case.chain in GRUB_CHAINS:
-        boot = boot_esp(grub_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
-                        timeout=timeout, extra_args=con.qemu_args)
-        return boot, con.debug_log
-    boot = boot_esp(sd_esp(case, corpus), fw, workdir=workdir, serial_log=con.serial_log,
-                    timeout=timeout, extra_args=con.qemu_args, markers=markers)
-    return boot, con.debug_log
+        return boot_esp(grub_esp(case, corpus), fw, **opts), con.debug_log
+    return boot_esp(sd_esp(case, corpus), fw, **opts), con.debug_log
 
 
 # -- what the real boot showed ----------------------------------------------------------------
@@ -613,9 +611,11 @@ def observe(boot: ChainBoot, debug_log: Path, arch: Arch = "x64") -> Observation
         dump = tuple(dict.fromkeys(ln for ln in lines if ln not in pcs[1:]))
     refusal = ""
     if boot.outcome == "refused" and boot.result.marker is not None:
-        # from the marker on: shim draws its message in a box ("ERROR", padding, message)
+        # From the marker to the end of the message: shim draws its message in a box on one
+        # console line ("ERROR", padding, the message, padding, "OK"), so a run of spaces ends
+        # it as a line end does.
         m = re.search(f"(?:{boot.result.marker})[^\r\n]*", boot.result.output)
-        refusal = "" if m is None else m.group(0).strip()
+        refusal = "" if m is None else re.split(r"\s{2,}", m.group(0).strip())[0]
     return Observation(arch, boot.outcome, boot.stage,
                        boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), mapp, dump,
                        refusal)
