@@ -133,8 +133,9 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 for t in "${TARGETS[@]}"; do cpu_of "$t" >/dev/null; done
 
-log() { printf '[build-grub %(%H:%M:%S)T] %s\n' -1 "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+LAB_LOG_NAME=build-grub
+# shellcheck source=tests/e2e/lab/common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
 todo=()
 for t in "${TARGETS[@]}"; do
@@ -148,19 +149,10 @@ done
 started=$SECONDS
 
 # -- build dependencies (.ci/run installs them with its other packages)
-need_pkgs=()
-for tool_pkg in gcc:build-essential make:build-essential bison:bison flex:flex \
-        gawk:gawk xz:xz-utils python3:python3; do
-    command -v "${tool_pkg%%:*}" >/dev/null || need_pkgs+=("${tool_pkg#*:}")
-done
-case " ${todo[*]} " in
-    *" aa64 "*) command -v "${AARCH64_PREFIX}gcc" >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu) ;;
-esac
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    log "installing ${need_pkgs[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${need_pkgs[@]}"
-fi
+tools=(gcc:build-essential make:build-essential bison:bison flex:flex gawk:gawk xz:xz-utils
+       python3:python3)
+case " ${todo[*]} " in *" aa64 "*) tools+=("${AARCH64_PREFIX}gcc:gcc-aarch64-linux-gnu") ;; esac
+install_missing "${tools[@]}"
 
 # -- the source: the orig tarball only (apt-get source --download-only, as build-ovmf.sh; a
 # mirror that answers 404 for the .dsc or the debian tarball still serves it)
@@ -168,20 +160,7 @@ if [ "$(cat "$TREE/.fwtools-unpacked" 2>/dev/null)" != "$ORIG_SHA256" ]; then
     mkdir -p "$SRC"
     cd "$SRC"
     if ! echo "$ORIG_SHA256  $ORIG" | sha256sum -c --status 2>/dev/null; then
-        if ! apt-cache showsrc grub2 2>/dev/null | grep -qx "Version: $GRUB_DEB_VERSION"; then
-            log "adding a deb-src entry for $SUITE"
-            as_root tee "/etc/apt/sources.list.d/$SRC_LIST" >/dev/null <<EOF
-# tests/e2e/lab/build-ovmf.sh, build-grub.sh: Debian source packages for the firmware lab.
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $SUITE
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-            as_root flock /run/fwtools-lab-apt.lock apt-get update -q  # the builds may run side by side
-        fi
-        log "downloading the grub2 $GRUB_DEB_VERSION orig tarball"
-        apt-get source --download-only -q "grub2=$GRUB_DEB_VERSION" || true
+        fetch_source grub2 "$GRUB_DEB_VERSION" "$SUITE" "$SRC_LIST"
         if ! echo "$ORIG_SHA256  $ORIG" | sha256sum -c --status; then
             echo "build-grub.sh: could not fetch $ORIG with SHA-256 $ORIG_SHA256 (is grub2" \
                  "$GRUB_DEB_VERSION still in the archive? bump GRUB_DEB_VERSION)" >&2
@@ -243,8 +222,5 @@ build_target() {
 for t in "${todo[@]}"; do build_target "$t"; done
 settings > "$DEST/settings.txt"
 
-# Builds of other keys are stale: nothing asks for them any more.
-for old in "$LAB_CACHE"/grub-$GRUB_UPSTREAM-*; do
-    [ "$old" = "$DEST" ] || [ ! -d "$old" ] || { log "removing stale $old"; rm -rf "$old"; }
-done
+remove_stale "grub-$GRUB_UPSTREAM" "$DEST"  # this version's other keys only
 log "built ${todo[*]} in $((SECONDS - started)) s"

@@ -131,8 +131,9 @@ VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=("${ALL_VARIANTS[@]}")
 for v in "${VARIANTS[@]}"; do nx_policy "$v" >/dev/null; done
 
-log() { printf '[build-ovmf %(%H:%M:%S)T] %s\n' -1 "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+LAB_LOG_NAME=build-ovmf
+# shellcheck source=tests/e2e/lab/common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
 todo=()
 for v in "${VARIANTS[@]}"; do
@@ -147,20 +148,11 @@ started=$SECONDS
 
 # -- build dependencies: a minimal set, not `apt-get build-dep edk2` (which pulls in cross
 # compilers for five architectures). .ci/run installs them with its other packages.
-need_pkgs=()
-for tool_pkg in gcc:build-essential make:build-essential nasm:nasm iasl:acpica-tools \
-        python3:python3 xz:xz-utils patch:patch; do
-    command -v "${tool_pkg%%:*}" >/dev/null || need_pkgs+=("${tool_pkg#*:}")
-done
-[ -e /usr/include/uuid/uuid.h ] || need_pkgs+=(uuid-dev)
-case " ${todo[*]} " in
-    *" aa64-"*) command -v "${AARCH64_PREFIX}gcc" >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu) ;;
-esac
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    log "installing ${need_pkgs[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${need_pkgs[@]}"
-fi
+tools=(gcc:build-essential make:build-essential nasm:nasm iasl:acpica-tools python3:python3
+       xz:xz-utils patch:patch)
+[ -e /usr/include/uuid/uuid.h ] || tools+=(uuid-dev:uuid-dev)  # no tool: a header
+case " ${todo[*]} " in *" aa64-"*) tools+=("${AARCH64_PREFIX}gcc:gcc-aarch64-linux-gnu") ;; esac
+install_missing "${tools[@]}"
 
 # -- the source. A deb-src entry for trixie is added when no configured source offers the
 # version.
@@ -170,23 +162,7 @@ if [ "$(cat "$TREE/.fwtools-patched" 2>/dev/null)" != "$EDK2_VERSION" ]; then
     orig=edk2_${EDK2_VERSION%-*}.orig.tar.xz
     deb=edk2_$EDK2_VERSION.debian.tar.xz
     if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
-        if ! apt-cache showsrc edk2 2>/dev/null | grep -qx "Version: $EDK2_VERSION"; then
-            log "adding a deb-src entry for $SUITE"
-            as_root tee /etc/apt/sources.list.d/fwtools-lab-src.sources >/dev/null <<EOF
-# tests/e2e/lab/build-ovmf.sh: Debian source packages for the firmware lab.
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $SUITE
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-            as_root flock /run/fwtools-lab-apt.lock apt-get update -q  # the builds may run side by side
-        fi
-        log "downloading the edk2 $EDK2_VERSION source"
-        # --download-only plus a manual unpack: some mirrors answer 404 for the .dsc while
-        # serving the tarballs, and dpkg-source needs the .dsc. apt-get fails then but
-        # leaves the tarballs, which is all we need.
-        apt-get source --download-only -q "edk2=$EDK2_VERSION" || true
+        fetch_source edk2 "$EDK2_VERSION" "$SUITE" fwtools-lab-src.sources
         if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
             echo "build-ovmf.sh: could not fetch $orig and $deb (is edk2 $EDK2_VERSION" \
                  "still in the archive? bump EDK2_VERSION)" >&2
@@ -329,8 +305,5 @@ if [ -n "$aa64_pid" ]; then
 fi
 settings > "$DEST/settings.txt"
 
-# Builds of other keys are stale: nothing asks for them any more.
-for old in "$LAB_CACHE"/edk2-*; do
-    [ "$old" = "$DEST" ] || [ ! -d "$old" ] || { log "removing stale $old"; rm -rf "$old"; }
-done
+remove_stale edk2 "$DEST"
 log "built ${todo[*]} in $((SECONDS - started)) s"

@@ -86,8 +86,9 @@ if [ "${1:-}" = --print-dir ]; then
     exit 0
 fi
 
-log() { printf '[build-shim %(%H:%M:%S)T] %s\n' -1 "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+LAB_LOG_NAME=build-shim
+# shellcheck source=tests/e2e/lab/common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
 ARCHES=("$@")
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=("${ALL_ARCHES[@]}")
@@ -105,20 +106,10 @@ started=$SECONDS
 
 # -- build dependencies: what `make shim<arch>.efi` and debian/rules' helpers run (shim brings
 # its own gnu-efi and OpenSSL; efisiglist comes with pesign). .ci/run installs them.
-need_pkgs=()
-for tool_pkg in gcc:build-essential make:build-essential dos2unix:dos2unix xxd:xxd \
-        openssl:openssl efisiglist:pesign sbsign:sbsigntool bzip2:bzip2 xz:xz-utils \
-        patch:patch python3:python3; do
-    command -v "${tool_pkg%%:*}" >/dev/null || need_pkgs+=("${tool_pkg#*:}")
-done
-case " ${todo[*]} " in
-    *" aa64 "*) command -v "${AARCH64_PREFIX}gcc" >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu) ;;
-esac
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    log "installing ${need_pkgs[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${need_pkgs[@]}"
-fi
+tools=(gcc:build-essential make:build-essential dos2unix:dos2unix xxd:xxd openssl:openssl
+       efisiglist:pesign sbsign:sbsigntool bzip2:bzip2 xz:xz-utils patch:patch python3:python3)
+case " ${todo[*]} " in *" aa64 "*) tools+=("${AARCH64_PREFIX}gcc:gcc-aarch64-linux-gnu") ;; esac
+install_missing "${tools[@]}"
 
 # -- the source: download-only plus a manual unpack (as build-ovmf.sh: some mirrors answer
 # 404 for the .dsc while serving the tarballs).
@@ -127,20 +118,7 @@ deb=shim_$SHIM_VERSION.debian.tar.xz
 mkdir -p "$SRC"
 cd "$SRC"
 if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
-    if ! apt-cache showsrc shim 2>/dev/null | grep -qx "Version: $SHIM_VERSION"; then
-        log "adding a deb-src entry for $SUITE"
-        as_root tee /etc/apt/sources.list.d/fwtools-lab-src.sources >/dev/null <<EOF
-# tests/e2e/lab/build-ovmf.sh, build-shim.sh: Debian source packages for the firmware lab.
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $SUITE
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-        as_root flock /run/fwtools-lab-apt.lock apt-get update -q  # the builds may run side by side
-    fi
-    log "downloading the shim $SHIM_VERSION source"
-    apt-get source --download-only -q "shim=$SHIM_VERSION" || true
+    fetch_source shim "$SHIM_VERSION" "$SUITE" fwtools-lab-src.sources
     if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
         echo "build-shim.sh: could not fetch $orig and $deb (is shim $SHIM_VERSION still in" \
              "the archive? bump SHIM_VERSION)" >&2
@@ -215,7 +193,5 @@ build_arch() {
 for a in "${todo[@]}"; do build_arch "$a"; done
 settings > "$DEST/settings.txt"
 
-for old in "$LAB_CACHE"/shim-*; do
-    [ "$old" = "$DEST" ] || [ ! -d "$old" ] || { log "removing stale $old"; rm -rf "$old"; }
-done
+remove_stale shim "$DEST"
 log "built ${todo[*]} in $((SECONDS - started)) s"
