@@ -566,19 +566,26 @@ def _grub_cmd(line: str, banks: Sequence[str]) -> PredictedEvent:
     return ipl_event(8, f"grub_cmd: {line}", line.encode(), "the command", banks, "grub")
 
 
+def _firmware_verifies(b: _Builder, stage: Stage, store: object) -> bool:
+    """edk2's Secure Boot check of ``stage`` against db/dbx: the authority event of the db
+    entry that allows it (PCR 7), or the refusal; whether it is allowed."""
+    db = _lists(_get(store, "db", guids.EFI_IMAGE_SECURITY_DATABASE))
+    dbx = _lists(_get(store, "dbx", guids.EFI_IMAGE_SECURITY_DATABASE))
+    entry = _verifier(stage, db, dbx)
+    if entry is None:
+        b.refused(stage.path, "firmware (not verified by db)")
+        return False
+    b.authority("db", guids.EFI_IMAGE_SECURITY_DATABASE, entry.to_bytes(),
+                f"db: {_entry_label(entry)} (verified {stage.path})", "edk2")
+    return True
+
+
 def _firmware_loads(b: _Builder, stage: Stage, store: object, secure_boot: bool,
                     parent: str) -> None:
     """``parent`` starts ``stage`` with the firmware's LoadImage: with Secure Boot edk2
     verifies it against db/dbx (an authority event), then measures it in PCR 4."""
-    if secure_boot:
-        db = _lists(_get(store, "db", guids.EFI_IMAGE_SECURITY_DATABASE))
-        dbx = _lists(_get(store, "dbx", guids.EFI_IMAGE_SECURITY_DATABASE))
-        entry = _verifier(stage, db, dbx)
-        if entry is None:
-            b.refused(stage.path, "firmware (not verified by db)")
-            return
-        b.authority("db", guids.EFI_IMAGE_SECURITY_DATABASE, entry.to_bytes(),
-                    f"db: {_entry_label(entry)} (verified {stage.path})", "edk2")
+    if secure_boot and not _firmware_verifies(b, stage, store):
+        return
     b.add(image_event(4, stage, b.banks, f"{stage.path} (loaded by {parent})", "edk2"))
 
 
@@ -632,14 +639,7 @@ def predict(machine: MachineInput) -> Prediction:
 
     if first is not None and not machine.qemu_kernel:
         if secure_boot:
-            db = _lists(_get(store, "db", guids.EFI_IMAGE_SECURITY_DATABASE))
-            dbx = _lists(_get(store, "dbx", guids.EFI_IMAGE_SECURITY_DATABASE))
-            entry = _verifier(first, db, dbx)
-            if entry is None:
-                b.refused(first.path, "firmware (not verified by db)")
-            else:
-                b.authority("db", guids.EFI_IMAGE_SECURITY_DATABASE, entry.to_bytes(),
-                            f"db: {_entry_label(entry)} (verified {first.path})", "edk2")
+            _firmware_verifies(b, first, store)  # a refusal is recorded; the events below follow
         if machine.disk is not None:
             b.add(_gpt_event(machine.disk, b.banks))
         else:
