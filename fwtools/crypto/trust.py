@@ -184,21 +184,49 @@ def _read_anchor_file(path: str | os.PathLike[str]) -> tuple[list[bytes], list[S
         raise exc.with_path(name) from None
 
 
+@dataclass(frozen=True)
+class MatchedEntry:
+    """The db/dbx entry that decided a verdict: ``database`` ("db" or "dbx"); ``kind``
+    "cert" (an X.509 certificate: ``subject``, ``der``), "hash" (an image digest:
+    ``algorithm``, ``digest``) or "tbs-hash" (a certificate's TBSCertificate digest:
+    ``algorithm``, ``digest``, and the certificate's ``subject``)."""
+
+    database: str
+    kind: Literal["cert", "hash", "tbs-hash"]
+    subject: str | None = None
+    der: bytes | None = None
+    algorithm: str | None = None
+    digest: bytes | None = None
+
+    def __str__(self) -> str:
+        """``db cert CN=...``, ``dbx sha256 <hex>``, ``dbx x509-sha256 <hex> (TBS of ...)``."""
+        if self.kind == "cert":
+            return f"{self.database} cert {self.subject}"
+        hexdigest = (self.digest or b"").hex()
+        if self.kind == "hash":
+            return f"{self.database} {self.algorithm} {hexdigest}"
+        return f"{self.database} x509-{self.algorithm} {hexdigest} (TBS of {self.subject})"
+
+
 @dataclass
 class VerifyResult:
     """The verdict for one image.
 
     ``chain`` runs from the signer to the anchor that decided the verdict (empty for hash
     matches and unsigned images); ``signature_index`` is the WIN_CERTIFICATE index of the
-    deciding signature; ``matched_entry`` names the db/dbx entry that matched, e.g.
-    ``db cert CN=...`` or ``dbx sha256 <hex>``.
+    deciding signature; ``entry`` is the db/dbx entry that matched, ``matched_entry`` its
+    text, e.g. ``db cert CN=...`` or ``dbx sha256 <hex>``.
     """
 
     status: Status
     reason: str
     chain: list[CertificateInfo] = field(default_factory=list)
     signature_index: int | None = None
-    matched_entry: str | None = None
+    entry: MatchedEntry | None = None
+
+    @property
+    def matched_entry(self) -> str | None:
+        return None if self.entry is None else str(self.entry)
 
     @property
     def trusted(self) -> bool:
@@ -235,7 +263,7 @@ def _hash_match(
             return VerifyResult(
                 status,
                 f"the image's {algorithm} Authenticode digest{note} is in {which}",
-                matched_entry=f"{which} {algorithm} {digest.hex()}",
+                entry=MatchedEntry(which, "hash", algorithm=algorithm, digest=digest),
             )
     return None
 
@@ -277,19 +305,20 @@ def _dbx_match(
     anchors: TrustAnchors,
     cache: CertCache,
     db_anchor: Cert | None,
-) -> tuple[str, list[Cert]] | None:
+) -> tuple[MatchedEntry, list[Cert]] | None:
     dbx_certs = cache.many(anchors.dbx_certs)
     if dbx_certs:
         chain, hit = find_chain(signer, bag, dbx_certs)
         if hit is not None:
-            return f"dbx cert {hit.info.subject}", chain
+            return MatchedEntry("dbx", "cert", subject=hit.info.subject, der=hit.der), chain
     checked = [signer, *bag] + ([db_anchor] if db_anchor is not None else [])
     for cert in checked:
         for algorithm, hashes in anchors.dbx_tbs_hashes.items():
             digest = cert.tbs_digest(algorithm)
             if digest in hashes:
                 return (
-                    f"dbx x509-{algorithm} {digest.hex()} (TBS of {cert.info.subject})",
+                    MatchedEntry("dbx", "tbs-hash", subject=cert.info.subject,
+                                 algorithm=algorithm, digest=digest),
                     [signer] if cert is signer else [signer, cert],
                 )
     return None
@@ -366,7 +395,7 @@ def verify_image(
             f"{label} by {signer.info.subject} chains to db certificate {db_anchor.info.subject}",
             [c.info for c in chain],
             sig.index,
-            f"db cert {db_anchor.info.subject}",
+            MatchedEntry("db", "cert", subject=db_anchor.info.subject, der=db_anchor.der),
         )
 
     table_problem = _edk2_table_problem(img)

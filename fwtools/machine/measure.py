@@ -260,8 +260,8 @@ def _verifier(stage: Stage, db: Sequence[SignatureList],
     wanted: bytes | None = None
     if result.chain:
         wanted = result.chain[-1].der
-    elif result.matched_entry:
-        wanted = bytes.fromhex(result.matched_entry.split()[-1])
+    elif result.entry is not None:
+        wanted = result.entry.digest
     for sl in db:
         for entry in sl.entries:
             if wanted is not None and entry.data[: len(wanted)] == wanted:

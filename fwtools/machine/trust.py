@@ -136,22 +136,19 @@ class Revocation:
 
 def revocation(result: VerifyResult, denylist: Denylist) -> Revocation | None:
     """The entry of ``denylist`` that revoked the image, from :func:`verify_image`'s result
-    (its ``matched_entry`` and, for certificates, the chain ending at the dbx entry)."""
-    entry = result.matched_entry or ""
-    if result.status != "revoked" or not entry:
+    (its ``entry`` and, for certificates, the chain ending at the dbx entry)."""
+    entry = result.entry
+    if result.status != "revoked" or entry is None:
         return None
-    words = entry.split(" ")
-    if words[1] == "cert":  # "dbx cert <subject>", the chain ending at that certificate
+    if entry.kind == "cert":  # the chain ends at that certificate
         cert = result.chain[-1] if result.chain else None
-        return Revocation(f"{denylist}-certificate",
-                          cert.subject if cert else entry.partition(" cert ")[2],
+        return Revocation(f"{denylist}-certificate", cert.subject if cert else entry.subject,
                           cert.sha256 if cert else None)
-    # "dbx sha256 <hex>" or "dbx x509-sha256 <hex> (TBS of <subject>)": a SHA-384/512 entry
-    # is named with its hash in the subject, ``sha256`` being SHA-256 only
-    algorithm, digest = words[1].removeprefix("x509-"), words[2]
+    # a SHA-384/512 entry is named with its hash in the subject, ``sha256`` being SHA-256 only
+    algorithm, digest = entry.algorithm, (entry.digest or b"").hex()
     sha256 = digest if algorithm == "sha256" else None
-    if words[1].startswith("x509-"):
-        subject = result.chain[-1].subject if result.chain else None
+    if entry.kind == "tbs-hash":
+        subject = entry.subject
         if sha256 is None:
             subject = f"{subject} ({algorithm} TBS hash {digest})"
         return Revocation(f"{denylist}-certificate-hash", subject, sha256)
@@ -360,9 +357,10 @@ def _authority(result: VerifyResult, cert_kind: AuthorityKind,
     if result.chain:
         anchor = result.chain[-1]
         return Authority(cert_kind, anchor.subject, anchor.sha256)
-    entry = result.matched_entry or ""
-    digest = entry.rsplit(" ", 1)[-1] if entry else None
-    return Authority(hash_kind, f"{entry.split(' ')[1]} hash" if entry else None, digest)
+    entry = result.entry
+    if entry is None or entry.digest is None:
+        return Authority(hash_kind, None, None)
+    return Authority(hash_kind, f"{entry.algorithm} hash", entry.digest.hex())
 
 
 def firmware_verify(img: PeImage, sigs: list[AuthenticodeSignature], trust: StoreTrust,
