@@ -136,15 +136,19 @@ def fw_vars(*args: str | Path) -> None:
                    capture_output=True)
 
 
+def x509_esl(der: bytes) -> bytes:
+    """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) of one X.509 certificate (DER; owner
+    GUID zero)."""
+    entry = uuid.UUID(int=0).bytes_le + der
+    return guids.CERT_X509.bytes_le + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry
+
+
 def moklist_esl(cert_pem: Path, out: Path) -> Path:
-    """An EFI_SIGNATURE_LIST (UEFI 2.10 section 32.4.1) of one X.509 certificate, the PEM
-    ``cert_pem`` (owner GUID zero), written to ``out``: a MokList trusting that key, or a dbx
-    revoking it."""
+    """:func:`x509_esl` of the PEM ``cert_pem``, written to ``out``: a MokList trusting that
+    key, or a dbx revoking it."""
     der = subprocess.run(["openssl", "x509", "-in", str(cert_pem), "-outform", "DER"],
                          check=True, capture_output=True).stdout
-    entry = uuid.UUID(int=0).bytes_le + der
-    out.write_bytes(guids.CERT_X509.bytes_le
-                    + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry)
+    out.write_bytes(x509_esl(der))
     return out
 
 

@@ -325,36 +325,23 @@ def nxshim_missing(case: LabCase) -> str | None:
             "run: sudo tests/e2e/lab/build-shim.sh)")
 
 
-def _esl(der: bytes) -> bytes:
-    """An EFI_SIGNATURE_LIST of one X.509 certificate (UEFI 2.10 section 32.4.1; owner GUID
-    zero)."""
-    import struct
-    import uuid
-
-    from fwtools.formats.efi import guids
-
-    entry = uuid.UUID(int=0).bytes_le + der
-    return guids.CERT_X509.bytes_le + struct.pack("<III", 28 + len(entry), 0, len(entry)) + entry
-
-
 def nxshim_store(base: Path, workdir: Path) -> Path:
     """``base`` (Debian 13's .ms store, x64 or aa64) with testdata/sample's test db
     certificate added to db (the NX shim is signed with its key) and MokList (NV|BS) trusting
     Debian's UEFI CA, which signs Debian's grub, systemd-boot and kernels (the NX shim's
     vendor certificate is testdata/sample's test CA, which signs the lab's UKI)."""
-    from fwtools.formats.efi import guids
+    # tests/machine is on sys.path when pytest runs, not for mypy's check of this module.
+    from vm_builder import fw_vars, x509_esl  # type: ignore[import-not-found,unused-ignore]
 
-    def fw_vars(*args: str | Path) -> None:  # as tests/machine/vm_builder.py's
-        subprocess.run([sys.executable, "-m", "fwtools.cli.fw_vars", *map(str, args)],
-                       check=True, capture_output=True)
+    from fwtools.formats.efi import guids
 
     db = workdir / "db.esl"
     fw_vars("get", base, "db", "-o", db)
-    db.write_bytes(db.read_bytes() + _esl((_SAMPLE / "test-db.der").read_bytes()))
+    db.write_bytes(db.read_bytes() + x509_esl((_SAMPLE / "test-db.der").read_bytes()))
     step = workdir / "vars-ms-db.fd"
     fw_vars("set", base, "db", "--file", db, "-o", step)
     mok = workdir / "moklist.esl"
-    mok.write_bytes(_esl((nxshim_dir() / "debian-uefi-ca.der").read_bytes()))
+    mok.write_bytes(x509_esl((nxshim_dir() / "debian-uefi-ca.der").read_bytes()))
     out = workdir / "vars-ms-nxshim.fd"
     fw_vars("set", step, "MokList", "--guid", str(guids.SHIM_LOCK), "--attributes", "NV,BS",
             "--file", mok, "-o", out)
@@ -486,7 +473,7 @@ def moklist_store(base: Path, workdir: Path) -> Path:
     """``base`` (Debian 13's .ms store) with MokList (NV|BS, as MokManager leaves it) holding
     the test key the signed UKI is signed with."""
     # tests/machine is on sys.path when pytest runs, not for mypy's check of this module.
-    from vm_builder import fw_vars, moklist_esl  # type: ignore[import-not-found]
+    from vm_builder import fw_vars, moklist_esl  # type: ignore[import-not-found,unused-ignore]
 
     from fwtools.formats.efi import guids
 
