@@ -71,19 +71,26 @@ def assert_boots(corpus: Corpus, suite: str, fw: Firmware, what: str, tmp_path: 
     assert boot.result.saw(r"EFI stub: UEFI Secure Boot is enabled"), boot.describe()
 
 
+def updated_copy(template: Path, store: Path, via: str, dbx_arch: str) -> Path:
+    """A writable copy of ``template`` at ``store``, updated ``via`` (with ``auto``, the
+    2023 CA and Microsoft's dbx update for ``dbx_arch`` are applied) and checked."""
+    shutil.copyfile(template, store)
+    store.chmod(0o644)
+    output = update_store(store, via)
+    if via == "auto":
+        assert "+ Microsoft UEFI CA 2023 (signed:" in output
+        assert f"Microsoft's dbx update for {dbx_arch} (signed:" in output
+    assert_updated(store)
+    return store
+
+
 @pytest.mark.parametrize(("suite", "via"), [("trixie", "auto"), ("bookworm", "owner")])
 def test_updated_store_boots_the_debian_chain(
     suite: str, via: str, corpus: Corpus, qemu_tools: None, tmp_path: Path,
     serial_log: Path, record_boot: BootRecorder,
 ) -> None:
-    store = tmp_path / "vm_VARS.fd"
-    shutil.copyfile(corpus.ovmf(suite, "OVMF_VARS_4M.ms.fd"), store)
-    store.chmod(0o644)
-    output = update_store(store, via)
-    if via == "auto":
-        assert "+ Microsoft UEFI CA 2023 (signed:" in output
-        assert "Microsoft's dbx update for x64 (signed:" in output
-    assert_updated(store)
+    store = updated_copy(corpus.ovmf(suite, "OVMF_VARS_4M.ms.fd"), tmp_path / "vm_VARS.fd",
+                         via, "x64")
 
     fw = Firmware(f"{suite}/OVMF_CODE_4M.secboot.fd + updated store", "x64",
                   corpus.ovmf(suite, "OVMF_CODE_4M.secboot.fd"), store, True)
@@ -106,14 +113,8 @@ def test_updated_aavmf_store_boots_the_debian_chain(
 ) -> None:
     if shutil.which(QEMU_AARCH64) is None:
         unavailable(f"e2e: {QEMU_AARCH64} not installed (apt-get install qemu-system-arm)")
-    store = tmp_path / "vm_AAVMF_VARS.fd"
-    shutil.copyfile(corpus.aavmf(suite, "AAVMF_VARS.ms.fd"), store)
-    store.chmod(0o644)
-    output = update_store(store, via)
-    if via == "auto":
-        assert "+ Microsoft UEFI CA 2023 (signed:" in output
-        assert "Microsoft's dbx update for aarch64 (signed:" in output
-    assert_updated(store)
+    store = updated_copy(corpus.aavmf(suite, "AAVMF_VARS.ms.fd"),
+                         tmp_path / "vm_AAVMF_VARS.fd", via, "aarch64")
 
     fw = Firmware(f"{suite}/{code} + updated store", "aa64", corpus.aavmf(suite, code), store,
                   True)
