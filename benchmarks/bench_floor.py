@@ -144,9 +144,10 @@ def plan(python: str) -> list[Row]:
     ]
 
 
+# The console scripts' entry points (pyproject.toml [project.scripts]).
 ENTRY: Final = {
-    "pe-inspect": "fwtools.cli.pe_inspect", "fw-vars": "fwtools.cli.fw_vars",
-    "fw-sigdb": "fwtools.cli.fw_sigdb", "fw-check": "fwtools.cli.fw_check",
+    "pe-inspect": "pe_inspect", "fw-vars": "fw_vars", "fw-sigdb": "fw_sigdb",
+    "fw-check": "fw_check",
 }
 
 
@@ -156,8 +157,8 @@ def command_line(python: str, argv: list[str]) -> list[str]:
     script = Path(python).parent / argv[0]
     if script.is_file():
         return [python, str(script), *argv[1:]]
-    code = (f"import sys; sys.argv[0] = {argv[0]!r}; from {ENTRY[argv[0]]} import main; "
-            "sys.exit(main())")
+    code = (f"import sys; sys.argv[0] = {argv[0]!r}; "
+            f"from fwtools.cli.launch import {ENTRY[argv[0]]}; sys.exit({ENTRY[argv[0]]}())")
     return [python, "-c", code, *argv[1:]]
 
 

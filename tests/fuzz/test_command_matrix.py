@@ -521,6 +521,7 @@ BIN = Path(sys.executable).parent
     pytest.param("fw-vars", ["show", "{IN}"], id="fw-vars-show"),
     pytest.param("fw-check", ["{IN}"], id="fw-check"),
     pytest.param("byebyebios", ["{IN}"], id="byebyebios"),
+    pytest.param("fw-pcr", ["log", "{IN}"], id="fw-pcr-log"),
 ])
 def test_console_scripts(tool: str, argv: list[str], tmp_path: Path) -> None:
     script = BIN / tool
