@@ -136,9 +136,8 @@ def command(binaries: tuple[str, ...], firmware: str | None, arch: str | None,
     except (FwError, OSError) as exc:
         fail(str(exc))
 
-    from fwtools._base.atomic import atomic_write
-
     if html:
+        from fwtools._base.atomic import atomic_write
         from fwtools.report.html_boot import render_html
 
         try:
@@ -160,6 +159,8 @@ def command(binaries: tuple[str, ...], firmware: str | None, arch: str | None,
                           verbose=verbose)
         text = buf.getvalue()
     if output:
+        from fwtools._base.atomic import atomic_write
+
         try:
             atomic_write(output, text.encode("utf-8"))
         except (FwError, OSError) as exc:

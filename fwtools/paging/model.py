@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final
 
 from fwtools._base.record import Record, replace
 from fwtools.errors import UsageError
@@ -318,17 +318,11 @@ def _check_range(start: int, length: int, what: str, va_bits: int = VA_BITS) -> 
 Update = Callable[[Attributes], Attributes]
 
 
-class _Slot(NamedTuple):
-    """One table entry met by :meth:`PageTable._edit`: where it is, the VA its span starts
-    at, whether the edited range covers that span whole, and the entry with its kind."""
-
-    table: int
-    position: int
-    level: int
-    va: int
-    whole: bool
-    entry: int
-    kind: EntryKind
+#: One table entry met by :meth:`PageTable._edit`: the table and position it is at, its
+#: level, the VA its span starts at, whether the edited range covers that span whole, and the
+#: entry with its kind. A plain tuple: one is made for every entry an edit visits, and each
+#: visit unpacks it (a NamedTuple class would cost a third of a millisecond to define).
+_Slot = tuple[int, int, int, int, bool, int, EntryKind]
 
 
 class PageTable(ABC):
@@ -689,7 +683,7 @@ class PageTable(ABC):
                 s, t = max(lo, e_lo), min(hi, e_lo + span)
                 entry = self._read(table, index)
                 whole = s == e_lo and t == e_lo + span
-                slot = _Slot(table, index, level, e_lo, whole, entry, self.classify(entry, level))
+                slot = (table, index, level, e_lo, whole, entry, self.classify(entry, level))
                 child = visit(slot)
                 if child is not None:
                     rec(child, level + 1, e_lo, s, t)

@@ -12,20 +12,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
 
 from fwtools._base.record import Record
-from fwtools.paging import (
-    AArch64PageTable,
-    Abort,
-    AccessKind,
-    Fault,
-    MemAttr,
-    NotMappedError,
-    PageFault,
-    PageTable,
-    X64PageTable,
-)
+from fwtools.paging.model import AccessKind, Fault, MemAttr, NotMappedError, PageTable
 from fwtools.uefi.image import StageImage
 from fwtools.uefi.memmap import PAGE, AllocationError, MemoryMap, pages_for
 from fwtools.uefi.memtypes import SUBSYSTEM_TYPES, MemoryType, policy_bit
@@ -135,7 +125,7 @@ class LoadedImage(Record, frozen=False):
         return self.base + self.pages * PAGE
 
 
-class Stop(NamedTuple):  # NamedTuple: cheaper to create at import than a dataclass
+class Stop(Record):
     """Why the replay ended early, as data: the stage that stopped it and a code."""
 
     verdict: Literal["faults", "refused"]
@@ -227,11 +217,19 @@ class Firmware:
         #: (start, end, event text) of every attribute change, newest last, to explain faults
         self.changes: list[tuple[int, int, str]] = []
         self.pt: PageTable
+        #: whether the MMU honours no-execute bits: x86 only with EFER.NXE, AArch64 always
+        self.nx_enforced = True
+        # Each architecture's encodings load only for a machine of it.
         if arch == "x64":
+            from fwtools.paging.x86_64 import X64PageTable
+
             # DxeIpl sets EFER.NXE only when something needs it (IsEnableNonExecNeeded, §3)
             nxe = bool(profile.stack_nx or profile.nx_policy or profile.image_protection)
             self.pt = X64PageTable(nxe=nxe, wp=True, la57=profile.la57)
+            self.nx_enforced = nxe
         else:
+            from fwtools.paging.aarch64 import AArch64PageTable
+
             self.pt = AArch64PageTable(el=1)
         self.layout = guest_layout(arch, profile.memory_mib * MIB)
         self.stack = (0, 0)
@@ -276,8 +274,7 @@ class Firmware:
             f"{p.name}: edk2 {p.edk2_release}, NX policy {p.nx_policy:#x}, image protection "
             f"{p.image_protection:#x}, memory attribute protocol "
             f"{'yes' if self.map_installed else 'no'}, stack NX {'yes' if p.stack_nx else 'no'}"
-            + (f", EFER.NXE {'on' if self.pt.nxe else 'off'}"
-               if isinstance(self.pt, X64PageTable) else "")
+            + (f", EFER.NXE {'on' if self.nx_enforced else 'off'}" if self.arch == "x64" else "")
         )
 
     def _initial_sweep(self) -> None:
@@ -339,7 +336,7 @@ class Firmware:
     def perms_of(self, attrs: MemAttr) -> str:
         """Effective permissions of pages whose access bits are exactly ``attrs``."""
         present = not attrs & MemAttr.RP
-        x_ignored = isinstance(self.pt, X64PageTable) and not self.pt.nxe
+        x_ignored = not self.nx_enforced
         return (
             ("r" if present else "-")
             + ("w" if present and not attrs & MemAttr.RO else "-")
@@ -409,10 +406,16 @@ class Firmware:
             fix = default_fix(access, view, mtype)
         text = summary = fault.describe()
         number = 0
-        if isinstance(fault, PageFault):
+        if self.arch == "x64":
+            from fwtools.paging.x86_64 import PageFault
+
+            assert isinstance(fault, PageFault)
             text += f" ({fault.flags()}), CR2 {fault.cr2:#x}"
             number = fault.error_code
-        elif isinstance(fault, Abort):
+        else:
+            from fwtools.paging.aarch64 import Abort
+
+            assert isinstance(fault, Abort)
             text += f", ESR {fault.esr:#010x}, FAR {fault.far:#x}"
             number = fault.esr
             summary = f"EC {fault.ec:#04x}"

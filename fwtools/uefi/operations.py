@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from fwtools._base.record import Record
 from fwtools.errors import UsageError
 from fwtools.formats.pe.image import Section
-from fwtools.paging import AccessKind, MemAttr
+from fwtools.paging.model import AccessKind, MemAttr
 from fwtools.uefi.firmware import (
     Event,
     FaultStop,

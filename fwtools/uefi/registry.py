@@ -14,11 +14,11 @@ which fills them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from fwtools._base.record import Record
 from fwtools.errors import UsageError
-from fwtools.paging import MemAttr
+from fwtools.paging.model import MemAttr
 from fwtools.uefi.firmware import ACCESS, STOP_CODES
 from fwtools.uefi.memtypes import MemoryType
 
@@ -88,7 +88,7 @@ Handler = Callable[[Any, Step], None]
 Predicate = Callable[[Any], bool]
 
 
-class Operation(NamedTuple):  # NamedTuple: a tenth of a dataclass's class-creation time
+class Operation(Record):
     """A step kind: the arguments it needs and may take, and the code that runs it."""
 
     name: str
@@ -98,7 +98,7 @@ class Operation(NamedTuple):  # NamedTuple: a tenth of a dataclass's class-creat
     doc: str
 
 
-class Condition(NamedTuple):
+class Condition(Record):
     """A ``when`` name: the predicate over the replay's state that decides it."""
 
     name: str

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fwtools._base.record import replace
 from fwtools.errors import UsageError
 from fwtools.uefi.firmware import STOP_CODES
 from fwtools.uefi.loaders import Step, load_model, loaders_dir, shipped_models
@@ -145,7 +146,7 @@ def test_the_runner_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPa
         seen.append(runner.stage_name(runner.index))
         original.handler(runner, step)
 
-    monkeypatch.setitem(OPERATIONS, "run", original._replace(handler=spy))
+    monkeypatch.setitem(OPERATIONS, "run", replace(original, handler=spy))
     replay_files([app], firmware=load_firmware("ovmf"))
     assert seen == ["app"]
 

@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from fwtools._base.reader import Reader
 from fwtools._base.record import Record
 from fwtools.errors import ParseError
-from fwtools.formats.efi.siglist import SignatureList, parse_signature_lists
 from fwtools.formats.pe._section_text import KeyValue, decode_text
 from fwtools.formats.pe.special import PartialDecode
 from fwtools.formats.sbat.sbat import SbatLevel, parse_sbat_level
+
+if TYPE_CHECKING:
+    # Only .vendor_cert holds signature lists: the replay decodes shim's .data.ident and
+    # .sbatlevel, and loads none of the signature-list code.
+    from fwtools.formats.efi.siglist import SignatureList
 
 # -- layouts ----------------------------------------------------------------------------
 
@@ -196,6 +200,8 @@ def _region(reader: Reader, size: int, offset: int, size_field: int, what: str) 
 
 
 def decode_vendor_cert(data: bytes, base: int) -> VendorCert:
+    from fwtools.formats.efi.siglist import parse_signature_lists
+
     reader = Reader(data, base=base)
     cert_size, dbx_size, cert_off, dbx_off = reader.unpack(CERT_TABLE, 0, ".vendor_cert table")
     c0, c1 = _region(reader, cert_size, cert_off, 0, "vendor cert")
