@@ -26,7 +26,10 @@ mutable record (like ``@dataclass``: assignable, compared by value, not hashable
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, ClassVar, Final, TypeVar, cast, dataclass_transform
 
 R = TypeVar("R", bound="Record")
@@ -223,7 +226,7 @@ def _compile_init(cls: type[Record]) -> Callable[..., None]:
     if cls._post_init:
         body.append("    self.__post_init__()")
     source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n"
-    exec(source, namespace)  # the source holds field names only
+    exec(_compiled(source), namespace)  # the source holds field names only
     init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
@@ -243,8 +246,61 @@ def _compile_comparison(cls: type[Record]) -> tuple[Callable[..., Any], Callable
         f"    return hash(({mine}))\n"
     )
     namespace: dict[str, Any] = {}
-    exec(source, namespace)  # the source holds field names only
+    exec(_compiled(source), namespace)  # the source holds field names only
     return namespace["__eq__"], namespace["__hash__"]
+
+
+# Compiled methods are cached across processes, as the interpreter caches a module's
+# bytecode: the first compile() of a process costs about 1 ms before any work (CPython
+# builds its AST types then), each later one about 0.1 ms, and a command compiles the
+# methods of its hot classes on every run. The cache maps each method's source to its code
+# (marshal, in __pycache__ beside this file, named with the interpreter's cache tag); the
+# source is the key, so an entry cannot go stale.
+_CODE_CACHE_FILE: Final = os.path.join(
+    os.path.dirname(__file__), "__pycache__", f"record-methods.{sys.implementation.cache_tag}"
+)
+_code_cache: dict[str, CodeType] | None = None
+
+
+def _compiled(source: str) -> CodeType:
+    global _code_cache
+    if _code_cache is None:
+        _code_cache = _read_code_cache()
+    code = _code_cache.get(source)
+    if code is None:
+        code = _code_cache[source] = compile(source, "<fwtools record>", "exec")
+        _write_code_cache(_code_cache)
+    return code
+
+
+def _read_code_cache() -> dict[str, CodeType]:
+    import marshal
+
+    try:
+        with open(_CODE_CACHE_FILE, "rb") as f:
+            cache = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    if not isinstance(cache, dict):
+        return {}
+    return {k: v for k, v in cache.items() if isinstance(k, str) and isinstance(v, CodeType)}
+
+
+def _write_code_cache(cache: dict[str, CodeType]) -> None:
+    """Best effort, like the interpreter's .pyc writes (a read-only tree leaves it unwritten);
+    concurrent writers each replace the file whole, and a lost entry is compiled again."""
+    if sys.dont_write_bytecode:
+        return
+    import marshal
+
+    from fwtools._base.atomic import atomic_write
+    from fwtools.errors import FwError
+
+    try:
+        os.makedirs(os.path.dirname(_CODE_CACHE_FILE), exist_ok=True)
+        atomic_write(_CODE_CACHE_FILE, marshal.dumps(cache))
+    except (OSError, FwError, ValueError):
+        pass
 
 
 def replace(record: R, /, **changes: Any) -> R:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
+import marshal
 import pickle
+from pathlib import Path
 
 import pytest
 
+from fwtools._base import record
 from fwtools._base.record import FrozenRecordError, Record, field, fields_of, replace
 
 
@@ -140,3 +144,34 @@ def test_hot_comparisons_are_compiled_with_the_same_results() -> None:
     assert len({Empty() for _ in range(100)}) == 1
     with pytest.raises(TypeError):
         hash(Result(True))  # a mutable record is not hashable
+
+
+def test_compiled_methods_are_cached_across_processes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method's code comes from the cache when its source was compiled before (in this
+    process or an earlier one), so a command's run calls compile() only for new sources."""
+    cache = tmp_path / "__pycache__" / "record-methods"
+    monkeypatch.setattr(record, "_CODE_CACHE_FILE", str(cache))
+    monkeypatch.setattr(record, "_code_cache", None)
+    monkeypatch.setattr(record.sys, "dont_write_bytecode", False)
+    source = "def __init__(self, a):\n    _rec_set(self, 'a', a)\n"
+    code = record._compiled(source)
+    assert cache.is_file() and record._read_code_cache() == {source: code}
+
+    def no_compile(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(record, "_code_cache", None)  # as a new process starts
+    monkeypatch.setattr(builtins, "compile", no_compile)
+    assert record._compiled(source) == code
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", marshal.dumps([1, 2]),
+                                     marshal.dumps({"x": 1})])
+def test_an_unreadable_method_cache_is_ignored(
+        content: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "record-methods"
+    cache.write_bytes(content)
+    monkeypatch.setattr(record, "_CODE_CACHE_FILE", str(cache))
+    assert record._read_code_cache() == {}
