@@ -69,10 +69,21 @@ def _cache_path(path: str) -> str | None:
     """Where the parsed form of a shipped file is cached; None for other files (a user's
     profile or waivers: no cache files are written beside them)."""
     resolved = os.path.realpath(path)
-    if not resolved.startswith(os.path.realpath(policies_dir()) + os.sep):
+    if not resolved.startswith(_resolved(policies_dir()) + os.sep):
         return None
     folder, name = os.path.split(resolved)
     return os.path.join(folder, "__pycache__", f"{name}.{sys.implementation.cache_tag}")
+
+
+_resolved_dirs: dict[str, str] = {}
+
+
+def _resolved(directory: str) -> str:
+    """``os.path.realpath(directory)``, remembered: a replay asks for it once per file."""
+    resolved = _resolved_dirs.get(directory)
+    if resolved is None:
+        resolved = _resolved_dirs[directory] = os.path.realpath(directory)
+    return resolved
 
 
 def _stamp(path: str) -> bytes | None:
@@ -137,11 +148,16 @@ def policies_dir() -> str:
     env = os.environ.get("FWTOOLS_POLICIES")
     if env:
         return env
-    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    source = os.path.join(os.path.dirname(package), "policies")
-    if os.path.isdir(source):
-        return source
-    return os.path.join(sys.prefix, "share", "fwtools", "policies")
+    global _installed_policies
+    if _installed_policies is None:  # where this file is does not change: resolved once
+        package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+        source = os.path.join(os.path.dirname(package), "policies")
+        _installed_policies = source if os.path.isdir(source) else \
+            os.path.join(sys.prefix, "share", "fwtools", "policies")
+    return _installed_policies
+
+
+_installed_policies: str | None = None
 
 
 def shipped_names(directory: str, *, exclude: tuple[str, ...] = ()) -> list[str]:

@@ -17,7 +17,6 @@ a compressed arm64 Image, the form ``vmlinuz`` takes on several distributions.
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import TYPE_CHECKING, Final
 
 from fwtools._base.record import Record
@@ -132,8 +131,10 @@ def sniff_kernel(data: bytes) -> KernelFormat:
 def _peek_decompressed(data: bytes, compression: str) -> bytes | None:
     """Up to PEEK_OUTPUT bytes of the decompressed stream, or None (unsupported/corrupt).
 
-    lzma and bz2 are imported here: only a plainly compressed kernel file needs them.
+    zlib, lzma and bz2 are imported here: only a plainly compressed kernel file needs them.
     """
+    import zlib
+
     chunk = data[:PEEK_INPUT]
     try:
         if compression == "gzip":
