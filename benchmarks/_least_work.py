@@ -68,12 +68,14 @@ def verify(cert: str, update: str) -> Callable[[], object]:
 
 
 def boot_chain(*paths: str) -> Callable[[], object]:
-    from fwtools.uefi.image import load_stage
+    from fwtools.uefi.image import load_stages
     from fwtools.uefi.profile import load_firmware
     from fwtools.uefi.replay import replay
 
     profile = load_firmware("ovmf-strict").with_overrides(memory_mib=65536)
-    return lambda: replay([load_stage(p) for p in paths], profile, secure_boot=True)
+    # as fw-check boot-chain reads them (replay_files): each file read while the ones before
+    # it are parsed
+    return lambda: replay(load_stages(paths), profile, secure_boot=True)
 
 
 KINDS: dict[str, Callable[..., Callable[[], object]]] = {

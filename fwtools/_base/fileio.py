@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from typing import BinaryIO, Final
 
 from fwtools.errors import FwIOError
@@ -128,3 +129,81 @@ def _read_bounded(f: BinaryIO, st: os.stat_result, max_size: int) -> bytes:
         parts.append(chunk)
         total += len(chunk)
     return b"".join(parts)
+
+
+class ReadAhead:
+    """:func:`read_file` of each of ``paths``, in order, done by a second thread that stays
+    ahead of the caller, for a caller that works on each file before it needs the next.
+
+    Reading a large file into a process's new memory is mostly the kernel zero-filling
+    fresh pages (a 12 MB kernel takes 5-7 ms in a new process, 2 ms once memory is reused),
+    work that needs no interpreter: done by a thread, it overlaps the caller's parsing of
+    the files before it. The thread stops reading on while the files it has read and the
+    caller has not taken reach ``budget`` bytes (it always holds at least one), and at its
+    first read error. :meth:`take` returns a file's bytes or raises its read error, so
+    errors come in the order sequential reads would give. Leaving the ``with`` block stops
+    the thread and waits for a read in progress (files are regular, so every read ends).
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], *,
+                 budget: int = 64 << 20) -> None:
+        import threading
+
+        self._paths = [os.fspath(p) for p in paths]
+        self._budget = budget
+        self._results: list[bytes | BaseException | None] = [None] * len(self._paths)
+        self._read = 0  # files read (or failed)
+        self._held = 0  # bytes read and not taken
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="fwtools-read-ahead",
+                                        daemon=True)
+
+    def __enter__(self) -> ReadAhead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        for i, path in enumerate(self._paths):
+            with self._cond:
+                while not self._stopped and self._held and self._held >= self._budget:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+            result: bytes | BaseException
+            try:
+                result = read_file(path)
+            except BaseException as exc:  # handed to the caller's thread, raised by take()
+                result = exc
+            with self._cond:
+                self._results[i] = result
+                self._read = i + 1
+                if isinstance(result, bytes):
+                    self._held += len(result)
+                self._cond.notify_all()
+            if not isinstance(result, bytes):
+                return
+
+    def take(self, index: int) -> bytes:
+        """The bytes of file ``index`` (each is taken once, in order), or its read error."""
+        with self._cond:
+            while self._read <= index:
+                if not self._thread.is_alive() and self._read <= index:
+                    raise RuntimeError(f"file {index} was not read (an earlier one failed)")
+                self._cond.wait(0.1)
+            result = self._results[index]
+            self._results[index] = None
+            if isinstance(result, bytes):
+                self._held -= len(result)
+                self._cond.notify_all()
+        if result is None:
+            raise RuntimeError(f"file {index} was taken twice")
+        if isinstance(result, BaseException):
+            raise result
+        return result

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from fwtools._base.fileio import read_file
+from fwtools._base.fileio import ReadAhead, read_file
 from fwtools._base.record import Record
 from fwtools.errors import FwError
 from fwtools.formats.pe import layout
@@ -113,6 +113,16 @@ class StageImage(Record):
 def load_stage(path: str | os.PathLike[str]) -> StageImage:
     data = read_file(path)
     return stage_from_bytes(data, os.fspath(path))
+
+
+def load_stages(paths: Sequence[str | os.PathLike[str]]) -> list[StageImage]:
+    """:func:`load_stage` of each of ``paths``, in order, with the same errors; each file is
+    read by a second thread while the ones before it are parsed (:class:`ReadAhead`: the
+    kernel at the end of a chain is most of its bytes)."""
+    if len(paths) < 2:
+        return [load_stage(p) for p in paths]
+    with ReadAhead(paths) as files:
+        return [stage_from_bytes(files.take(i), os.fspath(p)) for i, p in enumerate(paths)]
 
 
 def stage_from_bytes(data: bytes, path: str) -> StageImage:

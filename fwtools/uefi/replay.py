@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from fwtools.errors import UsageError
-from fwtools.uefi.image import StageImage, load_stage
+from fwtools.uefi.image import StageImage, load_stages
 from fwtools.uefi.loaders import Choice, choose_model, model_by_name, shipped_models
 from fwtools.uefi.operations import (
     MemoryRange,
@@ -49,7 +49,7 @@ def replay_files(
 ) -> Replay:
     """Replay the chain in ``paths`` (first stage first) on ``firmware`` (a profile name,
     file or object). ``models`` overrides the identified loader model per stage index."""
-    images = [load_stage(p) for p in paths]
+    images = load_stages(paths)
     profile = firmware if isinstance(firmware, FirmwareProfile) else load_firmware(firmware)
     if overrides:
         profile = profile.with_overrides(**overrides)

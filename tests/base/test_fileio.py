@@ -4,12 +4,13 @@ import os
 import signal
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fwtools._base.fileio import is_regular, not_regular, open_input, read_file
+from fwtools._base.fileio import ReadAhead, is_regular, not_regular, open_input, read_file
 from fwtools.errors import FwIOError
 from fwtools.formats.disk.device import open_device
 
@@ -105,3 +106,50 @@ def test_open_input_gives_a_blocking_descriptor(tmp_path: Path) -> None:
         assert os.get_blocking(fd) and st.st_size == 3 and os.read(fd, 10) == b"abc"
     finally:
         os.close(fd)
+
+
+def test_read_ahead_gives_each_file_in_order(tmp_path: Path) -> None:
+    paths = []
+    for i in range(5):
+        (tmp_path / f"f{i}").write_bytes(bytes([i]) * (1000 * (i + 1)))
+        paths.append(tmp_path / f"f{i}")
+    with ReadAhead(paths) as files:
+        assert [files.take(i) for i in range(5)] == [read_file(p) for p in paths]
+        with pytest.raises(RuntimeError, match="taken twice"):
+            files.take(0)
+
+
+def test_read_ahead_holds_at_most_its_budget_beyond_one_file(tmp_path: Path) -> None:
+    """With a budget smaller than a file, the thread reads one file ahead and waits."""
+    paths = []
+    for i in range(4):
+        (tmp_path / f"f{i}").write_bytes(b"x" * 4096)
+        paths.append(tmp_path / f"f{i}")
+    with ReadAhead(paths, budget=100) as files:
+        for i in range(4):
+            time.sleep(0.05)  # time for the thread to run ahead, if it would
+            assert files._read <= i + 1 and files._held <= 4096
+            assert files.take(i) == b"x" * 4096
+
+
+def test_read_ahead_raises_a_read_error_at_its_file_and_stops(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "c").write_bytes(b"c")
+    paths = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    with ReadAhead(paths) as files:
+        assert files.take(0) == b"a"
+        with pytest.raises(FwIOError, match="b: No such file"):
+            files.take(1)
+        with pytest.raises(RuntimeError, match="not read"):
+            files.take(2)  # the thread stopped at the first error
+
+
+def test_leaving_early_stops_the_thread(tmp_path: Path) -> None:
+    paths = []
+    for i in range(3):
+        (tmp_path / f"f{i}").write_bytes(b"y" * 10)
+        paths.append(tmp_path / f"f{i}")
+    files = ReadAhead(paths, budget=1)
+    with files:
+        assert files.take(0) == b"y" * 10
+    assert not files._thread.is_alive()
