@@ -20,6 +20,8 @@ from fwtools.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from fwtools.policy.pe_facts import FileResult
 
 
@@ -96,14 +98,17 @@ def pe_inspect(
 
         trust = TrustAnchors.from_files(list(anchors), dbx_paths=list(dbx))
 
-    from fwtools.report.text_progress import progress
-
     files = list(expand_paths(list(paths)))
     missing_dirs = [p for p in paths if os.path.isdir(p) and not any(
         f.startswith(p.rstrip("/") + "/") for f in files)]
+    shown: Iterable[str] = files
+    if not as_json and len(files) > 8:  # a bar on a terminal for a long batch
+        from fwtools.report.text_progress import progress
+
+        shown = progress(files, "inspecting", enabled=True)
     results = [
         inspect_path(f, anchors=trust, check_signatures=check_signatures, checksum=checksum)
-        for f in progress(files, "inspecting", enabled=not as_json and len(files) > 8)
+        for f in shown
     ]
     if extract_dir is not None:
         from pathlib import Path

@@ -31,7 +31,6 @@ from fwtools.crypto.pkcs7 import (
 )
 from fwtools.crypto.x509info import CertificateInfo, certificate_info, format_name, format_serial
 from fwtools.errors import FwError, SignatureFormatError
-from fwtools.formats.efi import guids
 from fwtools.formats.pe import wincert_layout
 from fwtools.formats.pe.authenticode import authenticode_digests
 from fwtools.formats.pe.image import PeImage
@@ -247,6 +246,9 @@ def _entry_blob(entry: WinCertificate) -> bytes | str:
         return entry.content
     if entry.cert_type == wincert_layout.WIN_CERT_TYPE_EFI_GUID:
         # WIN_CERTIFICATE_UEFI_GUID: CertType GUID, then the data; edk2 accepts PKCS#7 here.
+        # (The GUID registry loads only for this rare form: signed PEs carry PKCS#7 as is.)
+        from fwtools.formats.efi import guids
+
         if len(entry.content) >= 16 and uuid.UUID(bytes_le=entry.content[:16]) == (
             guids.CERT_TYPE_PKCS7
         ):
