@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from functools import partial
 
 
 def _as_written(message: str) -> str:
@@ -56,25 +57,10 @@ def _launch(module: str) -> None:
         gc.freeze()
 
 
-def pe_inspect() -> None:
-    _launch("fwtools.cli.pe_inspect")
-
-
-def fw_vars() -> None:
-    _launch("fwtools.cli.fw_vars")
-
-
-def fw_sigdb() -> None:
-    _launch("fwtools.cli.fw_sigdb")
-
-
-def fw_check() -> None:
-    _launch("fwtools.cli.fw_check")
-
-
-def byebyebios() -> None:
-    _launch("fwtools.cli.byebyebios")
-
-
-def fw_pcr() -> None:
-    _launch("fwtools.cli.fw_pcr")
+# The console scripts, by name (pyproject.toml [project.scripts]).
+pe_inspect = partial(_launch, "fwtools.cli.pe_inspect")
+fw_vars = partial(_launch, "fwtools.cli.fw_vars")
+fw_sigdb = partial(_launch, "fwtools.cli.fw_sigdb")
+fw_check = partial(_launch, "fwtools.cli.fw_check")
+byebyebios = partial(_launch, "fwtools.cli.byebyebios")
+fw_pcr = partial(_launch, "fwtools.cli.fw_pcr")
