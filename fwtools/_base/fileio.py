@@ -155,6 +155,7 @@ class ReadAhead:
         self._read = 0  # files read (or failed)
         self._held = 0  # bytes read and not taken
         self._stopped = False
+        self._done = False  # the thread has returned
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="fwtools-read-ahead",
                                         daemon=True)
@@ -170,6 +171,14 @@ class ReadAhead:
         self._thread.join()
 
     def _run(self) -> None:
+        try:
+            self._read_all()
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _read_all(self) -> None:
         for i, path in enumerate(self._paths):
             with self._cond:
                 while not self._stopped and self._held and self._held >= self._budget:
@@ -194,9 +203,9 @@ class ReadAhead:
         """The bytes of file ``index`` (each is taken once, in order), or its read error."""
         with self._cond:
             while self._read <= index:
-                if not self._thread.is_alive() and self._read <= index:
+                if self._done or not self._thread.is_alive():
                     raise RuntimeError(f"file {index} was not read (an earlier one failed)")
-                self._cond.wait(0.1)
+                self._cond.wait()
             result = self._results[index]
             self._results[index] = None
             if isinstance(result, bytes):

@@ -4,6 +4,7 @@ whatever is wrong with it."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, Final
@@ -69,21 +70,14 @@ def _cache_path(path: str) -> str | None:
     """Where the parsed form of a shipped file is cached; None for other files (a user's
     profile or waivers: no cache files are written beside them)."""
     resolved = os.path.realpath(path)
-    if not resolved.startswith(_resolved(policies_dir()) + os.sep):
+    if not resolved.startswith(_realpath(policies_dir()) + os.sep):
         return None
     folder, name = os.path.split(resolved)
     return os.path.join(folder, "__pycache__", f"{name}.{sys.implementation.cache_tag}")
 
 
-_resolved_dirs: dict[str, str] = {}
-
-
-def _resolved(directory: str) -> str:
-    """``os.path.realpath(directory)``, remembered: a replay asks for it once per file."""
-    resolved = _resolved_dirs.get(directory)
-    if resolved is None:
-        resolved = _resolved_dirs[directory] = os.path.realpath(directory)
-    return resolved
+# The policies directory resolved, remembered: a replay asks for it once per file it reads.
+_realpath: Final = functools.cache(os.path.realpath)
 
 
 def _stamp(path: str) -> bytes | None:
@@ -145,19 +139,18 @@ def policies_dir() -> str:
     <prefix>/share/fwtools/policies of an installed (non-editable) package."""
     # Paths are strings here, not pathlib: importing pathlib (and the urllib.parse and
     # ipaddress it pulls in) cost fw-check boot-chain 4 ms of start-up.
-    env = os.environ.get("FWTOOLS_POLICIES")
-    if env:
-        return env
-    global _installed_policies
-    if _installed_policies is None:  # where this file is does not change: resolved once
-        package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-        source = os.path.join(os.path.dirname(package), "policies")
-        _installed_policies = source if os.path.isdir(source) else \
-            os.path.join(sys.prefix, "share", "fwtools", "policies")
-    return _installed_policies
+    return os.environ.get("FWTOOLS_POLICIES") or _shipped_policies()
 
 
-_installed_policies: str | None = None
+@functools.cache
+def _shipped_policies() -> str:
+    """policies/ of the source tree, else the installed copy (where this file is does not
+    change: resolved once)."""
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    source = os.path.join(os.path.dirname(package), "policies")
+    if os.path.isdir(source):
+        return source
+    return os.path.join(sys.prefix, "share", "fwtools", "policies")
 
 
 def shipped_names(directory: str, *, exclude: tuple[str, ...] = ()) -> list[str]:

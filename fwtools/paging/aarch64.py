@@ -133,6 +133,10 @@ class Abort(Fault):
             text += f" WnR={int(self.wnr)}"
         return text
 
+    def report(self) -> tuple[str, int, str]:
+        return (f"{self.describe()}, ESR {self.esr:#010x}, FAR {self.far:#x}", self.esr,
+                f"EC {self.ec:#04x}")
+
 
 class AArch64PageTable(PageTable):
     """AArch64 stage 1 (TTBR0, T0SZ=16) with the 4 KiB granule, as ArmMmuLib builds it.

@@ -243,6 +243,11 @@ class Fault(Record, ABC):
     def describe(self) -> str:
         """The fault as firmware would print it, e.g. ``#PF error 0x11``."""
 
+    @abstractmethod
+    def report(self) -> tuple[str, int, str]:
+        """The fault as the replay reports it: :meth:`describe` with the architecture's
+        registers, the architectural code (the #PF error code, ESR) and a short summary."""
+
     def __str__(self) -> str:
         return self.describe()
 
@@ -356,6 +361,11 @@ class PageTable(ABC):
         self.root = self._alloc_table()
 
     # ---- architecture hooks -------------------------------------------------------------
+
+    @property
+    def nx_enforced(self) -> bool:
+        """Whether the MMU honours no-execute bits (x86 only with EFER.NXE)."""
+        return True
 
     @property
     @abstractmethod

@@ -87,6 +87,10 @@ class PageFault(Fault):
     def describe(self) -> str:
         return f"#PF error {self.error_code:#04x}"
 
+    def report(self) -> tuple[str, int, str]:
+        text = self.describe()
+        return f"{text} ({self.flags()}), CR2 {self.cr2:#x}", self.error_code, text
+
     def flags(self) -> str:
         """The error code spelled like edk2's exception dump (``I:1 R:0 U:0 W:0 P:1``)."""
         e = self.error_code
@@ -136,6 +140,10 @@ class X64PageTable(PageTable):
         self.top_level = -1 if la57 else 0
         self.va_bits = 57 if la57 else 48
         super().__init__(memory=memory, table_pool=table_pool)
+
+    @property
+    def nx_enforced(self) -> bool:
+        return self.nxe
 
     @property
     def cr3(self) -> int:

@@ -217,8 +217,6 @@ class Firmware:
         #: (start, end, event text) of every attribute change, newest last, to explain faults
         self.changes: list[tuple[int, int, str]] = []
         self.pt: PageTable
-        #: whether the MMU honours no-execute bits: x86 only with EFER.NXE, AArch64 always
-        self.nx_enforced = True
         # Each architecture's encodings load only for a machine of it.
         if arch == "x64":
             from fwtools.paging.x86_64 import X64PageTable
@@ -226,7 +224,6 @@ class Firmware:
             # DxeIpl sets EFER.NXE only when something needs it (IsEnableNonExecNeeded, §3)
             nxe = bool(profile.stack_nx or profile.nx_policy or profile.image_protection)
             self.pt = X64PageTable(nxe=nxe, wp=True, la57=profile.la57)
-            self.nx_enforced = nxe
         else:
             from fwtools.paging.aarch64 import AArch64PageTable
 
@@ -274,7 +271,7 @@ class Firmware:
             f"{p.name}: edk2 {p.edk2_release}, NX policy {p.nx_policy:#x}, image protection "
             f"{p.image_protection:#x}, memory attribute protocol "
             f"{'yes' if self.map_installed else 'no'}, stack NX {'yes' if p.stack_nx else 'no'}"
-            + (f", EFER.NXE {'on' if self.nx_enforced else 'off'}" if self.arch == "x64" else "")
+            + (f", EFER.NXE {'on' if self.pt.nx_enforced else 'off'}" if self.arch == "x64" else "")
         )
 
     def _initial_sweep(self) -> None:
@@ -336,7 +333,7 @@ class Firmware:
     def perms_of(self, attrs: MemAttr) -> str:
         """Effective permissions of pages whose access bits are exactly ``attrs``."""
         present = not attrs & MemAttr.RP
-        x_ignored = not self.nx_enforced
+        x_ignored = not self.pt.nx_enforced
         return (
             ("r" if present else "-")
             + ("w" if present and not attrs & MemAttr.RO else "-")
@@ -404,21 +401,7 @@ class Firmware:
             explanation = default_explanation(access, view, mtype, changed)
         if not fix:
             fix = default_fix(access, view, mtype)
-        text = summary = fault.describe()
-        number = 0
-        if self.arch == "x64":
-            from fwtools.paging.x86_64 import PageFault
-
-            assert isinstance(fault, PageFault)
-            text += f" ({fault.flags()}), CR2 {fault.cr2:#x}"
-            number = fault.error_code
-        else:
-            from fwtools.paging.aarch64 import Abort
-
-            assert isinstance(fault, Abort)
-            text += f", ESR {fault.esr:#010x}, FAR {fault.far:#x}"
-            number = fault.esr
-            summary = f"EC {fault.ec:#04x}"
+        text, number, summary = fault.report()
         return FaultRecord(self.stage, operation, va, access,
                            mtype.efi_name if mtype is not None else None, text,
                            explanation, fix, view, changed, self.stage_index, number, summary)
