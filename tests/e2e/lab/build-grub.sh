@@ -137,14 +137,7 @@ LAB_LOG_NAME=build-grub
 # shellcheck source=tests/e2e/lab/common.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
-todo=()
-for t in "${TARGETS[@]}"; do
-    if [ -e "$DEST/$t/build-info.txt" ] && [ -z "${LAB_FORCE:-}" ]; then
-        log "$t: $DEST/$t exists, skipping"
-    else
-        todo+=("$t")
-    fi
-done
+mapfile -t todo < <(pending "$DEST" "${TARGETS[@]}")
 [ ${#todo[@]} -gt 0 ] || exit 0
 started=$SECONDS
 

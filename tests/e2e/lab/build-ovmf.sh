@@ -135,14 +135,7 @@ LAB_LOG_NAME=build-ovmf
 # shellcheck source=tests/e2e/lab/common.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
-todo=()
-for v in "${VARIANTS[@]}"; do
-    if [ -e "$DEST/$v/build-info.txt" ] && [ -z "${LAB_FORCE:-}" ]; then
-        log "$v: $DEST/$v exists, skipping"
-    else
-        todo+=("$v")
-    fi
-done
+mapfile -t todo < <(pending "$DEST" "${VARIANTS[@]}")
 [ ${#todo[@]} -gt 0 ] || exit 0
 started=$SECONDS
 
@@ -161,25 +154,9 @@ if [ "$(cat "$TREE/.fwtools-patched" 2>/dev/null)" != "$EDK2_VERSION" ]; then
     cd "$SRC"
     orig=edk2_${EDK2_VERSION%-*}.orig.tar.xz
     deb=edk2_$EDK2_VERSION.debian.tar.xz
-    if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
-        fetch_source edk2 "$EDK2_VERSION" "$SUITE" fwtools-lab-src.sources
-        if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
-            echo "build-ovmf.sh: could not fetch $orig and $deb (is edk2 $EDK2_VERSION" \
-                 "still in the archive? bump EDK2_VERSION)" >&2
-            exit 1
-        fi
-    fi
-    log "unpacking $orig + $deb"
-    rm -rf "$TREE"
-    mkdir -p "$TREE"
-    tar -xf "$orig" -C "$TREE" --strip-components=1
-    tar -xf "$deb" -C "$TREE"
-    cd "$TREE"
-    while read -r p; do
-        case $p in ''|'#'*) continue ;; esac
-        patch -p1 --forward --quiet < "debian/patches/$p"
-    done < debian/patches/series
-    echo "$EDK2_VERSION" > .fwtools-patched
+    fetch_debian_source edk2 "$EDK2_VERSION" "$SUITE" fwtools-lab-src.sources "$orig" "$deb"
+    unpack_debian "$orig" "$deb" "$TREE"
+    echo "$EDK2_VERSION" > "$TREE/.fwtools-patched"
 fi
 cd "$TREE"
 

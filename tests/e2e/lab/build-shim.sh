@@ -92,15 +92,8 @@ LAB_LOG_NAME=build-shim
 
 ARCHES=("$@")
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=("${ALL_ARCHES[@]}")
-todo=()
-for a in "${ARCHES[@]}"; do
-    arch_options "$a" >/dev/null
-    if [ -e "$DEST/$a/build-info.txt" ] && [ -z "${LAB_FORCE:-}" ]; then
-        log "$DEST/$a exists, skipping"
-    else
-        todo+=("$a")
-    fi
-done
+for a in "${ARCHES[@]}"; do arch_options "$a" >/dev/null; done
+mapfile -t todo < <(pending "$DEST" "${ARCHES[@]}")
 [ ${#todo[@]} -gt 0 ] || exit 0
 started=$SECONDS
 
@@ -117,14 +110,7 @@ orig=shim_$upstream.orig.tar.bz2
 deb=shim_$SHIM_VERSION.debian.tar.xz
 mkdir -p "$SRC"
 cd "$SRC"
-if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
-    fetch_source shim "$SHIM_VERSION" "$SUITE" fwtools-lab-src.sources
-    if [ ! -s "$orig" ] || [ ! -s "$deb" ]; then
-        echo "build-shim.sh: could not fetch $orig and $deb (is shim $SHIM_VERSION still in" \
-             "the archive? bump SHIM_VERSION)" >&2
-        exit 1
-    fi
-fi
+fetch_debian_source shim "$SHIM_VERSION" "$SUITE" fwtools-lab-src.sources "$orig" "$deb"
 
 # DllCharacteristics of a PE32+ image: the PE header at e_lfanew, + 24 (the optional header)
 # + 70
@@ -141,16 +127,8 @@ build_arch() {
     local arch=$1 tree=$SRC/shim-$1 out=$DEST/$1 efi=shim$1.efi dllchar
     local -a aopts
     read -r -a aopts <<< "$(arch_options "$arch")"
-    log "$arch: unpacking $orig + $deb"
-    rm -rf "$tree"
-    mkdir -p "$tree"
-    tar -xf "$SRC/$orig" -C "$tree" --strip-components=1
-    tar -xf "$SRC/$deb" -C "$tree"
+    unpack_debian "$SRC/$orig" "$SRC/$deb" "$tree"
     cd "$tree"
-    while read -r p; do
-        case $p in ''|'#'*) continue ;; esac
-        patch -p1 --forward --quiet < "debian/patches/$p"
-    done < debian/patches/series
     # debian/rules' generated inputs: the dbx list and the vendor SBAT data
     ./debian/generate_dbx_list "$arch" debian/debian-dbx.hashes dbx.esl > /dev/null
     sed -e "s/@DEB_VERSION@/$SHIM_VERSION/g" -e "s/@UPSTREAM_VERSION@/$upstream/g" \

@@ -4,6 +4,20 @@
 log() { printf '[%s %(%H:%M:%S)T] %s\n' "$LAB_LOG_NAME" -1 "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# pending DEST NAME...: the NAMEs (one a line) whose build, DEST/NAME with its build-info.txt,
+# is not cached yet, or all of them under LAB_FORCE; the cached ones are logged as skipped.
+pending() {
+    local dest=$1 name
+    shift
+    for name in "$@"; do
+        if [ -e "$dest/$name/build-info.txt" ] && [ -z "${LAB_FORCE:-}" ]; then
+            log "$name: $dest/$name exists, skipping" >&2
+        else
+            echo "$name"
+        fi
+    done
+}
+
 # install_missing TOOL:PACKAGE...: apt-get install the packages of the tools not on PATH (a
 # minimal set, not `apt-get build-dep`; .ci/run installs them with its other packages).
 install_missing() {
@@ -49,4 +63,32 @@ remove_stale() {
     for old in "$LAB_CACHE/$1"-*; do
         [ "$old" = "$2" ] || [ ! -d "$old" ] || { log "removing stale $old"; rm -rf "$old"; }
     done
+}
+
+# fetch_debian_source PACKAGE VERSION SUITE LIST ORIG DEB: ORIG and DEB (the orig and debian
+# tarballs) into the current directory, fetched unless both are here; fails naming them when
+# the archive no longer has the version.
+fetch_debian_source() {
+    local pkg=$1 version=$2 suite=$3 list=$4 orig=$5 deb=$6
+    { [ -s "$orig" ] && [ -s "$deb" ]; } && return 0
+    fetch_source "$pkg" "$version" "$suite" "$list"
+    { [ -s "$orig" ] && [ -s "$deb" ]; } && return 0
+    echo "$LAB_LOG_NAME.sh: could not fetch $orig and $deb (is $pkg $version still in the" \
+         "archive? bump its version in $LAB_LOG_NAME.sh)" >&2
+    exit 1
+}
+
+# unpack_debian ORIG DEB TREE: a fresh TREE (nothing left of an earlier unpack) from a Debian
+# source package's tarballs, with its debian/patches applied in series order.
+unpack_debian() {
+    local orig=$1 deb=$2 tree=$3 p
+    log "unpacking $orig + $deb"
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    tar -xf "$orig" -C "$tree" --strip-components=1
+    tar -xf "$deb" -C "$tree"
+    while read -r p; do
+        case $p in ''|'#'*) continue ;; esac
+        patch -d "$tree" -p1 --forward --quiet < "$tree/debian/patches/$p"
+    done < "$tree/debian/patches/series"
 }
